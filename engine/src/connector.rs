@@ -1,0 +1,201 @@
+//! Ports between the engine and the outside world.
+//!
+//! The engine defines what a connector must do; `streamsql-connectors` implements it; the SQL
+//! layer finds connectors by name through a [`ConnectorRegistry`] and never depends on the
+//! connectors crate, the way DataFusion's SQL planner sees tables only through
+//! `ContextProvider`.
+//!
+//! Lifecycle of a table declared with `CREATE TABLE ... WITH ('connector' = 'x', ...)`:
+//!
+//! ```text
+//!  plan time:  registry.get("x") ─▶ Connector::options() checked (unknown / missing keys)
+//!                                 ─▶ Connector::validate(table, role)      (values, schema)
+//!  run time:   Connector::open_source(table, ctx) / open_sink(table) ─▶ Source / Sink
+//! ```
+//!
+//! Sources and sinks are synchronous and run on their own blocking threads, so a connector may
+//! block on I/O freely. A `Source` returns batches until its input ends; an unbounded source
+//! never returns `Ok(None)` and is stopped by the runtime between calls.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Result, StreamError};
+use crate::metrics::PipelineMetrics;
+
+/// A source of record batches (one partition).
+pub trait Source: Send {
+    /// The next batch, `Ok(None)` when a bounded input is exhausted.
+    ///
+    /// Batches must have exactly the table's declared schema (no hidden columns). Errors end the
+    /// pipeline; a record that cannot be decoded is reported with its position (`file:line`).
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+}
+
+/// A destination of record batches.
+pub trait Sink: Send {
+    /// Writes one batch whose schema is the sink table's declared schema.
+    fn write(&mut self, batch: &RecordBatch) -> Result<()>;
+    /// Flushes and closes after the last batch (also after a cancellation).
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// Whether a table is read from or written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Source,
+    Sink,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Source => "source",
+            Role::Sink => "sink",
+        })
+    }
+}
+
+/// `WATERMARK FOR column AS column - INTERVAL ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatermarkDef {
+    /// Index of the event-time column in the table schema.
+    pub column: usize,
+    /// How far behind the largest event time seen the watermark trails.
+    pub delay_ms: i64,
+}
+
+/// A table as declared by `CREATE TABLE`: what connectors are given.
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    pub name: String,
+    pub schema: SchemaRef,
+    /// `WITH (...)` options, keys as written (they are case-sensitive, as in Flink).
+    pub options: BTreeMap<String, String>,
+    pub watermark: Option<WatermarkDef>,
+    /// `PRIMARY KEY (...) NOT ENFORCED` column names.
+    pub primary_key: Vec<String>,
+}
+
+impl TableDef {
+    /// The connector name (`'connector'` option).
+    pub fn connector(&self) -> &str {
+        self.options.get("connector").map(String::as_str).unwrap_or("")
+    }
+
+    /// A typed view of the options with errors that name this table.
+    pub fn opts(&self) -> Options<'_> {
+        Options { table: self }
+    }
+}
+
+/// Typed access to a table's `WITH` options, with errors a user can act on.
+pub struct Options<'a> {
+    table: &'a TableDef,
+}
+
+impl Options<'_> {
+    /// The raw value of an option.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.table.options.get(key).map(String::as_str)
+    }
+
+    /// The value of a required option.
+    pub fn required(&self, key: &str) -> Result<&str> {
+        self.get(key).ok_or_else(|| {
+            StreamError::Config(format!(
+                "table '{}': option '{key}' is required",
+                self.table.name
+            ))
+        })
+    }
+
+    /// Parses an option with `FromStr`, or returns `default` when it is absent.
+    pub fn parse<T: std::str::FromStr>(&self, key: &str, default: T, expected: &str) -> Result<T> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| {
+                StreamError::Config(format!(
+                    "table '{}': option '{key}' must be {expected}, got '{v}'",
+                    self.table.name
+                ))
+            }),
+        }
+    }
+
+    /// An option that must be one of `choices` (compared case-insensitively).
+    pub fn choice(&self, key: &str, choices: &[&'static str], default: &'static str) -> Result<&'static str> {
+        let Some(v) = self.get(key) else {
+            return Ok(default);
+        };
+        choices
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(v.trim()))
+            .copied()
+            .ok_or_else(|| {
+                StreamError::Config(format!(
+                    "table '{}': option '{key}' must be one of {}, got '{v}'",
+                    self.table.name,
+                    choices.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ")
+                ))
+            })
+    }
+}
+
+/// One option a connector accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionSpec {
+    pub key: &'static str,
+    pub required: bool,
+    /// Which roles the option applies to.
+    pub roles: &'static [Role],
+    /// One line shown in error messages and docs.
+    pub help: &'static str,
+}
+
+/// What a running source may need from the pipeline.
+#[derive(Clone)]
+pub struct SourceContext {
+    /// Largest number of rows per batch.
+    pub batch_size: usize,
+    /// Counters; sources add skipped bad records here.
+    pub metrics: Arc<PipelineMetrics>,
+}
+
+/// A kind of table (`'connector' = 'name'`).
+pub trait Connector: Send + Sync {
+    /// The value of `'connector'` that selects this connector.
+    fn name(&self) -> &'static str;
+
+    /// Every option this connector accepts besides `'connector'`.
+    fn options(&self) -> &'static [OptionSpec];
+
+    /// Whether the connector can be read from / written to.
+    fn supports(&self, role: Role) -> bool;
+
+    /// The schema of a table declared with no columns, for connectors that know their own
+    /// schema (generators). `None` means columns must be declared.
+    fn default_schema(&self) -> Option<SchemaRef> {
+        None
+    }
+
+    /// Checks option values and the declared schema, without touching the outside world.
+    fn validate(&self, table: &TableDef, role: Role) -> Result<()>;
+
+    /// Opens a source for a validated table.
+    fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>>;
+
+    /// Opens a sink for a validated table.
+    fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>>;
+}
+
+/// Looks connectors up by name.
+pub trait ConnectorRegistry: Send + Sync {
+    /// The connector called `name`, if there is one.
+    fn get(&self, name: &str) -> Option<Arc<dyn Connector>>;
+    /// All connector names, for error messages.
+    fn names(&self) -> Vec<&'static str>;
+}

@@ -1,0 +1,45 @@
+//! # streamsql-engine: the dataflow runtime
+//!
+//! This crate runs *pipelines*: a source, a fused chain of stateless operators, an optional
+//! event-time window aggregation spread over `parallelism` instances, and a sink. Everything that
+//! moves is an Arrow [`RecordBatch`](arrow::record_batch::RecordBatch).
+//!
+//! ```text
+//!  source task (1 per source, blocking thread)           aggregation instances (tokio tasks)   sink task
+//!  ┌──────────────────────────────────────────────┐     ┌────────────────────────────┐
+//!  │ Source::next_batch                           │ ──▶ │ WindowAggregator #0 + post │ ──┐
+//!  │  → WatermarkAssigner (adds _ts, _wm columns)  │hash │  chain (HAVING, project)   │   │  ┌──────────┐
+//!  │  → pre chain (WHERE, projections)             │ ──▶ │ WindowAggregator #1 + post │ ──┼─▶│ Sink     │
+//!  │  → HashRouter on GROUP BY keys               │ ... │ ...                        │ ──┘  └──────────┘
+//!  └──────────────────────────────────────────────┘     └────────────────────────────┘
+//! ```
+//!
+//! Edges are bounded channels of [`Message`]s (`Batch | Watermark | End`), so a slow sink slows
+//! the source. Pipelines without aggregation send the pre chain's output straight to the sink.
+//!
+//! ## Event time
+//!
+//! Every batch leaving a source carries two hidden trailing columns (see [`time`]): `_ts`, the
+//! event time of the row, and `_wm`, the source watermark *before* that row
+//! (`max(ts of earlier rows) - delay`). Window operators use `_wm` to decide, row by row, which
+//! windows a row may still join, so results do not depend on batch boundaries or on how rows are
+//! spread over aggregation instances. See [`operators::window`] for the contract.
+//!
+//! ## Where to start reading
+//!
+//! - [`connector`]: the ports ([`connector::Source`], [`connector::Sink`], the registry) that
+//!   connectors implement and the SQL layer looks up.
+//! - [`pipeline`]: what a lowered query looks like ([`pipeline::PipelineSpec`]).
+//! - [`runtime`]: how a pipeline runs, stops and reports.
+//! - [`operators::window`]: windowed aggregation over DataFusion accumulators.
+
+pub mod connector;
+pub mod error;
+pub mod message;
+pub mod metrics;
+pub mod operators;
+pub mod pipeline;
+pub mod runtime;
+pub mod time;
+
+pub use error::{Result, StreamError};

@@ -1,0 +1,23 @@
+//! What flows along the edges of a running pipeline.
+
+use arrow::record_batch::RecordBatch;
+
+/// One message on a dataflow edge.
+///
+/// ```text
+///   Batch* ─┬─▶ Watermark(t) ─▶ Batch* ─▶ ... ─▶ End
+///           └─ watermarks never decrease; End means "bounded input finished":
+///              receivers treat it as Watermark(+∞), then stop.
+/// ```
+///
+/// A channel that closes without `End` means the pipeline was cancelled or failed upstream:
+/// receivers stop without emitting open windows.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// Rows, with the hidden event-time columns where the edge carries them.
+    Batch(RecordBatch),
+    /// No later row on this edge has `_wm` below this value (milliseconds since the epoch).
+    Watermark(i64),
+    /// The input is exhausted.
+    End,
+}

@@ -1,0 +1,57 @@
+//! Counters a running pipeline keeps, shared between its tasks.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Live counters of one pipeline. Cheap to update from any task.
+#[derive(Debug)]
+pub struct PipelineMetrics {
+    /// Rows produced by the source (after decoding, before filters).
+    pub rows_in: AtomicU64,
+    /// Rows handed to the sink.
+    pub rows_out: AtomicU64,
+    /// Rows dropped because every window they belong to had already closed.
+    pub late_rows: AtomicU64,
+    /// Malformed input records skipped under `'format.on-error' = 'skip'`.
+    pub bad_records: AtomicU64,
+    /// The last watermark the source announced (ms since the epoch).
+    pub watermark: AtomicI64,
+}
+
+impl Default for PipelineMetrics {
+    fn default() -> Self {
+        Self {
+            rows_in: AtomicU64::new(0),
+            rows_out: AtomicU64::new(0),
+            late_rows: AtomicU64::new(0),
+            bad_records: AtomicU64::new(0),
+            watermark: AtomicI64::new(crate::time::WATERMARK_MIN),
+        }
+    }
+}
+
+impl PipelineMetrics {
+    /// A copy of the counters at this moment.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            rows_in: self.rows_in.load(Ordering::Relaxed),
+            rows_out: self.rows_out.load(Ordering::Relaxed),
+            late_rows: self.late_rows.load(Ordering::Relaxed),
+            bad_records: self.bad_records.load(Ordering::Relaxed),
+            watermark: self.watermark.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// A point-in-time copy of [`PipelineMetrics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub late_rows: u64,
+    pub bad_records: u64,
+    pub watermark: i64,
+}

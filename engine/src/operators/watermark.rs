@@ -1,0 +1,92 @@
+//! Source-side event time: appends the hidden `_ts` and `_wm` columns (see [`crate::time`]).
+//!
+//! For each row `r`, `_wm(r) = max(ts of rows before r) - delay`, or [`WATERMARK_MIN`] before
+//! the first row with an event time. Rows with a null event time do not move the watermark.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, new_null_array};
+use arrow::datatypes::{Field, Schema, SchemaRef, TimestampMillisecondType};
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Result, StreamError};
+use crate::time::{WATERMARK_MIN, hidden_fields, timestamp_type};
+
+/// Tracks one source partition's watermark and annotates its batches.
+#[derive(Debug)]
+pub struct WatermarkAssigner {
+    /// Event-time column and delay; `None` for sources without `WATERMARK FOR`.
+    event_time: Option<(usize, i64)>,
+    max_ts: Option<i64>,
+    output_schema: SchemaRef,
+}
+
+impl WatermarkAssigner {
+    /// An assigner for batches of `schema`, with event time in column `column` trailing by
+    /// `delay_ms`.
+    pub fn new(schema: &Schema, event_time: Option<(usize, i64)>) -> Self {
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(hidden_fields());
+        Self {
+            event_time,
+            max_ts: None,
+            output_schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    /// The schema of annotated batches.
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.output_schema
+    }
+
+    /// The watermark after every row seen so far.
+    pub fn current(&self) -> i64 {
+        match (self.max_ts, self.event_time) {
+            (Some(max), Some((_, delay))) => max.saturating_sub(delay),
+            _ => WATERMARK_MIN,
+        }
+    }
+
+    /// Appends `_ts` and `_wm` to `batch`.
+    pub fn assign(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let mut columns = batch.columns().to_vec();
+        match self.event_time {
+            None => {
+                columns.push(new_null_array(&timestamp_type(), n));
+                columns.push(Arc::new(Int64Array::from_value(WATERMARK_MIN, n)));
+            }
+            Some((column, delay)) => {
+                let ts_column = batch.column(column).clone();
+                let ts = ts_column
+                    .as_primitive_opt::<TimestampMillisecondType>()
+                    .ok_or_else(|| {
+                        StreamError::Internal(format!(
+                            "event-time column has type {}, expected TIMESTAMP(3)",
+                            ts_column.data_type()
+                        ))
+                    })?;
+                let mut wm = Vec::with_capacity(n);
+                let mut max = self.max_ts;
+                let values = ts.values();
+                if ts.null_count() == 0 {
+                    for &t in values.iter() {
+                        wm.push(max.map_or(WATERMARK_MIN, |m| m.saturating_sub(delay)));
+                        max = Some(max.map_or(t, |m| m.max(t)));
+                    }
+                } else {
+                    for (i, &t) in values.iter().enumerate() {
+                        wm.push(max.map_or(WATERMARK_MIN, |m| m.saturating_sub(delay)));
+                        if ts.is_valid(i) {
+                            max = Some(max.map_or(t, |m| m.max(t)));
+                        }
+                    }
+                }
+                self.max_ts = max;
+                columns.push(ts_column as ArrayRef);
+                columns.push(Arc::new(Int64Array::from(wm)));
+            }
+        }
+        Ok(RecordBatch::try_new(self.output_schema.clone(), columns)?)
+    }
+}

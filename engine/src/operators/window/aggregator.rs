@@ -1,0 +1,284 @@
+//! The running window aggregation of one instance.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::logical_expr::EmitTo;
+
+use super::pane::{Groups, Pane, PaneInput, new_accumulators};
+use super::spec::{GroupOutput, WindowAggregateSpec, WindowKind};
+use crate::error::{Result, StreamError};
+use crate::operators::stateless::evaluate_predicate;
+use crate::time::WATERMARK_MIN;
+
+/// Window aggregation state of one instance. See the [module docs](super) for the contract.
+pub struct WindowAggregator {
+    spec: Arc<WindowAggregateSpec>,
+    /// Open panes by start time.
+    panes: BTreeMap<i64, Pane>,
+    /// Every window with `end <= watermark` has been emitted.
+    watermark: i64,
+    late_rows: u64,
+    scratch: Vec<usize>,
+}
+
+/// Evaluated inputs of one batch.
+struct BatchInputs {
+    keys: Vec<ArrayRef>,
+    args: Vec<Vec<ArrayRef>>,
+    filters: Vec<Option<BooleanArray>>,
+}
+
+impl BatchInputs {
+    fn evaluate(spec: &WindowAggregateSpec, batch: &RecordBatch) -> Result<Self> {
+        let n = batch.num_rows();
+        let eval = |e: &Arc<dyn datafusion::physical_expr::PhysicalExpr>| {
+            e.evaluate(batch).and_then(|v| v.into_array(n))
+        };
+        let keys = spec.key_exprs.iter().map(eval).collect::<datafusion::error::Result<_>>()?;
+        let args = spec
+            .aggregates
+            .iter()
+            .map(|a| a.args.iter().map(eval).collect::<datafusion::error::Result<Vec<_>>>())
+            .collect::<datafusion::error::Result<_>>()?;
+        let filters = spec
+            .aggregates
+            .iter()
+            .map(|a| a.filter.as_ref().map(|f| evaluate_predicate(f, batch)).transpose())
+            .collect::<Result<_>>()?;
+        Ok(Self { keys, args, filters })
+    }
+
+    fn slice(&self, offset: usize, len: usize) -> Self {
+        Self {
+            keys: self.keys.iter().map(|a| a.slice(offset, len)).collect(),
+            args: self.args.iter().map(|v| v.iter().map(|a| a.slice(offset, len)).collect()).collect(),
+            filters: self.filters.iter().map(|f| f.as_ref().map(|f| f.slice(offset, len))).collect(),
+        }
+    }
+
+    fn take(&self, rows: &[u32]) -> Result<Self> {
+        let idx = UInt32Array::from(rows.to_vec());
+        let take_one = |a: &ArrayRef| take(a.as_ref(), &idx, None);
+        Ok(Self {
+            keys: self.keys.iter().map(take_one).collect::<Result<_, _>>()?,
+            args: self
+                .args
+                .iter()
+                .map(|v| v.iter().map(take_one).collect::<Result<Vec<_>, _>>())
+                .collect::<Result<_, _>>()?,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .map(|f| take(f, &idx, None).map(|a| a.as_boolean().clone()))
+                        .transpose()
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl WindowAggregator {
+    pub fn new(spec: Arc<WindowAggregateSpec>) -> Self {
+        Self {
+            spec,
+            panes: BTreeMap::new(),
+            watermark: WATERMARK_MIN,
+            late_rows: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Late rows counted since the last call.
+    pub fn take_late_rows(&mut self) -> u64 {
+        std::mem::take(&mut self.late_rows)
+    }
+
+    /// Number of open panes (for tests and metrics).
+    pub fn open_panes(&self) -> usize {
+        self.panes.len()
+    }
+
+    /// Adds a batch whose last two columns are `_ts` and `_wm`. Windows that close before some
+    /// of its rows are emitted into `out` first.
+    pub fn process_batch(&mut self, batch: &RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let n = batch.num_rows();
+        let columns = batch.num_columns();
+        if n == 0 {
+            return Ok(());
+        }
+        if columns < 2 {
+            return Err(StreamError::Internal("window input without hidden columns".into()));
+        }
+        let ts = batch.column(columns - 2).as_primitive::<TimestampMillisecondType>().clone();
+        let wm = batch.column(columns - 1).as_primitive::<Int64Type>().clone();
+        let wm = wm.values();
+        let inputs = BatchInputs::evaluate(&self.spec, batch)?;
+
+        let mut start = 0;
+        while start < n {
+            let segment_wm = wm[start].max(self.watermark);
+            let next_end = self.spec.shape.next_window_end_after(segment_wm);
+            let mut end = start + 1;
+            while end < n && wm[end] < next_end {
+                end += 1;
+            }
+            self.advance(segment_wm, out)?;
+            self.add_rows(&ts, &inputs, start, end)?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Rows `[start, end)` all see the current watermark.
+    fn add_rows(&mut self, ts: &TimestampMillisecondArray, inputs: &BatchInputs, start: usize, end: usize) -> Result<()> {
+        let shape = self.spec.shape;
+        let values = ts.values();
+        // Fast path: every row on time and in one pane (ordered input), so the inputs are sliced,
+        // not copied.
+        let mut single: Option<i64> = None;
+        let mut uniform = ts.null_count() == 0;
+        if uniform {
+            for &t in &values[start..end] {
+                let pane = shape.pane_start(t);
+                if shape.last_window_end(t) <= self.watermark || single.is_some_and(|p| p != pane) {
+                    uniform = false;
+                    break;
+                }
+                single = Some(pane);
+            }
+        }
+        if uniform {
+            if let Some(pane) = single {
+                let piece = inputs.slice(start, end - start);
+                self.update_pane(pane, &piece, end - start)?;
+            }
+            return Ok(());
+        }
+        let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for row in start..end {
+            let t = values[row];
+            if ts.is_null(row) || shape.last_window_end(t) <= self.watermark {
+                self.late_rows += 1;
+                continue;
+            }
+            by_pane.entry(shape.pane_start(t)).or_default().push(row as u32);
+        }
+        for (pane, rows) in by_pane {
+            let piece = inputs.take(&rows)?;
+            self.update_pane(pane, &piece, rows.len())?;
+        }
+        Ok(())
+    }
+
+    fn update_pane(&mut self, pane_start: i64, piece: &BatchInputs, rows: usize) -> Result<()> {
+        let pane = match self.panes.entry(pane_start) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(Pane::new(&self.spec)?),
+        };
+        let input = PaneInput {
+            rows,
+            keys: &piece.keys,
+            args: &piece.args,
+            filters: &piece.filters,
+        };
+        pane.update(input, &mut self.scratch)
+    }
+
+    /// Moves the watermark to `watermark`, emitting every window that ends at or before it.
+    pub fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        let size = self.spec.shape.size_ms;
+        match self.spec.shape.kind {
+            WindowKind::Tumble => {
+                while let Some(entry) = self.panes.first_entry() {
+                    let start = *entry.key();
+                    if start.saturating_add(size) > watermark {
+                        break;
+                    }
+                    if let Some((keys, values, groups)) = entry.remove().evaluate()? {
+                        out.push(self.output_batch(start, keys, values, groups)?);
+                    }
+                }
+            }
+            WindowKind::Hop => {
+                let shape = self.spec.shape;
+                let mut starts = BTreeSet::new();
+                for &pane in self.panes.range(..watermark).map(|(p, _)| p) {
+                    for s in shape.window_starts(pane) {
+                        let end = s.saturating_add(size);
+                        if end > self.watermark && end <= watermark {
+                            starts.insert(s);
+                        }
+                    }
+                }
+                for start in starts {
+                    self.emit_hop_window(start, out)?;
+                }
+                while let Some(entry) = self.panes.first_entry() {
+                    if shape.last_window_end(*entry.key()) > watermark {
+                        break;
+                    }
+                    entry.remove();
+                }
+            }
+        }
+        self.watermark = watermark;
+        Ok(())
+    }
+
+    fn emit_hop_window(&mut self, start: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let end = start.saturating_add(self.spec.shape.size_ms);
+        let mut groups = Groups::new(&self.spec)?;
+        let mut accumulators = new_accumulators(&self.spec)?;
+        let mut total = 0;
+        for (_, pane) in self.panes.range_mut(start..end) {
+            for chunk in pane.sealed()? {
+                total = groups.intern(&chunk.keys, chunk.groups, &mut self.scratch)?;
+                for (acc, state) in accumulators.iter_mut().zip(&chunk.states) {
+                    acc.merge_batch(state, &self.scratch, total)?;
+                }
+            }
+        }
+        if total == 0 {
+            return Ok(());
+        }
+        let keys = groups.emit()?;
+        let values = accumulators
+            .iter_mut()
+            .map(|acc| acc.evaluate(EmitTo::All))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        out.push(self.output_batch(start, keys, values, total)?);
+        Ok(())
+    }
+
+    fn output_batch(&self, start: i64, keys: Vec<ArrayRef>, values: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+        let end = start.saturating_add(self.spec.shape.size_ms);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output_schema.fields().len());
+        for output in &self.spec.outputs {
+            columns.push(match output {
+                GroupOutput::WindowStart => Arc::new(TimestampMillisecondArray::from_value(start, rows)),
+                GroupOutput::WindowEnd => Arc::new(TimestampMillisecondArray::from_value(end, rows)),
+                GroupOutput::WindowTime => Arc::new(TimestampMillisecondArray::from_value(end - 1, rows)),
+                GroupOutput::Key(i) => keys
+                    .get(*i)
+                    .cloned()
+                    .ok_or_else(|| StreamError::Internal(format!("missing group key {i}")))?,
+            });
+        }
+        columns.extend(values);
+        Ok(RecordBatch::try_new_with_options(
+            self.spec.output_schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?)
+    }
+}

@@ -1,0 +1,46 @@
+//! Event-time window aggregation (`TUMBLE` and `HOP`).
+//!
+//! # The contract
+//!
+//! Windows are `[start, end)` with `start` a multiple of the slide (epoch-aligned) and
+//! `end = start + size`; TUMBLE is HOP with `slide = size`. For each row `r` with event time
+//! `ts` and `wm(r) = max(ts of rows before r) - delay` (the hidden `_wm` column):
+//!
+//! - `r` joins every window `W` with `W.start <= ts < W.end` **and** `wm(r) < W.end`;
+//! - a row that joins no window is *late*: it is dropped and counted;
+//! - `W` is emitted once the watermark reaches `W.end`, and never again.
+//!
+//! Because the decision uses `wm(r)`, which the source computes from the rows before `r`, the
+//! result depends only on the order of the input, not on batch boundaries or on how rows are
+//! spread over aggregation instances.
+//!
+//! # How
+//!
+//! State is kept per *pane* of `gcd(size, slide)` milliseconds; every window is a whole number of
+//! panes and every row updates exactly one pane, so the cost per row does not grow with
+//! `size / slide`. A pane holds DataFusion [`GroupValues`] for the GROUP BY keys and one
+//! [`GroupsAccumulator`] per aggregate call.
+//!
+//! Rows arrive in source order, so `_wm` never decreases within an instance's input. A batch is
+//! cut into *segments* of rows whose `_wm` lies between the same two window ends; before a
+//! segment is added, every window ending at or before its watermark is emitted. That is exactly
+//! "`r` joins `W` iff `wm(r) < W.end`", applied a segment at a time.
+//!
+//! ```text
+//!   TUMBLE: pane == window.  emit = GroupValues::emit + GroupsAccumulator::evaluate, pane dropped.
+//!   HOP:    emit window W = merge of panes in [W.start, W.end):
+//!             pane live state ──state()──▶ sealed chunk (Arrow arrays)   (once per pane, again
+//!                                                                          only after late rows)
+//!             sealed chunks ──merge_batch()──▶ fresh accumulators ──evaluate()──▶ rows of W
+//!           a pane is dropped when the last window containing it has been emitted.
+//! ```
+//!
+//! [`GroupValues`]: datafusion::physical_plan::aggregates::group_values::GroupValues
+//! [`GroupsAccumulator`]: datafusion::logical_expr::GroupsAccumulator
+
+mod aggregator;
+mod pane;
+mod spec;
+
+pub use aggregator::WindowAggregator;
+pub use spec::{AggregateCall, GroupOutput, WindowAggregateSpec, WindowKind, WindowShape};

@@ -1,0 +1,147 @@
+//! What a window aggregation computes: the window shape, keys, aggregate calls, output layout.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{FieldRef, SchemaRef};
+use datafusion::logical_expr::GroupsAccumulator;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+
+use crate::error::{Result, StreamError};
+
+/// TUMBLE or HOP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Tumble,
+    Hop,
+}
+
+/// Size and slide of event-time windows, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowShape {
+    pub kind: WindowKind,
+    pub size_ms: i64,
+    pub slide_ms: i64,
+    /// `gcd(size, slide)`: the unit of state.
+    pub pane_ms: i64,
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+impl WindowShape {
+    /// `TUMBLE(..., size)`.
+    pub fn tumble(size_ms: i64) -> Result<Self> {
+        Self::new(WindowKind::Tumble, size_ms, size_ms)
+    }
+
+    /// `HOP(..., slide, size)`.
+    pub fn hop(slide_ms: i64, size_ms: i64) -> Result<Self> {
+        Self::new(WindowKind::Hop, size_ms, slide_ms)
+    }
+
+    fn new(kind: WindowKind, size_ms: i64, slide_ms: i64) -> Result<Self> {
+        if size_ms <= 0 || slide_ms <= 0 {
+            return Err(StreamError::Config(
+                "window size and slide must be positive intervals".into(),
+            ));
+        }
+        if slide_ms > size_ms {
+            return Err(StreamError::Config(format!(
+                "HOP slide ({slide_ms} ms) must not be larger than the window size ({size_ms} ms)"
+            )));
+        }
+        Ok(Self {
+            kind,
+            size_ms,
+            slide_ms,
+            pane_ms: gcd(size_ms, slide_ms),
+        })
+    }
+
+    /// Start of the pane holding event time `ts`.
+    pub fn pane_start(&self, ts: i64) -> i64 {
+        ts.div_euclid(self.pane_ms) * self.pane_ms
+    }
+
+    /// The latest end among the windows containing `ts` (every pane of `ts` shares it).
+    pub fn last_window_end(&self, ts: i64) -> i64 {
+        (ts.div_euclid(self.slide_ms) * self.slide_ms).saturating_add(self.size_ms)
+    }
+
+    /// Starts of the windows containing event time `ts`, ascending.
+    pub fn window_starts(&self, ts: i64) -> impl Iterator<Item = i64> + use<> {
+        let slide = self.slide_ms;
+        let last = ts.div_euclid(slide) * slide;
+        let first = (ts - self.size_ms).div_euclid(slide) * slide + slide;
+        (0..).map(move |k| first + k * slide).take_while(move |s| *s <= last)
+    }
+
+    /// The smallest window end strictly greater than `watermark`.
+    pub fn next_window_end_after(&self, watermark: i64) -> i64 {
+        let w = watermark as i128;
+        let (size, slide) = (self.size_ms as i128, self.slide_ms as i128);
+        let next = ((w - size).div_euclid(slide) + 1) * slide + size;
+        next.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    }
+}
+
+/// Where each GROUP BY output column comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupOutput {
+    WindowStart,
+    WindowEnd,
+    /// `window_end - 1 ms`, the time attribute of window results (as in Flink).
+    WindowTime,
+    /// The n-th key expression.
+    Key(usize),
+}
+
+/// One aggregate call (`SUM(x) FILTER (WHERE ...)`) prepared for execution.
+#[derive(Debug, Clone)]
+pub struct AggregateCall {
+    pub function: Arc<AggregateFunctionExpr>,
+    /// Argument expressions followed by ORDER BY expressions (DataFusion's raw-input layout).
+    pub args: Vec<Arc<dyn PhysicalExpr>>,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+impl AggregateCall {
+    pub fn new(function: Arc<AggregateFunctionExpr>, filter: Option<Arc<dyn PhysicalExpr>>) -> Self {
+        let mut args = function.expressions();
+        args.extend(function.order_bys().iter().map(|o| o.expr.clone()));
+        Self {
+            function,
+            args,
+            filter,
+        }
+    }
+
+    /// A fresh accumulator: DataFusion's vectorised one where it has it, else per-group
+    /// accumulators behind an adapter (how DataFusion's own hash aggregate does it).
+    pub fn new_accumulator(&self) -> Result<Box<dyn GroupsAccumulator>> {
+        if self.function.groups_accumulator_supported() {
+            Ok(self.function.create_groups_accumulator()?)
+        } else {
+            let function = self.function.clone();
+            Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+                function.create_accumulator()
+            })))
+        }
+    }
+}
+
+/// A lowered `GROUP BY window_start, window_end, keys...` over a window TVF.
+#[derive(Debug)]
+pub struct WindowAggregateSpec {
+    pub shape: WindowShape,
+    /// Non-window GROUP BY expressions, over the aggregation input.
+    pub key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// Types of the keys.
+    pub key_fields: Vec<FieldRef>,
+    pub aggregates: Vec<AggregateCall>,
+    /// GROUP BY columns in output order; the aggregate values follow them.
+    pub outputs: Vec<GroupOutput>,
+    pub output_schema: SchemaRef,
+}

@@ -1,0 +1,307 @@
+//! Running pipelines: tasks, channels, cancellation, errors and the final report.
+//!
+//! ```text
+//!  spawn_blocking: source task ──bounded mpsc──▶ tokio: aggregation instance × parallelism
+//!                                                   ──bounded mpsc (fan-in)──▶ spawn_blocking: sink task
+//! ```
+//!
+//! - A failure anywhere records the first error and cancels the pipeline; [`RunningPipeline::join`]
+//!   returns that error.
+//! - [`PipelineControl::cancel`] (Ctrl-C) stops the source between batches. Channels then close
+//!   without [`Message::End`], so aggregations stop without emitting open windows and the sink
+//!   flushes what it has.
+//! - Every task is owned by the [`RunningPipeline`]; dropping it aborts the tokio tasks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::record_batch::RecordBatch;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::connector::{Sink, SourceContext};
+use crate::error::{Result, StreamError};
+use crate::message::Message;
+use crate::metrics::{MetricsSnapshot, PipelineMetrics};
+use crate::operators::exchange::HashRouter;
+use crate::operators::watermark::WatermarkAssigner;
+use crate::operators::window::WindowAggregator;
+use crate::pipeline::PipelineSpec;
+use crate::time::WATERMARK_MAX;
+
+/// Messages buffered per edge: small, so backpressure reaches the source quickly.
+const CHANNEL_CAPACITY: usize = 8;
+
+struct Shared {
+    cancelled: AtomicBool,
+    error: Mutex<Option<StreamError>>,
+    metrics: Arc<PipelineMetrics>,
+}
+
+impl Shared {
+    fn fail(&self, error: StreamError) {
+        if let Ok(mut slot) = self.error.lock() {
+            slot.get_or_insert(error);
+        }
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// A handle to stop a running pipeline and read its counters, cloneable across tasks.
+#[derive(Clone)]
+pub struct PipelineControl {
+    shared: Arc<Shared>,
+}
+
+impl PipelineControl {
+    /// Stops the pipeline: sources stop, open windows are not emitted, sinks are flushed.
+    pub fn cancel(&self) {
+        self.shared.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// The pipeline's counters at this moment.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+}
+
+/// How a pipeline ended.
+#[derive(Debug, Clone)]
+pub struct PipelineReport {
+    pub name: String,
+    pub metrics: MetricsSnapshot,
+    /// True when stopped by [`PipelineControl::cancel`] before its input ended.
+    pub cancelled: bool,
+}
+
+/// A started pipeline.
+pub struct RunningPipeline {
+    name: String,
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for RunningPipeline {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl RunningPipeline {
+    /// A handle to cancel the pipeline or watch it.
+    pub fn control(&self) -> PipelineControl {
+        PipelineControl {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Waits for every task; returns the first error, or the report.
+    pub async fn join(mut self) -> Result<PipelineReport> {
+        for task in std::mem::take(&mut self.tasks) {
+            if let Err(e) = task.await {
+                self.shared.fail(StreamError::Internal(format!("a pipeline task failed: {e}")));
+            }
+        }
+        let error = self.shared.error.lock().ok().and_then(|mut e| e.take());
+        match error {
+            Some(e) => Err(e),
+            None => Ok(PipelineReport {
+                name: self.name.clone(),
+                metrics: self.shared.metrics.snapshot(),
+                cancelled: self.shared.is_cancelled(),
+            }),
+        }
+    }
+}
+
+/// Starts `spec` on the current tokio runtime.
+pub fn start(spec: PipelineSpec) -> RunningPipeline {
+    let shared = Arc::new(Shared {
+        cancelled: AtomicBool::new(false),
+        error: Mutex::new(None),
+        metrics: Arc::new(PipelineMetrics::default()),
+    });
+    let (sink_tx, sink_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+    let mut tasks = Vec::new();
+
+    let upstream_ends = match &spec.aggregate {
+        None => {
+            let shared = shared.clone();
+            let spec = spec.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                if let Err(e) = run_source(&spec, vec![sink_tx], None, &shared) {
+                    shared.fail(e);
+                }
+            }));
+            1
+        }
+        Some(stage) => {
+            let parallelism = spec.parallelism.max(1);
+            let mut inputs = Vec::with_capacity(parallelism);
+            for _ in 0..parallelism {
+                let (tx, rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+                inputs.push(tx);
+                let shared = shared.clone();
+                let stage = stage.clone();
+                let out = sink_tx.clone();
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = run_aggregate(stage, rx, out, &shared).await {
+                        shared.fail(e);
+                    }
+                }));
+            }
+            drop(sink_tx);
+            let router = HashRouter::new(stage.spec.key_exprs.clone(), parallelism);
+            let shared = shared.clone();
+            let spec = spec.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                if let Err(e) = run_source(&spec, inputs, Some(router), &shared) {
+                    shared.fail(e);
+                }
+            }));
+            parallelism
+        }
+    };
+
+    {
+        let shared = shared.clone();
+        let spec = spec.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            if let Err(e) = run_sink(&spec, sink_rx, upstream_ends, &shared) {
+                shared.fail(e);
+            }
+        }));
+    }
+
+    RunningPipeline {
+        name: spec.name,
+        shared,
+        tasks,
+    }
+}
+
+/// Source task: decode, assign watermarks, run the pre chain, route. Blocking thread.
+fn run_source(
+    spec: &PipelineSpec,
+    outputs: Vec<mpsc::Sender<Message>>,
+    mut router: Option<HashRouter>,
+    shared: &Shared,
+) -> Result<()> {
+    let ctx = SourceContext {
+        batch_size: spec.batch_size,
+        metrics: shared.metrics.clone(),
+    };
+    let table = &spec.source.table;
+    let mut source = spec.source.connector.open_source(table, &ctx)?;
+    let event_time = table.watermark.as_ref().map(|w| (w.column, w.delay_ms));
+    let mut assigner = WatermarkAssigner::new(&table.schema, event_time);
+    let mut last_watermark = assigner.current();
+    let send = |output: &mpsc::Sender<Message>, message: Message| output.blocking_send(message).is_ok();
+
+    loop {
+        if shared.is_cancelled() {
+            return Ok(());
+        }
+        let Some(batch) = source.next_batch()? else { break };
+        PipelineMetrics::add(&shared.metrics.rows_in, batch.num_rows());
+        let batch = assigner.assign(batch)?;
+        if let Some(batch) = spec.pre.apply(batch)? {
+            let pieces = match router.as_mut() {
+                Some(router) => router.route(batch)?,
+                None => vec![(0, batch)],
+            };
+            for (partition, piece) in pieces {
+                if !send(&outputs[partition], Message::Batch(piece)) {
+                    return Ok(());
+                }
+            }
+        }
+        let watermark = assigner.current();
+        if watermark > last_watermark {
+            last_watermark = watermark;
+            shared.metrics.watermark.store(watermark, Ordering::Relaxed);
+            if router.is_some() {
+                for output in &outputs {
+                    if !send(output, Message::Watermark(watermark)) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    shared.metrics.watermark.store(WATERMARK_MAX, Ordering::Relaxed);
+    for output in &outputs {
+        send(output, Message::End);
+    }
+    Ok(())
+}
+
+/// One aggregation instance with its fused post chain.
+async fn run_aggregate(
+    stage: crate::pipeline::AggregateStage,
+    mut input: mpsc::Receiver<Message>,
+    output: mpsc::Sender<Message>,
+    shared: &Shared,
+) -> Result<()> {
+    let mut aggregator = WindowAggregator::new(stage.spec.clone());
+    let mut results: Vec<RecordBatch> = Vec::new();
+    while let Some(message) = input.recv().await {
+        let end = matches!(message, Message::End);
+        match message {
+            Message::Batch(batch) => aggregator.process_batch(&batch, &mut results)?,
+            Message::Watermark(w) => aggregator.advance(w, &mut results)?,
+            Message::End => aggregator.advance(WATERMARK_MAX, &mut results)?,
+        }
+        let late = aggregator.take_late_rows();
+        if late > 0 {
+            PipelineMetrics::add(&shared.metrics.late_rows, late as usize);
+        }
+        for batch in results.drain(..) {
+            if let Some(batch) = stage.post.apply(batch)? {
+                if output.send(Message::Batch(batch)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if end {
+            let _ = output.send(Message::End).await;
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Sink task: strips hidden columns, writes, finishes. Blocking thread.
+fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, upstream: usize, shared: &Shared) -> Result<()> {
+    let mut sink: Box<dyn Sink> = spec.sink.connector.open_sink(&spec.sink.table)?;
+    let columns = spec.sink_schema.fields().len();
+    let mut ends = 0;
+    let result = (|| {
+        while let Some(message) = input.blocking_recv() {
+            match message {
+                Message::Batch(batch) => {
+                    let visible = RecordBatch::try_new(spec.sink_schema.clone(), batch.columns()[..columns].to_vec())?;
+                    sink.write(&visible)?;
+                    PipelineMetrics::add(&shared.metrics.rows_out, visible.num_rows());
+                }
+                Message::Watermark(_) => {}
+                Message::End => {
+                    ends += 1;
+                    if ends == upstream {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    // Flush what was written even when the pipeline failed or was cancelled.
+    let finished = sink.finish();
+    result.and(finished)
+}
