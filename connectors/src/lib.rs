@@ -1,1 +1,72 @@
+//! # streamsql-connectors: where rows come from and go to
+//!
+//! Implements the engine's ports ([`streamsql_engine::connector`]) for the built-in connectors:
+//!
+//! | connector   | source | sink | module        |
+//! |-------------|--------|------|---------------|
+//! | `file`      | yes    | yes  | [`file`]      |
+//! | `netflow`   | yes    |      | [`netflow`]   |
+//! | `print`     |        | yes  | [`print`]     |
+//! | `blackhole` |        | yes  | [`blackhole`] |
+//!
+//! Formats are separate from transports: [`format`] decodes JSON lines and CSV into Arrow
+//! batches (with `file:line` errors) and encodes batches back.
+//!
+//! [`registry`] returns every built-in connector behind the engine's
+//! [`ConnectorRegistry`](streamsql_engine::connector::ConnectorRegistry) trait; the SQL layer only
+//! ever sees that trait.
 
+pub mod blackhole;
+pub mod file;
+pub mod format;
+pub mod netflow;
+pub mod print;
+
+use std::sync::Arc;
+
+use streamsql_engine::connector::{Connector, ConnectorRegistry};
+
+/// A registry of connectors; starts with the built-ins, more can be added.
+#[derive(Clone)]
+pub struct Connectors {
+    connectors: Vec<Arc<dyn Connector>>,
+}
+
+impl Connectors {
+    /// Every built-in connector.
+    pub fn builtin() -> Self {
+        Self {
+            connectors: vec![
+                Arc::new(file::FileConnector),
+                Arc::new(netflow::NetflowConnector),
+                Arc::new(print::PrintConnector),
+                Arc::new(blackhole::BlackholeConnector),
+            ],
+        }
+    }
+
+    /// Adds (or replaces, by name) a connector.
+    pub fn with(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connectors.retain(|c| c.name() != connector.name());
+        self.connectors.push(connector);
+        self
+    }
+}
+
+impl ConnectorRegistry for Connectors {
+    fn get(&self, name: &str) -> Option<Arc<dyn Connector>> {
+        self.connectors
+            .iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
+            .cloned()
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        self.connectors.iter().map(|c| c.name()).collect()
+    }
+}
+
+/// The built-in connectors as a shareable registry.
+pub fn registry() -> Arc<dyn ConnectorRegistry> {
+    Arc::new(Connectors::builtin())
+}

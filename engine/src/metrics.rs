@@ -41,7 +41,8 @@ impl PipelineMetrics {
         }
     }
 
-    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+    /// Adds `n` to one of the counters.
+    pub fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

@@ -1,0 +1,39 @@
+//! `'connector' = 'blackhole'`: a sink that discards every row (for benchmarks and dry runs).
+
+use arrow::record_batch::RecordBatch;
+use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
+use streamsql_engine::{Result, StreamError};
+
+pub struct BlackholeConnector;
+
+struct BlackholeSink;
+
+impl Sink for BlackholeSink {
+    fn write(&mut self, _batch: &RecordBatch) -> Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Connector for BlackholeConnector {
+    fn name(&self) -> &'static str {
+        "blackhole"
+    }
+    fn options(&self) -> &'static [OptionSpec] {
+        &[]
+    }
+    fn supports(&self, role: Role) -> bool {
+        role == Role::Sink
+    }
+    fn validate(&self, _table: &TableDef, _role: Role) -> Result<()> {
+        Ok(())
+    }
+    fn open_source(&self, table: &TableDef, _ctx: &SourceContext) -> Result<Box<dyn Source>> {
+        Err(StreamError::Config(format!("table '{}': blackhole can only be written to", table.name)))
+    }
+    fn open_sink(&self, _table: &TableDef) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(BlackholeSink))
+    }
+}

@@ -1,0 +1,282 @@
+//! Decoding text records into Arrow columns.
+//!
+//! A [`RecordDecoder`] turns one record at a time into typed cells; only when every cell of the
+//! record is valid are they appended, so a skipped record leaves no trace in the batch.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use serde_json::Value;
+use streamsql_engine::{Result, StreamError};
+
+use super::parse;
+
+/// One decoded value, before it is appended.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Null,
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Decimal(i128),
+    Date(i32),
+    Millis(i64),
+}
+
+enum Builder {
+    Utf8(StringBuilder),
+    Boolean(BooleanBuilder),
+    Int8(Int8Builder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    Decimal(Decimal128Builder, u8, i8),
+    Date32(Date32Builder),
+    Timestamp(TimestampMillisecondBuilder),
+}
+
+impl Builder {
+    fn new(data_type: &DataType) -> Result<Self> {
+        Ok(match data_type {
+            DataType::Utf8 => Builder::Utf8(StringBuilder::new()),
+            DataType::Boolean => Builder::Boolean(BooleanBuilder::new()),
+            DataType::Int8 => Builder::Int8(Int8Builder::new()),
+            DataType::Int16 => Builder::Int16(Int16Builder::new()),
+            DataType::Int32 => Builder::Int32(Int32Builder::new()),
+            DataType::Int64 => Builder::Int64(Int64Builder::new()),
+            DataType::Float32 => Builder::Float32(Float32Builder::new()),
+            DataType::Float64 => Builder::Float64(Float64Builder::new()),
+            DataType::Decimal128(p, s) => {
+                Builder::Decimal(Decimal128Builder::new().with_precision_and_scale(*p, *s)?, *p, *s)
+            }
+            DataType::Date32 => Builder::Date32(Date32Builder::new()),
+            DataType::Timestamp(TimeUnit::Millisecond, None) => {
+                Builder::Timestamp(TimestampMillisecondBuilder::new())
+            }
+            other => {
+                return Err(StreamError::Config(format!(
+                    "columns of type {other} cannot be read from files yet"
+                )));
+            }
+        })
+    }
+
+    /// The SQL name of the type, for error messages.
+    fn type_name(&self) -> String {
+        match self {
+            Builder::Utf8(_) => "STRING".into(),
+            Builder::Boolean(_) => "BOOLEAN".into(),
+            Builder::Int8(_) => "TINYINT".into(),
+            Builder::Int16(_) => "SMALLINT".into(),
+            Builder::Int32(_) => "INT".into(),
+            Builder::Int64(_) => "BIGINT".into(),
+            Builder::Float32(_) => "FLOAT".into(),
+            Builder::Float64(_) => "DOUBLE".into(),
+            Builder::Decimal(_, p, s) => format!("DECIMAL({p}, {s})"),
+            Builder::Date32(_) => "DATE (YYYY-MM-DD)".into(),
+            Builder::Timestamp(_) => {
+                "TIMESTAMP(3) (YYYY-MM-DD HH:MM:SS[.fff], ISO-8601 or epoch milliseconds)".into()
+            }
+        }
+    }
+
+    /// Converts text (a CSV field or a JSON string) into a cell of this column's type.
+    fn cell_from_text(&self, text: &str) -> Option<Cell> {
+        if !matches!(self, Builder::Utf8(_)) && text.trim().is_empty() {
+            return Some(Cell::Null);
+        }
+        Some(match self {
+            Builder::Utf8(_) => Cell::Str(text.to_string()),
+            Builder::Boolean(_) => Cell::Bool(parse::boolean(text)?),
+            Builder::Int8(_) | Builder::Int16(_) | Builder::Int32(_) | Builder::Int64(_) => {
+                Cell::Int(text.trim().parse().ok()?)
+            }
+            Builder::Float32(_) | Builder::Float64(_) => Cell::Float(text.trim().parse().ok()?),
+            Builder::Decimal(_, p, s) => Cell::Decimal(parse::decimal(text, *p, *s)?),
+            Builder::Date32(_) => Cell::Date(parse::date_days(text)?),
+            Builder::Timestamp(_) => Cell::Millis(parse::timestamp_millis(text)?),
+        })
+    }
+
+    /// Converts a JSON value into a cell of this column's type.
+    fn cell_from_json(&self, value: &Value) -> Option<Cell> {
+        match value {
+            Value::Null => Some(Cell::Null),
+            Value::String(s) => self.cell_from_text(s),
+            Value::Bool(b) => match self {
+                Builder::Boolean(_) => Some(Cell::Bool(*b)),
+                Builder::Utf8(_) => Some(Cell::Str(b.to_string())),
+                _ => None,
+            },
+            Value::Number(n) => match self {
+                Builder::Int8(_) | Builder::Int16(_) | Builder::Int32(_) | Builder::Int64(_) | Builder::Timestamp(_) => {
+                    let i = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))?;
+                    Some(if matches!(self, Builder::Timestamp(_)) { Cell::Millis(i) } else { Cell::Int(i) })
+                }
+                Builder::Float32(_) | Builder::Float64(_) => Some(Cell::Float(n.as_f64()?)),
+                Builder::Utf8(_) | Builder::Decimal(..) => self.cell_from_text(&n.to_string()),
+                _ => None,
+            },
+            Value::Array(_) | Value::Object(_) => match self {
+                Builder::Utf8(_) => Some(Cell::Str(value.to_string())),
+                _ => None,
+            },
+        }
+    }
+
+    /// Whether `cell` fits this column (integer ranges).
+    fn fits(&self, cell: &Cell) -> bool {
+        match (self, cell) {
+            (Builder::Int8(_), Cell::Int(v)) => i8::try_from(*v).is_ok(),
+            (Builder::Int16(_), Cell::Int(v)) => i16::try_from(*v).is_ok(),
+            (Builder::Int32(_), Cell::Int(v)) => i32::try_from(*v).is_ok(),
+            _ => true,
+        }
+    }
+
+    fn append(&mut self, cell: Cell) {
+        match (self, cell) {
+            (Builder::Utf8(b), Cell::Str(s)) => b.append_value(s),
+            (Builder::Boolean(b), Cell::Bool(v)) => b.append_value(v),
+            (Builder::Int8(b), Cell::Int(v)) => b.append_value(v as i8),
+            (Builder::Int16(b), Cell::Int(v)) => b.append_value(v as i16),
+            (Builder::Int32(b), Cell::Int(v)) => b.append_value(v as i32),
+            (Builder::Int64(b), Cell::Int(v)) => b.append_value(v),
+            (Builder::Float32(b), Cell::Float(v)) => b.append_value(v as f32),
+            (Builder::Float64(b), Cell::Float(v)) => b.append_value(v),
+            (Builder::Decimal(b, ..), Cell::Decimal(v)) => b.append_value(v),
+            (Builder::Date32(b), Cell::Date(v)) => b.append_value(v),
+            (Builder::Timestamp(b), Cell::Millis(v)) => b.append_value(v),
+            (builder, _) => builder.append_null(),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Builder::Utf8(b) => b.append_null(),
+            Builder::Boolean(b) => b.append_null(),
+            Builder::Int8(b) => b.append_null(),
+            Builder::Int16(b) => b.append_null(),
+            Builder::Int32(b) => b.append_null(),
+            Builder::Int64(b) => b.append_null(),
+            Builder::Float32(b) => b.append_null(),
+            Builder::Float64(b) => b.append_null(),
+            Builder::Decimal(b, ..) => b.append_null(),
+            Builder::Date32(b) => b.append_null(),
+            Builder::Timestamp(b) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Builder::Utf8(b) => Arc::new(b.finish()),
+            Builder::Boolean(b) => Arc::new(b.finish()),
+            Builder::Int8(b) => Arc::new(b.finish()),
+            Builder::Int16(b) => Arc::new(b.finish()),
+            Builder::Int32(b) => Arc::new(b.finish()),
+            Builder::Int64(b) => Arc::new(b.finish()),
+            Builder::Float32(b) => Arc::new(b.finish()),
+            Builder::Float64(b) => Arc::new(b.finish()),
+            Builder::Decimal(b, ..) => Arc::new(b.finish()),
+            Builder::Date32(b) => Arc::new(b.finish()),
+            Builder::Timestamp(b) => Arc::new(b.finish()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Builder::Utf8(b) => b.len(),
+            Builder::Boolean(b) => b.len(),
+            Builder::Int8(b) => b.len(),
+            Builder::Int16(b) => b.len(),
+            Builder::Int32(b) => b.len(),
+            Builder::Int64(b) => b.len(),
+            Builder::Float32(b) => b.len(),
+            Builder::Float64(b) => b.len(),
+            Builder::Decimal(b, ..) => b.len(),
+            Builder::Date32(b) => b.len(),
+            Builder::Timestamp(b) => b.len(),
+        }
+    }
+}
+
+/// Builds batches of `schema` from records, one record at a time.
+pub struct RecordDecoder {
+    schema: SchemaRef,
+    builders: Vec<Builder>,
+    cells: Vec<Cell>,
+}
+
+/// A field of a record, as the format sees it.
+pub enum FieldValue<'a> {
+    Missing,
+    Text(&'a str),
+    Json(&'a Value),
+}
+
+impl RecordDecoder {
+    pub fn new(schema: SchemaRef) -> Result<Self> {
+        let builders = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                Builder::new(f.data_type()).map_err(|e| match e {
+                    StreamError::Config(m) => StreamError::Config(format!("column '{}': {m}", f.name())),
+                    other => other,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let cells = Vec::with_capacity(schema.fields().len());
+        Ok(Self { schema, builders, cells })
+    }
+
+    /// Rows decoded and not yet taken by [`RecordDecoder::finish`].
+    pub fn rows(&self) -> usize {
+        self.builders.first().map_or(0, Builder::len)
+    }
+
+    /// Decodes one record given a function from column index to its field. On error nothing is
+    /// appended and the reason names the column.
+    pub fn push<'a>(&mut self, field: impl Fn(usize) -> FieldValue<'a>) -> std::result::Result<(), String> {
+        self.cells.clear();
+        for (i, builder) in self.builders.iter().enumerate() {
+            let (cell, shown) = match field(i) {
+                FieldValue::Missing => (Some(Cell::Null), String::new()),
+                FieldValue::Text(t) => (builder.cell_from_text(t), t.to_string()),
+                FieldValue::Json(v) => (builder.cell_from_json(v), v.to_string()),
+            };
+            match cell {
+                Some(cell) if builder.fits(&cell) => self.cells.push(cell),
+                _ => {
+                    return Err(format!(
+                        "column '{}': cannot read {shown} as {}",
+                        self.schema.field(i).name(),
+                        builder.type_name()
+                    ));
+                }
+            }
+        }
+        for (builder, cell) in self.builders.iter_mut().zip(self.cells.drain(..)) {
+            match cell {
+                Cell::Null => builder.append_null(),
+                cell => builder.append(cell),
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows decoded so far as a batch (and starts a new one).
+    pub fn finish(&mut self) -> Result<RecordBatch> {
+        let columns = self.builders.iter_mut().map(Builder::finish).collect();
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}

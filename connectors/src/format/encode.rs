@@ -1,0 +1,104 @@
+//! Encoding batches as JSON lines or CSV.
+
+use std::io::Write;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use streamsql_engine::{Result, StreamError};
+
+use super::{Format, RowFormatter, json_quoted, non_finite};
+
+/// Writes batches to `out` in one format. CSV gets a header row before the first batch.
+pub struct RecordWriter<W: Write> {
+    format: Format,
+    out: W,
+    schema: SchemaRef,
+    delimiter: u8,
+    header_written: bool,
+    line: String,
+}
+
+impl<W: Write> RecordWriter<W> {
+    pub fn new(format: Format, out: W, schema: SchemaRef, delimiter: u8) -> Self {
+        Self {
+            format,
+            out,
+            schema,
+            delimiter,
+            header_written: false,
+            line: String::new(),
+        }
+    }
+
+    /// Appends every row of `batch`.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self.format {
+            Format::Json => self.write_json(batch),
+            Format::Csv => self.write_csv(batch),
+        }
+        .map_err(|e| StreamError::io("writing records", e))
+    }
+
+    /// Ends the output: a CSV file with no rows still gets its header.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.format == Format::Csv && !self.header_written {
+            let mut writer = csv::WriterBuilder::new().delimiter(self.delimiter).from_writer(&mut self.out);
+            let written = writer
+                .write_record(self.schema.fields().iter().map(|f| f.name().as_str()))
+                .and_then(|_| writer.flush().map_err(Into::into));
+            written.map_err(|e| StreamError::io("writing the CSV header", e.into()))?;
+            self.header_written = true;
+        }
+        Ok(())
+    }
+
+    /// The underlying writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    fn write_json(&mut self, batch: &RecordBatch) -> std::io::Result<()> {
+        let schema = batch.schema();
+        let rows = RowFormatter::new(batch, "").map_err(std::io::Error::other)?;
+        let keys: Vec<String> = schema.fields().iter().map(|f| json_string(f.name())).collect();
+        let quoted: Vec<bool> = schema.fields().iter().map(|f| json_quoted(f.data_type())).collect();
+        for row in 0..batch.num_rows() {
+            self.line.clear();
+            self.line.push('{');
+            for (i, column) in batch.columns().iter().enumerate() {
+                if i > 0 {
+                    self.line.push(',');
+                }
+                self.line.push_str(&keys[i]);
+                self.line.push(':');
+                if column.is_null(row) || non_finite(column.as_ref(), row) {
+                    self.line.push_str("null");
+                } else if quoted[i] {
+                    self.line.push_str(&json_string(&rows.value(i, row)));
+                } else {
+                    self.line.push_str(&rows.value(i, row));
+                }
+            }
+            self.line.push_str("}\n");
+            self.out.write_all(self.line.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn write_csv(&mut self, batch: &RecordBatch) -> std::io::Result<()> {
+        let mut writer = csv::WriterBuilder::new().delimiter(self.delimiter).from_writer(&mut self.out);
+        if !self.header_written {
+            writer.write_record(self.schema.fields().iter().map(|f| f.name().as_str()))?;
+            self.header_written = true;
+        }
+        let rows = RowFormatter::new(batch, "").map_err(std::io::Error::other)?;
+        for row in 0..batch.num_rows() {
+            writer.write_record(rows.values(row))?;
+        }
+        writer.flush()
+    }
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
+}
