@@ -1,1 +1,26 @@
+//! # streamsql-sql: from Flink-dialect SQL to engine pipelines
+//!
+//! ```text
+//!  script ──parser──▶ statements ──Session──▶ catalog (tables, views)
+//!                                   │
+//!                                   └─ INSERT / SELECT ──SqlToRel + analyzer──▶ LogicalPlan
+//!                                          ──planner::lower──▶ PipelineSpec (engine)
+//! ```
+//!
+//! - [`parser`]: our statements on sqlparser's tokenizer; window TVFs rewritten on tokens.
+//! - [`catalog`]: tables and views as DataFusion sees them (`ContextProvider`).
+//! - [`planner`]: DDL checks, lowering of logical plans, sink column mapping.
+//! - [`session`]: settings and statement execution — start reading at [`Session::execute`].
+//!
+//! This crate never depends on the connectors: it finds them by name through the engine's
+//! [`ConnectorRegistry`](streamsql_engine::connector::ConnectorRegistry).
 
+pub mod catalog;
+pub mod error;
+pub mod parser;
+pub mod planner;
+pub mod session;
+pub mod types;
+
+pub use error::SqlError;
+pub use session::{Session, Settings};

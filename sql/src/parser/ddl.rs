@@ -1,0 +1,92 @@
+//! `CREATE TABLE` with `WATERMARK FOR`, `PRIMARY KEY ... NOT ENFORCED` and `WITH (...)`.
+
+use datafusion::sql::sqlparser::ast::Spanned;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Span, Token};
+
+use super::{ColumnDef, CreateTable, WatermarkClause};
+use crate::error::{SqlError, SqlResult};
+
+pub(super) fn parse_create_table(parser: &mut Parser<'_>) -> SqlResult<CreateTable> {
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = parser.parse_object_name(false)?;
+    let mut table = CreateTable {
+        name,
+        if_not_exists,
+        columns: Vec::new(),
+        watermark: None,
+        primary_key: Vec::new(),
+        options: Vec::new(),
+    };
+    if parser.consume_token(&Token::LParen) {
+        if !parser.consume_token(&Token::RParen) {
+            loop {
+                parse_table_element(parser, &mut table)?;
+                if parser.consume_token(&Token::Comma) {
+                    continue;
+                }
+                parser.expect_token(&Token::RParen)?;
+                break;
+            }
+        }
+    }
+    if parser.parse_keyword(Keyword::WITH) {
+        parser.expect_token(&Token::LParen)?;
+        loop {
+            let key_token = parser.peek_token();
+            let key = parser.parse_literal_string()?;
+            parser.expect_token(&Token::Eq)?;
+            let value = parser.parse_literal_string()?;
+            table.options.push((key, value, key_token.span));
+            if !parser.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        parser.expect_token(&Token::RParen)?;
+    }
+    Ok(table)
+}
+
+fn parse_table_element(parser: &mut Parser<'_>, table: &mut CreateTable) -> SqlResult<()> {
+    let start = parser.peek_token();
+    if matches!(&start.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("WATERMARK")) {
+        parser.next_token();
+        parser.expect_keyword(Keyword::FOR)?;
+        let column = parser.parse_identifier()?;
+        parser.expect_keyword(Keyword::AS)?;
+        let expr = parser.parse_expr()?;
+        if table.watermark.is_some() {
+            return Err(SqlError::at_span("a table can have only one WATERMARK", start.span));
+        }
+        let span = Span::new(start.span.start, expr.span().end);
+        table.watermark = Some(WatermarkClause { column, expr, span });
+        return Ok(());
+    }
+    if parser.parse_keyword(Keyword::CONSTRAINT) {
+        parser.parse_identifier()?;
+    }
+    if parser.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
+        parser.expect_token(&Token::LParen)?;
+        table.primary_key = parser.parse_comma_separated(|p| p.parse_identifier())?;
+        parser.expect_token(&Token::RParen)?;
+        if !parser.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]) {
+            return Err(SqlError::at_span(
+                "PRIMARY KEY must be declared NOT ENFORCED: streamsql does not check keys, sinks upsert by them",
+                start.span,
+            ));
+        }
+        return Ok(());
+    }
+    let name = parser.parse_identifier()?;
+    let data_type = parser.parse_data_type()?;
+    if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+        return Err(SqlError::at_span("NOT NULL columns are not supported yet; remove NOT NULL", start.span));
+    }
+    let _ = parser.parse_keyword(Keyword::NULL);
+    if parser.parse_keyword(Keyword::COMMENT) {
+        parser.parse_literal_string()?;
+    }
+    table.columns.push(ColumnDef { name, data_type, span: start.span });
+    Ok(())
+}

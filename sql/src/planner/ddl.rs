@@ -1,0 +1,162 @@
+//! `CREATE TABLE`: types, watermark, primary key and connector options, checked up front.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Spanned};
+use streamsql_engine::connector::{ConnectorRegistry, Role, TableDef, WatermarkDef};
+use streamsql_engine::pipeline::BoundTable;
+
+use super::normalize_ident;
+use crate::error::{SqlError, SqlResult};
+use crate::parser::{CreateTable, WatermarkClause};
+use crate::parser::window_tvf::interval_millis;
+use crate::types::arrow_type;
+
+/// Builds and validates the table declared by `create`.
+pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRegistry) -> SqlResult<BoundTable> {
+    let name_span = create.name.span();
+    let mut options = BTreeMap::new();
+    for (key, value, span) in &create.options {
+        if options.insert(key.clone(), value.clone()).is_some() {
+            return Err(SqlError::at_span(format!("option '{key}' is given twice"), *span));
+        }
+    }
+    let names = registry.names().iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+    let Some(connector_name) = options.get("connector") else {
+        return Err(SqlError::at_span(
+            format!("table '{name}' needs WITH ('connector' = ...); available connectors: {names}"),
+            name_span,
+        ));
+    };
+    let connector_span = create.options.iter().find(|(k, ..)| k == "connector").map_or(name_span, |(_, _, s)| *s);
+    let Some(connector) = registry.get(connector_name) else {
+        return Err(SqlError::at_span(
+            format!("unknown connector '{connector_name}'; available connectors: {names}"),
+            connector_span,
+        ));
+    };
+
+    // Columns.
+    let mut fields: Vec<Field> = Vec::new();
+    for column in &create.columns {
+        let column_name = normalize_ident(&column.name);
+        if fields.iter().any(|f| f.name() == &column_name) {
+            return Err(SqlError::at_span(format!("column '{column_name}' is declared twice"), column.span));
+        }
+        let data_type = arrow_type(&column.data_type)
+            .map_err(|m| SqlError::at_span(format!("column '{column_name}': {m}"), column.span))?;
+        fields.push(Field::new(column_name, data_type, true));
+    }
+    let schema = if fields.is_empty() {
+        match connector.default_schema() {
+            Some(schema) => Arc::new(Schema::new(
+                schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+            )),
+            None => {
+                return Err(SqlError::at_span(
+                    format!("table '{name}' declares no columns; connector '{}' needs them", connector.name()),
+                    name_span,
+                ));
+            }
+        }
+    } else {
+        Arc::new(Schema::new(fields))
+    };
+
+    let watermark = create.watermark.as_ref().map(|w| watermark(w, &schema)).transpose()?;
+
+    let mut primary_key = Vec::new();
+    for key in &create.primary_key {
+        let key_name = normalize_ident(key);
+        if schema.column_with_name(&key_name).is_none() {
+            return Err(SqlError::at_span(format!("PRIMARY KEY column '{key_name}' is not a column of '{name}'"), key.span));
+        }
+        primary_key.push(key_name);
+    }
+
+    // Options: unknown keys, then keys every use of this connector needs.
+    let specs = connector.options();
+    for (key, _, span) in &create.options {
+        if key != "connector" && !specs.iter().any(|s| s.key == key) {
+            let valid = specs.iter().map(|s| format!("'{}'", s.key)).collect::<Vec<_>>();
+            let valid = if valid.is_empty() { "none".to_string() } else { valid.join(", ") };
+            return Err(SqlError::at_span(
+                format!("unknown option '{key}' for connector '{}'; valid options: {valid}", connector.name()),
+                *span,
+            ));
+        }
+    }
+    let roles: Vec<Role> = [Role::Source, Role::Sink].into_iter().filter(|r| connector.supports(*r)).collect();
+    for spec in specs.iter().filter(|s| s.required && roles.iter().all(|r| s.roles.contains(r))) {
+        if !options.contains_key(spec.key) {
+            return Err(SqlError::at_span(
+                format!("table '{name}': option '{}' is required ({})", spec.key, spec.help),
+                name_span,
+            ));
+        }
+    }
+    let table = TableDef { name: name.to_string(), schema, options, watermark, primary_key };
+    if let [only] = roles.as_slice() {
+        connector.validate(&table, *only).map_err(|e| SqlError::at_span(e.to_string(), name_span))?;
+    }
+    Ok(BoundTable { table, connector })
+}
+
+/// Checks a table can be used in `role` (options required for it, values, schema).
+pub fn check_role(bound: &BoundTable) -> impl Fn(Role) -> SqlResult<()> + '_ {
+    move |role| {
+        let table = &bound.table;
+        let connector = &bound.connector;
+        if !connector.supports(role) {
+            let verb = if role == Role::Source { "read from" } else { "written to" };
+            return Err(SqlError::new(format!(
+                "table '{}' (connector '{}') cannot be {verb}",
+                table.name,
+                connector.name()
+            )));
+        }
+        for spec in connector.options().iter().filter(|s| s.required && s.roles.contains(&role)) {
+            if !table.options.contains_key(spec.key) {
+                return Err(SqlError::new(format!(
+                    "table '{}': option '{}' is required when it is used as a {role} ({})",
+                    table.name, spec.key, spec.help
+                )));
+            }
+        }
+        connector.validate(table, role).map_err(SqlError::from)
+    }
+}
+
+/// `WATERMARK FOR ts AS ts - INTERVAL '2' SECOND` (or just `AS ts`).
+fn watermark(clause: &WatermarkClause, schema: &Schema) -> SqlResult<WatermarkDef> {
+    let column = normalize_ident(&clause.column);
+    let Some((index, field)) = schema.column_with_name(&column) else {
+        return Err(SqlError::at_span(format!("WATERMARK FOR {column}: there is no column '{column}'"), clause.span));
+    };
+    if field.data_type() != &DataType::Timestamp(TimeUnit::Millisecond, None) {
+        return Err(SqlError::at_span(
+            format!("WATERMARK FOR {column}: the event-time column must be TIMESTAMP(3), not {}", crate::types::sql_name(field.data_type())),
+            clause.span,
+        ));
+    }
+    let same_column = |e: &Expr| match e {
+        Expr::Identifier(id) => normalize_ident(id) == column,
+        Expr::CompoundIdentifier(ids) => ids.last().is_some_and(|id| normalize_ident(id) == column),
+        _ => false,
+    };
+    let mut expr = &clause.expr;
+    while let Expr::Nested(inner) = expr {
+        expr = inner;
+    }
+    let usage = format!("the watermark must be {column} - INTERVAL 'n' SECOND (or just {column})");
+    let delay_ms = match expr {
+        e if same_column(e) => 0,
+        Expr::BinaryOp { left, op: BinaryOperator::Minus, right } if same_column(left) => {
+            interval_millis(right).map_err(|m| SqlError::at_span(format!("{usage}: {m}"), clause.span))?
+        }
+        _ => return Err(SqlError::at_span(usage, clause.span)),
+    };
+    Ok(WatermarkDef { column: index, delay_ms })
+}

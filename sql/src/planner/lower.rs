@@ -1,0 +1,290 @@
+//! Lowering DataFusion logical plans onto engine pipelines.
+//!
+//! The plan is walked bottom-up into a [`Stream`]: a source, stateless operators before the
+//! aggregation (fused into the source task), at most one window aggregation, and stateless
+//! operators after it. Anything that cannot run incrementally on an unbounded stream is
+//! rejected here, with a message saying what to do instead.
+//!
+//! ```text
+//!  TableScan(table)            → Stream { source }
+//!  TableScan(__window_N)       → Stream of the TVF input + virtual window columns
+//!  Filter / Projection         → pre (before aggregation) or post (after)
+//!  Aggregate over window TVF   → WindowAggregateSpec (keys, accumulators, output layout)
+//!  Sort, Limit, Join, ...      → error
+//! ```
+//!
+//! Window columns are *virtual* until the aggregation: they appear in the plan's schemas (after
+//! the input's columns) but not in the batches, so expressions before the aggregation may not
+//! read them; the aggregation produces them from each window's bounds.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
+use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use streamsql_engine::operators::stateless::StatelessOp;
+use streamsql_engine::operators::window::{AggregateCall, GroupOutput, WindowAggregateSpec, WindowShape};
+use streamsql_engine::pipeline::BoundTable;
+
+use crate::catalog::{ConnectorTableSource, Relation, WINDOW_COLUMNS, WindowTableSource};
+use crate::error::{SqlError, SqlResult};
+
+/// Virtual window columns of a window TVF's output.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowInput {
+    pub shape: WindowShape,
+    /// Index of `window_start` in the plan schema; the physical batch has this many visible
+    /// columns.
+    pub first_virtual: usize,
+}
+
+/// A partly lowered query.
+pub struct Stream {
+    pub source: BoundTable,
+    pub pre: Vec<StatelessOp>,
+    pub window: Option<WindowInput>,
+    pub aggregate: Option<(Arc<WindowAggregateSpec>, Vec<StatelessOp>)>,
+    /// Index of the source's event-time column in the current visible columns, if still there.
+    pub time_column: Option<usize>,
+}
+
+impl Stream {
+    fn new(source: BoundTable) -> Self {
+        let time_column = source.table.watermark.as_ref().map(|w| w.column);
+        Self { source, pre: Vec::new(), window: None, aggregate: None, time_column }
+    }
+
+    fn push(&mut self, op: StatelessOp) {
+        match &mut self.aggregate {
+            Some((_, post)) => post.push(op),
+            None => self.pre.push(op),
+        }
+    }
+}
+
+/// Schemas of operator outputs are nullable: nullability is not tracked through streams.
+pub fn nullable(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<Field>>(),
+    ))
+}
+
+fn physical(expr: &Expr, schema: &DFSchema) -> SqlResult<Arc<dyn PhysicalExpr>> {
+    Ok(create_physical_expr(expr, schema, &ExecutionProps::new(), &PhysicalPlanningContext::default())?)
+}
+
+/// Rejects expressions that read virtual window columns before the aggregation.
+fn check_no_window_columns(expr: &Expr, schema: &DFSchema, window: Option<WindowInput>, context: &str) -> SqlResult<()> {
+    let Some(window) = window else { return Ok(()) };
+    for column in expr.column_refs() {
+        if let Ok(index) = schema.index_of_column(column) {
+            if index >= window.first_virtual {
+                return Err(SqlError::new(format!(
+                    "{} can only be used in the GROUP BY of a windowed aggregation and after it, not in {context}",
+                    column.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unsupported(plan: &LogicalPlan) -> SqlError {
+    let message = match plan {
+        LogicalPlan::Sort(_) => "ORDER BY is not supported on an unbounded stream (it would never finish); order results in the sink or query them afterwards",
+        LogicalPlan::Limit(_) => "LIMIT is not supported on an unbounded stream; filter with WHERE, or aggregate per window",
+        LogicalPlan::Join(_) => "joins are not supported yet",
+        LogicalPlan::Union(_) => "UNION is not supported yet",
+        LogicalPlan::Distinct(_) => "SELECT DISTINCT is not supported on a stream yet; use GROUP BY window_start, window_end, ... over a window TVF",
+        LogicalPlan::Window(_) => "OVER (...) window functions are not supported yet; use TUMBLE or HOP with GROUP BY",
+        LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => "a streaming query must read FROM a table declared with CREATE TABLE",
+        LogicalPlan::Unnest(_) => "UNNEST is not supported yet",
+        LogicalPlan::Subquery(_) => "subqueries in expressions are not supported yet",
+        LogicalPlan::RecursiveQuery(_) => "recursive queries are not supported",
+        _ => "",
+    };
+    if message.is_empty() {
+        SqlError::new(format!("{} is not supported in streaming queries", plan.display()))
+    } else {
+        SqlError::new(message)
+    }
+}
+
+/// Lowers `plan` (analyzed, unoptimized) to a [`Stream`].
+pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
+    match plan {
+        LogicalPlan::TableScan(scan) => lower_scan(scan),
+        LogicalPlan::SubqueryAlias(alias) => lower(&alias.input),
+        LogicalPlan::Filter(filter) => {
+            let mut stream = lower(&filter.input)?;
+            let schema = filter.input.schema();
+            if stream.aggregate.is_none() {
+                check_no_window_columns(&filter.predicate, schema, stream.window, "WHERE")?;
+            }
+            let predicate = physical(&filter.predicate, schema)?;
+            stream.push(StatelessOp::Filter(predicate));
+            Ok(stream)
+        }
+        LogicalPlan::Projection(projection) => {
+            let mut stream = lower(&projection.input)?;
+            let schema = projection.input.schema();
+            if stream.aggregate.is_none() {
+                for e in &projection.expr {
+                    check_no_window_columns(e, schema, stream.window, "a SELECT without GROUP BY (window TVFs without aggregation are not supported yet)")?;
+                }
+            }
+            stream.time_column = stream.time_column.and_then(|t| {
+                projection.expr.iter().position(|e| {
+                    matches!(e.clone().unalias(), Expr::Column(c) if schema.index_of_column(&c).ok() == Some(t))
+                })
+            });
+            let exprs = projection.expr.iter().map(|e| physical(e, schema)).collect::<SqlResult<Vec<_>>>()?;
+            stream.push(StatelessOp::Project { exprs, schema: nullable(projection.schema.as_arrow()) });
+            stream.window = None;
+            Ok(stream)
+        }
+        LogicalPlan::Aggregate(aggregate) => {
+            let mut stream = lower(&aggregate.input)?;
+            if stream.aggregate.is_some() {
+                return Err(SqlError::new("aggregating the result of a windowed aggregation is not supported yet"));
+            }
+            let Some(window) = stream.window.take() else {
+                return Err(SqlError::new(
+                    "GROUP BY over a stream needs a window: read FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)) \
+                     and GROUP BY window_start, window_end, ... (updating aggregates without a window are not supported yet)",
+                ));
+            };
+            let input_schema = aggregate.input.schema();
+            let output_schema = aggregate.schema.as_arrow();
+            let mut outputs = Vec::new();
+            let mut key_exprs = Vec::new();
+            let mut key_fields = Vec::new();
+            for (i, expr) in aggregate.group_expr.iter().enumerate() {
+                if let Expr::GroupingSet(_) = expr {
+                    return Err(SqlError::new("GROUPING SETS, CUBE and ROLLUP are not supported on streams yet"));
+                }
+                if let Expr::Column(column) = expr {
+                    if let Ok(index) = input_schema.index_of_column(column) {
+                        if index >= window.first_virtual {
+                            outputs.push(match index - window.first_virtual {
+                                0 => GroupOutput::WindowStart,
+                                1 => GroupOutput::WindowEnd,
+                                _ => GroupOutput::WindowTime,
+                            });
+                            continue;
+                        }
+                    }
+                }
+                check_no_window_columns(expr, input_schema, Some(window), "an expression (group by the window column itself)")?;
+                outputs.push(GroupOutput::Key(key_exprs.len()));
+                key_exprs.push(physical(expr, input_schema)?);
+                key_fields.push(Arc::new(output_schema.field(i).clone().with_nullable(true)));
+            }
+            if !outputs.iter().any(|o| matches!(o, GroupOutput::WindowStart | GroupOutput::WindowEnd)) {
+                return Err(SqlError::new(format!(
+                    "a windowed aggregation must GROUP BY {} and {} of its window TVF",
+                    WINDOW_COLUMNS[0], WINDOW_COLUMNS[1]
+                )));
+            }
+            let physical_input = input_schema.as_arrow();
+            let mut aggregates = Vec::new();
+            for expr in &aggregate.aggr_expr {
+                check_no_window_columns(expr, input_schema, Some(window), "an aggregate function")?;
+                let props = ExecutionProps::new();
+                let context = PhysicalPlanningContext::default();
+                let lowered = LoweredAggregateBuilder::new(expr, input_schema, physical_input, &props, &context).build()?;
+                aggregates.push(AggregateCall::new(lowered.aggregate, lowered.filter));
+            }
+            let spec = WindowAggregateSpec {
+                shape: window.shape,
+                key_exprs,
+                key_fields,
+                aggregates,
+                outputs,
+                output_schema: nullable(output_schema),
+            };
+            stream.aggregate = Some((Arc::new(spec), Vec::new()));
+            stream.time_column = None;
+            Ok(stream)
+        }
+        other => Err(unsupported(other)),
+    }
+}
+
+fn lower_relation(relation: &Relation) -> SqlResult<Stream> {
+    match relation {
+        Relation::Table(bound) => Ok(Stream::new(bound.clone())),
+        Relation::View(plan) => lower(plan),
+    }
+}
+
+fn lower_scan(scan: &TableScan) -> SqlResult<Stream> {
+    if !scan.filters.is_empty() || scan.fetch.is_some() {
+        return Err(SqlError::new("internal: table scans with pushed-down filters or limits are not expected"));
+    }
+    let source = scan.source.as_ref();
+    let mut stream = if let Some(table) = source.downcast_ref::<ConnectorTableSource>() {
+        Stream::new(table.bound.clone())
+    } else if let Some(window) = source.downcast_ref::<WindowTableSource>() {
+        lower_window(window)?
+    } else {
+        return Err(SqlError::new(format!("table '{}' cannot be read as a stream", scan.table_name)));
+    };
+    if let Some(projection) = &scan.projection {
+        if stream.window.is_some() {
+            return Err(SqlError::new("internal: projected scans of window TVFs are not expected"));
+        }
+        let schema = scan.source.schema();
+        let exprs = projection
+            .iter()
+            .map(|&i| Arc::new(PhysicalColumn::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
+            .collect();
+        stream.time_column = stream.time_column.and_then(|t| projection.iter().position(|&i| i == t));
+        stream.push(StatelessOp::Project { exprs, schema: nullable(&schema.project(projection).map_err(|e| SqlError::new(e.to_string()))?) });
+    }
+    Ok(stream)
+}
+
+fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
+    let window = &source.window;
+    let mut stream = lower_relation(&source.input).map_err(|e| e.or_at(window.span.start))?;
+    if stream.aggregate.is_some() || stream.window.is_some() {
+        return Err(SqlError::at_span(
+            "the input of a window TVF must be a table or a view without aggregation",
+            window.input_span,
+        ));
+    }
+    let input_schema = source.input.schema();
+    let descriptor = crate::planner::normalize_ident(&window.descriptor);
+    let Some((index, _)) = input_schema.column_with_name(&descriptor) else {
+        return Err(SqlError::at_span(
+            format!("DESCRIPTOR({descriptor}): '{}' has no column '{descriptor}'", window.input),
+            window.descriptor_span,
+        ));
+    };
+    if stream.time_column != Some(index) {
+        let table = &stream.source.table;
+        let hint = match &table.watermark {
+            Some(w) => format!(
+                "the event-time column of '{}' is '{}' (declared with WATERMARK FOR)",
+                table.name,
+                table.schema.field(w.column).name()
+            ),
+            None => format!(
+                "table '{}' has no event time: declare WATERMARK FOR {descriptor} AS {descriptor} - INTERVAL '1' SECOND in its CREATE TABLE",
+                table.name
+            ),
+        };
+        return Err(SqlError::at_span(
+            format!("DESCRIPTOR({descriptor}) must name the event-time column of the input; {hint}"),
+            window.descriptor_span,
+        ));
+    }
+    stream.window = Some(WindowInput { shape: window.shape, first_virtual: input_schema.fields().len() });
+    Ok(stream)
+}

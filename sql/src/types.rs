@@ -1,0 +1,110 @@
+//! SQL types ↔ Arrow types, and the implicit conversions `INSERT INTO` allows.
+
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::sql::sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
+
+/// The Arrow type of a column declared with `sql_type`, or why it is not supported.
+pub fn arrow_type(sql_type: &SqlType) -> Result<DataType, String> {
+    Ok(match sql_type {
+        SqlType::String(_) | SqlType::Varchar(_) | SqlType::Text | SqlType::Char(_) | SqlType::CharVarying(_)
+        | SqlType::CharacterVarying(_) | SqlType::Character(_) => DataType::Utf8,
+        SqlType::Boolean | SqlType::Bool => DataType::Boolean,
+        SqlType::TinyInt(_) => DataType::Int8,
+        SqlType::SmallInt(_) => DataType::Int16,
+        SqlType::Int(_) | SqlType::Integer(_) => DataType::Int32,
+        SqlType::BigInt(_) => DataType::Int64,
+        SqlType::Float(_) | SqlType::Real => DataType::Float32,
+        SqlType::Double(ExactNumberInfo::None) | SqlType::DoublePrecision => DataType::Float64,
+        SqlType::Decimal(info) | SqlType::Numeric(info) | SqlType::Dec(info) => {
+            let (precision, scale) = match info {
+                ExactNumberInfo::None => (10, 0),
+                ExactNumberInfo::Precision(p) => (*p, 0),
+                ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+            };
+            if !(1..=38).contains(&precision) || scale < 0 || scale as u64 > precision {
+                return Err(format!("DECIMAL({precision}, {scale}) is out of range: precision 1..38, scale 0..precision"));
+            }
+            DataType::Decimal128(precision as u8, scale as i8)
+        }
+        SqlType::Date => DataType::Date32,
+        SqlType::Timestamp(precision, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone) => match precision {
+            None | Some(3) => DataType::Timestamp(TimeUnit::Millisecond, None),
+            Some(p) => return Err(format!("TIMESTAMP({p}) is not supported yet; use TIMESTAMP(3) (milliseconds)")),
+        },
+        other => return Err(format!("type {other} is not supported; use STRING, BOOLEAN, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), DATE or TIMESTAMP(3)")),
+    })
+}
+
+/// How a type is written in SQL, for messages.
+pub fn sql_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "STRING".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p}, {s})"),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(unit, tz) => {
+            let p = match unit {
+                TimeUnit::Second => 0,
+                TimeUnit::Millisecond => 3,
+                TimeUnit::Microsecond => 6,
+                TimeUnit::Nanosecond => 9,
+            };
+            match tz {
+                None => format!("TIMESTAMP({p})"),
+                Some(_) => format!("TIMESTAMP_LTZ({p})"),
+            }
+        }
+        DataType::Null => "NULL".into(),
+        other => other.to_string(),
+    }
+}
+
+fn integer_digits(data_type: &DataType) -> Option<u8> {
+    Some(match data_type {
+        DataType::Int8 => 3,
+        DataType::Int16 => 5,
+        DataType::Int32 => 10,
+        DataType::Int64 => 19,
+        DataType::UInt8 => 3,
+        DataType::UInt16 => 5,
+        DataType::UInt32 => 10,
+        DataType::UInt64 => 20,
+        _ => return None,
+    })
+}
+
+fn integer_width(data_type: &DataType) -> Option<u8> {
+    Some(match data_type {
+        DataType::Int8 => 8,
+        DataType::Int16 => 16,
+        DataType::Int32 => 32,
+        DataType::Int64 => 64,
+        _ => return None,
+    })
+}
+
+/// Whether a query column of type `from` may be written into a sink column of type `to`
+/// without losing information (the widening conversions Flink also applies implicitly).
+pub fn implicitly_castable(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    if from == to || *from == Null {
+        return true;
+    }
+    match (from, to) {
+        (Utf8View | LargeUtf8, Utf8) => true,
+        (Float32, Float64) => true,
+        (Timestamp(_, _), Timestamp(TimeUnit::Millisecond, None)) => true,
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => s2 >= s1 && (p2 - *s2 as u8) >= (p1 - *s1 as u8),
+        (Decimal128(..), Float64) => true,
+        (f, Decimal128(p, s)) if integer_digits(f).is_some() => integer_digits(f).is_some_and(|d| p - *s as u8 >= d),
+        (f, Float32 | Float64) if integer_digits(f).is_some() => true,
+        (f, t) if integer_width(f).is_some() && integer_width(t).is_some() => integer_width(f) <= integer_width(t),
+        _ => false,
+    }
+}

@@ -1,0 +1,329 @@
+//! Streaming window aggregation against an independent batch oracle.
+//!
+//! Seeded random inputs (mostly increasing event times, some rows going back further than the
+//! watermark delay, nulls, several timestamp spellings) go through the whole stack: SQL script →
+//! `Session::execute` → pipeline → file sink. The oracle (`streamsql_tests::oracle`) applies the
+//! event-time contract row by row in plain Rust and runs the same GROUP BY as batch SQL in
+//! DataFusion. Output must match as a multiset for every parallelism and batch size, and the
+//! pipeline's `late_rows` must equal the oracle's late count.
+
+use std::fmt::Write as _;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value, json};
+use streamsql_tests::oracle::{EVENT_COLUMNS, Event, Expected, Oracle, Query, Window};
+use streamsql_tests::{TestDir, describe_sql_error, diff_rows, plan, rows_from_jsonl, run_specs, write_jsonl};
+
+/// Relative tolerance for floating-point aggregates (AVG over different merge orders).
+const TOLERANCE: f64 = 1e-9;
+
+/// One random input.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    seed: u64,
+    rows: usize,
+    /// Probability that a row goes back in time (up to `max_back_ms` behind the largest so far).
+    disorder: f64,
+    max_back_ms: i64,
+    /// Event time of the first row, ms since the epoch.
+    base_ms: i64,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    // In order (apart from snapping to whole seconds): no late rows.
+    Scenario { seed: 11, rows: 300, disorder: 0.0, max_back_ms: 0, base_ms: 1_710_000_000_000 },
+    Scenario { seed: 12, rows: 2000, disorder: 0.1, max_back_ms: 6_000, base_ms: 1_710_000_000_123 },
+    // Crosses the epoch: negative event times, windows around 0.
+    Scenario { seed: 13, rows: 800, disorder: 0.3, max_back_ms: 5_000, base_ms: -90_000 },
+    Scenario { seed: 14, rows: 1200, disorder: 0.2, max_back_ms: 12_000, base_ms: 1_700_000_000_000 },
+];
+
+/// `SET 'parallelism.default'`, `SET 'execution.batch-size'`.
+const FULL_MATRIX: &[(usize, usize)] = &[(1, 1), (1, 7), (1, 1000), (4, 1), (4, 7), (4, 1000)];
+const SMALL_MATRIX: &[(usize, usize)] = &[(1, 1), (4, 7), (4, 1000)];
+
+const KEYS: &[&str] = &["alpha", "beta", "gamma", "delta", "epsilon"];
+
+fn generate(s: &Scenario) -> Vec<Event> {
+    let mut rng = SmallRng::seed_from_u64(s.seed);
+    let key_count = rng.random_range(2..=KEYS.len());
+    let mut max = s.base_ms;
+    let mut events = Vec::with_capacity(s.rows);
+    for i in 0..s.rows {
+        let mut ts = if i > 0 && s.max_back_ms > 0 && rng.random_bool(s.disorder) {
+            max - rng.random_range(0..=s.max_back_ms)
+        } else {
+            let step = if rng.random_bool(0.01) {
+                rng.random_range(5_000..30_000) // a gap: whole windows with no rows
+            } else {
+                rng.random_range(0..400)
+            };
+            max + step
+        };
+        // Whole seconds now and then, so rows land exactly on window starts / ends and the
+        // watermark lands exactly on window ends.
+        if rng.random_bool(0.1) {
+            ts = ts.div_euclid(1000) * 1000;
+        }
+        max = max.max(ts);
+        events.push(Event {
+            ts,
+            k: (!rng.random_bool(0.02)).then(|| KEYS[rng.random_range(0..key_count)].to_string()),
+            k2: (!rng.random_bool(0.05)).then(|| rng.random_range(0..6)),
+            v: (!rng.random_bool(0.1)).then(|| rng.random_range(-50..1000)),
+            d: (!rng.random_bool(0.05)).then(|| f64::from(rng.random_range(-1_000_000..1_000_000)) / 1000.0),
+        });
+    }
+    events
+}
+
+/// The event as a JSON line, with the timestamp in one of the accepted spellings and nulls
+/// either explicit or left out.
+fn event_json(e: &Event, rng: &mut SmallRng) -> Value {
+    let t = chrono::DateTime::from_timestamp_millis(e.ts).expect("timestamp in range");
+    let ts = match rng.random_range(0..5) {
+        0 => json!(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+        1 => json!(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+        2 => json!(e.ts),
+        3 => {
+            let offset = chrono::FixedOffset::east_opt(2 * 3600).expect("valid offset");
+            json!(t.with_timezone(&offset).format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string())
+        }
+        _ if e.ts % 1000 == 0 => json!(t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        _ => json!(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+    };
+    let mut object = Map::new();
+    object.insert("ts".into(), ts);
+    let mut put = |key: &str, value: Option<Value>, rng: &mut SmallRng| match value {
+        Some(v) => {
+            object.insert(key.into(), v);
+        }
+        None if rng.random_bool(0.5) => {
+            object.insert(key.into(), Value::Null);
+        }
+        None => {}
+    };
+    put("k", e.k.clone().map(Value::from), rng);
+    put("k2", e.k2.map(Value::from), rng);
+    put("v", e.v.map(Value::from), rng);
+    put("d", e.d.map(Value::from), rng);
+    Value::Object(object)
+}
+
+/// The sink column list for the oracle's result schema.
+fn sink_columns(expected: &Expected) -> String {
+    use arrow::datatypes::DataType;
+    expected
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let sql_type = match f.data_type() {
+                DataType::Timestamp(..) => "TIMESTAMP(3)",
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING",
+                DataType::Int64 => "BIGINT",
+                DataType::Int32 => "INT",
+                DataType::Float64 => "DOUBLE",
+                DataType::Boolean => "BOOLEAN",
+                other => panic!("no SQL type for oracle column {} of type {other}", f.name()),
+            };
+            format!("{} {sql_type}", f.name())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct Case {
+    name: &'static str,
+    window: Window,
+    delay_s: i64,
+    query: Query,
+}
+
+fn script(case: &Case, dir: &TestDir, out: &str, columns: &str, parallelism: usize, batch: usize) -> String {
+    let delay = case.delay_s;
+    format!(
+        "SET 'parallelism.default' = '{parallelism}';\n\
+         SET 'execution.batch-size' = '{batch}';\n\
+         CREATE TABLE events (\n  {EVENT_COLUMNS},\n  WATERMARK FOR ts AS ts - INTERVAL '{delay}' SECOND\n\
+         ) WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');\n\
+         CREATE TABLE out ({columns})\n  WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'json');\n\
+         INSERT INTO out\n{query};\n",
+        input = dir.sql_path("in.jsonl"),
+        output = dir.sql_path(out),
+        query = case.query.streaming_sql("events", case.window),
+    )
+}
+
+/// Runs one configuration; `Err` describes how it differs from the oracle.
+async fn run_one(
+    case: &Case,
+    dir: &TestDir,
+    events: &[Event],
+    expected: &Expected,
+    parallelism: usize,
+    batch: usize,
+) -> Result<(), String> {
+    let out = format!("out-p{parallelism}-b{batch}.jsonl");
+    let sql = script(case, dir, &out, &sink_columns(expected), parallelism, batch);
+    let specs = plan(&sql).map_err(|e| format!("planning failed: {}\n--- script ---\n{sql}", describe_sql_error(&e)))?;
+    if specs.len() != 1 {
+        return Err(format!("expected 1 pipeline, got {}", specs.len()));
+    }
+    if specs[0].parallelism != parallelism || specs[0].batch_size != batch {
+        return Err(format!(
+            "SET was not applied: pipeline has parallelism {} and batch size {}",
+            specs[0].parallelism, specs[0].batch_size
+        ));
+    }
+    let reports = run_specs(specs).await.map_err(|e| format!("{e:#}\n--- script ---\n{sql}"))?;
+    let metrics = reports[0].metrics;
+    let actual = rows_from_jsonl(&dir.file(&out), &expected.schema).map_err(|e| format!("{e:#}"))?;
+
+    let mut problems = String::new();
+    if let Some(diff) = diff_rows(&expected.rows, &actual, TOLERANCE) {
+        let _ = writeln!(problems, "output differs from the oracle: {diff}");
+    }
+    if metrics.late_rows != expected.late_rows {
+        let _ = writeln!(problems, "late_rows = {}, oracle says {}", metrics.late_rows, expected.late_rows);
+    }
+    if metrics.rows_in != events.len() as u64 {
+        let _ = writeln!(problems, "rows_in = {}, input has {} rows", metrics.rows_in, events.len());
+    }
+    if metrics.rows_out != actual.len() as u64 {
+        let _ = writeln!(problems, "rows_out = {}, but the sink file has {} rows", metrics.rows_out, actual.len());
+    }
+    if metrics.bad_records != 0 {
+        let _ = writeln!(problems, "bad_records = {}", metrics.bad_records);
+    }
+    if problems.is_empty() { Ok(()) } else { Err(format!("{problems}--- script ---\n{sql}")) }
+}
+
+async fn check(case: Case, scenarios: &[Scenario], matrix: &[(usize, usize)]) {
+    let started = std::time::Instant::now();
+    let mut failures: Vec<String> = Vec::new();
+    let mut runs = 0;
+    let mut late_by_seed = Vec::new();
+    let mut dirs = Vec::new();
+    for scenario in scenarios {
+        let events = generate(scenario);
+        let expected = Oracle::run(&events, case.delay_s * 1000, case.window, &case.query)
+            .await
+            .unwrap_or_else(|e| panic!("oracle failed for case {}: {e:#}", case.name));
+        late_by_seed.push((scenario.seed, expected.late_unfiltered, expected.late_rows, expected.rows.len()));
+
+        let dir = TestDir::new(&format!("oracle-{}-seed{}", case.name, scenario.seed));
+        let mut rng = SmallRng::seed_from_u64(scenario.seed ^ 0x5eed);
+        let lines: Vec<Value> = events.iter().map(|e| event_json(e, &mut rng)).collect();
+        write_jsonl(&dir.file("in.jsonl"), &lines);
+
+        for &(parallelism, batch) in matrix {
+            runs += 1;
+            if let Err(message) = run_one(&case, &dir, &events, &expected, parallelism, batch).await {
+                failures.push(format!(
+                    "case '{}' seed {} ({} rows, disorder {}) parallelism {parallelism} batch size {batch}:\n{message}",
+                    case.name, scenario.seed, scenario.rows, scenario.disorder
+                ));
+            }
+        }
+        // Keep the inputs of failing seeds (TestDir keeps them when the test panics).
+        dirs.push(dir);
+    }
+    eprintln!(
+        "case '{}': {runs} runs in {:.1?}; (seed, late rows, late after WHERE, result rows) = {late_by_seed:?}",
+        case.name,
+        started.elapsed()
+    );
+    if !failures.is_empty() {
+        // The first failure in full; the rest by their first lines.
+        let mut message = format!("{} of {runs} runs differ from the oracle.\n\n{}", failures.len(), failures[0]);
+        for other in &failures[1..] {
+            let mut lines = other.lines();
+            let _ = write!(message, "\n\nalso: {} {}", lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        }
+        panic!("{message}");
+    }
+    assert!(
+        late_by_seed.iter().any(|&(_, late, _, _)| late > 0),
+        "case '{}': no seed produced late rows, so lateness was not tested",
+        case.name
+    );
+    assert!(
+        late_by_seed.iter().any(|&(_, late, _, _)| late == 0),
+        "case '{}': every seed produced late rows; the in-order seed should not",
+        case.name
+    );
+}
+
+fn all_aggregates() -> Query {
+    Query {
+        select: "window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s, MIN(v) AS mn, MAX(v) AS mx, \
+                 AVG(d) AS a, COUNT(DISTINCT k2) AS dc"
+            .into(),
+        filter: None,
+        group_by: "window_start, window_end, k".into(),
+        having: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tumble_matches_oracle() {
+    let window = Window::Tumble { size_s: 5 };
+    check(Case { name: "tumble-5s", window, delay_s: 2, query: all_aggregates() }, SCENARIOS, FULL_MATRIX).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_matches_oracle() {
+    let window = Window::Hop { slide_s: 1, size_s: 4 };
+    check(Case { name: "hop-1s-4s", window, delay_s: 2, query: all_aggregates() }, SCENARIOS, FULL_MATRIX).await;
+}
+
+/// The size is not a multiple of the slide: panes are gcd(2 s, 5 s) = 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_with_uneven_size_matches_oracle() {
+    let window = Window::Hop { slide_s: 2, size_s: 5 };
+    check(Case { name: "hop-2s-5s", window, delay_s: 2, query: all_aggregates() }, SCENARIOS, FULL_MATRIX).await;
+}
+
+/// No GROUP BY key besides the window: one group per window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_without_keys_matches_oracle() {
+    let window = Window::Hop { slide_s: 2, size_s: 6 };
+    let query = Query {
+        select: "window_start, window_end, COUNT(*) AS c, SUM(v) AS s, AVG(d) AS a, COUNT(DISTINCT k) AS dk".into(),
+        filter: None,
+        group_by: "window_start, window_end".into(),
+        having: None,
+    };
+    check(Case { name: "hop-global", window, delay_s: 2, query }, SCENARIOS, SMALL_MATRIX).await;
+}
+
+/// WHERE drops rows before windowing (they still advance the watermark, which is assigned at
+/// the source), so late rows are counted only among rows that pass it; HAVING filters groups,
+/// including on an aggregate that is not selected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_and_having_match_oracle() {
+    let window = Window::Hop { slide_s: 2, size_s: 5 };
+    let query = Query {
+        select: "window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s, AVG(d) AS a".into(),
+        filter: Some("d > -500 AND k <> 'gamma'".into()),
+        group_by: "window_start, window_end, k".into(),
+        having: Some("COUNT(*) > 2 AND MAX(d) > 0".into()),
+    };
+    check(Case { name: "where-having", window, delay_s: 2, query }, SCENARIOS, SMALL_MATRIX).await;
+}
+
+/// A CASE expression as a GROUP BY key, selected before the window columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_expression_key_matches_oracle() {
+    let bucket = "CASE WHEN v IS NULL THEN 'none' WHEN v < 300 THEN 'small' WHEN v < 700 THEN 'medium' ELSE 'large' END";
+    let window = Window::Tumble { size_s: 10 };
+    let query = Query {
+        select: format!("{bucket} AS bucket, window_start, window_end, COUNT(*) AS c, SUM(v) AS s, MAX(d) AS mxd"),
+        filter: None,
+        group_by: format!("window_start, window_end, {bucket}"),
+        having: None,
+    };
+    check(Case { name: "case-key", window, delay_s: 1, query }, SCENARIOS, SMALL_MATRIX).await;
+}

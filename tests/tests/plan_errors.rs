@@ -1,0 +1,341 @@
+//! `Session::execute` rejects bad scripts with errors a user can act on, and never panics.
+
+use streamsql_tests::{SqlError, TestDir, describe_sql_error, plan};
+
+/// A source with a watermark on `ts` and a second, non-watermark timestamp column.
+fn events_ddl(dir: &TestDir) -> String {
+    format!(
+        "CREATE TABLE events (\n\
+         \x20 ts TIMESTAMP(3),\n\
+         \x20 other_time TIMESTAMP(3),\n\
+         \x20 k STRING,\n\
+         \x20 k2 INT,\n\
+         \x20 v BIGINT,\n\
+         \x20 WATERMARK FOR ts AS ts - INTERVAL '2' SECOND\n\
+         ) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n",
+        dir.sql_path("in.jsonl")
+    )
+}
+
+fn counts_ddl(dir: &TestDir) -> String {
+    format!(
+        "CREATE TABLE counts (window_start TIMESTAMP(3), window_end TIMESTAMP(3), k STRING, event_count BIGINT)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n",
+        dir.sql_path("out.jsonl")
+    )
+}
+
+const TUMBLE: &str = "TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND))";
+
+fn valid_insert() -> String {
+    format!("INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n")
+}
+
+/// Both tables and the given statements.
+fn script(dir: &TestDir, statements: &str) -> String {
+    format!("{}{}{statements}", events_ddl(dir), counts_ddl(dir))
+}
+
+/// Plans `sql`, which must fail; returns the error.
+fn expect_err(sql: &str) -> SqlError {
+    match plan(sql) {
+        Ok(specs) => panic!(
+            "expected an error, but the script planned into {} pipeline(s):\n{sql}",
+            specs.len()
+        ),
+        Err(e) => {
+            assert!(!e.message().trim().is_empty(), "empty error message for:\n{sql}");
+            assert!(!e.to_string().trim().is_empty(), "empty Display for:\n{sql}");
+            e
+        }
+    }
+}
+
+/// The error message mentions every fragment (case-insensitively).
+fn assert_mentions(error: &SqlError, fragments: &[&str]) {
+    let message = error.to_string().to_lowercase() + " " + &error.message().to_lowercase();
+    let missing: Vec<&str> = fragments
+        .iter()
+        .copied()
+        .filter(|f| !message.contains(&f.to_lowercase()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "error message does not mention {missing:?}:\n  {}",
+        describe_sql_error(error)
+    );
+}
+
+/// 1-based (line, column) of the first occurrence of `marker` in `text`, columns in characters.
+fn position_of(text: &str, marker: &str) -> (u64, u64) {
+    let offset = text.find(marker).unwrap_or_else(|| panic!("marker {marker:?} not in script"));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line as u64, column as u64)
+}
+
+#[test]
+fn the_valid_script_plans() {
+    let dir = TestDir::new("plan-valid");
+    let specs = plan(&script(&dir, &valid_insert())).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    assert_eq!(specs.len(), 1);
+}
+
+#[test]
+fn syntax_error_in_a_later_statement_points_at_the_token() {
+    let dir = TestDir::new("plan-syntax");
+    // A stray ')' after COUNT(*), on the 4th line of the INSERT.
+    let sql = script(
+        &dir,
+        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*) )\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"),
+    );
+    let error = expect_err(&sql);
+    let expected = position_of(&sql, "COUNT(*) )");
+    let expected = (expected.0, expected.1 + "COUNT(*) ".len() as u64);
+    assert_eq!(
+        error.location(),
+        Some(expected),
+        "location of the stray ')' ({})",
+        describe_sql_error(&error)
+    );
+}
+
+#[test]
+fn syntax_error_at_a_statement_start_points_at_the_token() {
+    let dir = TestDir::new("plan-syntax-start");
+    let sql = script(&dir, "-- a comment line\n\n   SELEC k FROM events;\n");
+    let error = expect_err(&sql);
+    assert_eq!(error.location(), Some(position_of(&sql, "SELEC")), "{}", describe_sql_error(&error));
+    assert_mentions(&error, &["SELEC"]);
+}
+
+#[test]
+fn syntax_error_inside_create_table_points_at_the_token() {
+    let dir = TestDir::new("plan-syntax-ddl");
+    let sql = format!(
+        "SET 'parallelism.default' = '2';\n\
+         CREATE TABLE events (\n  ts TIMESTAMP(3),\n  k STRING,\n  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND\n\
+         ) WITH ('connector' = 'file', 'format' = 'json', 'path' = );\n{}",
+        valid_insert()
+    );
+    let error = expect_err(&sql);
+    assert_eq!(error.location(), Some(position_of(&sql, ");")), "{}", describe_sql_error(&error));
+}
+
+#[test]
+fn unknown_connector_lists_the_known_ones() {
+    let dir = TestDir::new("plan-connector");
+    let sql = script(&dir, &valid_insert()).replacen("'connector' = 'file'", "'connector' = 'kafka'", 1);
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["kafka", "file", "netflow", "print", "blackhole"]);
+}
+
+#[test]
+fn missing_required_path_option() {
+    let dir = TestDir::new("plan-missing-path");
+    let sql = script(&dir, &valid_insert()).replacen(&format!("'path' = '{}', ", dir.sql_path("in.jsonl")), "", 1);
+    assert!(!sql.contains("in.jsonl"), "the test did not remove the path option:\n{sql}");
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["path", "events"]);
+}
+
+#[test]
+fn unknown_option_is_named() {
+    let dir = TestDir::new("plan-unknown-option");
+    let sql = script(&dir, &valid_insert()).replacen("'format' = 'json'", "'format' = 'json', 'fromat.on-eror' = 'skip'", 1);
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["fromat.on-eror"]);
+}
+
+#[test]
+fn insert_with_wrong_number_of_columns() {
+    let dir = TestDir::new("plan-arity");
+    let sql = script(
+        &dir,
+        &format!("INSERT INTO counts\nSELECT window_start, window_end, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end;\n"),
+    );
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["counts", "4", "3"]);
+}
+
+#[test]
+fn insert_with_a_type_mismatch_names_the_sink_column() {
+    let dir = TestDir::new("plan-type");
+    // k (STRING) lands in event_count (BIGINT).
+    let sql = script(
+        &dir,
+        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, k\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"),
+    );
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["event_count"]);
+}
+
+#[test]
+fn insert_widening_int_to_bigint_is_accepted() {
+    let dir = TestDir::new("plan-widen");
+    // MAX(k2) is INT, event_count is BIGINT.
+    let sql = script(
+        &dir,
+        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, MAX(k2)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"),
+    );
+    let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    assert_eq!(specs.len(), 1);
+}
+
+#[test]
+fn unknown_column_is_named() {
+    let dir = TestDir::new("plan-unknown-column");
+    let sql = script(
+        &dir,
+        &format!("INSERT INTO counts\nSELECT window_start, window_end, no_such_column, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, no_such_column;\n"),
+    );
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["no_such_column"]);
+}
+
+#[test]
+fn order_by_on_a_stream_is_unsupported() {
+    let dir = TestDir::new("plan-order-by");
+    let sql = script(
+        &dir,
+        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*) AS c\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k\nORDER BY c;\n"),
+    );
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["ORDER BY"]);
+}
+
+#[test]
+fn limit_on_a_stream_is_unsupported() {
+    let dir = TestDir::new("plan-limit");
+    let sql = script(
+        &dir,
+        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k\nLIMIT 10;\n"),
+    );
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["LIMIT"]);
+}
+
+#[test]
+fn group_by_without_a_window_is_unsupported() {
+    let dir = TestDir::new("plan-unwindowed");
+    let sql = format!(
+        "{}CREATE TABLE per_key (k STRING, event_count BIGINT) WITH ('connector' = 'print');\n\
+         INSERT INTO per_key SELECT k, COUNT(*) FROM events GROUP BY k;\n",
+        events_ddl(&dir)
+    );
+    let error = expect_err(&sql);
+    let message = error.to_string().to_lowercase();
+    assert!(
+        message.contains("window") || message.contains("tumble") || message.contains("hop"),
+        "the error should point the user to windowed aggregation (TUMBLE/HOP): {}",
+        describe_sql_error(&error)
+    );
+}
+
+#[test]
+fn window_over_an_unknown_table_is_named() {
+    let dir = TestDir::new("plan-tvf-table");
+    let sql = script(
+        &dir,
+        "INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*)\n\
+         FROM TABLE(TUMBLE(TABLE no_such_table, DESCRIPTOR(ts), INTERVAL '5' SECOND))\n\
+         GROUP BY window_start, window_end, k;\n",
+    );
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["no_such_table"]);
+}
+
+#[test]
+fn descriptor_must_name_the_watermark_column() {
+    let dir = TestDir::new("plan-descriptor");
+    let sql = script(
+        &dir,
+        "INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*)\n\
+         FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(other_time), INTERVAL '5' SECOND))\n\
+         GROUP BY window_start, window_end, k;\n",
+    );
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["other_time", "watermark"]);
+}
+
+#[test]
+fn window_over_a_table_without_watermark_is_rejected() {
+    let dir = TestDir::new("plan-no-watermark");
+    let sql = script(&dir, &valid_insert()).replacen(",\n  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND", "", 1);
+    assert!(!sql.contains("WATERMARK"), "the test did not remove the watermark:\n{sql}");
+    let error = expect_err(&sql);
+    assert_mentions(&error, &["watermark"]);
+}
+
+/// A script using most of the dialect, for the truncation fuzz test.
+fn rich_script(dir: &TestDir) -> String {
+    format!(
+        "-- settings\n\
+         SET 'parallelism.default' = '4';\n\
+         SET 'execution.batch-size' = '7';\n\
+         CREATE TABLE events (\n  ts TIMESTAMP(3), k STRING, k2 INT, v BIGINT, d DOUBLE, p DECIMAL(10, 2), day DATE, ok BOOLEAN,\n  \
+         WATERMARK FOR ts AS ts - INTERVAL '2' SECOND\n) WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json', 'format.on-error' = 'skip');\n\
+         CREATE TABLE out (window_start TIMESTAMP(3), window_end TIMESTAMP(3), bucket STRING, c BIGINT, s BIGINT, a DOUBLE, dc BIGINT)\n  \
+         WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'csv');\n\
+         /* a block comment */\n\
+         INSERT INTO out\n\
+         SELECT window_start, window_end,\n  CASE WHEN k = 'it''s' THEN 'quoted' WHEN v IS NULL THEN 'none' ELSE UPPER(k) END AS bucket,\n  \
+         COUNT(*), SUM(v), AVG(d), COUNT(DISTINCT k2)\n\
+         FROM TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '5' SECOND))\n\
+         WHERE d > -1.5 AND ok\n\
+         GROUP BY window_start, window_end, CASE WHEN k = 'it''s' THEN 'quoted' WHEN v IS NULL THEN 'none' ELSE UPPER(k) END\n\
+         HAVING COUNT(*) > 1;\n",
+        input = dir.sql_path("in.jsonl"),
+        output = dir.sql_path("out.csv"),
+    )
+}
+
+#[test]
+fn the_rich_script_plans() {
+    let dir = TestDir::new("plan-rich");
+    let specs = plan(&rich_script(&dir)).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    assert_eq!(specs.len(), 1);
+    assert_eq!(specs[0].parallelism, 4);
+    assert_eq!(specs[0].batch_size, 7);
+}
+
+/// Truncated and slightly damaged scripts must give `Ok` or `Err`, never a panic.
+#[test]
+fn truncated_scripts_never_panic() {
+    let dir = TestDir::new("plan-fuzz");
+    let sql = rich_script(&dir);
+    let boundaries: Vec<usize> = sql.char_indices().map(|(i, _)| i).chain([sql.len()]).collect();
+    let step = (boundaries.len() / 200).max(1);
+    let mut errors = 0;
+    let mut checked = 0;
+    let mut cuts: Vec<usize> = boundaries.iter().copied().step_by(step).collect();
+    // Cut right before and after every token-ish boundary near the end too.
+    cuts.extend(boundaries.iter().rev().take(20).copied());
+    for cut in cuts {
+        let prefix = &sql[..cut];
+        checked += 1;
+        if let Err(e) = plan(prefix) {
+            errors += 1;
+            assert!(!e.message().trim().is_empty(), "empty error message for the prefix:\n{prefix}");
+            if let Some((line, column)) = e.location() {
+                let lines = prefix.lines().count().max(1) as u64;
+                assert!(
+                    line >= 1 && column >= 1 && line <= lines + 1,
+                    "location ({line}, {column}) outside the script of {lines} lines: {}\n{prefix}",
+                    e.message()
+                );
+            }
+        }
+    }
+    // Deleting one character here and there.
+    for &at in boundaries.iter().step_by(step.max(2)).take(100) {
+        let Some(ch) = sql[at..].chars().next() else { continue };
+        let damaged = format!("{}{}", &sql[..at], &sql[at + ch.len_utf8()..]);
+        checked += 1;
+        if plan(&damaged).is_err() {
+            errors += 1;
+        }
+    }
+    assert!(errors > 0, "no truncated script failed to plan ({checked} tried)");
+}
