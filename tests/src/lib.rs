@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, anyhow, bail};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Schema, TimeUnit,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Schema, TimeUnit,
     TimestampMillisecondType, UInt32Type, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
@@ -346,6 +346,17 @@ fn cells_of(array: &dyn Array) -> anyhow::Result<Vec<Cell>> {
             let a = array.as_primitive::<TimestampMillisecondType>();
             (0..n).map(|i| cell(i, Cell::Ts(a.value(i)))).collect()
         }
+        DataType::Decimal128(_, scale) => {
+            let a = array.as_primitive::<Decimal128Type>();
+            let divisor = 10f64.powi(i32::from(*scale));
+            (0..n).map(|i| cell(i, Cell::Float(a.value(i) as f64 / divisor))).collect()
+        }
+        DataType::Date32 => {
+            let a = array.as_primitive::<Date32Type>();
+            (0..n)
+                .map(|i| cell(i, Cell::Str(a.value_as_date(i).map(|d| d.to_string()).unwrap_or_default())))
+                .collect()
+        }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let a = arrow::compute::cast(array, &DataType::Utf8)?;
             let a = a.as_string::<i32>();
@@ -399,7 +410,13 @@ pub fn rows_from_jsonl(path: &Path, schema: &Schema) -> anyhow::Result<Vec<Row>>
                 (Value::Null, _) => Cell::Null,
                 (Value::Bool(b), DataType::Boolean) => Cell::Bool(*b),
                 (Value::Number(n), t) if t.is_integer() => Cell::Int(n.as_i64().ok_or_else(bad)?),
-                (Value::Number(n), t) if t.is_floating() => Cell::Float(n.as_f64().ok_or_else(bad)?),
+                (Value::Number(n), t) if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
+                    Cell::Float(n.as_f64().ok_or_else(bad)?)
+                }
+                (Value::String(s), DataType::Date32) => {
+                    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())?;
+                    Cell::Str(s.clone())
+                }
                 (Value::String(s), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => Cell::Str(s.clone()),
                 (Value::String(s), DataType::Timestamp(..)) => Cell::Ts(parse_sink_timestamp(s).ok_or_else(bad)?),
                 _ => return Err(bad()),

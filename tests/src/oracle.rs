@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMillisecondArray,
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -41,14 +42,17 @@ impl Window {
         }
     }
 
-    /// `TABLE(TUMBLE(TABLE t, DESCRIPTOR(col), ...))` or the HOP equivalent.
+    /// `TABLE(TUMBLE(TABLE t, DESCRIPTOR(col), ...))` or the HOP equivalent; whole minutes,
+    /// hours and days are written in those units.
     pub fn tvf_sql(&self, table: &str, column: &str) -> String {
         match *self {
             Window::Tumble { size_s } => {
-                format!("TABLE(TUMBLE(TABLE {table}, DESCRIPTOR({column}), INTERVAL '{size_s}' SECOND))")
+                format!("TABLE(TUMBLE(TABLE {table}, DESCRIPTOR({column}), {}))", interval_sql(size_s))
             }
             Window::Hop { slide_s, size_s } => format!(
-                "TABLE(HOP(TABLE {table}, DESCRIPTOR({column}), INTERVAL '{slide_s}' SECOND, INTERVAL '{size_s}' SECOND))"
+                "TABLE(HOP(TABLE {table}, DESCRIPTOR({column}), {}, {}))",
+                interval_sql(slide_s),
+                interval_sql(size_s)
             ),
         }
     }
@@ -66,6 +70,16 @@ impl Window {
         windows.reverse();
         windows
     }
+}
+
+/// `INTERVAL 'n' UNIT` in the largest unit that divides `seconds`.
+pub fn interval_sql(seconds: i64) -> String {
+    for (unit, length) in [("DAY", 86_400), ("HOUR", 3_600), ("MINUTE", 60)] {
+        if seconds % length == 0 {
+            return format!("INTERVAL '{}' {unit}", seconds / length);
+        }
+    }
+    format!("INTERVAL '{seconds}' SECOND")
 }
 
 /// Which windows each row joins.
@@ -107,8 +121,7 @@ pub fn assign(ts: &[i64], delay_ms: i64, window: Window) -> Assignment {
     Assignment { windows, watermarks }
 }
 
-/// One input row of the `events` table the oracle tests use:
-/// `ts TIMESTAMP(3), k STRING, k2 INT, v BIGINT, d DOUBLE`.
+/// One input row of the `events` table the oracle tests use (see [`EVENT_COLUMNS`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub ts: i64,
@@ -116,10 +129,16 @@ pub struct Event {
     pub k2: Option<i32>,
     pub v: Option<i64>,
     pub d: Option<f64>,
+    /// `DECIMAL(10, 2)`, in hundredths.
+    pub p: Option<i128>,
+    pub ok: Option<bool>,
+    /// `DATE`, days since the epoch.
+    pub day: Option<i32>,
 }
 
 /// The `CREATE TABLE` column list matching [`Event`].
-pub const EVENT_COLUMNS: &str = "ts TIMESTAMP(3), k STRING, k2 INT, v BIGINT, d DOUBLE";
+pub const EVENT_COLUMNS: &str =
+    "ts TIMESTAMP(3), k STRING, k2 INT, v BIGINT, d DOUBLE, p DECIMAL(10, 2), ok BOOLEAN, day DATE";
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, None)
@@ -132,6 +151,9 @@ fn event_fields() -> Vec<Field> {
         Field::new("k2", DataType::Int32, true),
         Field::new("v", DataType::Int64, true),
         Field::new("d", DataType::Float64, true),
+        Field::new("p", DataType::Decimal128(10, 2), true),
+        Field::new("ok", DataType::Boolean, true),
+        Field::new("day", DataType::Date32, true),
     ]
 }
 
@@ -142,11 +164,19 @@ fn event_columns(events: &[&Event]) -> Vec<ArrayRef> {
         Arc::new(Int32Array::from(events.iter().map(|e| e.k2).collect::<Vec<_>>())),
         Arc::new(Int64Array::from(events.iter().map(|e| e.v).collect::<Vec<_>>())),
         Arc::new(Float64Array::from(events.iter().map(|e| e.d).collect::<Vec<_>>())),
+        Arc::new(
+            Decimal128Array::from(events.iter().map(|e| e.p).collect::<Vec<_>>())
+                .with_precision_and_scale(10, 2)
+                .expect("DECIMAL(10, 2)"),
+        ),
+        Arc::new(BooleanArray::from(events.iter().map(|e| e.ok).collect::<Vec<_>>())),
+        Arc::new(Date32Array::from(events.iter().map(|e| e.day).collect::<Vec<_>>())),
     ]
 }
 
 /// The parts of a windowed GROUP BY query, shared by the streaming query and the oracle's batch
-/// query. They may refer to `window_start`, `window_end` and the [`Event`] columns.
+/// query. They may refer to `window_start`, `window_end`, `window_time` and the [`Event`]
+/// columns.
 #[derive(Debug, Clone)]
 pub struct Query {
     pub select: String,
@@ -202,22 +232,26 @@ impl Oracle {
         // expanded: one row per (window, event) pair.
         let mut starts = Vec::new();
         let mut ends = Vec::new();
+        let mut times = Vec::new();
         let mut expanded_events = Vec::new();
         for (event, windows) in events.iter().zip(&assignment.windows) {
             for &(start, end) in windows {
                 starts.push(start);
                 ends.push(end);
+                times.push(end - 1);
                 expanded_events.push(event);
             }
         }
         let mut fields = vec![
             Field::new("window_start", ts_type(), false),
             Field::new("window_end", ts_type(), false),
+            Field::new("window_time", ts_type(), false),
         ];
         fields.extend(event_fields());
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(TimestampMillisecondArray::from(starts)),
             Arc::new(TimestampMillisecondArray::from(ends)),
+            Arc::new(TimestampMillisecondArray::from(times)),
         ];
         columns.extend(event_columns(&expanded_events));
         let expanded = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;

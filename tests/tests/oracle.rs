@@ -26,21 +26,27 @@ struct Scenario {
     /// Probability that a row goes back in time (up to `max_back_ms` behind the largest so far).
     disorder: f64,
     max_back_ms: i64,
+    /// Range of the forward step between in-order rows, ms.
+    step_ms: (i64, i64),
     /// Event time of the first row, ms since the epoch.
     base_ms: i64,
 }
 
 const SCENARIOS: &[Scenario] = &[
     // In order (apart from snapping to whole seconds): no late rows.
-    Scenario { seed: 11, rows: 300, disorder: 0.0, max_back_ms: 0, base_ms: 1_710_000_000_000 },
-    Scenario { seed: 12, rows: 2000, disorder: 0.1, max_back_ms: 6_000, base_ms: 1_710_000_000_123 },
+    Scenario { seed: 11, rows: 300, disorder: 0.0, max_back_ms: 0, step_ms: (0, 400), base_ms: 1_710_000_000_000 },
+    Scenario { seed: 12, rows: 2000, disorder: 0.1, max_back_ms: 6_000, step_ms: (0, 400), base_ms: 1_710_000_000_123 },
     // Crosses the epoch: negative event times, windows around 0.
-    Scenario { seed: 13, rows: 800, disorder: 0.3, max_back_ms: 5_000, base_ms: -90_000 },
-    Scenario { seed: 14, rows: 1200, disorder: 0.2, max_back_ms: 12_000, base_ms: 1_700_000_000_000 },
+    Scenario { seed: 13, rows: 800, disorder: 0.3, max_back_ms: 5_000, step_ms: (0, 400), base_ms: -90_000 },
+    Scenario { seed: 14, rows: 1200, disorder: 0.2, max_back_ms: 12_000, step_ms: (0, 400), base_ms: 1_700_000_000_000 },
+    // Dense and very disordered: many rows per window, many late.
+    Scenario { seed: 15, rows: 1500, disorder: 0.5, max_back_ms: 4_000, step_ms: (0, 60), base_ms: 1_650_000_000_500 },
+    // Sparse: most windows hold one row, and rows skip whole windows.
+    Scenario { seed: 16, rows: 400, disorder: 0.15, max_back_ms: 9_000, step_ms: (500, 7_000), base_ms: 1_600_000_000_000 },
 ];
 
 /// `SET 'parallelism.default'`, `SET 'execution.batch-size'`.
-const FULL_MATRIX: &[(usize, usize)] = &[(1, 1), (1, 7), (1, 1000), (4, 1), (4, 7), (4, 1000)];
+const FULL_MATRIX: &[(usize, usize)] = &[(1, 1), (1, 7), (1, 1000), (3, 2), (4, 1), (4, 7), (4, 1000)];
 const SMALL_MATRIX: &[(usize, usize)] = &[(1, 1), (4, 7), (4, 1000)];
 
 const KEYS: &[&str] = &["alpha", "beta", "gamma", "delta", "epsilon"];
@@ -57,7 +63,7 @@ fn generate(s: &Scenario) -> Vec<Event> {
             let step = if rng.random_bool(0.01) {
                 rng.random_range(5_000..30_000) // a gap: whole windows with no rows
             } else {
-                rng.random_range(0..400)
+                rng.random_range(s.step_ms.0..=s.step_ms.1)
             };
             max + step
         };
@@ -73,6 +79,9 @@ fn generate(s: &Scenario) -> Vec<Event> {
             k2: (!rng.random_bool(0.05)).then(|| rng.random_range(0..6)),
             v: (!rng.random_bool(0.1)).then(|| rng.random_range(-50..1000)),
             d: (!rng.random_bool(0.05)).then(|| f64::from(rng.random_range(-1_000_000..1_000_000)) / 1000.0),
+            p: (!rng.random_bool(0.05)).then(|| rng.random_range(-10_000_000..10_000_000)),
+            ok: (!rng.random_bool(0.05)).then(|| rng.random_bool(0.6)),
+            day: (!rng.random_bool(0.05)).then(|| rng.random_range(19_000..19_500)),
         });
     }
     events
@@ -108,6 +117,18 @@ fn event_json(e: &Event, rng: &mut SmallRng) -> Value {
     put("k2", e.k2.map(Value::from), rng);
     put("v", e.v.map(Value::from), rng);
     put("d", e.d.map(Value::from), rng);
+    // DECIMAL(10, 2) as a JSON number or as a string.
+    let p = e.p.map(|cents| {
+        let text = format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100);
+        if rng.random_bool(0.5) { Value::from(text) } else { serde_json::from_str(&text).expect("a JSON number") }
+    });
+    put("p", p, rng);
+    put("ok", e.ok.map(Value::from), rng);
+    let day = e.day.map(|d| {
+        let date = chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0).expect("date in range");
+        Value::from(date.format("%Y-%m-%d").to_string())
+    });
+    put("day", day, rng);
     Value::Object(object)
 }
 
@@ -126,6 +147,8 @@ fn sink_columns(expected: &Expected) -> String {
                 DataType::Int32 => "INT",
                 DataType::Float64 => "DOUBLE",
                 DataType::Boolean => "BOOLEAN",
+                DataType::Date32 => "DATE",
+                DataType::Decimal128(p, s) => return format!("{} DECIMAL({p}, {s})", f.name()),
                 other => panic!("no SQL type for oracle column {} of type {other}", f.name()),
             };
             format!("{} {sql_type}", f.name())
@@ -139,20 +162,46 @@ struct Case {
     window: Window,
     delay_s: i64,
     query: Query,
+    /// Window over `CREATE VIEW filtered AS SELECT * FROM events WHERE <this>` instead of over
+    /// `events`.
+    view_filter: Option<&'static str>,
+}
+
+impl Case {
+    fn new(name: &'static str, window: Window, delay_s: i64, query: Query) -> Self {
+        Case { name, window, delay_s, query, view_filter: None }
+    }
+
+    /// The query the oracle runs: a view's filter becomes a WHERE clause.
+    fn oracle_query(&self) -> Query {
+        let mut query = self.query.clone();
+        if let Some(view) = self.view_filter {
+            query.filter = Some(match &query.filter {
+                Some(f) => format!("({view}) AND ({f})"),
+                None => view.to_string(),
+            });
+        }
+        query
+    }
 }
 
 fn script(case: &Case, dir: &TestDir, out: &str, columns: &str, parallelism: usize, batch: usize) -> String {
     let delay = case.delay_s;
+    let (view, source) = match case.view_filter {
+        Some(filter) => (format!("CREATE VIEW filtered AS SELECT * FROM events WHERE {filter};\n"), "filtered"),
+        None => (String::new(), "events"),
+    };
     format!(
         "SET 'parallelism.default' = '{parallelism}';\n\
          SET 'execution.batch-size' = '{batch}';\n\
          CREATE TABLE events (\n  {EVENT_COLUMNS},\n  WATERMARK FOR ts AS ts - INTERVAL '{delay}' SECOND\n\
          ) WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');\n\
+         {view}\
          CREATE TABLE out ({columns})\n  WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'json');\n\
          INSERT INTO out\n{query};\n",
         input = dir.sql_path("in.jsonl"),
         output = dir.sql_path(out),
-        query = case.query.streaming_sql("events", case.window),
+        query = case.query.streaming_sql(source, case.window),
     )
 }
 
@@ -208,7 +257,7 @@ async fn check(case: Case, scenarios: &[Scenario], matrix: &[(usize, usize)]) {
     let mut dirs = Vec::new();
     for scenario in scenarios {
         let events = generate(scenario);
-        let expected = Oracle::run(&events, case.delay_s * 1000, case.window, &case.query)
+        let expected = Oracle::run(&events, case.delay_s * 1000, case.window, &case.oracle_query())
             .await
             .unwrap_or_else(|e| panic!("oracle failed for case {}: {e:#}", case.name));
         late_by_seed.push((scenario.seed, expected.late_unfiltered, expected.late_rows, expected.rows.len()));
@@ -270,20 +319,20 @@ fn all_aggregates() -> Query {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tumble_matches_oracle() {
     let window = Window::Tumble { size_s: 5 };
-    check(Case { name: "tumble-5s", window, delay_s: 2, query: all_aggregates() }, SCENARIOS, FULL_MATRIX).await;
+    check(Case::new("tumble-5s", window, 2, all_aggregates()), SCENARIOS, FULL_MATRIX).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_matches_oracle() {
     let window = Window::Hop { slide_s: 1, size_s: 4 };
-    check(Case { name: "hop-1s-4s", window, delay_s: 2, query: all_aggregates() }, SCENARIOS, FULL_MATRIX).await;
+    check(Case::new("hop-1s-4s", window, 2, all_aggregates()), SCENARIOS, FULL_MATRIX).await;
 }
 
 /// The size is not a multiple of the slide: panes are gcd(2 s, 5 s) = 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_with_uneven_size_matches_oracle() {
     let window = Window::Hop { slide_s: 2, size_s: 5 };
-    check(Case { name: "hop-2s-5s", window, delay_s: 2, query: all_aggregates() }, SCENARIOS, FULL_MATRIX).await;
+    check(Case::new("hop-2s-5s", window, 2, all_aggregates()), SCENARIOS, FULL_MATRIX).await;
 }
 
 /// No GROUP BY key besides the window: one group per window.
@@ -296,7 +345,7 @@ async fn hop_without_keys_matches_oracle() {
         group_by: "window_start, window_end".into(),
         having: None,
     };
-    check(Case { name: "hop-global", window, delay_s: 2, query }, SCENARIOS, SMALL_MATRIX).await;
+    check(Case::new("hop-global", window, 2, query), SCENARIOS, SMALL_MATRIX).await;
 }
 
 /// WHERE drops rows before windowing (they still advance the watermark, which is assigned at
@@ -311,7 +360,7 @@ async fn where_and_having_match_oracle() {
         group_by: "window_start, window_end, k".into(),
         having: Some("COUNT(*) > 2 AND MAX(d) > 0".into()),
     };
-    check(Case { name: "where-having", window, delay_s: 2, query }, SCENARIOS, SMALL_MATRIX).await;
+    check(Case::new("where-having", window, 2, query), SCENARIOS, SMALL_MATRIX).await;
 }
 
 /// A CASE expression as a GROUP BY key, selected before the window columns.
@@ -325,5 +374,38 @@ async fn case_expression_key_matches_oracle() {
         group_by: format!("window_start, window_end, {bucket}"),
         having: None,
     };
-    check(Case { name: "case-key", window, delay_s: 1, query }, SCENARIOS, SMALL_MATRIX).await;
+    check(Case::new("case-key", window, 1, query), SCENARIOS, SMALL_MATRIX).await;
+}
+
+/// A window over a view that filters the source: the view's WHERE acts like the query's, and
+/// the watermark still comes from every source row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_over_a_filtering_view_matches_oracle() {
+    let window = Window::Tumble { size_s: 3 };
+    let query = Query {
+        select: "window_start, window_end, k, COUNT(*) AS c, MIN(v) AS mn, MAX(d) AS mxd".into(),
+        filter: None,
+        group_by: "window_start, window_end, k".into(),
+        having: None,
+    };
+    let mut case = Case::new("view", window, 2, query);
+    case.view_filter = Some("v > 400 OR k = 'alpha'");
+    check(case, SCENARIOS, SMALL_MATRIX).await;
+}
+
+/// DECIMAL, BOOLEAN and DATE columns, FILTER clauses on aggregates, `window_time`, and a
+/// watermark delay longer than the slide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decimals_dates_filters_and_window_time_match_oracle() {
+    let window = Window::Hop { slide_s: 3, size_s: 6 };
+    let query = Query {
+        select: "window_start, window_end, window_time, k, SUM(p) AS sp, AVG(p) AS ap, MIN(p) AS mnp, \
+                 MAX(day) AS last_day, COUNT(*) FILTER (WHERE ok) AS c_ok, SUM(v) FILTER (WHERE k2 > 2) AS s_f, \
+                 COUNT(DISTINCT day) AS days"
+            .into(),
+        filter: None,
+        group_by: "window_start, window_end, window_time, k".into(),
+        having: None,
+    };
+    check(Case::new("types-filter", window, 7, query), SCENARIOS, SMALL_MATRIX).await;
 }

@@ -1,0 +1,81 @@
+//! Throughput benchmarks: streamsql against DataFusion batch over the same pre-generated batches.
+//!
+//! ```text
+//! cargo run --release -p streamsql-bench                 # all cases, rewrites BENCHMARKS.md
+//! cargo run --release -p streamsql-bench -- --rows 2000000 --no-write
+//! ```
+//!
+//! Each case runs in a child process (the binary re-runs itself with `--case`), so its peak RSS
+//! is its own. Data comes from the netflow generator before timing starts; the streaming run
+//! reads it from memory, so the generator's speed is not measured.
+
+mod cases;
+mod memory;
+mod report;
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::cases::{Case, CaseResult, Engine, Window};
+
+struct Options {
+    rows: usize,
+    write: bool,
+    case: Option<Case>,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options { rows: 10_000_000, write: true, case: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rows" => options.rows = args.next().context("--rows needs a number")?.parse()?,
+            "--no-write" => options.write = false,
+            "--case" => options.case = Some(Case::parse(&args.next().context("--case needs a value")?)?),
+            "--help" | "-h" => {
+                println!("streamsql-bench [--rows N] [--no-write]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    if let Some(case) = options.case {
+        let result = cases::run_case(case, options.rows)?;
+        println!("{}", serde_json::to_string(&result.to_json())?);
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    let mut results: Vec<CaseResult> = Vec::new();
+    for window in [Window::Tumble5s, Window::Hop1s10s] {
+        for parallelism in [1, 2] {
+            for engine in [Engine::Streamsql, Engine::DataFusionBatch] {
+                let case = Case { window, parallelism, engine };
+                eprintln!("running {} ...", case.label());
+                let output = Command::new(&exe)
+                    .args(["--case", &case.to_arg(), "--rows", &options.rows.to_string()])
+                    .output()
+                    .with_context(|| format!("running {}", case.label()))?;
+                if !output.status.success() {
+                    bail!("{} failed: {}", case.label(), String::from_utf8_lossy(&output.stderr));
+                }
+                let line = String::from_utf8_lossy(&output.stdout);
+                let result = CaseResult::from_json(case, line.trim())?;
+                eprintln!("  {}", result.summary());
+                results.push(result);
+            }
+        }
+    }
+    let table = report::markdown(&results, options.rows);
+    println!("{table}");
+    if options.write {
+        report::write_benchmarks_md(&table)?;
+        eprintln!("wrote BENCHMARKS.md");
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! The file source end to end: malformed records under both `'format.on-error'` policies, CSV
+//! input, and a pipeline without aggregation.
+
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use streamsql_tests::{Cell, Row, TestDir, diff_rows, rows_from_jsonl, run_script, write_text};
+
+const GOOD_1: &str = r#"{"ts":"2024-01-01 00:00:01","k":"a","v":1}"#;
+const GOOD_2: &str = r#"{"ts":"2024-01-01T00:00:02Z","k":"b","v":2}"#;
+const BAD_JSON: &str = r#"{"ts":"2024-01-01 00:00:03","k":"a","v":"#;
+const BAD_TYPE: &str = r#"{"ts":"2024-01-01 00:00:04","k":"a","v":"four"}"#;
+const GOOD_5: &str = r#"{"ts":1704067205000,"k":"a","v":5}"#;
+const NOT_JSON: &str = "not json at all";
+const GOOD_7: &str = r#"{"ts":"2024-01-01 00:00:12.000","k":"b","v":7}"#;
+const BAD_TS: &str = r#"{"ts":"yesterday","k":"b","v":8}"#;
+
+/// 2024-01-01 00:00:00 UTC.
+const T0: i64 = 1_704_067_200_000;
+
+fn counts_schema() -> Schema {
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    Schema::new(vec![
+        Field::new("window_start", ts.clone(), false),
+        Field::new("window_end", ts, false),
+        Field::new("k", DataType::Utf8, true),
+        Field::new("c", DataType::Int64, false),
+        Field::new("s", DataType::Int64, true),
+    ])
+}
+
+fn window_counts_script(dir: &TestDir, format: &str, on_error: Option<&str>) -> String {
+    let input = if format == "csv" { "in.csv" } else { "in.jsonl" };
+    let on_error = on_error.map(|p| format!(", 'format.on-error' = '{p}'")).unwrap_or_default();
+    format!(
+        "SET 'execution.batch-size' = '2';\n\
+         CREATE TABLE events (ts TIMESTAMP(3), k STRING, v BIGINT, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{input}', 'format' = '{format}'{on_error});\n\
+         CREATE TABLE counts (window_start TIMESTAMP(3), window_end TIMESTAMP(3), k STRING, c BIGINT, s BIGINT)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'json');\n\
+         INSERT INTO counts\n\
+         SELECT window_start, window_end, k, COUNT(*), SUM(v)\n\
+         FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n\
+         GROUP BY window_start, window_end, k;\n",
+        input = dir.sql_path(input),
+        output = dir.sql_path("out.jsonl"),
+    )
+}
+
+/// The windows of the good records GOOD_1, GOOD_2, GOOD_5, GOOD_7.
+fn expected_counts() -> Vec<Row> {
+    let w = |start_s: i64| (Cell::Ts(T0 + start_s * 1000), Cell::Ts(T0 + start_s * 1000 + 10_000));
+    let row = |start_s: i64, k: &str, c: i64, s: i64| {
+        let (start, end) = w(start_s);
+        vec![start, end, Cell::Str(k.into()), Cell::Int(c), Cell::Int(s)]
+    };
+    vec![row(0, "a", 2, 6), row(0, "b", 1, 2), row(10, "b", 1, 7)]
+}
+
+fn lines(lines: &[&str]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+async fn expect_failure_at(dir: &TestDir, input: &str, script: &str, line: u64, also: &[&str]) {
+    let error = match run_script(script).await {
+        Ok(reports) => panic!("expected the pipeline to fail on {input}:{line}, it ended with {reports:?}"),
+        Err(e) => format!("{e:#}"),
+    };
+    let position = format!("{}:{line}", dir.file(input).display());
+    assert!(error.contains(&position), "the error should contain '{position}': {error}");
+    for fragment in also {
+        assert!(error.contains(fragment), "the error should mention {fragment:?}: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_line_fails_with_its_position() {
+    let dir = TestDir::new("file-bad-json");
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, GOOD_2, BAD_JSON, BAD_TYPE, GOOD_5]));
+    let script = window_counts_script(&dir, "json", None);
+    expect_failure_at(&dir, "in.jsonl", &script, 3, &["format.on-error"]).await;
+
+    // Explicit 'fail' is the same as the default.
+    let script = window_counts_script(&dir, "json", Some("fail"));
+    expect_failure_at(&dir, "in.jsonl", &script, 3, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_value_fails_with_position_and_column() {
+    let dir = TestDir::new("file-bad-value");
+    // The blank line still counts as a line.
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, "", BAD_TYPE, GOOD_5]));
+    let script = window_counts_script(&dir, "json", None);
+    expect_failure_at(&dir, "in.jsonl", &script, 3, &["'v'", "four"]).await;
+
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, GOOD_2, GOOD_5, BAD_TS]));
+    expect_failure_at(&dir, "in.jsonl", &script, 4, &["'ts'", "yesterday"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_counts_bad_records_and_keeps_the_rest() {
+    let dir = TestDir::new("file-skip");
+    write_text(
+        &dir.file("in.jsonl"),
+        &lines(&[GOOD_1, GOOD_2, BAD_JSON, BAD_TYPE, GOOD_5, NOT_JSON, GOOD_7, BAD_TS]),
+    );
+    let reports = run_script(&window_counts_script(&dir, "json", Some("skip")))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(reports.len(), 1);
+    let metrics = reports[0].metrics;
+    assert_eq!(metrics.bad_records, 4, "{metrics:?}");
+    assert_eq!(metrics.rows_in, 4, "{metrics:?}");
+    assert_eq!(metrics.late_rows, 0, "{metrics:?}");
+    let actual = rows_from_jsonl(&dir.file("out.jsonl"), &counts_schema()).unwrap_or_else(|e| panic!("{e:#}"));
+    if let Some(diff) = diff_rows(&expected_counts(), &actual, 0.0) {
+        panic!("{diff}");
+    }
+    assert_eq!(metrics.rows_out, 3, "{metrics:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_source_with_a_bad_record() {
+    let dir = TestDir::new("file-csv");
+    let csv = "ts,k,v\n\
+               2024-01-01 00:00:01,a,1\n\
+               2024-01-01T00:00:02Z,b,2\n\
+               2024-01-01 00:00:04,a,four\n\
+               1704067205000,a,5\n\
+               2024-01-01 00:00:12.000,b,7\n";
+    write_text(&dir.file("in.csv"), csv);
+    let script = window_counts_script(&dir, "csv", None);
+    expect_failure_at(&dir, "in.csv", &script, 4, &["'v'"]).await;
+
+    let reports = run_script(&window_counts_script(&dir, "csv", Some("skip")))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let metrics = reports[0].metrics;
+    assert_eq!(metrics.bad_records, 1, "{metrics:?}");
+    let actual = rows_from_jsonl(&dir.file("out.jsonl"), &counts_schema()).unwrap_or_else(|e| panic!("{e:#}"));
+    if let Some(diff) = diff_rows(&expected_counts(), &actual, 0.0) {
+        panic!("{diff}");
+    }
+}
+
+/// WHERE and a projection with no aggregation: rows pass through in order, late or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_and_projection_without_aggregation() {
+    let dir = TestDir::new("file-stateless");
+    write_text(
+        &dir.file("in.jsonl"),
+        &lines(&[
+            GOOD_1,
+            GOOD_2,
+            GOOD_7,
+            GOOD_5, // 7 s behind: would be late for a window, but nothing is windowed here
+            r#"{"ts":"2024-01-01 00:00:13","k":null,"v":null}"#,
+            r#"{"ts":"2024-01-01 00:00:14","k":"c","v":40}"#,
+        ]),
+    );
+    let script = format!(
+        "SET 'parallelism.default' = '4';\n\
+         SET 'execution.batch-size' = '2';\n\
+         CREATE TABLE events (ts TIMESTAMP(3), k STRING, v BIGINT, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');\n\
+         CREATE TABLE projected (ts TIMESTAMP(3), name STRING, doubled BIGINT)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'json');\n\
+         INSERT INTO projected SELECT ts, UPPER(k), v * 2 FROM events WHERE v IS NULL OR v > 1;\n",
+        input = dir.sql_path("in.jsonl"),
+        output = dir.sql_path("out.jsonl"),
+    );
+    let reports = run_script(&script).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let metrics = reports[0].metrics;
+    assert_eq!((metrics.rows_in, metrics.rows_out, metrics.late_rows), (6, 5, 0), "{metrics:?}");
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let schema = Schema::new(vec![
+        Field::new("ts", ts, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("doubled", DataType::Int64, true),
+    ]);
+    let actual = rows_from_jsonl(&dir.file("out.jsonl"), &schema).unwrap_or_else(|e| panic!("{e:#}"));
+    let row = |s: i64, name: Option<&str>, doubled: Option<i64>| -> Row {
+        vec![
+            Cell::Ts(T0 + s * 1000),
+            name.map_or(Cell::Null, |n| Cell::Str(n.into())),
+            doubled.map_or(Cell::Null, Cell::Int),
+        ]
+    };
+    let expected = vec![
+        row(2, Some("B"), Some(4)),
+        row(12, Some("B"), Some(14)),
+        row(5, Some("A"), Some(10)),
+        row(13, None, None),
+        row(14, Some("C"), Some(80)),
+    ];
+    // Same rows, and in input order (there is a single source and no exchange).
+    let shown: Vec<String> = actual.iter().map(|r| streamsql_tests::show_row(r)).collect();
+    let wanted: Vec<String> = expected.iter().map(|r| streamsql_tests::show_row(r)).collect();
+    assert_eq!(shown, wanted);
+}
