@@ -28,7 +28,9 @@ fn counts_ddl(dir: &TestDir) -> String {
 const TUMBLE: &str = "TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND))";
 
 fn valid_insert() -> String {
-    format!("INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n")
+    format!(
+        "INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"
+    )
 }
 
 /// Both tables and the given statements.
@@ -44,8 +46,14 @@ fn expect_err(sql: &str) -> SqlError {
             specs.len()
         ),
         Err(e) => {
-            assert!(!e.message().trim().is_empty(), "empty error message for:\n{sql}");
-            assert!(!e.to_string().trim().is_empty(), "empty Display for:\n{sql}");
+            assert!(
+                !e.message().trim().is_empty(),
+                "empty error message for:\n{sql}"
+            );
+            assert!(
+                !e.to_string().trim().is_empty(),
+                "empty Display for:\n{sql}"
+            );
             eprintln!("error: {}", describe_sql_error(&e));
             e
         }
@@ -69,7 +77,9 @@ fn assert_mentions(error: &SqlError, fragments: &[&str]) {
 
 /// 1-based (line, column) of the first occurrence of `marker` in `text`, columns in characters.
 fn position_of(text: &str, marker: &str) -> (u64, u64) {
-    let offset = text.find(marker).unwrap_or_else(|| panic!("marker {marker:?} not in script"));
+    let offset = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("marker {marker:?} not in script"));
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -79,7 +89,8 @@ fn position_of(text: &str, marker: &str) -> (u64, u64) {
 #[test]
 fn the_valid_script_plans() {
     let dir = TestDir::new("plan-valid");
-    let specs = plan(&script(&dir, &valid_insert())).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let specs = plan(&script(&dir, &valid_insert()))
+        .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
     assert_eq!(specs.len(), 1);
 }
 
@@ -89,7 +100,9 @@ fn syntax_error_in_a_later_statement_points_at_the_token() {
     // A stray ')' after COUNT(*), on the 4th line of the INSERT.
     let sql = script(
         &dir,
-        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*) )\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"),
+        &format!(
+            "INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*) )\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"
+        ),
     );
     let error = expect_err(&sql);
     let expected = position_of(&sql, "COUNT(*) )");
@@ -107,7 +120,12 @@ fn syntax_error_at_a_statement_start_points_at_the_token() {
     let dir = TestDir::new("plan-syntax-start");
     let sql = script(&dir, "-- a comment line\n\n   SELEC k FROM events;\n");
     let error = expect_err(&sql);
-    assert_eq!(error.location(), Some(position_of(&sql, "SELEC")), "{}", describe_sql_error(&error));
+    assert_eq!(
+        error.location(),
+        Some(position_of(&sql, "SELEC")),
+        "{}",
+        describe_sql_error(&error)
+    );
     assert_mentions(&error, &["SELEC"]);
 }
 
@@ -121,13 +139,19 @@ fn syntax_error_inside_create_table_points_at_the_token() {
         valid_insert()
     );
     let error = expect_err(&sql);
-    assert_eq!(error.location(), Some(position_of(&sql, ");")), "{}", describe_sql_error(&error));
+    assert_eq!(
+        error.location(),
+        Some(position_of(&sql, ");")),
+        "{}",
+        describe_sql_error(&error)
+    );
 }
 
 #[test]
 fn unknown_connector_lists_the_known_ones() {
     let dir = TestDir::new("plan-connector");
-    let sql = script(&dir, &valid_insert()).replacen("'connector' = 'file'", "'connector' = 'kafka'", 1);
+    let sql =
+        script(&dir, &valid_insert()).replacen("'connector' = 'file'", "'connector' = 'kafka'", 1);
     let error = expect_err(&sql);
     assert_mentions(&error, &["kafka", "file", "netflow", "print", "blackhole"]);
 }
@@ -135,8 +159,15 @@ fn unknown_connector_lists_the_known_ones() {
 #[test]
 fn missing_required_path_option() {
     let dir = TestDir::new("plan-missing-path");
-    let sql = script(&dir, &valid_insert()).replacen(&format!("'path' = '{}', ", dir.sql_path("in.jsonl")), "", 1);
-    assert!(!sql.contains("in.jsonl"), "the test did not remove the path option:\n{sql}");
+    let sql = script(&dir, &valid_insert()).replacen(
+        &format!("'path' = '{}', ", dir.sql_path("in.jsonl")),
+        "",
+        1,
+    );
+    assert!(
+        !sql.contains("in.jsonl"),
+        "the test did not remove the path option:\n{sql}"
+    );
     let error = expect_err(&sql);
     assert_mentions(&error, &["path", "events"]);
 }
@@ -144,7 +175,11 @@ fn missing_required_path_option() {
 #[test]
 fn unknown_option_is_named() {
     let dir = TestDir::new("plan-unknown-option");
-    let sql = script(&dir, &valid_insert()).replacen("'format' = 'json'", "'format' = 'json', 'fromat.on-eror' = 'skip'", 1);
+    let sql = script(&dir, &valid_insert()).replacen(
+        "'format' = 'json'",
+        "'format' = 'json', 'fromat.on-eror' = 'skip'",
+        1,
+    );
     let error = expect_err(&sql);
     assert_mentions(&error, &["fromat.on-eror"]);
 }
@@ -154,7 +189,9 @@ fn insert_with_wrong_number_of_columns() {
     let dir = TestDir::new("plan-arity");
     let sql = script(
         &dir,
-        &format!("INSERT INTO counts\nSELECT window_start, window_end, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end;\n"),
+        &format!(
+            "INSERT INTO counts\nSELECT window_start, window_end, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end;\n"
+        ),
     );
     let error = expect_err(&sql);
     assert_mentions(&error, &["counts", "4", "3"]);
@@ -166,7 +203,9 @@ fn insert_with_a_type_mismatch_names_the_sink_column() {
     // k (STRING) lands in event_count (BIGINT).
     let sql = script(
         &dir,
-        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, UPPER(k)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"),
+        &format!(
+            "INSERT INTO counts\nSELECT window_start, window_end, k, UPPER(k)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"
+        ),
     );
     let error = expect_err(&sql);
     assert_mentions(&error, &["event_count"]);
@@ -178,7 +217,9 @@ fn insert_widening_int_to_bigint_is_accepted() {
     // MAX(k2) is INT, event_count is BIGINT.
     let sql = script(
         &dir,
-        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, MAX(k2)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"),
+        &format!(
+            "INSERT INTO counts\nSELECT window_start, window_end, k, MAX(k2)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k;\n"
+        ),
     );
     let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
     assert_eq!(specs.len(), 1);
@@ -189,7 +230,9 @@ fn unknown_column_is_named() {
     let dir = TestDir::new("plan-unknown-column");
     let sql = script(
         &dir,
-        &format!("INSERT INTO counts\nSELECT window_start, window_end, no_such_column, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, no_such_column;\n"),
+        &format!(
+            "INSERT INTO counts\nSELECT window_start, window_end, no_such_column, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, no_such_column;\n"
+        ),
     );
     let error = expect_err(&sql);
     assert_mentions(&error, &["no_such_column"]);
@@ -200,7 +243,9 @@ fn order_by_on_a_stream_is_unsupported() {
     let dir = TestDir::new("plan-order-by");
     let sql = script(
         &dir,
-        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*) AS c\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k\nORDER BY c;\n"),
+        &format!(
+            "INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*) AS c\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k\nORDER BY c;\n"
+        ),
     );
     let error = expect_err(&sql);
     assert_mentions(&error, &["ORDER BY"]);
@@ -211,7 +256,9 @@ fn limit_on_a_stream_is_unsupported() {
     let dir = TestDir::new("plan-limit");
     let sql = script(
         &dir,
-        &format!("INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k\nLIMIT 10;\n"),
+        &format!(
+            "INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k\nLIMIT 10;\n"
+        ),
     );
     let error = expect_err(&sql);
     assert_mentions(&error, &["LIMIT"]);
@@ -263,8 +310,15 @@ fn descriptor_must_name_the_watermark_column() {
 #[test]
 fn window_over_a_table_without_watermark_is_rejected() {
     let dir = TestDir::new("plan-no-watermark");
-    let sql = script(&dir, &valid_insert()).replacen(",\n  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND", "", 1);
-    assert!(!sql.contains("WATERMARK"), "the test did not remove the watermark:\n{sql}");
+    let sql = script(&dir, &valid_insert()).replacen(
+        ",\n  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND",
+        "",
+        1,
+    );
+    assert!(
+        !sql.contains("WATERMARK"),
+        "the test did not remove the watermark:\n{sql}"
+    );
     let error = expect_err(&sql);
     assert_mentions(&error, &["watermark"]);
 }
@@ -306,7 +360,11 @@ fn the_rich_script_plans() {
 fn truncated_scripts_never_panic() {
     let dir = TestDir::new("plan-fuzz");
     let sql = rich_script(&dir);
-    let boundaries: Vec<usize> = sql.char_indices().map(|(i, _)| i).chain([sql.len()]).collect();
+    let boundaries: Vec<usize> = sql
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([sql.len()])
+        .collect();
     let step = (boundaries.len() / 200).max(1);
     let mut errors = 0;
     let mut checked = 0;
@@ -318,7 +376,10 @@ fn truncated_scripts_never_panic() {
         checked += 1;
         if let Err(e) = plan(prefix) {
             errors += 1;
-            assert!(!e.message().trim().is_empty(), "empty error message for the prefix:\n{prefix}");
+            assert!(
+                !e.message().trim().is_empty(),
+                "empty error message for the prefix:\n{prefix}"
+            );
             if let Some((line, column)) = e.location() {
                 let lines = prefix.lines().count().max(1) as u64;
                 assert!(
@@ -331,12 +392,183 @@ fn truncated_scripts_never_panic() {
     }
     // Deleting one character here and there.
     for &at in boundaries.iter().step_by(step.max(2)).take(100) {
-        let Some(ch) = sql[at..].chars().next() else { continue };
+        let Some(ch) = sql[at..].chars().next() else {
+            continue;
+        };
         let damaged = format!("{}{}", &sql[..at], &sql[at + ch.len_utf8()..]);
         checked += 1;
         if plan(&damaged).is_err() {
             errors += 1;
         }
     }
-    assert!(errors > 0, "no truncated script failed to plan ({checked} tried)");
+    assert!(
+        errors > 0,
+        "no truncated script failed to plan ({checked} tried)"
+    );
+}
+
+#[test]
+fn unknown_setting_lists_the_known_ones() {
+    let dir = TestDir::new("plan-setting");
+    let error = expect_err(&format!(
+        "SET 'paralelism.default' = '4';\n{}",
+        script(&dir, &valid_insert())
+    ));
+    assert_mentions(
+        &error,
+        &[
+            "paralelism.default",
+            "parallelism.default",
+            "execution.batch-size",
+        ],
+    );
+    assert_eq!(
+        error.location(),
+        Some((1, 1)),
+        "{}",
+        describe_sql_error(&error)
+    );
+}
+
+#[test]
+fn bad_setting_values_are_rejected() {
+    let dir = TestDir::new("plan-setting-value");
+    let error = expect_err(&format!(
+        "SET 'parallelism.default' = '0';\n{}",
+        script(&dir, &valid_insert())
+    ));
+    assert_mentions(&error, &["parallelism.default", "'0'"]);
+    let error = expect_err(&format!(
+        "SET 'execution.batch-size' = 'many';\n{}",
+        script(&dir, &valid_insert())
+    ));
+    assert_mentions(&error, &["execution.batch-size", "many"]);
+}
+
+#[test]
+fn duplicate_table_is_named() {
+    let dir = TestDir::new("plan-duplicate");
+    let error = expect_err(&format!("{}{}", script(&dir, ""), counts_ddl(&dir)));
+    assert_mentions(&error, &["counts", "exists"]);
+}
+
+#[test]
+fn insert_into_an_unknown_table_is_named() {
+    let dir = TestDir::new("plan-unknown-sink");
+    let error = expect_err(&script(
+        &dir,
+        &valid_insert().replace("INTO counts", "INTO no_such_sink"),
+    ));
+    assert_mentions(&error, &["no_such_sink"]);
+}
+
+#[test]
+fn insert_into_a_source_only_connector_is_rejected() {
+    let dir = TestDir::new("plan-role");
+    let error = expect_err(&script(
+        &dir,
+        "CREATE TABLE flows WITH ('connector' = 'netflow');\nINSERT INTO flows SELECT * FROM events;\n",
+    ));
+    assert_mentions(&error, &["flows", "netflow"]);
+}
+
+#[test]
+fn watermark_column_must_exist_and_be_a_timestamp() {
+    let dir = TestDir::new("plan-watermark-column");
+    let error =
+        expect_err(&script(&dir, &valid_insert()).replace("WATERMARK FOR ts", "WATERMARK FOR k"));
+    assert_mentions(&error, &["k", "TIMESTAMP(3)", "STRING"]);
+    let error = expect_err(
+        &script(&dir, &valid_insert()).replace("WATERMARK FOR ts", "WATERMARK FOR nope"),
+    );
+    assert_mentions(&error, &["nope"]);
+}
+
+#[test]
+fn bad_window_intervals_are_rejected() {
+    let dir = TestDir::new("plan-intervals");
+    let hop = "TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND, INTERVAL '5' SECOND))";
+    let error = expect_err(&script(&dir, &valid_insert().replace(TUMBLE, hop)));
+    assert_mentions(&error, &["slide"]);
+    let error = expect_err(&script(
+        &dir,
+        &valid_insert().replace("INTERVAL '5' SECOND", "INTERVAL '0' SECOND"),
+    ));
+    assert_mentions(&error, &["interval"]);
+    let error = expect_err(&script(
+        &dir,
+        &valid_insert().replace("INTERVAL '5' SECOND", "INTERVAL '5' MONTH"),
+    ));
+    assert_mentions(&error, &["MONTH"]);
+}
+
+#[test]
+fn unsupported_column_type_is_named() {
+    let dir = TestDir::new("plan-type-name");
+    let error = expect_err(&script(&dir, &valid_insert()).replace("v BIGINT", "v BIGNUM"));
+    assert_mentions(&error, &["BIGNUM", "'v'"]);
+}
+
+#[test]
+fn bad_option_value_lists_the_choices() {
+    let dir = TestDir::new("plan-format");
+    let error =
+        expect_err(&script(&dir, &valid_insert()).replace("'format' = 'json'", "'format' = 'xml'"));
+    assert_mentions(&error, &["xml", "json", "csv"]);
+}
+
+/// A user's type mistake is not an internal error: the engine reserves "internal error" for
+/// its own bugs.
+#[test]
+fn aggregate_over_a_wrong_type_is_a_user_error() {
+    let dir = TestDir::new("plan-sum-string");
+    let error = expect_err(&script(&dir, &valid_insert().replace("COUNT(*)", "SUM(k)")));
+    assert_mentions(&error, &["sum"]);
+    assert!(
+        !error.message().to_lowercase().contains("internal error"),
+        "a type error in the user's query is reported as an internal error: {}",
+        describe_sql_error(&error)
+    );
+}
+
+/// INSERT matches columns by position, so the query may produce the same name twice (as in
+/// Flink and standard SQL).
+#[test]
+fn insert_may_select_the_same_column_twice() {
+    let dir = TestDir::new("plan-same-column");
+    let sql = script(
+        &dir,
+        "CREATE TABLE pairs (a STRING, b STRING) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO pairs SELECT k, k FROM events;\n",
+    );
+    let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    assert_eq!(specs.len(), 1);
+}
+
+/// `SET` applies to the statements after it; a session keeps its tables between calls.
+#[test]
+fn settings_and_tables_carry_over_in_a_session() {
+    let dir = TestDir::new("plan-session");
+    let mut session = streamsql_tests::Session::new(streamsql_connectors::registry());
+    let specs = session
+        .execute(&format!(
+            "SET 'parallelism.default' = '3';\n{}",
+            script(&dir, "")
+        ))
+        .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    assert!(specs.is_empty(), "DDL alone plans no pipeline");
+    let specs = session
+        .execute(&format!(
+            "{}SET 'parallelism.default' = '2';\nSET 'execution.batch-size' = '9';\n{}",
+            valid_insert(),
+            valid_insert()
+        ))
+        .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let settings: Vec<(usize, usize)> = specs
+        .iter()
+        .map(|s| (s.parallelism, s.batch_size))
+        .collect();
+    assert_eq!(settings.len(), 2);
+    assert_eq!(settings[0].0, 3, "{settings:?}");
+    assert_eq!(settings[1], (2, 9), "{settings:?}");
 }
