@@ -35,9 +35,9 @@ impl Connector for MemoryConnector {
     }
     fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
         match self.batches.first() {
-            Some(b) if b.schema().fields().len() != table.schema.fields().len() => Err(StreamError::Config(
-                "the memory table must declare the pre-generated columns".into(),
-            )),
+            Some(b) if b.schema().fields().len() != table.schema.fields().len() => {
+                Err(StreamError::Config("the memory table must declare the pre-generated columns".into()))
+            }
             _ => Ok(()),
         }
     }

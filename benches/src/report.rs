@@ -10,7 +10,10 @@ const END: &str = "<!-- results:end -->";
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory = std::fs::read_to_string("/proc/meminfo")
@@ -33,7 +36,9 @@ pub fn markdown(results: &[CaseResult], rows: usize) -> String {
     out.push_str("|---|---:|---|---:|---:|---:|---:|---:|\n");
     for r in results {
         let batch = results.iter().find(|b| {
-            b.case.engine == Engine::DataFusionBatch && b.case.window == r.case.window && b.case.parallelism == r.case.parallelism
+            b.case.engine == Engine::DataFusionBatch
+                && b.case.window == r.case.window
+                && b.case.parallelism == r.case.parallelism
         });
         let ratio = match (r.case.engine, batch) {
             (Engine::Streamsql, Some(b)) => format!("{:.2}", r.events_per_cpu_second() / b.events_per_cpu_second()),

@@ -30,11 +30,11 @@ pub async fn run_file(file: &Path, parallelism: Option<usize>) -> ExitCode {
         }
     };
     let mut session = Session::new(streamsql_connectors::registry());
-    if let Some(n) = parallelism {
-        if let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'")) {
-            eprintln!("streamsql: --parallelism: {}", e.message());
-            return ExitCode::from(2);
-        }
+    if let Some(n) = parallelism
+        && let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'"))
+    {
+        eprintln!("streamsql: --parallelism: {}", e.message());
+        return ExitCode::from(2);
     }
     let pipelines = match session.execute(&sql) {
         Ok(p) => p,

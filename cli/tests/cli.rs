@@ -54,7 +54,8 @@ fn pipeline(dir: &Path, window: &str, format: &str) -> String {
 }
 
 fn sorted_lines(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string(path).expect("read output").lines().map(String::from).collect();
+    let mut lines: Vec<String> =
+        std::fs::read_to_string(path).expect("read output").lines().map(String::from).collect();
     lines.sort();
     lines
 }
@@ -123,7 +124,10 @@ fn sql_errors_point_at_the_text() {
 #[test]
 fn a_malformed_record_stops_the_run_with_its_position() {
     let dir = scratch("bad-record");
-    write(&dir.join("in.jsonl"), "{\"ts\": \"2024-01-01 00:00:00\", \"k\": \"a\", \"v\": 1}\n{\"ts\": \"soon\", \"k\": \"a\", \"v\": 2}\n");
+    write(
+        &dir.join("in.jsonl"),
+        "{\"ts\": \"2024-01-01 00:00:00\", \"k\": \"a\", \"v\": 1}\n{\"ts\": \"soon\", \"k\": \"a\", \"v\": 2}\n",
+    );
     let sql = pipeline(&dir, "TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '5' SECOND)", "json");
     write(&dir.join("job.sql"), &sql);
     let output = run(&["-f", dir.join("job.sql").to_str().expect("utf-8 path")]);

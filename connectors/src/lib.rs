@@ -55,10 +55,7 @@ impl Connectors {
 
 impl ConnectorRegistry for Connectors {
     fn get(&self, name: &str) -> Option<Arc<dyn Connector>> {
-        self.connectors
-            .iter()
-            .find(|c| c.name().eq_ignore_ascii_case(name))
-            .cloned()
+        self.connectors.iter().find(|c| c.name().eq_ignore_ascii_case(name)).cloned()
     }
 
     fn names(&self) -> Vec<&'static str> {

@@ -105,12 +105,8 @@ impl Options<'_> {
 
     /// The value of a required option.
     pub fn required(&self, key: &str) -> Result<&str> {
-        self.get(key).ok_or_else(|| {
-            StreamError::Config(format!(
-                "table '{}': option '{key}' is required",
-                self.table.name
-            ))
-        })
+        self.get(key)
+            .ok_or_else(|| StreamError::Config(format!("table '{}': option '{key}' is required", self.table.name)))
     }
 
     /// Parses an option with `FromStr`, or returns `default` when it is absent.
@@ -131,17 +127,13 @@ impl Options<'_> {
         let Some(v) = self.get(key) else {
             return Ok(default);
         };
-        choices
-            .iter()
-            .find(|c| c.eq_ignore_ascii_case(v.trim()))
-            .copied()
-            .ok_or_else(|| {
-                StreamError::Config(format!(
-                    "table '{}': option '{key}' must be one of {}, got '{v}'",
-                    self.table.name,
-                    choices.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ")
-                ))
-            })
+        choices.iter().find(|c| c.eq_ignore_ascii_case(v.trim())).copied().ok_or_else(|| {
+            StreamError::Config(format!(
+                "table '{}': option '{key}' must be one of {}, got '{v}'",
+                self.table.name,
+                choices.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ")
+            ))
+        })
     }
 }
 

@@ -38,9 +38,6 @@ pub enum StreamError {
 impl StreamError {
     /// An [`StreamError::Io`] error with a description of what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StreamError::Io {
-            context: context.into(),
-            source,
-        }
+        StreamError::Io { context: context.into(), source }
     }
 }

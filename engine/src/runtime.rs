@@ -96,9 +96,7 @@ impl Drop for RunningPipeline {
 impl RunningPipeline {
     /// A handle to cancel the pipeline or watch it.
     pub fn control(&self) -> PipelineControl {
-        PipelineControl {
-            shared: self.shared.clone(),
-        }
+        PipelineControl { shared: self.shared.clone() }
     }
 
     /// Waits for every task; returns the first error, or the report.
@@ -179,11 +177,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         }));
     }
 
-    RunningPipeline {
-        name: spec.name,
-        shared,
-        tasks,
-    }
+    RunningPipeline { name: spec.name, shared, tasks }
 }
 
 /// Source task: decode, assign watermarks, run the pre chain, route. Blocking thread.
@@ -193,10 +187,7 @@ fn run_source(
     mut router: Option<HashRouter>,
     shared: &Shared,
 ) -> Result<()> {
-    let ctx = SourceContext {
-        batch_size: spec.batch_size,
-        metrics: shared.metrics.clone(),
-    };
+    let ctx = SourceContext { batch_size: spec.batch_size, metrics: shared.metrics.clone() };
     let table = &spec.source.table;
     let mut source = spec.source.connector.open_source(table, &ctx)?;
     let event_time = table.watermark.as_ref().map(|w| (w.column, w.delay_ms));
@@ -263,10 +254,10 @@ async fn run_aggregate(
             PipelineMetrics::add(&shared.metrics.late_rows, late as usize);
         }
         for batch in results.drain(..) {
-            if let Some(batch) = stage.post.apply(batch)? {
-                if output.send(Message::Batch(batch)).await.is_err() {
-                    return Ok(());
-                }
+            if let Some(batch) = stage.post.apply(batch)?
+                && output.send(Message::Batch(batch)).await.is_err()
+            {
+                return Ok(());
             }
         }
         if end {

@@ -30,10 +30,7 @@ pub fn timestamp_type() -> DataType {
 
 /// The two hidden fields appended to source schemas.
 pub fn hidden_fields() -> [Field; HIDDEN_COLUMNS] {
-    [
-        Field::new(TS_COLUMN, timestamp_type(), true),
-        Field::new(WM_COLUMN, DataType::Int64, false),
-    ]
+    [Field::new(TS_COLUMN, timestamp_type(), true), Field::new(WM_COLUMN, DataType::Int64, false)]
 }
 
 /// Formats epoch milliseconds as `YYYY-MM-DD HH:MM:SS.fff` (UTC), the way results are shown.

@@ -55,11 +55,11 @@ impl SqlError {
 
     /// Adds the offending line of `sql` with a caret, for display.
     pub fn with_source(mut self, sql: &str) -> Self {
-        if let Some((line, column)) = self.location {
-            if let Some(text) = sql.lines().nth(line.saturating_sub(1) as usize) {
-                let caret_at = text.chars().take(column.saturating_sub(1) as usize).count();
-                self.snippet = Some(format!("  {text}\n  {}^", " ".repeat(caret_at)));
-            }
+        if let Some((line, column)) = self.location
+            && let Some(text) = sql.lines().nth(line.saturating_sub(1) as usize)
+        {
+            let caret_at = text.chars().take(column.saturating_sub(1) as usize).count();
+            self.snippet = Some(format!("  {text}\n  {}^", " ".repeat(caret_at)));
         }
         self
     }
@@ -88,10 +88,8 @@ impl From<StreamError> for SqlError {
 
 impl From<datafusion::error::DataFusionError> for SqlError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
-        let location = e
-            .diagnostic()
-            .and_then(|d| d.span)
-            .map(|s| Location { line: s.start.line, column: s.start.column });
+        let location =
+            e.diagnostic().and_then(|d| d.span).map(|s| Location { line: s.start.line, column: s.start.column });
         let message = clean_datafusion_message(&e);
         match location {
             Some(l) => SqlError::at(message, l),
@@ -114,12 +112,11 @@ impl From<datafusion::sql::sqlparser::parser::ParserError> for SqlError {
             ParserError::RecursionLimitExceeded => "the statement is nested too deeply".into(),
         };
         // sqlparser appends " at Line: L, Column: C"; turn it into our location.
-        if let Some((message, position)) = text.rsplit_once(" at Line: ") {
-            if let Some((line, column)) = position.split_once(", Column: ") {
-                if let (Ok(line), Ok(column)) = (line.trim().parse(), column.trim().parse()) {
-                    return SqlError::at(message.to_string(), Location { line, column });
-                }
-            }
+        if let Some((message, position)) = text.rsplit_once(" at Line: ")
+            && let Some((line, column)) = position.split_once(", Column: ")
+            && let (Ok(line), Ok(column)) = (line.trim().parse(), column.trim().parse())
+        {
+            return SqlError::at(message.to_string(), Location { line, column });
         }
         SqlError::new(text)
     }
@@ -128,6 +125,19 @@ impl From<datafusion::sql::sqlparser::parser::ParserError> for SqlError {
 /// DataFusion's messages without the `Error during planning:` style prefixes.
 fn clean_datafusion_message(e: &datafusion::error::DataFusionError) -> String {
     let text = e.strip_backtrace();
+    // A function applied to the wrong types is the query's fault, though DataFusion reports it
+    // as an internal error with a plea to file a bug.
+    if let Some(at) = text.find("failed to match any signature") {
+        // "Function 'sum' failed to match any signature, errors: ... requires Int64, but received
+        // String ..." → one readable sentence per rejected signature.
+        let function = text[..at].rsplit("Function ").next().unwrap_or("").trim().to_string();
+        let reasons: Vec<&str> = text[at..]
+            .split("Error during planning: ")
+            .skip(1)
+            .map(|r| r.trim().trim_end_matches([',', '.']))
+            .collect();
+        return format!("function {function} cannot be applied to these argument types: {}", reasons.join("; "));
+    }
     for prefix in ["Error during planning: ", "Schema error: ", "This feature is not implemented: "] {
         if let Some(rest) = text.strip_prefix(prefix) {
             return rest.to_string();

@@ -119,16 +119,13 @@ impl Session {
                         }
                     };
                     check_role(&sink)(Role::Sink).map_err(|e| e.or_at(table.span().start))?;
-                    self.plan_pipeline(format!("INSERT INTO {name}"), &query, sink).map(Some)
+                    let query = name_insert_columns(*query, &sink.table.schema);
+                    self.plan_pipeline(format!("INSERT INTO {name}"), &query, Some(sink)).map(Some)
                 }
-                Statement::Query(query) => {
-                    let sink = self.print_sink(&query)?;
-                    self.plan_pipeline("SELECT".into(), &query, sink).map(Some)
-                }
+                Statement::Query(query) => self.plan_pipeline("SELECT".into(), &query, None).map(Some),
             };
-            match planned.map_err(|e| e.or_at(start))? {
-                Some(pipeline) => pipelines.push(pipeline),
-                None => {}
+            if let Some(pipeline) = planned.map_err(|e| e.or_at(start))? {
+                pipelines.push(pipeline)
             }
         }
         Ok(pipelines)
@@ -136,9 +133,12 @@ impl Session {
 
     fn set(&mut self, key: &str, value: &str) -> SqlResult<()> {
         let positive = |value: &str| -> SqlResult<usize> {
-            value.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                SqlError::new(format!("SET '{key}' needs a positive integer, got '{value}'"))
-            })
+            value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| SqlError::new(format!("SET '{key}' needs a positive integer, got '{value}'")))
         };
         match key {
             "parallelism.default" => self.settings.parallelism = positive(value)?,
@@ -155,22 +155,28 @@ impl Session {
     /// optimizer rewrites (e.g. of COUNT(DISTINCT)) would hide the window aggregation.
     fn plan_query(&self, query: &Query) -> SqlResult<LogicalPlan> {
         reject_unbounded_clauses(query)?;
-        let options = ParserOptions { collect_spans: true, map_string_types_to_utf8view: false, ..ParserOptions::default() };
+        let options =
+            ParserOptions { collect_spans: true, map_string_types_to_utf8view: false, ..ParserOptions::default() };
         let planner = SqlToRel::new_with_options(&self.catalog, options);
         let plan = planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone())))?;
         let state = self.catalog.state();
         Ok(state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {})?)
     }
 
-    fn plan_pipeline(&self, name: String, query: &Query, sink: BoundTable) -> SqlResult<PipelineSpec> {
+    /// Plans `query` into a pipeline writing to `sink`, or printing its rows when there is none.
+    fn plan_pipeline(&self, name: String, query: &Query, sink: Option<BoundTable>) -> SqlResult<PipelineSpec> {
         let plan = self.plan_query(query)?;
+        let sink = match sink {
+            Some(sink) => sink,
+            None => self.print_sink(&plan)?,
+        };
         let mut stream = lower(&plan)?;
+        if stream.window.is_some() {
+            return Err(crate::planner::lower::window_without_aggregation());
+        }
         check_role(&stream.source)(Role::Source)?;
         let mapping = sink_projection(&sink.table.name, plan.schema(), &sink.table.schema)?;
-        let sink_schema = match &mapping {
-            streamsql_engine::operators::stateless::StatelessOp::Project { schema, .. } => schema.clone(),
-            _ => sink.table.schema.clone(),
-        };
+        let sink_schema = sink.table.schema.clone();
         let aggregate = match stream.aggregate.take() {
             Some((spec, mut post)) => {
                 post.push(mapping);
@@ -194,8 +200,7 @@ impl Session {
     }
 
     /// The sink of a bare `SELECT`: rows printed to stdout.
-    fn print_sink(&self, query: &Query) -> SqlResult<BoundTable> {
-        let plan = self.plan_query(query)?;
+    fn print_sink(&self, plan: &LogicalPlan) -> SqlResult<BoundTable> {
         let connector = self
             .registry
             .get("print")
@@ -211,6 +216,24 @@ impl Session {
         };
         Ok(BoundTable { table, connector })
     }
+}
+
+/// INSERT matches columns by position, so two unnamed select items may compute the same
+/// expression (`SELECT k, k`); DataFusion needs distinct names, so unnamed items of a plain
+/// SELECT are named after their sink columns. User aliases are kept (GROUP BY may use them).
+fn name_insert_columns(mut query: Query, sink: &arrow::datatypes::Schema) -> Query {
+    use datafusion::sql::sqlparser::ast::{Ident, SelectItem, SetExpr};
+    if let SetExpr::Select(select) = query.body.as_mut()
+        && select.projection.len() == sink.fields().len()
+    {
+        for (item, field) in select.projection.iter_mut().zip(sink.fields()) {
+            if let SelectItem::UnnamedExpr(expr) = item {
+                let alias = Ident::with_quote('"', field.name());
+                *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias };
+            }
+        }
+    }
+    query
 }
 
 /// ORDER BY and LIMIT at the top of a streaming query, reported where they are written.

@@ -6,8 +6,13 @@ use datafusion::sql::sqlparser::ast::{DataType as SqlType, ExactNumberInfo, Time
 /// The Arrow type of a column declared with `sql_type`, or why it is not supported.
 pub fn arrow_type(sql_type: &SqlType) -> Result<DataType, String> {
     Ok(match sql_type {
-        SqlType::String(_) | SqlType::Varchar(_) | SqlType::Text | SqlType::Char(_) | SqlType::CharVarying(_)
-        | SqlType::CharacterVarying(_) | SqlType::Character(_) => DataType::Utf8,
+        SqlType::String(_)
+        | SqlType::Varchar(_)
+        | SqlType::Text
+        | SqlType::Char(_)
+        | SqlType::CharVarying(_)
+        | SqlType::CharacterVarying(_)
+        | SqlType::Character(_) => DataType::Utf8,
         SqlType::Boolean | SqlType::Bool => DataType::Boolean,
         SqlType::TinyInt(_) => DataType::Int8,
         SqlType::SmallInt(_) => DataType::Int16,
@@ -22,7 +27,9 @@ pub fn arrow_type(sql_type: &SqlType) -> Result<DataType, String> {
                 ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
             };
             if !(1..=38).contains(&precision) || scale < 0 || scale as u64 > precision {
-                return Err(format!("DECIMAL({precision}, {scale}) is out of range: precision 1..38, scale 0..precision"));
+                return Err(format!(
+                    "DECIMAL({precision}, {scale}) is out of range: precision 1..38, scale 0..precision"
+                ));
             }
             DataType::Decimal128(precision as u8, scale as i8)
         }
@@ -31,7 +38,11 @@ pub fn arrow_type(sql_type: &SqlType) -> Result<DataType, String> {
             None | Some(3) => DataType::Timestamp(TimeUnit::Millisecond, None),
             Some(p) => return Err(format!("TIMESTAMP({p}) is not supported yet; use TIMESTAMP(3) (milliseconds)")),
         },
-        other => return Err(format!("type {other} is not supported; use STRING, BOOLEAN, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), DATE or TIMESTAMP(3)")),
+        other => {
+            return Err(format!(
+                "type {other} is not supported; use STRING, BOOLEAN, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), DATE or TIMESTAMP(3)"
+            ));
+        }
     })
 }
 

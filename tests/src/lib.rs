@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, anyhow, bail};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
-    Int64Type, Schema, TimeUnit, TimestampMillisecondType, UInt32Type, UInt64Type,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, Schema,
+    TimeUnit, TimestampMillisecondType, UInt32Type, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
@@ -39,15 +39,11 @@ impl TestDir {
     pub fn new(name: &str) -> TestDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir()
-            .join("streamsql-tests")
-            .join(format!("{name}-{}-{n}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let path =
+            std::env::temp_dir().join("streamsql-tests").join(format!("{name}-{}-{n}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
         TestDir { path }
     }
 
@@ -98,18 +94,13 @@ pub fn write_jsonl<'a>(path: &Path, rows: impl IntoIterator<Item = &'a Value>) {
 
 /// Reads a JSON-lines file back as objects (blank lines are skipped).
 pub fn read_jsonl(path: &Path) -> Vec<Map<String, Value>> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| match serde_json::from_str::<Value>(line) {
             Ok(Value::Object(object)) => object,
-            Ok(other) => panic!(
-                "{}:{}: expected a JSON object, got {other}",
-                path.display(),
-                i + 1
-            ),
+            Ok(other) => panic!("{}:{}: expected a JSON object, got {other}", path.display(), i + 1),
             Err(e) => panic!("{}:{}: invalid JSON ({e}): {line}", path.display(), i + 1),
         })
         .collect()
@@ -134,10 +125,7 @@ pub async fn run_specs(specs: Vec<PipelineSpec>) -> anyhow::Result<Vec<PipelineR
     for spec in specs {
         let name = spec.name.clone();
         let running = streamsql_engine::runtime::start(spec);
-        let report = running
-            .join()
-            .await
-            .map_err(|e| anyhow!("pipeline '{name}' failed: {e}"))?;
+        let report = running.join().await.map_err(|e| anyhow!("pipeline '{name}' failed: {e}"))?;
         reports.push(report);
     }
     Ok(reports)
@@ -145,12 +133,7 @@ pub async fn run_specs(specs: Vec<PipelineSpec>) -> anyhow::Result<Vec<PipelineR
 
 /// Plans `sql` in a fresh session, then runs every pipeline it produced, in order.
 pub async fn run_script(sql: &str) -> anyhow::Result<Vec<PipelineReport>> {
-    let specs = plan(sql).map_err(|e| {
-        anyhow!(
-            "planning failed: {}\n--- script ---\n{sql}",
-            describe_sql_error(&e)
-        )
-    })?;
+    let specs = plan(sql).map_err(|e| anyhow!("planning failed: {}\n--- script ---\n{sql}", describe_sql_error(&e)))?;
     run_specs(specs).await
 }
 
@@ -184,13 +167,7 @@ impl fmt::Display for Cell {
 
 /// Formats a row as `[a, b, c]`.
 pub fn show_row(row: &[Cell]) -> String {
-    format!(
-        "[{}]",
-        row.iter()
-            .map(Cell::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+    format!("[{}]", row.iter().map(Cell::to_string).collect::<Vec<_>>().join(", "))
 }
 
 impl Cell {
@@ -220,8 +197,7 @@ impl Cell {
 
     /// Equality with a relative tolerance for floats (`|a - b| <= tol * max(|a|, |b|, 1)`).
     pub fn approx_eq(&self, other: &Cell, tolerance: f64) -> bool {
-        let close =
-            |a: f64, b: f64| a == b || (a - b).abs() <= tolerance * a.abs().max(b.abs()).max(1.0);
+        let close = |a: f64, b: f64| a == b || (a - b).abs() <= tolerance * a.abs().max(b.abs()).max(1.0);
         match (self, other) {
             (Cell::Float(a), Cell::Float(b)) => close(*a, *b),
             (Cell::Float(a), Cell::Int(b)) | (Cell::Int(b), Cell::Float(a)) => close(*a, *b as f64),
@@ -328,21 +304,15 @@ fn cells_of(array: &dyn Array) -> anyhow::Result<Vec<Cell>> {
         }
         DataType::Int8 => {
             let a = array.as_primitive::<Int8Type>();
-            (0..n)
-                .map(|i| cell(i, Cell::Int(a.value(i).into())))
-                .collect()
+            (0..n).map(|i| cell(i, Cell::Int(a.value(i).into()))).collect()
         }
         DataType::Int16 => {
             let a = array.as_primitive::<Int16Type>();
-            (0..n)
-                .map(|i| cell(i, Cell::Int(a.value(i).into())))
-                .collect()
+            (0..n).map(|i| cell(i, Cell::Int(a.value(i).into()))).collect()
         }
         DataType::Int32 => {
             let a = array.as_primitive::<Int32Type>();
-            (0..n)
-                .map(|i| cell(i, Cell::Int(a.value(i).into())))
-                .collect()
+            (0..n).map(|i| cell(i, Cell::Int(a.value(i).into()))).collect()
         }
         DataType::Int64 => {
             let a = array.as_primitive::<Int64Type>();
@@ -350,26 +320,17 @@ fn cells_of(array: &dyn Array) -> anyhow::Result<Vec<Cell>> {
         }
         DataType::UInt32 => {
             let a = array.as_primitive::<UInt32Type>();
-            (0..n)
-                .map(|i| cell(i, Cell::Int(a.value(i).into())))
-                .collect()
+            (0..n).map(|i| cell(i, Cell::Int(a.value(i).into()))).collect()
         }
         DataType::UInt64 => {
             let a = array.as_primitive::<UInt64Type>();
             (0..n)
-                .map(|i| {
-                    Ok(cell(
-                        i,
-                        Cell::Int(i64::try_from(a.value(i)).context("UInt64 out of range")?),
-                    ))
-                })
+                .map(|i| Ok(cell(i, Cell::Int(i64::try_from(a.value(i)).context("UInt64 out of range")?))))
                 .collect::<anyhow::Result<_>>()?
         }
         DataType::Float32 => {
             let a = array.as_primitive::<Float32Type>();
-            (0..n)
-                .map(|i| cell(i, Cell::Float(a.value(i).into())))
-                .collect()
+            (0..n).map(|i| cell(i, Cell::Float(a.value(i).into()))).collect()
         }
         DataType::Float64 => {
             let a = array.as_primitive::<Float64Type>();
@@ -382,31 +343,16 @@ fn cells_of(array: &dyn Array) -> anyhow::Result<Vec<Cell>> {
         DataType::Decimal128(_, scale) => {
             let a = array.as_primitive::<Decimal128Type>();
             let divisor = 10f64.powi(i32::from(*scale));
-            (0..n)
-                .map(|i| cell(i, Cell::Float(a.value(i) as f64 / divisor)))
-                .collect()
+            (0..n).map(|i| cell(i, Cell::Float(a.value(i) as f64 / divisor))).collect()
         }
         DataType::Date32 => {
             let a = array.as_primitive::<Date32Type>();
-            (0..n)
-                .map(|i| {
-                    cell(
-                        i,
-                        Cell::Str(
-                            a.value_as_date(i)
-                                .map(|d| d.to_string())
-                                .unwrap_or_default(),
-                        ),
-                    )
-                })
-                .collect()
+            (0..n).map(|i| cell(i, Cell::Str(a.value_as_date(i).map(|d| d.to_string()).unwrap_or_default()))).collect()
         }
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let a = arrow::compute::cast(array, &DataType::Utf8)?;
             let a = a.as_string::<i32>();
-            (0..n)
-                .map(|i| cell(i, Cell::Str(a.value(i).to_string())))
-                .collect()
+            (0..n).map(|i| cell(i, Cell::Str(a.value(i).to_string()))).collect()
         }
         other => bail!("rows_from_batches: unsupported type {other}"),
     })
@@ -417,17 +363,14 @@ pub fn parse_sink_timestamp(text: &str) -> Option<i64> {
     if text.len() != 23 {
         return None;
     }
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.3f")
-        .ok()
-        .map(|t| t.and_utc().timestamp_millis())
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.3f").ok().map(|t| t.and_utc().timestamp_millis())
 }
 
 /// Reads a JSON-lines sink file into rows of `schema` (the expected sink schema), checking the
 /// sink's format contract on the way: exactly the schema's keys, timestamps as
 /// `"YYYY-MM-DD HH:MM:SS.fff"` strings, numbers as JSON numbers, NULL as `null`.
 pub fn rows_from_jsonl(path: &Path, schema: &Schema) -> anyhow::Result<Vec<Row>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let at = || format!("{}:{}", path.display(), i + 1);
@@ -452,33 +395,21 @@ pub fn rows_from_jsonl(path: &Path, schema: &Schema) -> anyhow::Result<Vec<Row>>
             let value = object
                 .get(field.name())
                 .ok_or_else(|| anyhow!("{}: key '{}' missing in {line}", at(), field.name()))?;
-            let bad = || {
-                anyhow!(
-                    "{}: key '{}' of type {}: unexpected value {value}",
-                    at(),
-                    field.name(),
-                    field.data_type()
-                )
-            };
+            let bad =
+                || anyhow!("{}: key '{}' of type {}: unexpected value {value}", at(), field.name(), field.data_type());
             let cell = match (value, field.data_type()) {
                 (Value::Null, _) => Cell::Null,
                 (Value::Bool(b), DataType::Boolean) => Cell::Bool(*b),
                 (Value::Number(n), t) if t.is_integer() => Cell::Int(n.as_i64().ok_or_else(bad)?),
-                (Value::Number(n), t)
-                    if t.is_floating() || matches!(t, DataType::Decimal128(..)) =>
-                {
+                (Value::Number(n), t) if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
                     Cell::Float(n.as_f64().ok_or_else(bad)?)
                 }
                 (Value::String(s), DataType::Date32) => {
                     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())?;
                     Cell::Str(s.clone())
                 }
-                (Value::String(s), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
-                    Cell::Str(s.clone())
-                }
-                (Value::String(s), DataType::Timestamp(..)) => {
-                    Cell::Ts(parse_sink_timestamp(s).ok_or_else(bad)?)
-                }
+                (Value::String(s), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => Cell::Str(s.clone()),
+                (Value::String(s), DataType::Timestamp(..)) => Cell::Ts(parse_sink_timestamp(s).ok_or_else(bad)?),
                 _ => return Err(bad()),
             };
             row.push(cell);

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
-    StringArray, TimestampMillisecondArray,
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -47,10 +47,7 @@ impl Window {
     pub fn tvf_sql(&self, table: &str, column: &str) -> String {
         match *self {
             Window::Tumble { size_s } => {
-                format!(
-                    "TABLE(TUMBLE(TABLE {table}, DESCRIPTOR({column}), {}))",
-                    interval_sql(size_s)
-                )
+                format!("TABLE(TUMBLE(TABLE {table}, DESCRIPTOR({column}), {}))", interval_sql(size_s))
             }
             Window::Hop { slide_s, size_s } => format!(
                 "TABLE(HOP(TABLE {table}, DESCRIPTOR({column}), {}, {}))",
@@ -112,19 +109,10 @@ pub fn assign(ts: &[i64], delay_ms: i64, window: Window) -> Assignment {
     for &t in ts {
         let wm = max.map(|m| m - delay_ms);
         watermarks.push(wm);
-        windows.push(
-            window
-                .windows_of(t)
-                .into_iter()
-                .filter(|&(_, end)| wm.is_none_or(|wm| wm < end))
-                .collect(),
-        );
+        windows.push(window.windows_of(t).into_iter().filter(|&(_, end)| wm.is_none_or(|wm| wm < end)).collect());
         max = Some(max.map_or(t, |m| m.max(t)));
     }
-    Assignment {
-        windows,
-        watermarks,
-    }
+    Assignment { windows, watermarks }
 }
 
 /// One input row of the `events` table the oracle tests use (see [`EVENT_COLUMNS`]).
@@ -165,32 +153,18 @@ fn event_fields() -> Vec<Field> {
 
 fn event_columns(events: &[&Event]) -> Vec<ArrayRef> {
     vec![
-        Arc::new(TimestampMillisecondArray::from(
-            events.iter().map(|e| e.ts).collect::<Vec<_>>(),
-        )),
-        Arc::new(StringArray::from(
-            events.iter().map(|e| e.k.clone()).collect::<Vec<_>>(),
-        )),
-        Arc::new(Int32Array::from(
-            events.iter().map(|e| e.k2).collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from(
-            events.iter().map(|e| e.v).collect::<Vec<_>>(),
-        )),
-        Arc::new(Float64Array::from(
-            events.iter().map(|e| e.d).collect::<Vec<_>>(),
-        )),
+        Arc::new(TimestampMillisecondArray::from(events.iter().map(|e| e.ts).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(events.iter().map(|e| e.k.clone()).collect::<Vec<_>>())),
+        Arc::new(Int32Array::from(events.iter().map(|e| e.k2).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(events.iter().map(|e| e.v).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(events.iter().map(|e| e.d).collect::<Vec<_>>())),
         Arc::new(
             Decimal128Array::from(events.iter().map(|e| e.p).collect::<Vec<_>>())
                 .with_precision_and_scale(10, 2)
                 .expect("DECIMAL(10, 2)"),
         ),
-        Arc::new(BooleanArray::from(
-            events.iter().map(|e| e.ok).collect::<Vec<_>>(),
-        )),
-        Arc::new(Date32Array::from(
-            events.iter().map(|e| e.day).collect::<Vec<_>>(),
-        )),
+        Arc::new(BooleanArray::from(events.iter().map(|e| e.ok).collect::<Vec<_>>())),
+        Arc::new(Date32Array::from(events.iter().map(|e| e.day).collect::<Vec<_>>())),
     ]
 }
 
@@ -220,12 +194,7 @@ impl Query {
 
     /// `SELECT ... FROM TABLE(TUMBLE/HOP(TABLE source, DESCRIPTOR(ts), ...)) ...`.
     pub fn streaming_sql(&self, source: &str, window: Window) -> String {
-        format!(
-            "SELECT {} FROM {}{}",
-            self.select,
-            window.tvf_sql(source, "ts"),
-            self.tail()
-        )
+        format!("SELECT {} FROM {}{}", self.select, window.tvf_sql(source, "ts"), self.tail())
     }
 
     /// The same query over the oracle's `expanded` table.
@@ -250,12 +219,7 @@ pub struct Expected {
 pub struct Oracle;
 
 impl Oracle {
-    pub async fn run(
-        events: &[Event],
-        delay_ms: i64,
-        window: Window,
-        query: &Query,
-    ) -> anyhow::Result<Expected> {
+    pub async fn run(events: &[Event], delay_ms: i64, window: Window, query: &Query) -> anyhow::Result<Expected> {
         let ts: Vec<i64> = events.iter().map(|e| e.ts).collect();
         let assignment = assign(&ts, delay_ms, window);
 
@@ -291,11 +255,8 @@ impl Oracle {
         fields.push(Field::new("late", DataType::Boolean, false));
         let all: Vec<&Event> = events.iter().collect();
         let mut columns = event_columns(&all);
-        columns.push(Arc::new(BooleanArray::from(
-            (0..events.len())
-                .map(|i| assignment.is_late(i))
-                .collect::<Vec<_>>(),
-        )));
+        columns
+            .push(Arc::new(BooleanArray::from((0..events.len()).map(|i| assignment.is_late(i)).collect::<Vec<_>>())));
         let raw = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
 
         let ctx = SessionContext::new();
@@ -303,15 +264,9 @@ impl Oracle {
         ctx.register_batch("raw", raw)?;
 
         let sql = query.batch_sql();
-        let frame = ctx
-            .sql(&sql)
-            .await
-            .with_context(|| format!("oracle query: {sql}"))?;
+        let frame = ctx.sql(&sql).await.with_context(|| format!("oracle query: {sql}"))?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame
-            .collect()
-            .await
-            .with_context(|| format!("oracle query: {sql}"))?;
+        let batches = frame.collect().await.with_context(|| format!("oracle query: {sql}"))?;
         let rows = rows_from_batches(&batches)?;
 
         let late_sql = match &query.filter {
@@ -323,12 +278,7 @@ impl Oracle {
             Some(crate::Cell::Int(n)) => u64::try_from(*n)?,
             other => anyhow::bail!("oracle late count: unexpected {other:?}"),
         };
-        Ok(Expected {
-            rows,
-            schema,
-            late_rows,
-            late_unfiltered: assignment.late_count() as u64,
-        })
+        Ok(Expected { rows, schema, late_rows, late_unfiltered: assignment.late_count() as u64 })
     }
 }
 
@@ -338,14 +288,8 @@ mod tests {
 
     #[test]
     fn windows_of_hop_with_uneven_size() {
-        let hop = Window::Hop {
-            slide_s: 2,
-            size_s: 5,
-        };
-        assert_eq!(
-            hop.windows_of(4_500),
-            vec![(0, 5_000), (2_000, 7_000), (4_000, 9_000)]
-        );
+        let hop = Window::Hop { slide_s: 2, size_s: 5 };
+        assert_eq!(hop.windows_of(4_500), vec![(0, 5_000), (2_000, 7_000), (4_000, 9_000)]);
         assert_eq!(hop.windows_of(5_000), vec![(2_000, 7_000), (4_000, 9_000)]);
         assert_eq!(hop.windows_of(-1), vec![(-4_000, 1_000), (-2_000, 3_000)]);
         let tumble = Window::Tumble { size_s: 5 };
@@ -362,16 +306,10 @@ mod tests {
         assert!(a.is_late(1));
         assert_eq!(a.windows[2], vec![(5_000, 10_000)]);
         // A HOP row late for some windows but not all is not late.
-        let hop = Window::Hop {
-            slide_s: 1,
-            size_s: 4,
-        };
+        let hop = Window::Hop { slide_s: 1, size_s: 4 };
         let a = assign(&[10_000, 7_500], 2_000, hop);
         // ts 7500 is in [4000, 8000) too, but wm = 8000 closed it.
-        assert_eq!(
-            a.windows[1],
-            vec![(5_000, 9_000), (6_000, 10_000), (7_000, 11_000)]
-        );
+        assert_eq!(a.windows[1], vec![(5_000, 9_000), (6_000, 10_000), (7_000, 11_000)]);
         assert_eq!(a.late_count(), 0);
     }
 }

@@ -28,14 +28,8 @@ fn counts_schema() -> Schema {
 }
 
 fn window_counts_script(dir: &TestDir, format: &str, on_error: Option<&str>) -> String {
-    let input = if format == "csv" {
-        "in.csv"
-    } else {
-        "in.jsonl"
-    };
-    let on_error = on_error
-        .map(|p| format!(", 'format.on-error' = '{p}'"))
-        .unwrap_or_default();
+    let input = if format == "csv" { "in.csv" } else { "in.jsonl" };
+    let on_error = on_error.map(|p| format!(", 'format.on-error' = '{p}'")).unwrap_or_default();
     format!(
         "SET 'execution.batch-size' = '2';\n\
          CREATE TABLE events (ts TIMESTAMP(3), k STRING, v BIGINT, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
@@ -53,12 +47,7 @@ fn window_counts_script(dir: &TestDir, format: &str, on_error: Option<&str>) -> 
 
 /// The windows of the good records GOOD_1, GOOD_2, GOOD_5, GOOD_7.
 fn expected_counts() -> Vec<Row> {
-    let w = |start_s: i64| {
-        (
-            Cell::Ts(T0 + start_s * 1000),
-            Cell::Ts(T0 + start_s * 1000 + 10_000),
-        )
-    };
+    let w = |start_s: i64| (Cell::Ts(T0 + start_s * 1000), Cell::Ts(T0 + start_s * 1000 + 10_000));
     let row = |start_s: i64, k: &str, c: i64, s: i64| {
         let (start, end) = w(start_s);
         vec![start, end, Cell::Str(k.into()), Cell::Int(c), Cell::Int(s)]
@@ -78,25 +67,16 @@ async fn expect_failure_at(dir: &TestDir, input: &str, script: &str, line: u64, 
         Err(e) => format!("{e:#}"),
     };
     let position = format!("{}:{line}", dir.file(input).display());
-    assert!(
-        error.contains(&position),
-        "the error should contain '{position}': {error}"
-    );
+    assert!(error.contains(&position), "the error should contain '{position}': {error}");
     for fragment in also {
-        assert!(
-            error.contains(fragment),
-            "the error should mention {fragment:?}: {error}"
-        );
+        assert!(error.contains(fragment), "the error should mention {fragment:?}: {error}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_line_fails_with_its_position() {
     let dir = TestDir::new("file-bad-json");
-    write_text(
-        &dir.file("in.jsonl"),
-        &lines(&[GOOD_1, GOOD_2, BAD_JSON, BAD_TYPE, GOOD_5]),
-    );
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, GOOD_2, BAD_JSON, BAD_TYPE, GOOD_5]));
     let script = window_counts_script(&dir, "json", None);
     expect_failure_at(&dir, "in.jsonl", &script, 3, &["format.on-error"]).await;
 
@@ -109,39 +89,26 @@ async fn malformed_json_line_fails_with_its_position() {
 async fn undecodable_value_fails_with_position_and_column() {
     let dir = TestDir::new("file-bad-value");
     // The blank line still counts as a line.
-    write_text(
-        &dir.file("in.jsonl"),
-        &lines(&[GOOD_1, "", BAD_TYPE, GOOD_5]),
-    );
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, "", BAD_TYPE, GOOD_5]));
     let script = window_counts_script(&dir, "json", None);
     expect_failure_at(&dir, "in.jsonl", &script, 3, &["'v'", "four"]).await;
 
-    write_text(
-        &dir.file("in.jsonl"),
-        &lines(&[GOOD_1, GOOD_2, GOOD_5, BAD_TS]),
-    );
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, GOOD_2, GOOD_5, BAD_TS]));
     expect_failure_at(&dir, "in.jsonl", &script, 4, &["'ts'", "yesterday"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_counts_bad_records_and_keeps_the_rest() {
     let dir = TestDir::new("file-skip");
-    write_text(
-        &dir.file("in.jsonl"),
-        &lines(&[
-            GOOD_1, GOOD_2, BAD_JSON, BAD_TYPE, GOOD_5, NOT_JSON, GOOD_7, BAD_TS,
-        ]),
-    );
-    let reports = run_script(&window_counts_script(&dir, "json", Some("skip")))
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, GOOD_2, BAD_JSON, BAD_TYPE, GOOD_5, NOT_JSON, GOOD_7, BAD_TS]));
+    let reports =
+        run_script(&window_counts_script(&dir, "json", Some("skip"))).await.unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(reports.len(), 1);
     let metrics = reports[0].metrics;
     assert_eq!(metrics.bad_records, 4, "{metrics:?}");
     assert_eq!(metrics.rows_in, 4, "{metrics:?}");
     assert_eq!(metrics.late_rows, 0, "{metrics:?}");
-    let actual = rows_from_jsonl(&dir.file("out.jsonl"), &counts_schema())
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let actual = rows_from_jsonl(&dir.file("out.jsonl"), &counts_schema()).unwrap_or_else(|e| panic!("{e:#}"));
     if let Some(diff) = diff_rows(&expected_counts(), &actual, 0.0) {
         panic!("{diff}");
     }
@@ -161,13 +128,11 @@ async fn csv_source_with_a_bad_record() {
     let script = window_counts_script(&dir, "csv", None);
     expect_failure_at(&dir, "in.csv", &script, 4, &["'v'"]).await;
 
-    let reports = run_script(&window_counts_script(&dir, "csv", Some("skip")))
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let reports =
+        run_script(&window_counts_script(&dir, "csv", Some("skip"))).await.unwrap_or_else(|e| panic!("{e:#}"));
     let metrics = reports[0].metrics;
     assert_eq!(metrics.bad_records, 1, "{metrics:?}");
-    let actual = rows_from_jsonl(&dir.file("out.jsonl"), &counts_schema())
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let actual = rows_from_jsonl(&dir.file("out.jsonl"), &counts_schema()).unwrap_or_else(|e| panic!("{e:#}"));
     if let Some(diff) = diff_rows(&expected_counts(), &actual, 0.0) {
         panic!("{diff}");
     }
@@ -199,23 +164,16 @@ async fn filter_and_projection_without_aggregation() {
         input = dir.sql_path("in.jsonl"),
         output = dir.sql_path("out.jsonl"),
     );
-    let reports = run_script(&script)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let reports = run_script(&script).await.unwrap_or_else(|e| panic!("{e:#}"));
     let metrics = reports[0].metrics;
-    assert_eq!(
-        (metrics.rows_in, metrics.rows_out, metrics.late_rows),
-        (6, 5, 0),
-        "{metrics:?}"
-    );
+    assert_eq!((metrics.rows_in, metrics.rows_out, metrics.late_rows), (6, 5, 0), "{metrics:?}");
     let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
     let schema = Schema::new(vec![
         Field::new("ts", ts, true),
         Field::new("name", DataType::Utf8, true),
         Field::new("doubled", DataType::Int64, true),
     ]);
-    let actual =
-        rows_from_jsonl(&dir.file("out.jsonl"), &schema).unwrap_or_else(|e| panic!("{e:#}"));
+    let actual = rows_from_jsonl(&dir.file("out.jsonl"), &schema).unwrap_or_else(|e| panic!("{e:#}"));
     let row = |s: i64, name: Option<&str>, doubled: Option<i64>| -> Row {
         vec![
             Cell::Ts(T0 + s * 1000),
@@ -231,14 +189,8 @@ async fn filter_and_projection_without_aggregation() {
         row(14, Some("C"), Some(80)),
     ];
     // Same rows, and in input order (there is a single source and no exchange).
-    let shown: Vec<String> = actual
-        .iter()
-        .map(|r| streamsql_tests::show_row(r))
-        .collect();
-    let wanted: Vec<String> = expected
-        .iter()
-        .map(|r| streamsql_tests::show_row(r))
-        .collect();
+    let shown: Vec<String> = actual.iter().map(|r| streamsql_tests::show_row(r)).collect();
+    let wanted: Vec<String> = expected.iter().map(|r| streamsql_tests::show_row(r)).collect();
     assert_eq!(shown, wanted);
 }
 
@@ -277,9 +229,7 @@ async fn hop_without_aggregation_expands_rows_or_is_rejected() {
         }
         Ok(specs) => specs,
     };
-    streamsql_tests::run_specs(specs)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    streamsql_tests::run_specs(specs).await.unwrap_or_else(|e| panic!("{e:#}"));
     let out = streamsql_tests::read_jsonl(&dir.file("out.jsonl"));
     assert_eq!(
         out.len(),
@@ -292,25 +242,16 @@ async fn hop_without_aggregation_expands_rows_or_is_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_sink_writes_a_header_and_rows() {
     let dir = TestDir::new("file-csv-sink");
-    write_text(
-        &dir.file("in.jsonl"),
-        &lines(&[GOOD_1, GOOD_2, GOOD_5, GOOD_7]),
-    );
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, GOOD_2, GOOD_5, GOOD_7]));
     let script = window_counts_script(&dir, "json", None).replace(
         &format!("'{}', 'format' = 'json'", dir.sql_path("out.jsonl")),
         &format!("'{}', 'format' = 'csv'", dir.sql_path("out.csv")),
     );
     assert!(script.contains("out.csv"), "{script}");
-    run_script(&script)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    run_script(&script).await.unwrap_or_else(|e| panic!("{e:#}"));
     let text = std::fs::read_to_string(dir.file("out.csv")).expect("the CSV sink file");
     let mut got: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        got.first().copied(),
-        Some("window_start,window_end,k,c,s"),
-        "{text}"
-    );
+    assert_eq!(got.first().copied(), Some("window_start,window_end,k,c,s"), "{text}");
     got.remove(0);
     got.sort_unstable();
     assert_eq!(
@@ -332,15 +273,7 @@ async fn run_with_timeout(script: &str) -> anyhow::Result<Vec<streamsql_tests::P
 }
 
 fn many_lines(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            format!(
-                "{{\"ts\":{},\"k\":\"k{}\",\"v\":{i}}}\n",
-                T0 + i as i64 * 10,
-                i % 13
-            )
-        })
-        .collect()
+    (0..n).map(|i| format!("{{\"ts\":{},\"k\":\"k{}\",\"v\":{i}}}\n", T0 + i as i64 * 10, i % 13)).collect()
 }
 
 /// A missing input file fails the pipeline with the table and the path.
@@ -361,8 +294,7 @@ async fn missing_input_file_fails_with_its_path() {
 async fn unwritable_sink_fails_the_pipeline() {
     let dir = TestDir::new("file-bad-sink");
     write_text(&dir.file("in.jsonl"), &many_lines(20_000));
-    std::fs::create_dir_all(dir.file("out.jsonl"))
-        .expect("a directory where the sink file should go");
+    std::fs::create_dir_all(dir.file("out.jsonl")).expect("a directory where the sink file should go");
     let script = window_counts_script(&dir, "json", None).replace(
         "SET 'execution.batch-size' = '2';",
         "SET 'execution.batch-size' = '16';\nSET 'parallelism.default' = '4';",
@@ -372,10 +304,7 @@ async fn unwritable_sink_fails_the_pipeline() {
         Err(e) => format!("{e:#}"),
     };
     let path = dir.file("out.jsonl").display().to_string();
-    assert!(
-        error.contains(&path),
-        "the error should name {path}: {error}"
-    );
+    assert!(error.contains(&path), "the error should name {path}: {error}");
 }
 
 /// A bad record deep in a large input stops a parallel pipeline with its position.
@@ -396,8 +325,5 @@ async fn bad_record_deep_in_a_large_file_fails_a_parallel_pipeline() {
         Err(e) => format!("{e:#}"),
     };
     let position = format!("{}:15001", dir.file("in.jsonl").display());
-    assert!(
-        error.contains(&position),
-        "the error should contain {position}: {error}"
-    );
+    assert!(error.contains(&position), "the error should contain {position}: {error}");
 }

@@ -13,9 +13,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 use streamsql_tests::oracle::{EVENT_COLUMNS, Event, Expected, Oracle, Query, Window};
-use streamsql_tests::{
-    TestDir, describe_sql_error, diff_rows, plan, rows_from_jsonl, run_specs, write_jsonl,
-};
+use streamsql_tests::{TestDir, describe_sql_error, diff_rows, plan, rows_from_jsonl, run_specs, write_jsonl};
 
 /// Relative tolerance for floating-point aggregates (AVG over different merge orders).
 const TOLERANCE: f64 = 1e-9;
@@ -36,31 +34,10 @@ struct Scenario {
 
 const SCENARIOS: &[Scenario] = &[
     // In order (apart from snapping to whole seconds): no late rows.
-    Scenario {
-        seed: 11,
-        rows: 300,
-        disorder: 0.0,
-        max_back_ms: 0,
-        step_ms: (0, 400),
-        base_ms: 1_710_000_000_000,
-    },
-    Scenario {
-        seed: 12,
-        rows: 2000,
-        disorder: 0.1,
-        max_back_ms: 6_000,
-        step_ms: (0, 400),
-        base_ms: 1_710_000_000_123,
-    },
+    Scenario { seed: 11, rows: 300, disorder: 0.0, max_back_ms: 0, step_ms: (0, 400), base_ms: 1_710_000_000_000 },
+    Scenario { seed: 12, rows: 2000, disorder: 0.1, max_back_ms: 6_000, step_ms: (0, 400), base_ms: 1_710_000_000_123 },
     // Crosses the epoch: negative event times, windows around 0.
-    Scenario {
-        seed: 13,
-        rows: 800,
-        disorder: 0.3,
-        max_back_ms: 5_000,
-        step_ms: (0, 400),
-        base_ms: -90_000,
-    },
+    Scenario { seed: 13, rows: 800, disorder: 0.3, max_back_ms: 5_000, step_ms: (0, 400), base_ms: -90_000 },
     Scenario {
         seed: 14,
         rows: 1200,
@@ -70,14 +47,7 @@ const SCENARIOS: &[Scenario] = &[
         base_ms: 1_700_000_000_000,
     },
     // Dense and very disordered: many rows per window, many late.
-    Scenario {
-        seed: 15,
-        rows: 1500,
-        disorder: 0.5,
-        max_back_ms: 4_000,
-        step_ms: (0, 60),
-        base_ms: 1_650_000_000_500,
-    },
+    Scenario { seed: 15, rows: 1500, disorder: 0.5, max_back_ms: 4_000, step_ms: (0, 60), base_ms: 1_650_000_000_500 },
     // Sparse: most windows hold one row, and rows skip whole windows.
     Scenario {
         seed: 16,
@@ -122,8 +92,7 @@ fn generate(s: &Scenario) -> Vec<Event> {
             k: (!rng.random_bool(0.02)).then(|| KEYS[rng.random_range(0..key_count)].to_string()),
             k2: (!rng.random_bool(0.05)).then(|| rng.random_range(0..6)),
             v: (!rng.random_bool(0.1)).then(|| rng.random_range(-50..1000)),
-            d: (!rng.random_bool(0.05))
-                .then(|| f64::from(rng.random_range(-1_000_000..1_000_000)) / 1000.0),
+            d: (!rng.random_bool(0.05)).then(|| f64::from(rng.random_range(-1_000_000..1_000_000)) / 1000.0),
             p: (!rng.random_bool(0.05)).then(|| rng.random_range(-10_000_000..10_000_000)),
             ok: (!rng.random_bool(0.05)).then(|| rng.random_bool(0.6)),
             day: (!rng.random_bool(0.05)).then(|| rng.random_range(19_000..19_500)),
@@ -142,11 +111,7 @@ fn event_json(e: &Event, rng: &mut SmallRng) -> Value {
         2 => json!(e.ts),
         3 => {
             let offset = chrono::FixedOffset::east_opt(2 * 3600).expect("valid offset");
-            json!(
-                t.with_timezone(&offset)
-                    .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
-                    .to_string()
-            )
+            json!(t.with_timezone(&offset).format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string())
         }
         _ if e.ts % 1000 == 0 => json!(t.format("%Y-%m-%d %H:%M:%S").to_string()),
         _ => json!(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
@@ -168,23 +133,13 @@ fn event_json(e: &Event, rng: &mut SmallRng) -> Value {
     put("d", e.d.map(Value::from), rng);
     // DECIMAL(10, 2) as a JSON number or as a string.
     let p = e.p.map(|cents| {
-        let text = format!(
-            "{}{}.{:02}",
-            if cents < 0 { "-" } else { "" },
-            cents.abs() / 100,
-            cents.abs() % 100
-        );
-        if rng.random_bool(0.5) {
-            Value::from(text)
-        } else {
-            serde_json::from_str(&text).expect("a JSON number")
-        }
+        let text = format!("{}{}.{:02}", if cents < 0 { "-" } else { "" }, cents.abs() / 100, cents.abs() % 100);
+        if rng.random_bool(0.5) { Value::from(text) } else { serde_json::from_str(&text).expect("a JSON number") }
     });
     put("p", p, rng);
     put("ok", e.ok.map(Value::from), rng);
     let day = e.day.map(|d| {
-        let date =
-            chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0).expect("date in range");
+        let date = chrono::DateTime::from_timestamp(i64::from(d) * 86_400, 0).expect("date in range");
         Value::from(date.format("%Y-%m-%d").to_string())
     });
     put("day", day, rng);
@@ -228,13 +183,7 @@ struct Case {
 
 impl Case {
     fn new(name: &'static str, window: Window, delay_s: i64, query: Query) -> Self {
-        Case {
-            name,
-            window,
-            delay_ms: delay_s * 1000,
-            query,
-            view_filter: None,
-        }
+        Case { name, window, delay_ms: delay_s * 1000, query, view_filter: None }
     }
 
     /// The expression after `WATERMARK FOR ts AS`.
@@ -259,20 +208,10 @@ impl Case {
     }
 }
 
-fn script(
-    case: &Case,
-    dir: &TestDir,
-    out: &str,
-    columns: &str,
-    parallelism: usize,
-    batch: usize,
-) -> String {
+fn script(case: &Case, dir: &TestDir, out: &str, columns: &str, parallelism: usize, batch: usize) -> String {
     let watermark = case.watermark_sql();
     let (view, source) = match case.view_filter {
-        Some(filter) => (
-            format!("CREATE VIEW filtered AS SELECT * FROM events WHERE {filter};\n"),
-            "filtered",
-        ),
+        Some(filter) => (format!("CREATE VIEW filtered AS SELECT * FROM events WHERE {filter};\n"), "filtered"),
         None => (String::new(), "events"),
     };
     format!(
@@ -300,12 +239,8 @@ async fn run_one(
 ) -> Result<(), String> {
     let out = format!("out-p{parallelism}-b{batch}.jsonl");
     let sql = script(case, dir, &out, &sink_columns(expected), parallelism, batch);
-    let specs = plan(&sql).map_err(|e| {
-        format!(
-            "planning failed: {}\n--- script ---\n{sql}",
-            describe_sql_error(&e)
-        )
-    })?;
+    let specs =
+        plan(&sql).map_err(|e| format!("planning failed: {}\n--- script ---\n{sql}", describe_sql_error(&e)))?;
     if specs.len() != 1 {
         return Err(format!("expected 1 pipeline, got {}", specs.len()));
     }
@@ -315,48 +250,27 @@ async fn run_one(
             specs[0].parallelism, specs[0].batch_size
         ));
     }
-    let reports = run_specs(specs)
-        .await
-        .map_err(|e| format!("{e:#}\n--- script ---\n{sql}"))?;
+    let reports = run_specs(specs).await.map_err(|e| format!("{e:#}\n--- script ---\n{sql}"))?;
     let metrics = reports[0].metrics;
-    let actual =
-        rows_from_jsonl(&dir.file(&out), &expected.schema).map_err(|e| format!("{e:#}"))?;
+    let actual = rows_from_jsonl(&dir.file(&out), &expected.schema).map_err(|e| format!("{e:#}"))?;
 
     let mut problems = String::new();
     if let Some(diff) = diff_rows(&expected.rows, &actual, TOLERANCE) {
         let _ = writeln!(problems, "output differs from the oracle: {diff}");
     }
     if metrics.late_rows != expected.late_rows {
-        let _ = writeln!(
-            problems,
-            "late_rows = {}, oracle says {}",
-            metrics.late_rows, expected.late_rows
-        );
+        let _ = writeln!(problems, "late_rows = {}, oracle says {}", metrics.late_rows, expected.late_rows);
     }
     if metrics.rows_in != events.len() as u64 {
-        let _ = writeln!(
-            problems,
-            "rows_in = {}, input has {} rows",
-            metrics.rows_in,
-            events.len()
-        );
+        let _ = writeln!(problems, "rows_in = {}, input has {} rows", metrics.rows_in, events.len());
     }
     if metrics.rows_out != actual.len() as u64 {
-        let _ = writeln!(
-            problems,
-            "rows_out = {}, but the sink file has {} rows",
-            metrics.rows_out,
-            actual.len()
-        );
+        let _ = writeln!(problems, "rows_out = {}, but the sink file has {} rows", metrics.rows_out, actual.len());
     }
     if metrics.bad_records != 0 {
         let _ = writeln!(problems, "bad_records = {}", metrics.bad_records);
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{problems}--- script ---\n{sql}"))
-    }
+    if problems.is_empty() { Ok(()) } else { Err(format!("{problems}--- script ---\n{sql}")) }
 }
 
 async fn check(case: Case, scenarios: &[Scenario], matrix: &[(usize, usize)]) {
@@ -370,12 +284,7 @@ async fn check(case: Case, scenarios: &[Scenario], matrix: &[(usize, usize)]) {
         let expected = Oracle::run(&events, case.delay_ms, case.window, &case.oracle_query())
             .await
             .unwrap_or_else(|e| panic!("oracle failed for case {}: {e:#}", case.name));
-        late_by_seed.push((
-            scenario.seed,
-            expected.late_unfiltered,
-            expected.late_rows,
-            expected.rows.len(),
-        ));
+        late_by_seed.push((scenario.seed, expected.late_unfiltered, expected.late_rows, expected.rows.len()));
 
         let dir = TestDir::new(&format!("oracle-{}-seed{}", case.name, scenario.seed));
         let mut rng = SmallRng::seed_from_u64(scenario.seed ^ 0x5eed);
@@ -384,8 +293,7 @@ async fn check(case: Case, scenarios: &[Scenario], matrix: &[(usize, usize)]) {
 
         for &(parallelism, batch) in matrix {
             runs += 1;
-            if let Err(message) = run_one(&case, &dir, &events, &expected, parallelism, batch).await
-            {
+            if let Err(message) = run_one(&case, &dir, &events, &expected, parallelism, batch).await {
                 failures.push(format!(
                     "case '{}' seed {} ({} rows, disorder {}) parallelism {parallelism} batch size {batch}:\n{message}",
                     case.name, scenario.seed, scenario.rows, scenario.disorder
@@ -402,19 +310,10 @@ async fn check(case: Case, scenarios: &[Scenario], matrix: &[(usize, usize)]) {
     );
     if !failures.is_empty() {
         // The first failure in full; the rest by their first lines.
-        let mut message = format!(
-            "{} of {runs} runs differ from the oracle.\n\n{}",
-            failures.len(),
-            failures[0]
-        );
+        let mut message = format!("{} of {runs} runs differ from the oracle.\n\n{}", failures.len(), failures[0]);
         for other in &failures[1..] {
             let mut lines = other.lines();
-            let _ = write!(
-                message,
-                "\n\nalso: {} {}",
-                lines.next().unwrap_or(""),
-                lines.next().unwrap_or("")
-            );
+            let _ = write!(message, "\n\nalso: {} {}", lines.next().unwrap_or(""), lines.next().unwrap_or(""));
         }
         panic!("{message}");
     }
@@ -437,10 +336,9 @@ async fn check(case: Case, scenarios: &[Scenario], matrix: &[(usize, usize)]) {
 
 fn all_aggregates() -> Query {
     Query {
-        select:
-            "window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s, MIN(v) AS mn, MAX(v) AS mx, \
+        select: "window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s, MIN(v) AS mn, MAX(v) AS mx, \
                  AVG(d) AS a, COUNT(DISTINCT k2) AS dc"
-                .into(),
+            .into(),
         filter: None,
         group_by: "window_start, window_end, k".into(),
         having: None,
@@ -450,62 +348,33 @@ fn all_aggregates() -> Query {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tumble_matches_oracle() {
     let window = Window::Tumble { size_s: 5 };
-    check(
-        Case::new("tumble-5s", window, 2, all_aggregates()),
-        SCENARIOS,
-        FULL_MATRIX,
-    )
-    .await;
+    check(Case::new("tumble-5s", window, 2, all_aggregates()), SCENARIOS, FULL_MATRIX).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_matches_oracle() {
-    let window = Window::Hop {
-        slide_s: 1,
-        size_s: 4,
-    };
-    check(
-        Case::new("hop-1s-4s", window, 2, all_aggregates()),
-        SCENARIOS,
-        FULL_MATRIX,
-    )
-    .await;
+    let window = Window::Hop { slide_s: 1, size_s: 4 };
+    check(Case::new("hop-1s-4s", window, 2, all_aggregates()), SCENARIOS, FULL_MATRIX).await;
 }
 
 /// The size is not a multiple of the slide: panes are gcd(2 s, 5 s) = 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_with_uneven_size_matches_oracle() {
-    let window = Window::Hop {
-        slide_s: 2,
-        size_s: 5,
-    };
-    check(
-        Case::new("hop-2s-5s", window, 2, all_aggregates()),
-        SCENARIOS,
-        FULL_MATRIX,
-    )
-    .await;
+    let window = Window::Hop { slide_s: 2, size_s: 5 };
+    check(Case::new("hop-2s-5s", window, 2, all_aggregates()), SCENARIOS, FULL_MATRIX).await;
 }
 
 /// No GROUP BY key besides the window: one group per window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_without_keys_matches_oracle() {
-    let window = Window::Hop {
-        slide_s: 2,
-        size_s: 6,
-    };
+    let window = Window::Hop { slide_s: 2, size_s: 6 };
     let query = Query {
         select: "window_start, window_end, COUNT(*) AS c, SUM(v) AS s, AVG(d) AS a, COUNT(DISTINCT k) AS dk".into(),
         filter: None,
         group_by: "window_start, window_end".into(),
         having: None,
     };
-    check(
-        Case::new("hop-global", window, 2, query),
-        SCENARIOS,
-        SMALL_MATRIX,
-    )
-    .await;
+    check(Case::new("hop-global", window, 2, query), SCENARIOS, SMALL_MATRIX).await;
 }
 
 /// WHERE drops rows before windowing (they still advance the watermark, which is assigned at
@@ -513,43 +382,29 @@ async fn hop_without_keys_matches_oracle() {
 /// including on an aggregate that is not selected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn where_and_having_match_oracle() {
-    let window = Window::Hop {
-        slide_s: 2,
-        size_s: 5,
-    };
+    let window = Window::Hop { slide_s: 2, size_s: 5 };
     let query = Query {
         select: "window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s, AVG(d) AS a".into(),
         filter: Some("d > -500 AND k <> 'gamma'".into()),
         group_by: "window_start, window_end, k".into(),
         having: Some("COUNT(*) > 2 AND MAX(d) > 0".into()),
     };
-    check(
-        Case::new("where-having", window, 2, query),
-        SCENARIOS,
-        SMALL_MATRIX,
-    )
-    .await;
+    check(Case::new("where-having", window, 2, query), SCENARIOS, SMALL_MATRIX).await;
 }
 
 /// A CASE expression as a GROUP BY key, selected before the window columns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case_expression_key_matches_oracle() {
-    let bucket = "CASE WHEN v IS NULL THEN 'none' WHEN v < 300 THEN 'small' WHEN v < 700 THEN 'medium' ELSE 'large' END";
+    let bucket =
+        "CASE WHEN v IS NULL THEN 'none' WHEN v < 300 THEN 'small' WHEN v < 700 THEN 'medium' ELSE 'large' END";
     let window = Window::Tumble { size_s: 10 };
     let query = Query {
-        select: format!(
-            "{bucket} AS bucket, window_start, window_end, COUNT(*) AS c, SUM(v) AS s, MAX(d) AS mxd"
-        ),
+        select: format!("{bucket} AS bucket, window_start, window_end, COUNT(*) AS c, SUM(v) AS s, MAX(d) AS mxd"),
         filter: None,
         group_by: format!("window_start, window_end, {bucket}"),
         having: None,
     };
-    check(
-        Case::new("case-key", window, 1, query),
-        SCENARIOS,
-        SMALL_MATRIX,
-    )
-    .await;
+    check(Case::new("case-key", window, 1, query), SCENARIOS, SMALL_MATRIX).await;
 }
 
 /// A window over a view that filters the source: the view's WHERE acts like the query's, and
@@ -572,10 +427,7 @@ async fn window_over_a_filtering_view_matches_oracle() {
 /// watermark delay longer than the slide.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decimals_dates_filters_and_window_time_match_oracle() {
-    let window = Window::Hop {
-        slide_s: 3,
-        size_s: 6,
-    };
+    let window = Window::Hop { slide_s: 3, size_s: 6 };
     let query = Query {
         select: "window_start, window_end, window_time, k, SUM(p) AS sp, AVG(p) AS ap, MIN(p) AS mnp, \
                  MAX(day) AS last_day, COUNT(*) FILTER (WHERE ok) AS c_ok, SUM(v) FILTER (WHERE k2 > 2) AS s_f, \
@@ -585,12 +437,7 @@ async fn decimals_dates_filters_and_window_time_match_oracle() {
         group_by: "window_start, window_end, window_time, k".into(),
         having: None,
     };
-    check(
-        Case::new("types-filter", window, 7, query),
-        SCENARIOS,
-        SMALL_MATRIX,
-    )
-    .await;
+    check(Case::new("types-filter", window, 7, query), SCENARIOS, SMALL_MATRIX).await;
 }
 
 /// Two INSERTs in one script, each planned with the settings in force when it is reached, over
@@ -598,19 +445,12 @@ async fn decimals_dates_filters_and_window_time_match_oracle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_inserts_in_one_script_use_their_own_settings() {
     let tumble = Window::Tumble { size_s: 60 };
-    let hop = Window::Hop {
-        slide_s: 30,
-        size_s: 120,
-    };
+    let hop = Window::Hop { slide_s: 30, size_s: 120 };
     let query = all_aggregates();
     for scenario in SCENARIOS.iter().filter(|s| [12, 16].contains(&s.seed)) {
         let events = generate(scenario);
-        let expected_a = Oracle::run(&events, 2_000, tumble, &query)
-            .await
-            .expect("oracle");
-        let expected_b = Oracle::run(&events, 2_000, hop, &query)
-            .await
-            .expect("oracle");
+        let expected_a = Oracle::run(&events, 2_000, tumble, &query).await.expect("oracle");
+        let expected_b = Oracle::run(&events, 2_000, hop, &query).await.expect("oracle");
         let dir = TestDir::new(&format!("oracle-two-inserts-seed{}", scenario.seed));
         let mut rng = SmallRng::seed_from_u64(scenario.seed);
         let lines: Vec<Value> = events.iter().map(|e| event_json(e, &mut rng)).collect();
@@ -635,35 +475,15 @@ async fn two_inserts_in_one_script_use_their_own_settings() {
             query_b = query.streaming_sql("events", hop),
         );
         let specs = plan(&sql).unwrap_or_else(|e| panic!("{}\n{sql}", describe_sql_error(&e)));
-        let settings: Vec<(usize, usize)> = specs
-            .iter()
-            .map(|s| (s.parallelism, s.batch_size))
-            .collect();
-        assert_eq!(
-            settings,
-            vec![(1, 5), (3, 64)],
-            "settings of each pipeline\n{sql}"
-        );
-        let reports = run_specs(specs)
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}\n{sql}"));
-        for (report, (expected, out)) in reports
-            .iter()
-            .zip([(&expected_a, "a.jsonl"), (&expected_b, "b.jsonl")])
-        {
-            let actual = rows_from_jsonl(&dir.file(out), &expected.schema)
-                .unwrap_or_else(|e| panic!("{e:#}"));
+        let settings: Vec<(usize, usize)> = specs.iter().map(|s| (s.parallelism, s.batch_size)).collect();
+        assert_eq!(settings, vec![(1, 5), (3, 64)], "settings of each pipeline\n{sql}");
+        let reports = run_specs(specs).await.unwrap_or_else(|e| panic!("{e:#}\n{sql}"));
+        for (report, (expected, out)) in reports.iter().zip([(&expected_a, "a.jsonl"), (&expected_b, "b.jsonl")]) {
+            let actual = rows_from_jsonl(&dir.file(out), &expected.schema).unwrap_or_else(|e| panic!("{e:#}"));
             if let Some(diff) = diff_rows(&expected.rows, &actual, TOLERANCE) {
-                panic!(
-                    "seed {}: {out} differs from the oracle: {diff}\n{sql}",
-                    scenario.seed
-                );
+                panic!("seed {}: {out} differs from the oracle: {diff}\n{sql}", scenario.seed);
             }
-            assert_eq!(
-                report.metrics.late_rows, expected.late_rows,
-                "seed {}: late rows of {out}",
-                scenario.seed
-            );
+            assert_eq!(report.metrics.late_rows, expected.late_rows, "seed {}: late rows of {out}", scenario.seed);
         }
     }
 }
@@ -671,22 +491,14 @@ async fn two_inserts_in_one_script_use_their_own_settings() {
 /// GROUP BY window_start alone (window_end follows from it) is accepted; results must match.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_by_window_start_only_matches_oracle() {
-    let window = Window::Hop {
-        slide_s: 2,
-        size_s: 5,
-    };
+    let window = Window::Hop { slide_s: 2, size_s: 5 };
     let query = Query {
         select: "k, window_start, COUNT(*) AS c, SUM(v) AS s".into(),
         filter: None,
         group_by: "window_start, k".into(),
         having: None,
     };
-    check(
-        Case::new("start-only", window, 2, query),
-        SCENARIOS,
-        SMALL_MATRIX,
-    )
-    .await;
+    check(Case::new("start-only", window, 2, query), SCENARIOS, SMALL_MATRIX).await;
 }
 
 /// Keys of other types (BOOLEAN, INT, a DOUBLE expression; all with nulls) through the hash
@@ -695,28 +507,18 @@ async fn group_by_window_start_only_matches_oracle() {
 async fn typed_keys_with_a_strict_watermark_match_oracle() {
     let window = Window::Tumble { size_s: 1 };
     let query = Query {
-        select:
-            "window_start, window_end, ok, k2, ROUND(d / 500) AS dk, COUNT(*) AS c, SUM(v) AS s"
-                .into(),
+        select: "window_start, window_end, ok, k2, ROUND(d / 500) AS dk, COUNT(*) AS c, SUM(v) AS s".into(),
         filter: None,
         group_by: "window_start, window_end, ok, k2, ROUND(d / 500)".into(),
         having: None,
     };
-    check(
-        Case::new("typed-keys", window, 0, query),
-        SCENARIOS,
-        SMALL_MATRIX,
-    )
-    .await;
+    check(Case::new("typed-keys", window, 0, query), SCENARIOS, SMALL_MATRIX).await;
 }
 
 /// A watermark delay that is not a whole number of seconds (`INTERVAL '1.5' SECOND`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fractional_watermark_delay_matches_oracle() {
-    let window = Window::Hop {
-        slide_s: 1,
-        size_s: 3,
-    };
+    let window = Window::Hop { slide_s: 1, size_s: 3 };
     let mut case = Case::new("delay-1.5s", window, 0, all_aggregates());
     case.delay_ms = 1_500;
     check(case, SCENARIOS, SMALL_MATRIX).await;

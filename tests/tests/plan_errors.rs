@@ -41,19 +41,10 @@ fn script(dir: &TestDir, statements: &str) -> String {
 /// Plans `sql`, which must fail; returns the error.
 fn expect_err(sql: &str) -> SqlError {
     match plan(sql) {
-        Ok(specs) => panic!(
-            "expected an error, but the script planned into {} pipeline(s):\n{sql}",
-            specs.len()
-        ),
+        Ok(specs) => panic!("expected an error, but the script planned into {} pipeline(s):\n{sql}", specs.len()),
         Err(e) => {
-            assert!(
-                !e.message().trim().is_empty(),
-                "empty error message for:\n{sql}"
-            );
-            assert!(
-                !e.to_string().trim().is_empty(),
-                "empty Display for:\n{sql}"
-            );
+            assert!(!e.message().trim().is_empty(), "empty error message for:\n{sql}");
+            assert!(!e.to_string().trim().is_empty(), "empty Display for:\n{sql}");
             eprintln!("error: {}", describe_sql_error(&e));
             e
         }
@@ -63,23 +54,13 @@ fn expect_err(sql: &str) -> SqlError {
 /// The error message mentions every fragment (case-insensitively).
 fn assert_mentions(error: &SqlError, fragments: &[&str]) {
     let message = error.to_string().to_lowercase() + " " + &error.message().to_lowercase();
-    let missing: Vec<&str> = fragments
-        .iter()
-        .copied()
-        .filter(|f| !message.contains(&f.to_lowercase()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "error message does not mention {missing:?}:\n  {}",
-        describe_sql_error(error)
-    );
+    let missing: Vec<&str> = fragments.iter().copied().filter(|f| !message.contains(&f.to_lowercase())).collect();
+    assert!(missing.is_empty(), "error message does not mention {missing:?}:\n  {}", describe_sql_error(error));
 }
 
 /// 1-based (line, column) of the first occurrence of `marker` in `text`, columns in characters.
 fn position_of(text: &str, marker: &str) -> (u64, u64) {
-    let offset = text
-        .find(marker)
-        .unwrap_or_else(|| panic!("marker {marker:?} not in script"));
+    let offset = text.find(marker).unwrap_or_else(|| panic!("marker {marker:?} not in script"));
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -89,8 +70,7 @@ fn position_of(text: &str, marker: &str) -> (u64, u64) {
 #[test]
 fn the_valid_script_plans() {
     let dir = TestDir::new("plan-valid");
-    let specs = plan(&script(&dir, &valid_insert()))
-        .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let specs = plan(&script(&dir, &valid_insert())).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
     assert_eq!(specs.len(), 1);
 }
 
@@ -107,12 +87,7 @@ fn syntax_error_in_a_later_statement_points_at_the_token() {
     let error = expect_err(&sql);
     let expected = position_of(&sql, "COUNT(*) )");
     let expected = (expected.0, expected.1 + "COUNT(*) ".len() as u64);
-    assert_eq!(
-        error.location(),
-        Some(expected),
-        "location of the stray ')' ({})",
-        describe_sql_error(&error)
-    );
+    assert_eq!(error.location(), Some(expected), "location of the stray ')' ({})", describe_sql_error(&error));
 }
 
 #[test]
@@ -120,12 +95,7 @@ fn syntax_error_at_a_statement_start_points_at_the_token() {
     let dir = TestDir::new("plan-syntax-start");
     let sql = script(&dir, "-- a comment line\n\n   SELEC k FROM events;\n");
     let error = expect_err(&sql);
-    assert_eq!(
-        error.location(),
-        Some(position_of(&sql, "SELEC")),
-        "{}",
-        describe_sql_error(&error)
-    );
+    assert_eq!(error.location(), Some(position_of(&sql, "SELEC")), "{}", describe_sql_error(&error));
     assert_mentions(&error, &["SELEC"]);
 }
 
@@ -139,19 +109,13 @@ fn syntax_error_inside_create_table_points_at_the_token() {
         valid_insert()
     );
     let error = expect_err(&sql);
-    assert_eq!(
-        error.location(),
-        Some(position_of(&sql, ");")),
-        "{}",
-        describe_sql_error(&error)
-    );
+    assert_eq!(error.location(), Some(position_of(&sql, ");")), "{}", describe_sql_error(&error));
 }
 
 #[test]
 fn unknown_connector_lists_the_known_ones() {
     let dir = TestDir::new("plan-connector");
-    let sql =
-        script(&dir, &valid_insert()).replacen("'connector' = 'file'", "'connector' = 'kafka'", 1);
+    let sql = script(&dir, &valid_insert()).replacen("'connector' = 'file'", "'connector' = 'kafka'", 1);
     let error = expect_err(&sql);
     assert_mentions(&error, &["kafka", "file", "netflow", "print", "blackhole"]);
 }
@@ -159,15 +123,8 @@ fn unknown_connector_lists_the_known_ones() {
 #[test]
 fn missing_required_path_option() {
     let dir = TestDir::new("plan-missing-path");
-    let sql = script(&dir, &valid_insert()).replacen(
-        &format!("'path' = '{}', ", dir.sql_path("in.jsonl")),
-        "",
-        1,
-    );
-    assert!(
-        !sql.contains("in.jsonl"),
-        "the test did not remove the path option:\n{sql}"
-    );
+    let sql = script(&dir, &valid_insert()).replacen(&format!("'path' = '{}', ", dir.sql_path("in.jsonl")), "", 1);
+    assert!(!sql.contains("in.jsonl"), "the test did not remove the path option:\n{sql}");
     let error = expect_err(&sql);
     assert_mentions(&error, &["path", "events"]);
 }
@@ -175,11 +132,8 @@ fn missing_required_path_option() {
 #[test]
 fn unknown_option_is_named() {
     let dir = TestDir::new("plan-unknown-option");
-    let sql = script(&dir, &valid_insert()).replacen(
-        "'format' = 'json'",
-        "'format' = 'json', 'fromat.on-eror' = 'skip'",
-        1,
-    );
+    let sql =
+        script(&dir, &valid_insert()).replacen("'format' = 'json'", "'format' = 'json', 'fromat.on-eror' = 'skip'", 1);
     let error = expect_err(&sql);
     assert_mentions(&error, &["fromat.on-eror"]);
 }
@@ -310,15 +264,8 @@ fn descriptor_must_name_the_watermark_column() {
 #[test]
 fn window_over_a_table_without_watermark_is_rejected() {
     let dir = TestDir::new("plan-no-watermark");
-    let sql = script(&dir, &valid_insert()).replacen(
-        ",\n  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND",
-        "",
-        1,
-    );
-    assert!(
-        !sql.contains("WATERMARK"),
-        "the test did not remove the watermark:\n{sql}"
-    );
+    let sql = script(&dir, &valid_insert()).replacen(",\n  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND", "", 1);
+    assert!(!sql.contains("WATERMARK"), "the test did not remove the watermark:\n{sql}");
     let error = expect_err(&sql);
     assert_mentions(&error, &["watermark"]);
 }
@@ -360,11 +307,7 @@ fn the_rich_script_plans() {
 fn truncated_scripts_never_panic() {
     let dir = TestDir::new("plan-fuzz");
     let sql = rich_script(&dir);
-    let boundaries: Vec<usize> = sql
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain([sql.len()])
-        .collect();
+    let boundaries: Vec<usize> = sql.char_indices().map(|(i, _)| i).chain([sql.len()]).collect();
     let step = (boundaries.len() / 200).max(1);
     let mut errors = 0;
     let mut checked = 0;
@@ -376,10 +319,7 @@ fn truncated_scripts_never_panic() {
         checked += 1;
         if let Err(e) = plan(prefix) {
             errors += 1;
-            assert!(
-                !e.message().trim().is_empty(),
-                "empty error message for the prefix:\n{prefix}"
-            );
+            assert!(!e.message().trim().is_empty(), "empty error message for the prefix:\n{prefix}");
             if let Some((line, column)) = e.location() {
                 let lines = prefix.lines().count().max(1) as u64;
                 assert!(
@@ -401,47 +341,23 @@ fn truncated_scripts_never_panic() {
             errors += 1;
         }
     }
-    assert!(
-        errors > 0,
-        "no truncated script failed to plan ({checked} tried)"
-    );
+    assert!(errors > 0, "no truncated script failed to plan ({checked} tried)");
 }
 
 #[test]
 fn unknown_setting_lists_the_known_ones() {
     let dir = TestDir::new("plan-setting");
-    let error = expect_err(&format!(
-        "SET 'paralelism.default' = '4';\n{}",
-        script(&dir, &valid_insert())
-    ));
-    assert_mentions(
-        &error,
-        &[
-            "paralelism.default",
-            "parallelism.default",
-            "execution.batch-size",
-        ],
-    );
-    assert_eq!(
-        error.location(),
-        Some((1, 1)),
-        "{}",
-        describe_sql_error(&error)
-    );
+    let error = expect_err(&format!("SET 'paralelism.default' = '4';\n{}", script(&dir, &valid_insert())));
+    assert_mentions(&error, &["paralelism.default", "parallelism.default", "execution.batch-size"]);
+    assert_eq!(error.location(), Some((1, 1)), "{}", describe_sql_error(&error));
 }
 
 #[test]
 fn bad_setting_values_are_rejected() {
     let dir = TestDir::new("plan-setting-value");
-    let error = expect_err(&format!(
-        "SET 'parallelism.default' = '0';\n{}",
-        script(&dir, &valid_insert())
-    ));
+    let error = expect_err(&format!("SET 'parallelism.default' = '0';\n{}", script(&dir, &valid_insert())));
     assert_mentions(&error, &["parallelism.default", "'0'"]);
-    let error = expect_err(&format!(
-        "SET 'execution.batch-size' = 'many';\n{}",
-        script(&dir, &valid_insert())
-    ));
+    let error = expect_err(&format!("SET 'execution.batch-size' = 'many';\n{}", script(&dir, &valid_insert())));
     assert_mentions(&error, &["execution.batch-size", "many"]);
 }
 
@@ -455,10 +371,7 @@ fn duplicate_table_is_named() {
 #[test]
 fn insert_into_an_unknown_table_is_named() {
     let dir = TestDir::new("plan-unknown-sink");
-    let error = expect_err(&script(
-        &dir,
-        &valid_insert().replace("INTO counts", "INTO no_such_sink"),
-    ));
+    let error = expect_err(&script(&dir, &valid_insert().replace("INTO counts", "INTO no_such_sink")));
     assert_mentions(&error, &["no_such_sink"]);
 }
 
@@ -475,12 +388,9 @@ fn insert_into_a_source_only_connector_is_rejected() {
 #[test]
 fn watermark_column_must_exist_and_be_a_timestamp() {
     let dir = TestDir::new("plan-watermark-column");
-    let error =
-        expect_err(&script(&dir, &valid_insert()).replace("WATERMARK FOR ts", "WATERMARK FOR k"));
+    let error = expect_err(&script(&dir, &valid_insert()).replace("WATERMARK FOR ts", "WATERMARK FOR k"));
     assert_mentions(&error, &["k", "TIMESTAMP(3)", "STRING"]);
-    let error = expect_err(
-        &script(&dir, &valid_insert()).replace("WATERMARK FOR ts", "WATERMARK FOR nope"),
-    );
+    let error = expect_err(&script(&dir, &valid_insert()).replace("WATERMARK FOR ts", "WATERMARK FOR nope"));
     assert_mentions(&error, &["nope"]);
 }
 
@@ -490,15 +400,9 @@ fn bad_window_intervals_are_rejected() {
     let hop = "TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND, INTERVAL '5' SECOND))";
     let error = expect_err(&script(&dir, &valid_insert().replace(TUMBLE, hop)));
     assert_mentions(&error, &["slide"]);
-    let error = expect_err(&script(
-        &dir,
-        &valid_insert().replace("INTERVAL '5' SECOND", "INTERVAL '0' SECOND"),
-    ));
+    let error = expect_err(&script(&dir, &valid_insert().replace("INTERVAL '5' SECOND", "INTERVAL '0' SECOND")));
     assert_mentions(&error, &["interval"]);
-    let error = expect_err(&script(
-        &dir,
-        &valid_insert().replace("INTERVAL '5' SECOND", "INTERVAL '5' MONTH"),
-    ));
+    let error = expect_err(&script(&dir, &valid_insert().replace("INTERVAL '5' SECOND", "INTERVAL '5' MONTH")));
     assert_mentions(&error, &["MONTH"]);
 }
 
@@ -512,8 +416,7 @@ fn unsupported_column_type_is_named() {
 #[test]
 fn bad_option_value_lists_the_choices() {
     let dir = TestDir::new("plan-format");
-    let error =
-        expect_err(&script(&dir, &valid_insert()).replace("'format' = 'json'", "'format' = 'xml'"));
+    let error = expect_err(&script(&dir, &valid_insert()).replace("'format' = 'json'", "'format' = 'xml'"));
     assert_mentions(&error, &["xml", "json", "csv"]);
 }
 
@@ -551,10 +454,7 @@ fn settings_and_tables_carry_over_in_a_session() {
     let dir = TestDir::new("plan-session");
     let mut session = streamsql_tests::Session::new(streamsql_connectors::registry());
     let specs = session
-        .execute(&format!(
-            "SET 'parallelism.default' = '3';\n{}",
-            script(&dir, "")
-        ))
+        .execute(&format!("SET 'parallelism.default' = '3';\n{}", script(&dir, "")))
         .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
     assert!(specs.is_empty(), "DDL alone plans no pipeline");
     let specs = session
@@ -564,10 +464,7 @@ fn settings_and_tables_carry_over_in_a_session() {
             valid_insert()
         ))
         .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
-    let settings: Vec<(usize, usize)> = specs
-        .iter()
-        .map(|s| (s.parallelism, s.batch_size))
-        .collect();
+    let settings: Vec<(usize, usize)> = specs.iter().map(|s| (s.parallelism, s.batch_size)).collect();
     assert_eq!(settings.len(), 2);
     assert_eq!(settings[0].0, 3, "{settings:?}");
     assert_eq!(settings[1], (2, 9), "{settings:?}");

@@ -80,9 +80,8 @@ impl Connector for FileConnector {
         FileOptions::parse(table)?;
         if role == Role::Source {
             // Every column type must be decodable.
-            RecordDecoder::new(table.schema.clone()).map_err(|e| {
-                StreamError::Config(format!("table '{}': {e}", table.name))
-            })?;
+            RecordDecoder::new(table.schema.clone())
+                .map_err(|e| StreamError::Config(format!("table '{}': {e}", table.name)))?;
         }
         Ok(())
     }

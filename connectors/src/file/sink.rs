@@ -18,8 +18,9 @@ pub(super) struct FileSink {
 impl FileSink {
     pub(super) fn create(table: &TableDef, options: FileOptions) -> Result<Self> {
         if let Some(dir) = std::path::Path::new(&options.path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StreamError::io(format!("table '{}': cannot create '{}'", table.name, dir.display()), e))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StreamError::io(format!("table '{}': cannot create '{}'", table.name, dir.display()), e)
+            })?;
         }
         let file = File::create(&options.path)
             .map_err(|e| StreamError::io(format!("table '{}': cannot create '{}'", table.name, options.path), e))?;
@@ -37,9 +38,6 @@ impl Sink for FileSink {
 
     fn finish(&mut self) -> Result<()> {
         self.writer.finish()?;
-        self.writer
-            .get_mut()
-            .flush()
-            .map_err(|e| StreamError::io(format!("writing '{}'", self.path), e))
+        self.writer.get_mut().flush().map_err(|e| StreamError::io(format!("writing '{}'", self.path), e))
     }
 }

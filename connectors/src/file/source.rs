@@ -41,20 +41,13 @@ impl FileSource {
                 columns: table.schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect(),
             },
             Format::Csv => {
-                let mut csv = csv::ReaderBuilder::new()
-                    .delimiter(options.delimiter)
-                    .flexible(true)
-                    .from_reader(file);
+                let mut csv = csv::ReaderBuilder::new().delimiter(options.delimiter).flexible(true).from_reader(file);
                 let header = csv
                     .headers()
                     .map_err(|e| StreamError::Data(format!("{}:1: cannot read the CSV header: {e}", options.path)))?
                     .clone();
-                let positions: Vec<Option<usize>> = table
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| header.iter().position(|h| h.trim() == f.name()))
-                    .collect();
+                let positions: Vec<Option<usize>> =
+                    table.schema.fields().iter().map(|f| header.iter().position(|h| h.trim() == f.name())).collect();
                 if let Some(missing) = table.schema.fields().iter().zip(&positions).find(|(_, p)| p.is_none()) {
                     return Err(StreamError::Data(format!(
                         "{}:1: the CSV header has no column '{}' (header: {})",

@@ -6,9 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMillisecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
+    Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
@@ -59,13 +58,9 @@ impl Builder {
                 Builder::Decimal(Decimal128Builder::new().with_precision_and_scale(*p, *s)?, *p, *s)
             }
             DataType::Date32 => Builder::Date32(Date32Builder::new()),
-            DataType::Timestamp(TimeUnit::Millisecond, None) => {
-                Builder::Timestamp(TimestampMillisecondBuilder::new())
-            }
+            DataType::Timestamp(TimeUnit::Millisecond, None) => Builder::Timestamp(TimestampMillisecondBuilder::new()),
             other => {
-                return Err(StreamError::Config(format!(
-                    "columns of type {other} cannot be read from files yet"
-                )));
+                return Err(StreamError::Config(format!("columns of type {other} cannot be read from files yet")));
             }
         })
     }
@@ -83,9 +78,7 @@ impl Builder {
             Builder::Float64(_) => "DOUBLE".into(),
             Builder::Decimal(_, p, s) => format!("DECIMAL({p}, {s})"),
             Builder::Date32(_) => "DATE (YYYY-MM-DD)".into(),
-            Builder::Timestamp(_) => {
-                "TIMESTAMP(3) (YYYY-MM-DD HH:MM:SS[.fff], ISO-8601 or epoch milliseconds)".into()
-            }
+            Builder::Timestamp(_) => "TIMESTAMP(3) (YYYY-MM-DD HH:MM:SS[.fff], ISO-8601 or epoch milliseconds)".into(),
         }
     }
 
@@ -118,8 +111,14 @@ impl Builder {
                 _ => None,
             },
             Value::Number(n) => match self {
-                Builder::Int8(_) | Builder::Int16(_) | Builder::Int32(_) | Builder::Int64(_) | Builder::Timestamp(_) => {
-                    let i = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))?;
+                Builder::Int8(_)
+                | Builder::Int16(_)
+                | Builder::Int32(_)
+                | Builder::Int64(_)
+                | Builder::Timestamp(_) => {
+                    let i = n
+                        .as_i64()
+                        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))?;
                     Some(if matches!(self, Builder::Timestamp(_)) { Cell::Millis(i) } else { Cell::Int(i) })
                 }
                 Builder::Float32(_) | Builder::Float64(_) => Some(Cell::Float(n.as_f64()?)),
@@ -133,9 +132,10 @@ impl Builder {
         }
     }
 
-    /// Whether `cell` fits this column (integer ranges).
+    /// Whether `cell` fits this column (integer ranges, timestamps within years 0..9999).
     fn fits(&self, cell: &Cell) -> bool {
         match (self, cell) {
+            (Builder::Timestamp(_), Cell::Millis(ms)) => (-62_167_219_200_000..=253_402_300_799_999).contains(ms),
             (Builder::Int8(_), Cell::Int(v)) => i8::try_from(*v).is_ok(),
             (Builder::Int16(_), Cell::Int(v)) => i16::try_from(*v).is_ok(),
             (Builder::Int32(_), Cell::Int(v)) => i32::try_from(*v).is_ok(),

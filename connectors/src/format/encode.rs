@@ -20,14 +20,7 @@ pub struct RecordWriter<W: Write> {
 
 impl<W: Write> RecordWriter<W> {
     pub fn new(format: Format, out: W, schema: SchemaRef, delimiter: u8) -> Self {
-        Self {
-            format,
-            out,
-            schema,
-            delimiter,
-            header_written: false,
-            line: String::new(),
-        }
+        Self { format, out, schema, delimiter, header_written: false, line: String::new() }
     }
 
     /// Appends every row of `batch`.

@@ -63,22 +63,20 @@ impl<'a> RowFormatter<'a> {
             .with_null(null)
             .with_timestamp_format(Some(TIMESTAMP_FORMAT))
             .with_timestamp_tz_format(Some(TIMESTAMP_FORMAT));
-        let columns = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<_, _>>()?;
+        let columns =
+            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<_, _>>()?;
         Ok(Self { columns })
     }
 
     /// The cells of one row.
     pub fn values(&self, row: usize) -> Vec<String> {
-        self.columns.iter().map(|c| c.value(row).to_string()).collect()
+        (0..self.columns.len()).map(|c| self.value(c, row)).collect()
     }
 
-    /// One cell.
+    /// One cell; a value Arrow cannot render (a timestamp out of chrono's range) shows as
+    /// `<invalid>` rather than failing the sink.
     pub fn value(&self, column: usize, row: usize) -> String {
-        self.columns[column].value(row).to_string()
+        self.columns[column].value(row).try_to_string().unwrap_or_else(|_| "<invalid>".to_string())
     }
 }
 

@@ -57,14 +57,16 @@ impl NetflowOptions {
             })?,
         };
         let default_event_rate = if rows_per_second > 0 { rows_per_second } else { d.event_rows_per_second };
-        let event_rows_per_second = opts.parse("event-time.rows-per-second", default_event_rate, "a positive integer")?;
+        let event_rows_per_second =
+            opts.parse("event-time.rows-per-second", default_event_rate, "a positive integer")?;
         if event_rows_per_second == 0 {
             return Err(StreamError::Config(format!(
                 "table '{}': option 'event-time.rows-per-second' must be a positive integer",
                 table.name
             )));
         }
-        let max_out_of_orderness_ms = opts.parse("max-out-of-orderness", d.max_out_of_orderness_ms, "a number of milliseconds")?;
+        let max_out_of_orderness_ms =
+            opts.parse("max-out-of-orderness", d.max_out_of_orderness_ms, "a number of milliseconds")?;
         if max_out_of_orderness_ms < 0 {
             return Err(StreamError::Config(format!(
                 "table '{}': option 'max-out-of-orderness' must not be negative",
@@ -98,19 +100,103 @@ const APPS: &[App] = &[
     App { name: "https", flow_type: "browsing", protocol: "TCP", ports: &[443], bytes_in: (400, 90_000), weight: 12 },
     App { name: "dns", flow_type: "browsing", protocol: "UDP", ports: &[53], bytes_in: (60, 512), weight: 10 },
     App { name: "facebook_chat", flow_type: "chat", protocol: "TCP", ports: &[443], bytes_in: (100, 4_000), weight: 5 },
-    App { name: "hangouts_chat", flow_type: "chat", protocol: "TCP", ports: &[443, 5228], bytes_in: (100, 3_000), weight: 4 },
+    App {
+        name: "hangouts_chat",
+        flow_type: "chat",
+        protocol: "TCP",
+        ports: &[443, 5228],
+        bytes_in: (100, 3_000),
+        weight: 4,
+    },
     App { name: "icq_chat", flow_type: "chat", protocol: "TCP", ports: &[5190], bytes_in: (80, 2_000), weight: 2 },
-    App { name: "skype_chat", flow_type: "chat", protocol: "TCP", ports: &[443, 3478], bytes_in: (100, 3_000), weight: 4 },
-    App { name: "email", flow_type: "email", protocol: "TCP", ports: &[25, 110, 143, 587, 993], bytes_in: (500, 200_000), weight: 8 },
-    App { name: "bittorrent", flow_type: "p2p", protocol: "TCP", ports: &[6881, 6889, 51413], bytes_in: (2_000, 5_000_000), weight: 10 },
-    App { name: "netflix", flow_type: "streaming", protocol: "TCP", ports: &[443], bytes_in: (100_000, 8_000_000), weight: 5 },
-    App { name: "youtube", flow_type: "streaming", protocol: "TCP", ports: &[443], bytes_in: (80_000, 6_000_000), weight: 6 },
-    App { name: "spotify", flow_type: "streaming", protocol: "TCP", ports: &[4070, 443], bytes_in: (20_000, 900_000), weight: 4 },
-    App { name: "skype_audio", flow_type: "voip", protocol: "UDP", ports: &[3478], bytes_in: (8_000, 400_000), weight: 5 },
-    App { name: "hangouts_audio", flow_type: "voip", protocol: "UDP", ports: &[19302], bytes_in: (8_000, 300_000), weight: 4 },
-    App { name: "voipbuster", flow_type: "voip", protocol: "UDP", ports: &[5060], bytes_in: (6_000, 200_000), weight: 3 },
-    App { name: "sftp", flow_type: "file_transfer", protocol: "TCP", ports: &[22], bytes_in: (10_000, 20_000_000), weight: 5 },
-    App { name: "ftps", flow_type: "file_transfer", protocol: "TCP", ports: &[21, 990], bytes_in: (10_000, 20_000_000), weight: 3 },
+    App {
+        name: "skype_chat",
+        flow_type: "chat",
+        protocol: "TCP",
+        ports: &[443, 3478],
+        bytes_in: (100, 3_000),
+        weight: 4,
+    },
+    App {
+        name: "email",
+        flow_type: "email",
+        protocol: "TCP",
+        ports: &[25, 110, 143, 587, 993],
+        bytes_in: (500, 200_000),
+        weight: 8,
+    },
+    App {
+        name: "bittorrent",
+        flow_type: "p2p",
+        protocol: "TCP",
+        ports: &[6881, 6889, 51413],
+        bytes_in: (2_000, 5_000_000),
+        weight: 10,
+    },
+    App {
+        name: "netflix",
+        flow_type: "streaming",
+        protocol: "TCP",
+        ports: &[443],
+        bytes_in: (100_000, 8_000_000),
+        weight: 5,
+    },
+    App {
+        name: "youtube",
+        flow_type: "streaming",
+        protocol: "TCP",
+        ports: &[443],
+        bytes_in: (80_000, 6_000_000),
+        weight: 6,
+    },
+    App {
+        name: "spotify",
+        flow_type: "streaming",
+        protocol: "TCP",
+        ports: &[4070, 443],
+        bytes_in: (20_000, 900_000),
+        weight: 4,
+    },
+    App {
+        name: "skype_audio",
+        flow_type: "voip",
+        protocol: "UDP",
+        ports: &[3478],
+        bytes_in: (8_000, 400_000),
+        weight: 5,
+    },
+    App {
+        name: "hangouts_audio",
+        flow_type: "voip",
+        protocol: "UDP",
+        ports: &[19302],
+        bytes_in: (8_000, 300_000),
+        weight: 4,
+    },
+    App {
+        name: "voipbuster",
+        flow_type: "voip",
+        protocol: "UDP",
+        ports: &[5060],
+        bytes_in: (6_000, 200_000),
+        weight: 3,
+    },
+    App {
+        name: "sftp",
+        flow_type: "file_transfer",
+        protocol: "TCP",
+        ports: &[22],
+        bytes_in: (10_000, 20_000_000),
+        weight: 5,
+    },
+    App {
+        name: "ftps",
+        flow_type: "file_transfer",
+        protocol: "TCP",
+        ports: &[21, 990],
+        bytes_in: (10_000, 20_000_000),
+        weight: 3,
+    },
 ];
 
 const SOURCE_HOSTS: usize = 256;
@@ -187,8 +273,8 @@ impl NetflowGenerator {
         for _ in 0..rows {
             let i = self.next_row;
             self.next_row += 1;
-            let edge = self.options.start_time_ms
-                + (i as i128 * 1000 / self.options.event_rows_per_second as i128) as i64;
+            let edge =
+                self.options.start_time_ms + (i as i128 * 1000 / self.options.event_rows_per_second as i128) as i64;
             let lag = if disorder > 0 { self.rng.random_range(0..=disorder) } else { 0 };
             ts.append_value(edge - lag);
             let pick = self.rng.random_range(0..total_weight);
@@ -204,7 +290,8 @@ impl NetflowGenerator {
             bytes_in.append_value(inbound);
             bytes_out.append_value(inbound / self.rng.random_range(2..=20) + 40);
             packets.append_value(inbound / 1200 + self.rng.random_range(1..=8));
-            duration.append_value((inbound as f64 / self.rng.random_range(5_000.0..2_000_000.0) * 1000.0).round() / 1000.0);
+            duration
+                .append_value((inbound as f64 / self.rng.random_range(5_000.0..2_000_000.0) * 1000.0).round() / 1000.0);
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(ts.finish()),
@@ -236,8 +323,21 @@ pub(super) struct NetflowSource {
 }
 
 impl NetflowSource {
-    pub(super) fn new(generator: NetflowGenerator, options: NetflowOptions, columns: Vec<usize>, schema: SchemaRef, batch_size: usize) -> Self {
-        Self { generator, rows_per_second: options.rows_per_second, columns, schema, batch_size: batch_size.max(1), started: None }
+    pub(super) fn new(
+        generator: NetflowGenerator,
+        options: NetflowOptions,
+        columns: Vec<usize>,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> Self {
+        Self {
+            generator,
+            rows_per_second: options.rows_per_second,
+            columns,
+            schema,
+            batch_size: batch_size.max(1),
+            started: None,
+        }
     }
 }
 

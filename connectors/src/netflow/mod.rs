@@ -22,17 +22,42 @@ pub struct NetflowConnector;
 const SRC: &[Role] = &[Role::Source];
 
 const OPTIONS: &[OptionSpec] = &[
-    OptionSpec { key: "rows-per-second", required: false, roles: SRC, help: "wall-clock rate limit; 0 (default) = as fast as possible" },
-    OptionSpec { key: "number-of-rows", required: false, roles: SRC, help: "stop after this many rows (default: unbounded)" },
-    OptionSpec { key: "seed", required: false, roles: SRC, help: "random seed (default 42); the same seed gives the same rows" },
-    OptionSpec { key: "start-time", required: false, roles: SRC, help: "event time of the first row (default '2016-04-01 09:00:00')" },
+    OptionSpec {
+        key: "rows-per-second",
+        required: false,
+        roles: SRC,
+        help: "wall-clock rate limit; 0 (default) = as fast as possible",
+    },
+    OptionSpec {
+        key: "number-of-rows",
+        required: false,
+        roles: SRC,
+        help: "stop after this many rows (default: unbounded)",
+    },
+    OptionSpec {
+        key: "seed",
+        required: false,
+        roles: SRC,
+        help: "random seed (default 42); the same seed gives the same rows",
+    },
+    OptionSpec {
+        key: "start-time",
+        required: false,
+        roles: SRC,
+        help: "event time of the first row (default '2016-04-01 09:00:00')",
+    },
     OptionSpec {
         key: "event-time.rows-per-second",
         required: false,
         roles: SRC,
         help: "rows per second of event time (default: 'rows-per-second' if set, else 1000)",
     },
-    OptionSpec { key: "max-out-of-orderness", required: false, roles: SRC, help: "largest lag of a row behind the newest event time, in ms (default 1000)" },
+    OptionSpec {
+        key: "max-out-of-orderness",
+        required: false,
+        roles: SRC,
+        help: "largest lag of a row behind the newest event time, in ms (default 1000)",
+    },
 ];
 
 /// Every column the generator produces.
@@ -84,12 +109,7 @@ fn column_mapping(table: &TableDef) -> Result<Vec<usize>> {
 }
 
 fn describe(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| format!("{} {}", f.name(), sql_type(f.data_type())))
-        .collect::<Vec<_>>()
-        .join(", ")
+    schema.fields().iter().map(|f| format!("{} {}", f.name(), sql_type(f.data_type()))).collect::<Vec<_>>().join(", ")
 }
 
 fn sql_type(data_type: &DataType) -> &'static str {

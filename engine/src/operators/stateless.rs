@@ -41,21 +41,14 @@ impl StatelessChain {
             .map(|op| match op {
                 StatelessOp::Filter(_) => None,
                 StatelessOp::Project { schema, .. } => {
-                    let mut fields: Vec<Field> = schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.as_ref().clone().with_nullable(true))
-                        .collect();
+                    let mut fields: Vec<Field> =
+                        schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
                     fields.extend(hidden_fields.iter().cloned());
                     Some(Arc::new(Schema::new(fields)))
                 }
             })
             .collect();
-        Self {
-            ops,
-            hidden: hidden_fields.len(),
-            project_schemas,
-        }
+        Self { ops, hidden: hidden_fields.len(), project_schemas }
     }
 
     /// The operators, for display.
@@ -72,16 +65,12 @@ impl StatelessChain {
             batch = match op {
                 StatelessOp::Filter(predicate) => {
                     let mask = evaluate_predicate(predicate, &batch)?;
-                    if mask.true_count() == batch.num_rows() {
-                        batch
-                    } else {
-                        filter_record_batch(&batch, &mask)?
-                    }
+                    if mask.true_count() == batch.num_rows() { batch } else { filter_record_batch(&batch, &mask)? }
                 }
                 StatelessOp::Project { exprs, .. } => {
-                    let schema = project_schema.clone().ok_or_else(|| {
-                        StreamError::Internal("projection without schema".into())
-                    })?;
+                    let schema = project_schema
+                        .clone()
+                        .ok_or_else(|| StreamError::Internal("projection without schema".into()))?;
                     let n = batch.num_rows();
                     let mut columns = exprs
                         .iter()
@@ -107,9 +96,5 @@ pub fn evaluate_predicate(predicate: &Arc<dyn PhysicalExpr>, batch: &RecordBatch
     let mask = values.as_boolean_opt().ok_or_else(|| {
         StreamError::Internal(format!("predicate produced {} instead of BOOLEAN", values.data_type()))
     })?;
-    Ok(if mask.null_count() > 0 {
-        prep_null_mask_filter(mask)
-    } else {
-        mask.clone()
-    })
+    Ok(if mask.null_count() > 0 { prep_null_mask_filter(mask) } else { mask.clone() })
 }

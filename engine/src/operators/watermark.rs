@@ -27,11 +27,7 @@ impl WatermarkAssigner {
     pub fn new(schema: &Schema, event_time: Option<(usize, i64)>) -> Self {
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.extend(hidden_fields());
-        Self {
-            event_time,
-            max_ts: None,
-            output_schema: Arc::new(Schema::new(fields)),
-        }
+        Self { event_time, max_ts: None, output_schema: Arc::new(Schema::new(fields)) }
     }
 
     /// The schema of annotated batches.
@@ -58,14 +54,12 @@ impl WatermarkAssigner {
             }
             Some((column, delay)) => {
                 let ts_column = batch.column(column).clone();
-                let ts = ts_column
-                    .as_primitive_opt::<TimestampMillisecondType>()
-                    .ok_or_else(|| {
-                        StreamError::Internal(format!(
-                            "event-time column has type {}, expected TIMESTAMP(3)",
-                            ts_column.data_type()
-                        ))
-                    })?;
+                let ts = ts_column.as_primitive_opt::<TimestampMillisecondType>().ok_or_else(|| {
+                    StreamError::Internal(format!(
+                        "event-time column has type {}, expected TIMESTAMP(3)",
+                        ts_column.data_type()
+                    ))
+                })?;
                 let mut wm = Vec::with_capacity(n);
                 let mut max = self.max_ts;
                 let values = ts.values();

@@ -19,16 +19,14 @@ pub(super) fn parse_create_table(parser: &mut Parser<'_>) -> SqlResult<CreateTab
         primary_key: Vec::new(),
         options: Vec::new(),
     };
-    if parser.consume_token(&Token::LParen) {
-        if !parser.consume_token(&Token::RParen) {
-            loop {
-                parse_table_element(parser, &mut table)?;
-                if parser.consume_token(&Token::Comma) {
-                    continue;
-                }
-                parser.expect_token(&Token::RParen)?;
-                break;
+    if parser.consume_token(&Token::LParen) && !parser.consume_token(&Token::RParen) {
+        loop {
+            parse_table_element(parser, &mut table)?;
+            if parser.consume_token(&Token::Comma) {
+                continue;
             }
+            parser.expect_token(&Token::RParen)?;
+            break;
         }
     }
     if parser.parse_keyword(Keyword::WITH) {

@@ -58,12 +58,23 @@ pub struct CreateTable {
 #[derive(Debug, Clone)]
 pub enum Statement {
     /// `SET 'key' = 'value'`.
-    Set { key: String, value: String },
-    CreateTable(CreateTable),
+    Set {
+        key: String,
+        value: String,
+    },
+    CreateTable(Box<CreateTable>),
     /// `CREATE [OR REPLACE] VIEW name AS query`.
-    CreateView { name: ObjectName, or_replace: bool, if_not_exists: bool, query: Box<Query> },
+    CreateView {
+        name: ObjectName,
+        or_replace: bool,
+        if_not_exists: bool,
+        query: Box<Query>,
+    },
     /// `INSERT INTO table query`.
-    Insert { table: ObjectName, query: Box<Query> },
+    Insert {
+        table: ObjectName,
+        query: Box<Query>,
+    },
     /// A bare query: its rows are printed.
     Query(Box<Query>),
 }
@@ -122,7 +133,7 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             if or_replace {
                 return Err(SqlError::at_span("CREATE OR REPLACE TABLE is not supported; drop OR REPLACE", first.span));
             }
-            return Ok(Statement::CreateTable(ddl::parse_create_table(parser)?));
+            return Ok(Statement::CreateTable(Box::new(ddl::parse_create_table(parser)?)));
         }
         if parser.parse_keyword(Keyword::VIEW) {
             let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
@@ -138,7 +149,10 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             ));
         }
         let found = parser.peek_token();
-        return Err(SqlError::at_span(format!("expected TABLE or VIEW after CREATE, found {}", found.token), found.span));
+        return Err(SqlError::at_span(
+            format!("expected TABLE or VIEW after CREATE, found {}", found.token),
+            found.span,
+        ));
     }
     if parser.parse_keyword(Keyword::INSERT) {
         if parser.parse_keyword(Keyword::OVERWRITE) {

@@ -85,29 +85,43 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>, counter: &mut usize) -> SqlResult<(Ve
                 && tokens[open_outer].token == Token::LParen
                 && open_inner < tokens.len()
                 && tokens[open_inner].token == Token::LParen
-                && word_value(&tokens[function]).is_some_and(|f| ["TUMBLE", "HOP", "CUMULATE", "SESSION"].contains(&f.as_str()));
+                && word_value(&tokens[function])
+                    .is_some_and(|f| ["TUMBLE", "HOP", "CUMULATE", "SESSION"].contains(&f.as_str()));
             if is_call {
                 let close_outer = matching_paren(&tokens, open_outer)?;
                 let close_inner = matching_paren(&tokens, open_inner)?;
                 let after_inner = significant(&tokens, close_inner + 1);
                 if after_inner != close_outer {
-                    return Err(SqlError::at_span("expected ')' after the window function call", tokens[after_inner.min(tokens.len() - 1)].span));
+                    return Err(SqlError::at_span(
+                        "expected ')' after the window function call",
+                        tokens[after_inner.min(tokens.len() - 1)].span,
+                    ));
                 }
                 let name = word_value(&tokens[function]).unwrap_or_default();
                 let relation = format!("{RELATION_PREFIX}{}", *counter);
                 *counter += 1;
-                let window = parse_call(&name, &tokens[function], &tokens[open_inner + 1..close_inner], relation.clone(), tokens[i].span)?;
+                let window = parse_call(
+                    &name,
+                    &tokens[function],
+                    &tokens[open_inner + 1..close_inner],
+                    relation.clone(),
+                    tokens[i].span,
+                )?;
                 let span = tokens[i].span;
                 out.push(TokenWithSpan::new(quoted_word(&relation), span));
                 let next = significant(&tokens, close_outer + 1);
                 let has_alias = next < tokens.len()
                     && matches!(&tokens[next].token, Token::Word(w) if w.keyword == Keyword::AS || w.keyword == Keyword::NoKeyword || w.quote_style.is_some());
                 if !has_alias {
-                    let alias = window.input.0.last().and_then(|p| p.as_ident()).map(|id| id.value.clone()).unwrap_or_default();
+                    let alias =
+                        window.input.0.last().and_then(|p| p.as_ident()).map(|id| id.value.clone()).unwrap_or_default();
                     out.push(TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span));
                     out.push(TokenWithSpan::new(Token::make_keyword("AS"), span));
                     out.push(TokenWithSpan::new(Token::Whitespace(Whitespace::Space), span));
-                    out.push(TokenWithSpan::new(quoted_word(&normalize(&alias, window.input.0.last().and_then(|p| p.as_ident()))), span));
+                    out.push(TokenWithSpan::new(
+                        quoted_word(&normalize(&alias, window.input.0.last().and_then(|p| p.as_ident()))),
+                        span,
+                    ));
                 }
                 windows.push(window);
                 i = close_outer + 1;
@@ -156,7 +170,13 @@ fn first_span(tokens: &[TokenWithSpan], fallback: Span) -> Span {
     tokens.iter().find(|t| !matches!(t.token, Token::Whitespace(_))).map_or(fallback, |t| t.span)
 }
 
-fn parse_call(function: &str, function_token: &TokenWithSpan, arguments: &[TokenWithSpan], relation: String, span: Span) -> SqlResult<WindowTvf> {
+fn parse_call(
+    function: &str,
+    function_token: &TokenWithSpan,
+    arguments: &[TokenWithSpan],
+    relation: String,
+    span: Span,
+) -> SqlResult<WindowTvf> {
     let call_span = function_token.span;
     let usage = match function {
         "TUMBLE" => "TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)",
@@ -184,7 +204,10 @@ fn parse_call(function: &str, function_token: &TokenWithSpan, arguments: &[Token
     let input_span = first_span(args[0], call_span);
     let mut p = sub(args[0]);
     if !p.parse_keyword(Keyword::TABLE) {
-        return Err(SqlError::at_span(format!("the first argument of {function} must be TABLE name: {usage}"), input_span));
+        return Err(SqlError::at_span(
+            format!("the first argument of {function} must be TABLE name: {usage}"),
+            input_span,
+        ));
     }
     let input = p.parse_object_name(false)?;
     expect_end(&p, function)?;
@@ -194,7 +217,10 @@ fn parse_call(function: &str, function_token: &TokenWithSpan, arguments: &[Token
     let mut p = sub(args[1]);
     let descriptor_word = p.next_token();
     if word_value(&descriptor_word).as_deref() != Some("DESCRIPTOR") {
-        return Err(SqlError::at_span(format!("the second argument of {function} must be DESCRIPTOR(time column): {usage}"), descriptor_span));
+        return Err(SqlError::at_span(
+            format!("the second argument of {function} must be DESCRIPTOR(time column): {usage}"),
+            descriptor_span,
+        ));
     }
     p.expect_token(&Token::LParen)?;
     let descriptor = p.parse_identifier()?;
@@ -248,9 +274,9 @@ fn unit_millis_from_text(unit: &str) -> Option<i64> {
     })
 }
 
-/// Milliseconds of `INTERVAL '5' SECOND` (or `INTERVAL '5 seconds'`).
+/// Milliseconds of `INTERVAL '5' SECOND` (or `INTERVAL '5 seconds'`); window shapes reject zero.
 pub fn interval_millis(expr: &Expr) -> Result<i64, String> {
-    const HELP: &str = "expected an interval like INTERVAL '5' SECOND (units: SECOND, MINUTE, HOUR, DAY)";
+    const HELP: &str = "expected an interval like INTERVAL '5' SECOND (units: MILLISECOND, SECOND, MINUTE, HOUR, DAY)";
     let Expr::Interval(interval) = expr else {
         return Err(HELP.to_string());
     };
@@ -265,7 +291,10 @@ pub fn interval_millis(expr: &Expr) -> Result<i64, String> {
         _ => return Err(HELP.to_string()),
     };
     let (amount, unit_ms) = match &interval.leading_field {
-        Some(field) => (text.trim().to_string(), unit_millis(field).ok_or_else(|| format!("unit {field} is not supported; {HELP}"))?),
+        Some(field) => (
+            text.trim().to_string(),
+            unit_millis(field).ok_or_else(|| format!("unit {field} is not supported; {HELP}"))?,
+        ),
         None => {
             let mut parts = text.split_whitespace();
             let amount = parts.next().unwrap_or_default().to_string();
@@ -275,8 +304,8 @@ pub fn interval_millis(expr: &Expr) -> Result<i64, String> {
     };
     let amount: f64 = amount.parse().map_err(|_| format!("'{amount}' is not a number; {HELP}"))?;
     let ms = amount * unit_ms as f64;
-    if !(ms >= 1.0 && ms.fract() == 0.0 && ms < 1e15) {
-        return Err(format!("the interval must be a positive whole number of milliseconds; {HELP}"));
+    if !(ms >= 0.0 && ms.fract() == 0.0 && ms < 1e15) {
+        return Err(format!("the interval must be a whole, non-negative number of milliseconds; {HELP}"));
     }
     Ok(ms as i64)
 }

@@ -10,8 +10,8 @@ use streamsql_engine::pipeline::BoundTable;
 
 use super::normalize_ident;
 use crate::error::{SqlError, SqlResult};
-use crate::parser::{CreateTable, WatermarkClause};
 use crate::parser::window_tvf::interval_millis;
+use crate::parser::{CreateTable, WatermarkClause};
 use crate::types::arrow_type;
 
 /// Builds and validates the table declared by `create`.
@@ -71,7 +71,10 @@ pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRe
     for key in &create.primary_key {
         let key_name = normalize_ident(key);
         if schema.column_with_name(&key_name).is_none() {
-            return Err(SqlError::at_span(format!("PRIMARY KEY column '{key_name}' is not a column of '{name}'"), key.span));
+            return Err(SqlError::at_span(
+                format!("PRIMARY KEY column '{key_name}' is not a column of '{name}'"),
+                key.span,
+            ));
         }
         primary_key.push(key_name);
     }
@@ -137,7 +140,10 @@ fn watermark(clause: &WatermarkClause, schema: &Schema) -> SqlResult<WatermarkDe
     };
     if field.data_type() != &DataType::Timestamp(TimeUnit::Millisecond, None) {
         return Err(SqlError::at_span(
-            format!("WATERMARK FOR {column}: the event-time column must be TIMESTAMP(3), not {}", crate::types::sql_name(field.data_type())),
+            format!(
+                "WATERMARK FOR {column}: the event-time column must be TIMESTAMP(3), not {}",
+                crate::types::sql_name(field.data_type())
+            ),
             clause.span,
         ));
     }

@@ -22,11 +22,11 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
-use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
-use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
+use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 use streamsql_engine::operators::stateless::StatelessOp;
 use streamsql_engine::operators::window::{AggregateCall, GroupOutput, WindowAggregateSpec, WindowShape};
 use streamsql_engine::pipeline::BoundTable;
@@ -79,30 +79,51 @@ fn physical(expr: &Expr, schema: &DFSchema) -> SqlResult<Arc<dyn PhysicalExpr>> 
 }
 
 /// Rejects expressions that read virtual window columns before the aggregation.
-fn check_no_window_columns(expr: &Expr, schema: &DFSchema, window: Option<WindowInput>, context: &str) -> SqlResult<()> {
+fn check_no_window_columns(
+    expr: &Expr,
+    schema: &DFSchema,
+    window: Option<WindowInput>,
+    context: &str,
+) -> SqlResult<()> {
     let Some(window) = window else { return Ok(()) };
     for column in expr.column_refs() {
-        if let Ok(index) = schema.index_of_column(column) {
-            if index >= window.first_virtual {
-                return Err(SqlError::new(format!(
-                    "{} can only be used in the GROUP BY of a windowed aggregation and after it, not in {context}",
-                    column.name
-                )));
-            }
+        if let Ok(index) = schema.index_of_column(column)
+            && index >= window.first_virtual
+        {
+            return Err(SqlError::new(format!(
+                "{} can only be used in the GROUP BY of a windowed aggregation and after it, not in {context}",
+                column.name
+            )));
         }
     }
     Ok(())
 }
 
+/// A window TVF's rows (one per row and window) are only available through GROUP BY so far.
+pub fn window_without_aggregation() -> SqlError {
+    SqlError::new(format!(
+        "a window TVF must be aggregated with GROUP BY {}, {}, ...; selecting its rows directly is not supported yet",
+        WINDOW_COLUMNS[0], WINDOW_COLUMNS[1]
+    ))
+}
+
 fn unsupported(plan: &LogicalPlan) -> SqlError {
     let message = match plan {
-        LogicalPlan::Sort(_) => "ORDER BY is not supported on an unbounded stream (it would never finish); order results in the sink or query them afterwards",
-        LogicalPlan::Limit(_) => "LIMIT is not supported on an unbounded stream; filter with WHERE, or aggregate per window",
+        LogicalPlan::Sort(_) => {
+            "ORDER BY is not supported on an unbounded stream (it would never finish); order results in the sink or query them afterwards"
+        }
+        LogicalPlan::Limit(_) => {
+            "LIMIT is not supported on an unbounded stream; filter with WHERE, or aggregate per window"
+        }
         LogicalPlan::Join(_) => "joins are not supported yet",
         LogicalPlan::Union(_) => "UNION is not supported yet",
-        LogicalPlan::Distinct(_) => "SELECT DISTINCT is not supported on a stream yet; use GROUP BY window_start, window_end, ... over a window TVF",
+        LogicalPlan::Distinct(_) => {
+            "SELECT DISTINCT is not supported on a stream yet; use GROUP BY window_start, window_end, ... over a window TVF"
+        }
         LogicalPlan::Window(_) => "OVER (...) window functions are not supported yet; use TUMBLE or HOP with GROUP BY",
-        LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => "a streaming query must read FROM a table declared with CREATE TABLE",
+        LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+            "a streaming query must read FROM a table declared with CREATE TABLE"
+        }
         LogicalPlan::Unnest(_) => "UNNEST is not supported yet",
         LogicalPlan::Subquery(_) => "subqueries in expressions are not supported yet",
         LogicalPlan::RecursiveQuery(_) => "recursive queries are not supported",
@@ -133,15 +154,13 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
         LogicalPlan::Projection(projection) => {
             let mut stream = lower(&projection.input)?;
             let schema = projection.input.schema();
-            if stream.aggregate.is_none() {
-                for e in &projection.expr {
-                    check_no_window_columns(e, schema, stream.window, "a SELECT without GROUP BY (window TVFs without aggregation are not supported yet)")?;
-                }
+            if stream.aggregate.is_none() && stream.window.is_some() {
+                return Err(window_without_aggregation());
             }
             stream.time_column = stream.time_column.and_then(|t| {
-                projection.expr.iter().position(|e| {
-                    matches!(e.clone().unalias(), Expr::Column(c) if schema.index_of_column(&c).ok() == Some(t))
-                })
+                projection.expr.iter().position(
+                    |e| matches!(e.clone().unalias(), Expr::Column(c) if schema.index_of_column(&c).ok() == Some(t)),
+                )
             });
             let exprs = projection.expr.iter().map(|e| physical(e, schema)).collect::<SqlResult<Vec<_>>>()?;
             stream.push(StatelessOp::Project { exprs, schema: nullable(projection.schema.as_arrow()) });
@@ -168,19 +187,23 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                 if let Expr::GroupingSet(_) = expr {
                     return Err(SqlError::new("GROUPING SETS, CUBE and ROLLUP are not supported on streams yet"));
                 }
-                if let Expr::Column(column) = expr {
-                    if let Ok(index) = input_schema.index_of_column(column) {
-                        if index >= window.first_virtual {
-                            outputs.push(match index - window.first_virtual {
-                                0 => GroupOutput::WindowStart,
-                                1 => GroupOutput::WindowEnd,
-                                _ => GroupOutput::WindowTime,
-                            });
-                            continue;
-                        }
-                    }
+                if let Expr::Column(column) = expr
+                    && let Ok(index) = input_schema.index_of_column(column)
+                    && index >= window.first_virtual
+                {
+                    outputs.push(match index - window.first_virtual {
+                        0 => GroupOutput::WindowStart,
+                        1 => GroupOutput::WindowEnd,
+                        _ => GroupOutput::WindowTime,
+                    });
+                    continue;
                 }
-                check_no_window_columns(expr, input_schema, Some(window), "an expression (group by the window column itself)")?;
+                check_no_window_columns(
+                    expr,
+                    input_schema,
+                    Some(window),
+                    "an expression (group by the window column itself)",
+                )?;
                 outputs.push(GroupOutput::Key(key_exprs.len()));
                 key_exprs.push(physical(expr, input_schema)?);
                 key_fields.push(Arc::new(output_schema.field(i).clone().with_nullable(true)));
@@ -197,7 +220,8 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                 check_no_window_columns(expr, input_schema, Some(window), "an aggregate function")?;
                 let props = ExecutionProps::new();
                 let context = PhysicalPlanningContext::default();
-                let lowered = LoweredAggregateBuilder::new(expr, input_schema, physical_input, &props, &context).build()?;
+                let lowered =
+                    LoweredAggregateBuilder::new(expr, input_schema, physical_input, &props, &context).build()?;
                 aggregates.push(AggregateCall::new(lowered.aggregate, lowered.filter));
             }
             let spec = WindowAggregateSpec {
@@ -245,7 +269,10 @@ fn lower_scan(scan: &TableScan) -> SqlResult<Stream> {
             .map(|&i| Arc::new(PhysicalColumn::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
             .collect();
         stream.time_column = stream.time_column.and_then(|t| projection.iter().position(|&i| i == t));
-        stream.push(StatelessOp::Project { exprs, schema: nullable(&schema.project(projection).map_err(|e| SqlError::new(e.to_string()))?) });
+        stream.push(StatelessOp::Project {
+            exprs,
+            schema: nullable(&schema.project(projection).map_err(|e| SqlError::new(e.to_string()))?),
+        });
     }
     Ok(stream)
 }

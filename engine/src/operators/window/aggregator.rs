@@ -36,9 +36,8 @@ struct BatchInputs {
 impl BatchInputs {
     fn evaluate(spec: &WindowAggregateSpec, batch: &RecordBatch) -> Result<Self> {
         let n = batch.num_rows();
-        let eval = |e: &Arc<dyn datafusion::physical_expr::PhysicalExpr>| {
-            e.evaluate(batch).and_then(|v| v.into_array(n))
-        };
+        let eval =
+            |e: &Arc<dyn datafusion::physical_expr::PhysicalExpr>| e.evaluate(batch).and_then(|v| v.into_array(n));
         let keys = spec.key_exprs.iter().map(eval).collect::<datafusion::error::Result<_>>()?;
         let args = spec
             .aggregates
@@ -74,11 +73,7 @@ impl BatchInputs {
             filters: self
                 .filters
                 .iter()
-                .map(|f| {
-                    f.as_ref()
-                        .map(|f| take(f, &idx, None).map(|a| a.as_boolean().clone()))
-                        .transpose()
-                })
+                .map(|f| f.as_ref().map(|f| take(f, &idx, None).map(|a| a.as_boolean().clone())).transpose())
                 .collect::<Result<_, _>>()?,
         })
     }
@@ -86,13 +81,7 @@ impl BatchInputs {
 
 impl WindowAggregator {
     pub fn new(spec: Arc<WindowAggregateSpec>) -> Self {
-        Self {
-            spec,
-            panes: BTreeMap::new(),
-            watermark: WATERMARK_MIN,
-            late_rows: 0,
-            scratch: Vec::new(),
-        }
+        Self { spec, panes: BTreeMap::new(), watermark: WATERMARK_MIN, late_rows: 0, scratch: Vec::new() }
     }
 
     /// Late rows counted since the last call.
@@ -137,7 +126,13 @@ impl WindowAggregator {
     }
 
     /// Rows `[start, end)` all see the current watermark.
-    fn add_rows(&mut self, ts: &TimestampMillisecondArray, inputs: &BatchInputs, start: usize, end: usize) -> Result<()> {
+    fn add_rows(
+        &mut self,
+        ts: &TimestampMillisecondArray,
+        inputs: &BatchInputs,
+        start: usize,
+        end: usize,
+    ) -> Result<()> {
         let shape = self.spec.shape;
         let values = ts.values();
         // Fast path: every row on time and in one pane (ordered input), so the inputs are sliced,
@@ -182,12 +177,7 @@ impl WindowAggregator {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => e.insert(Pane::new(&self.spec)?),
         };
-        let input = PaneInput {
-            rows,
-            keys: &piece.keys,
-            args: &piece.args,
-            filters: &piece.filters,
-        };
+        let input = PaneInput { rows, keys: &piece.keys, args: &piece.args, filters: &piece.filters };
         pane.update(input, &mut self.scratch)
     }
 
@@ -268,10 +258,9 @@ impl WindowAggregator {
                 GroupOutput::WindowStart => Arc::new(TimestampMillisecondArray::from_value(start, rows)),
                 GroupOutput::WindowEnd => Arc::new(TimestampMillisecondArray::from_value(end, rows)),
                 GroupOutput::WindowTime => Arc::new(TimestampMillisecondArray::from_value(end - 1, rows)),
-                GroupOutput::Key(i) => keys
-                    .get(*i)
-                    .cloned()
-                    .ok_or_else(|| StreamError::Internal(format!("missing group key {i}")))?,
+                GroupOutput::Key(i) => {
+                    keys.get(*i).cloned().ok_or_else(|| StreamError::Internal(format!("missing group key {i}")))?
+                }
             });
         }
         columns.extend(values);

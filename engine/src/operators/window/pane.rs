@@ -61,6 +61,9 @@ impl Groups {
     }
 }
 
+/// Group keys, one final value array per aggregate call, and the number of groups.
+pub(super) type Evaluated = (Vec<ArrayRef>, Vec<ArrayRef>, usize);
+
 /// Partial state taken out of a pane as Arrow arrays: keys plus each accumulator's `state()`.
 pub(super) struct SealedChunk {
     pub keys: Vec<ArrayRef>,
@@ -85,11 +88,7 @@ pub(super) struct PaneInput<'a> {
 
 impl Pane {
     pub(super) fn new(spec: &WindowAggregateSpec) -> Result<Self> {
-        Ok(Self {
-            groups: Groups::new(spec)?,
-            accumulators: new_accumulators(spec)?,
-            sealed: Vec::new(),
-        })
+        Ok(Self { groups: Groups::new(spec)?, accumulators: new_accumulators(spec)?, sealed: Vec::new() })
     }
 
     pub(super) fn update(&mut self, input: PaneInput<'_>, scratch: &mut Vec<usize>) -> Result<()> {
@@ -101,7 +100,7 @@ impl Pane {
     }
 
     /// Final values of the live state (TUMBLE: the pane is the whole window).
-    pub(super) fn evaluate(mut self) -> Result<Option<(Vec<ArrayRef>, Vec<ArrayRef>, usize)>> {
+    pub(super) fn evaluate(mut self) -> Result<Option<Evaluated>> {
         let groups = self.groups.len();
         if groups == 0 {
             return Ok(None);

@@ -43,21 +43,14 @@ impl WindowShape {
 
     fn new(kind: WindowKind, size_ms: i64, slide_ms: i64) -> Result<Self> {
         if size_ms <= 0 || slide_ms <= 0 {
-            return Err(StreamError::Config(
-                "window size and slide must be positive intervals".into(),
-            ));
+            return Err(StreamError::Config("window size and slide must be positive intervals".into()));
         }
         if slide_ms > size_ms {
             return Err(StreamError::Config(format!(
                 "HOP slide ({slide_ms} ms) must not be larger than the window size ({size_ms} ms)"
             )));
         }
-        Ok(Self {
-            kind,
-            size_ms,
-            slide_ms,
-            pane_ms: gcd(size_ms, slide_ms),
-        })
+        Ok(Self { kind, size_ms, slide_ms, pane_ms: gcd(size_ms, slide_ms) })
     }
 
     /// Start of the pane holding event time `ts`.
@@ -74,7 +67,7 @@ impl WindowShape {
     pub fn window_starts(&self, ts: i64) -> impl Iterator<Item = i64> + use<> {
         let slide = self.slide_ms;
         let last = ts.div_euclid(slide) * slide;
-        let first = (ts - self.size_ms).div_euclid(slide) * slide + slide;
+        let first = ts.saturating_sub(self.size_ms).div_euclid(slide) * slide + slide;
         (0..).map(move |k| first + k * slide).take_while(move |s| *s <= last)
     }
 
@@ -111,11 +104,7 @@ impl AggregateCall {
     pub fn new(function: Arc<AggregateFunctionExpr>, filter: Option<Arc<dyn PhysicalExpr>>) -> Self {
         let mut args = function.expressions();
         args.extend(function.order_bys().iter().map(|o| o.expr.clone()));
-        Self {
-            function,
-            args,
-            filter,
-        }
+        Self { function, args, filter }
     }
 
     /// A fresh accumulator: DataFusion's vectorised one where it has it, else per-group
@@ -125,9 +114,7 @@ impl AggregateCall {
             Ok(self.function.create_groups_accumulator()?)
         } else {
             let function = self.function.clone();
-            Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
-                function.create_accumulator()
-            })))
+            Ok(Box::new(GroupsAccumulatorAdapter::new(move || function.create_accumulator())))
         }
     }
 }
