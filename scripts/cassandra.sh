@@ -1,0 +1,409 @@
+#!/usr/bin/env bash
+# Runs a real single-node Apache Cassandra 5.0 on 127.0.0.1:9042 (CQL native protocol) for tests.
+#
+#   scripts/cassandra.sh start    download the jars if needed, start a node on a fresh data dir and
+#                                 return once CQL answers queries (already running: says so, exit 0)
+#   scripts/cassandra.sh stop     stop the node this script started (pid file) and wait for it to exit
+#   scripts/cassandra.sh status   exit 0 if our node runs and answers CQL, non-zero otherwise
+#
+# Cassandra comes from Maven Central only: org.apache.cassandra:cassandra-all and its runtime
+# dependencies are copied by Maven (scripts/cassandra/pom.xml) into
+# $STREAMSQL_CACHE/cassandra/lib, which outlives clones and runs. No tarball, no Docker.
+#
+# Environment:
+#   STREAMSQL_CACHE            cache root (default ~/.cache/streamsql)
+#   CASSANDRA_VERSION          cassandra-all version (default: the one in scripts/cassandra/pom.xml)
+#   CASSANDRA_HEAP             max heap (default 1g; initial heap is 512m or this, if smaller)
+#   CASSANDRA_START_TIMEOUT    seconds to wait for CQL (default 180)
+#   CASSANDRA_JAVA             java binary to use (default: a JDK 17 or 11 found on the machine)
+#   CASSANDRA_JVM_OPTS         extra JVM options, split on spaces (e.g. -Dcassandra.native.epoll.enabled=false)
+#
+# Files under $STREAMSQL_CACHE/cassandra: lib/ (jars), data/ (fresh on every start),
+# cassandra.log (stdout+stderr of the node, kept after stop), cassandra.pid, lock.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CONF="$HERE/cassandra"
+CACHE_ROOT="${STREAMSQL_CACHE:-$HOME/.cache/streamsql}"
+BASE="$CACHE_ROOT/cassandra"
+LIB="$BASE/lib"
+DATA="$BASE/data"
+LOG="$BASE/cassandra.log"
+PIDFILE="$BASE/cassandra.pid"
+HOST=127.0.0.1
+CQL_PORT=9042
+STORAGE_PORT=7000
+START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-180}"
+STOP_TIMEOUT=60
+HEAP="${CASSANDRA_HEAP:-1g}"
+MAIN_CLASS=org.apache.cassandra.service.CassandraDaemon
+
+say() { printf 'cassandra: %s\n' "$*"; }
+die() { printf 'cassandra: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+pom_version() {
+  sed -n 's:.*<cassandra.version>\(.*\)</cassandra.version>.*:\1:p' "$CONF/pom.xml" | head -1
+}
+VERSION="${CASSANDRA_VERSION:-$(pom_version)}"
+
+# ---------------------------------------------------------------------------------------------
+# CQL probe: native protocol v4 over a plain socket, no driver needed. OPTIONS must get SUPPORTED,
+# STARTUP must get READY and "SELECT release_version FROM system.local" must return a row, so
+# the node answers real queries, not just TCP. Prints the release version; exit 0 only on success.
+cql_probe() {
+  python3 - "$HOST" "$CQL_PORT" <<'PY'
+import socket, struct, sys
+
+host, port = sys.argv[1], int(sys.argv[2])
+OPCODES = {0x00: "ERROR", 0x02: "READY", 0x06: "SUPPORTED", 0x08: "RESULT"}
+
+def frame(stream, opcode, body=b""):
+    return struct.pack(">BBhBi", 0x04, 0, stream, opcode, len(body)) + body
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed by the server")
+        buf += chunk
+    return buf
+
+def request(sock, stream, opcode, body=b""):
+    sock.sendall(frame(stream, opcode, body))
+    version, _flags, _stream, op, length = struct.unpack(">BBhBi", recv_exact(sock, 9))
+    if version != 0x84:
+        raise ValueError(f"unexpected response version byte 0x{version:02x}")
+    payload = recv_exact(sock, length)
+    if op == 0x00:
+        code, mlen = struct.unpack(">iH", payload[:6])
+        raise ValueError(f"server error 0x{code:04x}: {payload[6:6 + mlen].decode(errors='replace')}")
+    return op, payload
+
+def string(s):
+    b = s.encode()
+    return struct.pack(">H", len(b)) + b
+
+class Reader:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+    def take(self, n):
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+    def int(self):
+        return struct.unpack(">i", self.take(4))[0]
+    def short(self):
+        return struct.unpack(">H", self.take(2))[0]
+    def string(self):
+        return self.take(self.short()).decode()
+    def bytes(self):
+        n = self.int()
+        return None if n < 0 else self.take(n)
+
+def release_version(payload):
+    r = Reader(payload)
+    if r.int() != 2:  # Rows
+        raise ValueError("SELECT did not return rows")
+    flags, ncols = r.int(), r.int()
+    if flags & 0x0002:
+        r.bytes()  # paging state
+    if not flags & 0x0004:
+        if flags & 0x0001:
+            r.string(); r.string()
+        for _ in range(ncols):
+            if not flags & 0x0001:
+                r.string(); r.string()
+            r.string()
+            if r.short() == 0x0000:
+                r.string()
+    if ncols != 1 or r.int() < 1:
+        raise ValueError("system.local returned no row")
+    value = r.bytes()
+    return value.decode() if value is not None else "?"
+
+try:
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.settimeout(10)
+        op, _ = request(sock, 1, 0x05)  # OPTIONS
+        if op != 0x06:
+            raise ValueError(f"OPTIONS answered with {OPCODES.get(op, hex(op))}, not SUPPORTED")
+        op, _ = request(sock, 2, 0x01, struct.pack(">H", 1) + string("CQL_VERSION") + string("3.0.0"))
+        if op != 0x02:
+            raise ValueError(f"STARTUP answered with {OPCODES.get(op, hex(op))}, not READY")
+        query = b"SELECT release_version FROM system.local"
+        op, payload = request(sock, 3, 0x07, struct.pack(">i", len(query)) + query + struct.pack(">HB", 0x0001, 0))
+        if op != 0x08:
+            raise ValueError(f"QUERY answered with {OPCODES.get(op, hex(op))}, not RESULT")
+        print(release_version(payload))
+except Exception as e:  # any failure means "not ready (yet)"
+    print(f"{type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(1)
+PY
+}
+
+# Is something listening on HOST:port? (plain TCP connect)
+port_open() {
+  python3 -c 'import socket,sys
+s=socket.socket(); s.settimeout(1)
+sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) == 0 else 1)' "$HOST" "$1"
+}
+
+# The pid in the pid file, if that process is alive and is the Cassandra this script started.
+our_pid() {
+  local pid
+  [[ -f "$PIDFILE" ]] || return 1
+  pid=$(<"$PIDFILE")
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  [[ -r "/proc/$pid/cmdline" ]] || return 1
+  # Guard against a reused pid: the command line must name our main class and our data dir.
+  local cmd
+  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$cmd" == *"$MAIN_CLASS"* && "$cmd" == *"-Dcassandra.storagedir=$DATA"* ]] || return 1
+  echo "$pid"
+}
+
+rss_mib() {
+  awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+tail_log() {
+  if [[ -f "$LOG" ]]; then
+    echo "----- last 50 lines of $LOG -----" >&2
+    tail -n 50 "$LOG" >&2
+    echo "----- end of $LOG -----" >&2
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# A java that Cassandra 5.0 supports (11 or 17; it installs a SecurityManager, which JDK 24+ removed).
+java_major() {
+  "$1" -XshowSettings:properties -version 2>&1 |
+    sed -n 's/^ *java\.specification\.version = \([0-9.]*\).*/\1/p' | sed 's/^1\.//; s/\..*//'
+}
+
+find_java() {
+  local candidates=() c major
+  [[ -n "${CASSANDRA_JAVA:-}" ]] && candidates+=("$CASSANDRA_JAVA")
+  [[ -n "${JAVA_HOME:-}" ]] && candidates+=("$JAVA_HOME/bin/java")
+  command -v java >/dev/null 2>&1 && candidates+=("$(command -v java)")
+  for c in /usr/lib/jvm/*17*/bin/java /usr/lib/jvm/*11*/bin/java; do
+    [[ -x "$c" ]] && candidates+=("$c")
+  done
+  for c in "${candidates[@]}"; do
+    [[ -x "$c" ]] || continue
+    major=$(java_major "$c")
+    if [[ "$major" == 17 || "$major" == 11 ]]; then
+      echo "$c"
+      return 0
+    fi
+  done
+  die "no JDK 17 or 11 found (Cassandra 5.0 runs on those only); set CASSANDRA_JAVA"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Jars: copied once by Maven into $LIB, reused afterwards.
+ensure_jars() {
+  if [[ -f "$LIB/.complete" && "$(<"$LIB/.complete")" == "$VERSION" ]]; then
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "mvn (Maven) is needed to fetch cassandra-all $VERSION"
+  local t0 tmp
+  t0=$(now)
+  tmp="$BASE/lib.tmp.$$"
+  rm -rf "$tmp"
+  say "fetching cassandra-all $VERSION and its dependencies from Maven Central into $LIB"
+  # -B: batch (no stdin, no progress bars); one build thread; the plugin pinned so Maven 3.8 does
+  # not resolve a prefix from metadata. includeScope=runtime = compile+runtime, no provided/test.
+  # Maven 3.8 writes stray ANSI resets even in batch mode, so its output goes to a file and is
+  # shown (without escapes) only on failure.
+  if ! mvn -B -q -Dstyle.color=never -f "$CONF/pom.xml" \
+      -Dcassandra.version="$VERSION" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$tmp" </dev/null >"$BASE/maven.log" 2>&1; then
+    sed 's/\x1b\[[0-9;]*m//g' "$BASE/maven.log" >&2
+    rm -rf "$tmp" "$CONF/target"
+    die "Maven could not resolve org.apache.cassandra:cassandra-all:$VERSION (output above, also in $BASE/maven.log)"
+  fi
+  [[ -f "$tmp/cassandra-all-$VERSION.jar" ]] || { rm -rf "$tmp"; die "cassandra-all-$VERSION.jar missing after Maven ran"; }
+  echo "$VERSION" >"$tmp/.complete"
+  rm -rf "$LIB"
+  mv "$tmp" "$LIB"
+  # copy-dependencies may leave scripts/cassandra/target behind; it holds nothing we need.
+  rm -rf "$CONF/target"
+  local jars=("$LIB"/*.jar)
+  say "fetched ${#jars[@]} jars ($(du -sm "$LIB" | cut -f1) MiB) in $(since "$t0") s"
+}
+
+# ---------------------------------------------------------------------------------------------
+cmd_start() {
+  local t0 pid java major jamm opts=() line version
+  t0=$(now)
+  if pid=$(our_pid); then
+    if version=$(cql_probe 2>/dev/null); then
+      say "already running (pid $pid, Cassandra $version on $HOST:$CQL_PORT)"
+      return 0
+    fi
+    # Started by an earlier call that has not seen CQL yet (or a wedged node): wait for it.
+    say "already starting (pid $pid); waiting for CQL"
+    wait_ready "$pid" "$t0"
+    return
+  fi
+  rm -f "$PIDFILE"
+
+  for p in "$CQL_PORT" "$STORAGE_PORT"; do
+    if port_open "$p"; then
+      die "port $HOST:$p is already in use by a process this script did not start; not starting"
+    fi
+  done
+
+  ensure_jars
+  java=$(find_java)
+  major=$(java_major "$java")
+  local jamms=("$LIB"/jamm-*.jar)
+  jamm=${jamms[0]}
+  [[ -f "$jamm" ]] || die "jamm jar missing from $LIB"
+
+  while IFS= read -r line; do
+    line="${line%%#*}"
+    line="${line#"${line%%[![:space:]]*}"}"
+    line="${line%"${line##*[![:space:]]}"}"
+    [[ -n "$line" ]] && opts+=("$line")
+  done <"$CONF/jvm17.options"
+  local extra=()
+  read -r -a extra <<<"${CASSANDRA_JVM_OPTS:-}"
+  opts+=("${extra[@]}")
+
+  # A fresh data dir each start: no commitlog replay, no leftovers from earlier test runs.
+  rm -rf "$DATA"
+  mkdir -p "$DATA/tmp" "$DATA/triggers"
+  [[ -f "$LOG" ]] && mv -f "$LOG" "$LOG.prev"
+
+  # Initial heap 512m, or the maximum if that is smaller.
+  local xms=512m
+  if [[ "$HEAP" =~ ^[0-9]+[mM]$ ]] && (( ${HEAP%[mM]} < 512 )); then
+    xms="$HEAP"
+  fi
+
+  say "starting Cassandra $VERSION (JDK $major, heap $HEAP) on $HOST:$CQL_PORT; log: $LOG"
+  # setsid + nohup: the node outlives this script and the caller's terminal. fd 9 (the lock)
+  # is closed for the child, or the node would hold the lock for as long as it runs.
+  nohup setsid "$java" \
+    -Xms"$xms" -Xmx"$HEAP" \
+    "${opts[@]}" \
+    -XX:HeapDumpPath="$BASE" \
+    -javaagent:"$jamm" \
+    -Dlogback.configurationFile="$CONF/logback.xml" \
+    -Dcassandra.config="file://${CONF// /%20}/cassandra.yaml" \
+    -Dcassandra-foreground=yes \
+    -Dcassandra.storagedir="$DATA" \
+    -Dcassandra.logdir="$BASE" \
+    -Dcassandra.skip_wait_for_gossip_to_settle=0 \
+    -Dcassandra.ring_delay_ms=1000 \
+    -Dcassandra.superuser_setup_delay_ms=0 \
+    -Dcassandra.unsafesystem=true \
+    -Dcassandra.skip_sync=true \
+    -Dcassandra.shutdown_announce_in_ms=0 \
+    -Dcassandra.test.messagingService.nonGracefulShutdown=true \
+    -Dcassandra.triggers_dir="$DATA/triggers" \
+    -Djna.tmpdir="$DATA/tmp" \
+    -Djava.io.tmpdir="$DATA/tmp" \
+    -cp "$LIB/*" \
+    "$MAIN_CLASS" >"$LOG" 2>&1 </dev/null 9>&- &
+  pid=$!
+  echo "$pid" >"$PIDFILE"
+  wait_ready "$pid" "$t0"
+}
+
+# Poll until CQL answers, the process dies, or the time limit passes.
+wait_ready() {
+  local pid=$1 t0=$2 version deadline
+  deadline=$(( $(date +%s) + START_TIMEOUT ))
+  while :; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$PIDFILE"
+      echo "cassandra: the node (pid $pid) exited during startup" >&2
+      tail_log
+      exit 1
+    fi
+    if version=$(cql_probe 2>/dev/null); then
+      say "Cassandra $version ready on $HOST:$CQL_PORT after $(since "$t0") s (pid $pid, RSS $(rss_mib "$pid") MiB)"
+      return 0
+    fi
+    if (( $(date +%s) >= deadline )); then
+      echo "cassandra: CQL not ready on $HOST:$CQL_PORT after ${START_TIMEOUT} s; stopping pid $pid" >&2
+      tail_log
+      stop_pid "$pid" >/dev/null 2>&1 || true
+      rm -f "$PIDFILE"
+      exit 1
+    fi
+    sleep 1
+  done
+}
+
+# SIGTERM (Cassandra drains in its shutdown hook), wait, then SIGKILL as a last resort.
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for (( i = 0; i < STOP_TIMEOUT * 5; i++ )); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  echo "cassandra: pid $pid still running after ${STOP_TIMEOUT} s; sending SIGKILL" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  for (( i = 0; i < 50; i++ )); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+cmd_stop() {
+  local pid t0
+  if ! pid=$(our_pid); then
+    rm -f "$PIDFILE"
+    say "not running"
+    return 0
+  fi
+  t0=$(now)
+  stop_pid "$pid" || die "could not stop pid $pid"
+  rm -f "$PIDFILE"
+  say "stopped (pid $pid) in $(since "$t0") s"
+}
+
+cmd_status() {
+  local pid version
+  if ! pid=$(our_pid); then
+    if port_open "$CQL_PORT"; then
+      say "not running (but something this script did not start listens on $HOST:$CQL_PORT)"
+    else
+      say "not running"
+    fi
+    return 1
+  fi
+  if version=$(cql_probe 2>&1); then
+    say "running: Cassandra $version on $HOST:$CQL_PORT (pid $pid, RSS $(rss_mib "$pid") MiB)"
+    return 0
+  fi
+  say "process $pid is up but CQL on $HOST:$CQL_PORT does not answer yet ($version)"
+  return 2
+}
+
+main() {
+  local action="${1:-}"
+  case "$action" in
+    start | stop | status) ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  esac
+  mkdir -p "$BASE"
+  if [[ "$action" != status ]]; then
+    # One start/stop at a time (parallel test binaries may all call start).
+    exec 9>"$BASE/lock"
+    flock 9
+  fi
+  "cmd_$action"
+}
+
+main "$@"
