@@ -17,6 +17,7 @@
 #   CASSANDRA_START_TIMEOUT    seconds to wait for CQL (default 180)
 #   CASSANDRA_JAVA             java binary to use (default: a JDK 17 or 11 found on the machine)
 #   CASSANDRA_JVM_OPTS         extra JVM options, split on spaces (e.g. -Dcassandra.native.epoll.enabled=false)
+#   CASSANDRA_KEEP_DATA        1 = start on the data of the previous run instead of a fresh data dir
 #
 # Files under $STREAMSQL_CACHE/cassandra: lib/ (jars), data/ (fresh on every start),
 # cassandra.log (stdout+stderr of the node, kept after stop), cassandra.pid, lock.
@@ -277,7 +278,10 @@ cmd_start() {
   opts+=("${extra[@]}")
 
   # A fresh data dir each start: no commitlog replay, no leftovers from earlier test runs.
-  rm -rf "$DATA"
+  # CASSANDRA_KEEP_DATA=1 restarts on the existing data instead (outage tests).
+  if [[ "${CASSANDRA_KEEP_DATA:-0}" != 1 ]]; then
+    rm -rf "$DATA"
+  fi
   mkdir -p "$DATA/tmp" "$DATA/triggers"
   [[ -f "$LOG" ]] && mv -f "$LOG" "$LOG.prev"
 

@@ -8,6 +8,7 @@
 //! | `netflow`   | yes    |      | [`netflow`]   |
 //! | `print`     |        | yes  | [`print`]     |
 //! | `blackhole` |        | yes  | [`blackhole`] |
+//! | `cassandra` |        | yes  | `cassandra` (feature `cassandra`, on by default) |
 //!
 //! Formats are separate from transports: [`format`] decodes JSON lines and CSV into Arrow
 //! batches (with `file:line` errors) and encodes batches back.
@@ -17,6 +18,8 @@
 //! ever sees that trait.
 
 pub mod blackhole;
+#[cfg(feature = "cassandra")]
+pub mod cassandra;
 pub mod file;
 pub mod format;
 pub mod netflow;
@@ -41,6 +44,8 @@ impl Connectors {
                 Arc::new(netflow::NetflowConnector),
                 Arc::new(print::PrintConnector),
                 Arc::new(blackhole::BlackholeConnector),
+                #[cfg(feature = "cassandra")]
+                Arc::new(cassandra::CassandraConnector),
             ],
         }
     }

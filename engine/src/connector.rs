@@ -10,6 +10,7 @@
 //! ```text
 //!  plan time:  registry.get("x") ─▶ Connector::options() checked (unknown / missing keys)
 //!                                 ─▶ Connector::validate(table, role)      (values, schema)
+//!              INSERT/SELECT     ─▶ Connector::check_external(table, role) (remote schema, may connect)
 //!  run time:   Connector::open_source(table, ctx) / open_sink(table) ─▶ Source / Sink
 //! ```
 //!
@@ -176,6 +177,13 @@ pub trait Connector: Send + Sync {
 
     /// Checks option values and the declared schema, without touching the outside world.
     fn validate(&self, table: &TableDef, role: Role) -> Result<()>;
+
+    /// Checks the table against the outside world when a pipeline using it is planned: a
+    /// database table exists with matching columns (or is created, if the options say so).
+    /// May block on the network while it checks.
+    fn check_external(&self, _table: &TableDef, _role: Role) -> Result<()> {
+        Ok(())
+    }
 
     /// Opens a source for a validated table.
     fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>>;

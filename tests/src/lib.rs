@@ -8,6 +8,7 @@
 //!   DataFusion result or from a JSON-lines sink, compared as multisets with a float tolerance.
 //! - [`oracle`]: the event-time window contract computed independently of the engine.
 
+pub mod cassandra;
 pub mod oracle;
 
 use std::cmp::Ordering as CmpOrdering;

@@ -256,6 +256,7 @@ impl NetflowGenerator {
             Some(left) => rows.min(left as usize),
             None => rows,
         };
+        let mut flow_id = Int64Builder::with_capacity(rows);
         let mut ts = TimestampMillisecondBuilder::with_capacity(rows);
         let mut src_ip = StringBuilder::with_capacity(rows, rows * 10);
         let mut dst_ip = StringBuilder::with_capacity(rows, rows * 14);
@@ -273,6 +274,7 @@ impl NetflowGenerator {
         for _ in 0..rows {
             let i = self.next_row;
             self.next_row += 1;
+            flow_id.append_value(i as i64);
             let edge =
                 self.options.start_time_ms + (i as i128 * 1000 / self.options.event_rows_per_second as i128) as i64;
             let lag = if disorder > 0 { self.rng.random_range(0..=disorder) } else { 0 };
@@ -294,6 +296,7 @@ impl NetflowGenerator {
                 .append_value((inbound as f64 / self.rng.random_range(5_000.0..2_000_000.0) * 1000.0).round() / 1000.0);
         }
         let columns: Vec<ArrayRef> = vec![
+            Arc::new(flow_id.finish()),
             Arc::new(ts.finish()),
             Arc::new(src_ip.finish()),
             Arc::new(dst_ip.finish()),

@@ -63,6 +63,7 @@ const OPTIONS: &[OptionSpec] = &[
 /// Every column the generator produces.
 pub fn netflow_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
+        Field::new("flow_id", DataType::Int64, false),
         Field::new("ts", timestamp_type(), false),
         Field::new("src_ip", DataType::Utf8, false),
         Field::new("dst_ip", DataType::Utf8, false),

@@ -128,7 +128,8 @@ pub fn check_role(bound: &BoundTable) -> impl Fn(Role) -> SqlResult<()> + '_ {
                 )));
             }
         }
-        connector.validate(table, role).map_err(SqlError::from)
+        connector.validate(table, role)?;
+        connector.check_external(table, role).map_err(SqlError::from)
     }
 }
 

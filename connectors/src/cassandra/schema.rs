@@ -1,0 +1,136 @@
+//! Cassandra table schemas: CQL types of our columns, CREATE TABLE, and checking an existing
+//! table against the sink's DDL.
+
+use std::collections::HashMap;
+
+use arrow::datatypes::{DataType, TimeUnit};
+use scylla::client::session::Session;
+use streamsql_engine::connector::TableDef;
+use streamsql_engine::{Result, StreamError};
+
+use super::options::CassandraOptions;
+
+/// The CQL type a column of `data_type` is written as.
+pub fn cql_type(data_type: &DataType) -> Option<&'static str> {
+    Some(match data_type {
+        DataType::Utf8 => "text",
+        DataType::Boolean => "boolean",
+        DataType::Int8 => "tinyint",
+        DataType::Int16 => "smallint",
+        DataType::Int32 => "int",
+        DataType::Int64 => "bigint",
+        DataType::Float32 => "float",
+        DataType::Float64 => "double",
+        DataType::Decimal128(..) => "decimal",
+        DataType::Date32 => "date",
+        DataType::Timestamp(TimeUnit::Millisecond, None) => "timestamp",
+        _ => return None,
+    })
+}
+
+/// `CREATE TABLE IF NOT EXISTS` for the sink's DDL: first key column partitions, the rest
+/// cluster.
+pub fn create_table_cql(options: &CassandraOptions, table: &TableDef) -> String {
+    let columns: Vec<String> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\" {}", f.name(), cql_type(f.data_type()).unwrap_or("blob")))
+        .collect();
+    let key: Vec<String> = if table.primary_key.is_empty() {
+        table.schema.fields().first().map(|f| f.name().clone()).into_iter().collect()
+    } else {
+        table.primary_key.clone()
+    };
+    let quoted: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).collect();
+    let primary = match quoted.split_first() {
+        Some((partition, [])) => format!("({partition})"),
+        Some((partition, clustering)) => format!("(({partition}), {})", clustering.join(", ")),
+        None => "()".into(),
+    };
+    format!("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY {primary})", options.qualified_table(), columns.join(", "))
+}
+
+fn cql_error(what: &str, options: &CassandraOptions, e: impl std::fmt::Display) -> StreamError {
+    StreamError::Config(format!("Cassandra at {}: {what} failed: {e}", options.hosts.join(", ")))
+}
+
+/// Creates the keyspace (if missing) and the table (if missing).
+pub async fn create(session: &Session, options: &CassandraOptions, table: &TableDef) -> Result<()> {
+    let keyspace =
+        format!("CREATE KEYSPACE IF NOT EXISTS \"{}\" WITH replication = {}", options.keyspace, options.replication);
+    session.query_unpaged(keyspace.as_str(), &[]).await.map_err(|e| cql_error(&keyspace, options, e))?;
+    let create = create_table_cql(options, table);
+    session.query_unpaged(create.as_str(), &[]).await.map_err(|e| cql_error(&create, options, e))?;
+    session.await_schema_agreement().await.map_err(|e| cql_error("waiting for schema agreement", options, e))?;
+    Ok(())
+}
+
+/// Checks that the table exists, has every sink column with the right type, and that every
+/// key column of the Cassandra table is written.
+pub async fn check(session: &Session, options: &CassandraOptions, table: &TableDef) -> Result<()> {
+    let query = "SELECT column_name, type, kind FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?";
+    let rows = session
+        .query_unpaged(query, (&options.keyspace, &options.table))
+        .await
+        .map_err(|e| cql_error("reading the table schema", options, e))?
+        .into_rows_result()
+        .map_err(|e| cql_error("reading the table schema", options, e))?;
+    let mut columns: HashMap<String, (String, String)> = HashMap::new();
+    for row in rows.rows::<(String, String, String)>().map_err(|e| cql_error("reading the table schema", options, e))? {
+        let (name, cql_type, kind) = row.map_err(|e| cql_error("reading the table schema", options, e))?;
+        columns.insert(name, (cql_type, kind));
+    }
+    if columns.is_empty() {
+        return Err(StreamError::Config(format!(
+            "Cassandra table {}.{} does not exist at {}; create it with\n    {};\n  or set 'create-table' = 'true' on table '{}'",
+            options.keyspace,
+            options.table,
+            options.hosts.join(", "),
+            create_table_cql(options, table),
+            table.name
+        )));
+    }
+    for field in table.schema.fields() {
+        let expected = cql_type(field.data_type()).unwrap_or("?");
+        match columns.get(field.name()) {
+            None => {
+                return Err(StreamError::Config(format!(
+                    "table '{}': column '{}' does not exist in Cassandra table {}.{} (add it with ALTER TABLE {} ADD \"{}\" {expected})",
+                    table.name,
+                    field.name(),
+                    options.keyspace,
+                    options.table,
+                    options.qualified_table(),
+                    field.name()
+                )));
+            }
+            Some((actual, _)) if !same_type(actual, expected) => {
+                return Err(StreamError::Config(format!(
+                    "table '{}': column '{}' is {} in Cassandra table {}.{}, but the sink writes {expected}",
+                    table.name,
+                    field.name(),
+                    actual,
+                    options.keyspace,
+                    options.table
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, (_, kind)) in &columns {
+        if (kind == "partition_key" || kind == "clustering") && table.schema.column_with_name(name).is_none() {
+            return Err(StreamError::Config(format!(
+                "table '{}': Cassandra table {}.{} has key column '{name}', which the sink does not write",
+                table.name, options.keyspace, options.table
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `varchar` is an alias of `text`.
+fn same_type(actual: &str, expected: &str) -> bool {
+    let normal = |t: &str| if t == "varchar" { "text".to_string() } else { t.to_ascii_lowercase() };
+    normal(actual) == normal(expected)
+}

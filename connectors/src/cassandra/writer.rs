@@ -1,0 +1,191 @@
+//! Writing batches into Cassandra: prepared upserts, bounded concurrency, retries with backoff.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use scylla::client::session::Session;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlValue;
+use streamsql_engine::connector::TableDef;
+use streamsql_engine::{Result, StreamError};
+
+use super::convert;
+use super::options::CassandraOptions;
+
+/// Latency samples kept for percentiles (the first this many writes).
+const MAX_SAMPLES: usize = 1 << 20;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// A connection to one Cassandra table, writing Arrow batches. Usable from synchronous code: it
+/// runs the driver on a small runtime of its own.
+pub struct CassandraWriter {
+    options: CassandraOptions,
+    runtime: tokio::runtime::Runtime,
+    session: Arc<Session>,
+    insert: Arc<PreparedStatement>,
+    rows_written: u64,
+    latencies: Vec<Duration>,
+}
+
+impl CassandraWriter {
+    /// Connects and prepares the upsert for `table`'s columns.
+    pub fn open(table: &TableDef) -> Result<Self> {
+        let options = CassandraOptions::parse(table)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cassandra-sink")
+            .enable_all()
+            .build()
+            .map_err(|e| StreamError::io("starting the Cassandra client", e))?;
+        let columns: Vec<String> = table.schema.fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
+        let marks = vec!["?"; columns.len()].join(", ");
+        let ttl = if options.ttl_seconds.is_some() { " USING TTL ?" } else { "" };
+        let cql = format!("INSERT INTO {} ({}) VALUES ({marks}){ttl}", options.qualified_table(), columns.join(", "));
+        let (session, insert) = runtime.block_on(async {
+            let session = options.connect().await?;
+            let mut insert = session.prepare(cql.as_str()).await.map_err(|e| {
+                StreamError::Config(format!("Cassandra at {}: cannot prepare {cql}: {e}", options.hosts.join(", ")))
+            })?;
+            insert.set_consistency(options.consistency);
+            insert.set_is_idempotent(true);
+            insert.set_request_timeout(Some(options.request_timeout));
+            Ok::<_, StreamError>((session, insert))
+        })?;
+        Ok(Self {
+            options,
+            runtime,
+            session: Arc::new(session),
+            insert: Arc::new(insert),
+            rows_written: 0,
+            latencies: Vec::new(),
+        })
+    }
+
+    /// Writes every row of `batch`; returns once all are acknowledged.
+    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let rows = convert::rows(batch, self.options.ttl_seconds)?;
+        let count = rows.len();
+        let latencies = self.runtime.block_on(write_rows(&self.session, &self.insert, rows, &self.options))?;
+        let room = MAX_SAMPLES.saturating_sub(self.latencies.len());
+        self.latencies.extend(latencies.into_iter().take(room));
+        self.rows_written += count as u64;
+        Ok(())
+    }
+
+    /// Rows acknowledged so far.
+    pub fn rows_written(&self) -> u64 {
+        self.rows_written
+    }
+
+    /// The `p`-th percentile (0..=100) of write latency, retries included.
+    pub fn latency_percentile(&self, p: f64) -> Option<Duration> {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        let last = sorted.len().checked_sub(1)?;
+        sorted.get(((p / 100.0) * last as f64).round() as usize).copied()
+    }
+
+    /// Logs what was written.
+    pub fn finish(&self) {
+        tracing::info!(
+            rows = self.rows_written,
+            p50_ms = self.latency_percentile(50.0).map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            p99_ms = self.latency_percentile(99.0).map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            "cassandra sink {} finished",
+            self.options.qualified_table()
+        );
+    }
+}
+
+/// Writes rows with at most `max_concurrent_requests` in flight; returns each row's latency.
+async fn write_rows(
+    session: &Session,
+    insert: &PreparedStatement,
+    rows: Vec<Vec<Option<CqlValue>>>,
+    options: &CassandraOptions,
+) -> Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(rows.len());
+    let mut rows = rows.into_iter();
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        while in_flight.len() < options.max_concurrent_requests {
+            match rows.next() {
+                Some(row) => in_flight.push(write_row(session, insert, row, options)),
+                None => break,
+            }
+        }
+        match in_flight.next().await {
+            Some(latency) => latencies.push(latency?),
+            None => return Ok(latencies),
+        }
+    }
+}
+
+/// Whether a failed write may succeed later (the node is down, overloaded or slow), as opposed
+/// to a request Cassandra will always reject.
+fn retryable(error: &ExecutionError) -> bool {
+    match error {
+        ExecutionError::BadQuery(_) | ExecutionError::PrepareError(_) => false,
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, _)) => matches!(
+            db,
+            DbError::Unavailable { .. }
+                | DbError::Overloaded
+                | DbError::IsBootstrapping
+                | DbError::ReadTimeout { .. }
+                | DbError::WriteTimeout { .. }
+                | DbError::WriteFailure { .. }
+                | DbError::ServerError
+                | DbError::TruncateError
+                | DbError::RateLimitReached { .. }
+                | DbError::Unprepared { .. }
+        ),
+        ExecutionError::LastAttemptError(RequestAttemptError::SerializationError(_)) => false,
+        _ => true,
+    }
+}
+
+async fn write_row(
+    session: &Session,
+    insert: &PreparedStatement,
+    row: Vec<Option<CqlValue>>,
+    options: &CassandraOptions,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let mut backoff = FIRST_BACKOFF;
+    let mut warned = false;
+    loop {
+        match session.execute_unpaged(insert, &row).await {
+            Ok(_) => return Ok(started.elapsed()),
+            Err(e) if retryable(&e) && started.elapsed() < options.retry_max_duration => {
+                if !warned {
+                    tracing::warn!(
+                        "writing to Cassandra {} at {} failed, retrying for up to {} s: {e}",
+                        options.qualified_table(),
+                        options.hosts.join(", "),
+                        options.retry_max_duration.as_secs()
+                    );
+                    warned = true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(e) => {
+                let after = if warned {
+                    format!(" (gave up after {} s of retries)", started.elapsed().as_secs())
+                } else {
+                    String::new()
+                };
+                return Err(StreamError::Data(format!(
+                    "writing to Cassandra {} at {} failed{after}: {e}",
+                    options.qualified_table(),
+                    options.hosts.join(", ")
+                )));
+            }
+        }
+    }
+}
