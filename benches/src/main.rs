@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p streamsql-bench                 # all cases, rewrites BENCHMARKS.md
 //! cargo run --release -p streamsql-bench -- --rows 2000000 --no-write
+//! cargo run --release -p streamsql-bench -- --cassandra    # needs scripts/cassandra.sh start
 //! ```
 //!
 //! Each case runs in a child process (the binary re-runs itself with `--case`), so its peak RSS
@@ -10,6 +11,7 @@
 //! reads it from memory, so the generator's speed is not measured.
 
 mod cases;
+mod cassandra;
 mod memory;
 mod report;
 
@@ -23,18 +25,20 @@ struct Options {
     rows: usize,
     write: bool,
     case: Option<Case>,
+    cassandra: bool,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
-    let mut options = Options { rows: 10_000_000, write: true, case: None };
+    let mut options = Options { rows: 10_000_000, write: true, case: None, cassandra: false };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--rows" => options.rows = args.next().context("--rows needs a number")?.parse()?,
             "--no-write" => options.write = false,
+            "--cassandra" => options.cassandra = true,
             "--case" => options.case = Some(Case::parse(&args.next().context("--case needs a value")?)?),
             "--help" | "-h" => {
-                println!("streamsql-bench [--rows N] [--no-write]");
+                println!("streamsql-bench [--rows N] [--no-write] [--cassandra]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -48,6 +52,17 @@ fn main() -> anyhow::Result<()> {
     if let Some(case) = options.case {
         let result = cases::run_case(case, options.rows)?;
         println!("{}", serde_json::to_string(&result.to_json())?);
+        return Ok(());
+    }
+    if options.cassandra {
+        let rows = if options.rows == 10_000_000 { 500_000 } else { options.rows as u64 };
+        eprintln!("writing {rows} rows into Cassandra at 127.0.0.1:9042 ...");
+        let table = cassandra::markdown(&cassandra::run(rows)?);
+        println!("{table}");
+        if options.write {
+            report::write_section(&table, "cassandra")?;
+            eprintln!("wrote BENCHMARKS.md");
+        }
         return Ok(());
     }
     let exe = std::env::current_exe()?;
@@ -74,7 +89,7 @@ fn main() -> anyhow::Result<()> {
     let table = report::markdown(&results, options.rows);
     println!("{table}");
     if options.write {
-        report::write_benchmarks_md(&table)?;
+        report::write_section(&table, "results")?;
         eprintln!("wrote BENCHMARKS.md");
     }
     Ok(())

@@ -4,9 +4,6 @@ use anyhow::Context;
 
 use crate::cases::{CaseResult, Engine};
 
-const START: &str = "<!-- results:start -->";
-const END: &str = "<!-- results:end -->";
-
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -70,12 +67,15 @@ fn chrono_like_date() -> String {
         .unwrap_or_default()
 }
 
-/// Replaces the results section of BENCHMARKS.md (at the workspace root).
-pub fn write_benchmarks_md(table: &str) -> anyhow::Result<()> {
+/// Replaces the section between `<!-- name:start -->` and `<!-- name:end -->` of BENCHMARKS.md
+/// (at the workspace root) with `table`, dated and with the machine it ran on.
+pub fn write_section(table: &str, name: &str) -> anyhow::Result<()> {
+    let (start, end) = (format!("<!-- {name}:start -->"), format!("<!-- {name}:end -->"));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md");
     let text = std::fs::read_to_string(&path).context("reading BENCHMARKS.md")?;
-    let (before, rest) = text.split_once(START).context("BENCHMARKS.md has no results:start marker")?;
-    let (_, after) = rest.split_once(END).context("BENCHMARKS.md has no results:end marker")?;
-    std::fs::write(&path, format!("{before}{START}\n{table}{END}{after}"))?;
+    let (before, rest) = text.split_once(&start).with_context(|| format!("BENCHMARKS.md has no {start} marker"))?;
+    let (_, after) = rest.split_once(&end).with_context(|| format!("BENCHMARKS.md has no {end} marker"))?;
+    let stamp = if name == "results" { String::new() } else { format!("Measured {} on {}.\n\n", chrono_like_date(), machine()) };
+    std::fs::write(&path, format!("{before}{start}\n{stamp}{table}{end}{after}"))?;
     Ok(())
 }
