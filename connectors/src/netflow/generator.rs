@@ -278,7 +278,7 @@ impl NetflowGenerator {
             let edge =
                 self.options.start_time_ms + (i as i128 * 1000 / self.options.event_rows_per_second as i128) as i64;
             let lag = if disorder > 0 { self.rng.random_range(0..=disorder) } else { 0 };
-            ts.append_value(edge - lag);
+            ts.append_value(edge.saturating_sub(lag));
             let pick = self.rng.random_range(0..total_weight);
             let a = &APPS[self.cumulative.partition_point(|&c| c <= pick)];
             src_ip.append_value(&self.src_ips[self.rng.random_range(0..SOURCE_HOSTS)]);

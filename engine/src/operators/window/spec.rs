@@ -30,6 +30,11 @@ fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// `ts` rounded down to a multiple of `unit`, saturating at the bottom of the time range.
+fn floor_to(ts: i64, unit: i64) -> i64 {
+    ts.div_euclid(unit).checked_mul(unit).unwrap_or(i64::MIN)
+}
+
 impl WindowShape {
     /// `TUMBLE(..., size)`.
     pub fn tumble(size_ms: i64) -> Result<Self> {
@@ -55,20 +60,20 @@ impl WindowShape {
 
     /// Start of the pane holding event time `ts`.
     pub fn pane_start(&self, ts: i64) -> i64 {
-        ts.div_euclid(self.pane_ms) * self.pane_ms
+        floor_to(ts, self.pane_ms)
     }
 
     /// The latest end among the windows containing `ts` (every pane of `ts` shares it).
     pub fn last_window_end(&self, ts: i64) -> i64 {
-        (ts.div_euclid(self.slide_ms) * self.slide_ms).saturating_add(self.size_ms)
+        floor_to(ts, self.slide_ms).saturating_add(self.size_ms)
     }
 
     /// Starts of the windows containing event time `ts`, ascending.
     pub fn window_starts(&self, ts: i64) -> impl Iterator<Item = i64> + use<> {
         let slide = self.slide_ms;
-        let last = ts.div_euclid(slide) * slide;
-        let first = ts.saturating_sub(self.size_ms).div_euclid(slide) * slide + slide;
-        (0..).map(move |k| first + k * slide).take_while(move |s| *s <= last)
+        let last = floor_to(ts, slide);
+        let first = floor_to(ts.saturating_sub(self.size_ms), slide).saturating_add(slide);
+        std::iter::successors(Some(first), move |s| s.checked_add(slide)).take_while(move |s| *s <= last)
     }
 
     /// The smallest window end strictly greater than `watermark`.
@@ -131,4 +136,41 @@ pub struct WindowAggregateSpec {
     /// GROUP BY columns in output order; the aggregate values follow them.
     pub outputs: Vec<GroupOutput>,
     pub output_schema: SchemaRef,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_panes_windows_and_ends() -> Result<()> {
+        let hop = WindowShape::hop(2_000, 5_000)?;
+        assert_eq!(hop.pane_ms, 1_000);
+        // 7.5 s lies in windows starting at 4 s and 6 s ([2, 7) has ended before it).
+        assert_eq!(hop.window_starts(7_500).collect::<Vec<_>>(), vec![4_000, 6_000]);
+        assert_eq!(hop.last_window_end(7_500), 11_000);
+        assert_eq!(hop.pane_start(7_500), 7_000);
+        // Window ends are 5, 7, 9, ... seconds: the next one after 7.0 s is 9 s, after 6.9 s is 7 s.
+        assert_eq!(hop.next_window_end_after(7_000), 9_000);
+        assert_eq!(hop.next_window_end_after(6_999), 7_000);
+        Ok(())
+    }
+
+    #[test]
+    fn tumble_handles_negative_and_extreme_times() -> Result<()> {
+        let tumble = WindowShape::tumble(5_000)?;
+        assert_eq!(tumble.window_starts(-1).collect::<Vec<_>>(), vec![-5_000]);
+        assert_eq!(tumble.last_window_end(-1), 0);
+        assert_eq!(tumble.next_window_end_after(crate::time::WATERMARK_MIN), i64::MIN / 5_000 * 5_000);
+        assert_eq!(tumble.next_window_end_after(i64::MAX), i64::MAX);
+        assert!(tumble.window_starts(i64::MIN).count() <= 1);
+        Ok(())
+    }
+
+    #[test]
+    fn shapes_reject_bad_sizes() {
+        assert!(WindowShape::tumble(0).is_err());
+        assert!(WindowShape::hop(10_000, 5_000).is_err(), "slide larger than size");
+        assert!(WindowShape::hop(-1, 5_000).is_err());
+    }
 }
