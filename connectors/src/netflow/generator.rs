@@ -275,8 +275,8 @@ impl NetflowGenerator {
             let i = self.next_row;
             self.next_row += 1;
             flow_id.append_value(i as i64);
-            let edge =
-                self.options.start_time_ms + (i as i128 * 1000 / self.options.event_rows_per_second as i128) as i64;
+            let offset = (i as i128 * 1000 / self.options.event_rows_per_second as i128) as i64;
+            let edge = self.options.start_time_ms.saturating_add(offset);
             let lag = if disorder > 0 { self.rng.random_range(0..=disorder) } else { 0 };
             ts.append_value(edge.saturating_sub(lag));
             let pick = self.rng.random_range(0..total_weight);
