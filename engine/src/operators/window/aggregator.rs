@@ -136,25 +136,16 @@ impl WindowAggregator {
         let shape = self.spec.shape;
         let values = ts.values();
         // Fast path: every row on time and in one pane (ordered input), so the inputs are sliced,
-        // not copied.
-        let mut single: Option<i64> = None;
-        let mut uniform = ts.null_count() == 0;
+        // not copied. All rows of a pane share their windows, so one lateness check covers them.
+        let first = values[start];
+        let pane = shape.pane_start(first);
+        let pane_end = pane.saturating_add(shape.pane_ms);
+        let uniform = ts.null_count() == 0
+            && shape.last_window_end(first) > self.watermark
+            && values[start..end].iter().all(|&t| t >= pane && t < pane_end);
         if uniform {
-            for &t in &values[start..end] {
-                let pane = shape.pane_start(t);
-                if shape.last_window_end(t) <= self.watermark || single.is_some_and(|p| p != pane) {
-                    uniform = false;
-                    break;
-                }
-                single = Some(pane);
-            }
-        }
-        if uniform {
-            if let Some(pane) = single {
-                let piece = inputs.slice(start, end - start);
-                self.update_pane(pane, &piece, end - start)?;
-            }
-            return Ok(());
+            let piece = inputs.slice(start, end - start);
+            return self.update_pane(pane, &piece, end - start);
         }
         let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for row in start..end {
