@@ -51,7 +51,8 @@ fn table(name: &str, concurrency: usize) -> TableDef {
 }
 
 pub fn run(rows: u64) -> anyhow::Result<Vec<CassandraResult>> {
-    let mut generator = NetflowGenerator::new(NetflowOptions { number_of_rows: Some(rows), ..NetflowOptions::default() });
+    let mut generator =
+        NetflowGenerator::new(NetflowOptions { number_of_rows: Some(rows), ..NetflowOptions::default() });
     let full = netflow_schema();
     let columns = ["flow_id", "ts", "src_ip", "flow_type", "bytes_in"]
         .iter()
@@ -74,7 +75,13 @@ pub fn run(rows: u64) -> anyhow::Result<Vec<CassandraResult>> {
         }
         let seconds = started.elapsed().as_secs_f64();
         let ms = |p: f64| writer.latency_percentile(p).map_or(0.0, |d| d.as_secs_f64() * 1e3);
-        results.push(CassandraResult { concurrency, rows: writer.rows_written(), seconds, p50_ms: ms(50.0), p99_ms: ms(99.0) });
+        results.push(CassandraResult {
+            concurrency,
+            rows: writer.rows_written(),
+            seconds,
+            p50_ms: ms(50.0),
+            p99_ms: ms(99.0),
+        });
         eprintln!(
             "  concurrency {concurrency}: {:.0} rows/s, p50 {:.2} ms, p99 {:.2} ms",
             rows as f64 / seconds,

@@ -75,7 +75,11 @@ pub fn write_section(table: &str, name: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&path).context("reading BENCHMARKS.md")?;
     let (before, rest) = text.split_once(&start).with_context(|| format!("BENCHMARKS.md has no {start} marker"))?;
     let (_, after) = rest.split_once(&end).with_context(|| format!("BENCHMARKS.md has no {end} marker"))?;
-    let stamp = if name == "results" { String::new() } else { format!("Measured {} on {}.\n\n", chrono_like_date(), machine()) };
+    let stamp = if name == "results" {
+        String::new()
+    } else {
+        format!("Measured {} on {}.\n\n", chrono_like_date(), machine())
+    };
     std::fs::write(&path, format!("{before}{start}\n{stamp}{table}{end}{after}"))?;
     Ok(())
 }

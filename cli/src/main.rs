@@ -1,23 +1,42 @@
 //! The `streamsql` binary: the only place that wires SQL, connectors and the engine together.
+//!
+//! - no arguments, on a terminal: the interactive shell ([`repl`]);
+//! - `-f FILE`, `-e SQL`, or statements piped to standard input: run them ([`run`]) and exit.
 
+mod output;
+mod repl;
 mod run;
+mod terminal_sink;
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Streaming SQL over event streams: windows, watermarks, sources and sinks in one SQL file.
+use crate::output::OutputFormat;
+
+/// Streaming SQL over event streams: windows, watermarks, sources and sinks. With no -f or -e,
+/// opens an interactive shell.
 #[derive(Debug, Parser)]
 #[command(name = "streamsql", version, about, long_about = None)]
 struct Args {
     /// Run the statements of a SQL file (`-` reads standard input) until its pipelines finish.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "execute")]
     file: Option<PathBuf>,
 
-    /// Instances of each aggregation, unless the file says `SET 'parallelism.default'`.
+    /// Run these SQL statements (separated by `;`) until their pipelines finish, then exit.
+    #[arg(short = 'e', long = "execute", value_name = "SQL")]
+    execute: Option<String>,
+
+    /// Instances of each aggregation, unless the statements say `SET 'parallelism.default'`.
     #[arg(short = 'p', long, value_name = "N")]
     parallelism: Option<usize>,
+
+    /// How SELECT rows are shown [default: table in the shell and with -e; with -f, Flink-style
+    /// `+I[...]` lines]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<OutputFormat>,
 }
 
 fn main() -> ExitCode {
@@ -29,14 +48,6 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Some(file) = args.file else {
-        eprintln!(
-            "streamsql: the interactive shell is not available yet.\n\
-             Run a pipeline file instead:  streamsql -f pipelines/netflow.sql\n\
-             (see streamsql --help)"
-        );
-        return ExitCode::from(2);
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -44,5 +55,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run::run_file(&file, args.parallelism))
+    if let Some(sql) = &args.execute {
+        let format = args.format.unwrap_or(OutputFormat::Table);
+        return runtime.block_on(run::run_script(sql, "-e", args.parallelism, Some(format)));
+    }
+    if let Some(file) = &args.file {
+        return runtime.block_on(run::run_file(file, args.parallelism, args.format));
+    }
+    if std::io::stdin().is_terminal() {
+        return repl::run(runtime, args.parallelism, args.format.unwrap_or(OutputFormat::Table));
+    }
+    // Statements piped in (`streamsql < job.sql`) run like a file.
+    runtime.block_on(run::run_file(Path::new("-"), args.parallelism, args.format))
 }

@@ -1,11 +1,15 @@
-//! `streamsql -f FILE`: plan every statement, run the pipelines concurrently, report.
+//! `streamsql -f FILE` and `streamsql -e SQL`: plan every statement, run the pipelines
+//! concurrently, report.
 
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
 use streamsql_engine::runtime::{self, PipelineReport};
-use streamsql_sql::Session;
+use streamsql_sql::{Outcome, Session, SqlError};
+
+use crate::output::{OutputFormat, render_result};
+use crate::terminal_sink::show_on_terminal;
 
 /// Exit code after Ctrl-C, as shells expect (128 + SIGINT).
 const INTERRUPTED: u8 = 130;
@@ -20,15 +24,22 @@ fn read_script(file: &Path) -> std::io::Result<String> {
     }
 }
 
-pub async fn run_file(file: &Path, parallelism: Option<usize>) -> ExitCode {
-    let shown = file.display();
-    let sql = match read_script(file) {
-        Ok(sql) => sql,
+/// `streamsql -f FILE`.
+pub async fn run_file(file: &Path, parallelism: Option<usize>, format: Option<OutputFormat>) -> ExitCode {
+    let shown = file.display().to_string();
+    match read_script(file) {
+        Ok(sql) => run_script(&sql, &shown, parallelism, format).await,
         Err(e) => {
             eprintln!("streamsql: cannot read {shown}: {e}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
+    }
+}
+
+/// Runs the statements of `sql` (named `shown` in messages): answers of `SHOW`, `DESCRIBE` and
+/// `EXPLAIN` are printed at once, then every pipeline runs until all finish. Query rows are
+/// printed by the `'print'` connector unless `format` asks for another look.
+pub async fn run_script(sql: &str, shown: &str, parallelism: Option<usize>, format: Option<OutputFormat>) -> ExitCode {
     let mut session = Session::new(streamsql_connectors::registry());
     if let Some(n) = parallelism
         && let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'"))
@@ -36,18 +47,55 @@ pub async fn run_file(file: &Path, parallelism: Option<usize>) -> ExitCode {
         eprintln!("streamsql: --parallelism: {}", e.message());
         return ExitCode::from(2);
     }
-    let pipelines = match session.execute(&sql) {
-        Ok(p) => p,
-        Err(e) => {
-            match e.location() {
-                Some((line, column)) => eprintln!("error: {shown}:{line}:{column}: {e}"),
-                None => eprintln!("error: {shown}: {e}"),
-            }
-            return ExitCode::FAILURE;
+    let report_error = |e: SqlError| {
+        let snippet = e.snippet().map(|s| format!("\n{s}")).unwrap_or_default();
+        match e.location() {
+            Some((line, column)) => eprintln!("error: {shown}:{line}:{column}: {}{snippet}", e.message()),
+            None => eprintln!("error: {shown}: {}{snippet}", e.message()),
         }
+        ExitCode::FAILURE
     };
+    let statements = match session.parse(sql) {
+        Ok(statements) => statements,
+        Err(e) => return report_error(e),
+    };
+    let mut pipelines = Vec::new();
+    let mut printed = false;
+    for statement in statements {
+        let kind = statement.statement.kind();
+        let outcome = match session.execute_statement(sql, statement) {
+            Ok(outcome) => outcome,
+            Err(e) => return report_error(e),
+        };
+        match outcome {
+            Outcome::Done(_) => {}
+            Outcome::Insert(spec) => pipelines.push(spec),
+            Outcome::Query(mut spec) => {
+                if let Some(format) = format {
+                    show_on_terminal(&mut spec, format);
+                }
+                pipelines.push(spec)
+            }
+            Outcome::Table(table) => {
+                print!("{}", render_result(&table));
+                printed = true;
+            }
+            Outcome::Text(text) => {
+                print!("{text}");
+                printed = true;
+            }
+            Outcome::Control(_) => {
+                eprintln!(
+                    "error: {shown}: {kind} is about the pipelines of an interactive session; run it in the streamsql shell (streamsql with no -f or -e)"
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if pipelines.is_empty() {
-        eprintln!("streamsql: {shown} has no INSERT INTO or SELECT statement; nothing to run");
+        if !printed {
+            eprintln!("streamsql: {shown} has no INSERT INTO or SELECT statement; nothing to run");
+        }
         return ExitCode::SUCCESS;
     }
 

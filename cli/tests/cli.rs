@@ -1,5 +1,6 @@
 //! End-to-end tests of the `streamsql` binary: files in, files out, exit codes, messages.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -138,15 +139,22 @@ fn a_malformed_record_stops_the_run_with_its_position() {
 }
 
 #[test]
-fn help_version_and_no_file() {
+fn help_version_and_statements_from_stdin() {
     let help = run(&["--help"]);
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--file"));
     let version = run(&["--version"]);
     assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
-    let bare = streamsql().stdin(Stdio::null()).output().expect("run streamsql");
-    assert_eq!(bare.status.code(), Some(2));
-    assert!(stderr(&bare).contains("streamsql -f"), "{}", stderr(&bare));
+    // Without -f or -e and with standard input not a terminal, statements are read from it.
+    let mut bare = streamsql().stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("run streamsql");
+    let sql = "CREATE TABLE piped (a INT) WITH ('connector' = 'blackhole');\nSHOW TABLES;\n";
+    bare.stdin.take().expect("stdin").write_all(sql.as_bytes()).expect("write stdin");
+    let bare = bare.wait_with_output().expect("wait for streamsql");
+    assert!(bare.status.success(), "{}", stderr(&bare));
+    assert!(String::from_utf8_lossy(&bare.stdout).contains("piped"), "{}", String::from_utf8_lossy(&bare.stdout));
+    let empty = streamsql().stdin(Stdio::null()).output().expect("run streamsql");
+    assert!(empty.status.success());
+    assert!(stderr(&empty).contains("nothing to run"), "{}", stderr(&empty));
 }
 
 #[test]

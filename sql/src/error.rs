@@ -48,6 +48,11 @@ impl SqlError {
         &self.message
     }
 
+    /// The offending line with a caret under the column, once [`SqlError::with_source`] ran.
+    pub fn snippet(&self) -> Option<&str> {
+        self.snippet.as_deref()
+    }
+
     /// 1-based `(line, column)` in the script, when known.
     pub fn location(&self) -> Option<(u64, u64)> {
         self.location

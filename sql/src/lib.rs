@@ -10,17 +10,24 @@
 //! - [`parser`]: our statements on sqlparser's tokenizer; window TVFs rewritten on tokens.
 //! - [`catalog`]: tables and views as DataFusion sees them (`ContextProvider`).
 //! - [`planner`]: DDL checks, lowering of logical plans, sink column mapping.
-//! - [`session`]: settings and statement execution — start reading at [`Session::execute`].
+//! - [`session`]: settings and statement execution — start reading at [`Session::execute`]
+//!   (whole scripts into pipelines) or [`Session::execute_statement`] (one statement at a time,
+//!   returning an [`Outcome`], as the interactive shell runs them).
+//! - [`describe`], [`explain`]: `SHOW`/`DESCRIBE` and `EXPLAIN` answers as text.
 //!
 //! This crate never depends on the connectors: it finds them by name through the engine's
 //! [`ConnectorRegistry`](streamsql_engine::connector::ConnectorRegistry).
 
 pub mod catalog;
+pub mod describe;
 pub mod error;
+pub mod explain;
+pub mod outcome;
 pub mod parser;
 pub mod planner;
 pub mod session;
 pub mod types;
 
 pub use error::SqlError;
+pub use outcome::{Control, Outcome, ResultTable};
 pub use session::{Session, Settings};

@@ -1,10 +1,12 @@
 //! A SQL session: settings, the catalog, and statement execution.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
-use datafusion::sql::sqlparser::ast::{Query, Spanned, Statement as SqlStatement};
+use datafusion::sql::sqlparser::ast::{ObjectName, Query, Spanned, Statement as SqlStatement};
 use streamsql_engine::connector::{ConnectorRegistry, Role, TableDef};
 use streamsql_engine::operators::stateless::StatelessChain;
 use streamsql_engine::pipeline::{AggregateStage, BoundTable, PipelineSpec};
@@ -12,11 +14,13 @@ use streamsql_engine::time::hidden_fields;
 
 use crate::catalog::{Catalog, Relation};
 use crate::error::{SqlError, SqlResult};
-use crate::parser::{Statement, parse_script};
+use crate::outcome::{Control, Outcome};
+use crate::parser::{Located, Statement, parse_script};
 use crate::planner::ddl::{check_role, create_table};
 use crate::planner::lower::{lower, nullable};
 use crate::planner::normalize_object_name;
 use crate::planner::sink::sink_projection;
+use crate::{describe, explain};
 
 /// Settings changed with `SET 'key' = 'value'`.
 #[derive(Debug, Clone)]
@@ -45,12 +49,20 @@ pub struct Session {
     catalog: Catalog,
     settings: Settings,
     window_counter: usize,
+    /// The query text of each view, for SHOW VIEWS and DESCRIBE.
+    view_texts: BTreeMap<String, String>,
 }
 
 impl Session {
     /// A new session whose tables use the connectors of `registry`.
     pub fn new(registry: Arc<dyn ConnectorRegistry>) -> Self {
-        Self { registry, catalog: Catalog::default(), settings: Settings::default(), window_counter: 0 }
+        Self {
+            registry,
+            catalog: Catalog::default(),
+            settings: Settings::default(),
+            window_counter: 0,
+            view_texts: BTreeMap::new(),
+        }
     }
 
     /// Current settings.
@@ -60,75 +72,130 @@ impl Session {
 
     /// Runs every statement of `sql` in order. `SET`, `CREATE TABLE` and `CREATE VIEW` change
     /// the session; each `INSERT INTO` or bare query is planned into a pipeline, returned in
-    /// order (not started).
+    /// order (not started). Statements that answer with text (`SHOW`, `DESCRIBE`, `EXPLAIN`)
+    /// are errors here: use [`Session::parse`] and [`Session::execute_statement`] to get them.
     pub fn execute(&mut self, sql: &str) -> Result<Vec<PipelineSpec>, SqlError> {
-        self.execute_script(sql).map_err(|e| e.with_source(sql))
-    }
-
-    fn execute_script(&mut self, sql: &str) -> SqlResult<Vec<PipelineSpec>> {
-        let script = parse_script(sql, &mut self.window_counter)?;
-        for window in script.windows {
-            self.catalog.windows.insert(window.relation.clone(), window);
-        }
         let mut pipelines = Vec::new();
-        for located in script.statements {
-            let start = located.start;
-            let planned = match located.statement {
-                Statement::Set { key, value } => self.set(&key, &value).map(|_| None),
-                Statement::CreateTable(create) => {
-                    let name = normalize_object_name(&create.name);
-                    if self.catalog.relations.contains_key(&name) {
-                        if create.if_not_exists {
-                            continue;
-                        }
-                        return Err(SqlError::at_span(format!("table '{name}' already exists"), create.name.span()));
-                    }
-                    let bound = create_table(&create, &name, self.registry.as_ref())?;
-                    self.catalog.relations.insert(name, Relation::Table(bound));
-                    Ok(None)
+        for located in self.parse(sql)? {
+            let (kind, start) = (located.statement.kind(), located.start);
+            match self.execute_statement(sql, located)? {
+                Outcome::Insert(spec) | Outcome::Query(spec) => pipelines.push(spec),
+                Outcome::Done(_) => {}
+                Outcome::Table(_) | Outcome::Text(_) | Outcome::Control(_) => {
+                    let message = format!(
+                        "{kind} answers with text, which only the streamsql shell and `streamsql -e` or `-f` show; \
+                         Session::execute only plans pipelines"
+                    );
+                    return Err(SqlError::at(message, start).with_source(sql));
                 }
-                Statement::CreateView { name, or_replace, if_not_exists, query } => {
-                    let key = normalize_object_name(&name);
-                    if self.catalog.relations.contains_key(&key) && !or_replace {
-                        if if_not_exists {
-                            continue;
-                        }
-                        return Err(SqlError::at_span(format!("'{key}' already exists"), name.span()));
-                    }
-                    if matches!(self.catalog.relations.get(&key), Some(Relation::Table(_))) {
-                        return Err(SqlError::at_span(format!("'{key}' is a table, not a view"), name.span()));
-                    }
-                    let plan = self.plan_query(&query)?;
-                    // Reject views that cannot run as streams now, not when first used.
-                    lower(&plan)?;
-                    self.catalog.relations.insert(key, Relation::View(Arc::new(plan)));
-                    Ok(None)
-                }
-                Statement::Insert { table, query } => {
-                    let name = normalize_object_name(&table);
-                    let sink = match self.catalog.relations.get(&name) {
-                        Some(Relation::Table(bound)) => bound.clone(),
-                        Some(Relation::View(_)) => {
-                            return Err(SqlError::at_span(format!("cannot INSERT INTO view '{name}'"), table.span()));
-                        }
-                        None => {
-                            return Err(SqlError::at_span(
-                                format!("table '{name}' does not exist; declare it with CREATE TABLE first"),
-                                table.span(),
-                            ));
-                        }
-                    };
-                    check_role(&sink)(Role::Sink).map_err(|e| e.or_at(table.span().start))?;
-                    let query = name_insert_columns(*query, &sink.table.schema);
-                    self.plan_pipeline(format!("INSERT INTO {name}"), &query, Some(sink)).map(Some)
-                }
-                Statement::Query(query) => self.plan_pipeline("SELECT".into(), &query, None).map(Some),
-            };
-            if let Some(pipeline) = planned.map_err(|e| e.or_at(start))? {
-                pipelines.push(pipeline)
             }
         }
         Ok(pipelines)
+    }
+
+    /// Parses a script into statements to run one at a time with [`Session::execute_statement`].
+    /// Registers the script's window TVF calls; changes nothing else.
+    pub fn parse(&mut self, sql: &str) -> Result<Vec<Located>, SqlError> {
+        let script = parse_script(sql, &mut self.window_counter).map_err(|e| e.with_source(sql))?;
+        for window in script.windows {
+            self.catalog.windows.insert(window.relation.clone(), window);
+        }
+        Ok(script.statements)
+    }
+
+    /// Runs one statement parsed from `sql` by [`Session::parse`]; errors quote `sql`.
+    pub fn execute_statement(&mut self, sql: &str, located: Located) -> Result<Outcome, SqlError> {
+        let start = located.start;
+        self.run(located).map_err(|e| e.or_at(start).with_source(sql))
+    }
+
+    /// Tables and views with their columns, by name (for completion and listings).
+    pub fn relations(&self) -> impl Iterator<Item = (&str, SchemaRef)> {
+        self.catalog.relations.iter().map(|(name, relation)| (name.as_str(), relation.schema()))
+    }
+
+    fn run(&mut self, located: Located) -> SqlResult<Outcome> {
+        match located.statement {
+            Statement::Set { key, value } => {
+                self.set(&key, &value)?;
+                Ok(Outcome::Done(format!("'{key}' set to '{}'", value.trim())))
+            }
+            Statement::CreateTable(create) => {
+                let name = normalize_object_name(&create.name);
+                if self.catalog.relations.contains_key(&name) {
+                    if create.if_not_exists {
+                        return Ok(Outcome::Done(format!("'{name}' already exists; nothing changed")));
+                    }
+                    return Err(SqlError::at_span(format!("table '{name}' already exists"), create.name.span()));
+                }
+                let bound = create_table(&create, &name, self.registry.as_ref())?;
+                let columns = bound.table.schema.fields().len();
+                self.catalog.relations.insert(name.clone(), Relation::Table(bound));
+                Ok(Outcome::Done(format!("table '{name}' created ({columns} columns)")))
+            }
+            Statement::CreateView { name, or_replace, if_not_exists, query } => {
+                let key = normalize_object_name(&name);
+                let exists = self.catalog.relations.contains_key(&key);
+                if exists && !or_replace {
+                    if if_not_exists {
+                        return Ok(Outcome::Done(format!("'{key}' already exists; nothing changed")));
+                    }
+                    return Err(SqlError::at_span(format!("'{key}' already exists"), name.span()));
+                }
+                if matches!(self.catalog.relations.get(&key), Some(Relation::Table(_))) {
+                    return Err(SqlError::at_span(format!("'{key}' is a table, not a view"), name.span()));
+                }
+                let plan = self.plan_query(&query)?;
+                // Reject views that cannot run as streams now, not when first used.
+                lower(&plan)?;
+                self.catalog.relations.insert(key.clone(), Relation::View(Arc::new(plan)));
+                self.view_texts.insert(key.clone(), query.to_string());
+                Ok(Outcome::Done(format!("view '{key}' {}", if exists { "replaced" } else { "created" })))
+            }
+            Statement::Insert { table, query } => self.plan_insert(&table, *query).map(Outcome::Insert),
+            Statement::Query(query) => self.plan_pipeline("SELECT".into(), &query, None).map(Outcome::Query),
+            Statement::ShowTables => Ok(Outcome::Table(describe::show_tables(&self.catalog.relations))),
+            Statement::ShowViews => Ok(Outcome::Table(describe::show_views(&self.catalog.relations, &self.view_texts))),
+            Statement::ShowPipelines => Ok(Outcome::Control(Control::ShowPipelines)),
+            Statement::StopPipeline { id } => Ok(Outcome::Control(Control::StopPipeline(id))),
+            Statement::Describe { name } => {
+                let key = normalize_object_name(&name);
+                let Some(relation) = self.catalog.relations.get(&key) else {
+                    return Err(SqlError::at_span(
+                        format!("'{key}' does not exist; SHOW TABLES lists the tables"),
+                        name.span(),
+                    ));
+                };
+                Ok(Outcome::Table(describe::describe(&key, relation, self.view_texts.get(&key).map(String::as_str))))
+            }
+            Statement::Explain(inner) => {
+                let (spec, query) = match *inner {
+                    Statement::Insert { table, query } => (self.plan_insert(&table, *query)?, false),
+                    Statement::Query(query) => (self.plan_pipeline("SELECT".into(), &query, None)?, true),
+                    other => return Err(SqlError::new(format!("EXPLAIN of {} is not supported", other.kind()))),
+                };
+                Ok(Outcome::Text(explain::explain(&spec, query)))
+            }
+        }
+    }
+
+    fn plan_insert(&self, table: &ObjectName, query: Query) -> SqlResult<PipelineSpec> {
+        let name = normalize_object_name(table);
+        let sink = match self.catalog.relations.get(&name) {
+            Some(Relation::Table(bound)) => bound.clone(),
+            Some(Relation::View(_)) => {
+                return Err(SqlError::at_span(format!("cannot INSERT INTO view '{name}'"), table.span()));
+            }
+            None => {
+                return Err(SqlError::at_span(
+                    format!("table '{name}' does not exist; declare it with CREATE TABLE first"),
+                    table.span(),
+                ));
+            }
+        };
+        check_role(&sink)(Role::Sink).map_err(|e| e.or_at(table.span().start))?;
+        let query = name_insert_columns(query, &sink.table.schema);
+        self.plan_pipeline(format!("INSERT INTO {name}"), &query, Some(sink))
     }
 
     fn set(&mut self, key: &str, value: &str) -> SqlResult<()> {

@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!  text ─tokenize─▶ tokens (with line/column) ─window_tvf::rewrite─▶ tokens, WindowTvf specs
-//!       ─parse_statements─▶ [Statement]   (SET / CREATE TABLE / CREATE VIEW / INSERT / SELECT)
+//!       ─parse_statements─▶ [Statement]   (SET / CREATE TABLE / CREATE VIEW / INSERT / SELECT /
+//!                                           SHOW / STOP PIPELINE / DESCRIBE / EXPLAIN)
 //! ```
 //!
 //! The rewrite replaces each window TVF call by a reference to a generated relation name whose
@@ -77,13 +78,49 @@ pub enum Statement {
     },
     /// A bare query: its rows are printed.
     Query(Box<Query>),
+    /// `SHOW TABLES`: declared tables with their connectors.
+    ShowTables,
+    /// `SHOW VIEWS`: declared views.
+    ShowViews,
+    /// `SHOW PIPELINES`: pipelines started in this session; answered by whoever runs them.
+    ShowPipelines,
+    /// `STOP PIPELINE id`; carried out by whoever runs the pipelines.
+    StopPipeline {
+        id: u64,
+    },
+    /// `DESCRIBE name` (or `DESC name`): columns, watermark, connector and options.
+    Describe {
+        name: ObjectName,
+    },
+    /// `EXPLAIN statement`: the dataflow an `INSERT INTO` or query would run, not started.
+    Explain(Box<Statement>),
 }
 
-/// A statement and where it starts.
+impl Statement {
+    /// What the statement is, in the words of an error message (`SHOW TABLES`, `EXPLAIN`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Statement::Set { .. } => "SET",
+            Statement::CreateTable(_) => "CREATE TABLE",
+            Statement::CreateView { .. } => "CREATE VIEW",
+            Statement::Insert { .. } => "INSERT INTO",
+            Statement::Query(_) => "SELECT",
+            Statement::ShowTables => "SHOW TABLES",
+            Statement::ShowViews => "SHOW VIEWS",
+            Statement::ShowPipelines => "SHOW PIPELINES",
+            Statement::StopPipeline { .. } => "STOP PIPELINE",
+            Statement::Describe { .. } => "DESCRIBE",
+            Statement::Explain(_) => "EXPLAIN",
+        }
+    }
+}
+
+/// A statement, where it starts, and its text as written (without the closing `;`).
 #[derive(Debug, Clone)]
 pub struct Located {
     pub statement: Statement,
     pub start: Location,
+    pub text: String,
 }
 
 /// The parsed script: statements plus the window TVF calls found in them.
@@ -109,7 +146,6 @@ pub fn parse_script(sql: &str, window_counter: &mut usize) -> SqlResult<Script> 
         }
         let start = next.span.start;
         let statement = parse_statement(&mut parser)?;
-        statements.push(Located { statement, start });
         let after = parser.peek_token();
         if after.token != Token::EOF && after.token != Token::SemiColon {
             return Err(SqlError::at_span(
@@ -117,12 +153,89 @@ pub fn parse_script(sql: &str, window_counter: &mut usize) -> SqlResult<Script> 
                 after.span,
             ));
         }
+        let end = if after.token == Token::SemiColon { after.span.start } else { Location::empty() };
+        let text = statement_text(sql, start, end);
+        statements.push(Located { statement, start, text });
     }
     Ok(Script { statements, windows })
 }
 
+/// The text between two token positions (to the end of `sql` when `end` is unknown).
+fn statement_text(sql: &str, start: Location, end: Location) -> String {
+    let from = byte_offset(sql, start).unwrap_or(0);
+    let to = byte_offset(sql, end).filter(|to| *to >= from).unwrap_or(sql.len());
+    sql[from..to].trim().trim_end_matches(';').trim_end().to_string()
+}
+
+/// The byte offset of a 1-based line and column (counted in characters), if it is in `sql`.
+fn byte_offset(sql: &str, location: Location) -> Option<usize> {
+    if location.line == 0 || location.column == 0 {
+        return None;
+    }
+    let mut line_start = 0;
+    for _ in 1..location.line {
+        line_start += sql[line_start..].find('\n')? + 1;
+    }
+    let line = &sql[line_start..];
+    let column = (location.column - 1) as usize;
+    match line.char_indices().nth(column) {
+        Some((at, _)) => Some(line_start + at),
+        None => Some(sql.len()),
+    }
+}
+
+/// Whether the next token is the unquoted word `word` (for words sqlparser has no keyword for).
+fn peek_word(parser: &Parser<'_>, word: &str) -> bool {
+    matches!(&parser.peek_token().token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
 fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
     let first = parser.peek_token();
+    if parser.parse_keyword(Keyword::SHOW) {
+        return parse_show(parser);
+    }
+    if peek_word(parser, "STOP") {
+        parser.next_token();
+        if !peek_word(parser, "PIPELINE") {
+            let found = parser.peek_token();
+            return Err(SqlError::at_span(format!("expected PIPELINE after STOP, found {}", found.token), found.span));
+        }
+        parser.next_token();
+        let id_token = parser.next_token();
+        let id = match &id_token.token {
+            Token::Number(n, _) => n.parse::<u64>().ok(),
+            _ => None,
+        };
+        return id.map(|id| Statement::StopPipeline { id }).ok_or_else(|| {
+            SqlError::at_span(
+                format!("expected a pipeline id (a number, as SHOW PIPELINES lists them), found {}", id_token.token),
+                id_token.span,
+            )
+        });
+    }
+    if parser.parse_keyword(Keyword::DESCRIBE) || parser.parse_keyword(Keyword::DESC) {
+        let _ = parser.parse_keyword(Keyword::TABLE) || parser.parse_keyword(Keyword::VIEW);
+        return Ok(Statement::Describe { name: parser.parse_object_name(false)? });
+    }
+    if parser.parse_keyword(Keyword::EXPLAIN) {
+        let inner_token = parser.peek_token();
+        if inner_token.token == Token::EOF {
+            return Err(SqlError::new(
+                "EXPLAIN needs a statement after it: EXPLAIN SELECT ... or EXPLAIN INSERT INTO ...",
+            ));
+        }
+        let inner = parse_statement(parser)?;
+        return match inner {
+            Statement::Insert { .. } | Statement::Query(_) => Ok(Statement::Explain(Box::new(inner))),
+            other => Err(SqlError::at_span(
+                format!(
+                    "EXPLAIN shows the dataflow of an INSERT INTO or a SELECT, not of {}; use DESCRIBE for a table",
+                    other.kind()
+                ),
+                inner_token.span,
+            )),
+        };
+    }
     if parser.parse_keyword(Keyword::SET) {
         return parse_set(parser);
     }
@@ -181,9 +294,31 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
         other => other.to_string(),
     };
     Err(SqlError::at_span(
-        format!("{what} is not supported in scripts; expected SET, CREATE TABLE, CREATE VIEW, INSERT INTO or SELECT"),
+        format!(
+            "{what} is not supported; expected SET, CREATE TABLE, CREATE VIEW, INSERT INTO, SELECT, SHOW TABLES, \
+             SHOW VIEWS, SHOW PIPELINES, STOP PIPELINE, DESCRIBE or EXPLAIN"
+        ),
         first.span,
     ))
+}
+
+/// `SHOW TABLES | VIEWS | PIPELINES`.
+fn parse_show(parser: &mut Parser<'_>) -> SqlResult<Statement> {
+    let what = parser.next_token();
+    let word = match &what.token {
+        Token::Word(w) if w.quote_style.is_none() => w.value.to_uppercase(),
+        _ => String::new(),
+    };
+    match word.as_str() {
+        "TABLES" => Ok(Statement::ShowTables),
+        "VIEWS" => Ok(Statement::ShowViews),
+        "PIPELINES" | "JOBS" => Ok(Statement::ShowPipelines),
+        _ if what.token == Token::EOF => Err(SqlError::new("SHOW needs what to show: TABLES, VIEWS or PIPELINES")),
+        _ => Err(SqlError::at_span(
+            format!("SHOW {} is not supported; try SHOW TABLES, SHOW VIEWS or SHOW PIPELINES", what.token),
+            what.span,
+        )),
+    }
 }
 
 /// Whether the tokens after `(` start a query (`INSERT INTO t (SELECT ...)`).
@@ -222,4 +357,42 @@ fn parse_setting_text(parser: &mut Parser<'_>, dotted: bool) -> SqlResult<String
         }
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(sql: &str) -> SqlResult<Vec<Located>> {
+        parse_script(sql, &mut 0).map(|script| script.statements)
+    }
+
+    #[test]
+    fn shell_statements_and_their_text() {
+        let statements =
+            parse("SHOW TABLES; show views;\nSHOW PIPELINES ; STOP PIPELINE 3; DESC flows; EXPLAIN SELECT a FROM t")
+                .expect("parses");
+        let kinds: Vec<&str> = statements.iter().map(|s| s.statement.kind()).collect();
+        assert_eq!(kinds, ["SHOW TABLES", "SHOW VIEWS", "SHOW PIPELINES", "STOP PIPELINE", "DESCRIBE", "EXPLAIN"]);
+        assert!(matches!(statements[3].statement, Statement::StopPipeline { id: 3 }));
+        let texts: Vec<&str> = statements.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts[2], "SHOW PIPELINES");
+        assert_eq!(texts[5], "EXPLAIN SELECT a FROM t");
+    }
+
+    #[test]
+    fn statement_text_spans_lines_and_multibyte_characters() {
+        let statements = parse("SELECT 'é'\n  FROM t;\nSELECT b FROM u;").expect("parses");
+        assert_eq!(statements[0].text, "SELECT 'é'\n  FROM t");
+        assert_eq!(statements[1].text, "SELECT b FROM u");
+    }
+
+    #[test]
+    fn shell_statement_errors_say_what_is_expected() {
+        let error = |sql: &str| parse(sql).expect_err("an error").message().to_string();
+        assert!(error("STOP PIPELINE x").contains("expected a pipeline id"));
+        assert!(error("SHOW FUNCTIONS").contains("try SHOW TABLES"));
+        assert!(error("EXPLAIN SET 'a' = 'b'").contains("not of SET"));
+        assert!(error("EXPLAIN").contains("EXPLAIN needs a statement"));
+    }
 }

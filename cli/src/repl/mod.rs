@@ -1,0 +1,240 @@
+//! The interactive shell: `streamsql` on a terminal.
+//!
+//! ```text
+//!  rustyline (main thread) ─ lines until `;` ─▶ Session::parse / execute_statement ─▶ Outcome
+//!     Done, Table, Text      → printed
+//!     Insert                 → pipelines.rs: started in the background on the tokio runtime
+//!     Query                  → query.rs: rows stream to the terminal until the end or Ctrl-C
+//!     Control                → pipelines.rs: SHOW PIPELINES / STOP PIPELINE
+//! ```
+//!
+//! At the prompt the terminal is in raw mode and Ctrl-C is a key that clears the input. While a
+//! query runs the terminal is in its normal mode and Ctrl-C is SIGINT, which the runtime's
+//! handler (installed once, at start) turns into cancelling the query; the shell never dies of
+//! it.
+
+mod helper;
+mod input;
+mod notice;
+mod pipelines;
+mod query;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::{CompletionType, Config, Editor};
+use streamsql_sql::{Control, Outcome, Session};
+use tokio::runtime::Runtime;
+
+use self::helper::{Names, SqlHelper};
+use self::input::Command;
+use self::notice::Notices;
+use self::pipelines::Pipelines;
+use crate::output::{OutputFormat, render_result};
+
+const PROMPT: &str = "streamsql> ";
+const CONTINUATION: &str = "        -> ";
+/// How long quitting waits for stopped pipelines to flush their sinks.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+const HELP: &str = "\
+Statements end with ';' and may span lines.
+  CREATE TABLE t (col TYPE, ..., WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = ...);
+  CREATE [OR REPLACE] VIEW v AS SELECT ...;
+  SELECT ...;                    rows stream here until the query ends; Ctrl-C cancels it
+  INSERT INTO t SELECT ...;      starts a pipeline in the background
+  SHOW TABLES; SHOW VIEWS; SHOW PIPELINES;
+  STOP PIPELINE n;               stops a background pipeline
+  DESCRIBE t;                    columns, watermark, connector and options
+  EXPLAIN SELECT ...;            the dataflow a query would run
+  SET 'parallelism.default' = '4';
+Shell: \\q, exit or Ctrl-D quits; Ctrl-C clears the input; Tab completes names and keywords.";
+
+/// Where history is kept: `$STREAMSQL_HISTORY`, else `~/.streamsql_history`.
+fn history_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("STREAMSQL_HISTORY") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".streamsql_history"))
+}
+
+/// The shell's state between inputs.
+struct Shell {
+    runtime: Runtime,
+    session: Session,
+    pipelines: Pipelines,
+    names: Arc<Mutex<Names>>,
+    format: OutputFormat,
+}
+
+/// Runs the shell until the user quits.
+pub fn run(runtime: Runtime, parallelism: Option<usize>, format: OutputFormat) -> ExitCode {
+    let config = Config::builder()
+        .auto_add_history(false)
+        .completion_type(CompletionType::List)
+        .max_history_size(1000)
+        .map(|b| b.build());
+    let mut editor: Editor<SqlHelper, DefaultHistory> = match config.and_then(Editor::with_config) {
+        Ok(editor) => editor,
+        Err(e) => {
+            eprintln!("streamsql: cannot open the terminal: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let names = Arc::new(Mutex::new(Names::default()));
+    editor.set_helper(Some(SqlHelper::new(names.clone())));
+    let history = history_path();
+    if let Some(path) = &history
+        && path.exists()
+        && let Err(e) = editor.load_history(path)
+    {
+        eprintln!("streamsql: cannot read history from {}: {e}", path.display());
+    }
+    let notices = match editor.create_external_printer() {
+        Ok(printer) => Notices::with_printer(Box::new(printer)),
+        Err(_) => Notices::default(),
+    };
+    install_interrupt_handler(&runtime);
+
+    let mut session = Session::new(streamsql_connectors::registry());
+    if let Some(n) = parallelism
+        && let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'"))
+    {
+        eprintln!("streamsql: --parallelism: {}", e.message());
+        return ExitCode::from(2);
+    }
+    let pipelines = Pipelines::new(runtime.handle().clone(), notices);
+    let mut shell = Shell { runtime, session, pipelines, names, format };
+
+    println!("streamsql {} — streaming SQL. Type help for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.is_empty() { PROMPT } else { CONTINUATION };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                if buffer.is_empty() {
+                    match input::command(&line) {
+                        Some(Command::Quit) => break,
+                        Some(Command::Help) => {
+                            println!("{HELP}");
+                            continue;
+                        }
+                        Some(Command::Unknown(command)) => {
+                            eprintln!("unknown command {command}; \\q quits, help lists what you can type");
+                            continue;
+                        }
+                        None => {}
+                    }
+                    if input::is_blank(&line) {
+                        continue;
+                    }
+                }
+                buffer.push_str(&line);
+                buffer.push('\n');
+                if !input::is_complete(&buffer) {
+                    continue;
+                }
+                let sql = std::mem::take(&mut buffer);
+                let _ = editor.add_history_entry(sql.trim_end());
+                if let Some(path) = &history {
+                    let _ = editor.save_history(path);
+                }
+                // A bug in planning must not take the shell (and its pipelines) down with it;
+                // the panic hook has already printed what happened.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shell.execute(&sql))).is_err() {
+                    eprintln!("error: internal error while running that statement (a bug; please report it)");
+                }
+            }
+            // Ctrl-C at the prompt abandons what was typed, as in psql.
+            Err(ReadlineError::Interrupted) => buffer.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("streamsql: cannot read input: {e}");
+                break;
+            }
+        }
+    }
+    shell.pipelines.stop_all(STOP_TIMEOUT);
+    ExitCode::SUCCESS
+}
+
+/// From here on SIGINT is the runtime's to handle (it cancels a running query), so a Ctrl-C
+/// outside the prompt never kills the shell.
+fn install_interrupt_handler(runtime: &Runtime) {
+    #[cfg(unix)]
+    {
+        let _context = runtime.enter();
+        if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
+            eprintln!("streamsql: cannot handle Ctrl-C ({e}); it will end the shell");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = runtime;
+}
+
+impl Shell {
+    /// Runs the statements of one input in order; the first error ends the input.
+    fn execute(&mut self, sql: &str) {
+        let statements = match self.session.parse(sql) {
+            Ok(statements) => statements,
+            Err(e) => return eprintln!("error: {e}"),
+        };
+        for statement in statements {
+            let text = statement.text.clone();
+            let outcome = self.session.execute_statement(sql, statement);
+            self.refresh_names();
+            match outcome {
+                Ok(outcome) => {
+                    if let Err(message) = self.show(outcome, text) {
+                        eprintln!("error: {message}");
+                        return;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn show(&mut self, outcome: Outcome, text: String) -> Result<(), String> {
+        match outcome {
+            Outcome::Done(message) => println!("{message}"),
+            Outcome::Table(table) => print!("{}", render_result(&table)),
+            Outcome::Text(text) => print!("{text}"),
+            Outcome::Insert(spec) => {
+                let id = self.pipelines.start(spec, text);
+                println!(
+                    "pipeline {id} started in the background (SHOW PIPELINES shows it, STOP PIPELINE {id} stops it)"
+                );
+            }
+            Outcome::Query(spec) => {
+                let ended = query::run_query(self.runtime.handle(), spec, self.format)?;
+                eprintln!("{ended}");
+            }
+            Outcome::Control(Control::ShowPipelines) => print!("{}", render_result(&self.pipelines.show())),
+            Outcome::Control(Control::StopPipeline(id)) => println!("{}", self.pipelines.stop(id)?),
+        }
+        Ok(())
+    }
+
+    /// Hands the names now declared to completion.
+    fn refresh_names(&self) {
+        let mut relations = Vec::new();
+        let mut columns = Vec::new();
+        for (name, schema) in self.session.relations() {
+            relations.push(name.to_string());
+            columns.extend(schema.fields().iter().map(|f| f.name().clone()));
+        }
+        columns.sort();
+        columns.dedup();
+        if let Ok(mut names) = self.names.lock() {
+            *names = Names { relations, columns };
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Pipelines started by `INSERT INTO` in the shell: they run in the background until their
+//! input ends, they fail, or `STOP PIPELINE` (or quitting) stops them.
+//!
+//! ```text
+//!  start ─▶ running ──input ends──▶ finished
+//!              │ ├───error────────▶ failed      (a notice is printed at once)
+//!              └─STOP PIPELINE────▶ stopping ─▶ stopped
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use streamsql_engine::pipeline::PipelineSpec;
+use streamsql_engine::runtime::{self, PipelineControl};
+use streamsql_engine::time::{WATERMARK_MAX, WATERMARK_MIN, format_millis};
+use streamsql_sql::ResultTable;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use super::notice::Notices;
+
+/// How a pipeline stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Running,
+    Finished,
+    Failed(String),
+    Stopped,
+}
+
+struct Entry {
+    id: u64,
+    statement: String,
+    control: PipelineControl,
+    state: Arc<Mutex<State>>,
+    stop_requested: AtomicBool,
+    /// Waits for the pipeline and records how it ended; aborted (with the pipeline) on drop.
+    task: JoinHandle<()>,
+}
+
+impl Entry {
+    fn state(&self) -> State {
+        self.state.lock().map(|s| s.clone()).unwrap_or(State::Failed("state unavailable".into()))
+    }
+}
+
+/// The shell's background pipelines, numbered from 1 in the order they started.
+pub struct Pipelines {
+    runtime: Handle,
+    notices: Notices,
+    entries: Vec<Entry>,
+}
+
+impl Drop for Pipelines {
+    fn drop(&mut self) {
+        for entry in &self.entries {
+            entry.task.abort();
+        }
+    }
+}
+
+impl Pipelines {
+    pub fn new(runtime: Handle, notices: Notices) -> Self {
+        Self { runtime, notices, entries: Vec::new() }
+    }
+
+    /// Starts `spec` in the background; returns its id.
+    pub fn start(&mut self, spec: PipelineSpec, statement: String) -> u64 {
+        let id = self.entries.len() as u64 + 1;
+        let _context = self.runtime.enter();
+        let running = runtime::start(spec);
+        let control = running.control();
+        let state = Arc::new(Mutex::new(State::Running));
+        let task = {
+            let state = state.clone();
+            let notices = self.notices.clone();
+            self.runtime.spawn(async move {
+                let ended = match running.join().await {
+                    Ok(report) if report.cancelled => State::Stopped,
+                    Ok(report) => {
+                        let m = report.metrics;
+                        notices.print(format!(
+                            "pipeline {id} finished: {} rows in, {} rows out, {} late rows dropped",
+                            m.rows_in, m.rows_out, m.late_rows
+                        ));
+                        State::Finished
+                    }
+                    Err(e) => {
+                        notices.print(format!("pipeline {id} failed: {e}"));
+                        State::Failed(e.to_string())
+                    }
+                };
+                if let Ok(mut slot) = state.lock() {
+                    *slot = ended;
+                }
+            })
+        };
+        self.entries.push(Entry { id, statement, control, state, stop_requested: AtomicBool::new(false), task });
+        id
+    }
+
+    /// `SHOW PIPELINES`.
+    pub fn show(&self) -> ResultTable {
+        let mut out = ResultTable::new(&[
+            "id",
+            "statement",
+            "state",
+            "rows in",
+            "rows out",
+            "watermark",
+            "late rows",
+            "bad records",
+        ]);
+        for entry in &self.entries {
+            let m = entry.control.metrics();
+            let state = match entry.state() {
+                State::Running if entry.stop_requested.load(Ordering::Relaxed) => "stopping".to_string(),
+                State::Running => "running".to_string(),
+                State::Finished => "finished".to_string(),
+                State::Stopped => "stopped".to_string(),
+                State::Failed(e) => format!("failed: {e}"),
+            };
+            let watermark = match m.watermark {
+                WATERMARK_MIN => "-".to_string(),
+                WATERMARK_MAX => "end of input".to_string(),
+                w => format_millis(w),
+            };
+            out.rows.push(vec![
+                entry.id.to_string(),
+                shorten(&entry.statement, 50),
+                state,
+                m.rows_in.to_string(),
+                m.rows_out.to_string(),
+                watermark,
+                m.late_rows.to_string(),
+                m.bad_records.to_string(),
+            ]);
+        }
+        if out.rows.is_empty() {
+            out.notes.push("no pipelines yet; INSERT INTO a table starts one".into());
+        }
+        out
+    }
+
+    /// `STOP PIPELINE id`: what to tell the user, or why it cannot be done.
+    pub fn stop(&self, id: u64) -> Result<String, String> {
+        let Some(entry) = self.entries.iter().find(|e| e.id == id) else {
+            return Err(match self.entries.len() {
+                0 => format!("there is no pipeline {id}: no pipeline has been started yet"),
+                n => format!("there is no pipeline {id}; pipelines are numbered 1 to {n} (SHOW PIPELINES lists them)"),
+            });
+        };
+        match entry.state() {
+            State::Running => {
+                entry.stop_requested.store(true, Ordering::Relaxed);
+                entry.control.cancel();
+                Ok(format!("stopping pipeline {id}; open windows are not emitted"))
+            }
+            State::Finished => Err(format!("pipeline {id} has already finished")),
+            State::Stopped => Err(format!("pipeline {id} is already stopped")),
+            State::Failed(_) => Err(format!("pipeline {id} has already failed")),
+        }
+    }
+
+    /// Stops every running pipeline and waits (up to `timeout`) for their sinks to flush.
+    pub fn stop_all(&mut self, timeout: Duration) {
+        let running: Vec<&mut Entry> = self.entries.iter_mut().filter(|e| e.state() == State::Running).collect();
+        if running.is_empty() {
+            return;
+        }
+        eprintln!("stopping {} running pipeline(s)", running.len());
+        let mut tasks = Vec::new();
+        for entry in running {
+            entry.control.cancel();
+            tasks.push(&mut entry.task);
+        }
+        let waited = self.runtime.block_on(async {
+            tokio::time::timeout(timeout, async {
+                for task in tasks {
+                    let _ = task.await;
+                }
+            })
+            .await
+        });
+        if waited.is_err() {
+            eprintln!("some pipelines did not stop within {} s; abandoning them", timeout.as_secs());
+        }
+    }
+}
+
+/// `text` on one line, cut to `max` characters.
+fn shorten(text: &str, max: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= max { line } else { format!("{}…", line.chars().take(max - 1).collect::<String>()) }
+}

@@ -1,0 +1,48 @@
+//! What executing one statement produced, for a caller to show or run.
+//!
+//! The session plans and answers what it knows (the catalog); running pipelines and showing
+//! rows is the caller's business, so a pipeline comes back planned but not started, and
+//! statements about running pipelines come back as [`Control`] requests.
+
+use streamsql_engine::pipeline::PipelineSpec;
+
+/// The result of one statement.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `SET`, `CREATE TABLE`, `CREATE VIEW`: what changed, as a confirmation for the user.
+    Done(String),
+    /// `INSERT INTO`: a pipeline to start; it writes to its sink table.
+    Insert(PipelineSpec),
+    /// A bare `SELECT`: a pipeline whose sink prints rows (`'print'`); a caller that shows rows
+    /// its own way replaces `spec.sink`.
+    Query(PipelineSpec),
+    /// `SHOW TABLES`, `SHOW VIEWS`, `DESCRIBE`: a small table of text.
+    Table(ResultTable),
+    /// `EXPLAIN`: the dataflow, as lines of text.
+    Text(String),
+    /// `SHOW PIPELINES`, `STOP PIPELINE`: about pipelines the caller runs.
+    Control(Control),
+}
+
+/// A statement about running pipelines, which live outside the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    ShowPipelines,
+    StopPipeline(u64),
+}
+
+/// Rows of text with a header, plus notes shown under the table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultTable {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Lines shown after the table (`DESCRIBE`'s connector and options).
+    pub notes: Vec<String>,
+}
+
+impl ResultTable {
+    /// A table with these column names and no rows yet.
+    pub fn new(header: &[&str]) -> Self {
+        Self { header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new(), notes: Vec::new() }
+    }
+}
