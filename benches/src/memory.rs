@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{Connector, OptionSpec, Role, Source, SourceContext, TableDef};
 use streamsql_engine::{Result, StreamError};
 
 pub struct MemoryConnector {
@@ -49,8 +49,5 @@ impl Connector for MemoryConnector {
             .map(|b| RecordBatch::try_new(table.schema.clone(), b.columns().to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Box::new(MemorySource { batches: Arc::new(batches), next: 0 }))
-    }
-    fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {
-        Err(StreamError::Config(format!("table '{}': memory tables can only be read", table.name)))
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use streamsql_connectors::format::encode::RecordWriter;
 use streamsql_connectors::format::{Format, RowFormatter};
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, TableDef};
 use streamsql_engine::pipeline::{BoundTable, PipelineSpec};
 use streamsql_engine::{Result, StreamError};
 
@@ -46,9 +46,6 @@ impl Connector for TerminalConnector {
     }
     fn validate(&self, _table: &TableDef, _role: Role) -> Result<()> {
         Ok(())
-    }
-    fn open_source(&self, _table: &TableDef, _ctx: &SourceContext) -> Result<Box<dyn Source>> {
-        Err(StreamError::Config("the terminal can only be written to".into()))
     }
     fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {
         Ok(match self.format {

@@ -1,8 +1,8 @@
 //! `'connector' = 'blackhole'`: a sink that discards every row (for benchmarks and dry runs).
 
 use arrow::record_batch::RecordBatch;
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
-use streamsql_engine::{Result, StreamError};
+use streamsql_engine::Result;
+use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, TableDef};
 
 pub struct BlackholeConnector;
 
@@ -29,9 +29,6 @@ impl Connector for BlackholeConnector {
     }
     fn validate(&self, _table: &TableDef, _role: Role) -> Result<()> {
         Ok(())
-    }
-    fn open_source(&self, table: &TableDef, _ctx: &SourceContext) -> Result<Box<dyn Source>> {
-        Err(StreamError::Config(format!("table '{}': blackhole can only be written to", table.name)))
     }
     fn open_sink(&self, _table: &TableDef) -> Result<Box<dyn Sink>> {
         Ok(Box::new(BlackholeSink))

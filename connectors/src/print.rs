@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use arrow::record_batch::RecordBatch;
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, TableDef};
 use streamsql_engine::{Result, StreamError};
 
 use crate::format::RowFormatter;
@@ -71,9 +71,6 @@ impl Connector for PrintConnector {
     fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
         table.opts().parse("standard-error", false, "'true' or 'false'")?;
         Ok(())
-    }
-    fn open_source(&self, table: &TableDef, _ctx: &SourceContext) -> Result<Box<dyn Source>> {
-        Err(StreamError::Config(format!("table '{}': print can only be written to", table.name)))
     }
     fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {
         let opts = table.opts();

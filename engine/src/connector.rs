@@ -185,11 +185,15 @@ pub trait Connector: Send + Sync {
         Ok(())
     }
 
-    /// Opens a source for a validated table.
-    fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>>;
+    /// Opens a source for a validated table. The default refuses: for write-only connectors.
+    fn open_source(&self, table: &TableDef, _ctx: &SourceContext) -> Result<Box<dyn Source>> {
+        Err(StreamError::Config(format!("table '{}': connector '{}' cannot be read from", table.name, self.name())))
+    }
 
-    /// Opens a sink for a validated table.
-    fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>>;
+    /// Opens a sink for a validated table. The default refuses: for read-only connectors.
+    fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {
+        Err(StreamError::Config(format!("table '{}': connector '{}' cannot be written to", table.name, self.name())))
+    }
 }
 
 /// Looks connectors up by name.

@@ -23,7 +23,7 @@ mod writer;
 
 use std::future::Future;
 
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, TableDef};
 use streamsql_engine::{Result, StreamError};
 
 pub use options::CassandraOptions;
@@ -75,10 +75,6 @@ impl Connector for CassandraConnector {
             }
             schema::check(&session, &options, &table).await
         })
-    }
-
-    fn open_source(&self, table: &TableDef, _ctx: &SourceContext) -> Result<Box<dyn Source>> {
-        Err(StreamError::Config(format!("table '{}': the Cassandra connector can only be written to", table.name)))
     }
 
     fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {

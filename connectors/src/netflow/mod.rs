@@ -11,7 +11,7 @@ mod generator;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{Connector, OptionSpec, Role, Source, SourceContext, TableDef};
 use streamsql_engine::time::timestamp_type;
 use streamsql_engine::{Result, StreamError};
 
@@ -156,9 +156,5 @@ impl Connector for NetflowConnector {
             table.schema.clone(),
             ctx.batch_size,
         )))
-    }
-
-    fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {
-        Err(StreamError::Config(format!("table '{}': the netflow generator can only be read", table.name)))
     }
 }
