@@ -20,7 +20,7 @@ use crate::output::{OutputFormat, render_table};
 pub fn show_on_terminal(spec: &mut PipelineSpec, format: OutputFormat) {
     let table = TableDef {
         name: "terminal".into(),
-        schema: spec.sink_schema.clone(),
+        schema: spec.sink.table.schema.clone(),
         options: BTreeMap::from([("connector".to_string(), TERMINAL.to_string())]),
         watermark: None,
         primary_key: Vec::new(),

@@ -41,5 +41,6 @@ pub mod operators;
 pub mod pipeline;
 pub mod runtime;
 pub mod time;
+pub mod types;
 
 pub use error::{Result, StreamError};

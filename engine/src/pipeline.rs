@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
-
 use crate::connector::{Connector, TableDef};
 use crate::operators::stateless::StatelessChain;
 use crate::operators::window::WindowAggregateSpec;
@@ -39,9 +37,8 @@ pub struct PipelineSpec {
     /// event-time columns.
     pub pre: StatelessChain,
     pub aggregate: Option<AggregateStage>,
+    /// The sink table; batches reach it with exactly its schema.
     pub sink: BoundTable,
-    /// The schema the sink receives (the sink table's columns).
-    pub sink_schema: SchemaRef,
     /// Number of aggregation instances.
     pub parallelism: usize,
     /// Largest batch a source produces.

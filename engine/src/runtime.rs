@@ -271,13 +271,14 @@ async fn run_aggregate(
 /// Sink task: strips hidden columns, writes, finishes. Blocking thread.
 fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, upstream: usize, shared: &Shared) -> Result<()> {
     let mut sink: Box<dyn Sink> = spec.sink.connector.open_sink(&spec.sink.table)?;
-    let columns = spec.sink_schema.fields().len();
+    let schema = spec.sink.table.schema.clone();
+    let columns = schema.fields().len();
     let mut ends = 0;
     let result = (|| {
         while let Some(message) = input.blocking_recv() {
             match message {
                 Message::Batch(batch) => {
-                    let visible = RecordBatch::try_new(spec.sink_schema.clone(), batch.columns()[..columns].to_vec())?;
+                    let visible = RecordBatch::try_new(schema.clone(), batch.columns()[..columns].to_vec())?;
                     sink.write(&visible)?;
                     PipelineMetrics::add(&shared.metrics.rows_out, visible.num_rows());
                 }

@@ -17,7 +17,7 @@ use crate::error::{SqlError, SqlResult};
 use crate::outcome::{Control, Outcome};
 use crate::parser::{Located, Statement, parse_script};
 use crate::planner::ddl::{check_role, create_table};
-use crate::planner::lower::{lower, nullable};
+use crate::planner::lower::{LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, lower, nullable};
 use crate::planner::normalize_object_name;
 use crate::planner::sink::sink_projection;
 use crate::{describe, explain};
@@ -193,7 +193,7 @@ impl Session {
                 ));
             }
         };
-        check_role(&sink)(Role::Sink).map_err(|e| e.or_at(table.span().start))?;
+        check_role(&sink, Role::Sink).map_err(|e| e.or_at(table.span().start))?;
         let query = name_insert_columns(query, &sink.table.schema);
         self.plan_pipeline(format!("INSERT INTO {name}"), &query, Some(sink))
     }
@@ -241,9 +241,8 @@ impl Session {
         if stream.window.is_some() {
             return Err(crate::planner::lower::window_without_aggregation());
         }
-        check_role(&stream.source)(Role::Source)?;
+        check_role(&stream.source, Role::Source)?;
         let mapping = sink_projection(&sink.table.name, plan.schema(), &sink.table.schema)?;
-        let sink_schema = sink.table.schema.clone();
         let aggregate = match stream.aggregate.take() {
             Some((spec, mut post)) => {
                 post.push(mapping);
@@ -260,7 +259,6 @@ impl Session {
             pre: StatelessChain::new(stream.pre, &hidden_fields()),
             aggregate,
             sink,
-            sink_schema,
             parallelism: self.settings.parallelism,
             batch_size: self.settings.batch_size,
         })
@@ -306,16 +304,10 @@ fn name_insert_columns(mut query: Query, sink: &arrow::datatypes::Schema) -> Que
 /// ORDER BY and LIMIT at the top of a streaming query, reported where they are written.
 fn reject_unbounded_clauses(query: &Query) -> SqlResult<()> {
     if let Some(order_by) = &query.order_by {
-        return Err(SqlError::at_span(
-            "ORDER BY is not supported on an unbounded stream (it would never finish); order results in the sink or query them afterwards",
-            order_by.span(),
-        ));
+        return Err(SqlError::at_span(ORDER_BY_UNSUPPORTED, order_by.span()));
     }
     if let Some(limit) = &query.limit_clause {
-        return Err(SqlError::at_span(
-            "LIMIT is not supported on an unbounded stream; filter with WHERE, or aggregate per window",
-            limit.span(),
-        ));
+        return Err(SqlError::at_span(LIMIT_UNSUPPORTED, limit.span()));
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use streamsql_engine::connector::{Connector, OptionSpec, Role, Source, SourceContext, TableDef};
 use streamsql_engine::time::timestamp_type;
+use streamsql_engine::types::sql_name;
 use streamsql_engine::{Result, StreamError};
 
 pub use generator::{NetflowGenerator, NetflowOptions};
@@ -110,17 +111,7 @@ fn column_mapping(table: &TableDef) -> Result<Vec<usize>> {
 }
 
 fn describe(schema: &Schema) -> String {
-    schema.fields().iter().map(|f| format!("{} {}", f.name(), sql_type(f.data_type()))).collect::<Vec<_>>().join(", ")
-}
-
-fn sql_type(data_type: &DataType) -> &'static str {
-    match data_type {
-        DataType::Utf8 => "STRING",
-        DataType::Int32 => "INT",
-        DataType::Int64 => "BIGINT",
-        DataType::Float64 => "DOUBLE",
-        _ => "TIMESTAMP(3)",
-    }
+    schema.fields().iter().map(|f| format!("{} {}", f.name(), sql_name(f.data_type()))).collect::<Vec<_>>().join(", ")
 }
 
 impl Connector for NetflowConnector {

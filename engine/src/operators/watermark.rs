@@ -30,11 +30,6 @@ impl WatermarkAssigner {
         Self { event_time, max_ts: None, output_schema: Arc::new(Schema::new(fields)) }
     }
 
-    /// The schema of annotated batches.
-    pub fn output_schema(&self) -> &SchemaRef {
-        &self.output_schema
-    }
-
     /// The watermark after every row seen so far.
     pub fn current(&self) -> i64 {
         match (self.max_ts, self.event_time) {

@@ -108,29 +108,27 @@ pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRe
 }
 
 /// Checks a table can be used in `role` (options required for it, values, schema).
-pub fn check_role(bound: &BoundTable) -> impl Fn(Role) -> SqlResult<()> + '_ {
-    move |role| {
-        let table = &bound.table;
-        let connector = &bound.connector;
-        if !connector.supports(role) {
-            let verb = if role == Role::Source { "read from" } else { "written to" };
+pub fn check_role(bound: &BoundTable, role: Role) -> SqlResult<()> {
+    let table = &bound.table;
+    let connector = &bound.connector;
+    if !connector.supports(role) {
+        let verb = if role == Role::Source { "read from" } else { "written to" };
+        return Err(SqlError::new(format!(
+            "table '{}' (connector '{}') cannot be {verb}",
+            table.name,
+            connector.name()
+        )));
+    }
+    for spec in connector.options().iter().filter(|s| s.required && s.roles.contains(&role)) {
+        if !table.options.contains_key(spec.key) {
             return Err(SqlError::new(format!(
-                "table '{}' (connector '{}') cannot be {verb}",
-                table.name,
-                connector.name()
+                "table '{}': option '{}' is required when it is used as a {role} ({})",
+                table.name, spec.key, spec.help
             )));
         }
-        for spec in connector.options().iter().filter(|s| s.required && s.roles.contains(&role)) {
-            if !table.options.contains_key(spec.key) {
-                return Err(SqlError::new(format!(
-                    "table '{}': option '{}' is required when it is used as a {role} ({})",
-                    table.name, spec.key, spec.help
-                )));
-            }
-        }
-        connector.validate(table, role)?;
-        connector.check_external(table, role).map_err(SqlError::from)
     }
+    connector.validate(table, role)?;
+    connector.check_external(table, role).map_err(SqlError::from)
 }
 
 /// `WATERMARK FOR ts AS ts - INTERVAL '2' SECOND` (or just `AS ts`).

@@ -107,14 +107,16 @@ pub fn window_without_aggregation() -> SqlError {
     ))
 }
 
+/// Why ORDER BY cannot run on a stream, and what to do instead.
+pub const ORDER_BY_UNSUPPORTED: &str = "ORDER BY is not supported on an unbounded stream (it would never finish); order results in the sink or query them afterwards";
+/// Why LIMIT cannot run on a stream, and what to do instead.
+pub const LIMIT_UNSUPPORTED: &str =
+    "LIMIT is not supported on an unbounded stream; filter with WHERE, or aggregate per window";
+
 fn unsupported(plan: &LogicalPlan) -> SqlError {
     let message = match plan {
-        LogicalPlan::Sort(_) => {
-            "ORDER BY is not supported on an unbounded stream (it would never finish); order results in the sink or query them afterwards"
-        }
-        LogicalPlan::Limit(_) => {
-            "LIMIT is not supported on an unbounded stream; filter with WHERE, or aggregate per window"
-        }
+        LogicalPlan::Sort(_) => ORDER_BY_UNSUPPORTED,
+        LogicalPlan::Limit(_) => LIMIT_UNSUPPORTED,
         LogicalPlan::Join(_) => "joins are not supported yet",
         LogicalPlan::Union(_) => "UNION is not supported yet",
         LogicalPlan::Distinct(_) => {

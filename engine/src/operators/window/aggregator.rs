@@ -89,11 +89,6 @@ impl WindowAggregator {
         std::mem::take(&mut self.late_rows)
     }
 
-    /// Number of open panes (for tests and metrics).
-    pub fn open_panes(&self) -> usize {
-        self.panes.len()
-    }
-
     /// Adds a batch whose last two columns are `_ts` and `_wm`. Windows that close before some
     /// of its rows are emitted into `out` first.
     pub fn process_batch(&mut self, batch: &RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
