@@ -25,6 +25,8 @@ pub fn show_on_terminal(spec: &mut PipelineSpec, format: OutputFormat) {
         watermark: None,
         primary_key: Vec::new(),
     };
+    // An updating query's changes are shown with their op column, as the print sink shows them.
+    let table = if spec.is_updating() { table.with_op_column() } else { table };
     spec.sink = BoundTable { table, connector: Arc::new(TerminalConnector { format }) };
 }
 

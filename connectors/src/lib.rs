@@ -8,7 +8,9 @@
 //! | `netflow`   | yes    |      | [`netflow`]   |
 //! | `print`     |        | yes  | [`print`]     |
 //! | `blackhole` |        | yes  | [`blackhole`] |
+//! | `live`      |        | yes  | [`live`] (in-memory tables for queries; added with a catalog) |
 //! | `cassandra` |        | yes  | `cassandra` (feature `cassandra`, on by default) |
+//! | `flight`    |        | yes  | `flight` (DoPut to a Flight endpoint; feature `flight`, on by default) |
 //!
 //! Formats are separate from transports: [`format`] decodes JSON lines and CSV into Arrow
 //! batches (with `file:line` errors) and encodes batches back.
@@ -22,6 +24,7 @@ pub mod blackhole;
 pub mod cassandra;
 pub mod file;
 pub mod format;
+pub mod live;
 pub mod netflow;
 pub mod print;
 

@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use arrow::record_batch::RecordBatch;
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, TableDef};
+use streamsql_engine::connector::{ChangelogMode, Connector, OptionSpec, Role, Sink, TableDef, split_changes};
+use streamsql_engine::operators::aggregate::ChangeOp;
 use streamsql_engine::{Result, StreamError};
 
 use crate::format::RowFormatter;
@@ -27,16 +28,24 @@ const OPTIONS: &[OptionSpec] = &[
 
 struct PrintSink {
     prefix: String,
+    /// Columns of the table; a batch with one more carries the changelog op.
+    columns: usize,
     stderr: bool,
 }
 
 impl Sink for PrintSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let rows = RowFormatter::new(batch, "NULL")?;
+        // Updating results carry a trailing op column (the changelog), shown as Flink shows it.
+        let (batch, ops) = split_changes(batch, self.columns)?;
+        let rows = RowFormatter::new(&batch, "NULL")?;
         let mut text = String::new();
         for row in 0..batch.num_rows() {
             text.push_str(&self.prefix);
-            text.push_str("+I[");
+            text.push_str(match &ops {
+                Some(ops) => ChangeOp::from_i8(ops.value(row))?.symbol(),
+                None => "+I",
+            });
+            text.push('[');
             text.push_str(&rows.values(row).join(", "));
             text.push_str("]\n");
         }
@@ -68,6 +77,9 @@ impl Connector for PrintConnector {
     fn supports(&self, role: Role) -> bool {
         role == Role::Sink
     }
+    fn changelog(&self) -> ChangelogMode {
+        ChangelogMode::Native
+    }
     fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
         table.opts().parse("standard-error", false, "'true' or 'false'")?;
         Ok(())
@@ -77,6 +89,7 @@ impl Connector for PrintConnector {
         let identifier = opts.get("print-identifier").unwrap_or(&table.name);
         Ok(Box::new(PrintSink {
             prefix: if identifier.is_empty() { String::new() } else { format!("{identifier}> ") },
+            columns: table.schema.fields().len(),
             stderr: opts.parse("standard-error", false, "'true' or 'false'")?,
         }))
     }

@@ -87,6 +87,15 @@ impl TableDef {
         self.options.get("connector").map(String::as_str).unwrap_or("")
     }
 
+    /// The table as an append-only sink of a changelog sees it: an `op` column (`+I`, `-U`, `+U`,
+    /// `-D`) in front of its columns (`changelog_op` if the table has an `op` column itself).
+    pub fn with_op_column(&self) -> TableDef {
+        let name = if self.schema.column_with_name("op").is_some() { "changelog_op" } else { "op" };
+        let mut fields = vec![Arc::new(arrow::datatypes::Field::new(name, arrow::datatypes::DataType::Utf8, false))];
+        fields.extend(self.schema.fields().iter().cloned());
+        TableDef { schema: Arc::new(arrow::datatypes::Schema::new(fields)), ..self.clone() }
+    }
+
     /// A typed view of the options with errors that name this table.
     pub fn opts(&self) -> Options<'_> {
         Options { table: self }
@@ -158,6 +167,39 @@ pub struct SourceContext {
     pub metrics: Arc<PipelineMetrics>,
 }
 
+/// How a sink takes the results of an updating query (a changelog, see
+/// [`crate::operators::aggregate::updating`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangelogMode {
+    /// Rows are appended with an `op` column (`+I`, `-U`, `+U`, `-D`) in front: the table is
+    /// opened with that column added to its schema.
+    OpColumn,
+    /// The sink applies changes itself: batches carry the hidden `_op` column (an `Int8`
+    /// [`crate::operators::aggregate::ChangeOp`]) after the table's columns.
+    Native,
+    /// The sink cannot take updates; planning an updating query into it fails.
+    Unsupported,
+}
+
+/// Splits a batch written to a [`ChangelogMode::Native`] sink into the table's `columns` and,
+/// for updating results, the trailing op column.
+pub fn split_changes(batch: &RecordBatch, columns: usize) -> Result<(RecordBatch, Option<arrow::array::Int8Array>)> {
+    use arrow::array::AsArray;
+    if batch.num_columns() == columns {
+        return Ok((batch.clone(), None));
+    }
+    let op = batch.columns().last().and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int8Type>()).cloned();
+    match op {
+        Some(op) if batch.num_columns() == columns + 1 => {
+            Ok((batch.project(&(0..columns).collect::<Vec<_>>())?, Some(op)))
+        }
+        _ => Err(StreamError::Internal(format!(
+            "a sink of {columns} columns got a batch of {} columns",
+            batch.num_columns()
+        ))),
+    }
+}
+
 /// A kind of table (`'connector' = 'name'`).
 pub trait Connector: Send + Sync {
     /// The value of `'connector'` that selects this connector.
@@ -173,6 +215,11 @@ pub trait Connector: Send + Sync {
     /// schema (generators). `None` means columns must be declared.
     fn default_schema(&self) -> Option<SchemaRef> {
         None
+    }
+
+    /// How the sink takes updating results; the default appends them with an `op` column.
+    fn changelog(&self) -> ChangelogMode {
+        ChangelogMode::OpColumn
     }
 
     /// Checks option values and the declared schema, without touching the outside world.

@@ -23,7 +23,7 @@
 //! event time of the row, and `_wm`, the source watermark *before* that row
 //! (`max(ts of earlier rows) - delay`). Window operators use `_wm` to decide, row by row, which
 //! windows a row may still join, so results do not depend on batch boundaries or on how rows are
-//! spread over aggregation instances. See [`operators::window`] for the contract.
+//! spread over aggregation instances. See [`operators::aggregate`] for the contract.
 //!
 //! ## Where to start reading
 //!
@@ -31,10 +31,11 @@
 //!   connectors implement and the SQL layer looks up.
 //! - [`pipeline`]: what a lowered query looks like ([`pipeline::PipelineSpec`]).
 //! - [`runtime`]: how a pipeline runs, stops and reports.
-//! - [`operators::window`]: windowed aggregation over DataFusion accumulators.
+//! - [`operators::aggregate`]: windowed aggregation over DataFusion accumulators.
 
 pub mod connector;
 pub mod error;
+pub mod live;
 pub mod message;
 pub mod metrics;
 pub mod operators;

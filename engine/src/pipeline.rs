@@ -1,10 +1,11 @@
 //! A lowered streaming query, ready to run: what the SQL layer hands the runtime.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::connector::{Connector, TableDef};
+use crate::operators::aggregate::AggregateSpec;
 use crate::operators::stateless::StatelessChain;
-use crate::operators::window::WindowAggregateSpec;
 
 /// A table bound to the connector that serves it.
 #[derive(Clone)]
@@ -22,9 +23,12 @@ impl std::fmt::Debug for BoundTable {
 /// The aggregation stage of a pipeline, run as `parallelism` instances.
 #[derive(Debug, Clone)]
 pub struct AggregateStage {
-    pub spec: Arc<WindowAggregateSpec>,
+    pub spec: Arc<AggregateSpec>,
     /// HAVING, the SELECT list and the mapping onto the sink, fused after the aggregation.
     pub post: StatelessChain,
+    /// Updating aggregates only: changed keys are emitted at most once per interval (zero:
+    /// after every batch).
+    pub update_interval: Duration,
 }
 
 /// One running query: `source → pre → [exchange → aggregate → post] → sink`.
@@ -43,4 +47,12 @@ pub struct PipelineSpec {
     pub parallelism: usize,
     /// Largest batch a source produces.
     pub batch_size: usize,
+}
+
+impl PipelineSpec {
+    /// Whether results are a changelog (an aggregation without a window) rather than
+    /// append-only rows.
+    pub fn is_updating(&self) -> bool {
+        self.aggregate.as_ref().is_some_and(|a| a.spec.window.is_none())
+    }
 }

@@ -15,18 +15,21 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::datatypes::{Field, Int8Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::connector::{Sink, SourceContext};
+use crate::connector::{ChangelogMode, Sink, SourceContext};
 use crate::error::{Result, StreamError};
 use crate::message::Message;
 use crate::metrics::{MetricsSnapshot, PipelineMetrics};
+use crate::operators::aggregate::updating::op_field;
+use crate::operators::aggregate::{ChangeOp, UpdatingAggregator, WindowAggregator};
 use crate::operators::exchange::HashRouter;
 use crate::operators::watermark::WatermarkAssigner;
-use crate::operators::window::WindowAggregator;
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::{AggregateStage, PipelineSpec};
 use crate::time::WATERMARK_MAX;
 
 /// Messages buffered per edge: small, so backpressure reaches the source quickly.
@@ -149,7 +152,11 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
                 let stage = stage.clone();
                 let out = sink_tx.clone();
                 tasks.push(tokio::spawn(async move {
-                    if let Err(e) = run_aggregate(stage, rx, out, &shared).await {
+                    let result = match stage.spec.window {
+                        Some(_) => run_window_aggregate(stage, rx, out, &shared).await,
+                        None => run_updating_aggregate(stage, rx, out).await,
+                    };
+                    if let Err(e) = result {
                         shared.fail(e);
                     }
                 }));
@@ -233,14 +240,14 @@ fn run_source(
     Ok(())
 }
 
-/// One aggregation instance with its fused post chain.
-async fn run_aggregate(
-    stage: crate::pipeline::AggregateStage,
+/// One window aggregation instance with its fused post chain.
+async fn run_window_aggregate(
+    stage: AggregateStage,
     mut input: mpsc::Receiver<Message>,
     output: mpsc::Sender<Message>,
     shared: &Shared,
 ) -> Result<()> {
-    let mut aggregator = WindowAggregator::new(stage.spec.clone());
+    let mut aggregator = WindowAggregator::new(stage.spec.clone())?;
     let mut results: Vec<RecordBatch> = Vec::new();
     while let Some(message) = input.recv().await {
         let end = matches!(message, Message::End);
@@ -253,12 +260,8 @@ async fn run_aggregate(
         if late > 0 {
             PipelineMetrics::add(&shared.metrics.late_rows, late as usize);
         }
-        for batch in results.drain(..) {
-            if let Some(batch) = stage.post.apply(batch)?
-                && output.send(Message::Batch(batch)).await.is_err()
-            {
-                return Ok(());
-            }
+        if !send_post(&stage, &mut results, &output).await? {
+            return Ok(());
         }
         if end {
             let _ = output.send(Message::End).await;
@@ -268,17 +271,143 @@ async fn run_aggregate(
     Ok(())
 }
 
+/// One updating aggregation instance: rows update state at once; changed keys are emitted when
+/// the update interval since the first unflushed change has passed, and at the end of input.
+async fn run_updating_aggregate(
+    stage: AggregateStage,
+    mut input: mpsc::Receiver<Message>,
+    output: mpsc::Sender<Message>,
+) -> Result<()> {
+    let mut aggregator = UpdatingAggregator::new(stage.spec.clone())?;
+    let mut results: Vec<RecordBatch> = Vec::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let message = match deadline {
+            Some(at) => tokio::select! {
+                message = input.recv() => message,
+                () = tokio::time::sleep_until(at) => {
+                    deadline = None;
+                    aggregator.flush(&mut results)?;
+                    if !send_post(&stage, &mut results, &output).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            },
+            None => input.recv().await,
+        };
+        // A channel closed without End: cancelled upstream; nothing more is emitted.
+        let Some(message) = message else { return Ok(()) };
+        match message {
+            Message::Batch(batch) => {
+                aggregator.process_batch(&batch)?;
+                if stage.update_interval.is_zero() {
+                    aggregator.flush(&mut results)?;
+                } else if deadline.is_none() && aggregator.has_changes() {
+                    deadline = Some(tokio::time::Instant::now() + stage.update_interval);
+                }
+            }
+            Message::Watermark(_) => {}
+            Message::End => {
+                aggregator.flush(&mut results)?;
+                if send_post(&stage, &mut results, &output).await? {
+                    let _ = output.send(Message::End).await;
+                }
+                return Ok(());
+            }
+        }
+        if !send_post(&stage, &mut results, &output).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs the post chain over `results` and sends them on; false when the receiver is gone.
+async fn send_post(
+    stage: &AggregateStage,
+    results: &mut Vec<RecordBatch>,
+    output: &mpsc::Sender<Message>,
+) -> Result<bool> {
+    for batch in results.drain(..) {
+        if let Some(batch) = stage.post.apply(batch)?
+            && output.send(Message::Batch(batch)).await.is_err()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// What the sink task does with the hidden columns of each batch.
+enum SinkLayout {
+    /// Keep the table's columns, drop hidden ones.
+    Plain,
+    /// Keep the table's columns and the trailing `_op` column.
+    Changes(SchemaRef),
+    /// Put `_op` in front as text (`+I`, `-U`, ...); the table's schema already has `op` first.
+    OpColumn,
+}
+
+impl SinkLayout {
+    fn of(spec: &PipelineSpec) -> Self {
+        if !spec.is_updating() {
+            return SinkLayout::Plain;
+        }
+        match spec.sink.connector.changelog() {
+            ChangelogMode::Native => {
+                let mut fields: Vec<Field> =
+                    spec.sink.table.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.push(op_field());
+                SinkLayout::Changes(Arc::new(Schema::new(fields)))
+            }
+            ChangelogMode::OpColumn | ChangelogMode::Unsupported => SinkLayout::OpColumn,
+        }
+    }
+
+    fn apply(&self, schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch> {
+        let columns = batch.columns();
+        Ok(match self {
+            SinkLayout::Plain => RecordBatch::try_new(schema.clone(), columns[..schema.fields().len()].to_vec())?,
+            SinkLayout::Changes(with_op) => {
+                let visible = with_op.fields().len() - 1;
+                let mut kept = columns[..visible].to_vec();
+                kept.push(op_column(&batch)?.clone());
+                RecordBatch::try_new(with_op.clone(), kept)?
+            }
+            SinkLayout::OpColumn => {
+                let ops = op_column(&batch)?.as_primitive::<Int8Type>();
+                let symbols = ops
+                    .values()
+                    .iter()
+                    .map(|op| ChangeOp::from_i8(*op).map(|op| Some(op.symbol())))
+                    .collect::<Result<StringArray>>()?;
+                let mut kept: Vec<ArrayRef> = vec![Arc::new(symbols)];
+                kept.extend(columns[..schema.fields().len() - 1].iter().cloned());
+                RecordBatch::try_new(schema.clone(), kept)?
+            }
+        })
+    }
+}
+
+fn op_column(batch: &RecordBatch) -> Result<&ArrayRef> {
+    batch
+        .columns()
+        .last()
+        .filter(|c| c.data_type() == &arrow::datatypes::DataType::Int8)
+        .ok_or_else(|| StreamError::Internal("updating results without an op column".into()))
+}
+
 /// Sink task: strips hidden columns, writes, finishes. Blocking thread.
 fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, upstream: usize, shared: &Shared) -> Result<()> {
     let mut sink: Box<dyn Sink> = spec.sink.connector.open_sink(&spec.sink.table)?;
     let schema = spec.sink.table.schema.clone();
-    let columns = schema.fields().len();
+    let layout = SinkLayout::of(spec);
     let mut ends = 0;
     let result = (|| {
         while let Some(message) = input.blocking_recv() {
             match message {
                 Message::Batch(batch) => {
-                    let visible = RecordBatch::try_new(schema.clone(), batch.columns()[..columns].to_vec())?;
+                    let visible = layout.apply(&schema, batch)?;
                     sink.write(&visible)?;
                     PipelineMetrics::add(&shared.metrics.rows_out, visible.num_rows());
                 }

@@ -40,3 +40,38 @@ pub fn format_millis(ms: i64) -> String {
         None => ms.to_string(),
     }
 }
+
+/// Parses a duration as users write it in options and settings: `'500 ms'`, `'10s'`,
+/// `'1 HOUR'`, `'2 minutes'`, `'1 day'`; a bare number is milliseconds. Returns milliseconds.
+pub fn parse_duration_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().ok()?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale = match unit.as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "min" | "mins" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_ms;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("500 ms"), Some(500));
+        assert_eq!(parse_duration_ms("10s"), Some(10_000));
+        assert_eq!(parse_duration_ms(" 1 HOUR "), Some(3_600_000));
+        assert_eq!(parse_duration_ms("0"), Some(0));
+        assert_eq!(parse_duration_ms("2 weeks"), None);
+        assert_eq!(parse_duration_ms("-1 s"), None);
+        assert_eq!(parse_duration_ms("s"), None);
+    }
+}

@@ -8,8 +8,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use datafusion::physical_expr::PhysicalExpr;
+use streamsql_engine::operators::aggregate::{GroupOutput, WindowKind, WindowShape};
 use streamsql_engine::operators::stateless::StatelessOp;
-use streamsql_engine::operators::window::{GroupOutput, WindowKind, WindowShape};
 use streamsql_engine::pipeline::{BoundTable, PipelineSpec};
 
 use crate::catalog::WINDOW_COLUMNS;
@@ -52,7 +52,17 @@ pub fn explain(spec: &PipelineSpec, query: bool) -> String {
                 format!("hash on ({}) to {} aggregation instances", keys.join(", "), spec.parallelism)
             };
             line("exchange", exchange);
-            line("window", window(&agg.shape));
+            match &agg.window {
+                Some(shape) => line("window", window(shape)),
+                None => line(
+                    "window",
+                    format!(
+                        "none: an updating aggregate; state is kept per key and changed keys are emitted as a \
+                         changelog (+I, -U, +U) at most once per {} ms",
+                        stage.update_interval.as_millis()
+                    ),
+                ),
+            }
             let group: Vec<String> = agg
                 .outputs
                 .iter()
@@ -68,10 +78,13 @@ pub fn explain(spec: &PipelineSpec, query: bool) -> String {
                 let filter = call.filter.as_ref().map(|f| format!(" FILTER (WHERE {})", expr(f))).unwrap_or_default();
                 line("", format!("{}{filter}", aggregate_name(call.function.name())));
             }
-            line(
-                "",
-                "a window is emitted when the watermark passes its end; later rows for it are dropped as late".into(),
-            );
+            if agg.window.is_some() {
+                line(
+                    "",
+                    "a window is emitted when the watermark passes its end; later rows for it are dropped as late"
+                        .into(),
+                );
+            }
             let post = chain(stage.post.ops());
             if !post.is_empty() {
                 line("chain", "stateless operators fused into the aggregation task:".into());

@@ -2,21 +2,24 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use datafusion::sql::sqlparser::ast::{ObjectName, Query, Spanned, Statement as SqlStatement};
-use streamsql_engine::connector::{ConnectorRegistry, Role, TableDef};
+use datafusion::sql::sqlparser::tokenizer::Span;
+use streamsql_engine::connector::{ChangelogMode, ConnectorRegistry, Role, TableDef};
+use streamsql_engine::operators::aggregate::updating::op_field;
 use streamsql_engine::operators::stateless::StatelessChain;
 use streamsql_engine::pipeline::{AggregateStage, BoundTable, PipelineSpec};
-use streamsql_engine::time::hidden_fields;
+use streamsql_engine::time::{hidden_fields, parse_duration_ms};
 
 use crate::catalog::{Catalog, Relation};
 use crate::error::{SqlError, SqlResult};
 use crate::outcome::{Control, Outcome};
 use crate::parser::{Located, Statement, parse_script};
-use crate::planner::ddl::{check_role, create_table};
+use crate::planner::ddl::{bind_connector, check_role, create_table};
 use crate::planner::lower::{LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, lower, nullable};
 use crate::planner::normalize_object_name;
 use crate::planner::sink::sink_projection;
@@ -29,11 +32,13 @@ pub struct Settings {
     pub parallelism: usize,
     /// `'execution.batch-size'`: largest number of rows per source batch.
     pub batch_size: usize,
+    /// `'update-interval'`: how often an updating aggregate emits each changed key.
+    pub update_interval: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { parallelism: 1, batch_size: 8192 }
+        Self { parallelism: 1, batch_size: 8192, update_interval: Duration::from_secs(1) }
     }
 }
 
@@ -41,6 +46,10 @@ impl Default for Settings {
 pub const SETTINGS: &[(&str, &str)] = &[
     ("parallelism.default", "number of instances of each aggregation (default 1)"),
     ("execution.batch-size", "largest number of rows per source batch (default 8192)"),
+    (
+        "update-interval",
+        "how often a GROUP BY without a window emits each changed key, e.g. '500 ms' (default '1 s'; '0' emits after every batch)",
+    ),
 ];
 
 /// Runs SQL statements against a catalog of tables and views.
@@ -152,6 +161,20 @@ impl Session {
                 self.view_texts.insert(key.clone(), query.to_string());
                 Ok(Outcome::Done(format!("view '{key}' {}", if exists { "replaced" } else { "created" })))
             }
+            Statement::CreateMaterializedView { name, if_not_exists, options, query } => {
+                let key = normalize_object_name(&name);
+                if self.catalog.relations.contains_key(&key) {
+                    if if_not_exists {
+                        return Ok(Outcome::Done(format!("'{key}' already exists; nothing changed")));
+                    }
+                    return Err(SqlError::at_span(format!("'{key}' already exists"), name.span()));
+                }
+                let sink = self.live_table(&key, &name, options, &query)?;
+                let spec = self.plan_pipeline(format!("CREATE MATERIALIZED VIEW {key}"), &query, Some(sink.clone()))?;
+                self.catalog.relations.insert(key.clone(), Relation::Table(sink));
+                self.view_texts.insert(key, query.to_string());
+                Ok(Outcome::Insert(spec))
+            }
             Statement::Insert { table, query } => self.plan_insert(&table, *query).map(Outcome::Insert),
             Statement::Query(query) => self.plan_pipeline("SELECT".into(), &query, None).map(Outcome::Query),
             Statement::ShowTables => Ok(Outcome::Table(describe::show_tables(&self.catalog.relations))),
@@ -198,6 +221,44 @@ impl Session {
         self.plan_pipeline(format!("INSERT INTO {name}"), &query, Some(sink))
     }
 
+    /// The live table of `CREATE MATERIALIZED VIEW name WITH (options) AS query`: the query's
+    /// columns, the `live` connector.
+    fn live_table(
+        &self,
+        key: &str,
+        name: &ObjectName,
+        mut options: Vec<(String, String, Span)>,
+        query: &Query,
+    ) -> SqlResult<BoundTable> {
+        if let Some((_, value, span)) = options.iter().find(|(k, ..)| k == "connector") {
+            return Err(SqlError::at_span(
+                format!(
+                    "a materialized view is a live table; drop 'connector' = '{value}' (or CREATE TABLE ... WITH ('connector' = '{value}') and INSERT INTO it)"
+                ),
+                *span,
+            ));
+        }
+        options.push(("connector".into(), "live".into(), name.span()));
+        if self.registry.get("live").is_none() {
+            return Err(SqlError::at_span(
+                "CREATE MATERIALIZED VIEW needs live tables, which are not available here",
+                name.span(),
+            ));
+        }
+        let (connector, options) = bind_connector(key, &options, name.span(), self.registry.as_ref())?;
+        let plan = self.plan_query(query)?;
+        let table = TableDef {
+            name: key.to_string(),
+            schema: nullable(plan.schema().as_arrow()),
+            options,
+            watermark: None,
+            primary_key: Vec::new(),
+        };
+        let bound = BoundTable { table, connector };
+        check_role(&bound, Role::Sink).map_err(|e| e.or_at(name.span().start))?;
+        Ok(bound)
+    }
+
     fn set(&mut self, key: &str, value: &str) -> SqlResult<()> {
         let positive = |value: &str| -> SqlResult<usize> {
             value
@@ -210,6 +271,12 @@ impl Session {
         match key {
             "parallelism.default" => self.settings.parallelism = positive(value)?,
             "execution.batch-size" => self.settings.batch_size = positive(value)?,
+            "update-interval" => {
+                let ms = parse_duration_ms(value).ok_or_else(|| {
+                    SqlError::new(format!("SET '{key}' needs a duration such as '500 ms' or '2 s', got '{value}'"))
+                })?;
+                self.settings.update_interval = Duration::from_millis(ms as u64);
+            }
             _ => {
                 let known = SETTINGS.iter().map(|(k, help)| format!("'{k}' ({help})")).collect::<Vec<_>>().join(", ");
                 return Err(SqlError::new(format!("unknown setting '{key}'; known settings: {known}")));
@@ -243,10 +310,17 @@ impl Session {
         }
         check_role(&stream.source, Role::Source)?;
         let mapping = sink_projection(&sink.table.name, plan.schema(), &sink.table.schema)?;
+        let updating = stream.aggregate.as_ref().is_some_and(|(spec, _)| spec.window.is_none());
+        let sink = if updating { changelog_sink(sink)? } else { sink };
         let aggregate = match stream.aggregate.take() {
             Some((spec, mut post)) => {
                 post.push(mapping);
-                Some(AggregateStage { spec, post: StatelessChain::new(post, &[]) })
+                let hidden = if updating { vec![op_field()] } else { Vec::new() };
+                Some(AggregateStage {
+                    spec,
+                    post: StatelessChain::new(post, &hidden),
+                    update_interval: self.settings.update_interval,
+                })
             }
             None => {
                 stream.pre.push(mapping);
@@ -280,6 +354,22 @@ impl Session {
             primary_key: Vec::new(),
         };
         Ok(BoundTable { table, connector })
+    }
+}
+
+/// The sink of an updating query: as declared when it applies changes itself, with an `op`
+/// column in front when it appends them, an error when it cannot take them.
+fn changelog_sink(sink: BoundTable) -> SqlResult<BoundTable> {
+    match sink.connector.changelog() {
+        ChangelogMode::Native => Ok(sink),
+        ChangelogMode::OpColumn => Ok(BoundTable { table: sink.table.with_op_column(), connector: sink.connector }),
+        ChangelogMode::Unsupported => Err(SqlError::new(format!(
+            "'{}' (connector '{}') takes only append-only results, but this query is an updating aggregate \
+             (GROUP BY without a window), whose results change; aggregate over a window TVF instead, \
+             or write to a 'live', 'print' or 'file' table",
+            sink.table.name,
+            sink.connector.name()
+        ))),
     }
 }
 

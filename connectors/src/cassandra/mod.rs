@@ -23,7 +23,7 @@ mod writer;
 
 use std::future::Future;
 
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, TableDef};
+use streamsql_engine::connector::{ChangelogMode, Connector, OptionSpec, Role, Sink, TableDef};
 use streamsql_engine::{Result, StreamError};
 
 pub use options::CassandraOptions;
@@ -42,6 +42,11 @@ impl Connector for CassandraConnector {
 
     fn supports(&self, role: Role) -> bool {
         role == Role::Sink
+    }
+
+    /// Upserting changes by primary key (and deleting on `-D`) is not built yet.
+    fn changelog(&self) -> ChangelogMode {
+        ChangelogMode::Unsupported
     }
 
     fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {

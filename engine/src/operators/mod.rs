@@ -5,7 +5,7 @@
 //! - [`exchange`]: routes rows to aggregation instances by hash of the GROUP BY keys.
 //! - [`window`]: event-time TUMBLE/HOP aggregation over DataFusion accumulators.
 
+pub mod aggregate;
 pub mod exchange;
 pub mod stateless;
 pub mod watermark;
-pub mod window;

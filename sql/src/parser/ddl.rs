@@ -29,6 +29,13 @@ pub(super) fn parse_create_table(parser: &mut Parser<'_>) -> SqlResult<CreateTab
             break;
         }
     }
+    table.options = parse_with_options(parser)?;
+    Ok(table)
+}
+
+/// `WITH ('key' = 'value', ...)`, if present: each pair with the position of its key.
+pub(super) fn parse_with_options(parser: &mut Parser<'_>) -> SqlResult<Vec<(String, String, Span)>> {
+    let mut options = Vec::new();
     if parser.parse_keyword(Keyword::WITH) {
         parser.expect_token(&Token::LParen)?;
         loop {
@@ -36,14 +43,14 @@ pub(super) fn parse_create_table(parser: &mut Parser<'_>) -> SqlResult<CreateTab
             let key = parser.parse_literal_string()?;
             parser.expect_token(&Token::Eq)?;
             let value = parser.parse_literal_string()?;
-            table.options.push((key, value, key_token.span));
+            options.push((key, value, key_token.span));
             if !parser.consume_token(&Token::Comma) {
                 break;
             }
         }
         parser.expect_token(&Token::RParen)?;
     }
-    Ok(table)
+    Ok(options)
 }
 
 fn parse_table_element(parser: &mut Parser<'_>, table: &mut CreateTable) -> SqlResult<()> {

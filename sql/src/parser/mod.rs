@@ -71,6 +71,15 @@ pub enum Statement {
         if_not_exists: bool,
         query: Box<Query>,
     },
+    /// `CREATE MATERIALIZED VIEW name [WITH (...)] AS query`: a live table kept up to date by a
+    /// pipeline.
+    CreateMaterializedView {
+        name: ObjectName,
+        if_not_exists: bool,
+        /// `'key' = 'value'` options of the live table, with the position of each key.
+        options: Vec<(String, String, Span)>,
+        query: Box<Query>,
+    },
     /// `INSERT INTO table query`.
     Insert {
         table: ObjectName,
@@ -103,6 +112,7 @@ impl Statement {
             Statement::Set { .. } => "SET",
             Statement::CreateTable(_) => "CREATE TABLE",
             Statement::CreateView { .. } => "CREATE VIEW",
+            Statement::CreateMaterializedView { .. } => "CREATE MATERIALIZED VIEW",
             Statement::Insert { .. } => "INSERT INTO",
             Statement::Query(_) => "SELECT",
             Statement::ShowTables => "SHOW TABLES",
@@ -256,14 +266,22 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             return Ok(Statement::CreateView { name, or_replace, if_not_exists, query });
         }
         if parser.parse_keywords(&[Keyword::MATERIALIZED, Keyword::VIEW]) {
-            return Err(SqlError::at_span(
-                "CREATE MATERIALIZED VIEW (live tables) is not supported yet; use CREATE VIEW with INSERT INTO a sink table",
-                first.span,
-            ));
+            if or_replace {
+                return Err(SqlError::at_span(
+                    "CREATE OR REPLACE MATERIALIZED VIEW is not supported; drop OR REPLACE",
+                    first.span,
+                ));
+            }
+            let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = parser.parse_object_name(false)?;
+            let options = ddl::parse_with_options(parser)?;
+            parser.expect_keyword(Keyword::AS)?;
+            let query = parser.parse_query()?;
+            return Ok(Statement::CreateMaterializedView { name, if_not_exists, options, query });
         }
         let found = parser.peek_token();
         return Err(SqlError::at_span(
-            format!("expected TABLE or VIEW after CREATE, found {}", found.token),
+            format!("expected TABLE, VIEW or MATERIALIZED VIEW after CREATE, found {}", found.token),
             found.span,
         ));
     }
@@ -295,7 +313,7 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
     };
     Err(SqlError::at_span(
         format!(
-            "{what} is not supported; expected SET, CREATE TABLE, CREATE VIEW, INSERT INTO, SELECT, SHOW TABLES, \
+            "{what} is not supported; expected SET, CREATE TABLE, CREATE [MATERIALIZED] VIEW, INSERT INTO, SELECT, SHOW TABLES, \
              SHOW VIEWS, SHOW PIPELINES, STOP PIPELINE, DESCRIBE or EXPLAIN"
         ),
         first.span,

@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan, Whitespace, Word};
-use streamsql_engine::operators::window::WindowShape;
+use streamsql_engine::operators::aggregate::WindowShape;
 
 use crate::error::{SqlError, SqlResult};
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Spanned};
-use streamsql_engine::connector::{ConnectorRegistry, Role, TableDef, WatermarkDef};
+use datafusion::sql::sqlparser::tokenizer::Span;
+use streamsql_engine::connector::{Connector, ConnectorRegistry, Role, TableDef, WatermarkDef};
 use streamsql_engine::pipeline::BoundTable;
 
 use super::normalize_ident;
@@ -17,26 +18,7 @@ use crate::types::arrow_type;
 /// Builds and validates the table declared by `create`.
 pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRegistry) -> SqlResult<BoundTable> {
     let name_span = create.name.span();
-    let mut options = BTreeMap::new();
-    for (key, value, span) in &create.options {
-        if options.insert(key.clone(), value.clone()).is_some() {
-            return Err(SqlError::at_span(format!("option '{key}' is given twice"), *span));
-        }
-    }
-    let names = registry.names().iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
-    let Some(connector_name) = options.get("connector") else {
-        return Err(SqlError::at_span(
-            format!("table '{name}' needs WITH ('connector' = ...); available connectors: {names}"),
-            name_span,
-        ));
-    };
-    let connector_span = create.options.iter().find(|(k, ..)| k == "connector").map_or(name_span, |(_, _, s)| *s);
-    let Some(connector) = registry.get(connector_name) else {
-        return Err(SqlError::at_span(
-            format!("unknown connector '{connector_name}'; available connectors: {names}"),
-            connector_span,
-        ));
-    };
+    let (connector, options) = bind_connector(name, &create.options, name_span, registry)?;
 
     // Columns.
     let mut fields: Vec<Field> = Vec::new();
@@ -79,9 +61,44 @@ pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRe
         primary_key.push(key_name);
     }
 
-    // Options: unknown keys, then keys every use of this connector needs.
+    let table = TableDef { name: name.to_string(), schema, options, watermark, primary_key };
+    let roles: Vec<Role> = [Role::Source, Role::Sink].into_iter().filter(|r| connector.supports(*r)).collect();
+    if let [only] = roles.as_slice() {
+        connector.validate(&table, *only).map_err(|e| SqlError::at_span(e.to_string(), name_span))?;
+    }
+    Ok(BoundTable { table, connector })
+}
+
+/// Finds the connector named by `'connector'` in `options` and checks the options against it:
+/// no key twice, no unknown key, and every key each use of the connector needs.
+pub fn bind_connector(
+    name: &str,
+    options: &[(String, String, Span)],
+    name_span: Span,
+    registry: &dyn ConnectorRegistry,
+) -> SqlResult<(Arc<dyn Connector>, BTreeMap<String, String>)> {
+    let mut map = BTreeMap::new();
+    for (key, value, span) in options {
+        if map.insert(key.clone(), value.clone()).is_some() {
+            return Err(SqlError::at_span(format!("option '{key}' is given twice"), *span));
+        }
+    }
+    let names = registry.names().iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+    let Some(connector_name) = map.get("connector") else {
+        return Err(SqlError::at_span(
+            format!("table '{name}' needs WITH ('connector' = ...); available connectors: {names}"),
+            name_span,
+        ));
+    };
+    let connector_span = options.iter().find(|(k, ..)| k == "connector").map_or(name_span, |(_, _, s)| *s);
+    let Some(connector) = registry.get(connector_name) else {
+        return Err(SqlError::at_span(
+            format!("unknown connector '{connector_name}'; available connectors: {names}"),
+            connector_span,
+        ));
+    };
     let specs = connector.options();
-    for (key, _, span) in &create.options {
+    for (key, _, span) in options {
         if key != "connector" && !specs.iter().any(|s| s.key == key) {
             let valid = specs.iter().map(|s| format!("'{}'", s.key)).collect::<Vec<_>>();
             let valid = if valid.is_empty() { "none".to_string() } else { valid.join(", ") };
@@ -93,18 +110,14 @@ pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRe
     }
     let roles: Vec<Role> = [Role::Source, Role::Sink].into_iter().filter(|r| connector.supports(*r)).collect();
     for spec in specs.iter().filter(|s| s.required && roles.iter().all(|r| s.roles.contains(r))) {
-        if !options.contains_key(spec.key) {
+        if !map.contains_key(spec.key) {
             return Err(SqlError::at_span(
                 format!("table '{name}': option '{}' is required ({})", spec.key, spec.help),
                 name_span,
             ));
         }
     }
-    let table = TableDef { name: name.to_string(), schema, options, watermark, primary_key };
-    if let [only] = roles.as_slice() {
-        connector.validate(&table, *only).map_err(|e| SqlError::at_span(e.to_string(), name_span))?;
-    }
-    Ok(BoundTable { table, connector })
+    Ok((connector, map))
 }
 
 /// Checks a table can be used in `role` (options required for it, values, schema).

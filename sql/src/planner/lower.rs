@@ -9,7 +9,8 @@
 //!  TableScan(table)            → Stream { source }
 //!  TableScan(__window_N)       → Stream of the TVF input + virtual window columns
 //!  Filter / Projection         → pre (before aggregation) or post (after)
-//!  Aggregate over window TVF   → WindowAggregateSpec (keys, accumulators, output layout)
+//!  Aggregate over window TVF   → AggregateSpec with a window (keys, accumulators, output layout)
+//!  Aggregate without a window  → AggregateSpec without one: an updating aggregate (changelog)
 //!  Sort, Limit, Join, ...      → error
 //! ```
 //!
@@ -27,8 +28,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+use streamsql_engine::operators::aggregate::{AggregateCall, AggregateSpec, GroupOutput, WindowShape};
 use streamsql_engine::operators::stateless::StatelessOp;
-use streamsql_engine::operators::window::{AggregateCall, GroupOutput, WindowAggregateSpec, WindowShape};
 use streamsql_engine::pipeline::BoundTable;
 
 use crate::catalog::{ConnectorTableSource, Relation, WINDOW_COLUMNS, WindowTableSource};
@@ -48,7 +49,7 @@ pub struct Stream {
     pub source: BoundTable,
     pub pre: Vec<StatelessOp>,
     pub window: Option<WindowInput>,
-    pub aggregate: Option<(Arc<WindowAggregateSpec>, Vec<StatelessOp>)>,
+    pub aggregate: Option<(Arc<AggregateSpec>, Vec<StatelessOp>)>,
     /// Index of the source's event-time column in the current visible columns, if still there.
     pub time_column: Option<usize>,
 }
@@ -175,10 +176,7 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                 return Err(SqlError::new("aggregating the result of a windowed aggregation is not supported yet"));
             }
             let Some(window) = stream.window.take() else {
-                return Err(SqlError::new(
-                    "GROUP BY over a stream needs a window: read FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)) \
-                     and GROUP BY window_start, window_end, ... (updating aggregates without a window are not supported yet)",
-                ));
+                return lower_updating_aggregate(aggregate, stream);
             };
             let input_schema = aggregate.input.schema();
             let output_schema = aggregate.schema.as_arrow();
@@ -226,8 +224,8 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                     LoweredAggregateBuilder::new(expr, input_schema, physical_input, &props, &context).build()?;
                 aggregates.push(AggregateCall::new(lowered.aggregate, lowered.filter));
             }
-            let spec = WindowAggregateSpec {
-                shape: window.shape,
+            let spec = AggregateSpec {
+                window: Some(window.shape),
                 key_exprs,
                 key_fields,
                 aggregates,
@@ -240,6 +238,40 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
         }
         other => Err(unsupported(other)),
     }
+}
+
+/// A GROUP BY without a window: state per key, results emitted as a changelog.
+fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, mut stream: Stream) -> SqlResult<Stream> {
+    let input_schema = aggregate.input.schema();
+    let output_schema = aggregate.schema.as_arrow();
+    let mut key_exprs = Vec::new();
+    let mut key_fields = Vec::new();
+    for (i, expr) in aggregate.group_expr.iter().enumerate() {
+        if let Expr::GroupingSet(_) = expr {
+            return Err(SqlError::new("GROUPING SETS, CUBE and ROLLUP are not supported on streams yet"));
+        }
+        key_exprs.push(physical(expr, input_schema)?);
+        key_fields.push(Arc::new(output_schema.field(i).clone().with_nullable(true)));
+    }
+    let physical_input = input_schema.as_arrow();
+    let mut aggregates = Vec::new();
+    for expr in &aggregate.aggr_expr {
+        let props = ExecutionProps::new();
+        let context = PhysicalPlanningContext::default();
+        let lowered = LoweredAggregateBuilder::new(expr, input_schema, physical_input, &props, &context).build()?;
+        aggregates.push(AggregateCall::new(lowered.aggregate, lowered.filter));
+    }
+    let spec = AggregateSpec {
+        window: None,
+        outputs: (0..key_exprs.len()).map(GroupOutput::Key).collect(),
+        key_exprs,
+        key_fields,
+        aggregates,
+        output_schema: nullable(output_schema),
+    };
+    stream.aggregate = Some((Arc::new(spec), Vec::new()));
+    stream.time_column = None;
+    Ok(stream)
 }
 
 fn lower_relation(relation: &Relation) -> SqlResult<Stream> {

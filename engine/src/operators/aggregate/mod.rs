@@ -1,6 +1,10 @@
-//! Event-time window aggregation (`TUMBLE` and `HOP`).
+//! Aggregation: event-time windows (`TUMBLE`, `HOP`) and updating aggregates without a window.
 //!
-//! # The contract
+//! Both keep DataFusion [`GroupValues`] for the GROUP BY keys and one [`GroupsAccumulator`] per
+//! aggregate call; [`AggregateSpec`] says what to compute and [`AggregateSpec::window`] which of
+//! the two operators runs it. Updating aggregates are described in [`updating`].
+//!
+//! # Windows: the contract
 //!
 //! Windows are `[start, end)` with `start` a multiple of the slide (epoch-aligned) and
 //! `end = start + size`; TUMBLE is HOP with `slide = size`. For each row `r` with event time
@@ -14,7 +18,7 @@
 //! result depends only on the order of the input, not on batch boundaries or on how rows are
 //! spread over aggregation instances.
 //!
-//! # How
+//! # Windows: how
 //!
 //! State is kept per *pane* of `gcd(size, slide)` milliseconds; every window is a whole number of
 //! panes and every row updates exactly one pane, so the cost per row does not grow with
@@ -38,9 +42,12 @@
 //! [`GroupValues`]: datafusion::physical_plan::aggregates::group_values::GroupValues
 //! [`GroupsAccumulator`]: datafusion::logical_expr::GroupsAccumulator
 
-mod aggregator;
+mod inputs;
 mod pane;
 mod spec;
+pub mod updating;
+mod window;
 
-pub use aggregator::WindowAggregator;
-pub use spec::{AggregateCall, GroupOutput, WindowAggregateSpec, WindowKind, WindowShape};
+pub use spec::{AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape};
+pub use updating::{ChangeOp, UpdatingAggregator};
+pub use window::WindowAggregator;

@@ -8,7 +8,7 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
-use super::spec::WindowAggregateSpec;
+use super::spec::AggregateSpec;
 use crate::error::Result;
 
 /// Interned group keys; a query without keys has a single group.
@@ -18,7 +18,7 @@ pub(super) enum Groups {
 }
 
 impl Groups {
-    pub(super) fn new(spec: &WindowAggregateSpec) -> Result<Self> {
+    pub(super) fn new(spec: &AggregateSpec) -> Result<Self> {
         if spec.key_fields.is_empty() {
             return Ok(Groups::Single { seen: false });
         }
@@ -87,7 +87,7 @@ pub(super) struct PaneInput<'a> {
 }
 
 impl Pane {
-    pub(super) fn new(spec: &WindowAggregateSpec) -> Result<Self> {
+    pub(super) fn new(spec: &AggregateSpec) -> Result<Self> {
         Ok(Self { groups: Groups::new(spec)?, accumulators: new_accumulators(spec)?, sealed: Vec::new() })
     }
 
@@ -131,6 +131,6 @@ impl Pane {
     }
 }
 
-pub(super) fn new_accumulators(spec: &WindowAggregateSpec) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
+pub(super) fn new_accumulators(spec: &AggregateSpec) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
     spec.aggregates.iter().map(|a| a.new_accumulator()).collect()
 }

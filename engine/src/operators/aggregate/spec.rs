@@ -1,4 +1,4 @@
-//! What a window aggregation computes: the window shape, keys, aggregate calls, output layout.
+//! What an aggregation computes: the window shape, keys, aggregate calls, output layout.
 
 use std::sync::Arc;
 
@@ -124,10 +124,12 @@ impl AggregateCall {
     }
 }
 
-/// A lowered `GROUP BY window_start, window_end, keys...` over a window TVF.
+/// A lowered GROUP BY: `window_start, window_end, keys...` over a window TVF, or plain keys over
+/// a stream (an updating aggregate).
 #[derive(Debug)]
-pub struct WindowAggregateSpec {
-    pub shape: WindowShape,
+pub struct AggregateSpec {
+    /// The window of a windowed aggregation; `None` for an updating aggregate.
+    pub window: Option<WindowShape>,
     /// Non-window GROUP BY expressions, over the aggregation input.
     pub key_exprs: Vec<Arc<dyn PhysicalExpr>>,
     /// Types of the keys.

@@ -3,21 +3,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, TimestampMillisecondArray, UInt32Array};
-use arrow::compute::take;
+use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
 use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::logical_expr::EmitTo;
 
+use super::inputs::BatchInputs;
 use super::pane::{Groups, Pane, PaneInput, new_accumulators};
-use super::spec::{GroupOutput, WindowAggregateSpec, WindowKind};
+use super::spec::{AggregateSpec, GroupOutput, WindowKind, WindowShape};
 use crate::error::{Result, StreamError};
-use crate::operators::stateless::evaluate_predicate;
 use crate::time::WATERMARK_MIN;
 
 /// Window aggregation state of one instance. See the [module docs](super) for the contract.
 pub struct WindowAggregator {
-    spec: Arc<WindowAggregateSpec>,
+    spec: Arc<AggregateSpec>,
+    shape: WindowShape,
     /// Open panes by start time.
     panes: BTreeMap<i64, Pane>,
     /// Every window with `end <= watermark` has been emitted.
@@ -26,62 +26,10 @@ pub struct WindowAggregator {
     scratch: Vec<usize>,
 }
 
-/// Evaluated inputs of one batch.
-struct BatchInputs {
-    keys: Vec<ArrayRef>,
-    args: Vec<Vec<ArrayRef>>,
-    filters: Vec<Option<BooleanArray>>,
-}
-
-impl BatchInputs {
-    fn evaluate(spec: &WindowAggregateSpec, batch: &RecordBatch) -> Result<Self> {
-        let n = batch.num_rows();
-        let eval =
-            |e: &Arc<dyn datafusion::physical_expr::PhysicalExpr>| e.evaluate(batch).and_then(|v| v.into_array(n));
-        let keys = spec.key_exprs.iter().map(eval).collect::<datafusion::error::Result<_>>()?;
-        let args = spec
-            .aggregates
-            .iter()
-            .map(|a| a.args.iter().map(eval).collect::<datafusion::error::Result<Vec<_>>>())
-            .collect::<datafusion::error::Result<_>>()?;
-        let filters = spec
-            .aggregates
-            .iter()
-            .map(|a| a.filter.as_ref().map(|f| evaluate_predicate(f, batch)).transpose())
-            .collect::<Result<_>>()?;
-        Ok(Self { keys, args, filters })
-    }
-
-    fn slice(&self, offset: usize, len: usize) -> Self {
-        Self {
-            keys: self.keys.iter().map(|a| a.slice(offset, len)).collect(),
-            args: self.args.iter().map(|v| v.iter().map(|a| a.slice(offset, len)).collect()).collect(),
-            filters: self.filters.iter().map(|f| f.as_ref().map(|f| f.slice(offset, len))).collect(),
-        }
-    }
-
-    fn take(&self, rows: &[u32]) -> Result<Self> {
-        let idx = UInt32Array::from(rows.to_vec());
-        let take_one = |a: &ArrayRef| take(a.as_ref(), &idx, None);
-        Ok(Self {
-            keys: self.keys.iter().map(take_one).collect::<Result<_, _>>()?,
-            args: self
-                .args
-                .iter()
-                .map(|v| v.iter().map(take_one).collect::<Result<Vec<_>, _>>())
-                .collect::<Result<_, _>>()?,
-            filters: self
-                .filters
-                .iter()
-                .map(|f| f.as_ref().map(|f| take(f, &idx, None).map(|a| a.as_boolean().clone())).transpose())
-                .collect::<Result<_, _>>()?,
-        })
-    }
-}
-
 impl WindowAggregator {
-    pub fn new(spec: Arc<WindowAggregateSpec>) -> Self {
-        Self { spec, panes: BTreeMap::new(), watermark: WATERMARK_MIN, late_rows: 0, scratch: Vec::new() }
+    pub fn new(spec: Arc<AggregateSpec>) -> Result<Self> {
+        let shape = spec.window.ok_or_else(|| StreamError::Internal("window aggregation without a window".into()))?;
+        Ok(Self { spec, shape, panes: BTreeMap::new(), watermark: WATERMARK_MIN, late_rows: 0, scratch: Vec::new() })
     }
 
     /// Late rows counted since the last call.
@@ -108,7 +56,7 @@ impl WindowAggregator {
         let mut start = 0;
         while start < n {
             let segment_wm = wm[start].max(self.watermark);
-            let next_end = self.spec.shape.next_window_end_after(segment_wm);
+            let next_end = self.shape.next_window_end_after(segment_wm);
             let mut end = start + 1;
             while end < n && wm[end] < next_end {
                 end += 1;
@@ -128,7 +76,7 @@ impl WindowAggregator {
         start: usize,
         end: usize,
     ) -> Result<()> {
-        let shape = self.spec.shape;
+        let shape = self.shape;
         let values = ts.values();
         // Fast path: every row on time and in one pane (ordered input), so the inputs are sliced,
         // not copied. All rows of a pane share their windows, so one lateness check covers them.
@@ -172,8 +120,8 @@ impl WindowAggregator {
         if watermark <= self.watermark {
             return Ok(());
         }
-        let size = self.spec.shape.size_ms;
-        match self.spec.shape.kind {
+        let size = self.shape.size_ms;
+        match self.shape.kind {
             WindowKind::Tumble => {
                 while let Some(entry) = self.panes.first_entry() {
                     let start = *entry.key();
@@ -186,7 +134,7 @@ impl WindowAggregator {
                 }
             }
             WindowKind::Hop => {
-                let shape = self.spec.shape;
+                let shape = self.shape;
                 let mut starts = BTreeSet::new();
                 for &pane in self.panes.range(..watermark).map(|(p, _)| p) {
                     for s in shape.window_starts(pane) {
@@ -212,7 +160,7 @@ impl WindowAggregator {
     }
 
     fn emit_hop_window(&mut self, start: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
-        let end = start.saturating_add(self.spec.shape.size_ms);
+        let end = start.saturating_add(self.shape.size_ms);
         let mut groups = Groups::new(&self.spec)?;
         let mut accumulators = new_accumulators(&self.spec)?;
         let mut total = 0;
@@ -237,7 +185,7 @@ impl WindowAggregator {
     }
 
     fn output_batch(&self, start: i64, keys: Vec<ArrayRef>, values: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
-        let end = start.saturating_add(self.spec.shape.size_ms);
+        let end = start.saturating_add(self.shape.size_ms);
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output_schema.fields().len());
         for output in &self.spec.outputs {
             columns.push(match output {

@@ -1,0 +1,423 @@
+//! Live tables: pipeline results kept in memory, for ad-hoc queries while the pipelines run.
+//!
+//! A [`LiveCatalog`] is shared by the `live` sink connector (which writes) and the Flight SQL
+//! server (which reads). A table keeps its rows in one of two layouts, chosen by what reaches it:
+//!
+//! - **append**: windowed (append-only) results are appended batch by batch, bounded by a
+//!   retention in event time (rows whose time column is older than the newest by more than
+//!   `max_age`) and/or a row cap (the newest `max_rows`);
+//! - **keyed**: updating results (a changelog) and tables with a PRIMARY KEY. With a key, `+I`/`+U`
+//!   upsert and `-U`/`-D` delete by key; without one, rows are a multiset and `-U`/`-D` take out
+//!   one equal row.
+//!
+//! Readers see a consistent snapshot: [`LiveCatalog::snapshot`] takes every table at one instant,
+//! and each written batch is applied whole. Writers of different tables do not block each other;
+//! a snapshot blocks writers only while it clones (append) or materializes (keyed, cached
+//! between changes) each table.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::array::{Array, AsArray, BooleanArray, Int8Array, RecordBatch};
+use arrow::compute::{filter_record_batch, max};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimestampMillisecondType};
+use arrow::row::{OwnedRow, RowConverter, SortField};
+
+use crate::error::{Result, StreamError};
+use crate::operators::aggregate::ChangeOp;
+
+/// How much of an append-only table is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep rows whose `column` (a TIMESTAMP) is at most this many ms older than the newest.
+    pub max_age: Option<(usize, i64)>,
+    /// Keep at most this many of the newest rows.
+    pub max_rows: Option<usize>,
+}
+
+/// How a live table is declared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveTableOptions {
+    /// Indices of PRIMARY KEY columns; empty when there is none.
+    pub primary_key: Vec<usize>,
+    pub retention: Retention,
+}
+
+/// The tables of one process, by name.
+#[derive(Default)]
+pub struct LiveCatalog {
+    tables: RwLock<BTreeMap<String, Arc<LiveTable>>>,
+    /// Held shared while a batch is applied, exclusively while a snapshot is taken.
+    gate: Arc<RwLock<()>>,
+}
+
+/// One table in a snapshot.
+#[derive(Debug, Clone)]
+pub struct TableSnapshot {
+    pub name: String,
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl TableSnapshot {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+fn poisoned() -> StreamError {
+    StreamError::Internal("a live table lock was poisoned by a panic".into())
+}
+
+impl LiveCatalog {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The table `name`, created empty if it does not exist. A second pipeline writing to the
+    /// same table must agree on its schema and options.
+    pub fn get_or_create(&self, name: &str, schema: SchemaRef, options: LiveTableOptions) -> Result<Arc<LiveTable>> {
+        let mut tables = self.tables.write().map_err(|_| poisoned())?;
+        if let Some(table) = tables.get(name) {
+            if table.schema.fields() != schema.fields() || table.options != options {
+                return Err(StreamError::Config(format!(
+                    "live table '{name}' already exists with other columns or options"
+                )));
+            }
+            return Ok(table.clone());
+        }
+        let table = Arc::new(LiveTable {
+            name: name.to_string(),
+            schema,
+            options,
+            gate: self.gate.clone(),
+            state: Mutex::new(State::Empty),
+        });
+        tables.insert(name.to_string(), table.clone());
+        Ok(table)
+    }
+
+    /// Names and schemas of every table.
+    pub fn tables(&self) -> Vec<(String, SchemaRef)> {
+        match self.tables.read() {
+            Ok(tables) => tables.values().map(|t| (t.name.clone(), t.schema.clone())).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Every table's rows at one instant.
+    pub fn snapshot(&self) -> Result<Vec<TableSnapshot>> {
+        let tables: Vec<Arc<LiveTable>> = self.tables.read().map_err(|_| poisoned())?.values().cloned().collect();
+        let _exclusive = self.gate.write().map_err(|_| poisoned())?;
+        tables
+            .iter()
+            .map(|table| {
+                let batches = table.state.lock().map_err(|_| poisoned())?.batches(&table.schema)?;
+                Ok(TableSnapshot { name: table.name.clone(), schema: table.schema.clone(), batches })
+            })
+            .collect()
+    }
+}
+
+/// One live table. Writes come from sinks; reads go through [`LiveCatalog::snapshot`].
+pub struct LiveTable {
+    name: String,
+    schema: SchemaRef,
+    options: LiveTableOptions,
+    gate: Arc<RwLock<()>>,
+    state: Mutex<State>,
+}
+
+enum State {
+    /// Nothing written yet: the first batch decides the layout.
+    Empty,
+    Append(AppendRows),
+    Keyed(Box<KeyedRows>),
+}
+
+impl LiveTable {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Appends rows (append-only results), or upserts them when the table has a key.
+    pub fn append(&self, batch: &RecordBatch) -> Result<()> {
+        self.apply(batch, None)
+    }
+
+    /// Applies a changelog: `ops` holds a [`ChangeOp`] per row.
+    pub fn apply_changes(&self, batch: &RecordBatch, ops: &Int8Array) -> Result<()> {
+        self.apply(batch, Some(ops))
+    }
+
+    fn apply(&self, batch: &RecordBatch, ops: Option<&Int8Array>) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let _shared = self.gate.read().map_err(|_| poisoned())?;
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        if matches!(*state, State::Empty) {
+            *state = if ops.is_some() || !self.options.primary_key.is_empty() {
+                State::Keyed(Box::new(KeyedRows::new(&self.schema, &self.options.primary_key)?))
+            } else {
+                State::Append(AppendRows::default())
+            };
+        }
+        match (&mut *state, ops) {
+            (State::Append(rows), None) => rows.push(batch.clone(), &self.options.retention),
+            (State::Keyed(rows), ops) => rows.apply(batch, ops),
+            (State::Append(_), Some(_)) => Err(StreamError::Config(format!(
+                "live table '{}' holds append-only results and cannot also take updating results",
+                self.name
+            ))),
+            (State::Empty, _) => Err(StreamError::Internal("live table layout not chosen".into())),
+        }
+    }
+}
+
+impl State {
+    fn batches(&mut self, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        match self {
+            State::Empty => Ok(Vec::new()),
+            State::Append(rows) => Ok(rows.batches.iter().cloned().collect()),
+            State::Keyed(rows) => rows.materialize(schema).map(|b| vec![b]),
+        }
+    }
+}
+
+#[derive(Default)]
+struct AppendRows {
+    batches: VecDeque<RecordBatch>,
+    rows: usize,
+    /// Newest value of the retention column.
+    newest: Option<i64>,
+}
+
+impl AppendRows {
+    fn push(&mut self, batch: RecordBatch, retention: &Retention) -> Result<()> {
+        self.rows += batch.num_rows();
+        if let Some((column, _)) = retention.max_age {
+            let newest = time_values(&batch, column)?.and_then(|t| max(&t));
+            self.newest = self.newest.max(newest);
+        }
+        self.batches.push_back(batch);
+        if let (Some((column, age)), Some(newest)) = (retention.max_age, self.newest) {
+            let cutoff = newest.saturating_sub(age);
+            while let Some(front) = self.batches.front() {
+                let Some(times) = time_values(front, column)? else { break };
+                let keep: BooleanArray = times.iter().map(|t| Some(t.is_none_or(|t| t >= cutoff))).collect();
+                if keep.true_count() == front.num_rows() {
+                    break;
+                }
+                let kept = filter_record_batch(front, &keep)?;
+                self.rows -= front.num_rows() - kept.num_rows();
+                self.batches.pop_front();
+                if kept.num_rows() > 0 {
+                    self.batches.push_front(kept);
+                    break;
+                }
+            }
+        }
+        if let Some(cap) = retention.max_rows {
+            while self.rows > cap {
+                let Some(front) = self.batches.pop_front() else { break };
+                let excess = self.rows - cap;
+                if front.num_rows() > excess {
+                    self.batches.push_front(front.slice(excess, front.num_rows() - excess));
+                    self.rows = cap;
+                } else {
+                    self.rows -= front.num_rows();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The retention column as epoch milliseconds.
+fn time_values(batch: &RecordBatch, column: usize) -> Result<Option<arrow::array::Int64Array>> {
+    let array = batch.column(column);
+    Ok(match array.data_type() {
+        DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, _) => {
+            Some(array.as_primitive::<TimestampMillisecondType>().reinterpret_cast::<Int64Type>())
+        }
+        DataType::Timestamp(..) => {
+            let cast = arrow::compute::cast(array, &crate::time::timestamp_type())?;
+            Some(cast.as_primitive::<TimestampMillisecondType>().reinterpret_cast::<Int64Type>())
+        }
+        _ => None,
+    })
+}
+
+struct KeyedRows {
+    /// Encodes the key columns (every column when there is no primary key).
+    keys: RowConverter,
+    key_columns: Vec<usize>,
+    has_primary_key: bool,
+    /// Encodes whole rows.
+    rows: RowConverter,
+    /// key → (row, multiplicity).
+    map: HashMap<OwnedRow, (OwnedRow, usize)>,
+    /// The materialized rows, until the next change.
+    cache: Option<RecordBatch>,
+}
+
+impl KeyedRows {
+    fn new(schema: &SchemaRef, primary_key: &[usize]) -> Result<Self> {
+        let all: Vec<usize> = (0..schema.fields().len()).collect();
+        let key_columns = if primary_key.is_empty() { all.clone() } else { primary_key.to_vec() };
+        let sort_fields = |columns: &[usize]| -> Vec<SortField> {
+            columns.iter().map(|&i| SortField::new(schema.field(i).data_type().clone())).collect()
+        };
+        Ok(Self {
+            keys: RowConverter::new(sort_fields(&key_columns))?,
+            rows: RowConverter::new(sort_fields(&all))?,
+            key_columns,
+            has_primary_key: !primary_key.is_empty(),
+            map: HashMap::new(),
+            cache: None,
+        })
+    }
+
+    fn apply(&mut self, batch: &RecordBatch, ops: Option<&Int8Array>) -> Result<()> {
+        let key_arrays: Vec<_> = self.key_columns.iter().map(|&i| batch.column(i).clone()).collect();
+        let keys = self.keys.convert_columns(&key_arrays)?;
+        let rows = self.rows.convert_columns(batch.columns())?;
+        for i in 0..batch.num_rows() {
+            let op = match ops {
+                Some(ops) => ChangeOp::from_i8(ops.value(i))?,
+                None => ChangeOp::Insert,
+            };
+            let key = keys.row(i);
+            if op.is_addition() {
+                if self.has_primary_key {
+                    self.map.insert(key.owned(), (rows.row(i).owned(), 1));
+                } else {
+                    self.map.entry(key.owned()).or_insert_with(|| (rows.row(i).owned(), 0)).1 += 1;
+                }
+            } else if self.has_primary_key {
+                self.map.remove(&key.owned());
+            } else if let Some(entry) = self.map.get_mut(&key.owned()) {
+                entry.1 -= 1;
+                if entry.1 == 0 {
+                    self.map.remove(&key.owned());
+                }
+            }
+        }
+        self.cache = None;
+        Ok(())
+    }
+
+    fn materialize(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
+        if let Some(batch) = &self.cache {
+            return Ok(batch.clone());
+        }
+        let rows = self.map.values().flat_map(|(row, count)| std::iter::repeat_n(row.row(), *count));
+        let columns = self.rows.convert_rows(rows)?;
+        let batch = if columns.is_empty() {
+            RecordBatch::new_empty(schema.clone())
+        } else {
+            RecordBatch::try_new(schema.clone(), columns)?
+        };
+        self.cache = Some(batch.clone());
+        Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("n", DataType::Int64, true)]))
+    }
+
+    fn batch(rows: &[(&str, i64)]) -> RecordBatch {
+        let k: StringArray = rows.iter().map(|r| Some(r.0)).collect();
+        let n: Int64Array = rows.iter().map(|r| Some(r.1)).collect();
+        RecordBatch::try_new(schema(), vec![Arc::new(k), Arc::new(n)]).expect("batch")
+    }
+
+    fn rows(catalog: &LiveCatalog) -> Vec<(String, i64)> {
+        let snapshot = catalog.snapshot().expect("snapshot");
+        let mut out = Vec::new();
+        for b in &snapshot[0].batches {
+            let k = b.column(0).as_string::<i32>();
+            let n = b.column(1).as_primitive::<Int64Type>();
+            out.extend((0..b.num_rows()).map(|r| (k.value(r).to_string(), n.value(r))));
+        }
+        out.sort();
+        out
+    }
+
+    fn owned(rows: &[(&str, i64)]) -> Vec<(String, i64)> {
+        rows.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn changelog_without_key_retracts_equal_rows() -> Result<()> {
+        let catalog = LiveCatalog::new();
+        let table = catalog.get_or_create("t", schema(), LiveTableOptions::default())?;
+        let (i, ub, ua) = (ChangeOp::Insert as i8, ChangeOp::UpdateBefore as i8, ChangeOp::UpdateAfter as i8);
+        table.apply_changes(&batch(&[("a", 1), ("b", 1)]), &Int8Array::from(vec![i, i]))?;
+        table.apply_changes(&batch(&[("a", 1), ("a", 2)]), &Int8Array::from(vec![ub, ua]))?;
+        assert_eq!(rows(&catalog), owned(&[("a", 2), ("b", 1)]));
+        // A lone -U (a key that stopped passing HAVING) removes the row.
+        table.apply_changes(&batch(&[("b", 1)]), &Int8Array::from(vec![ub]))?;
+        assert_eq!(rows(&catalog), owned(&[("a", 2)]));
+        assert!(table.append(&batch(&[("c", 1)])).is_ok(), "a keyed table upserts plain rows");
+        Ok(())
+    }
+
+    #[test]
+    fn primary_key_upserts() -> Result<()> {
+        let catalog = LiveCatalog::new();
+        let options = LiveTableOptions { primary_key: vec![0], ..Default::default() };
+        let table = catalog.get_or_create("t", schema(), options)?;
+        table.append(&batch(&[("a", 1), ("b", 1)]))?;
+        table.append(&batch(&[("a", 5)]))?;
+        assert_eq!(rows(&catalog), owned(&[("a", 5), ("b", 1)]));
+        table.apply_changes(&batch(&[("b", 9)]), &Int8Array::from(vec![ChangeOp::Delete as i8]))?;
+        assert_eq!(rows(&catalog), owned(&[("a", 5)]));
+        Ok(())
+    }
+
+    #[test]
+    fn append_tables_keep_the_newest_rows() -> Result<()> {
+        let catalog = LiveCatalog::new();
+        let options =
+            LiveTableOptions { retention: Retention { max_rows: Some(3), max_age: None }, ..Default::default() };
+        let table = catalog.get_or_create("t", schema(), options)?;
+        table.append(&batch(&[("a", 1), ("b", 2)]))?;
+        table.append(&batch(&[("c", 3), ("d", 4)]))?;
+        assert_eq!(rows(&catalog), owned(&[("b", 2), ("c", 3), ("d", 4)]));
+        let err = table.apply_changes(&batch(&[("a", 1)]), &Int8Array::from(vec![0])).expect_err("mixed");
+        assert!(err.to_string().contains("append-only"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn retention_by_event_time() -> Result<()> {
+        let schema = Arc::new(Schema::new(vec![Field::new("t", crate::time::timestamp_type(), true)]));
+        let catalog = LiveCatalog::new();
+        let retention = Retention { max_age: Some((0, 1_000)), max_rows: None };
+        let table = catalog.get_or_create("w", schema.clone(), LiveTableOptions { retention, ..Default::default() })?;
+        let times = |t: Vec<i64>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(TimestampMillisecondArray::from(t))]).expect("batch")
+        };
+        table.append(&times(vec![0, 500]))?;
+        table.append(&times(vec![1_000, 1_200]))?;
+        table.append(&times(vec![1_600]))?;
+        assert_eq!(catalog.snapshot()?[0].num_rows(), 3, "0 and 500 are more than 1 s older than 1.6 s");
+        Ok(())
+    }
+}
