@@ -1,20 +1,25 @@
 //! The `streamsql` binary: the only place that wires SQL, connectors and the engine together.
 //!
 //! - no arguments, on a terminal: the interactive shell ([`repl`]);
-//! - `-f FILE`, `-e SQL`, or statements piped to standard input: run them ([`run`]) and exit.
+//! - `-f FILE`, `-e SQL`, or statements piped to standard input: run them ([`run`]) and exit;
+//! - `--flight [ADDR]` with any of those, or `serve`: also serve live tables over Flight SQL
+//!   ([`serve`]), and keep serving after bounded pipelines finish, until Ctrl-C or SIGTERM.
 
 mod output;
 mod repl;
 mod run;
+mod serve;
 mod terminal_sink;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use streamsql_engine::live::LiveCatalog;
 
 use crate::output::OutputFormat;
+use crate::serve::{DEFAULT_FLIGHT_ADDR, FlightOptions};
 
 /// Streaming SQL over event streams: windows, watermarks, sources and sinks. With no -f or -e,
 /// opens an interactive shell.
@@ -37,6 +42,26 @@ struct Args {
     /// `+I[...]` lines]
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<OutputFormat>,
+
+    /// Serve live tables (CREATE MATERIALIZED VIEW, 'connector' = 'live') over Arrow Flight SQL
+    /// on ADDR [default: 127.0.0.1:50051]; keeps serving after bounded pipelines finish, until
+    /// Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_FLIGHT_ADDR, global = true)]
+    flight: Option<std::net::SocketAddr>,
+
+    /// Require this token from Flight SQL clients (as a bearer token, or as the password of
+    /// Basic auth).
+    #[arg(long, value_name = "TOKEN", env = "STREAMSQL_FLIGHT_TOKEN", global = true, hide_env_values = true)]
+    flight_token: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve Flight SQL with no pipelines of its own (`--flight` sets the address).
+    Serve,
 }
 
 fn main() -> ExitCode {
@@ -55,16 +80,35 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let catalog = LiveCatalog::new();
+    let flight = match (&args.command, args.flight) {
+        (_, Some(address)) => Some(FlightOptions { address, token: args.flight_token.clone() }),
+        (Some(Command::Serve), None) => Some(FlightOptions {
+            address: DEFAULT_FLIGHT_ADDR.parse().expect("the default address parses"),
+            token: args.flight_token.clone(),
+        }),
+        (None, None) => {
+            if args.flight_token.is_some() {
+                eprintln!("streamsql: --flight-token needs --flight");
+                return ExitCode::from(2);
+            }
+            None
+        }
+    };
+    let context = run::Context { registry: serve::registry(&catalog), catalog, flight };
+    if let Some(Command::Serve) = args.command {
+        return runtime.block_on(run::serve_only(context));
+    }
     if let Some(sql) = &args.execute {
         let format = args.format.unwrap_or(OutputFormat::Table);
-        return runtime.block_on(run::run_script(sql, "-e", args.parallelism, Some(format)));
+        return runtime.block_on(run::run_script(context, sql, "-e", args.parallelism, Some(format)));
     }
     if let Some(file) = &args.file {
-        return runtime.block_on(run::run_file(file, args.parallelism, args.format));
+        return runtime.block_on(run::run_file(context, file, args.parallelism, args.format));
     }
     if std::io::stdin().is_terminal() {
-        return repl::run(runtime, args.parallelism, args.format.unwrap_or(OutputFormat::Table));
+        return repl::run(runtime, context, args.parallelism, args.format.unwrap_or(OutputFormat::Table));
     }
     // Statements piped in (`streamsql < job.sql`) run like a file.
-    runtime.block_on(run::run_file(Path::new("-"), args.parallelism, args.format))
+    runtime.block_on(run::run_file(context, Path::new("-"), args.parallelism, args.format))
 }

@@ -5,11 +5,56 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use streamsql_engine::connector::ConnectorRegistry;
+use streamsql_engine::live::LiveCatalog;
 use streamsql_engine::runtime::{self, PipelineReport};
 use streamsql_sql::{Outcome, Session, SqlError};
 
 use crate::output::{OutputFormat, render_result};
+use crate::serve::{FlightOptions, RunningServer, interrupted};
 use crate::terminal_sink::show_on_terminal;
+
+/// What every way of running statements shares: the connectors, the live tables they fill, and
+/// whether to serve those over Flight SQL.
+pub struct Context {
+    pub registry: Arc<dyn ConnectorRegistry>,
+    pub catalog: Arc<LiveCatalog>,
+    pub flight: Option<FlightOptions>,
+}
+
+impl Context {
+    /// Starts the Flight SQL server, if asked for.
+    pub fn start_server(&self) -> Result<Option<RunningServer>, ExitCode> {
+        let Some(options) = &self.flight else { return Ok(None) };
+        RunningServer::start(options, self.catalog.clone()).map(Some).map_err(|e| {
+            eprintln!("streamsql: {e}");
+            ExitCode::from(2)
+        })
+    }
+}
+
+/// `streamsql serve`: Flight SQL only, until Ctrl-C or SIGTERM.
+pub async fn serve_only(context: Context) -> ExitCode {
+    let server = match context.start_server() {
+        Ok(Some(server)) => server,
+        Ok(None) => return ExitCode::from(2),
+        Err(code) => return code,
+    };
+    interrupted().await;
+    stop_server(server).await
+}
+
+async fn stop_server(server: RunningServer) -> ExitCode {
+    match server.stop().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streamsql: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Exit code after Ctrl-C, as shells expect (128 + SIGINT).
 const INTERRUPTED: u8 = 130;
@@ -25,10 +70,15 @@ fn read_script(file: &Path) -> std::io::Result<String> {
 }
 
 /// `streamsql -f FILE`.
-pub async fn run_file(file: &Path, parallelism: Option<usize>, format: Option<OutputFormat>) -> ExitCode {
+pub async fn run_file(
+    context: Context,
+    file: &Path,
+    parallelism: Option<usize>,
+    format: Option<OutputFormat>,
+) -> ExitCode {
     let shown = file.display().to_string();
     match read_script(file) {
-        Ok(sql) => run_script(&sql, &shown, parallelism, format).await,
+        Ok(sql) => run_script(context, &sql, &shown, parallelism, format).await,
         Err(e) => {
             eprintln!("streamsql: cannot read {shown}: {e}");
             ExitCode::from(2)
@@ -38,9 +88,16 @@ pub async fn run_file(file: &Path, parallelism: Option<usize>, format: Option<Ou
 
 /// Runs the statements of `sql` (named `shown` in messages): answers of `SHOW`, `DESCRIBE` and
 /// `EXPLAIN` are printed at once, then every pipeline runs until all finish. Query rows are
-/// printed by the `'print'` connector unless `format` asks for another look.
-pub async fn run_script(sql: &str, shown: &str, parallelism: Option<usize>, format: Option<OutputFormat>) -> ExitCode {
-    let mut session = Session::new(streamsql_connectors::registry());
+/// printed by the `'print'` connector unless `format` asks for another look. With a Flight SQL
+/// server, it starts first and keeps serving after the pipelines finish, until Ctrl-C or SIGTERM.
+pub async fn run_script(
+    context: Context,
+    sql: &str,
+    shown: &str,
+    parallelism: Option<usize>,
+    format: Option<OutputFormat>,
+) -> ExitCode {
+    let mut session = Session::new(context.registry.clone());
     if let Some(n) = parallelism
         && let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'"))
     {
@@ -92,7 +149,11 @@ pub async fn run_script(sql: &str, shown: &str, parallelism: Option<usize>, form
             }
         }
     }
-    if pipelines.is_empty() {
+    let server = match context.start_server() {
+        Ok(server) => server,
+        Err(code) => return code,
+    };
+    if pipelines.is_empty() && server.is_none() {
         if !printed {
             eprintln!("streamsql: {shown} has no INSERT INTO or SELECT statement; nothing to run");
         }
@@ -108,7 +169,7 @@ pub async fn run_script(sql: &str, shown: &str, parallelism: Option<usize>, form
 
     let mut reports: Vec<PipelineReport> = Vec::new();
     let mut failed = false;
-    let mut interrupted = false;
+    let mut stopped = false;
     loop {
         tokio::select! {
             next = joins.join_next() => {
@@ -127,9 +188,9 @@ pub async fn run_script(sql: &str, shown: &str, parallelism: Option<usize>, form
                     }
                 }
             }
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
-                eprintln!("streamsql: stopping (Ctrl-C); open windows are not emitted");
-                interrupted = true;
+            () = interrupted(), if !stopped => {
+                eprintln!("streamsql: stopping (Ctrl-C or SIGTERM); open windows are not emitted");
+                stopped = true;
                 controls.iter().for_each(|c| c.cancel());
             }
         }
@@ -146,9 +207,22 @@ pub async fn run_script(sql: &str, shown: &str, parallelism: Option<usize>, form
             if report.cancelled { " (stopped)" } else { "" }
         );
     }
+    if let Some(server) = server {
+        if !failed && !stopped {
+            eprintln!(
+                "streamsql: {}; serving live tables on grpc://{} until Ctrl-C or SIGTERM",
+                if reports.is_empty() { "no pipelines" } else { "pipelines finished" },
+                server.address
+            );
+            interrupted().await;
+        }
+        if stop_server(server).await != ExitCode::SUCCESS {
+            failed = true;
+        }
+    }
     if failed {
         ExitCode::FAILURE
-    } else if interrupted {
+    } else if stopped {
         ExitCode::from(INTERRUPTED)
     } else {
         ExitCode::SUCCESS

@@ -1,1 +1,59 @@
-//! placeholder during dependency build
+//! # streamsql-flight: live results over Arrow Flight SQL
+//!
+//! Serves the live tables of a [`LiveCatalog`] to any Flight SQL client (ADBC, the JDBC driver,
+//! pyarrow): ad-hoc SQL run by DataFusion over a consistent snapshot, plus the metadata calls
+//! and prepared statements clients issue. See [`service`] for the RPCs answered.
+//!
+//! ```text
+//!  pipeline ─▶ live sink ─▶ LiveCatalog ◀─ snapshot ─ QueryEngine (DataFusion) ◀─ Flight SQL ◀─ clients
+//! ```
+
+pub mod query;
+pub mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use streamsql_engine::live::LiveCatalog;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+pub use query::QueryEngine;
+pub use service::StreamsqlFlightService;
+
+/// A bound Flight SQL server, not yet serving.
+pub struct FlightSqlServer {
+    incoming: TcpIncoming,
+    address: SocketAddr,
+    service: StreamsqlFlightService,
+}
+
+impl FlightSqlServer {
+    /// Binds `address` (port 0 picks a free port) to serve `catalog`; with `token`, clients must
+    /// authenticate with it.
+    pub fn bind(address: SocketAddr, catalog: Arc<LiveCatalog>, token: Option<String>) -> anyhow::Result<Self> {
+        let incoming = TcpIncoming::bind(address)
+            .map_err(|e| anyhow::anyhow!("cannot listen for Flight SQL on {address}: {e}"))?
+            .with_nodelay(Some(true));
+        let address = incoming.local_addr()?;
+        let service = StreamsqlFlightService::new(QueryEngine::new(catalog), token)
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        Ok(Self { incoming, address, service })
+    }
+
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        Server::builder()
+            .add_service(FlightServiceServer::new(self.service))
+            .serve_with_incoming_shutdown(self.incoming, shutdown)
+            .await
+            .map_err(|e| anyhow::anyhow!("Flight SQL server failed: {e}"))
+    }
+}

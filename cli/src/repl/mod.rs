@@ -35,6 +35,7 @@ use self::input::Command;
 use self::notice::Notices;
 use self::pipelines::Pipelines;
 use crate::output::{OutputFormat, render_result};
+use crate::run::Context;
 
 const PROMPT: &str = "streamsql> ";
 const CONTINUATION: &str = "        -> ";
@@ -72,7 +73,7 @@ struct Shell {
 }
 
 /// Runs the shell until the user quits.
-pub fn run(runtime: Runtime, parallelism: Option<usize>, format: OutputFormat) -> ExitCode {
+pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, format: OutputFormat) -> ExitCode {
     let config = Config::builder()
         .auto_add_history(false)
         .completion_type(CompletionType::List)
@@ -100,7 +101,15 @@ pub fn run(runtime: Runtime, parallelism: Option<usize>, format: OutputFormat) -
     };
     install_interrupt_handler(&runtime);
 
-    let mut session = Session::new(streamsql_connectors::registry());
+    // The Flight SQL server (with --flight) serves the shell's live tables while it runs.
+    let server = {
+        let _entered = runtime.enter();
+        match context.start_server() {
+            Ok(server) => server,
+            Err(code) => return code,
+        }
+    };
+    let mut session = Session::new(context.registry.clone());
     if let Some(n) = parallelism
         && let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'"))
     {
@@ -159,6 +168,11 @@ pub fn run(runtime: Runtime, parallelism: Option<usize>, format: OutputFormat) -
         }
     }
     shell.pipelines.stop_all(STOP_TIMEOUT);
+    if let Some(server) = server
+        && let Err(e) = shell.runtime.block_on(server.stop())
+    {
+        eprintln!("streamsql: {e}");
+    }
     ExitCode::SUCCESS
 }
 
