@@ -38,7 +38,7 @@ use arrow_flight::{
     Ticket,
 };
 use base64::Engine;
-use base64::prelude::BASE64_STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use datafusion::error::DataFusionError;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
@@ -198,7 +198,12 @@ impl StreamsqlFlightService {
 
 fn basic_credentials(header: &str) -> Option<(String, String)> {
     let encoded = header.strip_prefix("Basic ")?;
-    let decoded = BASE64_STANDARD.decode(encoded.trim()).ok()?;
+    // Clients differ on padding (the Go ADBC driver sends none), so accept either.
+    let engine = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let decoded = engine.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_string(), password.to_string()))

@@ -7,8 +7,10 @@
 //! - [`Cell`], [`rows_from_batches`], [`rows_from_jsonl`], [`diff_rows`]: typed rows read from a
 //!   DataFusion result or from a JSON-lines sink, compared as multisets with a float tolerance.
 //! - [`oracle`]: the event-time window contract computed independently of the engine.
+//! - [`flight`]: real Flight SQL clients (ADBC, JDBC) and an in-process server of live tables.
 
 pub mod cassandra;
+pub mod flight;
 pub mod oracle;
 
 use std::cmp::Ordering as CmpOrdering;

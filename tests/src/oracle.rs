@@ -282,6 +282,43 @@ impl Oracle {
     }
 }
 
+impl Oracle {
+    /// Runs `sql` as a batch query over every event, as the table `events` (updating
+    /// aggregates have no windows, so no row is late).
+    pub async fn run_batch(events: &[Event], sql: &str) -> anyhow::Result<(Vec<Row>, SchemaRef)> {
+        let all: Vec<&Event> = events.iter().collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(event_fields())), event_columns(&all))?;
+        let ctx = SessionContext::new();
+        ctx.register_batch("events", batch)?;
+        let frame = ctx.sql(sql).await.with_context(|| format!("oracle query: {sql}"))?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await.with_context(|| format!("oracle query: {sql}"))?;
+        Ok((rows_from_batches(&batches)?, schema))
+    }
+}
+
+/// Replays a changelog (`+I`/`+U` add a row, `-U`/`-D` take an equal row out) into the table it
+/// describes; errors when a row is taken out that is not there.
+pub fn apply_changelog(changes: &[(String, Row)]) -> anyhow::Result<Vec<Row>> {
+    let mut table: Vec<Row> = Vec::new();
+    for (i, (op, row)) in changes.iter().enumerate() {
+        match op.as_str() {
+            "+I" | "+U" => table.push(row.clone()),
+            "-U" | "-D" => {
+                let at = table
+                    .iter()
+                    .position(|r| r.len() == row.len() && r.iter().zip(row).all(|(a, b)| a.approx_eq(b, 0.0)))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("change {i}: {op} {} retracts a row not in the result", crate::show_row(row))
+                    })?;
+                table.swap_remove(at);
+            }
+            other => anyhow::bail!("change {i}: unknown op '{other}'"),
+        }
+    }
+    Ok(table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

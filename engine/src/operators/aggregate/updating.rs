@@ -187,7 +187,10 @@ impl UpdatingAggregator {
             new_values.push(scratch.evaluate(EmitTo::All)?);
         }
         self.accumulators = fresh;
+        // GroupValues cannot be read without emptying them: take the keys out and intern them
+        // again, into fresh GroupValues (unique keys get the same indices, in order).
         let keys = self.groups.emit()?;
+        self.groups = Groups::new(&self.spec)?;
         let regrouped = self.groups.intern(&keys, groups, &mut self.scratch)?;
         if regrouped != groups || self.scratch.iter().enumerate().any(|(i, g)| i != *g) {
             return Err(StreamError::Internal("group keys changed order while flushing".into()));
