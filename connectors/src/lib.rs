@@ -23,6 +23,8 @@ pub mod blackhole;
 #[cfg(feature = "cassandra")]
 pub mod cassandra;
 pub mod file;
+#[cfg(feature = "flight")]
+pub mod flight;
 pub mod format;
 pub mod live;
 pub mod netflow;
@@ -49,6 +51,8 @@ impl Connectors {
                 Arc::new(blackhole::BlackholeConnector),
                 #[cfg(feature = "cassandra")]
                 Arc::new(cassandra::CassandraConnector),
+                #[cfg(feature = "flight")]
+                Arc::new(flight::FlightConnector),
             ],
         }
     }

@@ -24,6 +24,9 @@ pub enum StreamError {
         #[source]
         source: std::io::Error,
     },
+    /// A remote system a sink writes to refused or failed (after any retries).
+    #[error("{0}")]
+    Remote(String),
     /// An error from evaluating expressions or aggregates.
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
