@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Checks the crate dependency direction (ARCHITECTURE.md): cli → {sql, connectors} → engine,
-# sql never depends on connectors, and nothing depends on cli, tests or benches.
+# Checks the crate dependency direction (ARCHITECTURE.md): cli → {sql, connectors, flight} → engine,
+# sql, connectors and flight never depend on each other, and nothing depends on cli, tests or benches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo metadata --format-version 1 --no-deps --locked | python3 -c '
@@ -11,6 +11,7 @@ allowed = {
     "streamsql-engine": set(),
     "streamsql-sql": {"streamsql-engine"},
     "streamsql-connectors": {"streamsql-engine"},
+    "streamsql-flight": {"streamsql-engine"},
 }
 leaves = {"streamsql-cli", "streamsql-tests", "streamsql-bench"}
 problems = []

@@ -332,7 +332,7 @@ impl FlightSqlService for StreamsqlFlightService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Ok(Response::new(self.command_info(query, &schema, request.into_inner())?))
     }
 
