@@ -4,6 +4,7 @@
 //! cargo run --release -p streamsql-bench                 # all cases, rewrites BENCHMARKS.md
 //! cargo run --release -p streamsql-bench -- --rows 2000000 --no-write
 //! cargo run --release -p streamsql-bench -- --cassandra    # needs scripts/cassandra.sh start
+//! cargo run --release -p streamsql-bench -- --live         # live tables over Flight SQL
 //! ```
 //!
 //! Each case runs in a child process (the binary re-runs itself with `--case`), so its peak RSS
@@ -12,6 +13,7 @@
 
 mod cases;
 mod cassandra;
+mod live;
 mod memory;
 mod report;
 
@@ -26,19 +28,21 @@ struct Options {
     write: bool,
     case: Option<Case>,
     cassandra: bool,
+    live: bool,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
-    let mut options = Options { rows: 10_000_000, write: true, case: None, cassandra: false };
+    let mut options = Options { rows: 10_000_000, write: true, case: None, cassandra: false, live: false };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--rows" => options.rows = args.next().context("--rows needs a number")?.parse()?,
             "--no-write" => options.write = false,
             "--cassandra" => options.cassandra = true,
+            "--live" => options.live = true,
             "--case" => options.case = Some(Case::parse(&args.next().context("--case needs a value")?)?),
             "--help" | "-h" => {
-                println!("streamsql-bench [--rows N] [--no-write] [--cassandra]");
+                println!("streamsql-bench [--rows N] [--no-write] [--cassandra | --live]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -61,6 +65,28 @@ fn main() -> anyhow::Result<()> {
         println!("{table}");
         if options.write {
             report::write_section(&table, "cassandra")?;
+            eprintln!("wrote BENCHMARKS.md");
+        }
+        return Ok(());
+    }
+    if options.live {
+        let rows = if options.rows == 10_000_000 { 1_000_000 } else { options.rows as u64 };
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let table = runtime.block_on(async {
+            eprintln!("query latency on live tables of {rows} rows ...");
+            let latency = live::query_latency(rows, 30).await?;
+            eprintln!("freshness ...");
+            let mut fresh = Vec::new();
+            for (rate, interval) in
+                [(10_000, "0"), (10_000, "100 ms"), (10_000, "1 s"), (100_000, "0"), (100_000, "1 s")]
+            {
+                fresh.push(live::freshness(rate, interval, 12).await?);
+            }
+            anyhow::Ok(live::markdown(rows, &latency, &fresh))
+        })?;
+        println!("{table}");
+        if options.write {
+            report::write_section(&table, "live")?;
             eprintln!("wrote BENCHMARKS.md");
         }
         return Ok(());

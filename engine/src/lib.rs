@@ -1,7 +1,8 @@
 //! # streamsql-engine: the dataflow runtime
 //!
 //! This crate runs *pipelines*: a source, a fused chain of stateless operators, an optional
-//! event-time window aggregation spread over `parallelism` instances, and a sink. Everything that
+//! aggregation (event-time windows, or an updating aggregate emitting a changelog) spread over
+//! `parallelism` instances, and a sink. Everything that
 //! moves is an Arrow [`RecordBatch`](arrow::record_batch::RecordBatch).
 //!
 //! ```text
@@ -31,7 +32,8 @@
 //!   connectors implement and the SQL layer looks up.
 //! - [`pipeline`]: what a lowered query looks like ([`pipeline::PipelineSpec`]).
 //! - [`runtime`]: how a pipeline runs, stops and reports.
-//! - [`operators::aggregate`]: windowed aggregation over DataFusion accumulators.
+//! - [`operators::aggregate`]: windowed and updating aggregation over DataFusion accumulators.
+//! - [`live`]: live tables, pipeline results kept in memory for queries while they run.
 
 pub mod connector;
 pub mod error;

@@ -19,7 +19,7 @@ use crate::catalog::{Catalog, Relation};
 use crate::error::{SqlError, SqlResult};
 use crate::outcome::{Control, Outcome};
 use crate::parser::{Located, Statement, parse_script};
-use crate::planner::ddl::{bind_connector, check_role, create_table};
+use crate::planner::ddl::{bind_connector, check_external, check_role, create_table};
 use crate::planner::lower::{LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, lower, nullable};
 use crate::planner::normalize_object_name;
 use crate::planner::sink::sink_projection;
@@ -311,7 +311,11 @@ impl Session {
         check_role(&stream.source, Role::Source)?;
         let mapping = sink_projection(&sink.table.name, plan.schema(), &sink.table.schema)?;
         let updating = stream.aggregate.as_ref().is_some_and(|(spec, _)| spec.window.is_none());
-        let sink = if updating { changelog_sink(sink)? } else { sink };
+        let sink_at_run = if updating { changelog_sink(sink.clone())? } else { sink.clone() };
+        // Last, as they may contact the outside world: pointless for a query that cannot run.
+        check_external(&stream.source, Role::Source)?;
+        check_external(&sink, Role::Sink)?;
+        let sink = sink_at_run;
         let aggregate = match stream.aggregate.take() {
             Some((spec, mut post)) => {
                 post.push(mapping);

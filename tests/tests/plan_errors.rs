@@ -219,20 +219,28 @@ fn limit_on_a_stream_is_unsupported() {
 }
 
 #[test]
-fn group_by_without_a_window_is_unsupported() {
-    let dir = TestDir::new("plan-unwindowed");
+fn updating_results_into_an_append_only_upsert_sink_are_refused() {
+    let dir = TestDir::new("plan-updating-cassandra");
     let sql = format!(
-        "{}CREATE TABLE per_key (k STRING, event_count BIGINT) WITH ('connector' = 'print');\n\
+        "{}CREATE TABLE per_key (k STRING, event_count BIGINT, PRIMARY KEY (k) NOT ENFORCED)\n\
+           WITH ('connector' = 'cassandra', 'hosts' = '127.0.0.1:1', 'keyspace' = 'ks', 'table' = 't');\n\
          INSERT INTO per_key SELECT k, COUNT(*) FROM events GROUP BY k;\n",
         events_ddl(&dir)
     );
+    // Refused while planning, before Cassandra (not running on port 1) is contacted.
     let error = expect_err(&sql);
-    let message = error.to_string().to_lowercase();
-    assert!(
-        message.contains("window") || message.contains("tumble") || message.contains("hop"),
-        "the error should point the user to windowed aggregation (TUMBLE/HOP): {}",
-        describe_sql_error(&error)
+    assert_mentions(&error, &["updating aggregate", "GROUP BY without a window", "'live'"]);
+}
+
+#[test]
+fn aggregating_an_updating_aggregate_is_refused() {
+    let dir = TestDir::new("plan-updating-twice");
+    let sql = format!(
+        "{}CREATE VIEW per_key AS SELECT k, COUNT(*) AS n FROM events GROUP BY k;\n\
+         SELECT n, COUNT(*) FROM per_key GROUP BY n;\n",
+        events_ddl(&dir)
     );
+    assert_mentions(&expect_err(&sql), &["aggregating the result of"]);
 }
 
 #[test]

@@ -120,7 +120,8 @@ pub fn bind_connector(
     Ok((connector, map))
 }
 
-/// Checks a table can be used in `role` (options required for it, values, schema).
+/// Checks a table can be used in `role` (options required for it, values, schema), without
+/// touching the outside world; [`check_external`] does that once the whole query is planned.
 pub fn check_role(bound: &BoundTable, role: Role) -> SqlResult<()> {
     let table = &bound.table;
     let connector = &bound.connector;
@@ -140,8 +141,12 @@ pub fn check_role(bound: &BoundTable, role: Role) -> SqlResult<()> {
             )));
         }
     }
-    connector.validate(table, role)?;
-    connector.check_external(table, role).map_err(SqlError::from)
+    connector.validate(table, role).map_err(SqlError::from)
+}
+
+/// The connector's check against the outside world (may connect; see `Connector::check_external`).
+pub fn check_external(bound: &BoundTable, role: Role) -> SqlResult<()> {
+    bound.connector.check_external(&bound.table, role).map_err(SqlError::from)
 }
 
 /// `WATERMARK FOR ts AS ts - INTERVAL '2' SECOND` (or just `AS ts`).

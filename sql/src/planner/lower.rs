@@ -173,7 +173,7 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
         LogicalPlan::Aggregate(aggregate) => {
             let mut stream = lower(&aggregate.input)?;
             if stream.aggregate.is_some() {
-                return Err(SqlError::new("aggregating the result of a windowed aggregation is not supported yet"));
+                return Err(SqlError::new("aggregating the result of an aggregation is not supported yet"));
             }
             let Some(window) = stream.window.take() else {
                 return lower_updating_aggregate(aggregate, stream);
