@@ -228,13 +228,17 @@ pub async fn freshness(rate: u64, update_interval: &'static str, seconds: u64) -
          CREATE MATERIALIZED VIEW newest AS SELECT k % 10 AS part, MAX(emitted_at) AS at FROM clock GROUP BY k % 10;"
     );
     let specs = session.execute(&sql).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog, None)?;
+    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog.clone(), None)?;
     let address = server.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(async {
         let _ = stopped.await;
     }));
     let pipelines: Vec<_> = specs.into_iter().map(runtime::start).collect();
+    // The live table exists once its pipeline's sink has opened.
+    while catalog.tables().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut client = client(address).await?;
     let mut samples = Vec::new();
     let warmup = Instant::now() + Duration::from_secs(1);

@@ -153,6 +153,9 @@ pub async fn run_script(
         Ok(server) => server,
         Err(code) => return code,
     };
+    if server.is_none() && pipelines.iter().any(|p| p.sink.connector.name() == "live") {
+        eprintln!("streamsql: note: live tables are kept in memory for Flight SQL clients; add --flight to query them");
+    }
     if pipelines.is_empty() && server.is_none() {
         if !printed {
             eprintln!("streamsql: {shown} has no INSERT INTO or SELECT statement; nothing to run");

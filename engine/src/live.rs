@@ -12,8 +12,9 @@
 //!
 //! Readers see a consistent snapshot: [`LiveCatalog::snapshot`] takes every table at one instant,
 //! and each written batch is applied whole. Writers of different tables do not block each other;
-//! a snapshot blocks writers only while it clones (append) or materializes (keyed, cached
-//! between changes) each table.
+//! a snapshot blocks writers only while it clones (append) or materializes (keyed: a filter of
+//! the last materialized rows plus the rows changed since, cached until the next change) each
+//! table.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -162,6 +163,13 @@ impl LiveTable {
         let mut state = self.state.lock().map_err(|_| poisoned())?;
         if matches!(*state, State::Empty) {
             *state = if ops.is_some() || !self.options.primary_key.is_empty() {
+                if self.options.retention != Retention::default() {
+                    return Err(StreamError::Config(format!(
+                        "live table '{}': 'retention' and 'max-rows' bound append-only (windowed) results, but this \
+                         table is kept by key (it has a PRIMARY KEY or receives updating results); remove them",
+                        self.name
+                    )));
+                }
                 State::Keyed(Box::new(KeyedRows::new(&self.schema, &self.options.primary_key)?))
             } else {
                 State::Append(AppendRows::default())
@@ -184,7 +192,7 @@ impl State {
         match self {
             State::Empty => Ok(Vec::new()),
             State::Append(rows) => Ok(rows.batches.iter().cloned().collect()),
-            State::Keyed(rows) => rows.materialize(schema).map(|b| vec![b]),
+            State::Keyed(rows) => rows.materialize(schema),
         }
     }
 }
@@ -253,6 +261,17 @@ fn time_values(batch: &RecordBatch, column: usize) -> Result<Option<arrow::array
     })
 }
 
+/// Where a row of a keyed table is: in the materialized base batch, or among rows added since.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Base(u32),
+    Added(u32),
+}
+
+/// Rows kept by key, stored so that a snapshot costs little more than the changes since the
+/// last one: a materialized `base` batch with a liveness mask, plus rows added since (in
+/// arrow-row form). A snapshot filters the base and converts the added rows; once the changes
+/// outgrow a quarter of the base, they are folded into a new base.
 struct KeyedRows {
     /// Encodes the key columns (every column when there is no primary key).
     keys: RowConverter,
@@ -260,10 +279,15 @@ struct KeyedRows {
     has_primary_key: bool,
     /// Encodes whole rows.
     rows: RowConverter,
-    /// key → (row, multiplicity).
-    map: HashMap<OwnedRow, (OwnedRow, usize)>,
-    /// The materialized rows, until the next change.
-    cache: Option<RecordBatch>,
+    /// key → the rows with that key (at most one with a primary key; equal rows without).
+    index: HashMap<OwnedRow, Vec<Slot>>,
+    base: RecordBatch,
+    base_alive: Vec<bool>,
+    base_dead: usize,
+    added: Vec<OwnedRow>,
+    added_alive: Vec<bool>,
+    /// The snapshot, until the next change.
+    cache: Option<Vec<RecordBatch>>,
 }
 
 impl KeyedRows {
@@ -278,9 +302,24 @@ impl KeyedRows {
             rows: RowConverter::new(sort_fields(&all))?,
             key_columns,
             has_primary_key: !primary_key.is_empty(),
-            map: HashMap::new(),
+            index: HashMap::new(),
+            base: RecordBatch::new_empty(schema.clone()),
+            base_alive: Vec::new(),
+            base_dead: 0,
+            added: Vec::new(),
+            added_alive: Vec::new(),
             cache: None,
         })
+    }
+
+    fn kill(&mut self, slot: Slot) {
+        match slot {
+            Slot::Base(i) => {
+                self.base_alive[i as usize] = false;
+                self.base_dead += 1;
+            }
+            Slot::Added(i) => self.added_alive[i as usize] = false,
+        }
     }
 
     fn apply(&mut self, batch: &RecordBatch, ops: Option<&Int8Array>) -> Result<()> {
@@ -292,39 +331,85 @@ impl KeyedRows {
                 Some(ops) => ChangeOp::from_i8(ops.value(i))?,
                 None => ChangeOp::Insert,
             };
-            let key = keys.row(i);
+            let key = keys.row(i).owned();
             if op.is_addition() {
-                if self.has_primary_key {
-                    self.map.insert(key.owned(), (rows.row(i).owned(), 1));
-                } else {
-                    self.map.entry(key.owned()).or_insert_with(|| (rows.row(i).owned(), 0)).1 += 1;
+                if self.has_primary_key
+                    && let Some(old) = self.index.remove(&key)
+                {
+                    old.into_iter().for_each(|slot| self.kill(slot));
                 }
-            } else if self.has_primary_key {
-                self.map.remove(&key.owned());
-            } else if let Some(entry) = self.map.get_mut(&key.owned()) {
-                entry.1 -= 1;
-                if entry.1 == 0 {
-                    self.map.remove(&key.owned());
+                let slot = Slot::Added(self.added.len() as u32);
+                self.added.push(rows.row(i).owned());
+                self.added_alive.push(true);
+                self.index.entry(key).or_default().push(slot);
+            } else if let Some(slots) = self.index.get_mut(&key) {
+                // With a key every row of it goes; without, one equal row.
+                let gone: Vec<Slot> =
+                    if self.has_primary_key { std::mem::take(slots) } else { slots.pop().into_iter().collect() };
+                if slots.is_empty() {
+                    self.index.remove(&key);
                 }
+                gone.into_iter().for_each(|slot| self.kill(slot));
             }
         }
         self.cache = None;
         Ok(())
     }
 
-    fn materialize(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
-        if let Some(batch) = &self.cache {
-            return Ok(batch.clone());
+    fn materialize(&mut self, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        if let Some(batches) = &self.cache {
+            return Ok(batches.clone());
         }
-        let rows = self.map.values().flat_map(|(row, count)| std::iter::repeat_n(row.row(), *count));
-        let columns = self.rows.convert_rows(rows)?;
-        let batch = if columns.is_empty() {
+        let base = if self.base_dead == 0 {
+            self.base.clone()
+        } else {
+            filter_record_batch(&self.base, &BooleanArray::from(self.base_alive.clone()))?
+        };
+        let live_added = self.added.iter().zip(&self.added_alive).filter(|(_, alive)| **alive).map(|(r, _)| r.row());
+        let columns = self.rows.convert_rows(live_added)?;
+        let added = if columns.is_empty() || columns[0].is_empty() {
             RecordBatch::new_empty(schema.clone())
         } else {
             RecordBatch::try_new(schema.clone(), columns)?
         };
-        self.cache = Some(batch.clone());
-        Ok(batch)
+        let changes = self.added.len() + self.base_dead;
+        if changes > (self.base.num_rows() / 4).max(4096) {
+            self.compact(&base, &added)?;
+        }
+        let batches: Vec<RecordBatch> = [base, added].into_iter().filter(|b| b.num_rows() > 0).collect();
+        self.cache = Some(batches.clone());
+        Ok(batches)
+    }
+
+    /// Makes `base` + `added` (the live rows, in that order) the new base and renumbers slots.
+    fn compact(&mut self, base: &RecordBatch, added: &RecordBatch) -> Result<()> {
+        let renumber = |alive: &[bool], first: u32| -> Vec<u32> {
+            let mut next = first;
+            alive
+                .iter()
+                .map(|a| {
+                    let at = next;
+                    next += u32::from(*a);
+                    at
+                })
+                .collect()
+        };
+        let base_at = renumber(&self.base_alive, 0);
+        let added_at = renumber(&self.added_alive, base.num_rows() as u32);
+        for slots in self.index.values_mut() {
+            for slot in slots.iter_mut() {
+                *slot = Slot::Base(match *slot {
+                    Slot::Base(i) => base_at[i as usize],
+                    Slot::Added(i) => added_at[i as usize],
+                });
+            }
+        }
+        self.base = arrow::compute::concat_batches(&base.schema(), [base, added])?;
+        self.base_alive = vec![true; self.base.num_rows()];
+        self.base_dead = 0;
+        self.added.clear();
+        self.added_alive.clear();
+        Ok(())
     }
 }
 
@@ -375,6 +460,39 @@ mod tests {
         table.apply_changes(&batch(&[("b", 1)]), &Int8Array::from(vec![ub]))?;
         assert_eq!(rows(&catalog), owned(&[("a", 2)]));
         assert!(table.append(&batch(&[("c", 1)])).is_ok(), "a keyed table upserts plain rows");
+        Ok(())
+    }
+
+    #[test]
+    fn keyed_tables_stay_right_across_compactions() -> Result<()> {
+        let catalog = LiveCatalog::new();
+        let options = LiveTableOptions { primary_key: vec![0], ..Default::default() };
+        let table = catalog.get_or_create("t", schema(), options)?;
+        let names: Vec<String> = (0..6000).map(|i| format!("k{i}")).collect();
+        let mut expected = BTreeMap::new();
+        for round in 0..4_i64 {
+            // Each round upserts every key and deletes every third; snapshots in between compact.
+            let upserts: Vec<(&str, i64)> = names.iter().map(|k| (k.as_str(), round)).collect();
+            table.append(&batch(&upserts))?;
+            assert_eq!(catalog.snapshot()?[0].num_rows(), names.len());
+            let gone: Vec<(&str, i64)> = names.iter().step_by(3).map(|k| (k.as_str(), round)).collect();
+            table.apply_changes(&batch(&gone), &Int8Array::from(vec![ChangeOp::Delete as i8; gone.len()]))?;
+            expected = names.iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, k)| (k.clone(), round)).collect();
+            let actual: BTreeMap<String, i64> = rows(&catalog).into_iter().collect();
+            assert_eq!(actual, expected, "round {round}");
+        }
+        assert_eq!(expected.len(), 4000);
+        Ok(())
+    }
+
+    #[test]
+    fn retention_of_a_keyed_table_is_refused() -> Result<()> {
+        let catalog = LiveCatalog::new();
+        let options =
+            LiveTableOptions { retention: Retention { max_rows: Some(3), max_age: None }, ..Default::default() };
+        let table = catalog.get_or_create("t", schema(), options)?;
+        let err = table.apply_changes(&batch(&[("a", 1)]), &Int8Array::from(vec![0])).expect_err("refused");
+        assert!(err.to_string().contains("kept by key"), "{err}");
         Ok(())
     }
 

@@ -196,13 +196,21 @@ async fn queries_while_ingesting_see_progress_and_do_not_stall_the_pipeline() ->
     Ok(())
 }
 
+/// A server whose one live table `per_type` counts `rows` flows per type, after its input ended.
+async fn finished_server(rows: u64, token: Option<&str>) -> anyhow::Result<LiveServer> {
+    let sql = format!(
+        "CREATE TABLE flows WITH ('connector' = 'netflow', 'number-of-rows' = '{rows}');\n\
+         CREATE MATERIALIZED VIEW per_type AS SELECT flow_type, COUNT(*) AS n FROM flows GROUP BY flow_type;"
+    );
+    let mut server = LiveServer::start(&sql, token)?;
+    server.finish_pipelines().await?;
+    Ok(server)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_required_when_set() -> anyhow::Result<()> {
     let clients = clients();
-    let sql = "CREATE TABLE flows WITH ('connector' = 'netflow', 'number-of-rows' = '1000');\n\
-               CREATE MATERIALIZED VIEW per_type AS SELECT flow_type, COUNT(*) AS n FROM flows GROUP BY flow_type;";
-    let mut server = LiveServer::start(sql, Some("s3cret"))?;
-    server.finish_pipelines().await?;
+    let server = finished_server(1000, Some("s3cret")).await?;
     let uri = server.uri();
     let url = server.jdbc_url("&token=s3cret");
     let query = "SELECT SUM(n) FROM per_type";
@@ -226,10 +234,7 @@ async fn a_token_is_required_when_set() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_queries_get_clear_errors() -> anyhow::Result<()> {
     let clients = clients();
-    let sql = "CREATE TABLE flows WITH ('connector' = 'netflow', 'number-of-rows' = '100');\n\
-               CREATE MATERIALIZED VIEW per_type AS SELECT flow_type, COUNT(*) AS n FROM flows GROUP BY flow_type;";
-    let mut server = LiveServer::start(sql, None)?;
-    server.finish_pipelines().await?;
+    let server = finished_server(100, None).await?;
     for (query, expected) in [
         ("SELECT * FROM nowhere", "live tables: per_type"),
         ("CREATE TABLE x (a INT)", "DDL not supported"),

@@ -60,6 +60,13 @@ impl Stream {
         Self { source, pre: Vec::new(), window: None, aggregate: None, time_column }
     }
 
+    /// The stream with `spec` as its aggregation; what follows goes into its post chain.
+    fn with_aggregate(mut self, spec: AggregateSpec) -> Self {
+        self.aggregate = Some((Arc::new(spec), Vec::new()));
+        self.time_column = None;
+        self
+    }
+
     fn push(&mut self, op: StatelessOp) {
         match &mut self.aggregate {
             Some((_, post)) => post.push(op),
@@ -214,34 +221,22 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                     WINDOW_COLUMNS[0], WINDOW_COLUMNS[1]
                 )));
             }
-            let physical_input = input_schema.as_arrow();
-            let mut aggregates = Vec::new();
-            for expr in &aggregate.aggr_expr {
-                check_no_window_columns(expr, input_schema, Some(window), "an aggregate function")?;
-                let props = ExecutionProps::new();
-                let context = PhysicalPlanningContext::default();
-                let lowered =
-                    LoweredAggregateBuilder::new(expr, input_schema, physical_input, &props, &context).build()?;
-                aggregates.push(AggregateCall::new(lowered.aggregate, lowered.filter));
-            }
             let spec = AggregateSpec {
                 window: Some(window.shape),
                 key_exprs,
                 key_fields,
-                aggregates,
+                aggregates: aggregate_calls(aggregate, Some(window))?,
                 outputs,
                 output_schema: nullable(output_schema),
             };
-            stream.aggregate = Some((Arc::new(spec), Vec::new()));
-            stream.time_column = None;
-            Ok(stream)
+            Ok(stream.with_aggregate(spec))
         }
         other => Err(unsupported(other)),
     }
 }
 
 /// A GROUP BY without a window: state per key, results emitted as a changelog.
-fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, mut stream: Stream) -> SqlResult<Stream> {
+fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, stream: Stream) -> SqlResult<Stream> {
     let input_schema = aggregate.input.schema();
     let output_schema = aggregate.schema.as_arrow();
     let mut key_exprs = Vec::new();
@@ -253,25 +248,35 @@ fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, mut
         key_exprs.push(physical(expr, input_schema)?);
         key_fields.push(Arc::new(output_schema.field(i).clone().with_nullable(true)));
     }
-    let physical_input = input_schema.as_arrow();
-    let mut aggregates = Vec::new();
-    for expr in &aggregate.aggr_expr {
-        let props = ExecutionProps::new();
-        let context = PhysicalPlanningContext::default();
-        let lowered = LoweredAggregateBuilder::new(expr, input_schema, physical_input, &props, &context).build()?;
-        aggregates.push(AggregateCall::new(lowered.aggregate, lowered.filter));
-    }
     let spec = AggregateSpec {
         window: None,
         outputs: (0..key_exprs.len()).map(GroupOutput::Key).collect(),
         key_exprs,
         key_fields,
-        aggregates,
+        aggregates: aggregate_calls(aggregate, None)?,
         output_schema: nullable(output_schema),
     };
-    stream.aggregate = Some((Arc::new(spec), Vec::new()));
-    stream.time_column = None;
-    Ok(stream)
+    Ok(stream.with_aggregate(spec))
+}
+
+/// The aggregate calls of `aggregate`, prepared for execution.
+fn aggregate_calls(
+    aggregate: &datafusion::logical_expr::Aggregate,
+    window: Option<WindowInput>,
+) -> SqlResult<Vec<AggregateCall>> {
+    let input_schema = aggregate.input.schema();
+    let physical_input = input_schema.as_arrow();
+    aggregate
+        .aggr_expr
+        .iter()
+        .map(|expr| {
+            check_no_window_columns(expr, input_schema, window, "an aggregate function")?;
+            let props = ExecutionProps::new();
+            let context = PhysicalPlanningContext::default();
+            let lowered = LoweredAggregateBuilder::new(expr, input_schema, physical_input, &props, &context).build()?;
+            Ok(AggregateCall::new(lowered.aggregate, lowered.filter))
+        })
+        .collect()
 }
 
 fn lower_relation(relation: &Relation) -> SqlResult<Stream> {
