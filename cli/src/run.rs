@@ -141,6 +141,15 @@ pub async fn run_script(
                 print!("{text}");
                 printed = true;
             }
+            // Live tables are filled by the pipelines this script starts, which have not run
+            // yet: their rows are only there for a shell or a Flight SQL client.
+            Outcome::LiveQuery(_) => {
+                eprintln!(
+                    "error: {shown}: {kind} reads live tables, which this script's pipelines fill only once they run; \
+                     query them from the streamsql shell or over Flight SQL (--flight)"
+                );
+                return ExitCode::FAILURE;
+            }
             Outcome::Control(_) => {
                 eprintln!(
                     "error: {shown}: {kind} is about the pipelines of an interactive session; run it in the streamsql shell (streamsql with no -f or -e)"

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use streamsql_connectors::format::encode::RecordWriter;
 use streamsql_connectors::format::{Format, RowFormatter};
@@ -28,6 +29,25 @@ pub fn show_on_terminal(spec: &mut PipelineSpec, format: OutputFormat) {
     // An updating query's changes are shown with their op column, as the print sink shows them.
     let table = if spec.is_updating() { table.with_op_column() } else { table };
     spec.sink = BoundTable { table, connector: Arc::new(TerminalConnector { format }) };
+}
+
+/// Shows finished query results (a query over live tables) in `format`.
+pub fn show_batches(format: OutputFormat, schema: SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    let table = TableDef {
+        name: "terminal".into(),
+        schema,
+        options: BTreeMap::new(),
+        watermark: None,
+        primary_key: Vec::new(),
+    };
+    let mut sink = TerminalConnector { format }.open_sink(&table)?;
+    if batches.iter().all(|b| b.num_rows() == 0) && format == OutputFormat::Table {
+        println!("(no rows)");
+    }
+    for batch in batches {
+        sink.write(batch)?;
+    }
+    sink.finish()
 }
 
 const TERMINAL: &str = "terminal";

@@ -168,6 +168,28 @@ fn insert_starts_a_background_pipeline_shown_and_stopped_by_id() {
 }
 
 #[test]
+fn materialized_views_are_queried_in_the_shell_as_they_fill() {
+    let mut shell = shell("live");
+    run(&mut shell, "CREATE TABLE few WITH ('connector' = 'netflow', 'number-of-rows' = '5000');");
+    let started = run(
+        &mut shell,
+        "CREATE MATERIALIZED VIEW per_type AS SELECT flow_type, COUNT(*) AS n FROM few GROUP BY flow_type;",
+    );
+    assert!(started.contains("pipeline 1 started"), "{started}");
+    shell.expect("pipeline 1 finished").expect("the bounded pipeline finishes");
+    shell.expect(PROMPT).expect("a prompt");
+    // A query over live tables runs at once as a batch query, with ORDER BY and LIMIT.
+    let total = run(&mut shell, "SELECT SUM(n) AS total FROM per_type;");
+    assert!(total.contains("total") && total.contains("5000"), "{total}");
+    let top = run(&mut shell, "SELECT flow_type FROM per_type ORDER BY n DESC LIMIT 1;");
+    assert!(top.contains("flow_type"), "{top}");
+    let mixed = run(&mut shell, "SELECT * FROM per_type JOIN few ON per_type.flow_type = few.flow_type;");
+    assert!(mixed.contains("cannot read live tables") && mixed.contains("together with streams"), "{mixed}");
+    shell.send_line("exit").expect("type exit");
+    shell.expect(Eof).expect("the shell exits");
+}
+
+#[test]
 fn tab_completes_table_names_and_keywords() {
     let mut shell = shell("complete");
     run(&mut shell, FLOWS);

@@ -16,6 +16,10 @@ pub enum Outcome {
     /// A bare `SELECT`: a pipeline whose sink prints rows (`'print'`); a caller that shows rows
     /// its own way replaces `spec.sink`.
     Query(PipelineSpec),
+    /// A `SELECT` that reads only live tables (`CREATE MATERIALIZED VIEW`, `'connector' = 'live'`):
+    /// not a stream but a batch query over their current rows, to run with DataFusion (the SQL
+    /// text, as written).
+    LiveQuery(String),
     /// `SHOW TABLES`, `SHOW VIEWS`, `DESCRIBE`: a small table of text.
     Table(ResultTable),
     /// `EXPLAIN`: the dataflow, as lines of text.

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
+use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{ObjectName, Query, Spanned, Statement as SqlStatement};
 use datafusion::sql::sqlparser::tokenizer::Span;
 use streamsql_engine::connector::{ChangelogMode, ConnectorRegistry, Role, TableDef};
@@ -90,7 +92,7 @@ impl Session {
             match self.execute_statement(sql, located)? {
                 Outcome::Insert(spec) | Outcome::Query(spec) => pipelines.push(spec),
                 Outcome::Done(_) => {}
-                Outcome::Table(_) | Outcome::Text(_) | Outcome::Control(_) => {
+                Outcome::Table(_) | Outcome::Text(_) | Outcome::Control(_) | Outcome::LiveQuery(_) => {
                     let message = format!(
                         "{kind} answers with text, which only the streamsql shell and `streamsql -e` or `-f` show; \
                          Session::execute only plans pipelines"
@@ -124,6 +126,7 @@ impl Session {
     }
 
     fn run(&mut self, located: Located) -> SqlResult<Outcome> {
+        let text = located.text;
         match located.statement {
             Statement::Set { key, value } => {
                 self.set(&key, &value)?;
@@ -176,7 +179,12 @@ impl Session {
                 Ok(Outcome::Insert(spec))
             }
             Statement::Insert { table, query } => self.plan_insert(&table, *query).map(Outcome::Insert),
-            Statement::Query(query) => self.plan_pipeline("SELECT".into(), &query, None).map(Outcome::Query),
+            Statement::Query(query) => {
+                if self.reads_live_tables(&query)? {
+                    return Ok(Outcome::LiveQuery(text));
+                }
+                self.plan_pipeline("SELECT".into(), &query, None).map(Outcome::Query)
+            }
             Statement::ShowTables => Ok(Outcome::Table(describe::show_tables(&self.catalog.relations))),
             Statement::ShowViews => Ok(Outcome::Table(describe::show_views(&self.catalog.relations, &self.view_texts))),
             Statement::ShowPipelines => Ok(Outcome::Control(Control::ShowPipelines)),
@@ -257,6 +265,22 @@ impl Session {
         let bound = BoundTable { table, connector };
         check_role(&bound, Role::Sink).map_err(|e| e.or_at(name.span().start))?;
         Ok(bound)
+    }
+
+    /// Whether `query` reads live tables only (then it is a batch query over their rows); an
+    /// error when it mixes them with streams.
+    fn reads_live_tables(&self, query: &Query) -> SqlResult<bool> {
+        let statement = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
+        let (relations, _ctes) = resolve_table_references(&statement, true)?;
+        let is_live = |name: &str| matches!(self.catalog.relations.get(name), Some(Relation::Table(bound)) if bound.connector.name() == "live");
+        let live = relations.iter().filter(|r| is_live(r.table())).count();
+        if live > 0 && live < relations.len() {
+            return Err(SqlError::new(
+                "a query cannot read live tables (results kept in memory) together with streams; \
+                 query the live tables on their own, or make the stream a materialized view first",
+            ));
+        }
+        Ok(live > 0)
     }
 
     fn set(&mut self, key: &str, value: &str) -> SqlResult<()> {

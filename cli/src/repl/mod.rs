@@ -36,6 +36,8 @@ use self::notice::Notices;
 use self::pipelines::Pipelines;
 use crate::output::{OutputFormat, render_result};
 use crate::run::Context;
+use crate::terminal_sink::show_batches;
+use streamsql_flight::QueryEngine;
 
 const PROMPT: &str = "streamsql> ";
 const CONTINUATION: &str = "        -> ";
@@ -66,6 +68,8 @@ fn history_path() -> Option<PathBuf> {
 /// The shell's state between inputs.
 struct Shell {
     runtime: Runtime,
+    /// Runs queries over the live tables the shell's pipelines fill.
+    live: QueryEngine,
     session: Session,
     pipelines: Pipelines,
     names: Arc<Mutex<Names>>,
@@ -117,7 +121,8 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
         return ExitCode::from(2);
     }
     let pipelines = Pipelines::new(runtime.handle().clone(), notices);
-    let mut shell = Shell { runtime, session, pipelines, names, format };
+    let live = QueryEngine::new(context.catalog.clone());
+    let mut shell = Shell { runtime, live, session, pipelines, names, format };
 
     println!("streamsql {} — streaming SQL. Type help for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
     let mut buffer = String::new();
@@ -230,6 +235,10 @@ impl Shell {
             Outcome::Query(spec) => {
                 let ended = query::run_query(self.runtime.handle(), spec, self.format)?;
                 eprintln!("{ended}");
+            }
+            Outcome::LiveQuery(sql) => {
+                let result = self.runtime.block_on(self.live.run(&sql)).map_err(|e| e.strip_backtrace())?;
+                show_batches(self.format, result.schema, &result.batches).map_err(|e| e.to_string())?;
             }
             Outcome::Control(Control::ShowPipelines) => print!("{}", render_result(&self.pipelines.show())),
             Outcome::Control(Control::StopPipeline(id)) => println!("{}", self.pipelines.stop(id)?),
