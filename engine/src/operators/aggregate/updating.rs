@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
+use arrow::array::{ArrayRef, Int8Array, UInt32Array};
 use arrow::compute::{interleave, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -99,6 +99,9 @@ pub struct UpdatingAggregator {
     /// Aggregate values emitted by the last flush, one array per aggregate call, indexed by
     /// group; every group that existed then has its value here.
     emitted: Vec<ArrayRef>,
+    /// Groups that existed at the last flush (all of them were emitted). Kept apart from
+    /// `emitted`, which has no arrays when the query has no aggregate calls.
+    emitted_groups: usize,
     /// Compares old and new values to drop updates that change nothing.
     values_converter: RowConverter,
     output_schema: SchemaRef,
@@ -123,6 +126,7 @@ impl UpdatingAggregator {
             changed: Vec::new(),
             changed_list: Vec::new(),
             emitted,
+            emitted_groups: 0,
             values_converter,
             output_schema: Arc::new(Schema::new(fields)),
             spec,
@@ -197,11 +201,14 @@ impl UpdatingAggregator {
         }
 
         // Old values of changed groups that were emitted before; drop those that did not change.
-        let previous = self.emitted.first().map_or(0, |a| a.len());
+        let previous = self.emitted_groups;
         let old_positions: Vec<(usize, u32)> =
             changed.iter().enumerate().filter(|(_, g)| (**g as usize) < previous).map(|(i, g)| (i, *g)).collect();
         let mut unchanged = vec![false; changed.len()];
-        if !old_positions.is_empty() && !self.emitted.is_empty() {
+        if self.emitted.is_empty() {
+            // Keys only (`SELECT k ... GROUP BY k`): a key seen before has nothing to update.
+            old_positions.iter().for_each(|(i, _)| unchanged[*i] = true);
+        } else if !old_positions.is_empty() {
             let old_idx = UInt32Array::from(old_positions.iter().map(|(_, g)| *g).collect::<Vec<_>>());
             let new_idx = UInt32Array::from(old_positions.iter().map(|(i, _)| *i as u32).collect::<Vec<_>>());
             let old: Vec<ArrayRef> =
@@ -250,6 +257,7 @@ impl UpdatingAggregator {
             emitted.push(interleave(&sources, &latest)?);
         }
         self.emitted = emitted;
+        self.emitted_groups = groups;
         if ops.is_empty() {
             return Ok(());
         }
@@ -342,6 +350,28 @@ mod tests {
         assert_eq!(changes(&mut agg), ["-U b 2", "+U b 8", "+I c 1"]);
         agg.process_batch(&batch(&[("c", -1), ("a", 1)]))?;
         assert_eq!(changes(&mut agg), ["-U a 4", "+U a 5", "-U c 1", "+U c 0"]);
+        Ok(())
+    }
+
+    #[test]
+    fn keys_without_aggregates_are_inserted_once() -> Result<()> {
+        let full = spec();
+        let keys_only = Arc::new(AggregateSpec {
+            window: None,
+            key_exprs: full.key_exprs.clone(),
+            key_fields: full.key_fields.clone(),
+            aggregates: Vec::new(),
+            outputs: vec![GroupOutput::Key(0)],
+            output_schema: Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true)])),
+        });
+        let mut agg = UpdatingAggregator::new(keys_only)?;
+        let mut out = Vec::new();
+        agg.process_batch(&batch(&[("a", 1), ("b", 2)]))?;
+        agg.flush(&mut out)?;
+        agg.process_batch(&batch(&[("a", 3), ("c", 4)]))?;
+        agg.flush(&mut out)?;
+        let rows: usize = out.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 3, "+I a, +I b, then only +I c: {out:?}");
         Ok(())
     }
 }
