@@ -88,13 +88,8 @@ pub async fn query_latency(rows: u64, runs: usize) -> anyhow::Result<Vec<Latency
         keyed.apply_changes(batch, &ops)?;
     }
 
-    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog, None)?;
-    let address = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve(async {
-        let _ = stopped.await;
-    }));
-    let mut client = client(address).await?;
+    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog, None)?.spawn();
+    let mut client = client(server.address).await?;
 
     const QUERIES: &[&str] = &[
         "SELECT COUNT(*) FROM {t}",
@@ -134,8 +129,7 @@ pub async fn query_latency(rows: u64, runs: usize) -> anyhow::Result<Vec<Latency
             results.push(result);
         }
     }
-    let _ = stop.send(());
-    serving.await??;
+    server.stop().await?;
     Ok(results)
 }
 
@@ -228,18 +222,13 @@ pub async fn freshness(rate: u64, update_interval: &'static str, seconds: u64) -
          CREATE MATERIALIZED VIEW newest AS SELECT k % 10 AS part, MAX(emitted_at) AS at FROM clock GROUP BY k % 10;"
     );
     let specs = session.execute(&sql).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog.clone(), None)?;
-    let address = server.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve(async {
-        let _ = stopped.await;
-    }));
+    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog.clone(), None)?.spawn();
     let pipelines: Vec<_> = specs.into_iter().map(runtime::start).collect();
     // The live table exists once its pipeline's sink has opened.
     while catalog.tables().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut client = client(address).await?;
+    let mut client = client(server.address).await?;
     let mut samples = Vec::new();
     let warmup = Instant::now() + Duration::from_secs(1);
     let end = Instant::now() + Duration::from_secs(seconds.saturating_sub(1));
@@ -260,8 +249,7 @@ pub async fn freshness(rate: u64, update_interval: &'static str, seconds: u64) -
             bail!("the clock produced no rows");
         }
     }
-    let _ = stop.send(());
-    serving.await??;
+    server.stop().await?;
     let n = samples.len();
     let result = FreshnessResult {
         rate,

@@ -95,7 +95,7 @@ fn main() -> ExitCode {
             None
         }
     };
-    let context = run::Context { registry: serve::registry(&catalog), catalog, flight };
+    let context = run::Context { registry: streamsql_connectors::registry_with_live(&catalog), catalog, flight };
     if let Some(Command::Serve) = args.command {
         return runtime.block_on(run::serve_only(context));
     }

@@ -13,7 +13,9 @@ use streamsql_engine::runtime::{self, PipelineReport};
 use streamsql_sql::{Outcome, Session, SqlError};
 
 use crate::output::{OutputFormat, render_result};
-use crate::serve::{FlightOptions, RunningServer, interrupted};
+use streamsql_flight::ServerHandle;
+
+use crate::serve::{FlightOptions, interrupted, start_server};
 use crate::terminal_sink::show_on_terminal;
 
 /// What every way of running statements shares: the connectors, the live tables they fill, and
@@ -26,9 +28,9 @@ pub struct Context {
 
 impl Context {
     /// Starts the Flight SQL server, if asked for.
-    pub fn start_server(&self) -> Result<Option<RunningServer>, ExitCode> {
+    pub fn start_server(&self) -> Result<Option<ServerHandle>, ExitCode> {
         let Some(options) = &self.flight else { return Ok(None) };
-        RunningServer::start(options, self.catalog.clone()).map(Some).map_err(|e| {
+        start_server(options, self.catalog.clone()).map(Some).map_err(|e| {
             eprintln!("streamsql: {e}");
             ExitCode::from(2)
         })
@@ -46,7 +48,7 @@ pub async fn serve_only(context: Context) -> ExitCode {
     stop_server(server).await
 }
 
-async fn stop_server(server: RunningServer) -> ExitCode {
+async fn stop_server(server: ServerHandle) -> ExitCode {
     match server.stop().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

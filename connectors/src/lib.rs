@@ -75,6 +75,11 @@ impl ConnectorRegistry for Connectors {
     }
 }
 
+/// The built-in connectors plus `live` tables kept in `catalog`, as a shareable registry.
+pub fn registry_with_live(catalog: &Arc<streamsql_engine::live::LiveCatalog>) -> Arc<dyn ConnectorRegistry> {
+    Arc::new(Connectors::builtin().with(Arc::new(live::LiveConnector::new(catalog.clone()))))
+}
+
 /// The built-in connectors as a shareable registry.
 pub fn registry() -> Arc<dyn ConnectorRegistry> {
     Arc::new(Connectors::builtin())

@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use streamsql_engine::live::LiveCatalog;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
@@ -55,5 +57,41 @@ impl FlightSqlServer {
             .serve_with_incoming_shutdown(self.incoming, shutdown)
             .await
             .map_err(|e| anyhow::anyhow!("Flight SQL server failed: {e}"))
+    }
+
+    /// Serves on a task of the current tokio runtime until [`ServerHandle::stop`] (or until the
+    /// handle is dropped).
+    pub fn spawn(self) -> ServerHandle {
+        let address = self.address;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.serve(async {
+            let _ = stopped.await;
+        }));
+        ServerHandle { address, stop: Some(stop), task }
+    }
+}
+
+/// A Flight SQL server serving on a task.
+pub struct ServerHandle {
+    pub address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl ServerHandle {
+    /// Stops accepting calls and waits for the server to finish.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }

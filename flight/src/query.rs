@@ -41,25 +41,31 @@ impl QueryEngine {
         &self.catalog
     }
 
-    /// A DataFusion context holding every live table as it is now: all tables are taken at the
-    /// same instant, so joins across them see one consistent state.
-    fn snapshot_context(&self) -> Result<SessionContext, DataFusionError> {
+    fn context() -> SessionContext {
         let mut config = SessionConfig::new().with_default_catalog_and_schema(CATALOG, SCHEMA);
         // Clients such as the JDBC driver do not read Utf8View; keep strings plain.
         config.options_mut().sql_parser.map_string_types_to_utf8view = false;
         config.options_mut().execution.target_partitions = 2;
-        let ctx = SessionContext::new_with_config(config);
+        SessionContext::new_with_config(config)
+    }
+
+    /// A DataFusion context holding every live table as it is now: all tables are taken at the
+    /// same instant, so joins across them see one consistent state.
+    fn snapshot_context(&self) -> Result<SessionContext, DataFusionError> {
+        let ctx = Self::context();
         let snapshot = self.catalog.snapshot().map_err(|e| DataFusionError::External(Box::new(e)))?;
         for table in snapshot {
-            let memtable = MemTable::try_new(table.schema, vec![table.batches])?;
-            ctx.register_table(table.name.as_str(), Arc::new(memtable))?;
+            ctx.register_table(table.name.as_str(), Arc::new(MemTable::try_new(table.schema, vec![table.batches])?))?;
         }
         Ok(ctx)
     }
 
-    /// The result schema of `sql`, planned against the current tables.
+    /// The result schema of `sql`, planned against the tables' schemas (no rows are taken).
     pub async fn schema(&self, sql: &str) -> Result<SchemaRef, DataFusionError> {
-        let ctx = self.snapshot_context()?;
+        let ctx = Self::context();
+        for (name, schema) in self.catalog.tables() {
+            ctx.register_table(name.as_str(), Arc::new(MemTable::try_new(schema, vec![Vec::new()])?))?;
+        }
         let frame = ctx.sql_with_options(sql, read_only()).await?;
         Ok(Arc::new(frame.schema().as_arrow().clone()))
     }

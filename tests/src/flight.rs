@@ -12,13 +12,10 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
-use streamsql_connectors::Connectors;
-use streamsql_connectors::live::LiveConnector;
 use streamsql_engine::live::LiveCatalog;
 use streamsql_engine::runtime::{self, PipelineReport, RunningPipeline};
-use streamsql_flight::FlightSqlServer;
+use streamsql_flight::{FlightSqlServer, ServerHandle};
 use streamsql_sql::Session;
-use tokio::sync::oneshot;
 
 use crate::{Cell, Row, describe_sql_error};
 
@@ -146,15 +143,14 @@ pub struct LiveServer {
     pub address: SocketAddr,
     pub catalog: Arc<LiveCatalog>,
     pipelines: Vec<RunningPipeline>,
-    stop: Option<oneshot::Sender<()>>,
+    _server: ServerHandle,
 }
 
 impl LiveServer {
     /// Plans `sql`, starts its pipelines and a Flight SQL server on a free loopback port.
     pub fn start(sql: &str, token: Option<&str>) -> anyhow::Result<Self> {
         let catalog = LiveCatalog::new();
-        let registry = Arc::new(Connectors::builtin().with(Arc::new(LiveConnector::new(catalog.clone()))));
-        let mut session = Session::new(registry);
+        let mut session = Session::new(streamsql_connectors::registry_with_live(&catalog));
         let specs = session
             .execute(sql)
             .map_err(|e| anyhow!("planning failed: {}\n--- script ---\n{sql}", describe_sql_error(&e)))?;
@@ -162,14 +158,10 @@ impl LiveServer {
             "127.0.0.1:0".parse().expect("an address"),
             catalog.clone(),
             token.map(str::to_string),
-        )?;
-        let address = server.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server.serve(async {
-            let _ = stopped.await;
-        }));
+        )?
+        .spawn();
         let pipelines = specs.into_iter().map(runtime::start).collect();
-        Ok(Self { address, catalog, pipelines, stop: Some(stop) })
+        Ok(Self { address: server.address, catalog, pipelines, _server: server })
     }
 
     /// `grpc://127.0.0.1:PORT`, for ADBC.
@@ -196,9 +188,6 @@ impl Drop for LiveServer {
     fn drop(&mut self) {
         for pipeline in &self.pipelines {
             pipeline.control().cancel();
-        }
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
         }
     }
 }
