@@ -392,6 +392,19 @@ async fn where_and_having_match_oracle() {
     check(Case::new("where-having", window, 2, query), SCENARIOS, SMALL_MATRIX).await;
 }
 
+/// The same key twice in GROUP BY groups as if it were written once, as a batch query does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_group_keys_match_oracle() {
+    let window = Window::Tumble { size_s: 5 };
+    let query = Query {
+        select: "window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s".into(),
+        filter: None,
+        group_by: "window_start, window_end, k, k, window_start".into(),
+        having: None,
+    };
+    check(Case::new("duplicate-keys", window, 2, query), SCENARIOS, SMALL_MATRIX).await;
+}
+
 /// A CASE expression as a GROUP BY key, selected before the window columns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case_expression_key_matches_oracle() {

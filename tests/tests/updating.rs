@@ -73,6 +73,13 @@ fn cases() -> Vec<Case> {
             fields: vec![string("k"), int("n"), int("sv")],
         },
         Case {
+            // The same key twice groups as if it were written once.
+            name: "duplicate-keys",
+            query: "SELECT k, k2, COUNT(*) AS n, SUM(v) AS sv FROM events GROUP BY k, k2, k",
+            columns: "k STRING, k2 INT, n BIGINT, sv BIGINT",
+            fields: vec![string("k"), Field::new("k2", DataType::Int32, true), int("n"), int("sv")],
+        },
+        Case {
             name: "no-keys",
             query: "SELECT COUNT(*) AS n, SUM(v) AS sv, CASE WHEN COUNT(*) > 100 THEN 'many' ELSE 'few' END AS size FROM events",
             columns: "n BIGINT, sv BIGINT, size STRING",

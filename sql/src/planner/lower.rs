@@ -24,6 +24,7 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::grouping_set_to_exprlist;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
@@ -190,10 +191,7 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
             let mut outputs = Vec::new();
             let mut key_exprs = Vec::new();
             let mut key_fields = Vec::new();
-            for (i, expr) in aggregate.group_expr.iter().enumerate() {
-                if let Expr::GroupingSet(_) = expr {
-                    return Err(SqlError::new("GROUPING SETS, CUBE and ROLLUP are not supported on streams yet"));
-                }
+            for (i, expr) in group_keys(aggregate)?.into_iter().enumerate() {
                 if let Expr::Column(column) = expr
                     && let Ok(index) = input_schema.index_of_column(column)
                     && index >= window.first_virtual
@@ -213,7 +211,7 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                 )?;
                 outputs.push(GroupOutput::Key(key_exprs.len()));
                 key_exprs.push(physical(expr, input_schema)?);
-                key_fields.push(Arc::new(output_schema.field(i).clone().with_nullable(true)));
+                key_fields.push(key_field(output_schema, i)?);
             }
             if !outputs.iter().any(|o| matches!(o, GroupOutput::WindowStart | GroupOutput::WindowEnd)) {
                 return Err(SqlError::new(format!(
@@ -235,18 +233,33 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
     }
 }
 
+/// The distinct GROUP BY keys, in the order of the aggregate's output columns. DataFusion keeps
+/// `GROUP BY k, k` as written but gives the aggregate one column per distinct key, as a batch
+/// query groups by it: the same key twice groups the same rows.
+fn group_keys(aggregate: &datafusion::logical_expr::Aggregate) -> SqlResult<Vec<&Expr>> {
+    if aggregate.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+        return Err(SqlError::new("GROUPING SETS, CUBE and ROLLUP are not supported on streams yet"));
+    }
+    Ok(grouping_set_to_exprlist(&aggregate.group_expr)?)
+}
+
+/// The output column of the `i`th distinct GROUP BY key (they come first).
+fn key_field(output_schema: &Schema, i: usize) -> SqlResult<Arc<Field>> {
+    let field = output_schema.fields().get(i).ok_or_else(|| {
+        SqlError::new(format!("internal: the aggregate has no output column for GROUP BY key {}", i + 1))
+    })?;
+    Ok(Arc::new(field.as_ref().clone().with_nullable(true)))
+}
+
 /// A GROUP BY without a window: state per key, results emitted as a changelog.
 fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, stream: Stream) -> SqlResult<Stream> {
     let input_schema = aggregate.input.schema();
     let output_schema = aggregate.schema.as_arrow();
     let mut key_exprs = Vec::new();
     let mut key_fields = Vec::new();
-    for (i, expr) in aggregate.group_expr.iter().enumerate() {
-        if let Expr::GroupingSet(_) = expr {
-            return Err(SqlError::new("GROUPING SETS, CUBE and ROLLUP are not supported on streams yet"));
-        }
+    for (i, expr) in group_keys(aggregate)?.into_iter().enumerate() {
         key_exprs.push(physical(expr, input_schema)?);
-        key_fields.push(Arc::new(output_schema.field(i).clone().with_nullable(true)));
+        key_fields.push(key_field(output_schema, i)?);
     }
     let spec = AggregateSpec {
         window: None,
