@@ -3,7 +3,13 @@
 //! ```sql
 //! CREATE TABLE flows (...) WITH ('connector' = 'file', 'path' = 'flows.jsonl', 'format' = 'json');
 //! ```
+//!
+//! Reading ([`source`]): physical lines ([`lines`], which notices a file shrinking under it) →
+//! records (a JSON line, or a CSV record from [`csv_records`], which bounds quoted fields) →
+//! rows, or bad records under `'format.on-error'`. No record is lost without being counted.
 
+mod csv_records;
+mod lines;
 mod sink;
 mod source;
 
@@ -26,7 +32,17 @@ const OPTIONS: &[OptionSpec] = &[
         help: "'fail' (default) stops at a malformed record; 'skip' skips and counts it",
     },
     OptionSpec { key: "csv.delimiter", required: false, roles: BOTH, help: "one ASCII character (default ',')" },
+    OptionSpec {
+        key: "csv.max-record-bytes",
+        required: false,
+        roles: &[Role::Source],
+        help: "the longest a CSV record may be, in bytes or with KiB/MiB/GiB (default '1 MiB'); a longer line, or a \
+               quoted field still open past it, is a bad record at its first line and reading resumes at the next line",
+    },
 ];
+
+/// `'csv.max-record-bytes'` when it is not set.
+const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// Options of a file table, parsed.
 struct FileOptions {
@@ -34,6 +50,7 @@ struct FileOptions {
     format: Format,
     on_error: OnError,
     delimiter: u8,
+    max_record_bytes: usize,
 }
 
 impl FileOptions {
@@ -50,6 +67,16 @@ impl FileOptions {
                 )));
             }
         };
+        let max_record_bytes = match opts.get("csv.max-record-bytes") {
+            None => DEFAULT_MAX_RECORD_BYTES,
+            Some(text) => parse_size_bytes(text).filter(|&n| n > 0).ok_or_else(|| {
+                StreamError::Config(format!(
+                    "table '{}': option 'csv.max-record-bytes' must be a positive size such as '65536', '64 KiB' or \
+                     '1 MiB', got '{text}'",
+                    table.name
+                ))
+            })?,
+        };
         let path = opts.required("path")?.to_string();
         if path.trim().is_empty() {
             return Err(StreamError::Config(format!("table '{}': option 'path' is empty", table.name)));
@@ -59,8 +86,24 @@ impl FileOptions {
             format: Format::from_choice(opts.choice("format", Format::CHOICES, "json")?),
             on_error: OnError::from_choice(opts.choice("format.on-error", OnError::CHOICES, "fail")?),
             delimiter,
+            max_record_bytes,
         })
     }
+}
+
+/// Parses a size in bytes: a number, optionally followed by `B`, `KiB`, `MiB` or `GiB`.
+fn parse_size_bytes(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.parse::<usize>().ok()?.checked_mul(multiplier)
 }
 
 impl Connector for FileConnector {
@@ -94,5 +137,23 @@ impl Connector for FileConnector {
     fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {
         let options = FileOptions::parse(table)?;
         Ok(Box::new(sink::FileSink::create(table, options)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size_bytes;
+
+    #[test]
+    fn sizes_with_and_without_units() {
+        assert_eq!(parse_size_bytes("65536"), Some(65536));
+        assert_eq!(parse_size_bytes(" 64 KiB "), Some(65536));
+        assert_eq!(parse_size_bytes("1MiB"), Some(1 << 20));
+        assert_eq!(parse_size_bytes("2 gib"), Some(2 << 30));
+        assert_eq!(parse_size_bytes("12 B"), Some(12));
+        assert_eq!(parse_size_bytes("1.5 MiB"), None);
+        assert_eq!(parse_size_bytes("-1"), None);
+        assert_eq!(parse_size_bytes("MiB"), None);
+        assert_eq!(parse_size_bytes("1 MB"), None);
     }
 }

@@ -1,8 +1,13 @@
 //! Reading JSON lines or CSV files into batches.
+//!
+//! Every non-blank line of a JSON file, and every CSV record after the header (see
+//! [`super::csv_records`]), either becomes a row or is a bad record: under
+//! `'format.on-error' = 'skip'` it is counted in `bad_records`, under `'fail'` it stops the
+//! pipeline with its `file:line`. So rows out + bad records = records in, exactly. A file that
+//! shrinks while it is read is an error under both policies (see [`super::lines`]).
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -12,12 +17,22 @@ use streamsql_engine::metrics::PipelineMetrics;
 use streamsql_engine::{Result, StreamError};
 
 use super::FileOptions;
+use super::csv_records::{BadRecord, CsvRecords};
+use super::lines::LineReader;
 use crate::format::decode::{FieldValue, RecordDecoder};
 use crate::format::{Format, OnError};
 
 enum Reader {
-    Json { lines: std::io::Lines<BufReader<File>>, line: u64, columns: HashMap<String, usize> },
-    Csv { records: csv::StringRecordsIntoIter<File>, positions: Vec<Option<usize>> },
+    Json {
+        lines: LineReader,
+        columns: HashMap<String, usize>,
+    },
+    /// `positions[i]`: the header field of column `i`; `fields`: how many the header has.
+    Csv {
+        records: CsvRecords,
+        positions: Vec<usize>,
+        fields: usize,
+    },
 }
 
 pub(super) struct FileSource {
@@ -36,27 +51,25 @@ impl FileSource {
             .map_err(|e| StreamError::io(format!("table '{}': cannot open '{}'", table.name, options.path), e))?;
         let reader = match options.format {
             Format::Json => Reader::Json {
-                lines: BufReader::new(file).lines(),
-                line: 0,
+                lines: LineReader::new(&options.path, file, usize::MAX)?,
                 columns: table.schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect(),
             },
             Format::Csv => {
-                let mut csv = csv::ReaderBuilder::new().delimiter(options.delimiter).flexible(true).from_reader(file);
-                let header = csv
-                    .headers()
-                    .map_err(|e| StreamError::Data(format!("{}:1: cannot read the CSV header: {e}", options.path)))?
-                    .clone();
-                let positions: Vec<Option<usize>> =
-                    table.schema.fields().iter().map(|f| header.iter().position(|h| h.trim() == f.name())).collect();
-                if let Some(missing) = table.schema.fields().iter().zip(&positions).find(|(_, p)| p.is_none()) {
-                    return Err(StreamError::Data(format!(
-                        "{}:1: the CSV header has no column '{}' (header: {})",
-                        options.path,
-                        missing.0.name(),
-                        header.iter().collect::<Vec<_>>().join(", ")
-                    )));
+                let mut records = CsvRecords::new(&options.path, file, options.delimiter, options.max_record_bytes)?;
+                let (header_line, header) = records.header(&options.path)?;
+                let mut positions = Vec::with_capacity(table.schema.fields().len());
+                for field in table.schema.fields() {
+                    let Some(position) = header.iter().position(|h| h == field.name()) else {
+                        return Err(StreamError::Data(format!(
+                            "{}:{header_line}: the CSV header has no column '{}' (header: {})",
+                            options.path,
+                            field.name(),
+                            header.join(", ")
+                        )));
+                    };
+                    positions.push(position);
                 }
-                Reader::Csv { records: csv.into_records(), positions }
+                Reader::Csv { records, positions, fields: header.len() }
             }
         };
         Ok(Self {
@@ -86,52 +99,50 @@ impl FileSource {
 
     /// Reads one record; `false` at the end of the file.
     fn read_record(&mut self) -> Result<bool> {
-        match &mut self.reader {
-            Reader::Json { lines, line, columns } => {
-                let Some(text) = lines.next() else { return Ok(false) };
-                *line += 1;
-                let n = *line;
-                let text = text.map_err(|e| StreamError::io(format!("{}:{n}", self.path), e))?;
-                if text.trim().is_empty() {
+        let outcome = match &mut self.reader {
+            Reader::Json { lines, columns } => {
+                let Some(line) = lines.next_line()? else { return Ok(false) };
+                if line.is_blank(None) {
                     return Ok(true);
                 }
-                let outcome = match serde_json::from_str::<Value>(&text) {
-                    Ok(Value::Object(object)) => {
-                        let mut fields: Vec<Option<&Value>> = vec![None; columns.len()];
-                        for (key, value) in &object {
-                            if let Some(&i) = columns.get(key) {
-                                fields[i] = Some(value);
-                            }
-                        }
-                        self.decoder.push(|i| fields[i].map_or(FieldValue::Missing, FieldValue::Json))
-                    }
-                    Ok(_) => Err("expected a JSON object".to_string()),
-                    Err(e) => Err(format!("invalid JSON: {e}")),
-                };
-                if let Err(reason) = outcome {
-                    self.bad_record(n, reason)?;
-                }
-                Ok(true)
+                decode_json(&mut self.decoder, columns, &line.bytes).map_err(|reason| (line.number, reason))
             }
-            Reader::Csv { records, positions } => {
-                let Some(record) = records.next() else { return Ok(false) };
-                let outcome = match record {
-                    Ok(record) => {
-                        let n = record.position().map_or(0, |p| p.line());
-                        let result = self.decoder.push(|i| match positions[i].and_then(|p| record.get(p)) {
-                            Some(text) => FieldValue::Text(text),
-                            None => FieldValue::Missing,
-                        });
-                        result.map_err(|reason| (n, reason))
-                    }
-                    Err(e) => Err((e.position().map_or(0, |p| p.line()), format!("invalid CSV: {e}"))),
-                };
-                if let Err((n, reason)) = outcome {
-                    self.bad_record(n, reason)?;
-                }
-                Ok(true)
-            }
+            Reader::Csv { records, positions, fields } => match records.next_record(*fields)? {
+                None => return Ok(false),
+                Some(Err(BadRecord { line, reason })) => Err((line, reason)),
+                Some(Ok(record)) => self
+                    .decoder
+                    .push(|i| record.fields.get(positions[i]).map_or(FieldValue::Missing, FieldValue::Text))
+                    .map_err(|reason| (record.line, reason)),
+            },
+        };
+        if let Err((line, reason)) = outcome {
+            self.bad_record(line, reason)?;
         }
+        Ok(true)
+    }
+}
+
+/// Decodes one JSON line into `decoder`; keys that are not columns are ignored.
+fn decode_json(
+    decoder: &mut RecordDecoder,
+    columns: &HashMap<String, usize>,
+    bytes: &[u8],
+) -> std::result::Result<(), String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1))?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => {
+            let mut fields: Vec<Option<&Value>> = vec![None; columns.len()];
+            for (key, value) in &object {
+                if let Some(&i) = columns.get(key) {
+                    fields[i] = Some(value);
+                }
+            }
+            decoder.push(|i| fields[i].map_or(FieldValue::Missing, FieldValue::Json))
+        }
+        Ok(_) => Err("expected a JSON object".to_string()),
+        Err(e) => Err(format!("invalid JSON: {e}")),
     }
 }
 

@@ -1,10 +1,13 @@
 //! Record formats, separate from transports: JSON lines and CSV.
 //!
+//! - [`csv_fields`]: CSV syntax, one physical line at a time, so a reader can bound a quoted
+//!   field and resynchronise after a damaged one.
 //! - [`decode`]: text records → typed Arrow columns, one record at a time, so a bad record is
 //!   rejected whole (never half-appended) and reported with its position.
 //! - [`encode`]: Arrow batches → JSON lines / CSV text.
 //! - [`parse`]: the value syntaxes we accept (timestamps, decimals, dates, booleans).
 
+pub mod csv_fields;
 pub mod decode;
 pub mod encode;
 pub mod parse;

@@ -1,0 +1,197 @@
+//! Splitting CSV records into fields (RFC 4180), one physical line at a time.
+//!
+//! Fed line by line so that a reader can bound how far a quoted field may run and start again at
+//! the next line when it runs too far. The syntax is strict where leniency would hide damage: a
+//! closing quote must end its field (`"ab"c` is an error, not `abc`). A quote inside an unquoted
+//! field is kept as a literal character, as most writers and readers do.
+//!
+//! ```text
+//!             delimiter                    '"'
+//!   ┌──────────────────────┐      ┌───────────────────┐
+//!   ▼       other byte     │      │        '"' ('""' = one quote)
+//! FieldStart ──────────▶ Unquoted │   ┌────────────────────┐
+//!   │  '"'                        ▼   │                    │
+//!   └───────────────────────▶ Quoted ─┴─'"'─▶ QuoteInQuoted ─┤ delimiter / end of line: field ends
+//!                           (a line end inside continues     └ other byte: error
+//!                            the field on the next line)
+//! ```
+
+/// Where the splitter is inside a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted field: either the first of `""` or the end of the field.
+    QuoteInQuoted,
+}
+
+/// What a fed line did to the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The record ended with this line.
+    Complete,
+    /// The line ended inside a quoted field: the record continues on the next line.
+    InQuotes,
+}
+
+/// Splits one record at a time into fields, keeping their unescaped bytes.
+pub struct FieldSplitter {
+    delimiter: u8,
+    /// The unescaped contents of the fields so far, back to back.
+    text: Vec<u8>,
+    /// Where each finished field ends in `text`.
+    ends: Vec<usize>,
+    state: State,
+}
+
+impl FieldSplitter {
+    pub fn new(delimiter: u8) -> Self {
+        Self { delimiter, text: Vec::new(), ends: Vec::new(), state: State::FieldStart }
+    }
+
+    /// Forgets the previous record.
+    pub fn start(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.state = State::FieldStart;
+    }
+
+    /// Feeds one physical line, without its `\n`. A `\r` before the `\n` ends the line too,
+    /// unless it is inside a quoted field. On error the record is malformed at this line.
+    pub fn feed_line(&mut self, line: &[u8]) -> Result<Progress, String> {
+        let (body, carriage_return) = match line.split_last() {
+            Some((b'\r', body)) => (body, true),
+            _ => (line, false),
+        };
+        for &byte in body {
+            self.step(byte)?;
+        }
+        if self.state == State::Quoted {
+            if carriage_return {
+                self.text.push(b'\r');
+            }
+            self.text.push(b'\n');
+            return Ok(Progress::InQuotes);
+        }
+        self.ends.push(self.text.len());
+        self.state = State::FieldStart;
+        Ok(Progress::Complete)
+    }
+
+    /// The fields of a complete record as text; an error names the first field that is not
+    /// valid UTF-8.
+    pub fn fields(&self) -> Result<Fields<'_>, String> {
+        match std::str::from_utf8(&self.text) {
+            Ok(text) => Ok(Fields { text, ends: &self.ends }),
+            Err(e) => {
+                let field = self.ends.iter().take_while(|&&end| end <= e.valid_up_to()).count() + 1;
+                Err(format!("field {field} is not valid UTF-8"))
+            }
+        }
+    }
+
+    fn step(&mut self, byte: u8) -> Result<(), String> {
+        self.state = match (self.state, byte) {
+            (State::FieldStart, b'"') => State::Quoted,
+            (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b) if b == self.delimiter => {
+                self.ends.push(self.text.len());
+                State::FieldStart
+            }
+            (State::FieldStart | State::Unquoted, b) => {
+                self.text.push(b);
+                State::Unquoted
+            }
+            (State::Quoted, b'"') => State::QuoteInQuoted,
+            (State::Quoted, b) => {
+                self.text.push(b);
+                State::Quoted
+            }
+            (State::QuoteInQuoted, b'"') => {
+                self.text.push(b'"');
+                State::Quoted
+            }
+            (State::QuoteInQuoted, _) => {
+                return Err(format!(
+                    "field {}: a quote inside a quoted field must be doubled (\"\") or end the field",
+                    self.ends.len() + 1
+                ));
+            }
+        };
+        Ok(())
+    }
+}
+
+/// The fields of one record, as text.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    text: &'a str,
+    ends: &'a [usize],
+}
+
+impl<'a> Fields<'a> {
+    /// Field `i` (0-based), if the record has it.
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(start..end)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(lines: &[&[u8]]) -> Result<Vec<String>, String> {
+        let mut splitter = FieldSplitter::new(b',');
+        splitter.start();
+        for (i, line) in lines.iter().enumerate() {
+            let progress = splitter.feed_line(line)?;
+            let last = i + 1 == lines.len();
+            assert_eq!(progress == Progress::Complete, last, "line {i} of {lines:?}");
+        }
+        Ok(splitter.fields()?.iter().map(str::to_string).collect())
+    }
+
+    #[test]
+    fn plain_quoted_and_empty_fields() {
+        assert_eq!(split(&[b"a,b,c"]), Ok(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(split(&[b"a,,"]), Ok(vec!["a".into(), String::new(), String::new()]));
+        assert_eq!(
+            split(&[b"\"a,b\",\"say \"\"hi\"\"\",x\r"]),
+            Ok(vec!["a,b".into(), "say \"hi\"".into(), "x".into()])
+        );
+        assert_eq!(split(&[b"a\"b,c"]), Ok(vec!["a\"b".into(), "c".into()]));
+    }
+
+    #[test]
+    fn quoted_fields_span_lines() {
+        assert_eq!(
+            split(&[b"1,\"one", b"two\r", b"three\",4"]),
+            Ok(vec!["1".into(), "one\ntwo\r\nthree".into(), "4".into()])
+        );
+    }
+
+    #[test]
+    fn a_quote_must_end_its_field() {
+        let error = split(&[b"1,\"ab\"c,2"]).unwrap_err();
+        assert!(error.starts_with("field 2:"), "{error}");
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_field() {
+        assert_eq!(split(&[b"ok,\xff\xfe,x"]), Err("field 2 is not valid UTF-8".to_string()));
+    }
+}
