@@ -327,3 +327,116 @@ async fn bad_record_deep_in_a_large_file_fails_a_parallel_pipeline() {
     let position = format!("{}:15001", dir.file("in.jsonl").display());
     assert!(error.contains(&position), "the error should contain {position}: {error}");
 }
+
+/// A file sink table `o (k STRING, v BIGINT)` writing JSON lines to `path`, opened directly.
+fn open_file_sink(
+    path: &std::path::Path,
+) -> (Box<dyn streamsql_engine::connector::Sink>, arrow::record_batch::RecordBatch) {
+    use std::sync::Arc;
+    use streamsql_engine::connector::Connector;
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
+    let options = [("connector", "file"), ("path", &*path.to_string_lossy()), ("format", "json")];
+    let table = streamsql_engine::connector::TableDef {
+        name: "o".into(),
+        schema: schema.clone(),
+        options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        watermark: None,
+        primary_key: Vec::new(),
+    };
+    let sink = streamsql_connectors::file::FileConnector.open_sink(&table).unwrap_or_else(|e| panic!("{e}"));
+    let batch = arrow::record_batch::RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(arrow::array::StringArray::from(vec!["new", "rows"])),
+            Arc::new(arrow::array::Int64Array::from(vec![1, 2])),
+        ],
+    )
+    .expect("a batch");
+    (sink, batch)
+}
+
+/// Names of the files in `dir`, sorted.
+fn file_names(dir: &TestDir) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("the test directory")
+        .map(|entry| entry.expect("an entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+const NEW_ROWS: &str = "{\"k\":\"new\",\"v\":1}\n{\"k\":\"rows\",\"v\":2}\n";
+
+/// The issue: a rerun truncated its file sink the moment it opened. The previous output stays
+/// until the new one is complete; meanwhile rows are readable, flushed per batch, in a part file
+/// next to it.
+#[test]
+fn file_sink_replaces_the_previous_output_only_when_finished() {
+    let dir = TestDir::new("file-sink-rerun");
+    let old = "{\"k\":\"old\",\"v\":0}\n";
+    write_text(&dir.file("out.jsonl"), old);
+    let (mut sink, batch) = open_file_sink(&dir.file("out.jsonl"));
+    let read = |name: &str| std::fs::read_to_string(dir.file(name)).expect("a sink file");
+    assert_eq!(read("out.jsonl"), old, "opening the sink must not touch the previous output");
+
+    sink.write(&batch).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read("out.jsonl"), old, "writing must not touch the previous output");
+    let names = file_names(&dir);
+    let part =
+        names.iter().find(|n| n.starts_with(".out.jsonl.part-")).unwrap_or_else(|| panic!("no part file: {names:?}"));
+    assert_eq!(read(part), NEW_ROWS, "the rows written so far are in the part file");
+
+    sink.finish().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read("out.jsonl"), NEW_ROWS);
+    assert_eq!(file_names(&dir), vec!["out.jsonl"], "the part file was renamed");
+}
+
+/// A sink dropped without finishing (its task died) leaves the previous output and no part file.
+#[test]
+fn file_sink_dropped_unfinished_keeps_the_previous_output() {
+    let dir = TestDir::new("file-sink-dropped");
+    write_text(&dir.file("out.jsonl"), "old\n");
+    let (mut sink, batch) = open_file_sink(&dir.file("out.jsonl"));
+    sink.write(&batch).unwrap_or_else(|e| panic!("{e}"));
+    drop(sink);
+    assert_eq!(std::fs::read_to_string(dir.file("out.jsonl")).expect("the output"), "old\n");
+    assert_eq!(file_names(&dir), vec!["out.jsonl"]);
+}
+
+/// Running the same script twice gives the same output, and leaves no part files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_of_a_pipeline_replaces_its_output() {
+    let dir = TestDir::new("file-sink-rerun-pipeline");
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, GOOD_2, GOOD_5, GOOD_7]));
+    let script = window_counts_script(&dir, "json", None);
+    for _ in 0..2 {
+        run_script(&script).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let actual = rows_from_jsonl(&dir.file("out.jsonl"), &counts_schema()).unwrap_or_else(|e| panic!("{e:#}"));
+        if let Some(diff) = diff_rows(&expected_counts(), &actual, 0.0) {
+            panic!("{diff}");
+        }
+        assert_eq!(file_names(&dir), vec!["in.jsonl", "out.jsonl"]);
+    }
+}
+
+/// A path that is not a regular file (here a named pipe) is written directly, not replaced.
+#[test]
+fn file_sink_into_a_named_pipe_writes_through_it() {
+    let dir = TestDir::new("file-sink-fifo");
+    let fifo = dir.file("rows.pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).expect("reading the pipe"))
+    };
+    let (mut sink, batch) = open_file_sink(&fifo);
+    sink.write(&batch).unwrap_or_else(|e| panic!("{e}"));
+    sink.finish().unwrap_or_else(|e| panic!("{e}"));
+    drop(sink);
+    assert_eq!(reader.join().expect("the reader"), NEW_ROWS);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).expect("the pipe").file_type().is_fifo());
+    assert_eq!(file_names(&dir), vec!["rows.pipe"]);
+}

@@ -4,9 +4,13 @@
 //! CREATE TABLE flows (...) WITH ('connector' = 'file', 'path' = 'flows.jsonl', 'format' = 'json');
 //! ```
 //!
-//! Reading ([`source`]): physical lines ([`lines`], which notices a file shrinking under it) →
-//! records (a JSON line, or a CSV record from [`csv_records`], which bounds quoted fields) →
+//! Reading (`source.rs`): physical lines (`lines.rs`, which notices a file shrinking under it) →
+//! records (a JSON line, or a CSV record from `csv_records.rs`, which bounds quoted fields) →
 //! rows, or bad records under `'format.on-error'`. No record is lost without being counted.
+//!
+//! Writing (`sink.rs`): rows go to a hidden part file next to `'path'`, flushed after every
+//! batch; when the pipeline ends the part file is renamed over `'path'`, so a rerun leaves the
+//! previous output in place until then (what a failure does is told in `sink.rs`).
 
 mod csv_records;
 mod lines;
@@ -23,7 +27,13 @@ pub struct FileConnector;
 const BOTH: &[Role] = &[Role::Source, Role::Sink];
 
 const OPTIONS: &[OptionSpec] = &[
-    OptionSpec { key: "path", required: true, roles: BOTH, help: "the file to read or write" },
+    OptionSpec {
+        key: "path",
+        required: true,
+        roles: BOTH,
+        help: "the file to read, or to write (a sink writes '.<name>.part-<pid>-<n>' next to it, flushed every \
+               batch, and renames it over the file when the pipeline ends)",
+    },
     OptionSpec { key: "format", required: true, roles: BOTH, help: "'json' (JSON lines) or 'csv' (with a header row)" },
     OptionSpec {
         key: "format.on-error",

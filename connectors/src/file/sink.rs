@@ -1,7 +1,25 @@
-//! Writing batches to a JSON lines or CSV file.
+//! Writing batches to a JSON lines or CSV file, replacing the file only when the pipeline ends.
+//!
+//! ```text
+//!  create ─▶ .out.jsonl.part-<pid>-<n> next to out.jsonl   (out.jsonl untouched)
+//!  write  ─▶ rows appended to the part file and flushed    (watch it with `tail -f`)
+//!  finish ─▶ fsync, rename the part file over out.jsonl    (one atomic step)
+//!  a write or finish fails, or the sink is dropped unfinished
+//!         ─▶ part file removed, out.jsonl untouched
+//! ```
+//!
+//! So a rerun keeps the previous output until it has a complete new one. The engine calls
+//! `finish` after a cancellation and also after a failure elsewhere in the pipeline (it does not
+//! tell sinks why they finish), so a pipeline that fails upstream still replaces the file with
+//! the rows written before the failure.
+//!
+//! A path that exists and is not a regular file (`/dev/stdout`, a named pipe) is written
+//! directly: there is no previous output to keep, and rows reach the reader as they are written.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::record_batch::RecordBatch;
 use streamsql_engine::connector::{Sink, TableDef};
@@ -11,33 +29,127 @@ use super::FileOptions;
 use crate::format::encode::RecordWriter;
 
 pub(super) struct FileSink {
-    path: String,
-    writer: RecordWriter<BufWriter<File>>,
+    /// The file the output is for.
+    target: PathBuf,
+    /// Where rows are written until `finish`: a part file, or `target` itself if it is not a
+    /// regular file.
+    written: PathBuf,
+    /// `None` once finished or discarded.
+    writer: Option<RecordWriter<BufWriter<File>>>,
 }
 
 impl FileSink {
     pub(super) fn create(table: &TableDef, options: FileOptions) -> Result<Self> {
-        if let Some(dir) = std::path::Path::new(&options.path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        let path = PathBuf::from(&options.path);
+        let cannot = |e| StreamError::io(format!("table '{}': cannot write '{}'", table.name, path.display()), e);
+        let existing = std::fs::metadata(&path).ok();
+        if existing.as_ref().is_some_and(|m| m.is_dir()) {
+            return Err(cannot(std::io::Error::other("it is a directory")));
+        }
+        if existing.as_ref().is_some_and(|m| !m.is_file()) {
+            let file = OpenOptions::new().write(true).open(&path).map_err(cannot)?;
+            return Ok(Self::new(path.clone(), path, file, table, &options));
+        }
+        // Replace what a symbolic link points to, not the link.
+        let target = std::fs::canonicalize(&path).unwrap_or(path);
+        let Some(part) = part_path(&target) else {
+            return Err(StreamError::Config(format!(
+                "table '{}': option 'path' must name a file, got '{}'",
+                table.name, options.path
+            )));
+        };
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StreamError::io(format!("table '{}': cannot create '{}'", table.name, dir.display()), e)
             })?;
         }
-        let file = File::create(&options.path)
-            .map_err(|e| StreamError::io(format!("table '{}': cannot create '{}'", table.name, options.path), e))?;
-        Ok(Self {
-            writer: RecordWriter::new(options.format, BufWriter::new(file), table.schema.clone(), options.delimiter),
-            path: options.path,
+        let file = File::create(&part)
+            .map_err(|e| StreamError::io(format!("table '{}': cannot create '{}'", table.name, part.display()), e))?;
+        if let Some(existing) = existing {
+            // The new output keeps the old one's permissions; failing to is not worth failing the sink.
+            let _ = file.set_permissions(existing.permissions());
+        }
+        Ok(Self::new(target, part, file, table, &options))
+    }
+
+    fn new(target: PathBuf, written: PathBuf, file: File, table: &TableDef, options: &FileOptions) -> Self {
+        let writer = RecordWriter::new(options.format, BufWriter::new(file), table.schema.clone(), options.delimiter);
+        Self { target, written, writer: Some(writer) }
+    }
+
+    fn is_part_file(&self) -> bool {
+        self.written != self.target
+    }
+
+    /// Gives up the output: the part file is removed, the target keeps its previous contents.
+    fn discard(&mut self) {
+        if self.writer.take().is_some() && self.is_part_file() {
+            // Best effort: the error that led here is the one to report.
+            let _ = std::fs::remove_file(&self.written);
+        }
+    }
+
+    /// Writes the last rows and puts the output in place.
+    fn commit(&self, mut writer: RecordWriter<BufWriter<File>>) -> Result<()> {
+        writer.finish().map_err(|e| in_file(e, &self.written))?;
+        let out = writer.get_mut();
+        let io = |e| StreamError::io(format!("writing '{}'", self.written.display()), e);
+        out.flush().map_err(io)?;
+        if !self.is_part_file() {
+            return Ok(());
+        }
+        out.get_ref().sync_all().map_err(io)?;
+        drop(writer);
+        std::fs::rename(&self.written, &self.target).map_err(|e| {
+            StreamError::io(format!("renaming '{}' to '{}'", self.written.display(), self.target.display()), e)
         })
     }
 }
 
 impl Sink for FileSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch)
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(StreamError::Internal(format!("'{}' written after it was finished", self.target.display())));
+        };
+        // Flushed per batch so the rows can be read while the pipeline runs.
+        let written = writer
+            .write(batch)
+            .and_then(|()| writer.get_mut().flush().map_err(|e| StreamError::io("writing records", e)));
+        if let Err(e) = written {
+            self.discard();
+            return Err(in_file(e, &self.written));
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.writer.finish()?;
-        self.writer.get_mut().flush().map_err(|e| StreamError::io(format!("writing '{}'", self.path), e))
+        let Some(writer) = self.writer.take() else { return Ok(()) };
+        let committed = self.commit(writer);
+        if committed.is_err() && self.is_part_file() {
+            let _ = std::fs::remove_file(&self.written);
+        }
+        committed
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
+
+/// `dir/.name.part-<pid>-<n>` for `dir/name`: hidden, and unique per sink in this process.
+fn part_path(target: &Path) -> Option<PathBuf> {
+    static SINKS: AtomicU64 = AtomicU64::new(0);
+    let name = target.file_name()?.to_string_lossy();
+    let n = SINKS.fetch_add(1, Ordering::Relaxed);
+    Some(target.with_file_name(format!(".{name}.part-{}-{n}", std::process::id())))
+}
+
+/// Names the file in an I/O error of the record writer.
+fn in_file(error: StreamError, path: &Path) -> StreamError {
+    match error {
+        StreamError::Io { context, source } => StreamError::io(format!("{context} to '{}'", path.display()), source),
+        other => other,
     }
 }
