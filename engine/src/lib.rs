@@ -37,6 +37,7 @@
 
 pub mod connector;
 pub mod error;
+pub mod limits;
 pub mod live;
 pub mod message;
 pub mod metrics;

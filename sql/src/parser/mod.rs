@@ -25,6 +25,8 @@ use datafusion::sql::sqlparser::tokenizer::{Location, Span, Token, Tokenizer};
 
 pub use window_tvf::WindowTvf;
 
+use streamsql_engine::limits;
+
 use crate::error::{SqlError, SqlResult};
 
 /// A column in `CREATE TABLE`.
@@ -142,11 +144,18 @@ pub struct Script {
 
 /// Parses a whole script. `window_counter` numbers generated window relations uniquely across
 /// the session.
+///
+/// Text over the [limits](streamsql_engine::limits) is refused with its position: a script of
+/// more than `MAX_SCRIPT_BYTES`, nesting deeper than `MAX_NESTING`, an expression deeper than
+/// `MAX_EXPRESSION_DEPTH` (after `AND`/`OR` chains are balanced).
 pub fn parse_script(sql: &str, window_counter: &mut usize) -> SqlResult<Script> {
     let dialect = GenericDialect {};
+    limits::check_size(sql, limits::MAX_SCRIPT_BYTES, Location { line: 1, column: 1 }).map_err(limit_error)?;
     let tokens = Tokenizer::new(&dialect, sql).with_unescape(true).tokenize_with_location()?;
+    limits::check_nesting(&tokens).map_err(limit_error)?;
     let (tokens, windows) = window_tvf::rewrite(tokens, window_counter)?;
-    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let mut parser =
+        Parser::new(&dialect).with_recursion_limit(limits::PARSER_RECURSION_LIMIT).with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -155,7 +164,8 @@ pub fn parse_script(sql: &str, window_counter: &mut usize) -> SqlResult<Script> 
             break;
         }
         let start = next.span.start;
-        let statement = parse_statement(&mut parser)?;
+        let mut statement = parse_statement(&mut parser)?;
+        bound_expressions(&mut statement)?;
         let after = parser.peek_token();
         if after.token != Token::EOF && after.token != Token::SemiColon {
             return Err(SqlError::at_span(
@@ -168,6 +178,33 @@ pub fn parse_script(sql: &str, window_counter: &mut usize) -> SqlResult<Script> 
         statements.push(Located { statement, start, text });
     }
     Ok(Script { statements, windows })
+}
+
+fn limit_error(error: limits::LimitExceeded) -> SqlError {
+    SqlError::at(error.message, error.location)
+}
+
+/// Balances `AND`/`OR` chains and refuses expressions nested deeper than the planner takes.
+fn bound_expressions(statement: &mut Statement) -> SqlResult<()> {
+    let query = match statement {
+        Statement::CreateView { query, .. }
+        | Statement::CreateMaterializedView { query, .. }
+        | Statement::Insert { query, .. }
+        | Statement::Query(query) => query,
+        Statement::Explain(inner) => return bound_expressions(inner),
+        Statement::CreateTable(table) => {
+            return match &mut table.watermark {
+                Some(watermark) => {
+                    limits::balance_chains(&mut watermark.expr);
+                    limits::check_expression_depth(&watermark.expr).map_err(limit_error)
+                }
+                None => Ok(()),
+            };
+        }
+        _ => return Ok(()),
+    };
+    limits::balance_chains(query.as_mut());
+    limits::check_expression_depth(query.as_ref()).map_err(limit_error)
 }
 
 /// The text between two token positions (to the end of `sql` when `end` is unknown).
