@@ -44,6 +44,11 @@ impl Default for Settings {
     }
 }
 
+/// The most instances of an aggregation: each is a task with its own state and channel.
+pub const MAX_PARALLELISM: usize = 256;
+/// The largest source batch, in rows.
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+
 /// The settings `SET` accepts, with what they mean.
 pub const SETTINGS: &[(&str, &str)] = &[
     ("parallelism.default", "number of instances of each aggregation (default 1)"),
@@ -292,9 +297,15 @@ impl Session {
                 .filter(|n| *n > 0)
                 .ok_or_else(|| SqlError::new(format!("SET '{key}' needs a positive integer, got '{value}'")))
         };
+        let at_most = |n: usize, limit: usize| -> SqlResult<usize> {
+            if n > limit {
+                return Err(SqlError::new(format!("SET '{key}' may be at most {limit}, got {n}")));
+            }
+            Ok(n)
+        };
         match key {
-            "parallelism.default" => self.settings.parallelism = positive(value)?,
-            "execution.batch-size" => self.settings.batch_size = positive(value)?,
+            "parallelism.default" => self.settings.parallelism = at_most(positive(value)?, MAX_PARALLELISM)?,
+            "execution.batch-size" => self.settings.batch_size = at_most(positive(value)?, MAX_BATCH_SIZE)?,
             "update-interval" => {
                 let ms = parse_duration_ms(value).ok_or_else(|| {
                     SqlError::new(format!("SET '{key}' needs a duration such as '500 ms' or '2 s', got '{value}'"))

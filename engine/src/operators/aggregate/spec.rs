@@ -16,6 +16,10 @@ pub enum WindowKind {
     Hop,
 }
 
+/// The most windows one row may belong to (`size / slide` of a HOP): each is a result row per
+/// key and a merge of its panes when it closes, so more would let one row cost unbounded memory.
+pub const MAX_WINDOWS_PER_ROW: i64 = 10_000;
+
 /// Size and slide of event-time windows, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowShape {
@@ -53,6 +57,13 @@ impl WindowShape {
         if slide_ms > size_ms {
             return Err(StreamError::Config(format!(
                 "HOP slide ({slide_ms} ms) must not be larger than the window size ({size_ms} ms)"
+            )));
+        }
+        let windows_per_row = size_ms / slide_ms + i64::from(size_ms % slide_ms != 0);
+        if windows_per_row > MAX_WINDOWS_PER_ROW {
+            return Err(StreamError::Config(format!(
+                "HOP with slide {slide_ms} ms and size {size_ms} ms puts every row into {windows_per_row} windows; \
+                 at most {MAX_WINDOWS_PER_ROW} are allowed (size / slide), so use a larger slide"
             )));
         }
         Ok(Self { kind, size_ms, slide_ms, pane_ms: gcd(size_ms, slide_ms) })
@@ -173,6 +184,9 @@ mod tests {
     fn shapes_reject_bad_sizes() {
         assert!(WindowShape::tumble(0).is_err());
         assert!(WindowShape::hop(10_000, 5_000).is_err(), "slide larger than size");
+        assert!(WindowShape::hop(1, MAX_WINDOWS_PER_ROW).is_ok());
+        let error = WindowShape::hop(1, 86_400_000).expect_err("1 ms slide over a day");
+        assert!(error.to_string().contains("at most 10000"), "{error}");
         assert!(WindowShape::hop(-1, 5_000).is_err());
     }
 }
