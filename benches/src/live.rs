@@ -25,7 +25,7 @@ use streamsql_engine::connector::{Connector, OptionSpec, Role, Source, SourceCon
 use streamsql_engine::live::{LiveCatalog, LiveTableOptions};
 use streamsql_engine::operators::aggregate::ChangeOp;
 use streamsql_engine::runtime;
-use streamsql_flight::FlightSqlServer;
+use streamsql_flight::{FlightSqlServer, QueryLimits};
 use streamsql_sql::Session;
 use tonic::transport::{Channel, Endpoint};
 
@@ -88,7 +88,7 @@ pub async fn query_latency(rows: u64, runs: usize) -> anyhow::Result<Vec<Latency
         keyed.apply_changes(batch, &ops)?;
     }
 
-    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog, None)?.spawn();
+    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog, None, QueryLimits::default())?.spawn();
     let mut client = client(server.address).await?;
 
     const QUERIES: &[&str] = &[
@@ -222,7 +222,7 @@ pub async fn freshness(rate: u64, update_interval: &'static str, seconds: u64) -
          CREATE MATERIALIZED VIEW newest AS SELECT k % 10 AS part, MAX(emitted_at) AS at FROM clock GROUP BY k % 10;"
     );
     let specs = session.execute(&sql).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog.clone(), None)?.spawn();
+    let server = FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog.clone(), None, QueryLimits::default())?.spawn();
     let pipelines: Vec<_> = specs.into_iter().map(runtime::start).collect();
     // The live table exists once its pipeline's sink has opened.
     while catalog.tables().is_empty() {

@@ -15,8 +15,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
+use streamsql_engine::limits;
 use streamsql_engine::live::LiveCatalog;
+use streamsql_flight::QueryLimits;
 
 use crate::output::OutputFormat;
 use crate::serve::{DEFAULT_FLIGHT_ADDR, FlightOptions};
@@ -54,6 +58,19 @@ struct Args {
     #[arg(long, value_name = "TOKEN", env = "STREAMSQL_FLIGHT_TOKEN", global = true, hide_env_values = true)]
     flight_token: Option<String>,
 
+    /// Memory one ad-hoc query over live tables (Flight SQL, the shell) may use, its result
+    /// included, e.g. 512MiB or 2GB; all queries together may use twice this.
+    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size, global = true)]
+    query_memory_limit: usize,
+
+    /// How long an ad-hoc query may run before it is cancelled, e.g. 30s or 2min.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout, global = true)]
+    query_timeout: Duration,
+
+    /// Ad-hoc queries running at once; more wait for a slot, up to --query-timeout.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
+    query_concurrency: u16,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -64,8 +81,51 @@ enum Command {
     Serve,
 }
 
+/// `512MiB`, `2GB`, `1048576`: a size in bytes, binary or decimal units.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number.parse().map_err(|_| format!("'{text}' is not a size such as 512MiB or 2GB"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit '{other}'; use B, KB, KiB, MB, MiB, GB or GiB")),
+    };
+    let bytes = number.checked_mul(scale).ok_or_else(|| format!("'{text}' is too large"))?;
+    if bytes < 1 << 20 {
+        return Err(format!("'{text}' is too small; give at least 1MiB"));
+    }
+    Ok(bytes)
+}
+
+/// `30s`, `2 min`, `500 ms`: a positive duration.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match streamsql_engine::time::parse_duration_ms(text) {
+        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms.unsigned_abs())),
+        _ => Err(format!("'{text}' is not a positive duration such as 30s or 2min")),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Statements are parsed and planned on this thread; give it room for deep (but bounded)
+    // expressions, as the query runtime's threads have.
+    match limits::on_planning_stack(move || run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("streamsql: cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -81,11 +141,18 @@ fn main() -> ExitCode {
         }
     };
     let catalog = LiveCatalog::new();
+    let query_limits = QueryLimits {
+        memory_per_query_bytes: args.query_memory_limit,
+        memory_total_bytes: args.query_memory_limit.saturating_mul(2),
+        timeout: args.query_timeout,
+        max_concurrent: usize::from(args.query_concurrency),
+    };
     let flight = match (&args.command, args.flight) {
-        (_, Some(address)) => Some(FlightOptions { address, token: args.flight_token.clone() }),
+        (_, Some(address)) => Some(FlightOptions { address, token: args.flight_token.clone(), limits: query_limits }),
         (Some(Command::Serve), None) => Some(FlightOptions {
             address: DEFAULT_FLIGHT_ADDR.parse().expect("the default address parses"),
             token: args.flight_token.clone(),
+            limits: query_limits,
         }),
         (None, None) => {
             if args.flight_token.is_some() {
@@ -95,7 +162,8 @@ fn main() -> ExitCode {
             None
         }
     };
-    let context = run::Context { registry: streamsql_connectors::registry_with_live(&catalog), catalog, flight };
+    let context =
+        run::Context { registry: streamsql_connectors::registry_with_live(&catalog), catalog, flight, query_limits };
     if let Some(Command::Serve) = args.command {
         return runtime.block_on(run::serve_only(context));
     }

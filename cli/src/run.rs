@@ -13,7 +13,7 @@ use streamsql_engine::runtime::{self, PipelineReport};
 use streamsql_sql::{Outcome, Session, SqlError};
 
 use crate::output::{OutputFormat, render_result};
-use streamsql_flight::ServerHandle;
+use streamsql_flight::{QueryLimits, ServerHandle};
 
 use crate::serve::{FlightOptions, interrupted, start_server};
 use crate::terminal_sink::show_on_terminal;
@@ -24,6 +24,8 @@ pub struct Context {
     pub registry: Arc<dyn ConnectorRegistry>,
     pub catalog: Arc<LiveCatalog>,
     pub flight: Option<FlightOptions>,
+    /// Bounds on ad-hoc queries over live tables (Flight SQL and the shell).
+    pub query_limits: QueryLimits,
 }
 
 impl Context {

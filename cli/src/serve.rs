@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use streamsql_engine::live::LiveCatalog;
-use streamsql_flight::{FlightSqlServer, ServerHandle};
+use streamsql_flight::{FlightSqlServer, QueryLimits, ServerHandle};
 
 /// Where the server listens when `--flight` is given without an address: loopback only.
 pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";
@@ -14,6 +14,7 @@ pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";
 pub struct FlightOptions {
     pub address: SocketAddr,
     pub token: Option<String>,
+    pub limits: QueryLimits,
 }
 
 /// Binds and starts serving `catalog` on the current runtime, saying where on stderr.
@@ -24,7 +25,7 @@ pub fn start_server(options: &FlightOptions, catalog: Arc<LiveCatalog>) -> anyho
             options.address
         );
     }
-    let server = FlightSqlServer::bind(options.address, catalog, options.token.clone())?.spawn();
+    let server = FlightSqlServer::bind(options.address, catalog, options.token.clone(), options.limits)?.spawn();
     eprintln!("streamsql: Flight SQL serving live tables on grpc://{}", server.address);
     Ok(server)
 }

@@ -8,6 +8,7 @@
 //!  pipeline ─▶ live sink ─▶ LiveCatalog ◀─ snapshot ─ QueryEngine (DataFusion) ◀─ Flight SQL ◀─ clients
 //! ```
 
+pub mod governor;
 pub mod query;
 pub mod service;
 
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+pub use governor::QueryLimits;
 pub use query::QueryEngine;
 pub use service::StreamsqlFlightService;
 
@@ -34,13 +36,18 @@ pub struct FlightSqlServer {
 
 impl FlightSqlServer {
     /// Binds `address` (port 0 picks a free port) to serve `catalog`; with `token`, clients must
-    /// authenticate with it.
-    pub fn bind(address: SocketAddr, catalog: Arc<LiveCatalog>, token: Option<String>) -> anyhow::Result<Self> {
+    /// authenticate with it; queries keep to `limits`.
+    pub fn bind(
+        address: SocketAddr,
+        catalog: Arc<LiveCatalog>,
+        token: Option<String>,
+        limits: QueryLimits,
+    ) -> anyhow::Result<Self> {
         let incoming = TcpIncoming::bind(address)
             .map_err(|e| anyhow::anyhow!("cannot listen for Flight SQL on {address}: {e}"))?
             .with_nodelay(Some(true));
         let address = incoming.local_addr()?;
-        let service = StreamsqlFlightService::new(QueryEngine::new(catalog), token)
+        let service = StreamsqlFlightService::new(QueryEngine::new(catalog, limits), token)
             .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         Ok(Self { incoming, address, service })
     }

@@ -45,12 +45,17 @@ use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::governor::TimedOut;
 use crate::query::{CATALOG, QueryEngine, QueryResult, SCHEMA};
 
 /// Results waiting for their DoGet are dropped after this long.
-const RESULT_TTL: Duration = Duration::from_secs(600);
+const RESULT_TTL: Duration = Duration::from_secs(120);
 /// At most this many results wait for their DoGet; the oldest go first.
 const MAX_PENDING_RESULTS: usize = 64;
+/// Results waiting for their DoGet may hold at most this share of the memory all queries may
+/// use (`memory_total_bytes / PENDING_SHARE`); the oldest go first, so running queries always
+/// keep the rest.
+const PENDING_SHARE: usize = 2;
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
@@ -122,7 +127,13 @@ impl StreamsqlFlightService {
     fn query_error(&self, error: DataFusionError) -> Status {
         let message = error.strip_backtrace();
         let tables: Vec<String> = self.engine.catalog().tables().into_iter().map(|(name, _)| name).collect();
+        if let DataFusionError::External(inner) = error.find_root()
+            && let Some(timeout) = inner.downcast_ref::<TimedOut>()
+        {
+            return Status::deadline_exceeded(timeout.to_string());
+        }
         match error.find_root() {
+            DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
             DataFusionError::Plan(_) | DataFusionError::SQL(..) | DataFusionError::SchemaError(..) => {
                 let hint = if message.contains("not found") {
                     if tables.is_empty() {
@@ -149,8 +160,12 @@ impl StreamsqlFlightService {
             let mut pending = self.pending.lock().map_err(|_| Status::internal("result store poisoned"))?;
             let now = Instant::now();
             pending.results.retain(|_, (at, _)| now.duration_since(*at) < RESULT_TTL);
-            while pending.results.len() >= MAX_PENDING_RESULTS {
-                pending.results.pop_first();
+            let budget = self.engine.governor().limits().memory_total_bytes / PENDING_SHARE;
+            let mut held: usize = pending.results.values().map(|(_, r)| r.bytes()).sum::<usize>() + result.bytes();
+            while pending.results.len() >= MAX_PENDING_RESULTS || (held > budget && !pending.results.is_empty()) {
+                if let Some((_, (_, evicted))) = pending.results.pop_first() {
+                    held -= evicted.bytes();
+                }
             }
             pending.next += 1;
             let handle = pending.next;
@@ -214,6 +229,17 @@ fn stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> DoGetStream {
     Box::pin(FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from))
 }
 
+/// Streams a result; its memory stays reserved until the stream is done or dropped (the client
+/// went away).
+fn result_stream(result: QueryResult) -> DoGetStream {
+    let (schema, batches, memory) = result.into_parts();
+    let batches = futures::stream::iter(batches).map(move |batch| {
+        let _reserved = &memory;
+        Ok::<_, FlightError>(batch)
+    });
+    Box::pin(FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from))
+}
+
 fn one_batch(batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGetStream>, Status> {
     let batch = batch.map_err(|e| Status::internal(format!("building a metadata result: {e}")))?;
     Ok(Response::new(stream(batch.schema(), vec![batch])))
@@ -260,7 +286,7 @@ impl FlightSqlService for StreamsqlFlightService {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authorize(request.metadata())?;
         let result = self.take_result(&ticket.statement_handle)?;
-        Ok(Response::new(stream(result.schema, result.batches)))
+        Ok(Response::new(result_stream(result)))
     }
 
     async fn do_action_create_prepared_statement(
@@ -306,7 +332,7 @@ impl FlightSqlService for StreamsqlFlightService {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.authorize(request.metadata())?;
         let result = self.execute(&handle_text(&query.prepared_statement_handle)?).await?;
-        Ok(Response::new(stream(result.schema, result.batches)))
+        Ok(Response::new(result_stream(result)))
     }
 
     async fn do_put_prepared_statement_query(

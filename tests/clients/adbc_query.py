@@ -2,7 +2,7 @@
 """Runs SQL against a Flight SQL server with the ADBC Flight SQL driver; prints one JSON line per query.
 
   adbc_query.py --uri grpc://127.0.0.1:PORT [--token T | --user U --password P] [--metadata]
-                [--repeat N --interval SECS] SQL...
+                [--repeat N --interval SECS] [--timed] SQL...
 
 Each query prints {"sql", "columns", "types", "rows"} (plus "round" with --repeat). Values: JSON
 scalars as-is, timestamps as epoch milliseconds, non-finite floats and decimals and everything else
@@ -76,13 +76,16 @@ def metadata(conn):
             "vendor_name": info.get("vendor_name"), "driver_name": info.get("driver_name")}
 
 
-def run_query(conn, sql, extra):
+def run_query(conn, sql, extra, timed=False):
     cur = conn.cursor()
+    started = time.monotonic()
     try:
         cur.execute(sql)
         table = cur.fetch_arrow_table()
     finally:
         cur.close()
+    if timed:
+        extra = {**extra, "elapsed_s": round(time.monotonic() - started, 4)}
     emit({"sql": sql, "columns": table.column_names, "types": [str(t) for t in table.schema.types],
           "rows": table_rows(table), **extra})
 
@@ -96,6 +99,7 @@ def main():
     p.add_argument("--metadata", action="store_true", help="print GetObjects/GetInfo first")
     p.add_argument("--repeat", type=int, help="run all queries N times, adding \"round\": 0..N-1")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between rounds")
+    p.add_argument("--timed", action="store_true", help="add \"elapsed_s\": execute + fetch time")
     p.add_argument("sql", nargs="*")
     args = p.parse_args()
 
@@ -128,7 +132,7 @@ def main():
                 time.sleep(args.interval)
             for sql in args.sql:
                 try:
-                    run_query(conn, sql, {"round": i} if args.repeat is not None else {})
+                    run_query(conn, sql, {"round": i} if args.repeat is not None else {}, args.timed)
                 except Exception as e:
                     emit({"sql": sql, "error": error_text(e)})
                     return 2

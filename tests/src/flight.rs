@@ -14,7 +14,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 use streamsql_engine::live::LiveCatalog;
 use streamsql_engine::runtime::{self, PipelineReport, RunningPipeline};
-use streamsql_flight::{FlightSqlServer, ServerHandle};
+use streamsql_flight::{FlightSqlServer, QueryLimits, ServerHandle};
 use streamsql_sql::Session;
 
 use crate::{Cell, Row, describe_sql_error};
@@ -149,6 +149,11 @@ pub struct LiveServer {
 impl LiveServer {
     /// Plans `sql`, starts its pipelines and a Flight SQL server on a free loopback port.
     pub fn start(sql: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with_limits(sql, token, QueryLimits::default())
+    }
+
+    /// As [`LiveServer::start`], with queries held to `limits`.
+    pub fn start_with_limits(sql: &str, token: Option<&str>, limits: QueryLimits) -> anyhow::Result<Self> {
         let catalog = LiveCatalog::new();
         let mut session = Session::new(streamsql_connectors::registry_with_live(&catalog));
         let specs = session
@@ -158,6 +163,7 @@ impl LiveServer {
             "127.0.0.1:0".parse().expect("an address"),
             catalog.clone(),
             token.map(str::to_string),
+            limits,
         )?
         .spawn();
         let pipelines = specs.into_iter().map(runtime::start).collect();

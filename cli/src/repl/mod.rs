@@ -121,7 +121,7 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
         return ExitCode::from(2);
     }
     let pipelines = Pipelines::new(runtime.handle().clone(), notices);
-    let live = QueryEngine::new(context.catalog.clone());
+    let live = QueryEngine::new(context.catalog.clone(), context.query_limits);
     let mut shell = Shell { runtime, live, session, pipelines, names, format };
 
     println!("streamsql {} — streaming SQL. Type help for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
