@@ -164,7 +164,12 @@ pub fn parse_script(sql: &str, window_counter: &mut usize) -> SqlResult<Script> 
             break;
         }
         let start = next.span.start;
-        let mut statement = parse_statement(&mut parser)?;
+        // An error at the end of the text (sqlparser's "found: EOF") has no position of its
+        // own: point at where the text ends.
+        let mut statement = parse_statement(&mut parser).map_err(|e| {
+            let at = parser.peek_token().span.start;
+            e.or_at(if at.line > 0 { at } else { end_of(sql) })
+        })?;
         bound_expressions(&mut statement)?;
         let after = parser.peek_token();
         if after.token != Token::EOF && after.token != Token::SemiColon {
@@ -205,6 +210,13 @@ fn bound_expressions(statement: &mut Statement) -> SqlResult<()> {
     };
     limits::balance_chains(query.as_mut());
     limits::check_expression_depth(query.as_ref()).map_err(limit_error)
+}
+
+/// The position just after the last character of `sql`.
+fn end_of(sql: &str) -> Location {
+    let line = sql.lines().count().max(1);
+    let column = sql.lines().last().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    Location { line: line as u64, column: column as u64 }
 }
 
 /// The text between two token positions (to the end of `sql` when `end` is unknown).
@@ -440,6 +452,18 @@ mod tests {
         let statements = parse("SELECT 'é'\n  FROM t;\nSELECT b FROM u;").expect("parses");
         assert_eq!(statements[0].text, "SELECT 'é'\n  FROM t");
         assert_eq!(statements[1].text, "SELECT b FROM u");
+    }
+
+    #[test]
+    fn errors_at_the_end_of_the_text_point_there() {
+        for sql in
+            ["SELECT a FROM", "CREATE TABLE t (a INT", "SELECT CAST(1 AS", "INSERT INTO t\n  SELECT a FROM u WHERE"]
+        {
+            let error = parse(sql).expect_err("incomplete");
+            let (line, column) = error.location().unwrap_or_else(|| panic!("{sql}: no position: {}", error.message()));
+            assert_eq!(line as usize, sql.lines().count(), "{sql}");
+            assert!(column > 1, "{sql}: column {column}");
+        }
     }
 
     #[test]
