@@ -8,9 +8,11 @@
 //!   DataFusion result or from a JSON-lines sink, compared as multisets with a float tolerance.
 //! - [`oracle`]: the event-time window contract computed independently of the engine.
 //! - [`flight`]: real Flight SQL clients (ADBC, JDBC) and an in-process server of live tables.
+//! - [`fuzz`]: the SQL fuzzer behind `sql-fuzz` and `tests/fuzz.rs`.
 
 pub mod cassandra;
 pub mod flight;
+pub mod fuzz;
 pub mod oracle;
 
 use std::cmp::Ordering as CmpOrdering;
