@@ -42,6 +42,12 @@ pub trait Sink: Send {
     fn write(&mut self, batch: &RecordBatch) -> Result<()>;
     /// Flushes and closes after the last batch (also after a cancellation).
     fn finish(&mut self) -> Result<()>;
+    /// Closes after the pipeline failed (instead of [`Sink::finish`]). By default the same as
+    /// `finish`, keeping what was written; a sink that replaces earlier output when it finishes
+    /// keeps the earlier output instead.
+    fn abort(&mut self) -> Result<()> {
+        self.finish()
+    }
 }
 
 /// Whether a table is read from or written to.

@@ -52,6 +52,10 @@ impl Shared {
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
+
+    fn has_failed(&self) -> bool {
+        self.error.lock().map(|e| e.is_some()).unwrap_or(true)
+    }
 }
 
 /// A handle to stop a running pipeline and read its counters, cloneable across tasks.
@@ -136,9 +140,13 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
             let shared = shared.clone();
             let spec = spec.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                if let Err(e) = run_source(&spec, vec![sink_tx], None, &shared) {
+                let outputs = vec![sink_tx];
+                // The error is recorded before the channels close, so downstream tasks that see
+                // them close know the pipeline failed.
+                if let Err(e) = run_source(&spec, &outputs, None, &shared) {
                     shared.fail(e);
                 }
+                drop(outputs);
             }));
             1
         }
@@ -153,12 +161,13 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
                 let out = sink_tx.clone();
                 tasks.push(tokio::spawn(async move {
                     let result = match stage.spec.window {
-                        Some(_) => run_window_aggregate(stage, rx, out, &shared).await,
-                        None => run_updating_aggregate(stage, rx, out).await,
+                        Some(_) => run_window_aggregate(stage, rx, &out, &shared).await,
+                        None => run_updating_aggregate(stage, rx, &out).await,
                     };
                     if let Err(e) = result {
                         shared.fail(e);
                     }
+                    drop(out);
                 }));
             }
             drop(sink_tx);
@@ -166,9 +175,10 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
             let shared = shared.clone();
             let spec = spec.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                if let Err(e) = run_source(&spec, inputs, Some(router), &shared) {
+                if let Err(e) = run_source(&spec, &inputs, Some(router), &shared) {
                     shared.fail(e);
                 }
+                drop(inputs);
             }));
             parallelism
         }
@@ -190,7 +200,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
 /// Source task: decode, assign watermarks, run the pre chain, route. Blocking thread.
 fn run_source(
     spec: &PipelineSpec,
-    outputs: Vec<mpsc::Sender<Message>>,
+    outputs: &[mpsc::Sender<Message>],
     mut router: Option<HashRouter>,
     shared: &Shared,
 ) -> Result<()> {
@@ -225,7 +235,7 @@ fn run_source(
             last_watermark = watermark;
             shared.metrics.watermark.store(watermark, Ordering::Relaxed);
             if router.is_some() {
-                for output in &outputs {
+                for output in outputs {
                     if !send(output, Message::Watermark(watermark)) {
                         return Ok(());
                     }
@@ -234,7 +244,7 @@ fn run_source(
         }
     }
     shared.metrics.watermark.store(WATERMARK_MAX, Ordering::Relaxed);
-    for output in &outputs {
+    for output in outputs {
         send(output, Message::End);
     }
     Ok(())
@@ -244,7 +254,7 @@ fn run_source(
 async fn run_window_aggregate(
     stage: AggregateStage,
     mut input: mpsc::Receiver<Message>,
-    output: mpsc::Sender<Message>,
+    output: &mpsc::Sender<Message>,
     shared: &Shared,
 ) -> Result<()> {
     let mut aggregator = WindowAggregator::new(stage.spec.clone())?;
@@ -260,7 +270,7 @@ async fn run_window_aggregate(
         if late > 0 {
             PipelineMetrics::add(&shared.metrics.late_rows, late as usize);
         }
-        if !send_post(&stage, &mut results, &output).await? {
+        if !send_post(&stage, &mut results, output).await? {
             return Ok(());
         }
         if end {
@@ -276,7 +286,7 @@ async fn run_window_aggregate(
 async fn run_updating_aggregate(
     stage: AggregateStage,
     mut input: mpsc::Receiver<Message>,
-    output: mpsc::Sender<Message>,
+    output: &mpsc::Sender<Message>,
 ) -> Result<()> {
     let mut aggregator = UpdatingAggregator::new(stage.spec.clone())?;
     let mut results: Vec<RecordBatch> = Vec::new();
@@ -288,7 +298,7 @@ async fn run_updating_aggregate(
                 () = tokio::time::sleep_until(at) => {
                     deadline = None;
                     aggregator.flush(&mut results)?;
-                    if !send_post(&stage, &mut results, &output).await? {
+                    if !send_post(&stage, &mut results, output).await? {
                         return Ok(());
                     }
                     continue;
@@ -310,13 +320,13 @@ async fn run_updating_aggregate(
             Message::Watermark(_) => {}
             Message::End => {
                 aggregator.flush(&mut results)?;
-                if send_post(&stage, &mut results, &output).await? {
+                if send_post(&stage, &mut results, output).await? {
                     let _ = output.send(Message::End).await;
                 }
                 return Ok(());
             }
         }
-        if !send_post(&stage, &mut results, &output).await? {
+        if !send_post(&stage, &mut results, output).await? {
             return Ok(());
         }
     }
@@ -422,7 +432,8 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, upstream: u
         }
         Ok(())
     })();
-    // Flush what was written even when the pipeline failed or was cancelled.
-    let finished = sink.finish();
-    result.and(finished)
+    // A cancelled pipeline flushes what it wrote; a failed one aborts (a sink that replaces
+    // earlier output keeps it). Upstream tasks record their error before their channels close.
+    let closed = if result.is_err() || shared.has_failed() { sink.abort() } else { sink.finish() };
+    result.and(closed)
 }

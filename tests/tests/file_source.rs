@@ -440,3 +440,19 @@ fn file_sink_into_a_named_pipe_writes_through_it() {
     assert!(std::fs::metadata(&fifo).expect("the pipe").file_type().is_fifo());
     assert_eq!(file_names(&dir), vec!["rows.pipe"]);
 }
+
+/// A rerun that fails (here on a bad record upstream of a window, under the default `fail`
+/// policy) keeps the previous run's output and leaves no part file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_rerun_keeps_the_previous_output() {
+    let dir = TestDir::new("file-sink-failed-rerun");
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, GOOD_2, GOOD_5, GOOD_7]));
+    let script = window_counts_script(&dir, "json", None);
+    run_script(&script).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let first = std::fs::read_to_string(dir.file("out.jsonl")).expect("the first output");
+
+    write_text(&dir.file("in.jsonl"), &lines(&[GOOD_1, GOOD_2, BAD_JSON, GOOD_5, GOOD_7]));
+    assert!(run_script(&script).await.is_err(), "the bad record fails the pipeline");
+    assert_eq!(std::fs::read_to_string(dir.file("out.jsonl")).expect("the output"), first);
+    assert_eq!(file_names(&dir), vec!["in.jsonl", "out.jsonl"]);
+}

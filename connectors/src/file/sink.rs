@@ -122,6 +122,12 @@ impl Sink for FileSink {
         Ok(())
     }
 
+    /// The pipeline failed: the earlier output stays, the part file goes.
+    fn abort(&mut self) -> Result<()> {
+        self.discard();
+        Ok(())
+    }
+
     fn finish(&mut self) -> Result<()> {
         let Some(writer) = self.writer.take() else { return Ok(()) };
         let committed = self.commit(writer);
