@@ -41,9 +41,11 @@ pub mod limits;
 pub mod live;
 pub mod message;
 pub mod metrics;
+pub mod operator;
 pub mod operators;
 pub mod pipeline;
 pub mod runtime;
+pub mod task;
 pub mod time;
 pub mod types;
 

@@ -5,10 +5,13 @@ use arrow::record_batch::RecordBatch;
 /// One message on a dataflow edge.
 ///
 /// ```text
-///   Batch* ─┬─▶ Watermark(t) ─▶ Batch* ─▶ ... ─▶ End
+///   Batch* ─┬─▶ Watermark(t) ─▶ Batch* ─▶ Barrier(e) ─▶ Batch* ─▶ ... ─▶ End
 ///           └─ watermarks never decrease; End means "bounded input finished":
 ///              receivers treat it as Watermark(+∞), then stop.
 /// ```
+///
+/// A `Barrier(e)` separates the rows before checkpoint `e` from those after it; an operator
+/// with several inputs aligns them (see [`crate::operator`]).
 ///
 /// A channel that closes without `End` means the pipeline was cancelled or failed upstream:
 /// receivers stop without emitting open windows.
@@ -18,6 +21,8 @@ pub enum Message {
     Batch(RecordBatch),
     /// No later row on this edge has `_wm` below this value (milliseconds since the epoch).
     Watermark(i64),
+    /// Checkpoint `e`: everything before this message belongs to it.
+    Barrier(u64),
     /// The input is exhausted.
     End,
 }

@@ -26,10 +26,11 @@ use crate::error::{Result, StreamError};
 use crate::message::Message;
 use crate::metrics::{MetricsSnapshot, PipelineMetrics};
 use crate::operators::aggregate::updating::op_field;
-use crate::operators::aggregate::{ChangeOp, UpdatingAggregator, WindowAggregator};
+use crate::operators::aggregate::{ChangeOp, aggregate_operator};
 use crate::operators::exchange::HashRouter;
 use crate::operators::watermark::WatermarkAssigner;
-use crate::pipeline::{AggregateStage, PipelineSpec};
+use crate::pipeline::PipelineSpec;
+use crate::task::{Output, TaskContext, run_operator};
 use crate::time::WATERMARK_MAX;
 
 /// Messages buffered per edge: small, so backpressure reaches the source quickly.
@@ -153,21 +154,24 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         Some(stage) => {
             let parallelism = spec.parallelism.max(1);
             let mut inputs = Vec::with_capacity(parallelism);
-            for _ in 0..parallelism {
+            for instance in 0..parallelism {
                 let (tx, rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
                 inputs.push(tx);
                 let shared = shared.clone();
                 let stage = stage.clone();
                 let out = sink_tx.clone();
                 tasks.push(tokio::spawn(async move {
-                    let result = match stage.spec.window {
-                        Some(_) => run_window_aggregate(stage, rx, &out, &shared).await,
-                        None => run_updating_aggregate(stage, rx, &out).await,
+                    let mut output = Output::forward(out);
+                    let ctx = TaskContext { instance, metrics: &shared.metrics, checkpointer: None };
+                    let result = match aggregate_operator(&stage) {
+                        Ok(mut operator) => run_operator(operator.as_mut(), vec![rx], &mut output, &ctx).await,
+                        Err(e) => Err(e),
                     };
+                    // Recorded before the output closes, so the sink knows the pipeline failed.
                     if let Err(e) = result {
                         shared.fail(e);
                     }
-                    drop(out);
+                    drop(output);
                 }));
             }
             drop(sink_tx);
@@ -250,104 +254,6 @@ fn run_source(
     Ok(())
 }
 
-/// One window aggregation instance with its fused post chain.
-async fn run_window_aggregate(
-    stage: AggregateStage,
-    mut input: mpsc::Receiver<Message>,
-    output: &mpsc::Sender<Message>,
-    shared: &Shared,
-) -> Result<()> {
-    let mut aggregator = WindowAggregator::new(stage.spec.clone())?;
-    let mut results: Vec<RecordBatch> = Vec::new();
-    while let Some(message) = input.recv().await {
-        let end = matches!(message, Message::End);
-        match message {
-            Message::Batch(batch) => aggregator.process_batch(&batch, &mut results)?,
-            Message::Watermark(w) => aggregator.advance(w, &mut results)?,
-            Message::End => aggregator.advance(WATERMARK_MAX, &mut results)?,
-        }
-        let late = aggregator.take_late_rows();
-        if late > 0 {
-            PipelineMetrics::add(&shared.metrics.late_rows, late as usize);
-        }
-        if !send_post(&stage, &mut results, output).await? {
-            return Ok(());
-        }
-        if end {
-            let _ = output.send(Message::End).await;
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
-/// One updating aggregation instance: rows update state at once; changed keys are emitted when
-/// the update interval since the first unflushed change has passed, and at the end of input.
-async fn run_updating_aggregate(
-    stage: AggregateStage,
-    mut input: mpsc::Receiver<Message>,
-    output: &mpsc::Sender<Message>,
-) -> Result<()> {
-    let mut aggregator = UpdatingAggregator::new(stage.spec.clone())?;
-    let mut results: Vec<RecordBatch> = Vec::new();
-    let mut deadline: Option<tokio::time::Instant> = None;
-    loop {
-        let message = match deadline {
-            Some(at) => tokio::select! {
-                message = input.recv() => message,
-                () = tokio::time::sleep_until(at) => {
-                    deadline = None;
-                    aggregator.flush(&mut results)?;
-                    if !send_post(&stage, &mut results, output).await? {
-                        return Ok(());
-                    }
-                    continue;
-                }
-            },
-            None => input.recv().await,
-        };
-        // A channel closed without End: cancelled upstream; nothing more is emitted.
-        let Some(message) = message else { return Ok(()) };
-        match message {
-            Message::Batch(batch) => {
-                aggregator.process_batch(&batch)?;
-                if stage.update_interval.is_zero() {
-                    aggregator.flush(&mut results)?;
-                } else if deadline.is_none() && aggregator.has_changes() {
-                    deadline = Some(tokio::time::Instant::now() + stage.update_interval);
-                }
-            }
-            Message::Watermark(_) => {}
-            Message::End => {
-                aggregator.flush(&mut results)?;
-                if send_post(&stage, &mut results, output).await? {
-                    let _ = output.send(Message::End).await;
-                }
-                return Ok(());
-            }
-        }
-        if !send_post(&stage, &mut results, output).await? {
-            return Ok(());
-        }
-    }
-}
-
-/// Runs the post chain over `results` and sends them on; false when the receiver is gone.
-async fn send_post(
-    stage: &AggregateStage,
-    results: &mut Vec<RecordBatch>,
-    output: &mpsc::Sender<Message>,
-) -> Result<bool> {
-    for batch in results.drain(..) {
-        if let Some(batch) = stage.post.apply(batch)?
-            && output.send(Message::Batch(batch)).await.is_err()
-        {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// What the sink task does with the hidden columns of each batch.
 enum SinkLayout {
     /// Keep the table's columns, drop hidden ones.
@@ -422,6 +328,11 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, upstream: u
                     PipelineMetrics::add(&shared.metrics.rows_out, visible.num_rows());
                 }
                 Message::Watermark(_) => {}
+                Message::Barrier(epoch) => {
+                    return Err(StreamError::Internal(format!(
+                        "checkpoint barrier {epoch} reached a sink, but sinks do not take part in checkpoints yet"
+                    )));
+                }
                 Message::End => {
                     ends += 1;
                     if ends == upstream {

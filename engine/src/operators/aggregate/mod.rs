@@ -43,6 +43,7 @@
 //! [`GroupsAccumulator`]: datafusion::logical_expr::GroupsAccumulator
 
 mod inputs;
+pub mod operator;
 mod pane;
 mod spec;
 pub mod updating;
@@ -50,4 +51,5 @@ mod window;
 
 pub use spec::{AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape};
 pub use updating::{ChangeOp, UpdatingAggregator};
+pub use operator::{UpdatingOperator, WindowOperator, aggregate_operator};
 pub use window::WindowAggregator;

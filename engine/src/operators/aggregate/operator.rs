@@ -1,0 +1,128 @@
+//! The aggregations behind the [`Operator`] contract: each wraps its aggregator with the
+//! stateless chain fused after it (HAVING, the SELECT list, the mapping onto the sink).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+
+use super::{AggregateSpec, UpdatingAggregator, WindowAggregator};
+use crate::error::Result;
+use crate::operator::{Emitter, Operator};
+use crate::operators::stateless::StatelessChain;
+use crate::pipeline::AggregateStage;
+
+/// The operator for an aggregation stage: windowed when the spec has a window, updating
+/// otherwise.
+pub fn aggregate_operator(stage: &AggregateStage) -> Result<Box<dyn Operator>> {
+    Ok(match stage.spec.window {
+        Some(_) => Box::new(WindowOperator::new(stage.spec.clone(), stage.post.clone())?),
+        None => Box::new(UpdatingOperator::new(stage.spec.clone(), stage.post.clone(), stage.update_interval)?),
+    })
+}
+
+/// Applies `post` to `results` and emits what it keeps.
+fn emit_through(post: &StatelessChain, results: &mut Vec<RecordBatch>, out: &mut Emitter) -> Result<()> {
+    for batch in results.drain(..) {
+        if let Some(batch) = post.apply(batch)? {
+            out.emit(batch);
+        }
+    }
+    Ok(())
+}
+
+/// Event-time windows: rows join windows by their own `_wm`; windows close as the watermark
+/// passes their end.
+pub struct WindowOperator {
+    aggregator: WindowAggregator,
+    post: StatelessChain,
+    results: Vec<RecordBatch>,
+}
+
+impl WindowOperator {
+    pub fn new(spec: Arc<AggregateSpec>, post: StatelessChain) -> Result<Self> {
+        Ok(Self { aggregator: WindowAggregator::new(spec)?, post, results: Vec::new() })
+    }
+
+    fn emit(&mut self, out: &mut Emitter) -> Result<()> {
+        out.late(self.aggregator.take_late_rows());
+        emit_through(&self.post, &mut self.results, out)
+    }
+}
+
+impl Operator for WindowOperator {
+    fn name(&self) -> &str {
+        "window aggregate"
+    }
+
+    fn on_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        self.aggregator.process_batch(&batch, &mut self.results)?;
+        self.emit(out)
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) -> Result<()> {
+        self.aggregator.advance(watermark, &mut self.results)?;
+        self.emit(out)
+    }
+}
+
+/// An aggregation without a window: rows update state at once; changed keys are emitted once
+/// the update interval since the first unflushed change has passed, and at the end of input.
+pub struct UpdatingOperator {
+    aggregator: UpdatingAggregator,
+    post: StatelessChain,
+    update_interval: Duration,
+    deadline: Option<tokio::time::Instant>,
+    results: Vec<RecordBatch>,
+}
+
+impl UpdatingOperator {
+    pub fn new(spec: Arc<AggregateSpec>, post: StatelessChain, update_interval: Duration) -> Result<Self> {
+        Ok(Self {
+            aggregator: UpdatingAggregator::new(spec)?,
+            post,
+            update_interval,
+            deadline: None,
+            results: Vec::new(),
+        })
+    }
+
+    fn flush(&mut self, out: &mut Emitter) -> Result<()> {
+        self.deadline = None;
+        self.aggregator.flush(&mut self.results)?;
+        emit_through(&self.post, &mut self.results, out)
+    }
+}
+
+impl Operator for UpdatingOperator {
+    fn name(&self) -> &str {
+        "updating aggregate"
+    }
+
+    fn on_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        self.aggregator.process_batch(&batch)?;
+        if self.update_interval.is_zero() {
+            self.flush(out)?;
+        } else if self.deadline.is_none() && self.aggregator.has_changes() {
+            self.deadline = Some(tokio::time::Instant::now() + self.update_interval);
+        }
+        Ok(())
+    }
+
+    /// Results are not held back by event time: nothing to do.
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
+        self.flush(out)
+    }
+
+    fn next_timer(&self) -> Option<tokio::time::Instant> {
+        self.deadline
+    }
+
+    fn on_timer(&mut self, out: &mut Emitter) -> Result<()> {
+        self.flush(out)
+    }
+}

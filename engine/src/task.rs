@@ -1,0 +1,440 @@
+//! The one task loop that drives any [`Operator`]: it owns the channels, keeps the watermark of
+//! each input, aligns barriers, fires timers, and sends what the operator emits. See
+//! [`crate::operator`] for the protocol it guarantees.
+
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+
+use arrow::record_batch::RecordBatch;
+use tokio::sync::mpsc;
+
+use crate::error::{Result, StreamError};
+use crate::message::Message;
+use crate::metrics::PipelineMetrics;
+use crate::operator::{Checkpointer, Emitter, Epoch, Operator};
+use crate::operators::exchange::HashRouter;
+use crate::time::WATERMARK_MAX;
+
+/// Where a task's results go: one downstream instance, or several chosen by hash of keys.
+/// Watermarks, barriers and `End` go to every downstream instance.
+pub struct Output {
+    targets: Vec<mpsc::Sender<Message>>,
+    router: Option<HashRouter>,
+}
+
+impl Output {
+    /// Every batch to `target` (a forward edge, or the fan-in into a sink).
+    pub fn forward(target: mpsc::Sender<Message>) -> Self {
+        Self { targets: vec![target], router: None }
+    }
+
+    /// Each row to the target its keys hash to.
+    pub fn hash(router: HashRouter, targets: Vec<mpsc::Sender<Message>>) -> Self {
+        Self { targets, router: Some(router) }
+    }
+
+    /// Every batch to every target (a broadcast edge).
+    pub fn broadcast(targets: Vec<mpsc::Sender<Message>>) -> Self {
+        Self { targets, router: None }
+    }
+
+    /// Sends rows on; false when downstream has gone away (the pipeline is stopping).
+    pub async fn send_batch(&mut self, batch: RecordBatch) -> Result<bool> {
+        match self.router.as_mut() {
+            Some(router) => {
+                for (target, piece) in router.route(batch)? {
+                    if self.targets[target].send(Message::Batch(piece)).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+            }
+            None if self.targets.len() == 1 => {
+                return Ok(self.targets[0].send(Message::Batch(batch)).await.is_ok());
+            }
+            None => {
+                for target in &self.targets {
+                    if target.send(Message::Batch(batch.clone())).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Sends a watermark, barrier or end to every target; false when one has gone away.
+    pub async fn send_all(&self, message: Message) -> bool {
+        for target in &self.targets {
+            if target.send(message.clone()).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// What a task needs besides its channels.
+pub struct TaskContext<'a> {
+    /// Which instance of its operator this task runs (0-based).
+    pub instance: usize,
+    pub metrics: &'a PipelineMetrics,
+    /// Takes snapshots at barriers; without one, a barrier is an error.
+    pub checkpointer: Option<&'a dyn Checkpointer>,
+}
+
+/// Drives `operator` over `inputs` (input *i* is `inputs[i]`) until every input has ended,
+/// an input closes without `End` (cancelled or failed upstream: nothing more is emitted), or
+/// downstream goes away. An error from the operator ends the loop with that error.
+pub async fn run_operator(
+    operator: &mut dyn Operator,
+    mut inputs: Vec<mpsc::Receiver<Message>>,
+    output: &mut Output,
+    ctx: &TaskContext<'_>,
+) -> Result<()> {
+    let n = inputs.len();
+    if n == 0 {
+        return Err(StreamError::Internal(format!("the {} operator has no inputs", operator.name())));
+    }
+    let mut input_watermarks = vec![i64::MIN; n];
+    let mut ended = vec![false; n];
+    let mut aligning = vec![false; n];
+    let mut barrier: Option<Epoch> = None;
+    let mut watermark = i64::MIN;
+    let mut emitter = Emitter::default();
+    let mut next_input = 0;
+
+    loop {
+        let skip: Vec<bool> = ended.iter().zip(&aligning).map(|(e, a)| *e || *a).collect();
+        let received = match operator.next_timer() {
+            Some(at) => tokio::select! {
+                received = receive(&mut inputs, &skip, &mut next_input) => Some(received),
+                () = tokio::time::sleep_until(at) => None,
+            },
+            None => Some(receive(&mut inputs, &skip, &mut next_input).await),
+        };
+        let Some((input, message)) = received else {
+            operator.on_timer(&mut emitter)?;
+            if !send_emitted(&mut emitter, output, ctx).await? {
+                return Ok(());
+            }
+            continue;
+        };
+        // Closed without End: cancelled or failed upstream; nothing more is emitted.
+        let Some(message) = message else { return Ok(()) };
+        match message {
+            Message::Batch(batch) => operator.on_batch(input, batch, &mut emitter)?,
+            Message::Watermark(w) => input_watermarks[input] = input_watermarks[input].max(w),
+            Message::End => {
+                ended[input] = true;
+                input_watermarks[input] = WATERMARK_MAX;
+            }
+            Message::Barrier(epoch) => {
+                if barrier.is_some_and(|b| b != epoch) {
+                    return Err(StreamError::Internal(format!(
+                        "barrier {epoch} arrived at the {} operator while barrier {} was being aligned",
+                        operator.name(),
+                        barrier.unwrap_or_default()
+                    )));
+                }
+                barrier = Some(epoch);
+                aligning[input] = true;
+            }
+        }
+        if ended.iter().all(|e| *e) {
+            operator.on_end(&mut emitter)?;
+            if send_emitted(&mut emitter, output, ctx).await? {
+                output.send_all(Message::End).await;
+            }
+            return Ok(());
+        }
+        let minimum = input_watermarks.iter().copied().min().unwrap_or(i64::MIN);
+        let rose = minimum > watermark;
+        if rose {
+            watermark = minimum;
+            operator.on_watermark(watermark, &mut emitter)?;
+        }
+        // Results first, then the watermark that released them.
+        if !send_emitted(&mut emitter, output, ctx).await? {
+            return Ok(());
+        }
+        if rose && !output.send_all(Message::Watermark(watermark)).await {
+            return Ok(());
+        }
+        if let Some(epoch) = barrier
+            && ended.iter().zip(&aligning).all(|(e, a)| *e || *a)
+        {
+            let Some(checkpointer) = ctx.checkpointer else {
+                return Err(StreamError::Internal(format!(
+                    "the {} operator got a checkpoint barrier but the pipeline has no checkpoint store",
+                    operator.name()
+                )));
+            };
+            let state = operator.snapshot(epoch)?;
+            checkpointer.store(operator.name(), ctx.instance, epoch, state)?;
+            if !output.send_all(Message::Barrier(epoch)).await {
+                return Ok(());
+            }
+            barrier = None;
+            aligning.iter_mut().for_each(|a| *a = false);
+        }
+    }
+}
+
+/// The next message from any input not in `skip`, taking inputs in turn so none is starved:
+/// `(input, None)` when that input's channel closed.
+async fn receive(
+    inputs: &mut [mpsc::Receiver<Message>],
+    skip: &[bool],
+    next_input: &mut usize,
+) -> (usize, Option<Message>) {
+    poll_fn(|cx| {
+        let n = inputs.len();
+        for offset in 0..n {
+            let input = (*next_input + offset) % n;
+            if skip[input] {
+                continue;
+            }
+            if let Poll::Ready(message) = inputs[input].poll_recv(cx) {
+                *next_input = (input + 1) % n;
+                return Poll::Ready((input, message));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Sends what the operator emitted and counts its late rows; false when downstream is gone.
+async fn send_emitted(emitter: &mut Emitter, output: &mut Output, ctx: &TaskContext<'_>) -> Result<bool> {
+    let (batches, late_rows) = emitter.take();
+    if late_rows > 0 {
+        ctx.metrics.late_rows.fetch_add(late_rows, Ordering::Relaxed);
+    }
+    for batch in batches {
+        if !output.send_batch(batch).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::operator::StateSnapshot;
+
+    /// Records every call, emits each batch it gets, and fails on a batch of 13 rows.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Arc<Mutex<Vec<String>>>,
+        timer: Option<tokio::time::Instant>,
+    }
+
+    impl Recorder {
+        fn log(&self, call: String) {
+            self.calls.lock().expect("log").push(call);
+        }
+    }
+
+    impl Operator for Recorder {
+        fn name(&self) -> &str {
+            "recorder"
+        }
+        fn on_batch(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+            self.log(format!("batch {input}:{}", batch.num_rows()));
+            if batch.num_rows() == 13 {
+                return Err(StreamError::Config("unlucky batch".into()));
+            }
+            out.emit(batch);
+            Ok(())
+        }
+        fn on_watermark(&mut self, watermark: i64, _out: &mut Emitter) -> Result<()> {
+            self.log(format!("watermark {watermark}"));
+            Ok(())
+        }
+        fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
+            self.log("end".into());
+            Ok(())
+        }
+        fn next_timer(&self) -> Option<tokio::time::Instant> {
+            self.timer
+        }
+        fn on_timer(&mut self, _out: &mut Emitter) -> Result<()> {
+            self.timer = None;
+            self.log("timer".into());
+            Ok(())
+        }
+        fn snapshot(&mut self, epoch: Epoch) -> Result<StateSnapshot> {
+            self.log(format!("snapshot {epoch}"));
+            Ok(StateSnapshot::default())
+        }
+    }
+
+    #[derive(Default)]
+    struct Store(Mutex<Vec<(String, usize, Epoch)>>);
+
+    impl Checkpointer for Store {
+        fn store(&self, operator: &str, instance: usize, epoch: Epoch, _state: StateSnapshot) -> Result<()> {
+            self.0.lock().expect("store").push((operator.to_string(), instance, epoch));
+            Ok(())
+        }
+    }
+
+    fn rows(n: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..n))]).expect("batch")
+    }
+
+    fn describe(message: &Message) -> String {
+        match message {
+            Message::Batch(b) => format!("batch {}", b.num_rows()),
+            Message::Watermark(w) => format!("watermark {w}"),
+            Message::Barrier(e) => format!("barrier {e}"),
+            Message::End => "end".into(),
+        }
+    }
+
+    /// Runs a recorder over `inputs` channels fed with `messages` (input, message), in order,
+    /// then closes them; returns the recorder's calls, what it sent downstream, and the result.
+    async fn run(inputs: usize, messages: Vec<(usize, Message)>) -> (Vec<String>, Vec<String>, Result<()>) {
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..inputs).map(|_| mpsc::channel(64)).unzip();
+        for (input, message) in messages {
+            senders[input].send(message).await.expect("send");
+        }
+        drop(senders);
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut recorder = Recorder::default();
+        let calls = recorder.calls.clone();
+        let metrics = PipelineMetrics::default();
+        let store = Store::default();
+        let ctx = TaskContext { instance: 3, metrics: &metrics, checkpointer: Some(&store) };
+        let result = run_operator(&mut recorder, receivers, &mut Output::forward(tx), &ctx).await;
+        let mut sent = Vec::new();
+        while let Ok(message) = rx.try_recv() {
+            sent.push(describe(&message));
+        }
+        let calls = calls.lock().expect("calls").clone();
+        (calls, sent, result)
+    }
+
+    #[tokio::test]
+    async fn the_watermark_is_the_minimum_over_inputs_and_end_counts_as_infinity() {
+        let (calls, sent, result) = run(
+            2,
+            vec![
+                (0, Message::Watermark(10)),
+                (1, Message::Watermark(5)),
+                (1, Message::Watermark(20)),
+                (0, Message::End),
+                (1, Message::End),
+            ],
+        )
+        .await;
+        assert!(result.is_ok());
+        // Inputs are read in turn: 0:W10, 1:W5 (min 5), 0:End (+∞, min still 5), 1:W20 (min 20).
+        assert_eq!(calls, ["watermark 5", "watermark 20", "end"]);
+        assert_eq!(sent, ["watermark 5", "watermark 20", "end"]);
+    }
+
+    #[tokio::test]
+    async fn barriers_are_aligned_before_the_snapshot_and_forwarded_after_it() {
+        let (calls, sent, result) = run(
+            2,
+            vec![
+                (0, Message::Batch(rows(1))),
+                (0, Message::Barrier(7)),
+                (0, Message::Batch(rows(2))), // after the barrier on input 0: held back
+                (1, Message::Batch(rows(3))),
+                (1, Message::Barrier(7)),
+                (0, Message::End),
+                (1, Message::End),
+            ],
+        )
+        .await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(calls, ["batch 0:1", "batch 1:3", "snapshot 7", "batch 0:2", "end"]);
+        assert_eq!(sent, ["batch 1", "batch 3", "barrier 7", "batch 2", "end"]);
+    }
+
+    #[tokio::test]
+    async fn an_input_closed_without_end_stops_the_operator_quietly() {
+        let (calls, sent, result) = run(2, vec![(0, Message::Batch(rows(4))), (0, Message::End)]).await;
+        assert!(result.is_ok());
+        assert_eq!(calls, ["batch 0:4"], "no end: input 1 closed without End");
+        assert_eq!(sent, ["batch 4"]);
+    }
+
+    #[tokio::test]
+    async fn an_operator_error_ends_the_task_with_it() {
+        let (calls, sent, result) =
+            run(1, vec![(0, Message::Batch(rows(13))), (0, Message::Batch(rows(1))), (0, Message::End)]).await;
+        let error = result.expect_err("the unlucky batch fails");
+        assert!(error.to_string().contains("unlucky batch"), "{error}");
+        assert_eq!(calls, ["batch 0:13"]);
+        assert!(sent.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timers_fire_while_no_message_comes() {
+        let (input, receiver) = mpsc::channel(4);
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut recorder =
+            Recorder { timer: Some(tokio::time::Instant::now() + Duration::from_secs(5)), ..Default::default() };
+        let calls = recorder.calls.clone();
+        let task = tokio::spawn(async move {
+            let metrics = PipelineMetrics::default();
+            let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None };
+            run_operator(&mut recorder, vec![receiver], &mut Output::forward(tx), &ctx).await
+        });
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(calls.lock().expect("calls").as_slice(), ["timer"]);
+        input.send(Message::End).await.expect("send");
+        assert!(task.await.expect("task").is_ok());
+        assert_eq!(rx.recv().await.map(|m| describe(&m)), Some("end".into()));
+    }
+
+    #[tokio::test]
+    async fn a_slow_consumer_holds_the_operator_back() {
+        let (input, receiver) = mpsc::channel(16);
+        let (tx, mut rx) = mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            let metrics = PipelineMetrics::default();
+            let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None };
+            run_operator(&mut Recorder::default(), vec![receiver], &mut Output::forward(tx), &ctx).await
+        });
+        for _ in 0..5 {
+            input.send(Message::Batch(rows(1))).await.expect("send");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // One batch fits downstream, one is being sent: the rest wait in the input channel.
+        assert!(input.capacity() < 16 - 1, "the operator stopped reading while downstream was full");
+        input.send(Message::End).await.expect("send");
+        let mut received = 0;
+        while let Some(message) = rx.recv().await {
+            if matches!(message, Message::Batch(_)) {
+                received += 1;
+            }
+        }
+        assert_eq!(received, 5);
+        assert!(task.await.expect("task").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_barrier_without_a_checkpoint_store_is_an_error() {
+        let (tx, _rx) = mpsc::channel(4);
+        let (input, receiver) = mpsc::channel(4);
+        input.send(Message::Barrier(1)).await.expect("send");
+        drop(input);
+        let metrics = PipelineMetrics::default();
+        let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None };
+        let result = run_operator(&mut Recorder::default(), vec![receiver], &mut Output::forward(tx), &ctx).await;
+        assert!(result.expect_err("no store").to_string().contains("no checkpoint store"));
+    }
+}
