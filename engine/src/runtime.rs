@@ -10,7 +10,8 @@
 //! - [`PipelineControl::cancel`] (Ctrl-C) stops the source between batches. Channels then close
 //!   without [`Message::End`], so aggregations stop without emitting open windows and the sink
 //!   flushes what it has.
-//! - Every task is owned by the [`RunningPipeline`]; dropping it aborts the tokio tasks.
+//! - Every task is owned by the [`RunningPipeline`]; dropping it cancels the pipeline and aborts
+//!   the tokio tasks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -94,7 +95,10 @@ pub struct RunningPipeline {
 }
 
 impl Drop for RunningPipeline {
+    /// Cancels the pipeline: tokio tasks are aborted, and the blocking source and sink threads
+    /// (which cannot be aborted) stop at their next batch.
     fn drop(&mut self) {
+        self.shared.cancelled.store(true, Ordering::SeqCst);
         for task in &self.tasks {
             task.abort();
         }
@@ -144,7 +148,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
                 let outputs = vec![sink_tx];
                 // The error is recorded before the channels close, so downstream tasks that see
                 // them close know the pipeline failed.
-                if let Err(e) = run_source(&spec, &outputs, None, &shared) {
+                if let Err(e) = unwound("the source", || run_source(&spec, &outputs, None, &shared)) {
                     shared.fail(e);
                 }
                 drop(outputs);
@@ -179,7 +183,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
             let shared = shared.clone();
             let spec = spec.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                if let Err(e) = run_source(&spec, &inputs, Some(router), &shared) {
+                if let Err(e) = unwound("the source", || run_source(&spec, &inputs, Some(router), &shared)) {
                     shared.fail(e);
                 }
                 drop(inputs);
@@ -192,13 +196,27 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         let shared = shared.clone();
         let spec = spec.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            if let Err(e) = run_sink(&spec, sink_rx, upstream_ends, &shared) {
+            if let Err(e) = unwound("the sink", || run_sink(&spec, sink_rx, upstream_ends, &shared)) {
                 shared.fail(e);
             }
         }));
     }
 
     RunningPipeline { name: spec.name, shared, tasks }
+}
+
+/// Runs `work`, turning a panic into an error that fails the pipeline: recorded before the
+/// task's channels close, like any other error (a connector's bug must not pass for the end of
+/// its input).
+fn unwound<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(StreamError::Internal(format!("{what} panicked: {message}")))
+    })
 }
 
 /// Source task: decode, assign watermarks, run the pre chain, route. Blocking thread.
@@ -348,3 +366,7 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, upstream: u
     let closed = if result.is_err() || shared.has_failed() { sink.abort() } else { sink.finish() };
     result.and(closed)
 }
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;
