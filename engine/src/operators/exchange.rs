@@ -1,5 +1,18 @@
 //! Hash exchange: splits batches among aggregation instances by their GROUP BY keys, so that all
 //! rows of one group meet in one instance.
+//!
+//! Rows go to instances through a fixed number of **key groups**, as in Flink, so that state
+//! kept per key group can later be restored at another parallelism:
+//!
+//! ```text
+//!  hash     = DataFusion create_hashes over the key columns, with the fixed seed KEY_HASH_SEED
+//!  group    = (hash >> 24) mod KEY_GROUPS          (middle bits: see below)
+//!  instance = group × parallelism / KEY_GROUPS     (contiguous ranges of groups per instance)
+//! ```
+//!
+//! The seed is a constant, so a key lands in the same group in every process and after every
+//! restart of the same build (DataFusion's hashing is not promised stable across its releases;
+//! a checkpoint format that outlives an upgrade must record the groups, not recompute them).
 
 use std::sync::Arc;
 
@@ -10,6 +23,25 @@ use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::Result;
+
+/// Key groups: the unit of keyed state. More than any parallelism we allow (256), so every
+/// instance owns at least 128 of them.
+pub const KEY_GROUPS: u64 = 32_768;
+
+/// Seed of the routing hash (foldhash, as DataFusion hashes): fixed, so routing is the same in
+/// every process. Different from the seed DataFusion's hash tables use, so an instance's rows do
+/// not cluster in its tables.
+pub const KEY_HASH_SEED: u64 = 0x5354_5245_414d_5351;
+
+/// The key group of a row's key hash.
+pub fn key_group(hash: u64) -> u64 {
+    (hash >> 24) % KEY_GROUPS
+}
+
+/// The instance (of `parallelism`) that owns `group`.
+pub fn instance_of(group: u64, parallelism: usize) -> usize {
+    (group * parallelism as u64 / KEY_GROUPS) as usize
+}
 
 /// Routes rows to `partitions` outputs by hash of `keys`; without keys every row goes to 0.
 #[derive(Debug)]
@@ -26,7 +58,7 @@ impl HashRouter {
         Self {
             keys,
             partitions: partitions.max(1),
-            random_state: RandomState::default(),
+            random_state: RandomState::with_seed(KEY_HASH_SEED),
             hashes: Vec::new(),
             indices: vec![Vec::new(); partitions.max(1)],
         }
@@ -49,10 +81,8 @@ impl HashRouter {
         for list in &mut self.indices {
             list.clear();
         }
-        // Middle bits: hash tables downstream use the low bits for buckets and the top bits
-        // for tags, so routing on either would cluster each instance's table.
         for (row, hash) in self.hashes.iter().enumerate() {
-            self.indices[((hash >> 24) % self.partitions as u64) as usize].push(row as u32);
+            self.indices[instance_of(key_group(*hash), self.partitions)].push(row as u32);
         }
         let mut out = Vec::new();
         for (partition, list) in self.indices.iter_mut().enumerate() {
@@ -68,5 +98,73 @@ impl HashRouter {
             out.push((partition, piece));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_expr::expressions::Column;
+
+    use super::*;
+
+    fn batch() -> RecordBatch {
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, false)]));
+        let keys: StringArray = (0..1000).map(|i| (i % 7 != 0).then(|| format!("key-{}", i % 97))).collect();
+        RecordBatch::try_new(schema, vec![Arc::new(keys), Arc::new(Int64Array::from_iter_values(0..1000))])
+            .expect("batch")
+    }
+
+    fn routed(partitions: usize) -> Vec<(String, usize)> {
+        let mut router = HashRouter::new(vec![Arc::new(Column::new("k", 0))], partitions);
+        let mut rows = Vec::new();
+        for (partition, piece) in router.route(batch()).expect("routes") {
+            let keys = piece.column(0).as_any().downcast_ref::<StringArray>().expect("strings");
+            rows.extend(keys.iter().map(|k| (k.unwrap_or("NULL").to_string(), partition)));
+        }
+        rows.sort();
+        rows.dedup();
+        rows
+    }
+
+    #[test]
+    fn a_key_always_goes_to_the_same_instance() {
+        let rows = routed(4);
+        let mut keys: Vec<&String> = rows.iter().map(|(k, _)| k).collect();
+        let all = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), all, "each key reaches exactly one instance");
+        let used: std::collections::BTreeSet<usize> = rows.iter().map(|(_, p)| *p).collect();
+        assert_eq!(used.len(), 4, "97 keys spread over all 4 instances");
+        assert_eq!(routed(4), rows, "routing is deterministic");
+    }
+
+    #[test]
+    fn key_groups_are_split_into_contiguous_ranges() {
+        assert_eq!(instance_of(0, 4), 0);
+        assert_eq!(instance_of(KEY_GROUPS / 4 - 1, 4), 0);
+        assert_eq!(instance_of(KEY_GROUPS / 4, 4), 1);
+        assert_eq!(instance_of(KEY_GROUPS - 1, 4), 3);
+        assert_eq!(instance_of(KEY_GROUPS - 1, 256), 255);
+        // Rescaling 2 → 4 splits each instance's groups, it never mixes them.
+        for group in 0..KEY_GROUPS {
+            assert_eq!(instance_of(group, 4) / 2, instance_of(group, 2));
+        }
+    }
+
+    #[test]
+    fn the_routing_hash_is_fixed() {
+        // The same key hashes alike in every process: a regression guard on the seed.
+        let state = RandomState::with_seed(KEY_HASH_SEED);
+        let other = RandomState::with_seed(KEY_HASH_SEED);
+        let keys: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec!["a", "b", "c"]))];
+        let (mut one, mut two) = (vec![0; 3], vec![0; 3]);
+        create_hashes(&keys, &state, &mut one).expect("hashes");
+        create_hashes(&keys, &other, &mut two).expect("hashes");
+        assert_eq!(one, two);
     }
 }

@@ -12,7 +12,7 @@ use super::inputs::BatchInputs;
 use super::pane::{Groups, Pane, PaneInput, new_accumulators};
 use super::spec::{AggregateSpec, GroupOutput, WindowKind, WindowShape};
 use crate::error::{Result, StreamError};
-use crate::time::WATERMARK_MIN;
+use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN};
 
 /// Window aggregation state of one instance. See the [module docs](super) for the contract.
 pub struct WindowAggregator {
@@ -37,19 +37,32 @@ impl WindowAggregator {
         std::mem::take(&mut self.late_rows)
     }
 
-    /// Adds a batch whose last two columns are `_ts` and `_wm`. Windows that close before some
+    /// Adds a batch that carries the hidden `_ts` and `_wm` columns. Windows that close before some
     /// of its rows are emitted into `out` first.
     pub fn process_batch(&mut self, batch: &RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
         let n = batch.num_rows();
-        let columns = batch.num_columns();
         if n == 0 {
             return Ok(());
         }
-        if columns < 2 {
-            return Err(StreamError::Internal("window input without hidden columns".into()));
-        }
-        let ts = batch.column(columns - 2).as_primitive::<TimestampMillisecondType>().clone();
-        let wm = batch.column(columns - 1).as_primitive::<Int64Type>().clone();
+        // Found by name, not position: an operator with several inputs sees them wherever its
+        // input's schema has them.
+        let hidden = |name: &str| {
+            batch
+                .schema()
+                .index_of(name)
+                .map(|i| batch.column(i).clone())
+                .map_err(|_| StreamError::Internal(format!("window input without the hidden {name} column")))
+        };
+        let ts = hidden(TS_COLUMN)?;
+        let ts = ts
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| StreamError::Internal(format!("{TS_COLUMN} is not a millisecond timestamp")))?
+            .clone();
+        let wm = hidden(WM_COLUMN)?;
+        let wm = wm
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| StreamError::Internal(format!("{WM_COLUMN} is not BIGINT")))?
+            .clone();
         let wm = wm.values();
         let inputs = BatchInputs::evaluate(&self.spec, batch)?;
 
