@@ -477,3 +477,55 @@ fn settings_and_tables_carry_over_in_a_session() {
     assert_eq!(settings[0].0, 3, "{settings:?}");
     assert_eq!(settings[1], (2, 9), "{settings:?}");
 }
+
+/// What used to crash, hang or exhaust the process at plan time is refused with the limit and
+/// the position (planned on a large stack, as the binary does).
+#[test]
+fn hostile_statements_are_refused_with_their_limit_and_position() {
+    streamsql_engine::limits::on_planning_stack(hostile_statements_body).expect("a planning thread");
+}
+
+fn hostile_statements_body() {
+    let dir = TestDir::new("plan-hostile");
+    let query = |expr: &str| script(&dir, &format!("SELECT {expr} FROM events;"));
+
+    // 8,000 terms aborted the binary (stack overflow), 3,000 took more than 30 s.
+    let sum = vec!["v"; 8000].join(" + ");
+    let error = expect_err(&query(&sum));
+    assert_mentions(&error, &["nested too deeply", "400"]);
+    assert!(error.location().is_some_and(|(line, _)| line > 1), "{}", describe_sql_error(&error));
+
+    // 49 nested CASTs never finished planning; now they plan, and 100 are refused at once.
+    let mut cast = "v".to_string();
+    for _ in 0..49 {
+        cast = format!("CAST({cast} AS BIGINT)");
+    }
+    plan(&query(&cast)).unwrap_or_else(|e| panic!("49 casts: {}", describe_sql_error(&e)));
+    for _ in 49..100 {
+        cast = format!("CAST({cast} AS BIGINT)");
+    }
+    let started = std::time::Instant::now();
+    let error = expect_err(&query(&cast));
+    assert_mentions(&error, &["nested too deeply", "64"]);
+    assert!(error.location().is_some(), "{}", describe_sql_error(&error));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "refused at once");
+
+    // A long OR chain is balanced, so any length plans.
+    let predicates: Vec<String> = (0..3000).map(|i| format!("k2 = {i}")).collect();
+    let chain = script(&dir, &format!("SELECT k FROM events WHERE {};", predicates.join(" OR ")));
+    plan(&chain).unwrap_or_else(|e| panic!("OR chain: {}", describe_sql_error(&e)));
+
+    // HOP 1 ms over 1 day put each row into 86.4 M windows.
+    let hop = script(
+        &dir,
+        "SELECT window_start, COUNT(*) FROM TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '1' MILLISECOND, \
+         INTERVAL '1' DAY)) GROUP BY window_start, window_end;",
+    );
+    assert_mentions(&expect_err(&hop), &["86400000 windows", "at most 10000"]);
+
+    // A parallelism of a million aborted on allocation.
+    let error = expect_err(&script(&dir, "SET 'parallelism.default' = '1000000';"));
+    assert_mentions(&error, &["at most 256"]);
+    assert!(error.location().is_some(), "{}", describe_sql_error(&error));
+    assert_mentions(&expect_err("SET 'execution.batch-size' = '100000000';"), &["at most 1048576"]);
+}
