@@ -15,8 +15,18 @@
 //!  └──────────────────────────────────────────────┘     └────────────────────────────┘
 //! ```
 //!
-//! Edges are bounded channels of [`Message`]s (`Batch | Watermark | End`), so a slow sink slows
-//! the source. Pipelines without aggregation send the pre chain's output straight to the sink.
+//! Edges are bounded channels of [`Message`]s (`Batch | Watermark | Barrier | End`), so a slow
+//! sink slows the source. Pipelines without aggregation send the pre chain's output straight to
+//! the sink.
+//!
+//! ## One operator contract
+//!
+//! Every stateful operator implements [`operator::Operator`] (rows and watermarks per input,
+//! end, processing-time timers, `snapshot`/`restore` at aligned checkpoint barriers), and one
+//! loop, [`task::run_operator`], drives any of them: it owns the channels, takes the minimum
+//! watermark over inputs, aligns barriers and sends what the operator emitted. The protocol is
+//! drawn in [`operator`]. Keyed edges route rows through fixed key groups
+//! ([`operators::exchange`]), so keyed state can later move between instances.
 //!
 //! ## Event time
 //!
@@ -31,6 +41,7 @@
 //! - [`connector`]: the ports ([`connector::Source`], [`connector::Sink`], the registry) that
 //!   connectors implement and the SQL layer looks up.
 //! - [`pipeline`]: what a lowered query looks like ([`pipeline::PipelineSpec`]).
+//! - [`operator`] and [`task`]: the operator contract and the loop that drives it.
 //! - [`runtime`]: how a pipeline runs, stops and reports.
 //! - [`operators::aggregate`]: windowed and updating aggregation over DataFusion accumulators.
 //! - [`live`]: live tables, pipeline results kept in memory for queries while they run.
