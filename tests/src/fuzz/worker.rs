@@ -32,8 +32,16 @@ pub enum Cases {
 /// The last panic's message and location, as the panic hook saw it.
 static LAST_PANIC: Mutex<String> = Mutex::new(String::new());
 
+/// With this variable set, a worker prints each panic's backtrace to stderr (run it by hand:
+/// `sql-fuzz --worker --stdin < frames`, frames as [`write_frame`] writes them).
+pub const BACKTRACE: &str = "SQL_FUZZ_BACKTRACE";
+
 fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
+    let backtrace = std::env::var_os(BACKTRACE).is_some();
+    std::panic::set_hook(Box::new(move |info| {
+        if backtrace {
+            eprintln!("{info}\n{}", std::backtrace::Backtrace::force_capture());
+        }
         let payload = info
             .payload()
             .downcast_ref::<&str>()

@@ -265,23 +265,47 @@ impl Generator<'_> {
         text
     }
 
-    /// An expression that stresses recursion or size: long chains and deep nesting.
+    /// An expression that stresses recursion or size: long chains, and nesting that is deep,
+    /// sometimes broken (left open, or wrong at the innermost level) so the parser fails deep down.
     pub(super) fn deep(&mut self, ty: Ty, scope: Scope<'_>) -> String {
-        let n = self.pick(&[10, 49, 50, 64, 100, 200, 500, 1_000, 2_000, 5_000]);
+        let n = self.pick(&[10, 20, 30, 49, 50, 64, 100, 200, 500, 1_000, 2_000, 5_000]);
         let column = self.column_of(ty, scope).unwrap_or_else(|| "1".into());
-        match self.rng.random_range(0..12) {
+        match self.rng.random_range(0..10) {
             0 => vec!["1"; n].join(" + "),
             1 => (0..n).map(|i| format!("{column} = {i}")).collect::<Vec<_>>().join(" OR "),
             2 => (0..n).map(|i| format!("{column} <> {i}")).collect::<Vec<_>>().join(" AND "),
-            3 => format!("{}{column}{}", "CAST(".repeat(n), " AS BIGINT)".repeat(n)),
-            4 => format!("{}{column}{}", "(".repeat(n), ")".repeat(n)),
-            5 => format!("{}1{}", "CASE WHEN TRUE THEN ".repeat(n), " END".repeat(n)),
-            6 => format!("{}{column}{}", "abs(".repeat(n), ")".repeat(n)),
-            7 => format!("{}1", "- ".repeat(n)),
-            8 => format!("{}TRUE", "NOT ".repeat(n)),
-            9 => format!("{column} IN ({})", (0..n * 10).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")),
-            10 => format!("'{}'", "x".repeat(n.min(1_000) * 1_000)),
-            _ => format!("concat({})", vec!["'a'"; n].join(", ")),
+            3 => format!("{}1", "- ".repeat(n)),
+            4 => format!("{}TRUE", "NOT ".repeat(n)),
+            5 => format!("{column} IN ({})", (0..n * 10).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")),
+            6 => format!("'{}'", "x".repeat(n.min(1_000) * 1_000)),
+            7 => format!("concat({})", vec!["'a'"; n].join(", ")),
+            _ => self.nested(n, &column),
+        }
+    }
+
+    /// `n` levels of one construct around `inner`: closed, left open, or broken inside.
+    fn nested(&mut self, n: usize, inner: &str) -> String {
+        let (open, close) = self.pick(&[
+            ("CAST(", " AS BIGINT)"),
+            ("TRY_CAST(", " AS BIGINT)"),
+            ("NOT (", ")"),
+            ("(", ")"),
+            ("abs(", ")"),
+            ("coalesce(", ", 1)"),
+            ("CASE WHEN TRUE THEN ", " END"),
+            ("substring(", " FROM 1)"),
+            ("extract(year FROM ", ")"),
+            ("ceil(", ")"),
+            ("trim(", ")"),
+            ("ARRAY[", "]"),
+            ("(SELECT ", ")"),
+            ("EXISTS (SELECT ", ")"),
+            ("INTERVAL (", ")"),
+        ]);
+        match self.rng.random_range(0..4) {
+            0 => format!("{}{inner}", open.repeat(n)),
+            1 => format!("{}{inner} +{}", open.repeat(n), close.repeat(n)),
+            _ => format!("{}{inner}{}", open.repeat(n), close.repeat(n)),
         }
     }
 }
