@@ -10,7 +10,6 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::{TableReference, plan_err};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner, TypePlanner};
 use datafusion::logical_expr::{
     AggregateUDF, HigherOrderUDF, LogicalPlan, ScalarUDF, TableSource, TableType, WindowUDF,
@@ -88,7 +87,8 @@ impl TableSource for ViewTableSource {
     }
 }
 
-/// Tables, views and window relations of one session, plus DataFusion's function registry.
+/// Tables, views and window relations of one session, plus DataFusion's function registry with
+/// Flink's functions in it ([`crate::functions`]).
 pub struct Catalog {
     pub relations: BTreeMap<String, Relation>,
     pub windows: HashMap<String, WindowTvf>,
@@ -100,7 +100,7 @@ impl Default for Catalog {
         Self {
             relations: BTreeMap::new(),
             windows: HashMap::new(),
-            state: SessionStateBuilder::new().with_default_features().build(),
+            state: crate::functions::session_state(),
         }
     }
 }

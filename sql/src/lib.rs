@@ -9,6 +9,7 @@
 //!
 //! - [`parser`]: our statements on sqlparser's tokenizer; window TVFs rewritten on tokens.
 //! - [`catalog`]: tables and views as DataFusion sees them (`ContextProvider`).
+//! - [`functions`]: Flink's built-in functions where DataFusion's differ; unsupported ones refused.
 //! - [`planner`]: DDL checks, lowering of logical plans, sink column mapping.
 //! - [`session`]: settings and statement execution — start reading at [`Session::execute`]
 //!   (whole scripts into pipelines) or [`Session::execute_statement`] (one statement at a time,
@@ -22,6 +23,7 @@ pub mod catalog;
 pub mod describe;
 pub mod error;
 pub mod explain;
+pub mod functions;
 pub mod outcome;
 pub mod parser;
 pub mod planner;
