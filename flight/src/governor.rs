@@ -17,7 +17,7 @@ use std::time::Duration;
 use datafusion::common::{DataFusionError, Result, resources_datafusion_err};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryLimit, MemoryPool, MemoryReservation};
 use streamsql_engine::limits::PLANNING_STACK_BYTES;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 /// Bounds on ad-hoc queries, from `--query-memory-limit`, `--query-timeout` and
 /// `--query-concurrency`.
@@ -50,6 +50,7 @@ pub struct Governor {
     limits: QueryLimits,
     slots: Arc<Semaphore>,
     total: Arc<GreedyMemoryPool>,
+    stopping: watch::Sender<bool>,
 }
 
 impl fmt::Debug for Governor {
@@ -64,7 +65,14 @@ impl Governor {
             limits,
             slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
             total: Arc::new(GreedyMemoryPool::new(limits.memory_total_bytes)),
+            stopping: watch::channel(false).0,
         }
+    }
+
+    /// Cancels every query running or waiting now and refuses new ones (the server is
+    /// stopping).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     pub fn limits(&self) -> &QueryLimits {
@@ -96,6 +104,10 @@ impl Governor {
         T: Send + 'static,
         F: Future<Output = Result<T>> + Send + 'static,
     {
+        let mut stopping = self.stopping.subscribe();
+        if *stopping.borrow() {
+            return Err(DataFusionError::Execution("the query service is stopping".into()));
+        }
         let timeout = self.limits.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let permit: OwnedSemaphorePermit =
@@ -131,7 +143,14 @@ impl Governor {
                 }
             })
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        match tokio::time::timeout_at(deadline, result).await {
+        let finished = tokio::select! {
+            finished = tokio::time::timeout_at(deadline, result) => finished,
+            _ = stopping.wait_for(|stopping| *stopping) => {
+                drop(cancel);
+                return Err(DataFusionError::Execution("the query was cancelled: the server is stopping".into()));
+            }
+        };
+        match finished {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => {
                 Err(DataFusionError::Execution("the query failed unexpectedly (a panic in the engine)".into()))

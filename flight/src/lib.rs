@@ -70,35 +70,51 @@ impl FlightSqlServer {
     /// handle is dropped).
     pub fn spawn(self) -> ServerHandle {
         let address = self.address;
+        let governor = self.service.governor();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(self.serve(async {
             let _ = stopped.await;
         }));
-        ServerHandle { address, stop: Some(stop), task }
+        ServerHandle { address, stop: Some(stop), task, governor }
     }
 }
+
+/// How long [`ServerHandle::stop`] lets calls under way finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A Flight SQL server serving on a task.
 pub struct ServerHandle {
     pub address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
+    governor: Arc<governor::Governor>,
 }
 
 impl ServerHandle {
-    /// Stops accepting calls and waits for the server to finish.
+    /// Stops accepting calls, cancels the queries running, and waits for the calls under way to
+    /// finish, for at most [`SHUTDOWN_GRACE`]; calls still running then are dropped.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.governor.stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await?
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await {
+            Ok(finished) => finished?,
+            Err(_) => {
+                self.task.abort();
+                tracing::warn!("Flight SQL calls still running after {SHUTDOWN_GRACE:?} were cancelled at shutdown");
+                Ok(())
+            }
+        }
     }
 }
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
+        self.governor.stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.task.abort();
     }
 }

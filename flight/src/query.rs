@@ -64,7 +64,7 @@ impl QueryEngine {
         &self.catalog
     }
 
-    pub fn governor(&self) -> &Governor {
+    pub fn governor(&self) -> &Arc<Governor> {
         &self.governor
     }
 

@@ -45,7 +45,7 @@ use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::governor::TimedOut;
+use crate::governor::{Governor, TimedOut};
 use crate::query::{CATALOG, QueryEngine, QueryResult, SCHEMA};
 
 /// Results waiting for their DoGet are dropped after this long.
@@ -98,6 +98,11 @@ impl StreamsqlFlightService {
             pending: Arc::new(Mutex::new(Pending::default())),
             sql_info: Arc::new(sql_info()?),
         })
+    }
+
+    /// The queries' governor, to cancel them when the server stops.
+    pub fn governor(&self) -> Arc<Governor> {
+        self.engine.governor().clone()
     }
 
     fn authorize(&self, metadata: &MetadataMap) -> Result<(), Status> {

@@ -160,3 +160,24 @@ async fn abandoned_results_do_not_hold_the_memory() -> anyhow::Result<()> {
     assert_eq!(sum, 12_499_997_500_000);
     Ok(())
 }
+
+/// A query that would run for minutes does not hold up shutdown (SIGTERM used to be ignored
+/// while one ran): calls still under way after the grace period are cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_does_not_wait_for_a_long_query() -> anyhow::Result<()> {
+    let catalog = streamsql_engine::live::LiveCatalog::new();
+    let limits = QueryLimits { timeout: Duration::from_secs(600), ..limits() };
+    let server = streamsql_flight::FlightSqlServer::bind("127.0.0.1:0".parse()?, catalog, None, limits)?.spawn();
+    let channel = Channel::from_shared(format!("http://{}", server.address))?.connect().await?;
+    let query = tokio::spawn(async move {
+        let mut client = FlightSqlServiceClient::new(channel);
+        client.execute("SELECT COUNT(*) FROM range(100000000) a CROSS JOIN range(100000000) b".into(), None).await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    server.stop().await?;
+    let took = started.elapsed();
+    assert!(took < streamsql_flight::SHUTDOWN_GRACE + Duration::from_secs(2), "stopping took {took:?}");
+    assert!(query.await?.is_err(), "the long query was cut off");
+    Ok(())
+}
