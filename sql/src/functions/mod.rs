@@ -22,12 +22,18 @@
 //! timestamps), [`time_fields`] (`HOUR`, `YEAR`, ...), [`time_arith`] (`TIMESTAMPADD`,
 //! `TIMESTAMPDIFF`), [`string`], [`regex`], [`math`], [`json`], [`conditional`], [`hash`].
 //!
+//! Two hooks sit outside the catalog, for whoever owns the parser and the session:
+//! [`calls::reject_unsupported_calls`] refuses an unsupported function where it is written (the
+//! catalog's refusal has no position), and [`time_arith::unit_keyword_to_literal`] lets Flink's
+//! `TIMESTAMPADD(DAY, ...)` through (sqlparser reads `DAY` as a column).
+//!
 //! Conventions all of them follow, as Flink does: a NULL argument gives NULL (unless Flink says
 //! otherwise, e.g. `IS_DIGIT`); a pattern argument written as a literal is checked when the query
 //! is planned; timestamps without a time zone are read and written as UTC wall-clock time (the
 //! session time zone of Flink's documented examples).
 
 mod args;
+pub mod calls;
 mod conditional;
 pub mod docs;
 mod hash;
