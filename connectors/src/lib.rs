@@ -6,6 +6,7 @@
 //! |-------------|--------|------|---------------|
 //! | `file`      | yes    | yes  | [`file`]      |
 //! | `netflow`   | yes    |      | [`netflow`]   |
+//! | `nexmark`   | yes    |      | [`nexmark`]   |
 //! | `print`     |        | yes  | [`print`]     |
 //! | `blackhole` |        | yes  | [`blackhole`] |
 //! | `live`      |        | yes  | [`live`] (in-memory tables for queries; added with a catalog) |
@@ -28,6 +29,7 @@ pub mod flight;
 pub mod format;
 pub mod live;
 pub mod netflow;
+pub mod nexmark;
 pub mod print;
 
 use std::sync::Arc;
@@ -47,6 +49,7 @@ impl Connectors {
             connectors: vec![
                 Arc::new(file::FileConnector),
                 Arc::new(netflow::NetflowConnector),
+                Arc::new(nexmark::NexmarkConnector),
                 Arc::new(print::PrintConnector),
                 Arc::new(blackhole::BlackholeConnector),
                 #[cfg(feature = "cassandra")]
