@@ -1,6 +1,6 @@
 //! String functions whose Flink meaning differs from DataFusion's, or that DataFusion lacks:
 //! `SUBSTR`/`SUBSTRING`, `LEFT`, `RIGHT`, `LPAD`, `RPAD`, `LOCATE`, `SPLIT_INDEX`, `CONCAT`, `CHR`,
-//! `TO_BASE64`, `FROM_BASE64`, `STARTSWITH`, `ENDSWITH`, `ELT`.
+//! `TO_BASE64`, `FROM_BASE64`, `STARTSWITH`, `ENDSWITH`, `ELT`, `URL_ENCODE`, `URL_DECODE`.
 //!
 //! Lengths and positions count characters (Unicode scalar values), 1-based as in SQL.
 
@@ -56,6 +56,8 @@ pub(super) fn functions() -> Vec<ScalarUDF> {
         f("startswith", &[], &[&[Str, Str]], StartsWith),
         f("endswith", &[], &[&[Str, Str]], EndsWith),
         f("elt", &[], &[], Elt),
+        f("url_encode", &[], &[&[Str]], UrlEncode),
+        f("url_decode", &[], &[&[Str]], UrlDecode),
     ]
 }
 
@@ -76,6 +78,8 @@ enum Shape {
     StartsWith,
     EndsWith,
     Elt,
+    UrlEncode,
+    UrlDecode,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -227,6 +231,8 @@ fn string_row(shape: Shape, arrays: &Arrays, row: usize, out: &mut String) -> Re
             }
             out.push_str(values.value(row));
         }
+        Shape::UrlEncode => url_encode(s(0)?, out),
+        Shape::UrlDecode => return Ok(url_decode(s(0)?, out)),
         Shape::Locate | Shape::StartsWith | Shape::EndsWith => {
             return exec_err!("{shape:?} does not return a string");
         }
@@ -315,4 +321,39 @@ fn predicate(arrays: &Arrays, test: impl Fn(&str, &str) -> bool) -> Result<Colum
         }
     }
     array(out.finish())
+}
+
+/// Java's `URLEncoder.encode(text, UTF_8)`: `application/x-www-form-urlencoded`.
+fn url_encode(text: &str, out: &mut String) {
+    for byte in text.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => out.push(char::from(byte)),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+}
+
+/// Java's `URLDecoder.decode(text, UTF_8)`; `false` (NULL, as in Flink) for a broken escape.
+fn url_decode(text: &str, out: &mut String) -> bool {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => decoded.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(byte) => decoded.push(byte),
+                    None => return false,
+                }
+                i += 2;
+            }
+            byte => decoded.push(byte),
+        }
+        i += 1;
+    }
+    out.push_str(&String::from_utf8_lossy(&decoded));
+    true
 }

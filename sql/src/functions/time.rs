@@ -1,6 +1,6 @@
 //! Timestamps to text and back, with Java patterns: `DATE_FORMAT`, `TO_TIMESTAMP`, `TO_DATE`,
 //! `FROM_UNIXTIME`, `UNIX_TIMESTAMP`, `TO_TIMESTAMP_LTZ`; and the clock: `NOW`, `CURRENT_TIMESTAMP`,
-//! `LOCALTIMESTAMP`, `CURRENT_ROW_TIMESTAMP`, `CURRENT_DATE`.
+//! `LOCALTIMESTAMP`, `CURRENT_ROW_TIMESTAMP`, `CURRENT_DATE`; and `CONVERT_TZ`.
 //!
 //! Timestamps without a zone are wall-clock time, read and written as UTC: Flink's documented
 //! examples assume a UTC session, and streamsql has no session time zone yet.
@@ -29,6 +29,7 @@ pub(super) fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(ToTimestampLtz::new()),
         ScalarUDF::new_from_impl(Now::new("now", &["current_timestamp", "localtimestamp", "current_row_timestamp"])),
         ScalarUDF::new_from_impl(Now::new("current_date", &[])),
+        ScalarUDF::new_from_impl(ConvertTz { signature: Signature::user_defined(Volatility::Immutable) }),
     ]
 }
 
@@ -469,5 +470,93 @@ impl ScalarUDFImpl for Now {
         } else {
             ScalarValue::TimestampMillisecond(Some(now.timestamp_millis()), None)
         }))
+    }
+}
+
+/// A time zone as Java's `TimeZone.getTimeZone` reads one: a region (`America/Los_Angeles`),
+/// `UTC`, or an offset (`GMT-08:00`, `UTC+8`, `+05:30`). `None` for anything else (Java would
+/// silently take GMT).
+fn time_zone(name: &str) -> Option<arrow::array::timezone::Tz> {
+    let name = name.trim();
+    let offset = ["GMT", "UTC", ""]
+        .iter()
+        .find_map(|prefix| name.strip_prefix(prefix).filter(|rest| rest.starts_with(['+', '-'])));
+    let Some(offset) = offset else {
+        return name.parse().ok();
+    };
+    let (sign, rest) = offset.split_at(1);
+    let (hours, minutes) = match rest.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if rest.len() > 2 => rest.split_at(rest.len() - 2),
+        None => (rest, "00"),
+    };
+    let digits = |s: &str, max: u32| s.parse::<u32>().ok().filter(|v| *v <= max && !s.is_empty() && s.len() <= 2);
+    let (hours, minutes) = (digits(hours, 18)?, digits(minutes, 59)?);
+    format!("{sign}{hours:02}:{minutes:02}").parse().ok()
+}
+
+/// The wall-clock time `t` of zone `from`, in zone `to`. A time that falls in a gap (clocks
+/// going forward) moves forward by the gap, one that occurs twice takes the earlier, as in Java.
+fn convert_zone(
+    t: &NaiveDateTime,
+    from: &arrow::array::timezone::Tz,
+    to: &arrow::array::timezone::Tz,
+) -> Option<NaiveDateTime> {
+    use chrono::TimeZone;
+    let instant = match from.from_local_datetime(t).earliest() {
+        Some(instant) => instant,
+        None => from.from_local_datetime(&(*t + chrono::TimeDelta::hours(1))).earliest()?,
+    };
+    Some(instant.with_timezone(to).naive_local())
+}
+
+/// `CONVERT_TZ(string, from_zone, to_zone)`: a `yyyy-MM-dd HH:mm:ss` time of one zone as the
+/// same instant in another.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ConvertTz {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ConvertTz {
+    fn name(&self) -> &str {
+        "convert_tz"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce("CONVERT_TZ", arg_types, &[&[Param::Str, Param::Str, Param::Str]])
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<arrow::datatypes::FieldRef> {
+        for i in [1, 2] {
+            if let Some(Some(zone)) = literal_str(&args, i)
+                && time_zone(zone).is_none()
+            {
+                return plan_err!(
+                    "CONVERT_TZ: unknown time zone '{zone}'; use a region such as 'America/Los_Angeles', 'UTC' or an offset such as 'GMT-08:00'"
+                );
+            }
+        }
+        Ok(field(self.name(), DataType::Utf8))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = Arrays::new(&args)?;
+        let (texts, froms, tos) = (arrays.str(0)?, arrays.str(1)?, arrays.str(2)?);
+        let mut out = StringBuilder::with_capacity(arrays.rows(), arrays.rows() * 19);
+        for row in 0..arrays.rows() {
+            let converted = if arrays.any_null(row) {
+                None
+            } else {
+                let zones = time_zone(froms.value(row)).zip(time_zone(tos.value(row)));
+                parse_timestamp_text(texts.value(row))
+                    .zip(zones)
+                    .and_then(|(t, (from, to))| convert_zone(&t, &from, &to))
+            };
+            out.append_option(converted.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()));
+        }
+        array(out.finish())
     }
 }
