@@ -6,6 +6,7 @@
 //! | shape                                   | what goes wrong                                  | guard                                  |
 //! |-----------------------------------------|--------------------------------------------------|----------------------------------------|
 //! | deep nesting: `CAST(CAST(…))`, `((…))`, `CASE … CASE`, `NOT NOT …` | sqlparser recurses per level; once its recursion limit is hit it backtracks through alternatives, and time doubles per level | [`check_nesting`] on the tokens, well below the parser's limit ([`PARSER_RECURSION_LIMIT`]) |
+//! | nested keyword calls around an error: `NOT (NOT (… 1 + …))` | sqlparser parses each `CAST(`, `NOT (`… twice (its syntax, then as a function call) when the inside fails: time doubles per level | [`check_nesting`] bounds their depth so that `2^depth × tokens` stays under [`RETRY_BUDGET`] |
 //! | long chains: `a OR b OR …`, `1 + 1 + …` | the parser loops, but builds a left-deep tree that every later pass walks recursively | [`balance_chains`] makes `AND`/`OR` chains balanced; [`check_expression_depth`] bounds the rest |
 //! | huge text                               | memory and time in the tokenizer                 | [`MAX_STATEMENT_BYTES`]                |
 //!
@@ -77,20 +78,50 @@ pub fn check_size(sql: &str, limit_bytes: usize, at: Location) -> Result<(), Lim
 /// Refuses tokens nested deeper than [`MAX_NESTING`]: parentheses and brackets, `CASE … END`,
 /// and runs of prefix operators (`NOT`, `-`, `+`, `~`, `!`), each of which makes the parser
 /// recurse once more.
+///
+/// It also bounds how deeply calls of the keywords in [`RETRIED_KEYWORDS`] nest (`CAST(`,
+/// `NOT (`, `EXTRACT(`…): when the text inside them has an error, sqlparser parses each such
+/// call twice (as the keyword's syntax, then as a plain function call), so the time doubles per
+/// level. The bound is the largest depth that keeps `2^depth × tokens` under [`RETRY_BUDGET`].
 pub fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), LimitExceeded> {
+    let meaningful = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).count().max(1);
+    let retry_limit = retried_nesting_limit(meaningful);
     let mut depth: usize = 0;
     let mut prefix_run: usize = 0;
     let mut previous_is_operand = false;
+    let mut previous_retried = false;
+    // For each open parenthesis, whether a retried keyword opened it.
+    let mut opened_by_retried: Vec<bool> = Vec::new();
+    let mut retried_depth: usize = 0;
     for token in tokens {
         let mut operand = false;
+        let mut retried = false;
         match &token.token {
             Token::LParen | Token::LBracket | Token::LBrace => {
                 depth += 1;
                 prefix_run = 0;
+                let by_retried = previous_retried && token.token == Token::LParen;
+                opened_by_retried.push(by_retried);
+                if by_retried {
+                    retried_depth += 1;
+                    if retried_depth > retry_limit {
+                        return Err(LimitExceeded {
+                            message: format!(
+                                "calls of {} nest more than {retry_limit} levels deep here; \
+                                 unnest them (a statement of {meaningful} tokens may nest them {retry_limit} deep)",
+                                retried_names()
+                            ),
+                            location: token.span.start,
+                        });
+                    }
+                }
             }
             Token::RParen | Token::RBracket | Token::RBrace => {
                 depth = depth.saturating_sub(1);
                 operand = true;
+                if opened_by_retried.pop() == Some(true) {
+                    retried_depth -= 1;
+                }
             }
             Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case("CASE") => {
                 depth += 1;
@@ -102,6 +133,7 @@ pub fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), LimitExceeded> {
             }
             Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case("NOT") => {
                 prefix_run += 1;
+                retried = true;
             }
             Token::Minus | Token::Plus | Token::Tilde | Token::ExclamationMark if !previous_is_operand => {
                 prefix_run += 1;
@@ -112,6 +144,7 @@ pub fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), LimitExceeded> {
             Token::Word(word) => {
                 prefix_run = 0;
                 operand = word.keyword == Keyword::NoKeyword || word.quote_style.is_some();
+                retried = word.quote_style.is_none() && RETRIED_KEYWORDS.contains(&word.keyword);
             }
             Token::Number(..) | Token::SingleQuotedString(_) | Token::DoubleQuotedString(_) => {
                 prefix_run = 0;
@@ -120,6 +153,7 @@ pub fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), LimitExceeded> {
             _ => prefix_run = 0,
         }
         previous_is_operand = operand;
+        previous_retried = retried;
         if depth + prefix_run > MAX_NESTING {
             return Err(LimitExceeded {
                 message: format!("the statement is nested too deeply (more than {MAX_NESTING} levels)"),
@@ -128,6 +162,46 @@ pub fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), LimitExceeded> {
         }
     }
     Ok(())
+}
+
+/// Keywords whose call sqlparser parses again as a plain function call when their own syntax
+/// fails (those with a syntax of their own that are not reserved for it).
+pub const RETRIED_KEYWORDS: &[Keyword] = &[
+    Keyword::ARRAY,
+    Keyword::CASE,
+    Keyword::CAST,
+    Keyword::CEIL,
+    Keyword::CONVERT,
+    Keyword::EXTRACT,
+    Keyword::FLOOR,
+    Keyword::MAP,
+    Keyword::MATCH,
+    Keyword::NOT,
+    Keyword::OVERLAY,
+    Keyword::POSITION,
+    Keyword::PRIOR,
+    Keyword::SAFE_CAST,
+    Keyword::SUBSTR,
+    Keyword::SUBSTRING,
+    Keyword::TRY_CAST,
+    Keyword::TRY_CONVERT,
+];
+
+/// Token visits the parser may spend on retried calls: well under a second of parsing.
+pub const RETRY_BUDGET: usize = 1 << 22;
+
+/// How deep retried calls may nest in a statement of `tokens` tokens: the largest `d` with
+/// `2^d × tokens ≤ RETRY_BUDGET`, but at least 8.
+pub fn retried_nesting_limit(tokens: usize) -> usize {
+    let mut depth = 0;
+    while depth < 63 && (tokens << (depth + 1)) <= RETRY_BUDGET {
+        depth += 1;
+    }
+    depth.max(8)
+}
+
+fn retried_names() -> &'static str {
+    "CAST, NOT, EXTRACT, SUBSTRING, CEIL, FLOOR and similar keywords"
 }
 
 /// Rebuilds every left- or right-deep chain of `AND` (or of `OR`) as a balanced tree, so that
@@ -244,8 +318,8 @@ mod tests {
     }
 
     fn nesting_is_refused_with_its_position_before_the_parser_sees_it_body() {
-        assert!(check_nesting(&tokens(&nested_casts(MAX_NESTING))).is_ok());
-        let error = check_nesting(&tokens(&nested_casts(MAX_NESTING + 1))).expect_err("too deep");
+        assert!(check_nesting(&tokens(&nested_calls("abs", MAX_NESTING))).is_ok());
+        let error = check_nesting(&tokens(&nested_calls("abs", MAX_NESTING + 1))).expect_err("too deep");
         assert!(error.message.contains("nested too deeply"), "{error}");
         assert_eq!(error.location.line, 1);
         assert!(check_nesting(&tokens(&format!("SELECT {}1", "NOT ".repeat(MAX_NESTING + 1)))).is_err());
@@ -254,13 +328,62 @@ mod tests {
         assert!(check_nesting(&tokens(&format!("SELECT 1{}", " - 1".repeat(5000)))).is_ok());
     }
 
+    fn nested_calls(function: &str, levels: usize) -> String {
+        format!("SELECT {}1{}", format!("{function}(").repeat(levels), ")".repeat(levels))
+    }
+
+    /// `NOT (` levels around a syntax error: the parser's time doubles per level.
+    fn not_levels_around_an_error(levels: usize) -> String {
+        format!("SELECT {}1 +{}", "NOT (".repeat(levels), ")".repeat(levels))
+    }
+
+    #[test]
+    fn retried_keywords_nest_only_as_deep_as_the_parser_can_afford() {
+        assert_eq!(retried_nesting_limit(16), 18);
+        assert_eq!(retried_nesting_limit(1 << 30), 8);
+        let mut levels = 1;
+        while check_nesting(&tokens(&nested_casts(levels + 1))).is_ok() {
+            levels += 1;
+        }
+        assert!((12..=18).contains(&levels), "{levels} nested CASTs");
+        let error = check_nesting(&tokens(&nested_casts(levels + 1))).expect_err("too deep");
+        assert!(error.message.contains("CAST, NOT"), "{error}");
+        assert_eq!(error.location.line, 1);
+        let error = check_nesting(&tokens(&not_levels_around_an_error(40))).expect_err("too deep");
+        assert!(error.message.contains("levels deep"), "{error}");
+        // Plain function calls are parsed once: they may nest up to MAX_NESTING.
+        assert!(check_nesting(&tokens(&nested_calls("abs", MAX_NESTING))).is_ok());
+    }
+
+    #[test]
+    fn what_passes_parses_quickly_even_around_an_error() {
+        on_planning_stack(what_passes_parses_quickly_even_around_an_error_body).expect("thread starts");
+    }
+
+    fn what_passes_parses_quickly_even_around_an_error_body() {
+        let parse = |sql: &str| {
+            Parser::new(&GenericDialect {})
+                .with_recursion_limit(PARSER_RECURSION_LIMIT)
+                .try_with_sql(sql)
+                .and_then(|mut parser| parser.parse_statements())
+        };
+        let mut levels = 1;
+        while check_nesting(&tokens(&not_levels_around_an_error(levels + 1))).is_ok() {
+            levels += 1;
+        }
+        let started = std::time::Instant::now();
+        assert!(parse(&not_levels_around_an_error(levels)).is_err());
+        // A hang guard, not a benchmark: 2^levels re-parses of a few tokens.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{levels} levels: {:?}", started.elapsed());
+    }
+
     #[test]
     fn the_parser_never_reaches_its_limit_on_what_passes() {
         on_planning_stack(the_parser_never_reaches_its_limit_on_what_passes_body).expect("thread starts");
     }
 
     fn the_parser_never_reaches_its_limit_on_what_passes_body() {
-        let sql = nested_casts(MAX_NESTING);
+        let sql = nested_calls("abs", MAX_NESTING);
         let statements = Parser::new(&GenericDialect {})
             .with_recursion_limit(PARSER_RECURSION_LIMIT)
             .try_with_sql(&sql)
