@@ -153,7 +153,9 @@ pub fn parse_script(sql: &str, window_counter: &mut usize) -> SqlResult<Script> 
     limits::check_size(sql, limits::MAX_SCRIPT_BYTES, Location { line: 1, column: 1 }).map_err(limit_error)?;
     let tokens = Tokenizer::new(&dialect, sql).with_unescape(true).tokenize_with_location()?;
     limits::check_nesting(&tokens).map_err(limit_error)?;
-    let (tokens, windows) = window_tvf::rewrite(tokens, window_counter)?;
+    let (mut tokens, windows) = window_tvf::rewrite(tokens, window_counter)?;
+    // Flink writes TIMESTAMPADD(DAY, 1, ts): the unit word becomes a string for our function.
+    crate::functions::time_arith::unit_keyword_to_literal(&mut tokens);
     let mut parser =
         Parser::new(&dialect).with_recursion_limit(limits::PARSER_RECURSION_LIMIT).with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
