@@ -302,14 +302,14 @@ pub static FLINK_FUNCTIONS: &[FlinkFunction] = {
             "TIMESTAMPADD",
             "TIMESTAMPADD(timeintervalunit, interval, timepoint)",
             Flink,
-            "the unit is written as a string ('DAY') until the parser passes bare units",
+            "the unit as Flink writes it (DAY) or as a string ('DAY')",
         ),
         f(
             Temporal,
             "TIMESTAMPDIFF",
             "TIMESTAMPDIFF(timepointunit, timepoint1, timepoint2)",
             Flink,
-            "the unit is written as a string ('DAY') until the parser passes bare units",
+            "the unit as Flink writes it (DAY) or as a string ('DAY')",
         ),
         f(
             Temporal,

@@ -1,9 +1,8 @@
 //! `TIMESTAMPADD(unit, interval, timepoint)` and `TIMESTAMPDIFF(unit, timepoint1, timepoint2)`.
 //!
-//! Flink writes the unit as a bare keyword (`TIMESTAMPADD(DAY, 1, ts)`), which sqlparser reads as
-//! a column reference; until the parser turns such units into string literals
-//! ([`unit_keyword_to_literal`] is the rewrite it needs), the unit is written as a string:
-//! `TIMESTAMPADD('DAY', 1, ts)`. Months, quarters and years keep the day of the month, or take
+//! Flink writes the unit as a bare keyword (`TIMESTAMPADD(DAY, 1, ts)`), which sqlparser would
+//! read as a column reference: the parser turns such units into string literals with
+//! [`unit_keyword_to_literal`], so both `DAY` and `'DAY'` work. Months, quarters and years keep the day of the month, or take
 //! the month's last day when it has fewer days (Jan 31 + 1 month = Feb 29 in 2024), as Flink does.
 
 use std::sync::Arc;
