@@ -97,11 +97,7 @@ pub struct Catalog {
 
 impl Default for Catalog {
     fn default() -> Self {
-        Self {
-            relations: BTreeMap::new(),
-            windows: HashMap::new(),
-            state: crate::functions::session_state(),
-        }
+        Self { relations: BTreeMap::new(), windows: HashMap::new(), state: crate::functions::session_state() }
     }
 }
 

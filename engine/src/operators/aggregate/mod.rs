@@ -49,7 +49,7 @@ mod spec;
 pub mod updating;
 mod window;
 
+pub use operator::{UpdatingOperator, WindowOperator, aggregate_operator};
 pub use spec::{AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape};
 pub use updating::{ChangeOp, UpdatingAggregator};
-pub use operator::{UpdatingOperator, WindowOperator, aggregate_operator};
 pub use window::WindowAggregator;
