@@ -1,0 +1,60 @@
+-- Nexmark q1: currency conversion.
+-- Each bid with its price converted from dollars to euros: a stateless projection.
+
+-- The three Nexmark streams. Flink's Nexmark declares one generated table with a ROW column per
+-- kind and three views on it; here each table holds one kind of event ('kind'), and tables
+-- with the same options walk the same event sequence, so they join as the views would.
+-- 'number-of-rows' counts events of the sequence (2 % persons, 6 % auctions, 92 % bids).
+CREATE TABLE person (
+  id BIGINT,
+  name VARCHAR,
+  emailAddress VARCHAR,
+  creditCard VARCHAR,
+  city VARCHAR,
+  state VARCHAR,
+  dateTime TIMESTAMP(3),
+  extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'kind' = 'person', 'number-of-rows' = '100000');
+
+CREATE TABLE auction (
+  id BIGINT,
+  itemName VARCHAR,
+  description VARCHAR,
+  initialBid BIGINT,
+  reserve BIGINT,
+  dateTime TIMESTAMP(3),
+  expires TIMESTAMP(3),
+  seller BIGINT,
+  category BIGINT,
+  extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'kind' = 'auction', 'number-of-rows' = '100000');
+
+CREATE TABLE bid (
+  auction BIGINT,
+  bidder BIGINT,
+  price BIGINT,
+  channel VARCHAR,
+  url VARCHAR,
+  dateTime TIMESTAMP(3),
+  extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'kind' = 'bid', 'number-of-rows' = '100000');
+
+CREATE TABLE nexmark_q1 (
+  auction BIGINT,
+  bidder BIGINT,
+  price DECIMAL(23, 3),
+  dateTime TIMESTAMP(3),
+  extra VARCHAR
+) WITH ('connector' = 'blackhole');
+
+INSERT INTO nexmark_q1
+SELECT
+  auction,
+  bidder,
+  0.908 * price AS price, -- dollars to euros
+  dateTime,
+  extra
+FROM bid;

@@ -1,0 +1,61 @@
+-- Nexmark q4: average price per category.
+-- The winning (highest) bid of each auction while it is open, averaged per category: a join
+-- with a time condition under two levels of aggregation.
+
+-- The three Nexmark streams. Flink's Nexmark declares one generated table with a ROW column per
+-- kind and three views on it; here each table holds one kind of event ('kind'), and tables
+-- with the same options walk the same event sequence, so they join as the views would.
+-- 'number-of-rows' counts events of the sequence (2 % persons, 6 % auctions, 92 % bids).
+CREATE TABLE person (
+  id BIGINT,
+  name VARCHAR,
+  emailAddress VARCHAR,
+  creditCard VARCHAR,
+  city VARCHAR,
+  state VARCHAR,
+  dateTime TIMESTAMP(3),
+  extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'kind' = 'person', 'number-of-rows' = '100000');
+
+CREATE TABLE auction (
+  id BIGINT,
+  itemName VARCHAR,
+  description VARCHAR,
+  initialBid BIGINT,
+  reserve BIGINT,
+  dateTime TIMESTAMP(3),
+  expires TIMESTAMP(3),
+  seller BIGINT,
+  category BIGINT,
+  extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'kind' = 'auction', 'number-of-rows' = '100000');
+
+CREATE TABLE bid (
+  auction BIGINT,
+  bidder BIGINT,
+  price BIGINT,
+  channel VARCHAR,
+  url VARCHAR,
+  dateTime TIMESTAMP(3),
+  extra VARCHAR,
+  WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+) WITH ('connector' = 'nexmark', 'kind' = 'bid', 'number-of-rows' = '100000');
+
+CREATE TABLE nexmark_q4 (
+  id BIGINT,
+  final BIGINT
+) WITH ('connector' = 'blackhole');
+
+INSERT INTO nexmark_q4
+SELECT
+  Q.category,
+  AVG(Q.final)
+FROM (
+  SELECT MAX(B.price) AS final, A.category
+  FROM auction A, bid B
+  WHERE A.id = B.auction AND B.dateTime BETWEEN A.dateTime AND A.expires
+  GROUP BY A.id, A.category
+) Q
+GROUP BY Q.category;
