@@ -17,15 +17,32 @@
 //! Window columns are *virtual* until the aggregation: they appear in the plan's schemas (after
 //! the input's columns) but not in the batches, so expressions before the aggregation may not
 //! read them; the aggregation produces them from each window's bounds.
+//!
+//! Every expression the engine evaluates (projections, filters, GROUP BY keys, aggregate
+//! arguments, FILTER and ORDER BY of aggregates) goes through [`prepare`] first: functions are
+//! rewritten by their simplification hooks, which is the only way `COALESCE`, `NVL`, `IFNULL`,
+//! `NVL2`, `arrow_cast` and a few others can run (DataFusion's optimizer does it for a batch
+//! query; we skip the optimizer on purpose, as it would rewrite `COUNT(DISTINCT)` and hide the
+//! window), then types are coerced. Constant subexpressions are not folded while planning (see
+//! [`rewrite_functions`]). `now()`/`CURRENT_TIMESTAMP`, `CURRENT_DATE` and `CURRENT_TIME` are
+//! processing time: given no query start time their hooks leave them alone, and they become
+//! [`ProcessingTime`] calls that read the clock once per batch (rows of one batch share a value).
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::common::DFSchema;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, DFSchemaRef, internal_err};
 use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::expr::{Alias, ScalarFunction};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::utils::grouping_set_to_exprlist;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TableScan, Volatility,
+};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
@@ -83,8 +100,147 @@ pub fn nullable(schema: &Schema) -> SchemaRef {
     ))
 }
 
-fn physical(expr: &Expr, schema: &DFSchema) -> SqlResult<Arc<dyn PhysicalExpr>> {
-    Ok(create_physical_expr(expr, schema, &ExecutionProps::new(), &PhysicalPlanningContext::default())?)
+fn physical(expr: &Expr, schema: &DFSchemaRef) -> SqlResult<Arc<dyn PhysicalExpr>> {
+    let expr = prepare(expr, schema)?;
+    Ok(create_physical_expr(&expr, schema, &ExecutionProps::new(), &PhysicalPlanningContext::default())?)
+}
+
+/// Why a subquery in an expression cannot run, and what comes instead.
+pub const SUBQUERY_UNSUPPORTED: &str = "subqueries in WHERE and in other expressions (IN (SELECT ...), EXISTS (SELECT ...), \
+     (SELECT ...)) are not supported yet; most can be written as joins, which come later";
+
+/// `expr` as the engine evaluates it: subqueries refused, processing-time functions read per
+/// batch, functions rewritten by their simplification hooks, types coerced (see the module docs).
+fn prepare(expr: &Expr, schema: &DFSchemaRef) -> SqlResult<Expr> {
+    let has_subquery =
+        expr.exists(|e| Ok(matches!(e, Expr::InSubquery(_) | Expr::Exists(_) | Expr::ScalarSubquery(_))))?;
+    if has_subquery {
+        return Err(SqlError::new(SUBQUERY_UNSUPPORTED));
+    }
+    let expr = per_batch_time(expr.clone())?;
+    // No query start time: functions of it (now()) are left as they are, not folded.
+    let context = SimplifyContext::builder().with_schema(schema.clone()).build();
+    let expr = rewrite_functions(expr, &context)?;
+    Ok(ExprSimplifier::new(context).coerce(expr, schema)?)
+}
+
+/// Passes of function rewrites over an expression, as DataFusion's simplifier makes by default:
+/// a rewrite may give calls to rewrite again, and some hooks say they rewrote when nothing
+/// changed.
+const FUNCTION_REWRITE_PASSES: usize = 3;
+
+/// Applies each scalar function's own simplification ([`ScalarUDF::simplify`]) bottom-up, until
+/// nothing changes (at most [`FUNCTION_REWRITE_PASSES`] times): `COALESCE`, `NVL2`,
+/// `arrow_cast`, ... can only run rewritten. The rest of DataFusion's `ExprSimplifier` is not
+/// run: it folds constant subexpressions by evaluating them while planning, and a constant such
+/// as `rpad('x', 2147483647)` would then take planning, not the job, minutes and gigabytes (the
+/// fuzzer found it); planning stays bounded, and such an expression costs what it costs when
+/// the query runs.
+fn rewrite_functions(mut expr: Expr, context: &SimplifyContext) -> SqlResult<Expr> {
+    for _ in 0..FUNCTION_REWRITE_PASSES {
+        let pass = expr.clone().transform_up(|e| {
+            let Expr::ScalarFunction(ScalarFunction { func, args }) = e else { return Ok(Transformed::no(e)) };
+            Ok(match func.simplify(args, context)? {
+                ExprSimplifyResult::Original(args) => {
+                    Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args }))
+                }
+                ExprSimplifyResult::Simplified(simpler) => Transformed::yes(simpler),
+            })
+        })?;
+        if !pass.transformed || pass.data == expr {
+            return Ok(pass.data);
+        }
+        expr = pass.data;
+    }
+    Ok(expr)
+}
+
+/// An aggregate call with its arguments, FILTER and ORDER BY prepared; the call itself is kept
+/// (simplifying it whole could rewrite it into something that is not an aggregate).
+fn prepare_aggregate(expr: &Expr, schema: &DFSchemaRef) -> SqlResult<Expr> {
+    match expr {
+        Expr::Alias(alias) => {
+            let inner = prepare_aggregate(&alias.expr, schema)?;
+            Ok(Expr::Alias(Alias { expr: Box::new(inner), ..alias.clone() }))
+        }
+        Expr::AggregateFunction(call) => {
+            let mut call = call.clone();
+            let params = &mut call.params;
+            for arg in &mut params.args {
+                *arg = prepare(arg, schema)?;
+            }
+            if let Some(filter) = &mut params.filter {
+                **filter = prepare(filter, schema)?;
+            }
+            for sort in &mut params.order_by {
+                sort.expr = prepare(&sort.expr, schema)?;
+            }
+            Ok(Expr::AggregateFunction(call))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+/// Functions of the time a query runs, which DataFusion simplifies into one constant for the
+/// whole (batch) query.
+const PROCESSING_TIME_FUNCTIONS: &[&str] = &["now", "current_date", "current_time"];
+
+/// Replaces calls of [`PROCESSING_TIME_FUNCTIONS`] by [`ProcessingTime`] calls.
+fn per_batch_time(expr: Expr) -> SqlResult<Expr> {
+    let replaced = expr.transform_up(|e| match e {
+        Expr::ScalarFunction(call)
+            if call.args.is_empty()
+                && call.func.signature().volatility != Volatility::Volatile
+                && PROCESSING_TIME_FUNCTIONS.contains(&call.func.name()) =>
+        {
+            let per_batch = ScalarUDF::new_from_impl(ProcessingTime::new(call.func));
+            Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(per_batch), Vec::new()))))
+        }
+        other => Ok(Transformed::no(other)),
+    })?;
+    Ok(replaced.data)
+}
+
+/// A time function (`now()`, ...) evaluated when each batch is processed: DataFusion's own
+/// simplifies to the query's start time and cannot be invoked, so this one simplifies it
+/// again, with the current time, every time it is invoked. Volatile, so the simplifier leaves
+/// it alone.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ProcessingTime {
+    time: Arc<ScalarUDF>,
+    signature: Signature,
+}
+
+impl ProcessingTime {
+    fn new(time: Arc<ScalarUDF>) -> Self {
+        Self { time, signature: Signature::nullary(Volatility::Volatile) }
+    }
+}
+
+impl ScalarUDFImpl for ProcessingTime {
+    fn name(&self) -> &str {
+        self.time.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        self.time.return_type(arg_types)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> datafusion::common::Result<FieldRef> {
+        self.time.return_field_from_args(args)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        let now = SimplifyContext::builder().with_current_time().build();
+        match self.time.simplify(Vec::new(), &now)? {
+            ExprSimplifyResult::Simplified(Expr::Literal(value, _)) => Ok(ColumnarValue::Scalar(value)),
+            _ => internal_err!("{}() did not simplify to a time", self.name()),
+        }
+    }
 }
 
 /// Rejects expressions that read virtual window columns before the aggregation.
@@ -136,7 +292,7 @@ fn unsupported(plan: &LogicalPlan) -> SqlError {
             "a streaming query must read FROM a table declared with CREATE TABLE"
         }
         LogicalPlan::Unnest(_) => "UNNEST is not supported yet",
-        LogicalPlan::Subquery(_) => "subqueries in expressions are not supported yet",
+        LogicalPlan::Subquery(_) => SUBQUERY_UNSUPPORTED,
         LogicalPlan::RecursiveQuery(_) => "recursive queries are not supported",
         _ => "",
     };
@@ -284,9 +440,11 @@ fn aggregate_calls(
         .iter()
         .map(|expr| {
             check_no_window_columns(expr, input_schema, window, "an aggregate function")?;
+            let expr = prepare_aggregate(expr, input_schema)?;
             let props = ExecutionProps::new();
             let context = PhysicalPlanningContext::default();
-            let lowered = LoweredAggregateBuilder::new(expr, input_schema, physical_input, &props, &context).build()?;
+            let lowered =
+                LoweredAggregateBuilder::new(&expr, input_schema, physical_input, &props, &context).build()?;
             Ok(AggregateCall::new(lowered.aggregate, lowered.filter))
         })
         .collect()
