@@ -1,6 +1,7 @@
 //! A SQL session: settings, the catalog, and statement execution.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use crate::error::{SqlError, SqlResult};
 use crate::outcome::{Control, Outcome};
 use crate::parser::{Located, Statement, parse_script};
 use crate::planner::ddl::{bind_connector, check_external, check_role, create_table};
-use crate::planner::lower::{LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, lower, nullable};
+use crate::planner::lower::{LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, SUBQUERY_UNSUPPORTED, lower, nullable};
 use crate::planner::normalize_object_name;
 use crate::planner::sink::sink_projection;
 use crate::{describe, explain};
@@ -324,6 +325,7 @@ impl Session {
     /// optimizer rewrites (e.g. of COUNT(DISTINCT)) would hide the window aggregation.
     fn plan_query(&self, query: &Query) -> SqlResult<LogicalPlan> {
         reject_unbounded_clauses(query)?;
+        reject_subqueries(query)?;
         let options =
             ParserOptions { collect_spans: true, map_string_types_to_utf8view: false, ..ParserOptions::default() };
         let planner = SqlToRel::new_with_options(&self.catalog, options);
@@ -428,6 +430,22 @@ fn name_insert_columns(mut query: Query, sink: &arrow::datatypes::Schema) -> Que
         }
     }
     query
+}
+
+/// Subqueries in expressions, reported where they are written (lowering finds them too, but
+/// without a position).
+fn reject_subqueries(query: &Query) -> SqlResult<()> {
+    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
+    let found = visit_expressions(query, |expr| match expr {
+        SqlExpr::InSubquery { subquery, .. } | SqlExpr::Exists { subquery, .. } | SqlExpr::Subquery(subquery) => {
+            ControlFlow::Break(subquery.span())
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    match found {
+        ControlFlow::Break(span) => Err(SqlError::at_span(SUBQUERY_UNSUPPORTED, span)),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 /// ORDER BY and LIMIT at the top of a streaming query, reported where they are written.
