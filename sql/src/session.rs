@@ -5,8 +5,15 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::SchemaRef;
-use datafusion::logical_expr::LogicalPlan;
+use arrow::array::{Array, ArrayRef};
+use arrow::compute::CastOptions;
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::{Column, DataFusionError, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use datafusion::sql::resolve::resolve_table_references;
@@ -26,6 +33,7 @@ use crate::planner::ddl::{bind_connector, check_external, check_role, create_tab
 use crate::planner::lower::{LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, SUBQUERY_UNSUPPORTED, lower, nullable};
 use crate::planner::normalize_object_name;
 use crate::planner::sink::sink_projection;
+use crate::types::{implicitly_castable, sql_name};
 use crate::{describe, explain};
 
 /// Settings changed with `SET 'key' = 'value'`.
@@ -341,6 +349,7 @@ impl Session {
             Some(sink) => sink,
             None => self.print_sink(&plan)?,
         };
+        let plan = numeric_conversions(plan, &sink.table)?;
         let mut stream = lower(&plan)?;
         if stream.window.is_some() {
             return Err(crate::planner::lower::window_without_aggregation());
@@ -445,6 +454,118 @@ fn reject_subqueries(query: &Query) -> SqlResult<()> {
     match found {
         ControlFlow::Break(span) => Err(SqlError::at_span(SUBQUERY_UNSUPPORTED, span)),
         ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// INSERT INTO converts between numeric types as Flink does (DOUBLE into DECIMAL or BIGINT,
+/// BIGINT into INT, an integer literal into an INT column): a projection of [`CheckedCast`]s
+/// on top of `plan` for the columns whose conversion may lose range. Conversions that cannot
+/// ([`implicitly_castable`]) and non-numeric ones are left to `sink_projection`, which does the
+/// first and refuses the others. A literal that does not fit is refused here.
+fn numeric_conversions(plan: LogicalPlan, sink: &TableDef) -> SqlResult<LogicalPlan> {
+    let produced = plan.schema().clone();
+    let target = &sink.schema;
+    let converts = |from: &DataType, to: &DataType| {
+        from != to && from.is_numeric() && to.is_numeric() && !implicitly_castable(from, to)
+    };
+    if produced.fields().len() != target.fields().len()
+        || !produced.fields().iter().zip(target.fields()).any(|(f, t)| converts(f.data_type(), t.data_type()))
+    {
+        return Ok(plan);
+    }
+    let literals: Vec<Option<ScalarValue>> = match &plan {
+        LogicalPlan::Projection(projection) => projection
+            .expr
+            .iter()
+            .map(|e| match e.clone().unalias() {
+                Expr::Literal(value, _) => Some(value),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![None; target.fields().len()],
+    };
+    let mut exprs = Vec::with_capacity(target.fields().len());
+    for (i, (field, column)) in produced.fields().iter().zip(target.fields()).enumerate() {
+        let value = Expr::Column(Column::from(produced.qualified_field(i)));
+        if !converts(field.data_type(), column.data_type()) {
+            exprs.push(value);
+            continue;
+        }
+        let cast = CheckedCast::new(&sink.name, column.name(), column.data_type());
+        if let Some(Some(literal)) = literals.get(i)
+            && let Err(message) = cast.cast(&literal.to_array()?)
+        {
+            return Err(SqlError::new(message));
+        }
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(ScalarUDF::new_from_impl(cast)), vec![value]));
+        exprs.push(call.alias(field.name()));
+    }
+    Ok(LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(plan))?))
+}
+
+/// Converts a column to its sink column's numeric type, failing on the first value out of
+/// range, where Flink would wrap it (integers) or write NULL (DECIMAL): never silently.
+/// Rounding is Flink's: DOUBLE to DECIMAL rounds half away from zero, to an integer truncates.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CheckedCast {
+    /// `cast_to_<type>`, as EXPLAIN shows it.
+    name: String,
+    table: String,
+    column: String,
+    to: DataType,
+    signature: Signature,
+}
+
+impl CheckedCast {
+    fn new(table: &str, column: &str, to: &DataType) -> Self {
+        Self {
+            name: format!("cast_to_{}", sql_name(to).to_lowercase().replace([' ', '(', ')', ','], "")),
+            table: table.to_string(),
+            column: column.to_string(),
+            to: to.clone(),
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+
+    /// `values` converted, or a message naming the first one out of range.
+    fn cast(&self, values: &ArrayRef) -> Result<ArrayRef, String> {
+        let options = CastOptions { safe: true, ..CastOptions::default() };
+        let converted = arrow::compute::cast_with_options(values, &self.to, &options).map_err(|e| e.to_string())?;
+        // A safe cast gives NULL for a value out of range: find the first.
+        let Some(row) = (0..values.len()).find(|&i| values.is_valid(i) && converted.is_null(i)) else {
+            return Ok(converted);
+        };
+        let shown = ArrayFormatter::try_new(values.as_ref(), &FormatOptions::default())
+            .map(|f| f.value(row).to_string())
+            .unwrap_or_else(|_| "a value".to_string());
+        let table = if self.table.is_empty() { String::new() } else { format!("INSERT INTO {}: ", self.table) };
+        Err(format!(
+            "{table}column '{}' is {}, and {shown} is out of range; CAST or filter it in the query to say what to write instead",
+            self.column,
+            sql_name(&self.to)
+        ))
+    }
+}
+
+impl ScalarUDFImpl for CheckedCast {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(self.to.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        let [value] = args.args.as_slice() else {
+            return datafusion::common::internal_err!("{} takes one argument", self.name);
+        };
+        let values = value.to_array(args.number_rows)?;
+        self.cast(&values).map(ColumnarValue::Array).map_err(DataFusionError::Execution)
     }
 }
 
