@@ -5,8 +5,11 @@
 //! `'format.on-error' = 'skip'` it is counted in `bad_records`, under `'fail'` it stops the
 //! pipeline with its `file:line`. So rows out + bad records = records in, exactly. A file that
 //! shrinks while it is read is an error under both policies (see [`super::lines`]).
+//!
+//! Columns are found by their names as declared: JSON keys case-sensitively, with the rows
+//! lacking a declared key (read as NULL) reported when the input ends; CSV header fields
+//! exactly or, failing that, in other case.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::sync::Arc;
 
@@ -19,13 +22,13 @@ use streamsql_engine::{Result, StreamError};
 use super::FileOptions;
 use super::csv_records::{BadRecord, CsvRecords};
 use super::lines::LineReader;
-use crate::format::decode::{FieldValue, RecordDecoder};
+use crate::format::decode::{FieldValue, JsonColumns, RecordDecoder, declared_name};
 use crate::format::{Format, OnError};
 
 enum Reader {
     Json {
         lines: LineReader,
-        columns: HashMap<String, usize>,
+        columns: JsonColumns,
     },
     /// `positions[i]`: the header field of column `i`; `fields`: how many the header has.
     Csv {
@@ -36,6 +39,7 @@ enum Reader {
 }
 
 pub(super) struct FileSource {
+    table: String,
     path: String,
     reader: Reader,
     decoder: RecordDecoder,
@@ -43,6 +47,8 @@ pub(super) struct FileSource {
     batch_size: usize,
     metrics: Arc<PipelineMetrics>,
     done: bool,
+    /// Whether the rows missing JSON fields were reported.
+    reported: bool,
 }
 
 impl FileSource {
@@ -52,18 +58,30 @@ impl FileSource {
         let reader = match options.format {
             Format::Json => Reader::Json {
                 lines: LineReader::new(&options.path, file, usize::MAX)?,
-                columns: table.schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect(),
+                columns: JsonColumns::new(&table.schema),
             },
             Format::Csv => {
                 let mut records = CsvRecords::new(&options.path, file, options.delimiter, options.max_record_bytes)?;
                 let (header_line, header) = records.header(&options.path)?;
                 let mut positions = Vec::with_capacity(table.schema.fields().len());
                 for field in table.schema.fields() {
-                    let Some(position) = header.iter().position(|h| h == field.name()) else {
+                    let name = declared_name(field);
+                    let position = header.iter().position(|h| h == name).or_else(|| {
+                        let folded: Vec<usize> =
+                            (0..header.len()).filter(|&i| header[i].eq_ignore_ascii_case(name)).collect();
+                        let [only] = folded[..] else { return None };
+                        tracing::warn!(
+                            "table '{}': column \"{name}\" is read from CSV header field \"{}\" ({}), which differs in case",
+                            table.name,
+                            header[only],
+                            options.path
+                        );
+                        Some(only)
+                    });
+                    let Some(position) = position else {
                         return Err(StreamError::Data(format!(
-                            "{}:{header_line}: the CSV header has no column '{}' (header: {})",
+                            "{}:{header_line}: the CSV header has no column '{name}' (header: {})",
                             options.path,
-                            field.name(),
                             header.join(", ")
                         )));
                     };
@@ -73,6 +91,7 @@ impl FileSource {
             }
         };
         Ok(Self {
+            table: table.name.clone(),
             path: options.path,
             reader,
             decoder: RecordDecoder::new(table.schema.clone())?,
@@ -80,6 +99,7 @@ impl FileSource {
             batch_size: ctx.batch_size.max(1),
             metrics: ctx.metrics.clone(),
             done: false,
+            reported: false,
         })
     }
 
@@ -105,7 +125,8 @@ impl FileSource {
                 if line.is_blank(None) {
                     return Ok(true);
                 }
-                decode_json(&mut self.decoder, columns, &line.bytes).map_err(|reason| (line.number, reason))
+                decode_json(&mut self.decoder, columns, &self.table, &line.bytes)
+                    .map_err(|reason| (line.number, reason))
             }
             Reader::Csv { records, positions, fields } => match records.next_record(*fields)? {
                 None => return Ok(false),
@@ -121,25 +142,41 @@ impl FileSource {
         }
         Ok(true)
     }
+
+    /// Says how many rows lacked a declared JSON field, once, when reading ends.
+    fn report_missing_fields(&mut self) {
+        if std::mem::replace(&mut self.reported, true) {
+            return;
+        }
+        if let Reader::Json { columns, .. } = &self.reader
+            && let Some(summary) = columns.missing_summary()
+        {
+            tracing::warn!("table '{}' ({}): {summary}", self.table, self.path);
+        }
+    }
+}
+
+impl Drop for FileSource {
+    fn drop(&mut self) {
+        self.report_missing_fields();
+    }
 }
 
 /// Decodes one JSON line into `decoder`; keys that are not columns are ignored.
 fn decode_json(
     decoder: &mut RecordDecoder,
-    columns: &HashMap<String, usize>,
+    columns: &mut JsonColumns,
+    table: &str,
     bytes: &[u8],
 ) -> std::result::Result<(), String> {
     let text =
         std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1))?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(object)) => {
-            let mut fields: Vec<Option<&Value>> = vec![None; columns.len()];
-            for (key, value) in &object {
-                if let Some(&i) = columns.get(key) {
-                    fields[i] = Some(value);
-                }
-            }
-            decoder.push(|i| fields[i].map_or(FieldValue::Missing, FieldValue::Json))
+            let fields = columns.fields(&object, table);
+            decoder.push(|i| fields[i].map_or(FieldValue::Missing, FieldValue::Json))?;
+            columns.count_missing(&fields);
+            Ok(())
         }
         Ok(_) => Err("expected a JSON object".to_string()),
         Err(e) => Err(format!("invalid JSON: {e}")),
@@ -154,6 +191,7 @@ impl Source for FileSource {
             }
         }
         if self.decoder.rows() == 0 {
+            self.report_missing_fields();
             return Ok(None);
         }
         Ok(Some(self.decoder.finish()?))

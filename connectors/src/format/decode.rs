@@ -2,16 +2,22 @@
 //!
 //! A [`RecordDecoder`] turns one record at a time into typed cells; only when every cell of the
 //! record is valid are they appended, so a skipped record leaves no trace in the batch.
+//!
+//! Fields are found by the column names as declared ([`declared_name`]): a JSON object's keys
+//! are matched case-sensitively, as in Flink, by [`JsonColumns`], which also counts the
+//! records that lack a declared field (read as NULL) and warns once about a key that differs
+//! from a column only in case.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
     Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use streamsql_engine::{Result, StreamError};
 
 use super::parse;
@@ -278,5 +284,97 @@ impl RecordDecoder {
     pub fn finish(&mut self) -> Result<RecordBatch> {
         let columns = self.builders.iter_mut().map(Builder::finish).collect();
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}
+
+/// Field metadata under which the SQL layer keeps a column's name as declared (`emailAddress`)
+/// when its SQL name is lower-cased (`emailaddress`); the same key as
+/// `streamsql_sql::planner::ddl::DECLARED_NAME`.
+pub const DECLARED_NAME: &str = "streamsql.declared_name";
+
+/// The name of `field` as declared in CREATE TABLE: what a JSON key or CSV header must say.
+pub fn declared_name(field: &Field) -> &str {
+    field.metadata().get(DECLARED_NAME).map_or(field.name().as_str(), String::as_str)
+}
+
+/// Finds the columns of a table in JSON objects: keys match the declared names exactly.
+pub struct JsonColumns {
+    names: Vec<String>,
+    by_name: HashMap<String, usize>,
+    /// Declared names lower-cased, to notice keys that differ in case only.
+    by_folded_name: HashMap<String, usize>,
+    /// Whether a key differing from the column only in case was warned about.
+    warned: Vec<bool>,
+    /// Records without each column's key.
+    missing: Vec<u64>,
+    /// Records without at least one column's key.
+    records_missing: u64,
+}
+
+impl JsonColumns {
+    pub fn new(schema: &Schema) -> Self {
+        let names: Vec<String> = schema.fields().iter().map(|f| declared_name(f).to_string()).collect();
+        Self {
+            by_name: names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect(),
+            by_folded_name: names.iter().enumerate().map(|(i, n)| (n.to_lowercase(), i)).collect(),
+            warned: vec![false; names.len()],
+            missing: vec![0; names.len()],
+            records_missing: 0,
+            names,
+        }
+    }
+
+    /// The value of each column in `object` (`None` when its key is absent); keys that are not
+    /// columns are ignored. `table` names the table in the warning about a key in other case.
+    /// Count the record with [`JsonColumns::count_missing`] once it is decoded.
+    pub fn fields<'a>(&mut self, object: &'a Map<String, Value>, table: &str) -> Vec<Option<&'a Value>> {
+        let mut fields: Vec<Option<&Value>> = vec![None; self.names.len()];
+        for (key, value) in object {
+            if let Some(&i) = self.by_name.get(key) {
+                fields[i] = Some(value);
+            } else if let Some(&i) = self.by_folded_name.get(&key.to_lowercase())
+                && !std::mem::replace(&mut self.warned[i], true)
+            {
+                tracing::warn!(
+                    "table '{table}': JSON key \"{key}\" is not column \"{}\", which differs only in case; keys \
+                     match columns as declared, so the column is read as NULL where the key is written \"{key}\" \
+                     (declare the column as \"{key}\" to read it)",
+                    self.names[i]
+                );
+            }
+        }
+        fields
+    }
+
+    /// Counts the columns a decoded record lacked (`fields` as [`JsonColumns::fields`] gave them).
+    pub fn count_missing(&mut self, fields: &[Option<&Value>]) {
+        let mut any_missing = false;
+        for (i, field) in fields.iter().enumerate() {
+            if field.is_none() {
+                self.missing[i] += 1;
+                any_missing = true;
+            }
+        }
+        self.records_missing += u64::from(any_missing);
+    }
+
+    /// `N rows missing field(s): name (count), ...`, if any record lacked a column's key.
+    pub fn missing_summary(&self) -> Option<String> {
+        if self.records_missing == 0 {
+            return None;
+        }
+        let fields: Vec<String> = self
+            .names
+            .iter()
+            .zip(&self.missing)
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| format!("\"{name}\" ({n})"))
+            .collect();
+        Some(format!(
+            "{} row{} missing field(s), read as NULL: {}",
+            self.records_missing,
+            if self.records_missing == 1 { "" } else { "s" },
+            fields.join(", ")
+        ))
     }
 }

@@ -1,6 +1,6 @@
 //! `CREATE TABLE`: types, watermark, primary key and connector options, checked up front.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -14,6 +14,11 @@ use crate::error::{SqlError, SqlResult};
 use crate::parser::window_tvf::interval_millis;
 use crate::parser::{CreateTable, WatermarkClause};
 use crate::types::arrow_type;
+
+/// Field metadata holding a column's name as declared (`emailAddress`) when its SQL name is
+/// lower-cased (`emailaddress`), for connectors that match names in the data. Connectors read
+/// it under the same key (`streamsql_connectors::format::decode::DECLARED_NAME`).
+pub const DECLARED_NAME: &str = "streamsql.declared_name";
 
 /// Builds and validates the table declared by `create`.
 pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRegistry) -> SqlResult<BoundTable> {
@@ -29,7 +34,14 @@ pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRe
         }
         let data_type = arrow_type(&column.data_type)
             .map_err(|m| SqlError::at_span(format!("column '{column_name}': {m}"), column.span))?;
-        fields.push(Field::new(column_name, data_type, true));
+        let mut field = Field::new(column_name.clone(), data_type, true);
+        if column.name.value != column_name {
+            // SQL finds `emailAddress` as `emailaddress`; a JSON key or a CSV header is matched
+            // as it was declared.
+            let declared = HashMap::from([(DECLARED_NAME.to_string(), column.name.value.clone())]);
+            field = field.with_metadata(declared);
+        }
+        fields.push(field);
     }
     let schema = if fields.is_empty() {
         match connector.default_schema() {
