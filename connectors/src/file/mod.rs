@@ -10,12 +10,17 @@
 //!
 //! Writing (`sink.rs`): rows go to a hidden part file next to `'path'`, flushed after every
 //! batch; when the pipeline ends the part file is renamed over `'path'`, so a rerun leaves the
-//! previous output in place until then (what a failure does is told in `sink.rs`).
+//! previous output in place until then (what a failure does is told in `sink.rs`). A file has
+//! one writer at a time in a process: a table whose file a running pipeline writes cannot be
+//! planned as a sink ([`written_file`] lets the binary check the pipelines of one script, which
+//! are all planned before any runs).
 
 mod csv_records;
 mod lines;
 mod sink;
 mod source;
+
+use std::path::{Path, PathBuf};
 
 use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
 use streamsql_engine::{Result, StreamError};
@@ -101,6 +106,33 @@ impl FileOptions {
     }
 }
 
+/// `path` as an absolute path with symbolic links resolved (those of its directory when it does
+/// not exist yet), so that two spellings of one file compare equal.
+fn absolute(path: &Path) -> PathBuf {
+    if let Ok(path) = std::fs::canonicalize(path) {
+        return path;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (absolute.parent().map(std::fs::canonicalize), absolute.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => absolute,
+    }
+}
+
+/// The file a `'file'` table writes as a sink, as an absolute path, to tell whether two tables
+/// write the same file; `None` for other tables and for a path that exists and is not a regular
+/// file (`/dev/stdout`, a named pipe), which any number of sinks may write.
+pub fn written_file(table: &TableDef) -> Option<PathBuf> {
+    if table.connector() != "file" {
+        return None;
+    }
+    let path = Path::new(table.options.get("path")?);
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return None;
+    }
+    Some(absolute(path))
+}
+
 /// Parses a size in bytes: a number, optionally followed by `B`, `KiB`, `MiB` or `GiB`.
 fn parse_size_bytes(text: &str) -> Option<usize> {
     let text = text.trim();
@@ -135,6 +167,17 @@ impl Connector for FileConnector {
             // Every column type must be decodable.
             RecordDecoder::new(table.schema.clone())
                 .map_err(|e| StreamError::Config(format!("table '{}': {e}", table.name)))?;
+        }
+        Ok(())
+    }
+
+    /// A sink's file must not be written by a running pipeline already.
+    fn check_external(&self, table: &TableDef, role: Role) -> Result<()> {
+        if role == Role::Sink
+            && let Some(file) = written_file(table)
+            && let Some(writer) = sink::writer_of(&file)
+        {
+            return Err(StreamError::Config(sink::one_writer_message(&table.name, &file, &writer)));
         }
         Ok(())
     }

@@ -15,18 +15,66 @@
 //!
 //! A path that exists and is not a regular file (`/dev/stdout`, a named pipe) is written
 //! directly: there is no previous output to keep, and rows reach the reader as they are written.
+//!
+//! A file is written by one sink at a time in a process ([`writer_of`]): two would each rename
+//! their own part file over it, and the last to finish would silently win. A second sink for
+//! the same file fails to open, and planning refuses it (see `check_external` in `mod.rs`).
+//!
+//! JSON keys and the CSV header are the columns' names as declared (`emailAddress`), so the
+//! output reads back with the same CREATE TABLE.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use streamsql_engine::connector::{Sink, TableDef};
 use streamsql_engine::{Result, StreamError};
 
-use super::FileOptions;
+use super::{FileOptions, absolute};
+use crate::format::decode::declared_name;
 use crate::format::encode::RecordWriter;
+
+/// The files sinks of this process are writing, with the table writing each.
+static WRITING: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+
+/// The table whose sink is writing `file` (an absolute path, see [`absolute`]), if any.
+pub(super) fn writer_of(file: &Path) -> Option<String> {
+    WRITING.lock().unwrap_or_else(|e| e.into_inner()).get(file).cloned()
+}
+
+/// A file this process writes; released when dropped.
+struct Claim(PathBuf);
+
+impl Claim {
+    fn take(file: PathBuf, table: &str) -> Result<Self> {
+        let mut writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(writer) = writing.get(&file) {
+            return Err(StreamError::Config(one_writer_message(table, &file, writer)));
+        }
+        writing.insert(file.clone(), table.to_string());
+        Ok(Self(file))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        WRITING.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
+    }
+}
+
+/// Why `table` cannot write `file`, which `writer` is writing.
+pub(super) fn one_writer_message(table: &str, file: &Path, writer: &str) -> String {
+    format!(
+        "table '{table}': '{}' is being written by a running pipeline into table '{writer}'; a file has one \
+         writer at a time, so write to another path or stop that pipeline first",
+        file.display()
+    )
+}
 
 pub(super) struct FileSink {
     /// The file the output is for.
@@ -36,6 +84,10 @@ pub(super) struct FileSink {
     written: PathBuf,
     /// `None` once finished or discarded.
     writer: Option<RecordWriter<BufWriter<File>>>,
+    /// The table's schema with the columns' declared names, when they differ from the SQL names.
+    declared: Option<SchemaRef>,
+    /// Held until the sink is dropped, after the rename.
+    _claim: Option<Claim>,
 }
 
 impl FileSink {
@@ -48,10 +100,11 @@ impl FileSink {
         }
         if existing.as_ref().is_some_and(|m| !m.is_file()) {
             let file = OpenOptions::new().write(true).open(&path).map_err(cannot)?;
-            return Ok(Self::new(path.clone(), path, file, table, &options));
+            return Ok(Self::new(path.clone(), path, file, table, &options, None));
         }
         // Replace what a symbolic link points to, not the link.
-        let target = std::fs::canonicalize(&path).unwrap_or(path);
+        let target = absolute(&path);
+        let claim = Claim::take(target.clone(), &table.name)?;
         let Some(part) = part_path(&target) else {
             return Err(StreamError::Config(format!(
                 "table '{}': option 'path' must name a file, got '{}'",
@@ -69,12 +122,25 @@ impl FileSink {
             // The new output keeps the old one's permissions; failing to is not worth failing the sink.
             let _ = file.set_permissions(existing.permissions());
         }
-        Ok(Self::new(target, part, file, table, &options))
+        Ok(Self::new(target, part, file, table, &options, Some(claim)))
     }
 
-    fn new(target: PathBuf, written: PathBuf, file: File, table: &TableDef, options: &FileOptions) -> Self {
-        let writer = RecordWriter::new(options.format, BufWriter::new(file), table.schema.clone(), options.delimiter);
-        Self { target, written, writer: Some(writer) }
+    fn new(
+        target: PathBuf,
+        written: PathBuf,
+        file: File,
+        table: &TableDef,
+        options: &FileOptions,
+        claim: Option<Claim>,
+    ) -> Self {
+        let declared = table.schema.fields().iter().any(|f| declared_name(f) != f.name()).then(|| {
+            let fields: Vec<Field> =
+                table.schema.fields().iter().map(|f| f.as_ref().clone().with_name(declared_name(f))).collect();
+            Arc::new(Schema::new(fields))
+        });
+        let schema = declared.clone().unwrap_or_else(|| table.schema.clone());
+        let writer = RecordWriter::new(options.format, BufWriter::new(file), schema, options.delimiter);
+        Self { target, written, writer: Some(writer), declared, _claim: claim }
     }
 
     fn is_part_file(&self) -> bool {
@@ -110,6 +176,14 @@ impl Sink for FileSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let Some(writer) = self.writer.as_mut() else {
             return Err(StreamError::Internal(format!("'{}' written after it was finished", self.target.display())));
+        };
+        let renamed;
+        let batch = match &self.declared {
+            Some(schema) => {
+                renamed = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?;
+                &renamed
+            }
+            None => batch,
         };
         // Flushed per batch so the rows can be read while the pipeline runs.
         let written = writer
