@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{ConnectionError, ConnectionPoolError, MetadataError, NewSessionError};
 use scylla::statement::Consistency;
 use streamsql_engine::connector::{OptionSpec, Role, TableDef};
 use streamsql_engine::{Result, StreamError};
@@ -192,16 +193,45 @@ impl CassandraOptions {
         }
         match tokio::time::timeout(self.connect_timeout * 2, builder.build()).await {
             Ok(Ok(session)) => Ok(session),
-            Ok(Err(e)) => Err(StreamError::Config(format!(
-                "cannot connect to Cassandra at {} (tried each host for {} s): {e}",
+            Ok(Err(e)) => Err(StreamError::Remote(format!(
+                "cannot connect to Cassandra at {}: {}",
                 self.hosts.join(", "),
-                self.connect_timeout.as_secs()
+                connect_failure(&e, self.hosts.len(), self.connect_timeout)
             ))),
-            Err(_) => Err(StreamError::Config(format!(
+            Err(_) => Err(StreamError::Remote(format!(
                 "cannot connect to Cassandra at {}: no answer within {} s",
                 self.hosts.join(", "),
                 (self.connect_timeout * 2).as_secs()
             ))),
         }
     }
+}
+
+/// What went wrong connecting, in words. The driver wraps the cause in pool and metadata errors
+/// and has already logged (at WARN, silenced by the binary) each host it tried.
+fn connect_failure(error: &NewSessionError, hosts: usize, timeout: Duration) -> String {
+    let last = match error {
+        NewSessionError::FailedToResolveAnyHostname(names) => {
+            return format!("cannot resolve {} to an address", names.join(", "));
+        }
+        NewSessionError::MetadataError(MetadataError::ConnectionPoolError(ConnectionPoolError::Broken {
+            last_connection_error,
+        })) => last_connection_error,
+        other => return other.to_string(),
+    };
+    let cause = match last {
+        ConnectionError::ConnectTimeout => {
+            format!(
+                "no connection within {} s ('connect-timeout'); is the host up and the port open?",
+                timeout.as_secs()
+            )
+        }
+        ConnectionError::IoError(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "the connection was refused: nothing listens on that port (is Cassandra running, on this port?)".to_string()
+        }
+        ConnectionError::IoError(io) => io.to_string(),
+        ConnectionError::ConnectionSetupRequestError(e) => format!("connected, but setting up the session failed: {e}"),
+        other => other.to_string(),
+    };
+    if hosts > 1 { format!("no host accepted a connection; the last attempt failed: {cause}") } else { cause }
 }
