@@ -5,6 +5,9 @@
 //! - `--flight [ADDR]` with any of those, or `serve`: also serve live tables over Flight SQL
 //!   ([`serve`]), and keep serving after bounded pipelines finish, until Ctrl-C or SIGTERM.
 
+#[macro_use]
+mod stdio;
+
 mod output;
 mod repl;
 mod run;
@@ -119,24 +122,32 @@ fn main() -> ExitCode {
     match limits::on_planning_stack(move || run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("streamsql: cannot start: {e}");
+            errln!("streamsql: cannot start: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
+/// Log filter without `RUST_LOG`: warnings, but only errors from the Cassandra driver, whose
+/// warnings (a node it could not reach) come before our own error saying what happened.
+const DEFAULT_LOG_FILTER: &str = "warn,scylla=error";
+
 fn run(args: Args) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in files and pipes.
+        .with_ansi(std::io::stderr().is_terminal())
+        // Its own report of a failed write uses eprintln!, which panics on a closed stderr.
+        .log_internal_errors(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("streamsql: cannot start the runtime: {e}");
+            errln!("streamsql: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -156,7 +167,7 @@ fn run(args: Args) -> ExitCode {
         }),
         (None, None) => {
             if args.flight_token.is_some() {
-                eprintln!("streamsql: --flight-token needs --flight");
+                errln!("streamsql: --flight-token needs --flight");
                 return ExitCode::from(2);
             }
             None

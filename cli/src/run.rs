@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use streamsql_engine::connector::ConnectorRegistry;
 use streamsql_engine::live::LiveCatalog;
+use streamsql_engine::pipeline::PipelineSpec;
 use streamsql_engine::runtime::{self, PipelineReport};
 use streamsql_sql::{Outcome, Session, SqlError};
 
@@ -33,7 +34,7 @@ impl Context {
     pub fn start_server(&self) -> Result<Option<ServerHandle>, ExitCode> {
         let Some(options) = &self.flight else { return Ok(None) };
         start_server(options, self.catalog.clone()).map(Some).map_err(|e| {
-            eprintln!("streamsql: {e}");
+            errln!("streamsql: {e}");
             ExitCode::from(2)
         })
     }
@@ -54,14 +55,11 @@ async fn stop_server(server: ServerHandle) -> ExitCode {
     match server.stop().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("streamsql: {e}");
+            errln!("streamsql: {e}");
             ExitCode::FAILURE
         }
     }
 }
-
-/// Exit code after Ctrl-C, as shells expect (128 + SIGINT).
-const INTERRUPTED: u8 = 130;
 
 fn read_script(file: &Path) -> std::io::Result<String> {
     if file.as_os_str() == "-" {
@@ -84,7 +82,7 @@ pub async fn run_file(
     match read_script(file) {
         Ok(sql) => run_script(context, &sql, &shown, parallelism, format).await,
         Err(e) => {
-            eprintln!("streamsql: cannot read {shown}: {e}");
+            errln!("streamsql: cannot read {shown}: {e}");
             ExitCode::from(2)
         }
     }
@@ -105,14 +103,14 @@ pub async fn run_script(
     if let Some(n) = parallelism
         && let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'"))
     {
-        eprintln!("streamsql: --parallelism: {}", e.message());
+        errln!("streamsql: --parallelism: {}", e.message());
         return ExitCode::from(2);
     }
     let report_error = |e: SqlError| {
         let snippet = e.snippet().map(|s| format!("\n{s}")).unwrap_or_default();
         match e.location() {
-            Some((line, column)) => eprintln!("error: {shown}:{line}:{column}: {}{snippet}", e.message()),
-            None => eprintln!("error: {shown}: {}{snippet}", e.message()),
+            Some((line, column)) => errln!("error: {shown}:{line}:{column}: {}{snippet}", e.message()),
+            None => errln!("error: {shown}: {}{snippet}", e.message()),
         }
         ExitCode::FAILURE
     };
@@ -121,57 +119,66 @@ pub async fn run_script(
         Err(e) => return report_error(e),
     };
     let mut pipelines = Vec::new();
+    let mut starts = Vec::new();
     let mut printed = false;
     for statement in statements {
         let kind = statement.statement.kind();
+        let start = statement.start;
         let outcome = match session.execute_statement(sql, statement) {
             Ok(outcome) => outcome,
             Err(e) => return report_error(e),
         };
         match outcome {
             Outcome::Done(_) => {}
-            Outcome::Insert(spec) => pipelines.push(spec),
+            Outcome::Insert(spec) => {
+                pipelines.push(spec);
+                starts.push(start);
+            }
             Outcome::Query(mut spec) => {
                 if let Some(format) = format {
                     show_on_terminal(&mut spec, format);
                 }
-                pipelines.push(spec)
+                pipelines.push(spec);
+                starts.push(start);
             }
             Outcome::Table(table) => {
-                print!("{}", render_result(&table));
+                out!("{}", render_result(&table));
                 printed = true;
             }
             Outcome::Text(text) => {
-                print!("{text}");
+                out!("{text}");
                 printed = true;
             }
             // Live tables are filled by the pipelines this script starts, which have not run
             // yet: their rows are only there for a shell or a Flight SQL client.
             Outcome::LiveQuery(_) => {
-                eprintln!(
+                errln!(
                     "error: {shown}: {kind} reads live tables, which this script's pipelines fill only once they run; \
                      query them from the streamsql shell or over Flight SQL (--flight)"
                 );
                 return ExitCode::FAILURE;
             }
             Outcome::Control(_) => {
-                eprintln!(
+                errln!(
                     "error: {shown}: {kind} is about the pipelines of an interactive session; run it in the streamsql shell (streamsql with no -f or -e)"
                 );
                 return ExitCode::FAILURE;
             }
         }
     }
+    if let Some((index, message)) = shared_file(&pipelines) {
+        return report_error(SqlError::at(message, starts[index]).with_source(sql));
+    }
     let server = match context.start_server() {
         Ok(server) => server,
         Err(code) => return code,
     };
     if server.is_none() && pipelines.iter().any(|p| p.sink.connector.name() == "live") {
-        eprintln!("streamsql: note: live tables are kept in memory for Flight SQL clients; add --flight to query them");
+        errln!("streamsql: note: live tables are kept in memory for Flight SQL clients; add --flight to query them");
     }
     if pipelines.is_empty() && server.is_none() {
         if !printed {
-            eprintln!("streamsql: {shown} has no INSERT INTO or SELECT statement; nothing to run");
+            errln!("streamsql: {shown} has no INSERT INTO or SELECT statement; nothing to run");
         }
         return ExitCode::SUCCESS;
     }
@@ -185,7 +192,7 @@ pub async fn run_script(
 
     let mut reports: Vec<PipelineReport> = Vec::new();
     let mut failed = false;
-    let mut stopped = false;
+    let mut stopped = None;
     loop {
         tokio::select! {
             next = joins.join_next() => {
@@ -193,27 +200,27 @@ pub async fn run_script(
                 match joined {
                     Ok((_, Ok(report))) => reports.push(report),
                     Ok((index, Err(e))) => {
-                        eprintln!("error: pipeline {} failed: {e}", index + 1);
+                        errln!("error: pipeline {} failed: {e}", index + 1);
                         failed = true;
                         controls.iter().for_each(|c| c.cancel());
                     }
                     Err(e) => {
-                        eprintln!("error: a pipeline task failed: {e}");
+                        errln!("error: a pipeline task failed: {e}");
                         failed = true;
                         controls.iter().for_each(|c| c.cancel());
                     }
                 }
             }
-            () = interrupted(), if !stopped => {
-                eprintln!("streamsql: stopping (Ctrl-C or SIGTERM); open windows are not emitted");
-                stopped = true;
+            signal = interrupted(), if stopped.is_none() => {
+                errln!("streamsql: stopping ({}); open windows are not emitted", signal.name());
+                stopped = Some(signal);
                 controls.iter().for_each(|c| c.cancel());
             }
         }
     }
     for report in &reports {
         let m = report.metrics;
-        eprintln!(
+        errln!(
             "{}: {} rows in, {} rows out, {} late rows dropped, {} bad records skipped{}",
             report.name,
             m.rows_in,
@@ -224,8 +231,8 @@ pub async fn run_script(
         );
     }
     if let Some(server) = server {
-        if !failed && !stopped {
-            eprintln!(
+        if !failed && stopped.is_none() {
+            errln!(
                 "streamsql: {}; serving live tables on grpc://{} until Ctrl-C or SIGTERM",
                 if reports.is_empty() { "no pipelines" } else { "pipelines finished" },
                 server.address
@@ -236,11 +243,31 @@ pub async fn run_script(
             failed = true;
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else if stopped {
-        ExitCode::from(INTERRUPTED)
-    } else {
-        ExitCode::SUCCESS
+    match stopped {
+        _ if failed => ExitCode::FAILURE,
+        Some(signal) => ExitCode::from(signal.exit_code()),
+        None => ExitCode::SUCCESS,
     }
+}
+
+/// The first pipeline writing a file an earlier one writes, and why that cannot run: both would
+/// replace the file with their own output, and the last to finish would win.
+fn shared_file(pipelines: &[PipelineSpec]) -> Option<(usize, String)> {
+    let mut writers: Vec<(std::path::PathBuf, &str)> = Vec::new();
+    for (index, spec) in pipelines.iter().enumerate() {
+        let Some(file) = streamsql_connectors::file::written_file(&spec.sink.table) else { continue };
+        if let Some((_, first)) = writers.iter().find(|(f, _)| *f == file) {
+            return Some((
+                index,
+                format!(
+                    "{} writes '{}', which {first} writes too; a file has one writer at a time, so write to \
+                     another path",
+                    spec.name,
+                    file.display()
+                ),
+            ));
+        }
+        writers.push((file, &spec.name));
+    }
+    None
 }

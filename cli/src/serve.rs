@@ -26,12 +26,39 @@ pub fn start_server(options: &FlightOptions, catalog: Arc<LiveCatalog>) -> anyho
         );
     }
     let server = FlightSqlServer::bind(options.address, catalog, options.token.clone(), options.limits)?.spawn();
-    eprintln!("streamsql: Flight SQL serving live tables on grpc://{}", server.address);
+    errln!("streamsql: Flight SQL serving live tables on grpc://{}", server.address);
     Ok(server)
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn interrupted() {
+/// The signal that asked us to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Ctrl-C (SIGINT).
+    Interrupt,
+    /// SIGTERM (`kill`, a service manager).
+    Terminate,
+}
+
+impl Stop {
+    /// The exit code shells expect after the signal: 128 + its number.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Stop::Interrupt => 128 + 2,
+            Stop::Terminate => 128 + 15,
+        }
+    }
+
+    /// How the user would name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::Interrupt => "Ctrl-C",
+            Stop::Terminate => "SIGTERM",
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM, saying which.
+pub async fn interrupted() -> Stop {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -41,7 +68,7 @@ pub async fn interrupted() {
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => Stop::Interrupt,
+        () = terminate => Stop::Terminate,
     }
 }

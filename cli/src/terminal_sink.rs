@@ -42,7 +42,7 @@ pub fn show_batches(format: OutputFormat, schema: SchemaRef, batches: &[RecordBa
     };
     let mut sink = TerminalConnector { format }.open_sink(&table)?;
     if batches.iter().all(|b| b.num_rows() == 0) && format == OutputFormat::Table {
-        println!("(no rows)");
+        outln!("(no rows)");
     }
     for batch in batches {
         sink.write(batch)?;

@@ -180,3 +180,148 @@ fn ctrl_c_stops_an_unbounded_pipeline_cleanly() {
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     assert!(stderr(&output).contains("(stopped)"), "{}", stderr(&output));
 }
+
+#[test]
+fn sigterm_stops_an_unbounded_pipeline_with_143() {
+    let dir = scratch("sigterm");
+    write(
+        &dir.join("job.sql"),
+        "CREATE TABLE flows WITH ('connector' = 'netflow', 'rows-per-second' = '2000');
+         CREATE TABLE sink (n BIGINT) WITH ('connector' = 'blackhole');
+         INSERT INTO sink SELECT bytes_in FROM flows;",
+    );
+    let child = streamsql()
+        .args(["-f", dir.join("job.sql").to_str().expect("utf-8 path")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn streamsql");
+    std::thread::sleep(Duration::from_millis(800));
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("send SIGTERM");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("wait for streamsql");
+    // 128 + 15, as shells report a process ended by SIGTERM; Ctrl-C gives 130.
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert!(stderr(&output).contains("stopping (SIGTERM)"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("(stopped)"), "{}", stderr(&output));
+}
+
+/// `streamsql -f job.sql 2>&1 | head`: stdout and stderr close early; no panic (exit 101).
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let dir = scratch("closed-pipe");
+    write(
+        &dir.join("job.sql"),
+        "CREATE TABLE flows WITH ('connector' = 'netflow', 'number-of-rows' = '20000');
+         SELECT flow_id, flow_type FROM flows;",
+    );
+    let job = dir.join("job.sql");
+    for log in ["warn", "debug"] {
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(r#""$0" -f "$1" 2>&1 | head -n 2; exit "${PIPESTATUS[0]}""#)
+            .arg(env!("CARGO_BIN_EXE_streamsql"))
+            .arg(&job)
+            .env("RUST_LOG", log)
+            .output()
+            .expect("run bash");
+        assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 2);
+        assert_eq!(output.status.code(), Some(0), "RUST_LOG={log}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn json_keys_are_matched_as_declared_and_missing_ones_are_counted() {
+    let dir = scratch("json-keys");
+    write(
+        &dir.join("in.jsonl"),
+        "{\"userId\": 1, \"emailAddress\": \"a@example.com\"}\n\
+         {\"userId\": 2, \"EmailAddress\": \"b@example.com\"}\n\
+         {\"userId\": 3, \"emailaddress\": \"c@example.com\"}\n\
+         {\"userId\": 4, \"emailAddress\": null}\n",
+    );
+    write(
+        &dir.join("job.sql"),
+        &format!(
+            "CREATE TABLE users (userId BIGINT, emailAddress STRING)
+               WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');
+             CREATE TABLE out (userId BIGINT, emailAddress STRING)
+               WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'json');
+             INSERT INTO out SELECT userid, emailaddress FROM users;",
+            input = dir.join("in.jsonl").display(),
+            output = dir.join("out.jsonl").display(),
+        ),
+    );
+    let output = run(&["-f", dir.join("job.sql").to_str().expect("utf-8 path")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Written back with the declared names, so the same DDL reads the output.
+    assert_eq!(
+        sorted_lines(&dir.join("out.jsonl")),
+        vec![
+            r#"{"userId":1,"emailAddress":"a@example.com"}"#,
+            r#"{"userId":2,"emailAddress":null}"#,
+            r#"{"userId":3,"emailAddress":null}"#,
+            r#"{"userId":4,"emailAddress":null}"#,
+        ]
+    );
+    let message = stderr(&output);
+    assert!(message.contains("2 rows missing field(s)"), "{message}");
+    assert!(message.contains("\"emailAddress\" (2)"), "{message}");
+    // One warning about keys in other case, not one per row.
+    assert_eq!(message.matches("differs only in case").count(), 1, "{message}");
+    assert!(message.contains("0 bad records skipped"), "{message}");
+}
+
+#[test]
+fn two_pipelines_writing_one_file_fail_before_either_runs() {
+    let dir = scratch("one-writer");
+    write(&dir.join("in.jsonl"), INPUT);
+    std::fs::write(dir.join("out.jsonl"), "previous output\n").expect("write out.jsonl");
+    write(
+        &dir.join("job.sql"),
+        &format!(
+            "CREATE TABLE events (ts TIMESTAMP(3), k STRING, v BIGINT)
+               WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');
+             CREATE TABLE a (k STRING) WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'json');
+             CREATE TABLE b (v BIGINT) WITH ('connector' = 'file', 'path' = '{dir}/./out.jsonl', 'format' = 'json');
+             INSERT INTO a SELECT k FROM events;
+             INSERT INTO b SELECT v FROM events;",
+            input = dir.join("in.jsonl").display(),
+            output = dir.join("out.jsonl").display(),
+            dir = dir.display(),
+        ),
+    );
+    let output = run(&["-f", dir.join("job.sql").to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("job.sql:6:"), "points at the second INSERT: {message}");
+    assert!(message.contains("INSERT INTO a writes too"), "{message}");
+    assert_eq!(std::fs::read_to_string(dir.join("out.jsonl")).expect("read"), "previous output\n");
+}
+
+/// The driver's warnings (coloured, one per host) are not shown; our error says what happened.
+#[test]
+fn an_unreachable_cassandra_is_reported_once_and_plainly() {
+    let dir = scratch("cassandra-closed");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
+    write(
+        &dir.join("job.sql"),
+        &format!(
+            "CREATE TABLE flows WITH ('connector' = 'netflow', 'number-of-rows' = '10');
+             CREATE TABLE dst (flow_type STRING, PRIMARY KEY (flow_type) NOT ENFORCED)
+               WITH ('connector' = 'cassandra', 'hosts' = '127.0.0.1:{port}', 'keyspace' = 'ks', 'table' = 't');
+             INSERT INTO dst SELECT flow_type FROM flows;"
+        ),
+    );
+    let started = Instant::now();
+    let output = run(&["-f", dir.join("job.sql").to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(!message.contains('\u{1b}'), "colour codes in a pipe: {message:?}");
+    assert!(!message.contains("WARN"), "the driver's warnings: {message}");
+    assert!(
+        message.contains(&format!("cannot connect to Cassandra at 127.0.0.1:{port}: the connection was refused")),
+        "{message}"
+    );
+    assert!(!message.contains("tried each host"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5), "a refused connection took {:?}", started.elapsed());
+}

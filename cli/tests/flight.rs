@@ -135,7 +135,7 @@ fn the_readme_snippet_reads_netflow_live_while_it_runs() {
     assert!(after[2] >= before[2] && after[2] > 0, "windows arrived: {before:?} -> {after:?}");
 
     let status = streamsql.terminate();
-    assert_eq!(status.code(), Some(130), "stopped by SIGTERM: {status:?}");
+    assert_eq!(status.code(), Some(143), "stopped by SIGTERM (128 + 15): {status:?}");
 }
 
 #[test]

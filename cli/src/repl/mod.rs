@@ -86,7 +86,7 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
     let mut editor: Editor<SqlHelper, DefaultHistory> = match config.and_then(Editor::with_config) {
         Ok(editor) => editor,
         Err(e) => {
-            eprintln!("streamsql: cannot open the terminal: {e}");
+            errln!("streamsql: cannot open the terminal: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -97,7 +97,7 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
         && path.exists()
         && let Err(e) = editor.load_history(path)
     {
-        eprintln!("streamsql: cannot read history from {}: {e}", path.display());
+        errln!("streamsql: cannot read history from {}: {e}", path.display());
     }
     let notices = match editor.create_external_printer() {
         Ok(printer) => Notices::with_printer(Box::new(printer)),
@@ -117,14 +117,14 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
     if let Some(n) = parallelism
         && let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'"))
     {
-        eprintln!("streamsql: --parallelism: {}", e.message());
+        errln!("streamsql: --parallelism: {}", e.message());
         return ExitCode::from(2);
     }
     let pipelines = Pipelines::new(runtime.handle().clone(), notices);
     let live = QueryEngine::new(context.catalog.clone(), context.query_limits);
     let mut shell = Shell { runtime, live, session, pipelines, names, format };
 
-    println!("streamsql {} — streaming SQL. Type help for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
+    outln!("streamsql {} — streaming SQL. Type help for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
     let mut buffer = String::new();
     loop {
         let prompt = if buffer.is_empty() { PROMPT } else { CONTINUATION };
@@ -134,11 +134,11 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
                     match input::command(&line) {
                         Some(Command::Quit) => break,
                         Some(Command::Help) => {
-                            println!("{HELP}");
+                            outln!("{HELP}");
                             continue;
                         }
                         Some(Command::Unknown(command)) => {
-                            eprintln!("unknown command {command}; \\q quits, help lists what you can type");
+                            errln!("unknown command {command}; \\q quits, help lists what you can type");
                             continue;
                         }
                         None => {}
@@ -160,14 +160,14 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
                 // A bug in planning must not take the shell (and its pipelines) down with it;
                 // the panic hook has already printed what happened.
                 if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shell.execute(&sql))).is_err() {
-                    eprintln!("error: internal error while running that statement (a bug; please report it)");
+                    errln!("error: internal error while running that statement (a bug; please report it)");
                 }
             }
             // Ctrl-C at the prompt abandons what was typed, as in psql.
             Err(ReadlineError::Interrupted) => buffer.clear(),
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("streamsql: cannot read input: {e}");
+                errln!("streamsql: cannot read input: {e}");
                 break;
             }
         }
@@ -176,7 +176,7 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
     if let Some(server) = server
         && let Err(e) = shell.runtime.block_on(server.stop())
     {
-        eprintln!("streamsql: {e}");
+        errln!("streamsql: {e}");
     }
     ExitCode::SUCCESS
 }
@@ -188,7 +188,7 @@ fn install_interrupt_handler(runtime: &Runtime) {
     {
         let _context = runtime.enter();
         if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) {
-            eprintln!("streamsql: cannot handle Ctrl-C ({e}); it will end the shell");
+            errln!("streamsql: cannot handle Ctrl-C ({e}); it will end the shell");
         }
     }
     #[cfg(not(unix))]
@@ -200,7 +200,7 @@ impl Shell {
     fn execute(&mut self, sql: &str) {
         let statements = match self.session.parse(sql) {
             Ok(statements) => statements,
-            Err(e) => return eprintln!("error: {e}"),
+            Err(e) => return errln!("error: {e}"),
         };
         for statement in statements {
             let text = statement.text.clone();
@@ -209,12 +209,12 @@ impl Shell {
             match outcome {
                 Ok(outcome) => {
                     if let Err(message) = self.show(outcome, text) {
-                        eprintln!("error: {message}");
+                        errln!("error: {message}");
                         return;
                     }
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     return;
                 }
             }
@@ -223,25 +223,25 @@ impl Shell {
 
     fn show(&mut self, outcome: Outcome, text: String) -> Result<(), String> {
         match outcome {
-            Outcome::Done(message) => println!("{message}"),
-            Outcome::Table(table) => print!("{}", render_result(&table)),
-            Outcome::Text(text) => print!("{text}"),
+            Outcome::Done(message) => outln!("{message}"),
+            Outcome::Table(table) => out!("{}", render_result(&table)),
+            Outcome::Text(text) => out!("{text}"),
             Outcome::Insert(spec) => {
                 let id = self.pipelines.start(spec, text);
-                println!(
+                outln!(
                     "pipeline {id} started in the background (SHOW PIPELINES shows it, STOP PIPELINE {id} stops it)"
                 );
             }
             Outcome::Query(spec) => {
                 let ended = query::run_query(self.runtime.handle(), spec, self.format)?;
-                eprintln!("{ended}");
+                errln!("{ended}");
             }
             Outcome::LiveQuery(sql) => {
                 let result = self.runtime.block_on(self.live.run(&sql)).map_err(|e| e.strip_backtrace())?;
                 show_batches(self.format, result.schema, &result.batches).map_err(|e| e.to_string())?;
             }
-            Outcome::Control(Control::ShowPipelines) => print!("{}", render_result(&self.pipelines.show())),
-            Outcome::Control(Control::StopPipeline(id)) => println!("{}", self.pipelines.stop(id)?),
+            Outcome::Control(Control::ShowPipelines) => out!("{}", render_result(&self.pipelines.show())),
+            Outcome::Control(Control::StopPipeline(id)) => outln!("{}", self.pipelines.stop(id)?),
         }
         Ok(())
     }

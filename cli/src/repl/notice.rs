@@ -26,6 +26,6 @@ impl Notices {
         {
             return;
         }
-        eprintln!("{message}");
+        errln!("{message}");
     }
 }

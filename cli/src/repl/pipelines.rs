@@ -169,7 +169,7 @@ impl Pipelines {
         if running.is_empty() {
             return;
         }
-        eprintln!("stopping {} running pipeline(s)", running.len());
+        errln!("stopping {} running pipeline(s)", running.len());
         let mut tasks = Vec::new();
         for entry in running {
             entry.control.cancel();
@@ -184,7 +184,7 @@ impl Pipelines {
             .await
         });
         if waited.is_err() {
-            eprintln!("some pipelines did not stop within {} s; abandoning them", timeout.as_secs());
+            errln!("some pipelines did not stop within {} s; abandoning them", timeout.as_secs());
         }
     }
 }
