@@ -1,0 +1,333 @@
+//! Flink SQL as users write it, with no silent wrong answers: scalar functions DataFusion
+//! rewrites before running them, processing time, subqueries, camelCase JSON keys, the numeric
+//! conversions of INSERT INTO, and file sinks seen while they run.
+
+use std::time::{Duration, Instant};
+
+use streamsql_engine::runtime;
+use streamsql_tests::{TestDir, describe_sql_error, parse_sink_timestamp, plan, read_jsonl, run_script, write_text};
+
+/// The lines of a JSON-lines sink, sorted.
+fn sorted_lines(dir: &TestDir, name: &str) -> Vec<String> {
+    let path = dir.file(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+/// 1-based (line, column) of the first occurrence of `marker` in `text`.
+fn position_of(text: &str, marker: &str) -> (u64, u64) {
+    let offset = text.find(marker).unwrap_or_else(|| panic!("marker {marker:?} not in script"));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line as u64, column as u64)
+}
+
+fn events_ddl(dir: &TestDir) -> String {
+    format!(
+        "CREATE TABLE events (ts TIMESTAMP(3), k STRING, v BIGINT, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n",
+        dir.sql_path("in.jsonl")
+    )
+}
+
+const EVENTS: &str = r#"{"ts":"2024-01-01 00:00:01","k":"a","v":1}
+{"ts":"2024-01-01 00:00:02","k":null,"v":2}
+{"ts":"2024-01-01 00:00:03","k":"a","v":null}
+{"ts":"2024-01-01 00:00:04","k":null,"v":null}
+"#;
+
+/// COALESCE, NVL, IFNULL, NVL2 and arrow_cast only run once DataFusion has rewritten them:
+/// in projections, filters, GROUP BY keys, aggregate arguments and FILTER clauses.
+#[tokio::test]
+async fn functions_that_datafusion_rewrites_run_in_every_clause() {
+    let dir = TestDir::new("flink-simplify");
+    write_text(&dir.file("in.jsonl"), EVENTS);
+    let sql = format!(
+        "{events}\
+         CREATE TABLE plain (k STRING, v BIGINT, w BIGINT, z BIGINT)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{plain}', 'format' = 'json');\n\
+         CREATE TABLE per_key (window_start TIMESTAMP(3), k STRING, total BIGINT, big BIGINT)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{per_key}', 'format' = 'json');\n\
+         INSERT INTO plain\n\
+         SELECT COALESCE(k, 'none'), NVL(v, 0), IFNULL(v, -1), arrow_cast(NVL2(v, 1, 0), 'Int64') FROM events WHERE COALESCE(v, 0) < 2;\n\
+         INSERT INTO per_key\n\
+         SELECT window_start, COALESCE(k, 'none'), SUM(COALESCE(v, 10)), COUNT(*) FILTER (WHERE IFNULL(v, 0) > 1)\n\
+         FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n\
+         GROUP BY window_start, window_end, COALESCE(k, 'none');\n",
+        events = events_ddl(&dir),
+        plain = dir.sql_path("plain.jsonl"),
+        per_key = dir.sql_path("per_key.jsonl"),
+    );
+    run_script(&sql).await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        sorted_lines(&dir, "plain.jsonl"),
+        vec![r#"{"k":"a","v":0,"w":-1,"z":0}"#, r#"{"k":"a","v":1,"w":1,"z":1}"#, r#"{"k":"none","v":0,"w":-1,"z":0}"#,]
+    );
+    assert_eq!(
+        sorted_lines(&dir, "per_key.jsonl"),
+        vec![
+            r#"{"window_start":"2024-01-01 00:00:00.000","k":"a","total":11,"big":0}"#,
+            r#"{"window_start":"2024-01-01 00:00:00.000","k":"none","total":12,"big":1}"#,
+        ]
+    );
+}
+
+/// `now()` and `CURRENT_TIMESTAMP` are the time each batch is processed: not the time the query
+/// was planned, and not one value for the whole run.
+#[tokio::test]
+async fn now_and_current_timestamp_are_processing_time_per_batch() {
+    let dir = TestDir::new("flink-now");
+    // 20 rows per second, one row per batch: six batches over about 250 ms.
+    let sql = format!(
+        "CREATE TABLE flows (flow_id BIGINT) WITH ('connector' = 'netflow', 'rows-per-second' = '20', 'number-of-rows' = '6');\n\
+         CREATE TABLE times (flow_id BIGINT, n TIMESTAMP(3), c TIMESTAMP(3))\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n\
+         INSERT INTO times SELECT flow_id, now(), CURRENT_TIMESTAMP FROM flows WHERE now() IS NOT NULL;\n",
+        dir.sql_path("times.jsonl")
+    );
+    let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    std::thread::sleep(Duration::from_millis(1200));
+    let started_ms = chrono::Utc::now().timestamp_millis();
+    streamsql_tests::run_specs(specs).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let finished_ms = chrono::Utc::now().timestamp_millis();
+    let rows = read_jsonl(&dir.file("times.jsonl"));
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let mut seen = Vec::new();
+    for row in &rows {
+        for key in ["n", "c"] {
+            let text = row[key].as_str().unwrap_or_else(|| panic!("{key} is not a timestamp: {row:?}"));
+            let ms = parse_sink_timestamp(text).unwrap_or_else(|| panic!("{key}: bad timestamp {text}"));
+            assert!(
+                (started_ms..=finished_ms).contains(&ms),
+                "{key} = {text} is not within the run ({started_ms}..={finished_ms} ms): folded at plan time?"
+            );
+            seen.push(ms);
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert!(seen.len() >= 3, "now() gave {} distinct values over 6 batches 50 ms apart: {seen:?}", seen.len());
+}
+
+/// Subqueries in WHERE (IN, EXISTS, scalar) are refused when planned, at the subquery.
+#[test]
+fn subqueries_in_where_are_refused_where_they_are_written() {
+    let dir = TestDir::new("flink-subquery");
+    let cases = [
+        ("IN", "SELECT k FROM events\nWHERE v IN (SELECT v FROM events WHERE k = 'a');\n", "SELECT v FROM"),
+        ("EXISTS", "SELECT k FROM events\nWHERE EXISTS (SELECT v FROM events);\n", "SELECT v FROM"),
+        ("scalar", "SELECT k FROM events\nWHERE v > (SELECT MAX(v) FROM events);\n", "SELECT MAX(v)"),
+    ];
+    for (kind, query, marker) in cases {
+        let sql = format!("{}{query}", events_ddl(&dir));
+        let error = match plan(&sql) {
+            Ok(_) => panic!("{kind}: a subquery in WHERE planned:\n{sql}"),
+            Err(e) => e,
+        };
+        let message = error.message().to_lowercase();
+        assert!(
+            message.contains("subqueries") && message.contains("not supported yet"),
+            "{kind}: {}",
+            describe_sql_error(&error)
+        );
+        assert!(!message.contains("physical plan"), "{kind}: an internal message: {}", describe_sql_error(&error));
+        assert_eq!(error.location(), Some(position_of(&sql, marker)), "{kind}: {}", describe_sql_error(&error));
+    }
+}
+
+/// JSON keys are matched as the columns are declared, camelCase included, though SQL names are
+/// case-insensitive; a key that differs in case only is not taken for the column.
+#[tokio::test]
+async fn json_keys_match_the_declared_spelling() {
+    let dir = TestDir::new("flink-camel");
+    write_text(
+        &dir.file("in.jsonl"),
+        "{\"userId\":1,\"emailAddress\":\"a@example.com\"}\n\
+         {\"userId\":2,\"EmailAddress\":\"b@example.com\"}\n\
+         {\"userId\":3}\n",
+    );
+    let sql = format!(
+        "CREATE TABLE users (userId BIGINT, emailAddress STRING)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');\n\
+         CREATE TABLE out (id BIGINT, email STRING) WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'json');\n\
+         INSERT INTO out SELECT userid, EMAILADDRESS FROM users;\n",
+        input = dir.sql_path("in.jsonl"),
+        output = dir.sql_path("out.jsonl"),
+    );
+    let reports = run_script(&sql).await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(reports[0].metrics.bad_records, 0);
+    assert_eq!(
+        sorted_lines(&dir, "out.jsonl"),
+        vec![r#"{"id":1,"email":"a@example.com"}"#, r#"{"id":2,"email":null}"#, r#"{"id":3,"email":null}"#,]
+    );
+}
+
+fn bids_ddl(dir: &TestDir) -> String {
+    format!(
+        "CREATE TABLE bids (ts TIMESTAMP(3), auction BIGINT, price BIGINT, ratio DOUBLE,\n\
+         \x20 WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n",
+        dir.sql_path("bids.jsonl")
+    )
+}
+
+const BIDS: &str = r#"{"ts":"2024-01-01 00:00:01","auction":1,"price":100,"ratio":2.5}
+{"ts":"2024-01-01 00:00:02","auction":1,"price":101,"ratio":-2.5}
+{"ts":"2024-01-01 00:00:03","auction":2,"price":7,"ratio":0.0004}
+"#;
+
+/// INSERT INTO converts between numeric types as Flink does (Nexmark q1 writes `0.908 * price`,
+/// a DOUBLE here, into DECIMAL; q17 writes AVG, a DOUBLE, into BIGINT), and takes an integer
+/// literal into an INT column.
+#[tokio::test]
+async fn insert_converts_between_numeric_types() {
+    let dir = TestDir::new("flink-insert-casts");
+    write_text(&dir.file("bids.jsonl"), BIDS);
+    let sql = format!(
+        "{bids}\
+         CREATE TABLE q1 (auction BIGINT, price DECIMAL(23, 3), ratio BIGINT, one INT, small SMALLINT, tiny DECIMAL(5, 3))\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{q1}', 'format' = 'json');\n\
+         CREATE TABLE q17 (auction BIGINT, window_start TIMESTAMP(3), total INT, avg_price BIGINT, n INT)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{q17}', 'format' = 'json');\n\
+         INSERT INTO q1 SELECT auction, 0.908 * price, ratio, 1, price, ratio FROM bids;\n\
+         INSERT INTO q17\n\
+         SELECT auction, window_start, SUM(price), AVG(price), COUNT(*)\n\
+         FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n\
+         GROUP BY auction, window_start, window_end;\n",
+        bids = bids_ddl(&dir),
+        q1 = dir.sql_path("q1.jsonl"),
+        q17 = dir.sql_path("q17.jsonl"),
+    );
+    run_script(&sql).await.unwrap_or_else(|e| panic!("{e:#}"));
+    // DOUBLE → DECIMAL rounds half up; DOUBLE → BIGINT truncates toward zero.
+    assert_eq!(
+        sorted_lines(&dir, "q1.jsonl"),
+        vec![
+            r#"{"auction":1,"price":90.800,"ratio":2,"one":1,"small":100,"tiny":2.500}"#,
+            r#"{"auction":1,"price":91.708,"ratio":-2,"one":1,"small":101,"tiny":-2.500}"#,
+            r#"{"auction":2,"price":6.356,"ratio":0,"one":1,"small":7,"tiny":0.000}"#,
+        ]
+    );
+    assert_eq!(
+        sorted_lines(&dir, "q17.jsonl"),
+        vec![
+            r#"{"auction":1,"window_start":"2024-01-01 00:00:00.000","total":201,"avg_price":100,"n":2}"#,
+            r#"{"auction":2,"window_start":"2024-01-01 00:00:00.000","total":7,"avg_price":7,"n":1}"#,
+        ]
+    );
+}
+
+/// A value out of the sink column's range fails the pipeline, naming the column: it never wraps
+/// or turns into NULL silently. A literal that cannot fit is refused when planned.
+#[tokio::test]
+async fn insert_conversions_that_overflow_fail_loudly() {
+    let dir = TestDir::new("flink-insert-overflow");
+    write_text(
+        &dir.file("bids.jsonl"),
+        &format!("{BIDS}{}\n", r#"{"ts":"2024-01-01 00:00:04","auction":3,"price":70000,"ratio":1e300}"#),
+    );
+    let sink = |name: &str, column: &str| {
+        format!(
+            "CREATE TABLE {name} ({column}) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n",
+            dir.sql_path(&format!("{name}.jsonl"))
+        )
+    };
+    for (column, query, value) in [
+        ("small SMALLINT", "SELECT price FROM bids", "70000"),
+        ("big BIGINT", "SELECT ratio FROM bids", "1e300"),
+        ("d DECIMAL(10, 2)", "SELECT ratio FROM bids", "1e300"),
+    ] {
+        let name = column.split(' ').next().unwrap_or_default();
+        let sql = format!("{}{}INSERT INTO t_{name} {query};\n", bids_ddl(&dir), sink(&format!("t_{name}"), column));
+        let error = match run_script(&sql).await {
+            Ok(_) => panic!("{column}: {value} was written without an error"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(error.contains(&format!("'{name}'")), "{column}: the error does not name the column: {error}");
+        assert!(error.contains("out of range"), "{column}: {error}");
+    }
+
+    let sql = format!("{}{}INSERT INTO lit SELECT 3000000000 FROM bids;\n", bids_ddl(&dir), sink("lit", "i INT"));
+    let error = match plan(&sql) {
+        Ok(_) => panic!("3000000000 planned into an INT column"),
+        Err(e) => e,
+    };
+    assert!(
+        error.message().contains("'i'") && error.message().contains("3000000000"),
+        "{}",
+        describe_sql_error(&error)
+    );
+}
+
+/// Rows a JSON file sink has written can be read while the pipeline still runs.
+#[tokio::test]
+async fn a_json_file_sink_shows_rows_before_the_pipeline_ends() {
+    let dir = TestDir::new("flink-sink-visible");
+    let sql = format!(
+        "CREATE TABLE flows (flow_id BIGINT) WITH ('connector' = 'netflow', 'rows-per-second' = '200');\n\
+         CREATE TABLE out (flow_id BIGINT) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n\
+         INSERT INTO out SELECT flow_id FROM flows;\n",
+        dir.sql_path("out.jsonl")
+    );
+    let mut specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let running = runtime::start(specs.remove(0));
+    let control = running.control();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let visible = loop {
+        let lines: usize = std::fs::read_dir(dir.path())
+            .expect("list the test directory")
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(".out.jsonl.part-"))
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .map(|text| text.lines().count())
+            .sum();
+        if lines > 0 || Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    control.cancel();
+    let report = running.join().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(visible > 0, "no row of the running pipeline could be read within 20 s");
+    assert!(report.metrics.rows_out >= visible as u64);
+}
+
+/// Two pipelines writing one file would each replace the other's output: a file is written by
+/// one pipeline at a time, and a second writer is refused when it is planned.
+#[tokio::test]
+async fn a_file_written_by_a_running_pipeline_cannot_get_a_second_writer() {
+    let dir = TestDir::new("flink-one-writer");
+    let tables = format!(
+        "CREATE TABLE flows (flow_id BIGINT) WITH ('connector' = 'netflow', 'rows-per-second' = '200');\n\
+         CREATE TABLE first (flow_id BIGINT) WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
+         CREATE TABLE second (flow_id BIGINT) WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'csv');\n",
+        path = dir.sql_path("out.jsonl")
+    );
+    let mut specs = plan(&format!("{tables}INSERT INTO first SELECT flow_id FROM flows;\n"))
+        .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let running = runtime::start(specs.remove(0));
+    let control = running.control();
+    // The sink is opened when the pipeline starts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while control.metrics().rows_out == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = plan(&format!("{tables}INSERT INTO second SELECT flow_id FROM flows;\n"));
+    control.cancel();
+    running.join().await.unwrap_or_else(|e| panic!("{e}"));
+    let error = match second {
+        Ok(_) => panic!("a second pipeline writing the same file was planned"),
+        Err(e) => e,
+    };
+    assert!(
+        error.message().contains("out.jsonl") && error.message().contains("first"),
+        "{}",
+        describe_sql_error(&error)
+    );
+    // Once the first pipeline has ended, the file may be written again.
+    plan(&format!("{tables}INSERT INTO second SELECT flow_id FROM flows;\n"))
+        .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+}
