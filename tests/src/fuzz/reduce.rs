@@ -1,6 +1,7 @@
-//! Shrinking a finding: removes spans of tokens (halving their length, as delta debugging
-//! does) while the script still fails the same way, within a time budget. Works for aborts and
-//! hangs as well as panics, since every candidate runs in a [`Probe`]'s worker.
+//! Shrinking a finding: removes spans of tokens (halving their length, as delta debugging does;
+//! a token keeps the whitespace after it) while the script still fails the same way, within a
+//! time budget. Works for aborts and hangs as well as panics, since every candidate runs in a
+//! [`Probe`]'s worker.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ pub fn reduce(probe: &mut Probe, sql: &str, kind: Kind, detail: &str, budget: Du
             Verdict::Passed => false,
         })
     };
-    let mut best: Vec<String> = tokens(sql).into_iter().map(str::to_string).collect();
+    let mut best = units(sql);
     let mut chunk = best.len().div_ceil(2).max(1);
     while started.elapsed() < budget {
         let mut removed_any = false;
@@ -40,4 +41,28 @@ pub fn reduce(probe: &mut Probe, sql: &str, kind: Kind, detail: &str, budget: Du
         }
     }
     Ok(best.concat())
+}
+
+/// The tokens of `sql`, each with the whitespace after it, so removing some never glues two
+/// words together.
+fn units(sql: &str) -> Vec<String> {
+    let mut units: Vec<String> = Vec::new();
+    for token in tokens(sql) {
+        match units.last_mut() {
+            Some(last) if token.trim().is_empty() => last.push_str(token),
+            _ => units.push(token.to_string()),
+        }
+    }
+    units
+}
+
+#[cfg(test)]
+mod tests {
+    use super::units;
+
+    #[test]
+    fn units_keep_the_space_after_each_token() {
+        assert_eq!(units("SELECT a ,\n b"), ["SELECT ", "a ", ",\n ", "b"]);
+        assert_eq!(units("  x"), ["  ", "x"]);
+    }
 }
