@@ -223,6 +223,12 @@ pub fn kind_schema(kind: EventKind) -> SchemaRef {
     }))
 }
 
+/// A column's name as Flink's Nexmark writes it (`dateTime` for `datetime`), for messages.
+fn declared_name(name: &str) -> &str {
+    const CAMEL_CASE: [&str; 5] = ["emailAddress", "creditCard", "dateTime", "itemName", "initialBid"];
+    CAMEL_CASE.into_iter().find(|c| c.eq_ignore_ascii_case(name)).unwrap_or(name)
+}
+
 /// The generator's column index for each declared column, checking names and types.
 fn column_mapping(table: &TableDef, kind: EventKind) -> Result<Vec<usize>> {
     let full = kind_schema(kind);
@@ -231,7 +237,7 @@ fn column_mapping(table: &TableDef, kind: EventKind) -> Result<Vec<usize>> {
         schema
             .fields()
             .iter()
-            .map(|f| format!("{} {}", f.name(), sql_name(f.data_type())))
+            .map(|f| format!("{} {}", declared_name(f.name()), sql_name(f.data_type())))
             .collect::<Vec<_>>()
             .join(", ")
     };

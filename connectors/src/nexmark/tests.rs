@@ -268,7 +268,7 @@ fn options_and_columns_are_checked() {
     assert!(check(&[("Price", DataType::Int64), ("dateTime", timestamp_type())], &[("kind", "BID")]).is_ok());
 
     let error = check(&bid_columns, &[("kind", "person")]).unwrap_err();
-    assert!(error.contains("declare its columns: id BIGINT, name STRING"), "{error}");
+    assert!(error.contains("declare its columns: id BIGINT, name STRING, emailAddress STRING"), "{error}");
     let error = check(&[("price", DataType::Int32)], &[("kind", "bid")]).unwrap_err();
     assert!(error.contains("column 'price' is declared INT but nexmark bid events have it as BIGINT"), "{error}");
     let error = check(&[("seller", DataType::Int64)], &[("kind", "bid")]).unwrap_err();
