@@ -93,6 +93,16 @@ pub fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), LimitExceeded> {
     // For each open parenthesis, whether a retried keyword opened it.
     let mut opened_by_retried: Vec<bool> = Vec::new();
     let mut retried_depth: usize = 0;
+    // `CASE` without its `END` yet: the parser retries each of these too.
+    let mut open_cases: usize = 0;
+    let too_deep = |token: &TokenWithSpan| LimitExceeded {
+        message: format!(
+            "calls of {} nest more than {retry_limit} levels deep here; \
+             unnest them (a statement of {meaningful} tokens may nest them {retry_limit} deep)",
+            retried_names()
+        ),
+        location: token.span.start,
+    };
     for token in tokens {
         let mut operand = false;
         let mut retried = false;
@@ -100,19 +110,12 @@ pub fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), LimitExceeded> {
             Token::LParen | Token::LBracket | Token::LBrace => {
                 depth += 1;
                 prefix_run = 0;
-                let by_retried = previous_retried && token.token == Token::LParen;
+                let by_retried = previous_retried && token.token != Token::LBrace;
                 opened_by_retried.push(by_retried);
                 if by_retried {
                     retried_depth += 1;
-                    if retried_depth > retry_limit {
-                        return Err(LimitExceeded {
-                            message: format!(
-                                "calls of {} nest more than {retry_limit} levels deep here; \
-                                 unnest them (a statement of {meaningful} tokens may nest them {retry_limit} deep)",
-                                retried_names()
-                            ),
-                            location: token.span.start,
-                        });
+                    if retried_depth + open_cases > retry_limit {
+                        return Err(too_deep(token));
                     }
                 }
             }
@@ -126,10 +129,16 @@ pub fn check_nesting(tokens: &[TokenWithSpan]) -> Result<(), LimitExceeded> {
             Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case("CASE") => {
                 depth += 1;
                 prefix_run = 0;
+                open_cases += 1;
+                retried = true;
+                if retried_depth + open_cases > retry_limit {
+                    return Err(too_deep(token));
+                }
             }
             Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case("END") => {
                 depth = depth.saturating_sub(1);
                 operand = true;
+                open_cases = open_cases.saturating_sub(1);
             }
             Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case("NOT") => {
                 prefix_run += 1;
@@ -351,6 +360,11 @@ mod tests {
         assert_eq!(error.location.line, 1);
         let error = check_nesting(&tokens(&not_levels_around_an_error(40))).expect_err("too deep");
         assert!(error.message.contains("levels deep"), "{error}");
+        // ARRAY[ and CASE are retried too (found by the fuzzer, left open).
+        assert!(check_nesting(&tokens(&format!("SELECT {}v", "ARRAY[".repeat(30)))).is_err());
+        assert!(check_nesting(&tokens(&format!("SELECT {}v", "CASE WHEN TRUE THEN ".repeat(30)))).is_err());
+        let closed_cases = format!("SELECT {}v{}", "CASE WHEN TRUE THEN ".repeat(6), " END".repeat(6));
+        assert!(check_nesting(&tokens(&closed_cases)).is_ok());
         // Plain function calls are parsed once: they may nest up to MAX_NESTING.
         assert!(check_nesting(&tokens(&nested_calls("abs", MAX_NESTING))).is_ok());
     }
