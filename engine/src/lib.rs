@@ -1,23 +1,26 @@
 //! # streamsql-engine: the dataflow runtime
 //!
-//! This crate runs *pipelines*: a source, a fused chain of stateless operators, an optional
-//! aggregation (event-time windows, or an updating aggregate emitting a changelog) spread over
-//! `parallelism` instances, and a sink. Everything that
-//! moves is an Arrow [`RecordBatch`](arrow::record_batch::RecordBatch).
+//! This crate runs *pipelines*: dataflow graphs shaped as trees. Sources (each with a fused
+//! chain of stateless operators) feed stages — window and updating aggregations, joins — each
+//! spread over `parallelism` instances and followed by its own fused chain; stages feed further
+//! stages, and everything ends in one sink. `UNION ALL` is several nodes feeding the same input.
+//! Everything that moves is an Arrow [`RecordBatch`](arrow::record_batch::RecordBatch).
 //!
 //! ```text
-//!  source task (1 per source, blocking thread)           aggregation instances (tokio tasks)   sink task
-//!  ┌──────────────────────────────────────────────┐     ┌────────────────────────────┐
-//!  │ Source::next_batch                           │ ──▶ │ WindowAggregator #0 + post │ ──┐
-//!  │  → WatermarkAssigner (adds _ts, _wm columns)  │hash │  chain (HAVING, project)   │   │  ┌──────────┐
-//!  │  → pre chain (WHERE, projections)             │ ──▶ │ WindowAggregator #1 + post │ ──┼─▶│ Sink     │
-//!  │  → HashRouter on GROUP BY keys               │ ... │ ...                        │ ──┘  └──────────┘
-//!  └──────────────────────────────────────────────┘     └────────────────────────────┘
+//!  source tasks (1 per source,        stage instances (tokio tasks)                 sink task
+//!  blocking threads)                  ┌──────────────────────────┐
+//!  ┌─────────────────────────────┐    │ join #0 + post chain     │ ─┐  ┌─────────────────┐
+//!  │ bids: next_batch → _ts, _wm │─┬─▶│ join #1 + post chain     │ ─┼─▶│ aggregate #0..n │─┐  ┌──────┐
+//!  │  → chain (WHERE, project)   │ │  └──────────────────────────┘  │  └─────────────────┘ ├─▶│ Sink │
+//!  └─────────────────────────────┘ │hash on each side's join keys   │hash on GROUP BY keys │  └──────┘
+//!  ┌─────────────────────────────┐ │                                                      │
+//!  │ auctions: …                 │─┘                            (or straight to the sink)─┘
+//!  └─────────────────────────────┘
 //! ```
 //!
-//! Edges are bounded channels of [`Message`]s (`Batch | Watermark | Barrier | End`), so a slow
-//! sink slows the source. Pipelines without aggregation send the pre chain's output straight to
-//! the sink.
+//! Edges are bounded channels of [`Message`]s (`Batch | Watermark | Barrier | End`), one per
+//! (upstream instance, downstream instance), so a slow sink slows every source. See
+//! [`pipeline`] for the graph and [`runtime`] for how it runs.
 //!
 //! ## One operator contract
 //!
@@ -36,14 +39,20 @@
 //! windows a row may still join, so results do not depend on batch boundaries or on how rows are
 //! spread over aggregation instances. See [`operators::aggregate`] for the contract.
 //!
+//! Window results carry their `window_time` as `_ts`, so a window (or a GROUP BY of
+//! `window_start, window_end`) over them is windowed too; they are never late for it, being
+//! judged by the operator watermark only (their `_wm` is "none"). A regular join's results have
+//! no event time (as in Flink) and cannot be windowed again.
+//!
 //! ## Where to start reading
 //!
 //! - [`connector`]: the ports ([`connector::Source`], [`connector::Sink`], the registry) that
 //!   connectors implement and the SQL layer looks up.
-//! - [`pipeline`]: what a lowered query looks like ([`pipeline::PipelineSpec`]).
+//! - [`pipeline`]: what a lowered query looks like: a tree of [`pipeline::Node`]s into a sink.
 //! - [`operator`] and [`task`]: the operator contract and the loop that drives it.
 //! - [`runtime`]: how a pipeline runs, stops and reports.
 //! - [`operators::aggregate`]: windowed and updating aggregation over DataFusion accumulators.
+//! - [`operators::join`]: the regular equi-join of two append-only streams.
 //! - [`live`]: live tables, pipeline results kept in memory for queries while they run.
 
 pub mod connector;

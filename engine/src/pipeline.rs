@@ -1,10 +1,32 @@
 //! A lowered streaming query, ready to run: what the SQL layer hands the runtime.
+//!
+//! A pipeline is a dataflow graph shaped as a tree: rows flow from its leaves (sources) through
+//! stages (stateful operators, each run as `parallelism` instances) into one sink. Every node
+//! has exactly one consumer; a node may have several inputs (a join has two, `UNION ALL` feeds
+//! several nodes into the same input).
+//!
+//! ```text
+//!  source ─(chain)─┐ hash on keys
+//!                  ├──────────────▶ stage × parallelism ─(chain)─┐ hash / to-one
+//!  source ─(chain)─┘  (input 0, 1)                               ├────────────▶ … ─▶ sink
+//!                                           source ─(chain)──────┘
+//! ```
+//!
+//! Edges: a source or stage feeding a stage routes each row by hash of that input's keys over
+//! [key groups](crate::operators::exchange) (without keys, every row goes to instance 0);
+//! everything feeding the sink goes to its one task. Watermarks, barriers and `End` go to every
+//! instance downstream, and a stage takes the minimum over every upstream instance.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::physical_expr::PhysicalExpr;
+
 use crate::connector::{Connector, TableDef};
-use crate::operators::aggregate::AggregateSpec;
+use crate::error::Result;
+use crate::operator::Operator;
+use crate::operators::aggregate::{AggregateSpec, aggregate_operator};
+use crate::operators::join::{JoinOperator, JoinSpec};
 use crate::operators::stateless::StatelessChain;
 
 /// A table bound to the connector that serves it.
@@ -20,7 +42,7 @@ impl std::fmt::Debug for BoundTable {
     }
 }
 
-/// The aggregation stage of a pipeline, run as `parallelism` instances.
+/// An aggregation stage.
 #[derive(Debug, Clone)]
 pub struct AggregateStage {
     pub spec: Arc<AggregateSpec>,
@@ -31,28 +53,150 @@ pub struct AggregateStage {
     pub update_interval: Duration,
 }
 
-/// One running query: `source → pre → [exchange → aggregate → post] → sink`.
+/// A join stage: input 0 is the left side, input 1 the right.
+#[derive(Debug, Clone)]
+pub struct JoinStage {
+    pub spec: Arc<JoinSpec>,
+    /// The residual condition, the SELECT list, ..., fused after the join.
+    pub post: StatelessChain,
+}
+
+/// A stateful operator of the graph.
+#[derive(Debug, Clone)]
+pub enum Stage {
+    Aggregate(AggregateStage),
+    Join(JoinStage),
+}
+
+impl Stage {
+    /// A new instance of the operator.
+    pub fn instantiate(&self) -> Result<Box<dyn Operator>> {
+        match self {
+            Stage::Aggregate(stage) => aggregate_operator(stage),
+            Stage::Join(stage) => Ok(Box::new(JoinOperator::new(stage.spec.clone(), stage.post.clone())?)),
+        }
+    }
+
+    /// The keys rows arriving on `input` are routed by.
+    pub fn input_keys(&self, input: usize) -> Vec<Arc<dyn PhysicalExpr>> {
+        match self {
+            Stage::Aggregate(stage) => stage.spec.key_exprs.clone(),
+            Stage::Join(stage) => match input {
+                0 => stage.spec.left.keys.clone(),
+                _ => stage.spec.right.keys.clone(),
+            },
+        }
+    }
+
+    /// The stateless operators fused after it.
+    pub fn post(&self) -> &StatelessChain {
+        match self {
+            Stage::Aggregate(stage) => &stage.post,
+            Stage::Join(stage) => &stage.post,
+        }
+    }
+}
+
+/// One input of a stage: the node feeding it and which of the stage's inputs it is.
+#[derive(Debug, Clone)]
+pub struct StageInput {
+    pub node: Node,
+    pub input: usize,
+}
+
+/// A node of the graph with everything upstream of it.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// A source read on one task, with the stateless operators fused into it; its batches carry
+    /// the hidden event-time columns.
+    Source { source: BoundTable, chain: StatelessChain },
+    /// A stage run as `parallelism` instances.
+    Stage { stage: Stage, inputs: Vec<StageInput>, parallelism: usize },
+}
+
+impl Node {
+    /// How many tasks run this node.
+    pub fn instances(&self) -> usize {
+        match self {
+            Node::Source { .. } => 1,
+            Node::Stage { parallelism, .. } => (*parallelism).max(1),
+        }
+    }
+
+    /// Every source under this node, left to right.
+    pub fn sources(&self) -> Vec<&BoundTable> {
+        match self {
+            Node::Source { source, .. } => vec![source],
+            Node::Stage { inputs, .. } => inputs.iter().flat_map(|i| i.node.sources()).collect(),
+        }
+    }
+
+    /// Every stage under and at this node, inputs first.
+    pub fn stages(&self) -> Vec<&Stage> {
+        match self {
+            Node::Source { .. } => Vec::new(),
+            Node::Stage { stage, inputs, .. } => {
+                let mut stages: Vec<&Stage> = inputs.iter().flat_map(|i| i.node.stages()).collect();
+                stages.push(stage);
+                stages
+            }
+        }
+    }
+}
+
+/// One running query: a tree of nodes into one sink.
 #[derive(Debug, Clone)]
 pub struct PipelineSpec {
     /// What the user wrote, shortened, for reports (`INSERT INTO flow_counts`).
     pub name: String,
-    pub source: BoundTable,
-    /// Stateless operators fused into the source task; their input carries the hidden
-    /// event-time columns.
-    pub pre: StatelessChain,
-    pub aggregate: Option<AggregateStage>,
+    /// The nodes feeding the sink (several for a `UNION ALL`).
+    pub inputs: Vec<Node>,
     /// The sink table; batches reach it with exactly its schema.
     pub sink: BoundTable,
-    /// Number of aggregation instances.
+    /// Whether results are a changelog (`_op` column) rather than append-only rows.
+    pub updating: bool,
+    /// Number of instances of each stage.
     pub parallelism: usize,
     /// Largest batch a source produces.
     pub batch_size: usize,
 }
 
 impl PipelineSpec {
+    /// A pipeline `source → pre → [exchange → aggregate → post] → sink`.
+    pub fn linear(
+        name: String,
+        source: BoundTable,
+        pre: StatelessChain,
+        aggregate: Option<AggregateStage>,
+        sink: BoundTable,
+        parallelism: usize,
+        batch_size: usize,
+    ) -> Self {
+        let updating = aggregate.as_ref().is_some_and(|a| a.spec.window.is_none());
+        let mut node = Node::Source { source, chain: pre };
+        if let Some(stage) = aggregate {
+            node = Node::Stage {
+                stage: Stage::Aggregate(stage),
+                inputs: vec![StageInput { node, input: 0 }],
+                parallelism,
+            };
+        }
+        Self { name, inputs: vec![node], sink, updating, parallelism, batch_size }
+    }
+
     /// Whether results are a changelog (an aggregation without a window) rather than
     /// append-only rows.
     pub fn is_updating(&self) -> bool {
-        self.aggregate.as_ref().is_some_and(|a| a.spec.window.is_none())
+        self.updating
+    }
+
+    /// Every source of the pipeline.
+    pub fn sources(&self) -> Vec<&BoundTable> {
+        self.inputs.iter().flat_map(|n| n.sources()).collect()
+    }
+
+    /// Every stage, inputs before the stages they feed.
+    pub fn stages(&self) -> Vec<&Stage> {
+        self.inputs.iter().flat_map(|n| n.stages()).collect()
     }
 }

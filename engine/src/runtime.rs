@@ -1,9 +1,13 @@
 //! Running pipelines: tasks, channels, cancellation, errors and the final report.
 //!
 //! ```text
-//!  spawn_blocking: source task ──bounded mpsc──▶ tokio: aggregation instance × parallelism
-//!                                                   ──bounded mpsc (fan-in)──▶ spawn_blocking: sink task
+//!  spawn_blocking: source task ─┐ bounded mpsc, one per (upstream instance, downstream instance)
+//!  spawn_blocking: source task ─┴──▶ tokio: stage instance × parallelism ──▶ … stages …
+//!                                       ──bounded mpsc (fan-in)──▶ spawn_blocking: sink task
 //! ```
+//!
+//! The tasks are built from the spec's tree of [`Node`]s (see [`crate::pipeline`]): one task per
+//! source, `parallelism` tasks per stage (each runs [`run_operator`]), one sink task.
 //!
 //! - A failure anywhere records the first error and cancels the pipeline; [`RunningPipeline::join`]
 //!   returns that error.
@@ -13,7 +17,7 @@
 //! - Every task is owned by the [`RunningPipeline`]; dropping it cancels the pipeline and aborts
 //!   the tokio tasks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
@@ -26,13 +30,14 @@ use crate::connector::{ChangelogMode, Sink, SourceContext};
 use crate::error::{Result, StreamError};
 use crate::message::Message;
 use crate::metrics::{MetricsSnapshot, PipelineMetrics};
+use crate::operators::aggregate::ChangeOp;
 use crate::operators::aggregate::updating::op_field;
-use crate::operators::aggregate::{ChangeOp, aggregate_operator};
 use crate::operators::exchange::HashRouter;
+use crate::operators::stateless::StatelessChain;
 use crate::operators::watermark::WatermarkAssigner;
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::{BoundTable, Node, PipelineSpec};
 use crate::task::{Output, TaskContext, run_operator};
-use crate::time::WATERMARK_MAX;
+use crate::time::{WATERMARK_MAX, WATERMARK_MIN};
 
 /// Messages buffered per edge: small, so backpressure reaches the source quickly.
 const CHANNEL_CAPACITY: usize = 8;
@@ -41,9 +46,19 @@ struct Shared {
     cancelled: AtomicBool,
     error: Mutex<Option<StreamError>>,
     metrics: Arc<PipelineMetrics>,
+    /// Each source's watermark; the pipeline's is their minimum.
+    source_watermarks: Vec<AtomicI64>,
 }
 
 impl Shared {
+    fn source_watermark(&self, source: usize, watermark: i64) {
+        if let Some(slot) = self.source_watermarks.get(source) {
+            slot.store(watermark, Ordering::Relaxed);
+        }
+        let minimum = self.source_watermarks.iter().map(|w| w.load(Ordering::Relaxed)).min().unwrap_or(watermark);
+        self.metrics.watermark.store(minimum, Ordering::Relaxed);
+    }
+
     fn fail(&self, error: StreamError) {
         if let Ok(mut slot) = self.error.lock() {
             slot.get_or_insert(error);
@@ -132,66 +147,23 @@ impl RunningPipeline {
 
 /// Starts `spec` on the current tokio runtime.
 pub fn start(spec: PipelineSpec) -> RunningPipeline {
+    let sources = spec.sources().len();
     let shared = Arc::new(Shared {
         cancelled: AtomicBool::new(false),
         error: Mutex::new(None),
         metrics: Arc::new(PipelineMetrics::default()),
+        source_watermarks: (0..sources).map(|_| AtomicI64::new(WATERMARK_MIN)).collect(),
     });
     let (sink_tx, sink_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
-    let mut tasks = Vec::new();
-
-    let upstream_ends = match &spec.aggregate {
-        None => {
-            let shared = shared.clone();
-            let spec = spec.clone();
-            tasks.push(tokio::task::spawn_blocking(move || {
-                let outputs = vec![sink_tx];
-                // The error is recorded before the channels close, so downstream tasks that see
-                // them close know the pipeline failed.
-                if let Err(e) = unwound("the source", || run_source(&spec, &outputs, None, &shared)) {
-                    shared.fail(e);
-                }
-                drop(outputs);
-            }));
-            1
-        }
-        Some(stage) => {
-            let parallelism = spec.parallelism.max(1);
-            let mut inputs = Vec::with_capacity(parallelism);
-            for instance in 0..parallelism {
-                let (tx, rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
-                inputs.push(tx);
-                let shared = shared.clone();
-                let stage = stage.clone();
-                let out = sink_tx.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut output = Output::forward(out);
-                    let ctx = TaskContext { instance, metrics: &shared.metrics, checkpointer: None };
-                    let result = match aggregate_operator(&stage) {
-                        Ok(mut operator) => run_operator(operator.as_mut(), vec![rx], &mut output, &ctx).await,
-                        Err(e) => Err(e),
-                    };
-                    // Recorded before the output closes, so the sink knows the pipeline failed.
-                    if let Err(e) = result {
-                        shared.fail(e);
-                    }
-                    drop(output);
-                }));
-            }
-            drop(sink_tx);
-            let router = HashRouter::new(stage.spec.key_exprs.clone(), parallelism);
-            let shared = shared.clone();
-            let spec = spec.clone();
-            tasks.push(tokio::task::spawn_blocking(move || {
-                if let Err(e) = unwound("the source", || run_source(&spec, &inputs, Some(router), &shared)) {
-                    shared.fail(e);
-                }
-                drop(inputs);
-            }));
-            parallelism
-        }
-    };
-
+    let mut spawner = Spawner { shared: &shared, batch_size: spec.batch_size, tasks: Vec::new(), sources: 0 };
+    let mut upstream_ends = 0;
+    for node in &spec.inputs {
+        upstream_ends += node.instances();
+        let outputs = (0..node.instances()).map(|_| Output::forward(sink_tx.clone())).collect();
+        spawner.spawn(node, outputs);
+    }
+    drop(sink_tx);
+    let mut tasks = spawner.tasks;
     {
         let shared = shared.clone();
         let spec = spec.clone();
@@ -203,6 +175,82 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
     }
 
     RunningPipeline { name: spec.name, shared, tasks }
+}
+
+/// Spawns the tasks of a node and everything upstream of it.
+struct Spawner<'a> {
+    shared: &'a Arc<Shared>,
+    batch_size: usize,
+    tasks: Vec<JoinHandle<()>>,
+    /// Sources spawned so far (each one's index into the shared watermarks).
+    sources: usize,
+}
+
+impl Spawner<'_> {
+    /// Spawns `node`, whose instance *i* sends its results to `outputs[i]`.
+    fn spawn(&mut self, node: &Node, outputs: Vec<Output>) {
+        match node {
+            Node::Source { source, chain } => {
+                let index = self.sources;
+                self.sources += 1;
+                let shared = self.shared.clone();
+                let (source, chain, batch_size) = (source.clone(), chain.clone(), self.batch_size);
+                for mut output in outputs {
+                    let shared = shared.clone();
+                    let (source, chain) = (source.clone(), chain.clone());
+                    self.tasks.push(tokio::task::spawn_blocking(move || {
+                        // The error is recorded before the channels close, so downstream tasks
+                        // that see them close know the pipeline failed.
+                        let run = || run_source(&source, &chain, batch_size, &mut output, index, &shared);
+                        if let Err(e) = unwound("the source", run) {
+                            shared.fail(e);
+                        }
+                        drop(output);
+                    }));
+                }
+            }
+            Node::Stage { stage, inputs, .. } => {
+                let parallelism = node.instances();
+                let mut channels: Vec<Vec<(usize, mpsc::Receiver<Message>)>> =
+                    (0..parallelism).map(|_| Vec::new()).collect();
+                for input in inputs {
+                    let keys = stage.input_keys(input.input);
+                    let upstream = (0..input.node.instances())
+                        .map(|_| {
+                            let mut targets = Vec::with_capacity(parallelism);
+                            for instance in &mut channels {
+                                let (tx, rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+                                targets.push(tx);
+                                instance.push((input.input, rx));
+                            }
+                            if parallelism == 1 {
+                                Output::forward(targets.remove(0))
+                            } else {
+                                Output::hash(HashRouter::new(keys.clone(), parallelism), targets)
+                            }
+                        })
+                        .collect();
+                    self.spawn(&input.node, upstream);
+                }
+                for (instance, (channels, mut output)) in channels.into_iter().zip(outputs).enumerate() {
+                    let shared = self.shared.clone();
+                    let stage = stage.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let ctx = TaskContext { instance, metrics: &shared.metrics, checkpointer: None };
+                        let result = match stage.instantiate() {
+                            Ok(mut operator) => run_operator(operator.as_mut(), channels, &mut output, &ctx).await,
+                            Err(e) => Err(e),
+                        };
+                        // Recorded before the output closes, so downstream knows the pipeline failed.
+                        if let Err(e) = result {
+                            shared.fail(e);
+                        }
+                        drop(output);
+                    }));
+                }
+            }
+        }
+    }
 }
 
 /// Runs `work`, turning a panic into an error that fails the pipeline: recorded before the
@@ -219,20 +267,21 @@ fn unwound<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-/// Source task: decode, assign watermarks, run the pre chain, route. Blocking thread.
+/// Source task: decode, assign watermarks, run the fused chain, send on. Blocking thread.
 fn run_source(
-    spec: &PipelineSpec,
-    outputs: &[mpsc::Sender<Message>],
-    mut router: Option<HashRouter>,
+    bound: &BoundTable,
+    chain: &StatelessChain,
+    batch_size: usize,
+    output: &mut Output,
+    index: usize,
     shared: &Shared,
 ) -> Result<()> {
-    let ctx = SourceContext { batch_size: spec.batch_size, metrics: shared.metrics.clone() };
-    let table = &spec.source.table;
-    let mut source = spec.source.connector.open_source(table, &ctx)?;
+    let ctx = SourceContext { batch_size, metrics: shared.metrics.clone() };
+    let table = &bound.table;
+    let mut source = bound.connector.open_source(table, &ctx)?;
     let event_time = table.watermark.as_ref().map(|w| (w.column, w.delay_ms));
     let mut assigner = WatermarkAssigner::new(&table.schema, event_time);
     let mut last_watermark = assigner.current();
-    let send = |output: &mpsc::Sender<Message>, message: Message| output.blocking_send(message).is_ok();
 
     loop {
         if shared.is_cancelled() {
@@ -241,34 +290,22 @@ fn run_source(
         let Some(batch) = source.next_batch()? else { break };
         PipelineMetrics::add(&shared.metrics.rows_in, batch.num_rows());
         let batch = assigner.assign(batch)?;
-        if let Some(batch) = spec.pre.apply(batch)? {
-            let pieces = match router.as_mut() {
-                Some(router) => router.route(batch)?,
-                None => vec![(0, batch)],
-            };
-            for (partition, piece) in pieces {
-                if !send(&outputs[partition], Message::Batch(piece)) {
-                    return Ok(());
-                }
-            }
+        if let Some(batch) = chain.apply(batch)?
+            && !output.send_batch_blocking(batch)?
+        {
+            return Ok(());
         }
         let watermark = assigner.current();
         if watermark > last_watermark {
             last_watermark = watermark;
-            shared.metrics.watermark.store(watermark, Ordering::Relaxed);
-            if router.is_some() {
-                for output in outputs {
-                    if !send(output, Message::Watermark(watermark)) {
-                        return Ok(());
-                    }
-                }
+            shared.source_watermark(index, watermark);
+            if !output.send_all_blocking(Message::Watermark(watermark)) {
+                return Ok(());
             }
         }
     }
-    shared.metrics.watermark.store(WATERMARK_MAX, Ordering::Relaxed);
-    for output in outputs {
-        send(output, Message::End);
-    }
+    shared.source_watermark(index, WATERMARK_MAX);
+    output.send_all_blocking(Message::End);
     Ok(())
 }
 

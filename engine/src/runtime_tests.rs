@@ -150,15 +150,15 @@ fn pipeline(source: SourceKind, sink: SinkKind) -> (PipelineSpec, Arc<Log>) {
         watermark: None,
         primary_key: Vec::new(),
     };
-    let spec = PipelineSpec {
-        name: "INSERT INTO out".into(),
-        source: BoundTable { table: table("in"), connector: connector.clone() },
-        pre: StatelessChain::new(Vec::new(), &hidden_fields()),
-        aggregate: None,
-        sink: BoundTable { table: table("out"), connector },
-        parallelism: 1,
-        batch_size: ROWS_PER_BATCH as usize,
-    };
+    let spec = PipelineSpec::linear(
+        "INSERT INTO out".into(),
+        BoundTable { table: table("in"), connector: connector.clone() },
+        StatelessChain::new(Vec::new(), &hidden_fields()),
+        None,
+        BoundTable { table: table("out"), connector },
+        1,
+        ROWS_PER_BATCH as usize,
+    );
     (spec, log)
 }
 

@@ -39,24 +39,41 @@ impl Output {
         Self { targets, router: None }
     }
 
+    /// Where each piece of `batch` goes: `(target, rows)`; `None` as target means every target.
+    fn pieces(&mut self, batch: RecordBatch) -> Result<Vec<(Option<usize>, RecordBatch)>> {
+        Ok(match self.router.as_mut() {
+            Some(router) => router.route(batch)?.into_iter().map(|(t, piece)| (Some(t), piece)).collect(),
+            None if self.targets.len() == 1 => vec![(Some(0), batch)],
+            None => vec![(None, batch)],
+        })
+    }
+
     /// Sends rows on; false when downstream has gone away (the pipeline is stopping).
     pub async fn send_batch(&mut self, batch: RecordBatch) -> Result<bool> {
-        match self.router.as_mut() {
-            Some(router) => {
-                for (target, piece) in router.route(batch)? {
-                    if self.targets[target].send(Message::Batch(piece)).await.is_err() {
-                        return Ok(false);
-                    }
+        for (target, piece) in self.pieces(batch)? {
+            let targets = match target {
+                Some(t) => std::slice::from_ref(&self.targets[t]),
+                None => &self.targets[..],
+            };
+            for target in targets {
+                if target.send(Message::Batch(piece.clone())).await.is_err() {
+                    return Ok(false);
                 }
             }
-            None if self.targets.len() == 1 => {
-                return Ok(self.targets[0].send(Message::Batch(batch)).await.is_ok());
-            }
-            None => {
-                for target in &self.targets {
-                    if target.send(Message::Batch(batch.clone())).await.is_err() {
-                        return Ok(false);
-                    }
+        }
+        Ok(true)
+    }
+
+    /// [`Output::send_batch`] from a blocking thread (a source task).
+    pub fn send_batch_blocking(&mut self, batch: RecordBatch) -> Result<bool> {
+        for (target, piece) in self.pieces(batch)? {
+            let targets = match target {
+                Some(t) => std::slice::from_ref(&self.targets[t]),
+                None => &self.targets[..],
+            };
+            for target in targets {
+                if target.blocking_send(Message::Batch(piece.clone())).is_err() {
+                    return Ok(false);
                 }
             }
         }
@@ -72,6 +89,11 @@ impl Output {
         }
         true
     }
+
+    /// [`Output::send_all`] from a blocking thread (a source task).
+    pub fn send_all_blocking(&self, message: Message) -> bool {
+        self.targets.iter().all(|target| target.blocking_send(message.clone()).is_ok())
+    }
 }
 
 /// What a task needs besides its channels.
@@ -83,15 +105,19 @@ pub struct TaskContext<'a> {
     pub checkpointer: Option<&'a dyn Checkpointer>,
 }
 
-/// Drives `operator` over `inputs` (input *i* is `inputs[i]`) until every input has ended,
-/// an input closes without `End` (cancelled or failed upstream: nothing more is emitted), or
-/// downstream goes away. An error from the operator ends the loop with that error.
+/// Drives `operator` over its channels until every channel has ended, a channel closes without
+/// `End` (cancelled or failed upstream: nothing more is emitted), or downstream goes away. An
+/// error from the operator ends the loop with that error.
+///
+/// Each channel is `(input, receiver)`: several channels may feed one input (one per upstream
+/// instance, or the branches of a `UNION ALL`); the watermark is the minimum over all channels.
 pub async fn run_operator(
     operator: &mut dyn Operator,
-    mut inputs: Vec<mpsc::Receiver<Message>>,
+    channels: Vec<(usize, mpsc::Receiver<Message>)>,
     output: &mut Output,
     ctx: &TaskContext<'_>,
 ) -> Result<()> {
+    let (input_of, mut inputs): (Vec<usize>, Vec<mpsc::Receiver<Message>>) = channels.into_iter().unzip();
     let n = inputs.len();
     if n == 0 {
         return Err(StreamError::Internal(format!("the {} operator has no inputs", operator.name())));
@@ -113,7 +139,7 @@ pub async fn run_operator(
             },
             None => Some(receive(&mut inputs, &skip, &mut next_input).await),
         };
-        let Some((input, message)) = received else {
+        let Some((channel, message)) = received else {
             operator.on_timer(&mut emitter)?;
             if !send_emitted(&mut emitter, output, ctx).await? {
                 return Ok(());
@@ -123,11 +149,11 @@ pub async fn run_operator(
         // Closed without End: cancelled or failed upstream; nothing more is emitted.
         let Some(message) = message else { return Ok(()) };
         match message {
-            Message::Batch(batch) => operator.on_batch(input, batch, &mut emitter)?,
-            Message::Watermark(w) => input_watermarks[input] = input_watermarks[input].max(w),
+            Message::Batch(batch) => operator.on_batch(input_of[channel], batch, &mut emitter)?,
+            Message::Watermark(w) => input_watermarks[channel] = input_watermarks[channel].max(w),
             Message::End => {
-                ended[input] = true;
-                input_watermarks[input] = WATERMARK_MAX;
+                ended[channel] = true;
+                input_watermarks[channel] = WATERMARK_MAX;
             }
             Message::Barrier(epoch) => {
                 if barrier.is_some_and(|b| b != epoch) {
@@ -138,7 +164,7 @@ pub async fn run_operator(
                     )));
                 }
                 barrier = Some(epoch);
-                aligning[input] = true;
+                aligning[channel] = true;
             }
         }
         if ended.iter().all(|e| *e) {
@@ -315,7 +341,8 @@ mod tests {
         let metrics = PipelineMetrics::default();
         let store = Store::default();
         let ctx = TaskContext { instance: 3, metrics: &metrics, checkpointer: Some(&store) };
-        let result = run_operator(&mut recorder, receivers, &mut Output::forward(tx), &ctx).await;
+        let channels = receivers.into_iter().enumerate().collect();
+        let result = run_operator(&mut recorder, channels, &mut Output::forward(tx), &ctx).await;
         let mut sent = Vec::new();
         while let Ok(message) = rx.try_recv() {
             sent.push(describe(&message));
@@ -391,7 +418,7 @@ mod tests {
         let task = tokio::spawn(async move {
             let metrics = PipelineMetrics::default();
             let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None };
-            run_operator(&mut recorder, vec![receiver], &mut Output::forward(tx), &ctx).await
+            run_operator(&mut recorder, vec![(0, receiver)], &mut Output::forward(tx), &ctx).await
         });
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert_eq!(calls.lock().expect("calls").as_slice(), ["timer"]);
@@ -407,7 +434,7 @@ mod tests {
         let task = tokio::spawn(async move {
             let metrics = PipelineMetrics::default();
             let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None };
-            run_operator(&mut Recorder::default(), vec![receiver], &mut Output::forward(tx), &ctx).await
+            run_operator(&mut Recorder::default(), vec![(0, receiver)], &mut Output::forward(tx), &ctx).await
         });
         for _ in 0..5 {
             input.send(Message::Batch(rows(1))).await.expect("send");
@@ -434,7 +461,7 @@ mod tests {
         drop(input);
         let metrics = PipelineMetrics::default();
         let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None };
-        let result = run_operator(&mut Recorder::default(), vec![receiver], &mut Output::forward(tx), &ctx).await;
+        let result = run_operator(&mut Recorder::default(), vec![(0, receiver)], &mut Output::forward(tx), &ctx).await;
         assert!(result.expect_err("no store").to_string().contains("no checkpoint store"));
     }
 }

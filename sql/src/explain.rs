@@ -3,101 +3,188 @@
 //! ```text
 //!  source ─▶ chain (fused into the source task) ─▶ exchange ─▶ window aggregate (+ chain) ─▶ sink
 //! ```
+//!
+//! A graph is written inputs first: each source and stage after the nodes that feed it, numbered
+//! (`[1]`) when there is more than one, so that exchanges can say where their rows come from.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use datafusion::physical_expr::PhysicalExpr;
 use streamsql_engine::operators::aggregate::{GroupOutput, WindowKind, WindowShape};
+use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::stateless::StatelessOp;
-use streamsql_engine::pipeline::{BoundTable, PipelineSpec};
+use streamsql_engine::pipeline::{AggregateStage, BoundTable, Node, PipelineSpec, Stage};
 
 use crate::catalog::WINDOW_COLUMNS;
 use crate::describe::{duration, options_text, watermark_text};
 
 /// Renders `spec`; `query` says whether its sink is the caller's screen (a bare SELECT).
 pub fn explain(spec: &PipelineSpec, query: bool) -> String {
-    let mut out = String::new();
-    let mut line = |stage: &str, text: String| {
-        let _ = writeln!(out, "{stage:<10} {text}");
-    };
-    let source = &spec.source.table;
-    line(
+    let mut out = Lines { text: String::new(), numbered: spec.sources().len() > 1 || spec.stages().len() > 1, next: 0 };
+    out.line(
         "pipeline",
         format!("{} (parallelism {}, batches of up to {} rows)", spec.name, spec.parallelism, spec.batch_size),
     );
-    line("source", table(&spec.source));
-    match watermark_text(source) {
-        Some(w) => line("", format!("watermark {w} (the largest event time seen, minus the delay)")),
-        None => line("", "no watermark: the table declares no event time".into()),
+    let mut fed = Vec::new();
+    for node in &spec.inputs {
+        fed.push(out.node(node));
     }
-    let pre = chain(spec.pre.ops());
-    if !pre.is_empty() {
-        line("chain", "stateless operators fused into the source task:".into());
-        pre.into_iter().for_each(|text| line("", format!("  {text}")));
+    if let [Node::Source { .. }] = spec.inputs.as_slice() {
+        out.line("exchange", "none: rows go straight from the source task to the sink".into());
     }
-    match &spec.aggregate {
-        None => line("exchange", "none: rows go straight from the source task to the sink".into()),
-        Some(stage) => {
-            let agg = &stage.spec;
-            let keys: Vec<String> = agg.key_exprs.iter().map(expr).collect();
-            let exchange = if spec.parallelism <= 1 {
-                "none: one aggregation instance (parallelism 1)".to_string()
-            } else if keys.is_empty() {
-                format!(
-                    "none: no GROUP BY keys besides the window, so one of the {} instances gets every row",
-                    spec.parallelism
-                )
-            } else {
-                format!("hash on ({}) to {} aggregation instances", keys.join(", "), spec.parallelism)
-            };
-            line("exchange", exchange);
-            match &agg.window {
-                Some(shape) => line("window", window(shape)),
-                None => line(
-                    "window",
-                    format!(
-                        "none: an updating aggregate; state is kept per key and changed keys are emitted as a \
-                         changelog (+I, -U, +U) at most once per {} ms",
-                        stage.update_interval.as_millis()
-                    ),
-                ),
+    let from = if out.numbered { format!(" (from {})", fed.join(", ")) } else { String::new() };
+    if query {
+        out.line("sink", format!("this terminal: rows are shown as they arrive{from}"));
+    } else {
+        out.line("sink", format!("{}{from}", table(&spec.sink)));
+    }
+    out.text
+}
+
+/// The text being written; in a graph of more than one source or stage, each node is numbered
+/// (`[1]`) so that edges can name it.
+struct Lines {
+    text: String,
+    numbered: bool,
+    next: usize,
+}
+
+impl Lines {
+    fn line(&mut self, stage: &str, text: String) {
+        let _ = writeln!(self.text, "{stage:<10} {text}");
+    }
+
+    /// Writes `node` after everything upstream of it; returns its label (`[3]`).
+    fn node(&mut self, node: &Node) -> String {
+        match node {
+            Node::Source { source, chain: ops } => {
+                let label = self.label();
+                self.line("source", format!("{}{}", self.prefix(&label), table(source)));
+                match watermark_text(&source.table) {
+                    Some(w) => self.line("", format!("watermark {w} (the largest event time seen, minus the delay)")),
+                    None => self.line("", "no watermark: the table declares no event time".into()),
+                }
+                let pre = chain(ops.ops());
+                if !pre.is_empty() {
+                    self.line("chain", "stateless operators fused into the source task:".into());
+                    pre.into_iter().for_each(|text| self.line("", format!("  {text}")));
+                }
+                label
             }
-            let group: Vec<String> = agg
-                .outputs
-                .iter()
-                .map(|o| match o {
-                    GroupOutput::WindowStart => WINDOW_COLUMNS[0].to_string(),
-                    GroupOutput::WindowEnd => WINDOW_COLUMNS[1].to_string(),
-                    GroupOutput::WindowTime => WINDOW_COLUMNS[2].to_string(),
-                    GroupOutput::Key(i) => keys.get(*i).cloned().unwrap_or_default(),
-                })
-                .collect();
-            line("aggregate", format!("group by {}", group.join(", ")));
-            for call in &agg.aggregates {
-                let filter = call.filter.as_ref().map(|f| format!(" FILTER (WHERE {})", expr(f))).unwrap_or_default();
-                line("", format!("{}{filter}", aggregate_name(call.function.name())));
-            }
-            if agg.window.is_some() {
-                line(
-                    "",
-                    "a window is emitted when the watermark passes its end; later rows for it are dropped as late"
-                        .into(),
-                );
-            }
-            let post = chain(stage.post.ops());
-            if !post.is_empty() {
-                line("chain", "stateless operators fused into the aggregation task:".into());
-                post.into_iter().for_each(|text| line("", format!("  {text}")));
+            Node::Stage { stage, inputs, parallelism } => {
+                let upstream: Vec<(usize, String)> = inputs.iter().map(|i| (i.input, self.node(&i.node))).collect();
+                let label = self.label();
+                let prefix = self.prefix(&label);
+                match stage {
+                    Stage::Aggregate(stage) => self.aggregate(stage, *parallelism, &prefix, &upstream),
+                    Stage::Join(join) => self.join(&join.spec, *parallelism, &prefix, &upstream),
+                }
+                let post = chain(stage.post().ops());
+                if !post.is_empty() {
+                    self.line("chain", format!("stateless operators fused into the {} task:", stage_name(stage)));
+                    post.into_iter().for_each(|text| self.line("", format!("  {text}")));
+                }
+                label
             }
         }
     }
-    if query {
-        line("sink", "this terminal: rows are shown as they arrive".into());
-    } else {
-        line("sink", table(&spec.sink));
+
+    fn label(&mut self) -> String {
+        self.next += 1;
+        format!("[{}]", self.next)
     }
-    out
+
+    fn prefix(&self, label: &str) -> String {
+        if self.numbered { format!("{label} ") } else { String::new() }
+    }
+
+    /// ` from [1], [2]` for the nodes feeding `input`, in a numbered graph.
+    fn from(&self, upstream: &[(usize, String)], input: usize) -> String {
+        if !self.numbered {
+            return String::new();
+        }
+        let labels: Vec<&str> = upstream.iter().filter(|(i, _)| *i == input).map(|(_, l)| l.as_str()).collect();
+        format!(" from {}", labels.join(", "))
+    }
+
+    fn aggregate(&mut self, stage: &AggregateStage, parallelism: usize, prefix: &str, upstream: &[(usize, String)]) {
+        let agg = &stage.spec;
+        let keys: Vec<String> = agg.key_exprs.iter().map(expr).collect();
+        let from = self.from(upstream, 0);
+        let exchange = if parallelism <= 1 {
+            format!("none{from}: one aggregation instance (parallelism 1)")
+        } else if keys.is_empty() {
+            format!(
+                "none{from}: no GROUP BY keys besides the window, so one of the {parallelism} instances gets every row"
+            )
+        } else {
+            format!("hash{from} on ({}) to {parallelism} aggregation instances", keys.join(", "))
+        };
+        self.line("exchange", format!("{prefix}{exchange}"));
+        match &agg.window {
+            Some(shape) => self.line("window", window(shape)),
+            None => self.line(
+                "window",
+                format!(
+                    "none: an updating aggregate; state is kept per key and changed keys are emitted as a \
+                     changelog (+I, -U, +U) at most once per {} ms",
+                    stage.update_interval.as_millis()
+                ),
+            ),
+        }
+        let group: Vec<String> = agg
+            .outputs
+            .iter()
+            .map(|o| match o {
+                GroupOutput::WindowStart => WINDOW_COLUMNS[0].to_string(),
+                GroupOutput::WindowEnd => WINDOW_COLUMNS[1].to_string(),
+                GroupOutput::WindowTime => WINDOW_COLUMNS[2].to_string(),
+                GroupOutput::Key(i) => keys.get(*i).cloned().unwrap_or_default(),
+            })
+            .collect();
+        self.line("aggregate", format!("group by {}", group.join(", ")));
+        for call in &agg.aggregates {
+            let filter = call.filter.as_ref().map(|f| format!(" FILTER (WHERE {})", expr(f))).unwrap_or_default();
+            self.line("", format!("{}{filter}", aggregate_name(call.function.name())));
+        }
+        if agg.window.is_some() {
+            self.line(
+                "",
+                "a window is emitted when the watermark passes its end; later rows for it are dropped as late".into(),
+            );
+        }
+    }
+
+    fn join(&mut self, spec: &JoinSpec, parallelism: usize, prefix: &str, upstream: &[(usize, String)]) {
+        let keys = |side: &streamsql_engine::operators::join::JoinSide| {
+            side.keys.iter().map(expr).collect::<Vec<_>>().join(", ")
+        };
+        let (left, right) = (keys(&spec.left), keys(&spec.right));
+        let exchange = if parallelism <= 1 {
+            format!(
+                "none: one join instance (parallelism 1); left{}, right{}",
+                self.from(upstream, 0),
+                self.from(upstream, 1)
+            )
+        } else {
+            format!(
+                "hash left{} on ({left}), right{} on ({right}) to {parallelism} join instances",
+                self.from(upstream, 0),
+                self.from(upstream, 1)
+            )
+        };
+        self.line("exchange", format!("{prefix}{exchange}"));
+        self.line("join", format!("inner join on ({left}) = ({right})"));
+        self.line("", "every row of both sides is kept; each pair is emitted once, when its second row arrives".into());
+    }
+}
+
+fn stage_name(stage: &Stage) -> &'static str {
+    match stage {
+        Stage::Aggregate(_) => "aggregation",
+        Stage::Join(_) => "join",
+    }
 }
 
 fn table(bound: &BoundTable) -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef};
 use arrow::compute::CastOptions;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{Column, DataFusionError, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
@@ -22,7 +22,7 @@ use datafusion::sql::sqlparser::tokenizer::Span;
 use streamsql_engine::connector::{ChangelogMode, ConnectorRegistry, Role, TableDef};
 use streamsql_engine::operators::aggregate::updating::op_field;
 use streamsql_engine::operators::stateless::StatelessChain;
-use streamsql_engine::pipeline::{AggregateStage, BoundTable, PipelineSpec};
+use streamsql_engine::pipeline::{AggregateStage, BoundTable, JoinStage, Node, PipelineSpec, Stage, StageInput};
 use streamsql_engine::time::{hidden_fields, parse_duration_ms};
 
 use crate::catalog::{Catalog, Relation};
@@ -30,7 +30,9 @@ use crate::error::{SqlError, SqlResult};
 use crate::outcome::{Control, Outcome};
 use crate::parser::{Located, Statement, parse_script};
 use crate::planner::ddl::{bind_connector, check_external, check_role, create_table};
-use crate::planner::lower::{LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, SUBQUERY_UNSUPPORTED, lower, nullable};
+use crate::planner::lower::{
+    LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, Plan, PlannedStage, SUBQUERY_UNSUPPORTED, lower, nullable,
+};
 use crate::planner::normalize_object_name;
 use crate::planner::sink::sink_projection;
 use crate::types::{implicitly_castable, sql_name};
@@ -354,38 +356,59 @@ impl Session {
         if stream.window.is_some() {
             return Err(crate::planner::lower::window_without_aggregation());
         }
-        check_role(&stream.source, Role::Source)?;
+        for source in stream.plan.sources() {
+            check_role(source, Role::Source)?;
+        }
         let mapping = sink_projection(&sink.table.name, plan.schema(), &sink.table.schema)?;
-        let updating = stream.aggregate.as_ref().is_some_and(|(spec, _)| spec.window.is_none());
+        let updating = stream.updating;
         let sink_at_run = if updating { changelog_sink(sink.clone())? } else { sink.clone() };
         // Last, as they may contact the outside world: pointless for a query that cannot run.
-        check_external(&stream.source, Role::Source)?;
+        for source in stream.plan.sources() {
+            check_external(source, Role::Source)?;
+        }
         check_external(&sink, Role::Sink)?;
-        let sink = sink_at_run;
-        let aggregate = match stream.aggregate.take() {
-            Some((spec, mut post)) => {
-                post.push(mapping);
-                let hidden = if updating { vec![op_field()] } else { Vec::new() };
-                Some(AggregateStage {
-                    spec,
-                    post: StatelessChain::new(post, &hidden),
-                    update_interval: self.settings.update_interval,
-                })
-            }
-            None => {
-                stream.pre.push(mapping);
-                None
-            }
-        };
+        stream.push(mapping);
+        let inputs = self.nodes(stream.plan);
         Ok(PipelineSpec {
             name,
-            source: stream.source,
-            pre: StatelessChain::new(stream.pre, &hidden_fields()),
-            aggregate,
-            sink,
+            inputs,
+            sink: sink_at_run,
+            updating,
             parallelism: self.settings.parallelism,
             batch_size: self.settings.batch_size,
         })
+    }
+
+    /// The engine's nodes for a lowered plan (several for a `UNION ALL`).
+    fn nodes(&self, plan: Plan) -> Vec<Node> {
+        match plan {
+            Plan::Source { source, ops } => {
+                vec![Node::Source { source, chain: StatelessChain::new(ops, &hidden_fields()) }]
+            }
+            Plan::Union(branches) => branches.into_iter().flat_map(|b| self.nodes(b)).collect(),
+            Plan::Stage { stage, inputs, post } => {
+                let stage = match stage {
+                    PlannedStage::Aggregate(spec) => {
+                        // Window results carry the hidden event-time columns; updating ones `_op`.
+                        let hidden: Vec<Field> = match spec.window {
+                            Some(_) => hidden_fields().to_vec(),
+                            None => vec![op_field()],
+                        };
+                        Stage::Aggregate(AggregateStage {
+                            spec,
+                            post: StatelessChain::new(post, &hidden),
+                            update_interval: self.settings.update_interval,
+                        })
+                    }
+                    PlannedStage::Join(spec) => Stage::Join(JoinStage { spec, post: StatelessChain::new(post, &[]) }),
+                };
+                let inputs = inputs
+                    .into_iter()
+                    .flat_map(|(input, plan)| self.nodes(plan).into_iter().map(move |node| StageInput { node, input }))
+                    .collect();
+                vec![Node::Stage { stage, inputs, parallelism: self.settings.parallelism }]
+            }
+        }
     }
 
     /// The sink of a bare `SELECT`: rows printed to stdout.

@@ -3,9 +3,11 @@
 //! - [`stateless`]: filters and projections over `PhysicalExpr`s, fused into chains.
 //! - [`watermark`]: computes the hidden `_ts`/`_wm` columns at the source.
 //! - [`exchange`]: routes rows to aggregation instances by hash of the GROUP BY keys.
-//! - [`window`]: event-time TUMBLE/HOP aggregation over DataFusion accumulators.
+//! - [`aggregate`]: event-time TUMBLE/HOP and updating aggregation over DataFusion accumulators.
+//! - [`join`]: the regular equi-join of two append-only streams.
 
 pub mod aggregate;
 pub mod exchange;
+pub mod join;
 pub mod stateless;
 pub mod watermark;

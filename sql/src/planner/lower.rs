@@ -47,6 +47,7 @@ use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 use streamsql_engine::operators::aggregate::{AggregateCall, AggregateSpec, GroupOutput, WindowShape};
+use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::stateless::StatelessOp;
 use streamsql_engine::pipeline::BoundTable;
 
@@ -62,34 +63,84 @@ pub struct WindowInput {
     pub first_virtual: usize,
 }
 
-/// A partly lowered query.
+/// Where a windowed aggregation's results keep their window: the shape, and the positions of
+/// `window_start`, `window_end` and `window_time` among the visible columns, while selected.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowResult {
+    pub shape: WindowShape,
+    pub columns: [Option<usize>; 3],
+}
+
+/// A stage of a partly lowered query.
+pub enum PlannedStage {
+    Aggregate(Arc<AggregateSpec>),
+    Join(Arc<JoinSpec>),
+}
+
+/// A partly lowered query: a tree of sources and stages, each with the stateless operators
+/// that follow it (fused into its task), and `UNION ALL`s of them.
+pub enum Plan {
+    Source { source: BoundTable, ops: Vec<StatelessOp> },
+    Stage { stage: PlannedStage, inputs: Vec<(usize, Plan)>, post: Vec<StatelessOp> },
+    Union(Vec<Plan>),
+}
+
+impl Plan {
+    /// Appends `op` after every branch that ends here.
+    fn push(&mut self, op: StatelessOp) {
+        match self {
+            Plan::Source { ops, .. } => ops.push(op),
+            Plan::Stage { post, .. } => post.push(op),
+            Plan::Union(branches) => branches.iter_mut().for_each(|b| b.push(op.clone())),
+        }
+    }
+
+    /// Every source, left to right.
+    pub fn sources(&self) -> Vec<&BoundTable> {
+        match self {
+            Plan::Source { source, .. } => vec![source],
+            Plan::Stage { inputs, .. } => inputs.iter().flat_map(|(_, p)| p.sources()).collect(),
+            Plan::Union(branches) => branches.iter().flat_map(|b| b.sources()).collect(),
+        }
+    }
+}
+
+/// A partly lowered query and what is known about its rows.
 pub struct Stream {
-    pub source: BoundTable,
-    pub pre: Vec<StatelessOp>,
+    pub plan: Plan,
+    /// Virtual window columns of a window TVF not aggregated yet.
     pub window: Option<WindowInput>,
-    pub aggregate: Option<(Arc<AggregateSpec>, Vec<StatelessOp>)>,
-    /// Index of the source's event-time column in the current visible columns, if still there.
+    /// Index of the event-time column in the current visible columns, if still there.
     pub time_column: Option<usize>,
+    /// Set on the results of a windowed aggregation (and what is computed from them).
+    pub window_result: Option<WindowResult>,
+    /// Results are a changelog (an aggregation without a window), not append-only rows.
+    pub updating: bool,
+    /// Batches carry the hidden event-time columns (`_ts`, `_wm`).
+    pub timed: bool,
 }
 
 impl Stream {
     fn new(source: BoundTable) -> Self {
         let time_column = source.table.watermark.as_ref().map(|w| w.column);
-        Self { source, pre: Vec::new(), window: None, aggregate: None, time_column }
-    }
-
-    /// The stream with `spec` as its aggregation; what follows goes into its post chain.
-    fn with_aggregate(mut self, spec: AggregateSpec) -> Self {
-        self.aggregate = Some((Arc::new(spec), Vec::new()));
-        self.time_column = None;
-        self
-    }
-
-    fn push(&mut self, op: StatelessOp) {
-        match &mut self.aggregate {
-            Some((_, post)) => post.push(op),
-            None => self.pre.push(op),
+        Self {
+            plan: Plan::Source { source, ops: Vec::new() },
+            window: None,
+            time_column,
+            window_result: None,
+            updating: false,
+            timed: true,
         }
+    }
+
+    /// The stream of `stage` over this one (its input 0).
+    fn into_stage(self, stage: PlannedStage) -> Plan {
+        Plan::Stage { stage, inputs: vec![(0, self.plan)], post: Vec::new() }
+    }
+
+    /// Appends `op` after the stream's last operators.
+    pub fn push(&mut self, op: StatelessOp) {
+        self.plan.push(op);
     }
 }
 
@@ -100,7 +151,7 @@ pub fn nullable(schema: &Schema) -> SchemaRef {
     ))
 }
 
-fn physical(expr: &Expr, schema: &DFSchemaRef) -> SqlResult<Arc<dyn PhysicalExpr>> {
+pub(crate) fn physical(expr: &Expr, schema: &DFSchemaRef) -> SqlResult<Arc<dyn PhysicalExpr>> {
     let expr = prepare(expr, schema)?;
     Ok(create_physical_expr(&expr, schema, &ExecutionProps::new(), &PhysicalPlanningContext::default())?)
 }
@@ -282,8 +333,6 @@ fn unsupported(plan: &LogicalPlan) -> SqlError {
     let message = match plan {
         LogicalPlan::Sort(_) => ORDER_BY_UNSUPPORTED,
         LogicalPlan::Limit(_) => LIMIT_UNSUPPORTED,
-        LogicalPlan::Join(_) => "joins are not supported yet",
-        LogicalPlan::Union(_) => "UNION is not supported yet",
         LogicalPlan::Distinct(_) => {
             "SELECT DISTINCT is not supported on a stream yet; use GROUP BY window_start, window_end, ... over a window TVF"
         }
@@ -309,11 +358,16 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
         LogicalPlan::TableScan(scan) => lower_scan(scan),
         LogicalPlan::SubqueryAlias(alias) => lower(&alias.input),
         LogicalPlan::Filter(filter) => {
+            // The WHERE of a comma join holds its condition.
+            if let LogicalPlan::Join(join) = filter.input.as_ref()
+                && join.on.is_empty()
+                && join.filter.is_none()
+            {
+                return super::join::lower_join(join, Some(&filter.predicate));
+            }
             let mut stream = lower(&filter.input)?;
             let schema = filter.input.schema();
-            if stream.aggregate.is_none() {
-                check_no_window_columns(&filter.predicate, schema, stream.window, "WHERE")?;
-            }
+            check_no_window_columns(&filter.predicate, schema, stream.window, "WHERE")?;
             let predicate = physical(&filter.predicate, schema)?;
             stream.push(StatelessOp::Filter(predicate));
             Ok(stream)
@@ -321,25 +375,34 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
         LogicalPlan::Projection(projection) => {
             let mut stream = lower(&projection.input)?;
             let schema = projection.input.schema();
-            if stream.aggregate.is_none() && stream.window.is_some() {
+            if stream.window.is_some() {
                 return Err(window_without_aggregation());
             }
-            stream.time_column = stream.time_column.and_then(|t| {
+            let position_of = |column: usize| {
                 projection.expr.iter().position(
-                    |e| matches!(e.clone().unalias(), Expr::Column(c) if schema.index_of_column(&c).ok() == Some(t)),
+                    |e| matches!(e.clone().unalias(), Expr::Column(c) if schema.index_of_column(&c).ok() == Some(column)),
                 )
-            });
+            };
+            stream.time_column = stream.time_column.and_then(position_of);
+            if let Some(result) = &mut stream.window_result {
+                result.columns = result.columns.map(|c| c.and_then(position_of));
+            }
             let exprs = projection.expr.iter().map(|e| physical(e, schema)).collect::<SqlResult<Vec<_>>>()?;
             stream.push(StatelessOp::Project { exprs, schema: nullable(projection.schema.as_arrow()) });
-            stream.window = None;
             Ok(stream)
         }
         LogicalPlan::Aggregate(aggregate) => {
             let mut stream = lower(&aggregate.input)?;
-            if stream.aggregate.is_some() {
-                return Err(SqlError::new("aggregating the result of an aggregation is not supported yet"));
+            if stream.updating {
+                return Err(SqlError::new(
+                    "aggregating the result of an aggregation without a window (an updating result) is not supported yet; \
+                     aggregate window results instead (GROUP BY window_start, window_end, ...)",
+                ));
             }
             let Some(window) = stream.window.take() else {
+                if let Some(result) = stream.window_result.filter(|r| groups_by_window(aggregate, r)) {
+                    return lower_cascaded_aggregate(aggregate, stream, result);
+                }
                 return lower_updating_aggregate(aggregate, stream);
             };
             let input_schema = aggregate.input.schema();
@@ -375,6 +438,15 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                     WINDOW_COLUMNS[0], WINDOW_COLUMNS[1]
                 )));
             }
+            let position = |wanted: fn(&GroupOutput) -> bool| outputs.iter().position(wanted);
+            let result = WindowResult {
+                shape: window.shape,
+                columns: [
+                    position(|o| matches!(o, GroupOutput::WindowStart)),
+                    position(|o| matches!(o, GroupOutput::WindowEnd)),
+                    position(|o| matches!(o, GroupOutput::WindowTime)),
+                ],
+            };
             let spec = AggregateSpec {
                 window: Some(window.shape),
                 key_exprs,
@@ -383,10 +455,98 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                 outputs,
                 output_schema: nullable(output_schema),
             };
-            Ok(stream.with_aggregate(spec))
+            Ok(windowed(stream, spec, result))
+        }
+        LogicalPlan::Join(join) => super::join::lower_join(join, None),
+        LogicalPlan::Union(union) => {
+            let branches = union.inputs.iter().map(|input| lower(input)).collect::<SqlResult<Vec<_>>>()?;
+            if branches.iter().any(|b| b.window.is_some()) {
+                return Err(window_without_aggregation());
+            }
+            if branches.iter().any(|b| b.updating) {
+                return Err(SqlError::new(
+                    "UNION ALL of an updating result (an aggregation without a window) is not supported yet",
+                ));
+            }
+            let timed = branches[0].timed;
+            if branches.iter().any(|b| b.timed != timed) {
+                return Err(SqlError::new(
+                    "UNION ALL of inputs with an event time (tables with a WATERMARK, window results) and inputs \
+                     without one (join results) is not supported yet",
+                ));
+            }
+            let time_column = branches[0].time_column.filter(|t| branches.iter().all(|b| b.time_column == Some(*t)));
+            Ok(Stream {
+                plan: Plan::Union(branches.into_iter().map(|b| b.plan).collect()),
+                window: None,
+                time_column,
+                window_result: None,
+                updating: false,
+                timed,
+            })
         }
         other => Err(unsupported(other)),
     }
+}
+
+/// The stream of a windowed aggregation over `stream`: its results carry their window_time as
+/// their event time.
+fn windowed(stream: Stream, spec: AggregateSpec, result: WindowResult) -> Stream {
+    Stream {
+        plan: stream.into_stage(PlannedStage::Aggregate(Arc::new(spec))),
+        window: None,
+        time_column: result.columns[2],
+        window_result: Some(result),
+        updating: false,
+        timed: true,
+    }
+}
+
+/// Whether `aggregate` groups by a window column of the window results it reads: then each of
+/// its groups lies within one window, and it is a windowed aggregation too (as in Flink).
+fn groups_by_window(aggregate: &datafusion::logical_expr::Aggregate, result: &WindowResult) -> bool {
+    let schema = aggregate.input.schema();
+    let Ok(keys) = group_keys(aggregate) else { return false };
+    keys.iter().any(|key| {
+        matches!(key, Expr::Column(c) if schema.index_of_column(c).is_ok_and(|i| result.columns.contains(&Some(i))))
+    })
+}
+
+/// An aggregation grouped by a window column of window results (`GROUP BY window_start,
+/// window_end` of an aggregation over a TUMBLE or HOP): every row of a group comes from the same
+/// window, so it runs as a TUMBLE over the rows' window_time with one pane of the window's
+/// shape as its size — each window ends where the window its rows came from ends — and the
+/// window columns are ordinary keys.
+fn lower_cascaded_aggregate(
+    aggregate: &datafusion::logical_expr::Aggregate,
+    stream: Stream,
+    upstream: WindowResult,
+) -> SqlResult<Stream> {
+    let input_schema = aggregate.input.schema();
+    let output_schema = aggregate.schema.as_arrow();
+    let shape = WindowShape::tumble(upstream.shape.pane_ms).map_err(|e| SqlError::new(e.to_string()))?;
+    let mut key_exprs = Vec::new();
+    let mut key_fields = Vec::new();
+    let mut columns = [None; 3];
+    for (i, expr) in group_keys(aggregate)?.into_iter().enumerate() {
+        if let Expr::Column(c) = expr
+            && let Ok(index) = input_schema.index_of_column(c)
+            && let Some(which) = upstream.columns.iter().position(|w| *w == Some(index))
+        {
+            columns[which] = Some(i);
+        }
+        key_exprs.push(physical(expr, input_schema)?);
+        key_fields.push(key_field(output_schema, i)?);
+    }
+    let spec = AggregateSpec {
+        window: Some(shape),
+        outputs: (0..key_exprs.len()).map(GroupOutput::Key).collect(),
+        key_exprs,
+        key_fields,
+        aggregates: aggregate_calls(aggregate, None)?,
+        output_schema: nullable(output_schema),
+    };
+    Ok(windowed(stream, spec, WindowResult { shape: upstream.shape, columns }))
 }
 
 /// The distinct GROUP BY keys, in the order of the aggregate's output columns. DataFusion keeps
@@ -425,7 +585,14 @@ fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, str
         aggregates: aggregate_calls(aggregate, None)?,
         output_schema: nullable(output_schema),
     };
-    Ok(stream.with_aggregate(spec))
+    Ok(Stream {
+        plan: stream.into_stage(PlannedStage::Aggregate(Arc::new(spec))),
+        window: None,
+        time_column: None,
+        window_result: None,
+        updating: true,
+        timed: false,
+    })
 }
 
 /// The aggregate calls of `aggregate`, prepared for execution.
@@ -490,9 +657,9 @@ fn lower_scan(scan: &TableScan) -> SqlResult<Stream> {
 fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
     let window = &source.window;
     let mut stream = lower_relation(&source.input).map_err(|e| e.or_at(window.span.start))?;
-    if stream.aggregate.is_some() || stream.window.is_some() {
+    if stream.updating || stream.window.is_some() {
         return Err(SqlError::at_span(
-            "the input of a window TVF must be a table or a view without aggregation",
+            "the input of a window TVF must be a table, a view without aggregation, or window results",
             window.input_span,
         ));
     }
@@ -505,17 +672,10 @@ fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
         ));
     };
     if stream.time_column != Some(index) {
-        let table = &stream.source.table;
-        let hint = match &table.watermark {
-            Some(w) => format!(
-                "the event-time column of '{}' is '{}' (declared with WATERMARK FOR)",
-                table.name,
-                table.schema.field(w.column).name()
-            ),
-            None => format!(
-                "table '{}' has no event time: declare WATERMARK FOR {descriptor} AS {descriptor} - INTERVAL '1' SECOND in its CREATE TABLE",
-                table.name
-            ),
+        let hint = match &stream.plan {
+            Plan::Source { source, .. } => time_hint(&source.table, &descriptor),
+            _ if !stream.timed => "the input has no event time (the result of a join has none)".to_string(),
+            _ => "the event time of window results is their window_time column, when selected".to_string(),
         };
         return Err(SqlError::at_span(
             format!("DESCRIPTOR({descriptor}) must name the event-time column of the input; {hint}"),
@@ -524,4 +684,19 @@ fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
     }
     stream.window = Some(WindowInput { shape: window.shape, first_virtual: input_schema.fields().len() });
     Ok(stream)
+}
+
+/// Which column of `table` is its event time, or how to declare one.
+fn time_hint(table: &streamsql_engine::connector::TableDef, descriptor: &str) -> String {
+    match &table.watermark {
+        Some(w) => format!(
+            "the event-time column of '{}' is '{}' (declared with WATERMARK FOR)",
+            table.name,
+            table.schema.field(w.column).name()
+        ),
+        None => format!(
+            "table '{}' has no event time: declare WATERMARK FOR {descriptor} AS {descriptor} - INTERVAL '1' SECOND in its CREATE TABLE",
+            table.name
+        ),
+    }
 }

@@ -1,10 +1,12 @@
 //! Planning statements: DDL into the catalog, queries into engine pipelines.
 //!
 //! - [`ddl`]: `CREATE TABLE` → a validated [`TableDef`](streamsql_engine::connector::TableDef).
-//! - [`lower`]: DataFusion `LogicalPlan` → source, stateless chains, window aggregation.
+//! - [`lower`]: DataFusion `LogicalPlan` → a tree of sources, stages and stateless chains.
+//! - [`join`]: joins of two streams → a join stage.
 //! - [`sink`]: `INSERT INTO` column mapping (by position, implicit widening casts only).
 
 pub mod ddl;
+pub mod join;
 pub mod lower;
 pub mod sink;
 

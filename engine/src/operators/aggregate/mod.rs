@@ -18,6 +18,18 @@
 //! result depends only on the order of the input, not on batch boundaries or on how rows are
 //! spread over aggregation instances.
 //!
+//! # Windows over window results
+//!
+//! A window's results leave with `_ts = window_time = W.end - 1` and no watermark of their own
+//! (`_wm` = [`WATERMARK_MIN`](crate::time::WATERMARK_MIN)). A window `V` over them (a TVF with
+//! `DESCRIPTOR(window_time)`, or a GROUP BY of `window_start`/`window_end`, which runs as a TUMBLE
+//! of one pane of `W`'s shape so that `V.end = W.end`) judges them by its operator watermark
+//! alone: the minimum over the instances that send them. Each instance sends `W`'s results
+//! before the watermark that closed `W`, so that minimum is below `W.end <= V.end` when they
+//! arrive: **window results are never late** for the next window, and the second level sees
+//! exactly the first level's results, whatever the parallelism and batch size. Late rows are
+//! dropped (and counted) only where rows first meet a window.
+//!
 //! # Windows: how
 //!
 //! State is kept per *pane* of `gcd(size, slide)` milliseconds; every window is a whole number of

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
-use arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondArray};
+use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::logical_expr::EmitTo;
 
@@ -12,7 +12,7 @@ use super::inputs::BatchInputs;
 use super::pane::{Groups, Pane, PaneInput, new_accumulators};
 use super::spec::{AggregateSpec, GroupOutput, WindowKind, WindowShape};
 use crate::error::{Result, StreamError};
-use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN};
+use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
 
 /// Window aggregation state of one instance. See the [module docs](super) for the contract.
 pub struct WindowAggregator {
@@ -24,12 +24,25 @@ pub struct WindowAggregator {
     watermark: i64,
     late_rows: u64,
     scratch: Vec<usize>,
+    /// The spec's output schema with the hidden event-time columns after it.
+    output_schema: SchemaRef,
 }
 
 impl WindowAggregator {
     pub fn new(spec: Arc<AggregateSpec>) -> Result<Self> {
         let shape = spec.window.ok_or_else(|| StreamError::Internal("window aggregation without a window".into()))?;
-        Ok(Self { spec, shape, panes: BTreeMap::new(), watermark: WATERMARK_MIN, late_rows: 0, scratch: Vec::new() })
+        let mut fields: Vec<Field> = spec.output_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(hidden_fields());
+        let output_schema = Arc::new(Schema::new(fields));
+        Ok(Self {
+            spec,
+            shape,
+            panes: BTreeMap::new(),
+            watermark: WATERMARK_MIN,
+            late_rows: 0,
+            scratch: Vec::new(),
+            output_schema,
+        })
     }
 
     /// Late rows counted since the last call.
@@ -211,8 +224,16 @@ impl WindowAggregator {
             });
         }
         columns.extend(values);
+        // A window's results carry its window_time as their event time. Their own watermark is
+        // "none yet": a window over them judges them by its operator watermark alone (the
+        // minimum over the instances that send them), which cannot pass window_time before
+        // they arrive, as every instance sends a window's results before the watermark that
+        // closed it. A per-row watermark would not do: results of different instances
+        // interleave, so theirs would not rise row by row.
+        columns.push(Arc::new(TimestampMillisecondArray::from_value(end - 1, rows)));
+        columns.push(Arc::new(Int64Array::from_value(WATERMARK_MIN, rows)));
         Ok(RecordBatch::try_new_with_options(
-            self.spec.output_schema.clone(),
+            self.output_schema.clone(),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )?)
