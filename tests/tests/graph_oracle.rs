@@ -1,0 +1,786 @@
+//! Joins and cascaded windows against an independent batch oracle.
+//!
+//! Like `oracle.rs`, but for pipelines with more than one stage between source and sink:
+//!
+//! - a regular INNER join of two disordered streams (no row is ever late to it: its result
+//!   must be the batch join over every input row);
+//! - a windowed aggregation over the results of a windowed aggregation (late rows are dropped
+//!   by the first level only, by the contract in `streamsql_tests::oracle`);
+//! - a join of two windowed aggregations on their windows and keys, each side with its own
+//!   watermark and its own late rows.
+//!
+//! Seeded random inputs are written as JSON lines and read through file tables with a
+//! WATERMARK. The oracle expands each side's non-late rows into their windows with
+//! [`assign`] and runs the same query as DataFusion batch SQL; the streaming output must
+//! match as a multiset at every parallelism and batch size, with the expected `late_rows`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value, json};
+use streamsql_tests::oracle::{Window, assign};
+use streamsql_tests::{
+    Row, TestDir, describe_sql_error, diff_rows, plan, rows_from_batches, rows_from_jsonl, run_specs, write_jsonl,
+};
+
+/// Relative tolerance for floating-point aggregates.
+const TOLERANCE: f64 = 1e-9;
+
+/// `SET 'parallelism.default'`, `SET 'execution.batch-size'`.
+const MATRIX: &[(usize, usize)] = &[(1, 1), (1, 64), (4, 1), (4, 64), (4, 8192)];
+
+/// The columns of every input table.
+const COLUMNS: &str = "ts TIMESTAMP(3), k STRING, k2 INT, v BIGINT, d DOUBLE";
+
+const KEYS: &[&str] = &["alpha", "beta", "gamma", "delta", "epsilon"];
+
+/// One input row.
+#[derive(Debug, Clone)]
+struct Ev {
+    ts: i64,
+    k: Option<String>,
+    k2: Option<i32>,
+    v: Option<i64>,
+    d: Option<f64>,
+}
+
+/// How one side's rows are drawn.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    seed: u64,
+    rows: usize,
+    /// Probability that a row goes back in time (up to `max_back_ms` behind the largest so far).
+    disorder: f64,
+    max_back_ms: i64,
+    /// Range of the forward step between in-order rows, ms.
+    step_ms: (i64, i64),
+    base_ms: i64,
+    /// `k2` is drawn from `0..k2_range`.
+    k2_range: i32,
+    /// Probability of NULL in each of `k`, `k2`, `v`, `d`.
+    nulls: f64,
+}
+
+fn generate(s: &Shape) -> Vec<Ev> {
+    let mut rng = SmallRng::seed_from_u64(s.seed);
+    let key_count = rng.random_range(3..=KEYS.len());
+    let mut max = s.base_ms;
+    let mut events = Vec::with_capacity(s.rows);
+    for i in 0..s.rows {
+        let mut ts = if i > 0 && rng.random_bool(s.disorder) {
+            max - rng.random_range(0..=s.max_back_ms)
+        } else if rng.random_bool(0.01) {
+            max + rng.random_range(5_000..20_000) // a gap: whole windows with no rows
+        } else {
+            max + rng.random_range(s.step_ms.0..=s.step_ms.1)
+        };
+        // Whole seconds now and then: rows on window bounds, watermarks on window ends.
+        if rng.random_bool(0.1) {
+            ts = ts.div_euclid(1000) * 1000;
+        }
+        max = max.max(ts);
+        events.push(Ev {
+            ts,
+            k: (!rng.random_bool(s.nulls)).then(|| KEYS[rng.random_range(0..key_count)].to_string()),
+            k2: (!rng.random_bool(s.nulls)).then(|| rng.random_range(0..s.k2_range)),
+            v: (!rng.random_bool(s.nulls)).then(|| rng.random_range(-50..1000)),
+            d: (!rng.random_bool(s.nulls)).then(|| f64::from(rng.random_range(-1_000_000..1_000_000)) / 1000.0),
+        });
+    }
+    events
+}
+
+/// The row as a JSON line; a NULL is either `null` or left out.
+fn ev_json(e: &Ev, rng: &mut SmallRng) -> Value {
+    let t = chrono::DateTime::from_timestamp_millis(e.ts).expect("timestamp in range");
+    let mut object = Map::new();
+    let ts = if rng.random_bool(0.5) { json!(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()) } else { json!(e.ts) };
+    object.insert("ts".into(), ts);
+    for (key, value) in [
+        ("k", e.k.clone().map(Value::from)),
+        ("k2", e.k2.map(Value::from)),
+        ("v", e.v.map(Value::from)),
+        ("d", e.d.map(Value::from)),
+    ] {
+        match value {
+            Some(value) => {
+                object.insert(key.into(), value);
+            }
+            None if rng.random_bool(0.5) => {
+                object.insert(key.into(), Value::Null);
+            }
+            None => {}
+        }
+    }
+    Value::Object(object)
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, None)
+}
+
+fn ev_fields() -> Vec<Field> {
+    vec![
+        Field::new("ts", ts_type(), false),
+        Field::new("k", DataType::Utf8, true),
+        Field::new("k2", DataType::Int32, true),
+        Field::new("v", DataType::Int64, true),
+        Field::new("d", DataType::Float64, true),
+    ]
+}
+
+fn ev_columns(events: &[&Ev]) -> Vec<ArrayRef> {
+    vec![
+        Arc::new(TimestampMillisecondArray::from(events.iter().map(|e| e.ts).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(events.iter().map(|e| e.k.clone()).collect::<Vec<_>>())),
+        Arc::new(Int32Array::from(events.iter().map(|e| e.k2).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(events.iter().map(|e| e.v).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(events.iter().map(|e| e.d).collect::<Vec<_>>())),
+    ]
+}
+
+/// Every row, as a batch table.
+fn raw_batch(events: &[Ev]) -> RecordBatch {
+    let all: Vec<&Ev> = events.iter().collect();
+    RecordBatch::try_new(Arc::new(Schema::new(ev_fields())), ev_columns(&all)).expect("raw batch")
+}
+
+/// One row per (window, non-late row), with `window_start`, `window_end`, `window_time`; and
+/// the number of late rows.
+fn expanded_batch(events: &[Ev], delay_ms: i64, window: Window) -> (RecordBatch, u64) {
+    let ts: Vec<i64> = events.iter().map(|e| e.ts).collect();
+    let assignment = assign(&ts, delay_ms, window);
+    let (mut starts, mut ends, mut times, mut rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (event, windows) in events.iter().zip(&assignment.windows) {
+        for &(start, end) in windows {
+            starts.push(start);
+            ends.push(end);
+            times.push(end - 1);
+            rows.push(event);
+        }
+    }
+    let mut fields = vec![
+        Field::new("window_start", ts_type(), false),
+        Field::new("window_end", ts_type(), false),
+        Field::new("window_time", ts_type(), false),
+    ];
+    fields.extend(ev_fields());
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMillisecondArray::from(starts)),
+        Arc::new(TimestampMillisecondArray::from(ends)),
+        Arc::new(TimestampMillisecondArray::from(times)),
+    ];
+    columns.extend(ev_columns(&rows));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("expanded batch");
+    (batch, assignment.late_count() as u64)
+}
+
+/// Rows that arrive at or behind the watermark of the rows before them (late to any window
+/// that ends at or before the watermark), with a watermark delay of `delay_ms`.
+fn behind_watermark(events: &[Ev], delay_ms: i64) -> usize {
+    let mut max: Option<i64> = None;
+    let mut behind = 0;
+    for e in events {
+        if max.is_some_and(|m| e.ts < m - delay_ms) {
+            behind += 1;
+        }
+        max = Some(max.map_or(e.ts, |m| m.max(e.ts)));
+    }
+    behind
+}
+
+/// The sink column list for the oracle's result schema.
+fn sink_columns(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let sql_type = match f.data_type() {
+                DataType::Timestamp(..) => "TIMESTAMP(3)",
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING",
+                DataType::Int64 => "BIGINT",
+                DataType::Int32 => "INT",
+                DataType::Float64 => "DOUBLE",
+                DataType::Boolean => "BOOLEAN",
+                other => panic!("no SQL type for oracle column {} of type {other}", f.name()),
+            };
+            format!("{} {sql_type}", f.name())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One input table of a case: its name in SQL and its watermark delay.
+#[derive(Debug, Clone, Copy)]
+struct Side {
+    name: &'static str,
+    delay_ms: i64,
+}
+
+/// A query over the sides' tables. In `template`, `{a}` / `{b}` stand for what the query reads
+/// of side `a` / `b`: the table itself for a regular join, or the window TVF over it (in the
+/// batch query: the oracle's expanded table of that side).
+struct Case {
+    name: &'static str,
+    sides: &'static [Side],
+    window: Option<Window>,
+    template: &'static str,
+}
+
+impl Case {
+    fn streaming_sql(&self) -> String {
+        let mut sql = self.template.to_string();
+        for side in self.sides {
+            let read = match self.window {
+                Some(window) => window.tvf_sql(side.name, "ts"),
+                None => side.name.to_string(),
+            };
+            sql = sql.replace(&format!("{{{}}}", side.name), &read);
+        }
+        sql
+    }
+
+    fn batch_sql(&self) -> String {
+        let mut sql = self.template.to_string();
+        for side in self.sides {
+            let read = match self.window {
+                Some(_) => format!("{}_expanded", side.name),
+                None => side.name.to_string(),
+            };
+            sql = sql.replace(&format!("{{{}}}", side.name), &read);
+        }
+        sql
+    }
+}
+
+/// What a case must produce for one seed.
+struct Expected {
+    rows: Vec<Row>,
+    schema: SchemaRef,
+    late_rows: u64,
+    /// Late rows of each side.
+    late_by_side: Vec<u64>,
+}
+
+async fn oracle(case: &Case, inputs: &[Vec<Ev>]) -> anyhow::Result<Expected> {
+    let ctx = SessionContext::new();
+    let mut late_by_side = Vec::new();
+    for (side, events) in case.sides.iter().zip(inputs) {
+        match case.window {
+            Some(window) => {
+                let (batch, late) = expanded_batch(events, side.delay_ms, window);
+                late_by_side.push(late);
+                ctx.register_batch(&format!("{}_expanded", side.name), batch)?;
+            }
+            None => {
+                late_by_side.push(0);
+                ctx.register_batch(side.name, raw_batch(events))?;
+            }
+        }
+    }
+    let sql = case.batch_sql();
+    let frame = ctx.sql(&sql).await.map_err(|e| anyhow::anyhow!("oracle query failed: {e}\n{sql}"))?;
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(|e| anyhow::anyhow!("oracle query failed: {e}\n{sql}"))?;
+    let late_rows = late_by_side.iter().sum();
+    Ok(Expected { rows: rows_from_batches(&batches)?, schema, late_rows, late_by_side })
+}
+
+fn watermark_sql(delay_ms: i64) -> String {
+    match delay_ms {
+        0 => "ts".to_string(),
+        ms if ms % 1000 == 0 => format!("ts - INTERVAL '{}' SECOND", ms / 1000),
+        ms => format!("ts - INTERVAL '{}.{:03}' SECOND", ms / 1000, ms % 1000),
+    }
+}
+
+fn script(case: &Case, dir: &TestDir, out: &str, expected: &Expected, parallelism: usize, batch: usize) -> String {
+    let mut sql = format!("SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch}';\n");
+    for side in case.sides {
+        let _ = writeln!(
+            sql,
+            "CREATE TABLE {name} (\n  {COLUMNS},\n  WATERMARK FOR ts AS {watermark}\n\
+             ) WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');",
+            name = side.name,
+            watermark = watermark_sql(side.delay_ms),
+            input = dir.sql_path(&format!("{}.jsonl", side.name)),
+        );
+    }
+    let _ = write!(
+        sql,
+        "CREATE TABLE out ({columns})\n  WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'json');\n\
+         INSERT INTO out\n{query};\n",
+        columns = sink_columns(&expected.schema),
+        output = dir.sql_path(out),
+        query = case.streaming_sql(),
+    );
+    sql
+}
+
+/// Runs one configuration; `Err` describes how it differs from the oracle.
+async fn run_one(
+    case: &Case,
+    dir: &TestDir,
+    input_rows: usize,
+    expected: &Expected,
+    parallelism: usize,
+    batch: usize,
+) -> Result<(), String> {
+    let out = format!("out-{}-p{parallelism}-b{batch}.jsonl", case.name);
+    let sql = script(case, dir, &out, expected, parallelism, batch);
+    let specs =
+        plan(&sql).map_err(|e| format!("planning failed: {}\n--- script ---\n{sql}", describe_sql_error(&e)))?;
+    if specs.len() != 1 {
+        return Err(format!("expected 1 pipeline, got {}\n--- script ---\n{sql}", specs.len()));
+    }
+    if specs[0].parallelism != parallelism || specs[0].batch_size != batch {
+        return Err(format!(
+            "SET was not applied: pipeline has parallelism {} and batch size {}",
+            specs[0].parallelism, specs[0].batch_size
+        ));
+    }
+    if specs[0].sources().len() != case.sides.len() {
+        return Err(format!("the pipeline reads {} sources, expected {}", specs[0].sources().len(), case.sides.len()));
+    }
+    let reports = run_specs(specs).await.map_err(|e| format!("{e:#}\n--- script ---\n{sql}"))?;
+    let metrics = reports[0].metrics;
+    let actual = rows_from_jsonl(&dir.file(&out), &expected.schema).map_err(|e| format!("{e:#}"))?;
+
+    let mut problems = String::new();
+    if let Some(diff) = diff_rows(&expected.rows, &actual, TOLERANCE) {
+        let _ = writeln!(problems, "output differs from the oracle: {diff}");
+    }
+    if metrics.late_rows != expected.late_rows {
+        let _ = writeln!(problems, "late_rows = {}, oracle says {}", metrics.late_rows, expected.late_rows);
+    }
+    if metrics.rows_in != input_rows as u64 {
+        let _ = writeln!(problems, "rows_in = {}, the inputs have {input_rows} rows", metrics.rows_in);
+    }
+    if metrics.rows_out != actual.len() as u64 {
+        let _ = writeln!(problems, "rows_out = {}, but the sink file has {} rows", metrics.rows_out, actual.len());
+    }
+    if metrics.bad_records != 0 {
+        let _ = writeln!(problems, "bad_records = {}", metrics.bad_records);
+    }
+    if problems.is_empty() { Ok(()) } else { Err(format!("{problems}--- script ---\n{sql}")) }
+}
+
+/// Per seed, the shape of each side's rows.
+type Seeds = &'static [&'static [Shape]];
+
+/// What one seed of one case showed, for the summary and the coverage checks.
+#[derive(Debug)]
+struct SeedSummary {
+    seed: u64,
+    late_by_side: Vec<u64>,
+    behind_watermark: usize,
+    result_rows: usize,
+}
+
+async fn check(cases: &[Case], seeds: Seeds) -> Vec<(&'static str, Vec<SeedSummary>)> {
+    let started = std::time::Instant::now();
+    let mut failures: Vec<String> = Vec::new();
+    let mut runs = 0;
+    let mut summaries = Vec::new();
+    let mut dirs = Vec::new();
+    for case in cases {
+        let mut by_seed = Vec::new();
+        for shapes in seeds {
+            assert_eq!(shapes.len(), case.sides.len(), "case '{}': a shape per side", case.name);
+            let seed = shapes[0].seed;
+            let inputs: Vec<Vec<Ev>> = shapes.iter().map(generate).collect();
+            let expected =
+                oracle(case, &inputs).await.unwrap_or_else(|e| panic!("case '{}' seed {seed}: {e:#}", case.name));
+            let behind =
+                case.sides.iter().zip(&inputs).map(|(side, events)| behind_watermark(events, side.delay_ms)).sum();
+            by_seed.push(SeedSummary {
+                seed,
+                late_by_side: expected.late_by_side.clone(),
+                behind_watermark: behind,
+                result_rows: expected.rows.len(),
+            });
+
+            let dir = TestDir::new(&format!("graph-oracle-{}-seed{seed}", case.name));
+            for ((side, events), shape) in case.sides.iter().zip(&inputs).zip(shapes.iter()) {
+                let mut rng = SmallRng::seed_from_u64(shape.seed ^ 0x5eed);
+                let lines: Vec<Value> = events.iter().map(|e| ev_json(e, &mut rng)).collect();
+                write_jsonl(&dir.file(&format!("{}.jsonl", side.name)), &lines);
+            }
+            let input_rows = inputs.iter().map(Vec::len).sum();
+            for &(parallelism, batch) in MATRIX {
+                runs += 1;
+                if let Err(message) = run_one(case, &dir, input_rows, &expected, parallelism, batch).await {
+                    failures.push(format!(
+                        "case '{}' seed {seed} parallelism {parallelism} batch size {batch}:\n{message}",
+                        case.name
+                    ));
+                }
+            }
+            dirs.push(dir);
+        }
+        summaries.push((case.name, by_seed));
+    }
+    let mut report = format!(
+        "{runs} runs in {:.1?}; (seed, late rows per side, rows behind the watermark, result rows):",
+        started.elapsed()
+    );
+    for (name, by_seed) in &summaries {
+        let seeds: Vec<String> = by_seed
+            .iter()
+            .map(|s| format!("({}, {:?}, {}, {})", s.seed, s.late_by_side, s.behind_watermark, s.result_rows))
+            .collect();
+        let _ = write!(report, "\n  {name}: {}", seeds.join(" "));
+    }
+    eprintln!("{report}");
+    if !failures.is_empty() {
+        let mut message = format!("{} of {runs} runs differ from the oracle.\n\n{}", failures.len(), failures[0]);
+        for other in &failures[1..] {
+            let mut lines = other.lines();
+            let _ = write!(message, "\n\nalso: {} {}", lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+        }
+        panic!("{message}");
+    }
+    for (name, by_seed) in &summaries {
+        assert!(by_seed.iter().all(|s| s.result_rows > 0), "case '{name}': a seed gave no result rows: {by_seed:?}");
+    }
+    summaries
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Regular joins of two disordered streams.
+
+const JOIN_SIDES: &[Side] = &[Side { name: "a", delay_ms: 1_000 }, Side { name: "b", delay_ms: 2_000 }];
+
+const JOIN_SEEDS: Seeds = &[
+    &[
+        Shape {
+            seed: 101,
+            rows: 500,
+            disorder: 0.2,
+            max_back_ms: 8_000,
+            step_ms: (0, 300),
+            base_ms: 1_710_000_000_000,
+            k2_range: 40,
+            nulls: 0.1,
+        },
+        Shape {
+            seed: 102,
+            rows: 400,
+            disorder: 0.3,
+            max_back_ms: 6_000,
+            step_ms: (0, 400),
+            base_ms: 1_710_000_003_217,
+            k2_range: 40,
+            nulls: 0.1,
+        },
+    ],
+    // Crosses the epoch; side b much denser and far more disordered than side a.
+    &[
+        Shape {
+            seed: 103,
+            rows: 300,
+            disorder: 0.05,
+            max_back_ms: 3_000,
+            step_ms: (0, 500),
+            base_ms: -40_000,
+            k2_range: 30,
+            nulls: 0.15,
+        },
+        Shape {
+            seed: 104,
+            rows: 700,
+            disorder: 0.5,
+            max_back_ms: 12_000,
+            step_ms: (0, 150),
+            base_ms: -45_000,
+            k2_range: 30,
+            nulls: 0.05,
+        },
+    ], // Dense, many NULL keys on side a, and side a going back far behind its watermark.
+    &[
+        Shape {
+            seed: 105,
+            rows: 800,
+            disorder: 0.1,
+            max_back_ms: 20_000,
+            step_ms: (0, 50),
+            base_ms: 1_650_000_000_500,
+            k2_range: 60,
+            nulls: 0.2,
+        },
+        Shape {
+            seed: 106,
+            rows: 800,
+            disorder: 0.25,
+            max_back_ms: 3_000,
+            step_ms: (0, 50),
+            base_ms: 1_650_000_000_000,
+            k2_range: 60,
+            nulls: 0.02,
+        },
+    ],
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_of_two_disordered_streams_matches_the_batch_join() {
+    let cases = [
+        // One INT key, a residual over both sides (NULL v never passes it).
+        Case {
+            name: "join-on",
+            sides: JOIN_SIDES,
+            window: None,
+            template: "SELECT a.ts AS a_ts, a.k AS a_k, a.k2 AS k2, a.v AS a_v, b.ts AS b_ts, b.k AS b_k, \
+                       b.v AS b_v, b.d AS b_d \
+                       FROM {a} JOIN {b} ON a.k2 = b.k2 AND a.v < b.v",
+        },
+        // A comma join: two keys (STRING, INT) and an OR residual, all in WHERE.
+        Case {
+            name: "join-comma",
+            sides: JOIN_SIDES,
+            window: None,
+            template: "SELECT a.k AS k, a.k2 AS k2, a.d AS a_d, b.d AS b_d, a.ts AS a_ts, b.ts AS b_ts \
+                       FROM {a}, {b} WHERE a.k = b.k AND a.k2 = b.k2 AND (a.d > b.d OR b.v IS NULL)",
+        },
+        // A key expression of another type (BIGINT against INT), a residual on event times, and
+        // an expression over both sides in SELECT.
+        Case {
+            name: "join-expr",
+            sides: JOIN_SIDES,
+            window: None,
+            template: "SELECT a.k2 AS a_k2, b.v AS b_v, a.ts AS a_ts, b.ts AS b_ts, a.v + b.v AS vv \
+                       FROM {a} JOIN {b} ON b.v % 40 = a.k2 AND a.ts <= b.ts + INTERVAL '3' SECOND",
+        },
+    ];
+    let summaries = check(&cases, JOIN_SEEDS).await;
+    for (name, by_seed) in &summaries {
+        assert!(
+            by_seed.iter().all(|s| s.late_by_side.iter().all(|&late| late == 0)),
+            "case '{name}': a regular join has no late rows"
+        );
+        // The inputs go back further than the watermark, so a join that dropped rows behind it
+        // (or waited for it) would differ from the batch join.
+        assert!(
+            by_seed.iter().all(|s| s.behind_watermark > 10),
+            "case '{name}': too few rows behind the watermark to test that none is dropped: {by_seed:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Cascaded windows.
+
+const ONE_SIDE: &[Side] = &[Side { name: "a", delay_ms: 2_000 }];
+
+const CASCADE_SEEDS: Seeds = &[
+    &[Shape {
+        seed: 201,
+        rows: 1500,
+        disorder: 0.2,
+        max_back_ms: 9_000,
+        step_ms: (0, 100),
+        base_ms: 1_710_000_000_123,
+        k2_range: 6,
+        nulls: 0.05,
+    }],
+    // Crosses the epoch, dense and very disordered.
+    &[Shape {
+        seed: 202,
+        rows: 1200,
+        disorder: 0.45,
+        max_back_ms: 10_000,
+        step_ms: (0, 60),
+        base_ms: -30_000,
+        k2_range: 6,
+        nulls: 0.05,
+    }],
+    // Sparse: windows with one row or none.
+    &[Shape {
+        seed: 203,
+        rows: 400,
+        disorder: 0.15,
+        max_back_ms: 12_000,
+        step_ms: (300, 5_000),
+        base_ms: 1_600_000_000_000,
+        k2_range: 6,
+        nulls: 0.05,
+    }],
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascaded_windows_match_the_oracle() {
+    let cases = [
+        // Per window, over the per-key results of the same window.
+        Case {
+            name: "cascade-tumble",
+            sides: ONE_SIDE,
+            window: Some(Window::Tumble { size_s: 5 }),
+            template: "SELECT window_start, window_end, COUNT(*) AS keys, MAX(c) AS max_c, SUM(c) AS total, \
+                       SUM(s) AS s, MIN(k) AS first_k \
+                       FROM (SELECT k, window_start, window_end, COUNT(*) AS c, SUM(v) AS s \
+                             FROM {a} GROUP BY k, window_start, window_end) AS per_key \
+                       GROUP BY window_start, window_end",
+        },
+        // A histogram of the per-key counts: the second level has a key of its own.
+        Case {
+            name: "cascade-tumble-histogram",
+            sides: ONE_SIDE,
+            window: Some(Window::Tumble { size_s: 3 }),
+            template: "SELECT window_start, window_end, c, COUNT(*) AS n \
+                       FROM (SELECT k2, window_start, window_end, COUNT(*) AS c \
+                             FROM {a} GROUP BY k2, window_start, window_end) AS per_key \
+                       GROUP BY window_start, window_end, c",
+        },
+        // Overlapping windows, with a filter between the levels.
+        Case {
+            name: "cascade-hop",
+            sides: ONE_SIDE,
+            window: Some(Window::Hop { slide_s: 2, size_s: 6 }),
+            template: "SELECT window_start, window_end, COUNT(*) AS n, SUM(c) AS total, MAX(mx) AS mx, \
+                       MIN(mn) AS mn \
+                       FROM (SELECT k2, window_start, window_end, COUNT(*) AS c, MAX(d) AS mx, MIN(v) AS mn \
+                             FROM {a} GROUP BY k2, window_start, window_end) AS per_key \
+                       WHERE c > 1 \
+                       GROUP BY window_start, window_end",
+        },
+    ];
+    let summaries = check(&cases, CASCADE_SEEDS).await;
+    for (name, by_seed) in &summaries {
+        assert!(
+            by_seed.iter().all(|s| s.late_by_side.iter().all(|&late| late > 0)),
+            "case '{name}': a seed had no late rows on some side: {by_seed:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Joins of windowed aggregations.
+
+const TWO_SIDES: &[Side] = &[Side { name: "a", delay_ms: 2_000 }, Side { name: "b", delay_ms: 1_000 }];
+
+const WINDOW_JOIN_SEEDS: Seeds = &[
+    &[
+        Shape {
+            seed: 301,
+            rows: 1200,
+            disorder: 0.2,
+            max_back_ms: 8_000,
+            step_ms: (0, 120),
+            base_ms: 1_710_000_000_000,
+            k2_range: 5,
+            nulls: 0.08,
+        },
+        Shape {
+            seed: 302,
+            rows: 900,
+            disorder: 0.35,
+            max_back_ms: 5_000,
+            step_ms: (0, 160),
+            base_ms: 1_710_000_000_700,
+            k2_range: 5,
+            nulls: 0.08,
+        },
+    ],
+    // Side b starts later and is sparser, so its windows and watermark lag side a's.
+    &[
+        Shape {
+            seed: 303,
+            rows: 1000,
+            disorder: 0.4,
+            max_back_ms: 6_000,
+            step_ms: (0, 80),
+            base_ms: -20_000,
+            k2_range: 4,
+            nulls: 0.08,
+        },
+        Shape {
+            seed: 304,
+            rows: 500,
+            disorder: 0.1,
+            max_back_ms: 10_000,
+            step_ms: (0, 300),
+            base_ms: -10_000,
+            k2_range: 4,
+            nulls: 0.08,
+        },
+    ], // Sparse: windows with a row or two, and windows that only one side has.
+    &[
+        Shape {
+            seed: 305,
+            rows: 400,
+            disorder: 0.2,
+            max_back_ms: 12_000,
+            step_ms: (200, 3_000),
+            base_ms: 1_600_000_000_000,
+            k2_range: 3,
+            nulls: 0.08,
+        },
+        Shape {
+            seed: 306,
+            rows: 600,
+            disorder: 0.3,
+            max_back_ms: 6_000,
+            step_ms: (100, 2_000),
+            base_ms: 1_600_000_000_000,
+            k2_range: 3,
+            nulls: 0.08,
+        },
+    ],
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_of_window_results_matches_the_oracle() {
+    let cases = [
+        // Nexmark q5/q8 style: per window and key on each side, joined on all three.
+        Case {
+            name: "window-join-tumble",
+            sides: TWO_SIDES,
+            window: Some(Window::Tumble { size_s: 5 }),
+            template: "SELECT l.window_start AS window_start, l.window_end AS window_end, l.k AS k, l.c AS l_c, \
+                       l.s AS l_s, r.c AS r_c, r.mx AS r_mx \
+                       FROM (SELECT k, window_start, window_end, COUNT(*) AS c, SUM(v) AS s \
+                             FROM {a} GROUP BY k, window_start, window_end) AS l \
+                       JOIN (SELECT k, window_start, window_end, COUNT(*) AS c, MAX(d) AS mx \
+                             FROM {b} GROUP BY k, window_start, window_end) AS r \
+                       ON l.window_start = r.window_start AND l.window_end = r.window_end AND l.k = r.k",
+        },
+        // Overlapping windows, a comma join with a residual over the aggregates.
+        Case {
+            name: "window-join-hop",
+            sides: TWO_SIDES,
+            window: Some(Window::Hop { slide_s: 2, size_s: 4 }),
+            template: "SELECT l.window_start AS window_start, l.window_end AS window_end, l.k2 AS k2, \
+                       l.c AS l_c, r.c AS r_c, r.sd AS r_sd \
+                       FROM (SELECT k2, window_start, window_end, COUNT(*) AS c \
+                             FROM {a} GROUP BY k2, window_start, window_end) AS l, \
+                            (SELECT k2, window_start, window_end, COUNT(*) AS c, SUM(d) AS sd \
+                             FROM {b} GROUP BY k2, window_start, window_end) AS r \
+                       WHERE l.window_start = r.window_start AND l.window_end = r.window_end \
+                       AND l.k2 = r.k2 AND l.c >= r.c",
+        },
+        // Joined on the window alone: every key of one side with every key of the other.
+        Case {
+            name: "window-join-window-only",
+            sides: TWO_SIDES,
+            window: Some(Window::Tumble { size_s: 4 }),
+            template: "SELECT l.window_end AS window_end, l.k AS l_k, r.k2 AS r_k2, l.c AS l_c, r.c AS r_c \
+                       FROM (SELECT k, window_start, window_end, COUNT(*) AS c \
+                             FROM {a} GROUP BY k, window_start, window_end) AS l \
+                       JOIN (SELECT k2, window_start, window_end, COUNT(*) AS c \
+                             FROM {b} GROUP BY k2, window_start, window_end) AS r \
+                       ON l.window_start = r.window_start AND l.window_end = r.window_end",
+        },
+    ];
+    let summaries = check(&cases, WINDOW_JOIN_SEEDS).await;
+    for (name, by_seed) in &summaries {
+        assert!(
+            by_seed.iter().all(|s| s.late_by_side.iter().all(|&late| late > 0)),
+            "case '{name}': a seed had no late rows on some side: {by_seed:?}"
+        );
+    }
+}
