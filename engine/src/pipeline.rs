@@ -51,6 +51,10 @@ pub struct AggregateStage {
     /// Updating aggregates only: changed keys are emitted at most once per interval (zero:
     /// after every batch).
     pub update_interval: Duration,
+    /// Windows only: the rows come from one node, in its order, so their per-row watermarks rise
+    /// along the input (false for a `UNION ALL`). See
+    /// [`WindowAggregator::process_batch`](crate::operators::aggregate::WindowAggregator::process_batch).
+    pub row_watermarks: bool,
 }
 
 /// A join stage: input 0 is the left side, input 1 the right.

@@ -387,6 +387,7 @@ impl Session {
             }
             Plan::Union(branches) => branches.into_iter().flat_map(|b| self.nodes(b)).collect(),
             Plan::Stage { stage, inputs, post } => {
+                let one_input = inputs.len() == 1 && !matches!(inputs[0].1, Plan::Union(_));
                 let stage = match stage {
                     PlannedStage::Aggregate(spec) => {
                         // Window results carry the hidden event-time columns; updating ones `_op`.
@@ -398,6 +399,7 @@ impl Session {
                             spec,
                             post: StatelessChain::new(post, &hidden),
                             update_interval: self.settings.update_interval,
+                            row_watermarks: one_input,
                         })
                     }
                     PlannedStage::Join(spec) => Stage::Join(JoinStage { spec, post: StatelessChain::new(post, &[]) }),

@@ -37,10 +37,18 @@
 //! `size / slide`. A pane holds DataFusion [`GroupValues`] for the GROUP BY keys and one
 //! [`GroupsAccumulator`] per aggregate call.
 //!
-//! Rows arrive in source order, so `_wm` never decreases within an instance's input. A batch is
-//! cut into *segments* of rows whose `_wm` lies between the same two window ends; before a
-//! segment is added, every window ending at or before its watermark is emitted. That is exactly
-//! "`r` joins `W` iff `wm(r) < W.end`", applied a segment at a time.
+//! Rows from one source arrive in its order, so `_wm` never decreases within an instance's
+//! input. A batch is cut into *segments* of rows whose `_wm` lies between the same two window
+//! ends; before a segment is added, every window ending at or before its watermark is emitted.
+//! That is exactly "`r` joins `W` iff `wm(r) < W.end`", applied a segment at a time.
+//!
+//! Rows of a `UNION ALL` come from several sources, whose `_wm`s are not comparable: there a
+//! row is still judged by its own `_wm`, but windows close only when the operator watermark
+//! (the minimum over the inputs) passes their end, so a fast source never closes a window a
+//! slow one still feeds. No row that is not late can arrive after that: its source sends the
+//! watermark closing `W` only after every row with `wm(r) < W.end`. A HOP row that is late for
+//! some of its windows only would then need per-row pane state, so HOP over a `UNION ALL` of
+//! sources is refused at plan time (TUMBLE rows join their one window or none).
 //!
 //! ```text
 //!   TUMBLE: pane == window.  emit = GroupValues::emit + GroupsAccumulator::evaluate, pane dropped.

@@ -16,7 +16,7 @@ use crate::pipeline::AggregateStage;
 /// otherwise.
 pub fn aggregate_operator(stage: &AggregateStage) -> Result<Box<dyn Operator>> {
     Ok(match stage.spec.window {
-        Some(_) => Box::new(WindowOperator::new(stage.spec.clone(), stage.post.clone())?),
+        Some(_) => Box::new(WindowOperator::new(stage.spec.clone(), stage.post.clone(), stage.row_watermarks)?),
         None => Box::new(UpdatingOperator::new(stage.spec.clone(), stage.post.clone(), stage.update_interval)?),
     })
 }
@@ -40,8 +40,8 @@ pub struct WindowOperator {
 }
 
 impl WindowOperator {
-    pub fn new(spec: Arc<AggregateSpec>, post: StatelessChain) -> Result<Self> {
-        Ok(Self { aggregator: WindowAggregator::new(spec)?, post, results: Vec::new() })
+    pub fn new(spec: Arc<AggregateSpec>, post: StatelessChain, row_watermarks: bool) -> Result<Self> {
+        Ok(Self { aggregator: WindowAggregator::new(spec, row_watermarks)?, post, results: Vec::new() })
     }
 
     fn emit(&mut self, out: &mut Emitter) -> Result<()> {

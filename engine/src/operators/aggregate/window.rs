@@ -26,10 +26,15 @@ pub struct WindowAggregator {
     scratch: Vec<usize>,
     /// The spec's output schema with the hidden event-time columns after it.
     output_schema: SchemaRef,
+    /// Rows come from one input in its order, so their `_wm` only rises: windows close as it
+    /// passes their end, mid-batch (see [`WindowAggregator::process_batch`]).
+    row_watermarks: bool,
 }
 
 impl WindowAggregator {
-    pub fn new(spec: Arc<AggregateSpec>) -> Result<Self> {
+    /// `row_watermarks`: whether the rows come from one input, in its order (see
+    /// [`WindowAggregator::process_batch`]).
+    pub fn new(spec: Arc<AggregateSpec>, row_watermarks: bool) -> Result<Self> {
         let shape = spec.window.ok_or_else(|| StreamError::Internal("window aggregation without a window".into()))?;
         let mut fields: Vec<Field> = spec.output_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.extend(hidden_fields());
@@ -42,6 +47,7 @@ impl WindowAggregator {
             late_rows: 0,
             scratch: Vec::new(),
             output_schema,
+            row_watermarks,
         })
     }
 
@@ -50,8 +56,16 @@ impl WindowAggregator {
         std::mem::take(&mut self.late_rows)
     }
 
-    /// Adds a batch that carries the hidden `_ts` and `_wm` columns. Windows that close before some
-    /// of its rows are emitted into `out` first.
+    /// Adds a batch that carries the hidden `_ts` and `_wm` columns; each row is judged by its own
+    /// `_wm` (and by the operator watermark, which no row that is not late can be behind).
+    ///
+    /// With `row_watermarks` (one input, so `_wm` rises row by row), windows ending before a
+    /// segment's watermark are emitted into `out` before the segment is added, so a HOP row
+    /// joins exactly its windows that are still open for it. Otherwise (a `UNION ALL`: rows of
+    /// several sources carry watermarks of different sources, and one source's rows must not
+    /// close windows another still feeds) windows close only as the operator watermark rises
+    /// ([`WindowAggregator::advance`]), and a row joins all its windows or none (TUMBLE, and
+    /// windows over window results, which are never late; the planner refuses HOP there).
     pub fn process_batch(&mut self, batch: &RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
         let n = batch.num_rows();
         if n == 0 {
@@ -87,20 +101,24 @@ impl WindowAggregator {
             while end < n && wm[end] < next_end {
                 end += 1;
             }
-            self.advance(segment_wm, out)?;
-            self.add_rows(&ts, &inputs, start, end)?;
+            if self.row_watermarks {
+                self.advance(segment_wm, out)?;
+            }
+            self.add_rows(&ts, &inputs, start, end, segment_wm)?;
             start = end;
         }
         Ok(())
     }
 
-    /// Rows `[start, end)` all see the current watermark.
+    /// Rows `[start, end)` all see `watermark`: every window ending at or before it is closed to
+    /// them (their own `_wm` lies between the same two window ends).
     fn add_rows(
         &mut self,
         ts: &TimestampMillisecondArray,
         inputs: &BatchInputs,
         start: usize,
         end: usize,
+        watermark: i64,
     ) -> Result<()> {
         let shape = self.shape;
         let values = ts.values();
@@ -110,7 +128,7 @@ impl WindowAggregator {
         let pane = shape.pane_start(first);
         let pane_end = pane.saturating_add(shape.pane_ms);
         let uniform = ts.null_count() == 0
-            && shape.last_window_end(first) > self.watermark
+            && shape.last_window_end(first) > watermark
             && values[start..end].iter().all(|&t| t >= pane && t < pane_end);
         if uniform {
             let piece = inputs.slice(start, end - start);
@@ -119,7 +137,7 @@ impl WindowAggregator {
         let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for row in start..end {
             let t = values[row];
-            if ts.is_null(row) || shape.last_window_end(t) <= self.watermark {
+            if ts.is_null(row) || shape.last_window_end(t) <= watermark {
                 self.late_rows += 1;
                 continue;
             }

@@ -1,0 +1,180 @@
+//! Queries over several inputs, run end to end: `UNION ALL` of sources that advance at
+//! different paces, what the planner refuses by name, and EXPLAIN of a graph.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use streamsql_tests::{TestDir, describe_sql_error, plan, read_jsonl, run_specs, write_text};
+
+/// `rows` JSON events, one every `step_ms` from 2024-01-01 00:00:00, with key `k`.
+fn events(rows: usize, step_ms: i64, k: &str) -> (String, Vec<i64>) {
+    let base = 1_704_067_200_000_i64;
+    let mut text = String::new();
+    let mut times = Vec::with_capacity(rows);
+    for i in 0..rows as i64 {
+        let ts = base + i * step_ms;
+        let _ = writeln!(text, r#"{{"ts":"{}","k":"{k}","v":{i}}}"#, streamsql_engine::time::format_millis(ts));
+        times.push(ts);
+    }
+    (text, times)
+}
+
+fn table(name: &str, path: &str) -> String {
+    format!(
+        "CREATE TABLE {name} (ts TIMESTAMP(3), k STRING, v BIGINT, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n"
+    )
+}
+
+/// A source 100× faster in event time than the other must not close the windows the slow one
+/// still feeds: every row of both is counted, none is late, at every parallelism and batch size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_union_of_a_fast_and_a_slow_source_loses_no_row() {
+    let dir = TestDir::new("graph-union");
+    let (fast, fast_times) = events(4_000, 1_000, "fast");
+    let (slow, slow_times) = events(4_000, 10, "slow");
+    write_text(&dir.file("fast.jsonl"), &fast);
+    write_text(&dir.file("slow.jsonl"), &slow);
+    let mut expected: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    for (times, k) in [(&fast_times, "fast"), (&slow_times, "slow")] {
+        for ts in times {
+            *expected.entry((ts - ts.rem_euclid(10_000), k.to_string())).or_default() += 1;
+        }
+    }
+    for (parallelism, batch_size) in [(1, 1), (2, 1), (4, 64), (1, 8192)] {
+        let out = format!("counts-p{parallelism}-b{batch_size}.jsonl");
+        let sql = format!(
+            "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch_size}';\n{fast}{slow}\
+             CREATE VIEW both_inputs AS SELECT ts, k, v FROM fast UNION ALL SELECT ts, k, v FROM slow;\n\
+             CREATE TABLE counts (window_start TIMESTAMP(3), k STRING, n BIGINT, total BIGINT)\n\
+             \x20 WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
+             INSERT INTO counts SELECT window_start, k, COUNT(*), SUM(v)\n\
+             FROM TABLE(TUMBLE(TABLE both_inputs, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n\
+             GROUP BY window_start, window_end, k;\n",
+            fast = table("fast", &dir.sql_path("fast.jsonl")),
+            slow = table("slow", &dir.sql_path("slow.jsonl")),
+            path = dir.sql_path(&out),
+        );
+        let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+        let reports = run_specs(specs).await.expect("the union runs");
+        let metrics = reports[0].metrics;
+        let label = format!("parallelism {parallelism}, batch size {batch_size}");
+        assert_eq!((metrics.rows_in, metrics.late_rows), (8_000, 0), "{label}");
+        let mut actual: BTreeMap<(i64, String), i64> = BTreeMap::new();
+        for row in read_jsonl(&dir.file(&out)) {
+            let start = streamsql_tests::parse_sink_timestamp(row["window_start"].as_str().expect("start"))
+                .expect("a timestamp");
+            let k = row["k"].as_str().expect("k").to_string();
+            assert!(actual.insert((start, k), row["n"].as_i64().expect("n")).is_none(), "{label}: a window twice");
+        }
+        assert_eq!(actual, expected, "{label}");
+    }
+}
+
+/// Rows of every branch reach the sink; a branch may be a view with its own filter.
+#[tokio::test]
+async fn union_all_without_aggregation_writes_every_branch() {
+    let dir = TestDir::new("graph-union-plain");
+    let (a, _) = events(500, 100, "a");
+    let (b, _) = events(300, 100, "b");
+    write_text(&dir.file("a.jsonl"), &a);
+    write_text(&dir.file("b.jsonl"), &b);
+    let sql = format!(
+        "{a}{b}CREATE TABLE out (k STRING, v BIGINT) WITH ('connector' = 'file', 'path' = '{out}', 'format' = 'json');\n\
+         INSERT INTO out SELECT k, v FROM a UNION ALL SELECT k, v FROM b WHERE v % 3 = 0 UNION ALL SELECT 'again', v FROM a;\n",
+        a = table("a", &dir.sql_path("a.jsonl")),
+        b = table("b", &dir.sql_path("b.jsonl")),
+        out = dir.sql_path("out.jsonl"),
+    );
+    let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    assert_eq!(specs[0].sources().len(), 3);
+    let reports = run_specs(specs).await.expect("runs");
+    let rows = read_jsonl(&dir.file("out.jsonl"));
+    let count = |k: &str| rows.iter().filter(|r| r["k"] == k).count();
+    assert_eq!((count("a"), count("b"), count("again")), (500, 100, 500));
+    assert_eq!((reports[0].metrics.rows_in, reports[0].metrics.rows_out), (1_300, 1_100));
+}
+
+/// What the graph cannot run yet fails the plan with a message saying so, never a wrong answer.
+#[test]
+fn unsupported_graphs_are_refused_by_name() {
+    let dir = TestDir::new("graph-refused");
+    let tables = format!(
+        "{}{}CREATE TABLE out (k STRING, n BIGINT) WITH ('connector' = 'blackhole');\n\
+         CREATE VIEW ab AS SELECT * FROM a UNION ALL SELECT * FROM b;\n\
+         CREATE VIEW joined AS SELECT a.ts, a.k FROM a JOIN b ON a.k = b.k;\n",
+        table("a", &dir.sql_path("a.jsonl")),
+        table("b", &dir.sql_path("b.jsonl"))
+    );
+    let cases = [
+        ("SELECT a.k, b.v FROM a LEFT JOIN b ON a.k = b.k", "LEFT OUTER JOIN of streams is not supported yet"),
+        ("SELECT a.k, b.v FROM a FULL JOIN b ON a.k = b.k", "FULL OUTER JOIN of streams is not supported yet"),
+        ("SELECT a.k, b.v FROM a JOIN b ON a.v < b.v", "needs an equality between them"),
+        ("SELECT a.k, b.v FROM a, b", "needs an equality between them"),
+        (
+            "SELECT a.k, c.n FROM a JOIN (SELECT k, COUNT(*) AS n FROM b GROUP BY k) c ON a.k = c.k",
+            "joining an updating result",
+        ),
+        (
+            "SELECT k, COUNT(*) FROM (SELECT k, COUNT(*) AS n FROM a GROUP BY k) GROUP BY k",
+            "aggregating the result of an aggregation without a window",
+        ),
+        (
+            "SELECT l.k, r.v FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '1' SECOND)) l \
+             JOIN TABLE(TUMBLE(TABLE b, DESCRIPTOR(ts), INTERVAL '1' SECOND)) r \
+             ON l.k = r.k AND l.window_start = r.window_start AND l.window_end = r.window_end",
+            "window join) is not supported yet",
+        ),
+        (
+            "SELECT k, COUNT(*) FROM TABLE(HOP(TABLE ab, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND)) \
+             GROUP BY k, window_start, window_end",
+            "HOP over a UNION ALL is not supported yet",
+        ),
+        (
+            "SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE joined, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+             GROUP BY k, window_start, window_end",
+            "the result of a join has none",
+        ),
+    ];
+    for (query, expected) in cases {
+        let sql = format!("{tables}INSERT INTO out {query};");
+        match plan(&sql) {
+            Ok(_) => panic!("planned: {query}"),
+            Err(e) => {
+                let message = describe_sql_error(&e);
+                assert!(message.contains(expected), "{query}\n  gave: {message}\n  expected: {expected}");
+            }
+        }
+    }
+}
+
+/// EXPLAIN numbers the nodes of a graph and says which feed which, on which keys.
+#[test]
+fn explain_shows_the_graph() {
+    let dir = TestDir::new("graph-explain");
+    let sql = format!(
+        "SET 'parallelism.default' = '4';\n{}{}\
+         CREATE TABLE out (k STRING, v BIGINT, n BIGINT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT a.k, a.v, c.n FROM a JOIN (\n\
+         \x20 SELECT k, COUNT(*) AS n, window_start FROM TABLE(TUMBLE(TABLE b, DESCRIPTOR(ts), INTERVAL '1' SECOND))\n\
+         \x20 GROUP BY k, window_start, window_end) c ON a.k = c.k WHERE a.v > c.n;",
+        table("a", &dir.sql_path("a.jsonl")),
+        table("b", &dir.sql_path("b.jsonl"))
+    );
+    let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let text = streamsql_sql::explain::explain(&specs[0], false);
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let has = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
+    for expected in [
+        "source     [1] a (connector 'file'",
+        "source     [2] b (connector 'file'",
+        "exchange   [3] hash from [2] on (k) to 4 aggregation instances",
+        "window     TUMBLE size 1 s",
+        "exchange   [4] hash left from [1] on (k), right from [3] on (k) to 4 join instances",
+        "join       inner join on (k) = (k)",
+        "sink       out (connector 'blackhole') (from [4])",
+    ] {
+        assert!(has(expected), "no line starting {expected:?} in:\n{text}");
+    }
+    assert!(lines.iter().any(|l| l.contains("filter v > n")), "the residual condition after the join:\n{text}");
+}
