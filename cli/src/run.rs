@@ -229,6 +229,9 @@ pub async fn run_script(
             m.bad_records,
             if report.cancelled { " (stopped)" } else { "" }
         );
+        for operator in &report.operators {
+            errln!("  {operator}");
+        }
     }
     if let Some(server) = server {
         if !failed && stopped.is_none() {

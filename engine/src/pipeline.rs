@@ -81,6 +81,15 @@ impl Stage {
         }
     }
 
+    /// What it is, for reports: `window aggregate`, `updating aggregate`, `join`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Stage::Aggregate(stage) if stage.spec.window.is_some() => "window aggregate",
+            Stage::Aggregate(_) => "updating aggregate",
+            Stage::Join(_) => "join",
+        }
+    }
+
     /// The keys rows arriving on `input` are routed by.
     pub fn input_keys(&self, input: usize) -> Vec<Arc<dyn PhysicalExpr>> {
         match self {

@@ -18,7 +18,7 @@
 //!   the tokio tasks.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{Field, Int8Type, Schema, SchemaRef};
@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use crate::connector::{ChangelogMode, Sink, SourceContext};
 use crate::error::{Result, StreamError};
 use crate::message::Message;
-use crate::metrics::{MetricsSnapshot, PipelineMetrics};
+use crate::metrics::{MetricsSnapshot, OperatorMetrics, OperatorSnapshot, PipelineMetrics};
 use crate::operators::aggregate::ChangeOp;
 use crate::operators::aggregate::updating::op_field;
 use crate::operators::exchange::HashRouter;
@@ -48,6 +48,8 @@ struct Shared {
     metrics: Arc<PipelineMetrics>,
     /// Each source's watermark; the pipeline's is their minimum.
     source_watermarks: Vec<AtomicI64>,
+    /// Counters per node, in `EXPLAIN`'s order (inputs first); set once every task is spawned.
+    operators: OnceLock<Vec<Arc<OperatorMetrics>>>,
 }
 
 impl Shared {
@@ -68,6 +70,11 @@ impl Shared {
 
     fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn operators(&self) -> Vec<OperatorSnapshot> {
+        let operators = self.operators.get().map(Vec::as_slice).unwrap_or_default();
+        operators.iter().enumerate().map(|(i, o)| o.snapshot(i + 1)).collect()
     }
 
     fn has_failed(&self) -> bool {
@@ -91,6 +98,11 @@ impl PipelineControl {
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
     }
+
+    /// The counters of each source and stage at this moment, numbered as `EXPLAIN` numbers them.
+    pub fn operators(&self) -> Vec<OperatorSnapshot> {
+        self.shared.operators()
+    }
 }
 
 /// How a pipeline ended.
@@ -98,6 +110,8 @@ impl PipelineControl {
 pub struct PipelineReport {
     pub name: String,
     pub metrics: MetricsSnapshot,
+    /// Rows in and out of each source and stage, numbered as `EXPLAIN` numbers them.
+    pub operators: Vec<OperatorSnapshot>,
     /// True when stopped by [`PipelineControl::cancel`] before its input ended.
     pub cancelled: bool,
 }
@@ -139,6 +153,7 @@ impl RunningPipeline {
             None => Ok(PipelineReport {
                 name: self.name.clone(),
                 metrics: self.shared.metrics.snapshot(),
+                operators: self.shared.operators(),
                 cancelled: self.shared.is_cancelled(),
             }),
         }
@@ -153,9 +168,11 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         error: Mutex::new(None),
         metrics: Arc::new(PipelineMetrics::default()),
         source_watermarks: (0..sources).map(|_| AtomicI64::new(WATERMARK_MIN)).collect(),
+        operators: OnceLock::new(),
     });
     let (sink_tx, sink_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
-    let mut spawner = Spawner { shared: &shared, batch_size: spec.batch_size, tasks: Vec::new(), sources: 0 };
+    let mut spawner =
+        Spawner { shared: &shared, batch_size: spec.batch_size, tasks: Vec::new(), sources: 0, operators: Vec::new() };
     let mut upstream_ends = 0;
     for node in &spec.inputs {
         upstream_ends += node.instances();
@@ -163,6 +180,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         spawner.spawn(node, outputs);
     }
     drop(sink_tx);
+    let _ = shared.operators.set(spawner.operators);
     let mut tasks = spawner.tasks;
     {
         let shared = shared.clone();
@@ -184,6 +202,8 @@ struct Spawner<'a> {
     tasks: Vec<JoinHandle<()>>,
     /// Sources spawned so far (each one's index into the shared watermarks).
     sources: usize,
+    /// Counters of the nodes spawned so far, each after its inputs.
+    operators: Vec<Arc<OperatorMetrics>>,
 }
 
 impl Spawner<'_> {
@@ -193,15 +213,18 @@ impl Spawner<'_> {
             Node::Source { source, chain } => {
                 let index = self.sources;
                 self.sources += 1;
+                let counters = Arc::new(OperatorMetrics::new(format!("source {}", source.table.name)));
+                self.operators.push(counters.clone());
                 let shared = self.shared.clone();
                 let (source, chain, batch_size) = (source.clone(), chain.clone(), self.batch_size);
                 for mut output in outputs {
                     let shared = shared.clone();
-                    let (source, chain) = (source.clone(), chain.clone());
+                    let (source, chain, counters) = (source.clone(), chain.clone(), counters.clone());
                     self.tasks.push(tokio::task::spawn_blocking(move || {
                         // The error is recorded before the channels close, so downstream tasks
                         // that see them close know the pipeline failed.
-                        let run = || run_source(&source, &chain, batch_size, &mut output, index, &shared);
+                        let place = SourcePlace { index, counters: &counters };
+                        let run = || run_source(&source, &chain, batch_size, &mut output, place, &shared);
                         if let Err(e) = unwound("the source", run) {
                             shared.fail(e);
                         }
@@ -232,11 +255,18 @@ impl Spawner<'_> {
                         .collect();
                     self.spawn(&input.node, upstream);
                 }
+                let counters = Arc::new(OperatorMetrics::new(stage.name().to_string()));
+                self.operators.push(counters.clone());
                 for (instance, (channels, mut output)) in channels.into_iter().zip(outputs).enumerate() {
                     let shared = self.shared.clone();
-                    let stage = stage.clone();
+                    let (stage, counters) = (stage.clone(), counters.clone());
                     self.tasks.push(tokio::spawn(async move {
-                        let ctx = TaskContext { instance, metrics: &shared.metrics, checkpointer: None };
+                        let ctx = TaskContext {
+                            instance,
+                            metrics: &shared.metrics,
+                            checkpointer: None,
+                            operator: Some(&counters),
+                        };
                         let result = match stage.instantiate() {
                             Ok(mut operator) => run_operator(operator.as_mut(), channels, &mut output, &ctx).await,
                             Err(e) => Err(e),
@@ -267,15 +297,22 @@ fn unwound<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
+/// Where a source task reports: its index among the pipeline's sources, and its counters.
+struct SourcePlace<'a> {
+    index: usize,
+    counters: &'a OperatorMetrics,
+}
+
 /// Source task: decode, assign watermarks, run the fused chain, send on. Blocking thread.
 fn run_source(
     bound: &BoundTable,
     chain: &StatelessChain,
     batch_size: usize,
     output: &mut Output,
-    index: usize,
+    place: SourcePlace<'_>,
     shared: &Shared,
 ) -> Result<()> {
+    let index = place.index;
     let ctx = SourceContext { batch_size, metrics: shared.metrics.clone() };
     let table = &bound.table;
     let mut source = bound.connector.open_source(table, &ctx)?;
@@ -289,11 +326,13 @@ fn run_source(
         }
         let Some(batch) = source.next_batch()? else { break };
         PipelineMetrics::add(&shared.metrics.rows_in, batch.num_rows());
+        PipelineMetrics::add(&place.counters.rows_in, batch.num_rows());
         let batch = assigner.assign(batch)?;
-        if let Some(batch) = chain.apply(batch)?
-            && !output.send_batch_blocking(batch)?
-        {
-            return Ok(());
+        if let Some(batch) = chain.apply(batch)? {
+            PipelineMetrics::add(&place.counters.rows_out, batch.num_rows());
+            if !output.send_batch_blocking(batch)? {
+                return Ok(());
+            }
         }
         let watermark = assigner.current();
         if watermark > last_watermark {

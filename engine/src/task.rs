@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{Result, StreamError};
 use crate::message::Message;
-use crate::metrics::PipelineMetrics;
+use crate::metrics::{OperatorMetrics, PipelineMetrics};
 use crate::operator::{Checkpointer, Emitter, Epoch, Operator};
 use crate::operators::exchange::HashRouter;
 use crate::time::WATERMARK_MAX;
@@ -103,6 +103,8 @@ pub struct TaskContext<'a> {
     pub metrics: &'a PipelineMetrics,
     /// Takes snapshots at barriers; without one, a barrier is an error.
     pub checkpointer: Option<&'a dyn Checkpointer>,
+    /// The counters of the node this task is an instance of.
+    pub operator: Option<&'a OperatorMetrics>,
 }
 
 /// Drives `operator` over its channels until every channel has ended, a channel closes without
@@ -149,7 +151,12 @@ pub async fn run_operator(
         // Closed without End: cancelled or failed upstream; nothing more is emitted.
         let Some(message) = message else { return Ok(()) };
         match message {
-            Message::Batch(batch) => operator.on_batch(input_of[channel], batch, &mut emitter)?,
+            Message::Batch(batch) => {
+                if let Some(counters) = ctx.operator {
+                    PipelineMetrics::add(&counters.rows_in, batch.num_rows());
+                }
+                operator.on_batch(input_of[channel], batch, &mut emitter)?
+            }
             Message::Watermark(w) => input_watermarks[channel] = input_watermarks[channel].max(w),
             Message::End => {
                 ended[channel] = true;
@@ -236,6 +243,10 @@ async fn send_emitted(emitter: &mut Emitter, output: &mut Output, ctx: &TaskCont
     let (batches, late_rows) = emitter.take();
     if late_rows > 0 {
         ctx.metrics.late_rows.fetch_add(late_rows, Ordering::Relaxed);
+    }
+    if let Some(counters) = ctx.operator {
+        counters.late_rows.fetch_add(late_rows, Ordering::Relaxed);
+        PipelineMetrics::add(&counters.rows_out, batches.iter().map(RecordBatch::num_rows).sum());
     }
     for batch in batches {
         if !output.send_batch(batch).await? {
@@ -340,7 +351,7 @@ mod tests {
         let calls = recorder.calls.clone();
         let metrics = PipelineMetrics::default();
         let store = Store::default();
-        let ctx = TaskContext { instance: 3, metrics: &metrics, checkpointer: Some(&store) };
+        let ctx = TaskContext { instance: 3, metrics: &metrics, checkpointer: Some(&store), operator: None };
         let channels = receivers.into_iter().enumerate().collect();
         let result = run_operator(&mut recorder, channels, &mut Output::forward(tx), &ctx).await;
         let mut sent = Vec::new();
@@ -417,7 +428,7 @@ mod tests {
         let calls = recorder.calls.clone();
         let task = tokio::spawn(async move {
             let metrics = PipelineMetrics::default();
-            let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None };
+            let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None, operator: None };
             run_operator(&mut recorder, vec![(0, receiver)], &mut Output::forward(tx), &ctx).await
         });
         tokio::time::sleep(Duration::from_secs(6)).await;
@@ -433,7 +444,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(1);
         let task = tokio::spawn(async move {
             let metrics = PipelineMetrics::default();
-            let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None };
+            let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None, operator: None };
             run_operator(&mut Recorder::default(), vec![(0, receiver)], &mut Output::forward(tx), &ctx).await
         });
         for _ in 0..5 {
@@ -460,7 +471,7 @@ mod tests {
         input.send(Message::Barrier(1)).await.expect("send");
         drop(input);
         let metrics = PipelineMetrics::default();
-        let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None };
+        let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None, operator: None };
         let result = run_operator(&mut Recorder::default(), vec![(0, receiver)], &mut Output::forward(tx), &ctx).await;
         assert!(result.expect_err("no store").to_string().contains("no checkpoint store"));
     }

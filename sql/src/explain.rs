@@ -176,7 +176,11 @@ impl Lines {
         };
         self.line("exchange", format!("{prefix}{exchange}"));
         self.line("join", format!("inner join on ({left}) = ({right})"));
-        self.line("", "every row of both sides is kept; each pair is emitted once, when its second row arrives".into());
+        let kept = match &spec.expiry {
+            Some(_) => "rows are kept until the watermark passes the end of their window (joined on a window column)",
+            None => "every row of both sides is kept",
+        };
+        self.line("", format!("{kept}; each pair is emitted once, when its second row arrives"));
     }
 }
 

@@ -60,6 +60,10 @@ async fn a_union_of_a_fast_and_a_slow_source_loses_no_row() {
         let metrics = reports[0].metrics;
         let label = format!("parallelism {parallelism}, batch size {batch_size}");
         assert_eq!((metrics.rows_in, metrics.late_rows), (8_000, 0), "{label}");
+        let operators = &reports[0].operators;
+        let names: Vec<&str> = operators.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["source fast", "source slow", "window aggregate"], "{label}");
+        assert_eq!((operators[2].rows_in, operators[2].rows_out), (8_000, metrics.rows_out), "{label}");
         let mut actual: BTreeMap<(i64, String), i64> = BTreeMap::new();
         for row in read_jsonl(&dir.file(&out)) {
             let start = streamsql_tests::parse_sink_timestamp(row["window_start"].as_str().expect("start"))
@@ -93,6 +97,15 @@ async fn union_all_without_aggregation_writes_every_branch() {
     let count = |k: &str| rows.iter().filter(|r| r["k"] == k).count();
     assert_eq!((count("a"), count("b"), count("again")), (500, 100, 500));
     assert_eq!((reports[0].metrics.rows_in, reports[0].metrics.rows_out), (1_300, 1_100));
+    let operators: Vec<String> = reports[0].operators.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        operators,
+        [
+            "[1] source a: 500 rows in, 500 out",
+            "[2] source b: 300 rows in, 100 out",
+            "[3] source a: 500 rows in, 500 out"
+        ]
+    );
 }
 
 /// What the graph cannot run yet fails the plan with a message saying so, never a wrong answer.
@@ -177,4 +190,24 @@ fn explain_shows_the_graph() {
         assert!(has(expected), "no line starting {expected:?} in:\n{text}");
     }
     assert!(lines.iter().any(|l| l.contains("filter v > n")), "the residual condition after the join:\n{text}");
+    assert!(text.contains("every row of both sides is kept"), "{text}");
+
+    // Window results joined on their window: rows leave as the watermark passes it.
+    let windowed = |t: &str| {
+        format!(
+            "SELECT k, COUNT(*) AS n, window_start AS s, window_end AS e \
+             FROM TABLE(TUMBLE(TABLE {t}, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end"
+        )
+    };
+    let sql = format!(
+        "{}{}CREATE TABLE out (k STRING, v BIGINT, n BIGINT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT x.k, x.n, y.n FROM ({}) x JOIN ({}) y ON x.k = y.k AND x.e = y.e;",
+        table("a", &dir.sql_path("a.jsonl")),
+        table("b", &dir.sql_path("b.jsonl")),
+        windowed("a"),
+        windowed("b")
+    );
+    let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let text = streamsql_sql::explain::explain(&specs[0], false);
+    assert!(text.contains("rows are kept until the watermark passes the end of their window"), "{text}");
 }

@@ -111,6 +111,7 @@ impl Pipelines {
             "watermark",
             "late rows",
             "bad records",
+            "operators",
         ]);
         for entry in &self.entries {
             let m = entry.control.metrics();
@@ -135,6 +136,7 @@ impl Pipelines {
                 watermark,
                 m.late_rows.to_string(),
                 m.bad_records.to_string(),
+                entry.control.operators().iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
             ]);
         }
         if out.rows.is_empty() {

@@ -16,12 +16,12 @@
 //! (as in Flink), so it cannot be windowed again. State grows with the inputs; bounding it
 //! (by watermark for windowed inputs, by `table.exec.state.ttl`) is still to come.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::compute::{cast, interleave, take};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
@@ -51,14 +51,60 @@ pub struct JoinSpec {
     pub key_types: Vec<DataType>,
     /// Joined rows: the left side's visible columns, then the right side's.
     pub output_schema: SchemaRef,
+    /// When kept rows can be dropped, for joins of window results on a window column.
+    pub expiry: Option<JoinExpiry>,
+}
+
+/// Rows of both sides joined on a window column: a row whose value `v` in that column satisfies
+/// `v + offset_ms <= watermark` can match no row still to come, and is dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinExpiry {
+    /// The window column (a millisecond timestamp) among the left side's visible columns.
+    pub left_column: usize,
+    /// The same among the right side's.
+    pub right_column: usize,
+    /// From the column's value to the latest window end it may belong to on either side
+    /// (`0` for `window_end`, the window size for `window_start`).
+    pub offset_ms: i64,
 }
 
 /// The rows kept of one side, indexed by key.
 #[derive(Default)]
 struct SideState {
+    /// Kept batches; one whose rows have all expired is replaced by an empty batch.
     batches: Vec<RecordBatch>,
+    /// Rows of each batch still kept.
+    live: Vec<usize>,
     /// Key (row format) → (batch, row) of every kept row with that key.
     index: HashMap<Box<[u8]>, Vec<(usize, usize)>>,
+    /// With [`JoinSpec::expiry`]: the keys that expire at each time.
+    expiring: BTreeMap<i64, Vec<Box<[u8]>>>,
+}
+
+impl SideState {
+    /// Drops the rows whose keys expire at or before `watermark`.
+    fn expire(&mut self, watermark: i64) {
+        let kept = match watermark.checked_add(1) {
+            Some(after) => self.expiring.split_off(&after),
+            None => BTreeMap::new(),
+        };
+        for keys in std::mem::replace(&mut self.expiring, kept).into_values() {
+            for key in keys {
+                for (batch, _) in self.index.remove(&key).unwrap_or_default() {
+                    self.live[batch] -= 1;
+                    if self.live[batch] == 0 {
+                        self.batches[batch] = RecordBatch::new_empty(self.batches[batch].schema());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows kept.
+    #[cfg(test)]
+    fn rows(&self) -> usize {
+        self.live.iter().sum()
+    }
 }
 
 /// The operator: see the [module docs](self).
@@ -163,21 +209,40 @@ impl Operator for JoinOperator {
             self.emit_pairs(input, &visible, &pairs, out)?;
         }
 
+        let expiry = match &self.spec.expiry {
+            Some(e) => {
+                let column = if input == 0 { e.left_column } else { e.right_column };
+                let values = cast(visible.column(column), &DataType::Int64)?;
+                Some((values.as_primitive::<Int64Type>().clone(), e.offset_ms))
+            }
+            None => None,
+        };
         let own = &mut self.sides[input];
         let batch_index = own.batches.len();
-        let mut kept_any = false;
+        let mut kept = 0;
         for row in (0..n).filter(|&r| valid(r)) {
-            own.index.entry(Box::from(rows.row(row).as_ref())).or_default().push((batch_index, row));
-            kept_any = true;
+            let key: Box<[u8]> = Box::from(rows.row(row).as_ref());
+            if let Some((values, offset)) = &expiry
+                && values.is_valid(row)
+                && !own.index.contains_key(&key)
+            {
+                own.expiring.entry(values.value(row).saturating_add(*offset)).or_default().push(key.clone());
+            }
+            own.index.entry(key).or_default().push((batch_index, row));
+            kept += 1;
         }
-        if kept_any {
+        if kept > 0 {
             own.batches.push(visible);
+            own.live.push(kept);
         }
         Ok(())
     }
 
-    /// Results do not wait for event time: nothing to do.
-    fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) -> Result<()> {
+    /// Results do not wait for event time; rows that can match no more are dropped.
+    fn on_watermark(&mut self, watermark: i64, _out: &mut Emitter) -> Result<()> {
+        if self.spec.expiry.is_some() {
+            self.sides.iter_mut().for_each(|side| side.expire(watermark));
+        }
         Ok(())
     }
 
@@ -188,7 +253,7 @@ impl Operator for JoinOperator {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{Field, Int64Type, Schema};
     use datafusion::physical_expr::expressions::Column;
 
@@ -205,6 +270,10 @@ mod tests {
     }
 
     fn operator() -> JoinOperator {
+        operator_with(None)
+    }
+
+    fn operator_with(expiry: Option<JoinExpiry>) -> JoinOperator {
         let side = JoinSide { keys: vec![Arc::new(Column::new("k", 0))], visible: 2 };
         let output = Schema::new(vec![
             Field::new("k", DataType::Int64, true),
@@ -217,6 +286,7 @@ mod tests {
             right: side,
             key_types: vec![DataType::Int64],
             output_schema: Arc::new(output),
+            expiry,
         };
         JoinOperator::new(Arc::new(spec), StatelessChain::default()).expect("operator")
     }
@@ -248,5 +318,24 @@ mod tests {
         let keys: i64 =
             out.batches().iter().map(|b| b.column(0).as_primitive::<Int64Type>().iter().flatten().sum::<i64>()).sum();
         assert_eq!(keys, 1 + 2 + 2 + 2 + 2, "left keys come first");
+    }
+
+    #[test]
+    fn rows_whose_window_has_passed_are_dropped_on_both_sides() {
+        // Keyed on the column itself, as window results are on window_end (offset 0).
+        let mut join = operator_with(Some(JoinExpiry { left_column: 0, right_column: 0, offset_ms: 0 }));
+        let mut out = Emitter::default();
+        join.on_batch(0, side_batch(&[Some(10), Some(20)], "l"), &mut out).expect("left");
+        join.on_batch(1, side_batch(&[Some(10), Some(30)], "r"), &mut out).expect("right");
+        assert_eq!((join.sides[0].rows(), join.sides[1].rows()), (2, 2));
+        join.on_watermark(10, &mut out).expect("watermark");
+        assert_eq!((join.sides[0].rows(), join.sides[1].rows()), (1, 1), "the rows of 10 are gone");
+        assert_eq!(join.sides[0].batches[0].num_rows(), 2, "a batch with a live row stays");
+        join.on_batch(1, side_batch(&[Some(20)], "s"), &mut out).expect("right again");
+        join.on_watermark(30, &mut out).expect("watermark");
+        assert_eq!((join.sides[0].rows(), join.sides[1].rows()), (0, 0));
+        assert!(join.sides.iter().all(|s| s.batches.iter().all(|b| b.num_rows() == 0)), "memory is returned");
+        let expected = [("l0", "r0"), ("l1", "s0")].map(|(l, r)| (l.to_string(), r.to_string()));
+        assert_eq!(pairs(&out), expected);
     }
 }

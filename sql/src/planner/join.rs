@@ -3,7 +3,8 @@
 //! The equalities between the two sides in `ON` (or in the `WHERE` over a comma join) become
 //! the join's keys, by which both inputs are routed to the join's instances; the rest of the
 //! condition is evaluated on each joined row. Only INNER joins of append-only inputs run so
-//! far (their results are append-only, and over bounded inputs exactly the batch join).
+//! far (their results are append-only, and over bounded inputs exactly the batch join). A join of
+//! window results on a window column drops the rows of windows the watermark has passed.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use datafusion::common::{DFSchema, NullEquality};
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, JoinType, Operator};
-use streamsql_engine::operators::join::{JoinSide, JoinSpec};
+use streamsql_engine::operators::join::{JoinExpiry, JoinSide, JoinSpec};
 use streamsql_engine::operators::stateless::StatelessOp;
 
 use super::lower::{Plan, PlannedStage, Stream, lower, nullable, physical};
@@ -80,11 +81,13 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         right_keys.push(physical(r, right_schema)?);
         key_types.push(common);
     }
+    let expiry = pairs.iter().find_map(|(l, r)| window_expiry(l, &left, left_schema, r, &right, right_schema));
     let spec = JoinSpec {
         left: JoinSide { keys: left_keys, visible: left_schema.fields().len() },
         right: JoinSide { keys: right_keys, visible: right_schema.fields().len() },
         key_types,
         output_schema: nullable(join.schema.as_arrow()),
+        expiry,
     };
     let mut post = Vec::new();
     if let Some(condition) = conjunction(residual) {
@@ -102,6 +105,35 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         updating: false,
         timed: false,
     })
+}
+
+/// For `l = r` where both are window columns of window results (`window_start`, `window_end` or
+/// `window_time`): a row with value `v` there comes before the watermark passes `v` plus the
+/// distance from that column to its window's end, on its side; after the larger of the two, its
+/// key can meet no new row.
+fn window_expiry(
+    l: &Expr,
+    left: &Stream,
+    left_schema: &DFSchema,
+    r: &Expr,
+    right: &Stream,
+    right_schema: &DFSchema,
+) -> Option<JoinExpiry> {
+    let side = |e: &Expr, stream: &Stream, schema: &DFSchema| -> Option<(usize, i64)> {
+        let Expr::Column(c) = e else { return None };
+        let index = schema.index_of_column(c).ok()?;
+        let result = stream.window_result?;
+        let which = result.columns.iter().position(|w| *w == Some(index))?;
+        let to_end = match which {
+            0 => result.shape.size_ms,
+            1 => 0,
+            _ => 1,
+        };
+        Some((index, to_end))
+    };
+    let (left_column, left_to_end) = side(l, left, left_schema)?;
+    let (right_column, right_to_end) = side(r, right, right_schema)?;
+    Some(JoinExpiry { left_column, right_column, offset_ms: left_to_end.max(right_to_end) })
 }
 
 /// `l = r` with `l` over the left side only and `r` over the right only (either way round), as
