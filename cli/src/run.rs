@@ -221,11 +221,16 @@ pub async fn run_script(
     for report in &reports {
         let m = report.metrics;
         errln!(
-            "{}: {} rows in, {} rows out, {} late rows dropped, {} bad records skipped{}",
+            "{}: {} rows in, {} rows out, {} late rows dropped{}, {} bad records skipped{}",
             report.name,
             m.rows_in,
             m.rows_out,
             m.late_rows,
+            if m.late_rows_routed > 0 {
+                format!(" ({} written to the late-rows sink)", m.late_rows_routed)
+            } else {
+                String::new()
+            },
             m.bad_records,
             if report.cancelled { " (stopped)" } else { "" }
         );

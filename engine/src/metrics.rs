@@ -11,6 +11,8 @@ pub struct PipelineMetrics {
     pub rows_out: AtomicU64,
     /// Rows dropped because every window they belong to had already closed.
     pub late_rows: AtomicU64,
+    /// Of the late rows, those written to the late-rows sink (`SET 'late-rows.sink'`).
+    pub late_rows_routed: AtomicU64,
     /// Malformed input records skipped under `'format.on-error' = 'skip'`.
     pub bad_records: AtomicU64,
     /// The last watermark the source announced (ms since the epoch).
@@ -23,6 +25,7 @@ impl Default for PipelineMetrics {
             rows_in: AtomicU64::new(0),
             rows_out: AtomicU64::new(0),
             late_rows: AtomicU64::new(0),
+            late_rows_routed: AtomicU64::new(0),
             bad_records: AtomicU64::new(0),
             watermark: AtomicI64::new(crate::time::WATERMARK_MIN),
         }
@@ -36,6 +39,7 @@ impl PipelineMetrics {
             rows_in: self.rows_in.load(Ordering::Relaxed),
             rows_out: self.rows_out.load(Ordering::Relaxed),
             late_rows: self.late_rows.load(Ordering::Relaxed),
+            late_rows_routed: self.late_rows_routed.load(Ordering::Relaxed),
             bad_records: self.bad_records.load(Ordering::Relaxed),
             watermark: self.watermark.load(Ordering::Relaxed),
         }
@@ -53,6 +57,7 @@ pub struct MetricsSnapshot {
     pub rows_in: u64,
     pub rows_out: u64,
     pub late_rows: u64,
+    pub late_rows_routed: u64,
     pub bad_records: u64,
     pub watermark: i64,
 }

@@ -50,6 +50,7 @@ pub type Epoch = u64;
 pub struct Emitter {
     batches: Vec<RecordBatch>,
     late_rows: u64,
+    late_batches: Vec<RecordBatch>,
 }
 
 impl Emitter {
@@ -65,9 +66,16 @@ impl Emitter {
         self.late_rows += rows;
     }
 
-    /// The emitted batches and late rows since the last call.
-    pub(crate) fn take(&mut self) -> (Vec<RecordBatch>, u64) {
-        (std::mem::take(&mut self.batches), std::mem::take(&mut self.late_rows))
+    /// Sends late rows (already counted with [`Emitter::late`]) to the pipeline's late-rows sink.
+    pub fn late_batch(&mut self, batch: RecordBatch) {
+        if batch.num_rows() > 0 {
+            self.late_batches.push(batch);
+        }
+    }
+
+    /// The emitted batches, late rows and late batches since the last call.
+    pub(crate) fn take(&mut self) -> (Vec<RecordBatch>, u64, Vec<RecordBatch>) {
+        (std::mem::take(&mut self.batches), std::mem::take(&mut self.late_rows), std::mem::take(&mut self.late_batches))
     }
 
     /// Emitted batches, for tests of operators.

@@ -51,10 +51,34 @@ pub struct AggregateStage {
     /// Updating aggregates only: changed keys are emitted at most once per interval (zero:
     /// after every batch).
     pub update_interval: Duration,
+    /// Windows only: where rows dropped as late go besides being counted.
+    pub late: Option<Arc<LateOutput>>,
     /// Windows only: the rows come from one node, in its order, so their per-row watermarks rise
     /// along the input (false for a `UNION ALL`). See
     /// [`WindowAggregator::process_batch`](crate::operators::aggregate::WindowAggregator::process_batch).
     pub row_watermarks: bool,
+}
+
+/// One column of the late-rows sink (`SET 'late-rows.sink'`).
+#[derive(Debug, Clone)]
+pub enum LateColumn {
+    /// The late row's value of this visible input column of the operator that dropped it.
+    Input(usize),
+    /// Which operator dropped it (`window aggregate TUMBLE 10 s`).
+    Operator,
+    /// Which pipeline (`INSERT INTO counts`).
+    Pipeline,
+}
+
+/// How an operator writes the rows it drops as late to the late-rows sink.
+#[derive(Debug, Clone)]
+pub struct LateOutput {
+    /// Per column of the late-rows sink, what goes there.
+    pub columns: Vec<LateColumn>,
+    /// The late-rows sink's schema.
+    pub schema: arrow::datatypes::SchemaRef,
+    pub operator: String,
+    pub pipeline: String,
 }
 
 /// A join stage: input 0 is the left side, input 1 the right.
@@ -168,6 +192,8 @@ pub struct PipelineSpec {
     pub sink: BoundTable,
     /// Whether results are a changelog (`_op` column) rather than append-only rows.
     pub updating: bool,
+    /// Where rows dropped as late are written, with the stages' [`LateOutput`]s.
+    pub late_sink: Option<BoundTable>,
     /// Number of instances of each stage.
     pub parallelism: usize,
     /// Largest batch a source produces.
@@ -194,7 +220,7 @@ impl PipelineSpec {
                 parallelism,
             };
         }
-        Self { name, inputs: vec![node], sink, updating, parallelism, batch_size }
+        Self { name, inputs: vec![node], sink, updating, late_sink: None, parallelism, batch_size }
     }
 
     /// Whether results are a changelog (an aggregation without a window) rather than

@@ -35,7 +35,7 @@ use crate::operators::aggregate::updating::op_field;
 use crate::operators::exchange::HashRouter;
 use crate::operators::stateless::StatelessChain;
 use crate::operators::watermark::WatermarkAssigner;
-use crate::pipeline::{BoundTable, Node, PipelineSpec};
+use crate::pipeline::{BoundTable, Node, PipelineSpec, Stage};
 use crate::task::{Output, TaskContext, run_operator};
 use crate::time::{WATERMARK_MAX, WATERMARK_MIN};
 
@@ -171,8 +171,19 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         operators: OnceLock::new(),
     });
     let (sink_tx, sink_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+    let mut tasks = Vec::new();
+    let late = spec.late_sink.clone().map(|table| {
+        let (late_tx, late_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+        let shared = shared.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            if let Err(e) = unwound("the late-rows sink", || run_late_sink(&table, late_rx, &shared)) {
+                shared.fail(e);
+            }
+        }));
+        late_tx
+    });
     let mut spawner =
-        Spawner { shared: &shared, batch_size: spec.batch_size, tasks: Vec::new(), sources: 0, operators: Vec::new() };
+        Spawner { shared: &shared, batch_size: spec.batch_size, tasks, sources: 0, operators: Vec::new(), late };
     let mut upstream_ends = 0;
     for node in &spec.inputs {
         upstream_ends += node.instances();
@@ -180,6 +191,8 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         spawner.spawn(node, outputs);
     }
     drop(sink_tx);
+    // The late-rows sink ends when the last stage instance holding a sender has ended.
+    spawner.late = None;
     let _ = shared.operators.set(spawner.operators);
     let mut tasks = spawner.tasks;
     {
@@ -204,6 +217,8 @@ struct Spawner<'a> {
     sources: usize,
     /// Counters of the nodes spawned so far, each after its inputs.
     operators: Vec<Arc<OperatorMetrics>>,
+    /// Into the late-rows sink, for stages that route late rows.
+    late: Option<mpsc::Sender<Message>>,
 }
 
 impl Spawner<'_> {
@@ -260,12 +275,15 @@ impl Spawner<'_> {
                 for (instance, (channels, mut output)) in channels.into_iter().zip(outputs).enumerate() {
                     let shared = self.shared.clone();
                     let (stage, counters) = (stage.clone(), counters.clone());
+                    let routes_late = matches!(&stage, Stage::Aggregate(a) if a.late.is_some());
+                    let late = self.late.clone().filter(|_| routes_late);
                     self.tasks.push(tokio::spawn(async move {
                         let ctx = TaskContext {
                             instance,
                             metrics: &shared.metrics,
                             checkpointer: None,
                             operator: Some(&counters),
+                            late_rows: late.as_ref(),
                         };
                         let result = match stage.instantiate() {
                             Ok(mut operator) => run_operator(operator.as_mut(), channels, &mut output, &ctx).await,
@@ -439,6 +457,22 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, upstream: u
     })();
     // A cancelled pipeline flushes what it wrote; a failed one aborts (a sink that replaces
     // earlier output keeps it). Upstream tasks record their error before their channels close.
+    let closed = if result.is_err() || shared.has_failed() { sink.abort() } else { sink.finish() };
+    result.and(closed)
+}
+
+/// The late-rows sink task: writes what stages route to it until every one of them has ended.
+/// Blocking thread.
+fn run_late_sink(bound: &BoundTable, mut input: mpsc::Receiver<Message>, shared: &Shared) -> Result<()> {
+    let mut sink: Box<dyn Sink> = bound.connector.open_sink(&bound.table)?;
+    let result = (|| {
+        while let Some(message) = input.blocking_recv() {
+            if let Message::Batch(batch) = message {
+                sink.write(&batch)?;
+            }
+        }
+        Ok(())
+    })();
     let closed = if result.is_err() || shared.has_failed() { sink.abort() } else { sink.finish() };
     result.and(closed)
 }

@@ -105,6 +105,8 @@ pub struct TaskContext<'a> {
     pub checkpointer: Option<&'a dyn Checkpointer>,
     /// The counters of the node this task is an instance of.
     pub operator: Option<&'a OperatorMetrics>,
+    /// Where late rows the operator routes go (the pipeline's late-rows sink), if anywhere.
+    pub late_rows: Option<&'a mpsc::Sender<Message>>,
 }
 
 /// Drives `operator` over its channels until every channel has ended, a channel closes without
@@ -240,13 +242,23 @@ async fn receive(
 
 /// Sends what the operator emitted and counts its late rows; false when downstream is gone.
 async fn send_emitted(emitter: &mut Emitter, output: &mut Output, ctx: &TaskContext<'_>) -> Result<bool> {
-    let (batches, late_rows) = emitter.take();
+    let (batches, late_rows, late_batches) = emitter.take();
     if late_rows > 0 {
         ctx.metrics.late_rows.fetch_add(late_rows, Ordering::Relaxed);
     }
     if let Some(counters) = ctx.operator {
         counters.late_rows.fetch_add(late_rows, Ordering::Relaxed);
         PipelineMetrics::add(&counters.rows_out, batches.iter().map(RecordBatch::num_rows).sum());
+    }
+    for batch in late_batches {
+        let Some(late) = ctx.late_rows else {
+            return Err(StreamError::Internal("late rows routed in a pipeline without a late-rows sink".into()));
+        };
+        let rows = batch.num_rows();
+        if late.send(Message::Batch(batch)).await.is_err() {
+            return Ok(false);
+        }
+        PipelineMetrics::add(&ctx.metrics.late_rows_routed, rows);
     }
     for batch in batches {
         if !output.send_batch(batch).await? {
@@ -351,7 +363,8 @@ mod tests {
         let calls = recorder.calls.clone();
         let metrics = PipelineMetrics::default();
         let store = Store::default();
-        let ctx = TaskContext { instance: 3, metrics: &metrics, checkpointer: Some(&store), operator: None };
+        let ctx =
+            TaskContext { instance: 3, metrics: &metrics, checkpointer: Some(&store), operator: None, late_rows: None };
         let channels = receivers.into_iter().enumerate().collect();
         let result = run_operator(&mut recorder, channels, &mut Output::forward(tx), &ctx).await;
         let mut sent = Vec::new();
@@ -428,7 +441,8 @@ mod tests {
         let calls = recorder.calls.clone();
         let task = tokio::spawn(async move {
             let metrics = PipelineMetrics::default();
-            let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None, operator: None };
+            let ctx =
+                TaskContext { instance: 0, metrics: &metrics, checkpointer: None, operator: None, late_rows: None };
             run_operator(&mut recorder, vec![(0, receiver)], &mut Output::forward(tx), &ctx).await
         });
         tokio::time::sleep(Duration::from_secs(6)).await;
@@ -444,7 +458,8 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(1);
         let task = tokio::spawn(async move {
             let metrics = PipelineMetrics::default();
-            let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None, operator: None };
+            let ctx =
+                TaskContext { instance: 0, metrics: &metrics, checkpointer: None, operator: None, late_rows: None };
             run_operator(&mut Recorder::default(), vec![(0, receiver)], &mut Output::forward(tx), &ctx).await
         });
         for _ in 0..5 {
@@ -471,7 +486,7 @@ mod tests {
         input.send(Message::Barrier(1)).await.expect("send");
         drop(input);
         let metrics = PipelineMetrics::default();
-        let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None, operator: None };
+        let ctx = TaskContext { instance: 0, metrics: &metrics, checkpointer: None, operator: None, late_rows: None };
         let result = run_operator(&mut Recorder::default(), vec![(0, receiver)], &mut Output::forward(tx), &ctx).await;
         assert!(result.expect_err("no store").to_string().contains("no checkpoint store"));
     }

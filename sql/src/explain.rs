@@ -39,6 +39,9 @@ pub fn explain(spec: &PipelineSpec, query: bool) -> String {
     } else {
         out.line("sink", format!("{}{from}", table(&spec.sink)));
     }
+    if let Some(late) = &spec.late_sink {
+        out.line("late rows", format!("{} (rows windows drop as late, with the operator and pipeline)", table(late)));
+    }
     out.text
 }
 
@@ -196,6 +199,11 @@ fn table(bound: &BoundTable) -> String {
     let options = options_text(table);
     let options = if options.is_empty() { String::new() } else { format!(", {options}") };
     format!("{} (connector '{}'{options})", table.name, table.connector())
+}
+
+/// `TUMBLE size 10 s`, `HOP size 1 min, slide 10 s (...)`.
+pub fn window_text(shape: &WindowShape) -> String {
+    window(shape)
 }
 
 fn window(shape: &WindowShape) -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef};
 use arrow::compute::CastOptions;
-use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{Column, DataFusionError, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
@@ -20,9 +20,12 @@ use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{ObjectName, Query, Spanned, Statement as SqlStatement};
 use datafusion::sql::sqlparser::tokenizer::Span;
 use streamsql_engine::connector::{ChangelogMode, ConnectorRegistry, Role, TableDef};
+use streamsql_engine::operators::aggregate::WindowShape;
 use streamsql_engine::operators::aggregate::updating::op_field;
 use streamsql_engine::operators::stateless::StatelessChain;
-use streamsql_engine::pipeline::{AggregateStage, BoundTable, JoinStage, Node, PipelineSpec, Stage, StageInput};
+use streamsql_engine::pipeline::{
+    AggregateStage, BoundTable, JoinStage, LateColumn, LateOutput, Node, PipelineSpec, Stage, StageInput,
+};
 use streamsql_engine::time::{hidden_fields, parse_duration_ms};
 
 use crate::catalog::{Catalog, Relation};
@@ -47,11 +50,13 @@ pub struct Settings {
     pub batch_size: usize,
     /// `'update-interval'`: how often an updating aggregate emits each changed key.
     pub update_interval: Duration,
+    /// `'late-rows.sink'`: the table rows dropped as late are written to, if any.
+    pub late_rows_sink: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { parallelism: 1, batch_size: 8192, update_interval: Duration::from_secs(1) }
+        Self { parallelism: 1, batch_size: 8192, update_interval: Duration::from_secs(1), late_rows_sink: None }
     }
 }
 
@@ -67,6 +72,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "update-interval",
         "how often a GROUP BY without a window emits each changed key, e.g. '500 ms' (default '1 s'; '0' emits after every batch)",
+    ),
+    (
+        "late-rows.sink",
+        "a table that rows dropped as late are written to, by column name (input columns, 'operator', 'pipeline'); '' for none (the default)",
     ),
 ];
 
@@ -323,6 +332,23 @@ impl Session {
                 })?;
                 self.settings.update_interval = Duration::from_millis(ms as u64);
             }
+            "late-rows.sink" => {
+                let name = value.trim();
+                if name.is_empty() {
+                    self.settings.late_rows_sink = None;
+                } else {
+                    let key = name.to_lowercase();
+                    match self.catalog.relations.get(&key) {
+                        Some(Relation::Table(bound)) => check_role(bound, Role::Sink)?,
+                        _ => {
+                            return Err(SqlError::new(format!(
+                                "SET 'late-rows.sink': there is no table '{name}'; declare it with CREATE TABLE first"
+                            )));
+                        }
+                    }
+                    self.settings.late_rows_sink = Some(key);
+                }
+            }
             _ => {
                 let known = SETTINGS.iter().map(|(k, help)| format!("'{k}' ({help})")).collect::<Vec<_>>().join(", ");
                 return Err(SqlError::new(format!("unknown setting '{key}'; known settings: {known}")));
@@ -367,29 +393,56 @@ impl Session {
             check_external(source, Role::Source)?;
         }
         check_external(&sink, Role::Sink)?;
+        let late = self.late_rows_sink(&name, &sink)?;
         stream.push(mapping);
-        let inputs = self.nodes(stream.plan);
+        let inputs = self.nodes(stream.plan, late.as_ref())?;
         Ok(PipelineSpec {
             name,
             inputs,
             sink: sink_at_run,
             updating,
+            late_sink: late.map(|l| l.table),
             parallelism: self.settings.parallelism,
             batch_size: self.settings.batch_size,
         })
     }
 
+    /// The late-rows sink of a pipeline writing to `sink`, if `SET 'late-rows.sink'` names one.
+    fn late_rows_sink(&self, pipeline: &str, sink: &BoundTable) -> SqlResult<Option<LatePlan>> {
+        let Some(name) = &self.settings.late_rows_sink else { return Ok(None) };
+        let Some(Relation::Table(table)) = self.catalog.relations.get(name) else {
+            return Err(SqlError::new(format!("SET 'late-rows.sink': table '{name}' no longer exists")));
+        };
+        if table.table.name == sink.table.name {
+            return Err(SqlError::new(format!(
+                "SET 'late-rows.sink' names '{name}', the table this query writes to; late rows need a table of their own"
+            )));
+        }
+        check_external(table, Role::Sink)?;
+        Ok(Some(LatePlan { table: table.clone(), pipeline: pipeline.to_string() }))
+    }
+
     /// The engine's nodes for a lowered plan (several for a `UNION ALL`).
-    fn nodes(&self, plan: Plan) -> Vec<Node> {
-        match plan {
+    fn nodes(&self, plan: Plan, late: Option<&LatePlan>) -> SqlResult<Vec<Node>> {
+        Ok(match plan {
             Plan::Source { source, ops } => {
                 vec![Node::Source { source, chain: StatelessChain::new(ops, &hidden_fields()) }]
             }
-            Plan::Union(branches) => branches.into_iter().flat_map(|b| self.nodes(b)).collect(),
+            Plan::Union(branches) => {
+                let mut nodes = Vec::new();
+                for branch in branches {
+                    nodes.extend(self.nodes(branch, late)?);
+                }
+                nodes
+            }
             Plan::Stage { stage, inputs, post } => {
                 let one_input = inputs.len() == 1 && !matches!(inputs[0].1, Plan::Union(_));
                 let stage = match stage {
-                    PlannedStage::Aggregate(spec) => {
+                    PlannedStage::Aggregate(spec, input) => {
+                        let late_output = match (late, &spec.window) {
+                            (Some(late), Some(shape)) => Some(Arc::new(late.output(&input, shape)?)),
+                            _ => None,
+                        };
                         // Window results carry the hidden event-time columns; updating ones `_op`.
                         let hidden: Vec<Field> = match spec.window {
                             Some(_) => hidden_fields().to_vec(),
@@ -400,17 +453,18 @@ impl Session {
                             post: StatelessChain::new(post, &hidden),
                             update_interval: self.settings.update_interval,
                             row_watermarks: one_input,
+                            late: late_output,
                         })
                     }
                     PlannedStage::Join(spec) => Stage::Join(JoinStage { spec, post: StatelessChain::new(post, &[]) }),
                 };
-                let inputs = inputs
-                    .into_iter()
-                    .flat_map(|(input, plan)| self.nodes(plan).into_iter().map(move |node| StageInput { node, input }))
-                    .collect();
-                vec![Node::Stage { stage, inputs, parallelism: self.settings.parallelism }]
+                let mut stage_inputs = Vec::new();
+                for (input, plan) in inputs {
+                    stage_inputs.extend(self.nodes(plan, late)?.into_iter().map(|node| StageInput { node, input }));
+                }
+                vec![Node::Stage { stage, inputs: stage_inputs, parallelism: self.settings.parallelism }]
             }
-        }
+        })
     }
 
     /// The sink of a bare `SELECT`: rows printed to stdout.
@@ -429,6 +483,56 @@ impl Session {
             primary_key: Vec::new(),
         };
         Ok(BoundTable { table, connector })
+    }
+}
+
+/// The late-rows sink of one pipeline.
+struct LatePlan {
+    table: BoundTable,
+    pipeline: String,
+}
+
+impl LatePlan {
+    /// What a window aggregate over `input` writes to the late-rows sink: each of its columns by
+    /// name — an input column, `operator` or `pipeline` — cast to the column's type.
+    fn output(&self, input: &Schema, shape: &WindowShape) -> SqlResult<LateOutput> {
+        let table = &self.table.table;
+        let mut columns = Vec::new();
+        for field in table.schema.fields() {
+            let name = field.name();
+            let column = match input.fields().iter().position(|f| f.name().eq_ignore_ascii_case(name)) {
+                Some(i) => {
+                    let from = input.field(i).data_type();
+                    if !arrow::compute::can_cast_types(from, field.data_type()) {
+                        return Err(SqlError::new(format!(
+                            "late-rows sink '{}': column '{name}' is {}, but the late rows' '{name}' is {from}",
+                            table.name,
+                            field.data_type(),
+                        )));
+                    }
+                    LateColumn::Input(i)
+                }
+                None if name.eq_ignore_ascii_case("operator") => LateColumn::Operator,
+                None if name.eq_ignore_ascii_case("pipeline") => LateColumn::Pipeline,
+                None => {
+                    let known: Vec<&str> = input.fields().iter().map(|f| f.name().as_str()).collect();
+                    return Err(SqlError::new(format!(
+                        "late-rows sink '{}': the late rows of {} have no column '{name}'; they have {}, \
+                         'operator' and 'pipeline'",
+                        table.name,
+                        self.pipeline,
+                        known.join(", ")
+                    )));
+                }
+            };
+            columns.push(column);
+        }
+        Ok(LateOutput {
+            columns,
+            schema: table.schema.clone(),
+            operator: format!("window aggregate ({})", explain::window_text(shape)),
+            pipeline: self.pipeline.clone(),
+        })
     }
 }
 
@@ -451,7 +555,7 @@ fn changelog_sink(sink: BoundTable) -> SqlResult<BoundTable> {
 /// INSERT matches columns by position, so two unnamed select items may compute the same
 /// expression (`SELECT k, k`); DataFusion needs distinct names, so unnamed items of a plain
 /// SELECT are named after their sink columns. User aliases are kept (GROUP BY may use them).
-fn name_insert_columns(mut query: Query, sink: &arrow::datatypes::Schema) -> Query {
+fn name_insert_columns(mut query: Query, sink: &Schema) -> Query {
     use datafusion::sql::sqlparser::ast::{Ident, SelectItem, SetExpr};
     if let SetExpr::Select(select) = query.body.as_mut()
         && select.projection.len() == sink.fields().len()

@@ -211,3 +211,77 @@ fn explain_shows_the_graph() {
     let text = streamsql_sql::explain::explain(&specs[0], false);
     assert!(text.contains("rows are kept until the watermark passes the end of their window"), "{text}");
 }
+
+/// `SET 'late-rows.sink'`: rows a window drops as late are written there, by column name, with
+/// the operator and pipeline that dropped them; rows counted + rows routed = rows in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_rows_go_to_the_late_rows_sink() {
+    let dir = TestDir::new("graph-late");
+    // Every 7th row goes 30 s back: late for the 10 s windows, with a 1 s delay.
+    let base = 1_704_067_200_000_i64;
+    let mut text = String::new();
+    let mut late_expected = 0;
+    let rows = 3_000;
+    for i in 0..rows as i64 {
+        let back = if i % 7 == 6 && i > 300 { 30_000 } else { 0 };
+        late_expected += usize::from(back > 0);
+        let ts = base + i * 100 - back;
+        let _ = writeln!(text, r#"{{"ts":"{}","k":"k{}","v":{i}}}"#, streamsql_engine::time::format_millis(ts), i % 3);
+    }
+    write_text(&dir.file("in.jsonl"), &text);
+    for (parallelism, batch_size) in [(1, 1), (4, 64), (2, 8192)] {
+        let (out, late) =
+            (format!("out-{parallelism}-{batch_size}.jsonl"), format!("late-{parallelism}-{batch_size}.jsonl"));
+        let sql = format!(
+            "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch_size}';\n{input}\
+             CREATE TABLE counts (k STRING, n BIGINT) WITH ('connector' = 'file', 'path' = '{out}', 'format' = 'json');\n\
+             CREATE TABLE late_rows (operator STRING, V BIGINT, ts TIMESTAMP(3), pipeline STRING)\n\
+             \x20 WITH ('connector' = 'file', 'path' = '{late}', 'format' = 'json');\n\
+             SET 'late-rows.sink' = 'late_rows';\n\
+             INSERT INTO counts SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n\
+             GROUP BY k, window_start, window_end;\n",
+            input = table("events", &dir.sql_path("in.jsonl")),
+            out = dir.sql_path(&out),
+            late = dir.sql_path(&late),
+        );
+        let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+        let reports = run_specs(specs).await.expect("runs");
+        let m = reports[0].metrics;
+        let label = format!("parallelism {parallelism}, batch size {batch_size}");
+        assert_eq!((m.late_rows, m.late_rows_routed), (late_expected as u64, late_expected as u64), "{label}");
+        let counted: i64 = read_jsonl(&dir.file(&out)).iter().map(|r| r["n"].as_i64().expect("n")).sum();
+        let routed = read_jsonl(&dir.file(&late));
+        assert_eq!(counted as usize + routed.len(), rows, "{label}: every row counted or routed");
+        for row in &routed {
+            let v = row["V"].as_i64().expect("V, as the late-rows table declares it");
+            assert_eq!(v % 7, 6, "{label}: only the rows that went back are late: {row:?}");
+            assert_eq!(row["operator"], "window aggregate (TUMBLE size 10 s)", "{label}");
+            assert_eq!(row["pipeline"], "INSERT INTO counts", "{label}");
+            let ts = streamsql_tests::parse_sink_timestamp(row["ts"].as_str().expect("ts")).expect("a timestamp");
+            assert_eq!(ts, 1_704_067_200_000 + v * 100 - 30_000, "{label}");
+        }
+    }
+}
+
+#[test]
+fn a_late_rows_sink_must_fit_the_late_rows() {
+    let dir = TestDir::new("graph-late-refused");
+    let tables = format!(
+        "{}CREATE TABLE counts (k STRING, n BIGINT) WITH ('connector' = 'blackhole');\n\
+         CREATE TABLE odd (k STRING, colour STRING) WITH ('connector' = 'blackhole');\n",
+        table("events", &dir.sql_path("in.jsonl"))
+    );
+    let query = "INSERT INTO counts SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), \
+                 INTERVAL '10' SECOND)) GROUP BY k, window_start, window_end;";
+    for (setting, expected) in [
+        ("nowhere", "there is no table 'nowhere'"),
+        ("odd", "have no column 'colour'; they have ts, k, v, 'operator' and 'pipeline'"),
+        ("counts", "late rows need a table of their own"),
+    ] {
+        let sql = format!("{tables}SET 'late-rows.sink' = '{setting}';\n{query}");
+        let message = plan(&sql).map(|_| String::from("planned")).unwrap_or_else(|e| describe_sql_error(&e));
+        assert!(message.contains(expected), "{setting}: {message}");
+    }
+    let sql = format!("{tables}SET 'late-rows.sink' = 'odd';\nSET 'late-rows.sink' = '';\n{query}");
+    assert!(plan(&sql).is_ok(), "'' turns it off");
+}

@@ -73,7 +73,8 @@ pub struct WindowResult {
 
 /// A stage of a partly lowered query.
 pub enum PlannedStage {
-    Aggregate(Arc<AggregateSpec>),
+    /// An aggregation, with the visible columns of its input (what a late row has).
+    Aggregate(Arc<AggregateSpec>, SchemaRef),
     Join(Arc<JoinSpec>),
 }
 
@@ -461,7 +462,8 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                 outputs,
                 output_schema: nullable(output_schema),
             };
-            Ok(windowed(stream, spec, result))
+            let input = visible_input(aggregate, window.first_virtual);
+            Ok(windowed(stream, spec, result, input))
         }
         LogicalPlan::Join(join) => super::join::lower_join(join, None),
         LogicalPlan::Union(union) => {
@@ -497,15 +499,21 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
 
 /// The stream of a windowed aggregation over `stream`: its results carry their window_time as
 /// their event time.
-fn windowed(stream: Stream, spec: AggregateSpec, result: WindowResult) -> Stream {
+fn windowed(stream: Stream, spec: AggregateSpec, result: WindowResult, input: SchemaRef) -> Stream {
     Stream {
-        plan: stream.into_stage(PlannedStage::Aggregate(Arc::new(spec))),
+        plan: stream.into_stage(PlannedStage::Aggregate(Arc::new(spec), input)),
         window: None,
         time_column: result.columns[2],
         window_result: Some(result),
         updating: false,
         timed: true,
     }
+}
+
+/// The first `visible` columns of `aggregate`'s input: those its batches carry.
+fn visible_input(aggregate: &datafusion::logical_expr::Aggregate, visible: usize) -> SchemaRef {
+    let fields: Vec<FieldRef> = aggregate.input.schema().fields().iter().take(visible).cloned().collect();
+    Arc::new(Schema::new(fields))
 }
 
 /// Whether `aggregate` groups by a window column of the window results it reads: then each of
@@ -552,7 +560,8 @@ fn lower_cascaded_aggregate(
         aggregates: aggregate_calls(aggregate, None)?,
         output_schema: nullable(output_schema),
     };
-    Ok(windowed(stream, spec, WindowResult { shape: upstream.shape, columns }))
+    let input = visible_input(aggregate, input_schema.fields().len());
+    Ok(windowed(stream, spec, WindowResult { shape: upstream.shape, columns }, input))
 }
 
 /// The distinct GROUP BY keys, in the order of the aggregate's output columns. DataFusion keeps
@@ -592,7 +601,8 @@ fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, str
         output_schema: nullable(output_schema),
     };
     Ok(Stream {
-        plan: stream.into_stage(PlannedStage::Aggregate(Arc::new(spec))),
+        plan: stream
+            .into_stage(PlannedStage::Aggregate(Arc::new(spec), visible_input(aggregate, input_schema.fields().len()))),
         window: None,
         time_column: None,
         window_result: None,

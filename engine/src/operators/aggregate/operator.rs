@@ -10,13 +10,16 @@ use super::{AggregateSpec, UpdatingAggregator, WindowAggregator};
 use crate::error::Result;
 use crate::operator::{Emitter, Operator};
 use crate::operators::stateless::StatelessChain;
-use crate::pipeline::AggregateStage;
+use crate::pipeline::{AggregateStage, LateOutput};
 
 /// The operator for an aggregation stage: windowed when the spec has a window, updating
 /// otherwise.
 pub fn aggregate_operator(stage: &AggregateStage) -> Result<Box<dyn Operator>> {
     Ok(match stage.spec.window {
-        Some(_) => Box::new(WindowOperator::new(stage.spec.clone(), stage.post.clone(), stage.row_watermarks)?),
+        Some(_) => {
+            let operator = WindowOperator::new(stage.spec.clone(), stage.post.clone(), stage.row_watermarks)?;
+            Box::new(operator.with_late_output(stage.late.clone()))
+        }
         None => Box::new(UpdatingOperator::new(stage.spec.clone(), stage.post.clone(), stage.update_interval)?),
     })
 }
@@ -44,8 +47,17 @@ impl WindowOperator {
         Ok(Self { aggregator: WindowAggregator::new(spec, row_watermarks)?, post, results: Vec::new() })
     }
 
+    /// Rows dropped as late go to `late` too (the pipeline's late-rows sink).
+    pub fn with_late_output(mut self, late: Option<Arc<LateOutput>>) -> Self {
+        self.aggregator = self.aggregator.with_late_output(late);
+        self
+    }
+
     fn emit(&mut self, out: &mut Emitter) -> Result<()> {
         out.late(self.aggregator.take_late_rows());
+        for batch in self.aggregator.take_late_batches() {
+            out.late_batch(batch);
+        }
         emit_through(&self.post, &mut self.results, out)
     }
 }

@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::{CastOptions, cast_with_options, take};
 use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::logical_expr::EmitTo;
@@ -12,6 +13,7 @@ use super::inputs::BatchInputs;
 use super::pane::{Groups, Pane, PaneInput, new_accumulators};
 use super::spec::{AggregateSpec, GroupOutput, WindowKind, WindowShape};
 use crate::error::{Result, StreamError};
+use crate::pipeline::{LateColumn, LateOutput};
 use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
 
 /// Window aggregation state of one instance. See the [module docs](super) for the contract.
@@ -29,6 +31,10 @@ pub struct WindowAggregator {
     /// Rows come from one input in its order, so their `_wm` only rises: windows close as it
     /// passes their end, mid-batch (see [`WindowAggregator::process_batch`]).
     row_watermarks: bool,
+    /// Where late rows go besides being counted, and the rows of the current batch that were.
+    late: Option<Arc<LateOutput>>,
+    late_at: Vec<u32>,
+    late_batches: Vec<RecordBatch>,
 }
 
 impl WindowAggregator {
@@ -48,12 +54,56 @@ impl WindowAggregator {
             scratch: Vec::new(),
             output_schema,
             row_watermarks,
+            late: None,
+            late_at: Vec::new(),
+            late_batches: Vec::new(),
         })
+    }
+
+    /// Writes rows dropped as late to `late` too ([`WindowAggregator::take_late_batches`]).
+    pub fn with_late_output(mut self, late: Option<Arc<LateOutput>>) -> Self {
+        self.late = late;
+        self
     }
 
     /// Late rows counted since the last call.
     pub fn take_late_rows(&mut self) -> u64 {
         std::mem::take(&mut self.late_rows)
+    }
+
+    /// Late rows to route, as rows of the late-rows sink, since the last call.
+    pub fn take_late_batches(&mut self) -> Vec<RecordBatch> {
+        std::mem::take(&mut self.late_batches)
+    }
+
+    /// The rows of `batch` at `self.late_at` as rows of the late-rows sink.
+    fn route_late(&mut self, batch: &RecordBatch) -> Result<()> {
+        let Some(late) = &self.late else { return Ok(()) };
+        if self.late_at.is_empty() {
+            return Ok(());
+        }
+        let rows = UInt32Array::from(std::mem::take(&mut self.late_at));
+        let n = rows.len();
+        let options = CastOptions { safe: false, ..CastOptions::default() };
+        let columns = late
+            .columns
+            .iter()
+            .zip(late.schema.fields())
+            .map(|(column, field)| -> Result<ArrayRef> {
+                let values: ArrayRef = match column {
+                    LateColumn::Input(i) => take(batch.column(*i).as_ref(), &rows, None)?,
+                    LateColumn::Operator => Arc::new(StringArray::from(vec![late.operator.as_str(); n])),
+                    LateColumn::Pipeline => Arc::new(StringArray::from(vec![late.pipeline.as_str(); n])),
+                };
+                Ok(cast_with_options(&values, field.data_type(), &options)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.late_batches.push(RecordBatch::try_new_with_options(
+            late.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?);
+        Ok(())
     }
 
     /// Adds a batch that carries the hidden `_ts` and `_wm` columns; each row is judged by its own
@@ -107,7 +157,7 @@ impl WindowAggregator {
             self.add_rows(&ts, &inputs, start, end, segment_wm)?;
             start = end;
         }
-        Ok(())
+        self.route_late(batch)
     }
 
     /// Rows `[start, end)` all see `watermark`: every window ending at or before it is closed to
@@ -139,6 +189,9 @@ impl WindowAggregator {
             let t = values[row];
             if ts.is_null(row) || shape.last_window_end(t) <= watermark {
                 self.late_rows += 1;
+                if self.late.is_some() {
+                    self.late_at.push(row as u32);
+                }
                 continue;
             }
             by_pane.entry(shape.pane_start(t)).or_default().push(row as u32);
