@@ -39,45 +39,42 @@ impl Output {
         Self { targets, router: None }
     }
 
-    /// Where each piece of `batch` goes: `(target, rows)`; `None` as target means every target.
-    fn pieces(&mut self, batch: RecordBatch) -> Result<Vec<(Option<usize>, RecordBatch)>> {
-        Ok(match self.router.as_mut() {
-            Some(router) => router.route(batch)?.into_iter().map(|(t, piece)| (Some(t), piece)).collect(),
-            None if self.targets.len() == 1 => vec![(Some(0), batch)],
-            None => vec![(None, batch)],
-        })
-    }
-
     /// Sends rows on; false when downstream has gone away (the pipeline is stopping).
     pub async fn send_batch(&mut self, batch: RecordBatch) -> Result<bool> {
-        for (target, piece) in self.pieces(batch)? {
-            let targets = match target {
-                Some(t) => std::slice::from_ref(&self.targets[t]),
-                None => &self.targets[..],
-            };
-            for target in targets {
-                if target.send(Message::Batch(piece.clone())).await.is_err() {
+        if let Some(router) = self.router.as_mut() {
+            for (target, piece) in router.route(batch)? {
+                if self.targets[target].send(Message::Batch(piece)).await.is_err() {
                     return Ok(false);
                 }
             }
+            return Ok(true);
         }
-        Ok(true)
+        let Some((last, others)) = self.targets.split_last() else { return Ok(false) };
+        for target in others {
+            if target.send(Message::Batch(batch.clone())).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(last.send(Message::Batch(batch)).await.is_ok())
     }
 
     /// [`Output::send_batch`] from a blocking thread (a source task).
     pub fn send_batch_blocking(&mut self, batch: RecordBatch) -> Result<bool> {
-        for (target, piece) in self.pieces(batch)? {
-            let targets = match target {
-                Some(t) => std::slice::from_ref(&self.targets[t]),
-                None => &self.targets[..],
-            };
-            for target in targets {
-                if target.blocking_send(Message::Batch(piece.clone())).is_err() {
+        if let Some(router) = self.router.as_mut() {
+            for (target, piece) in router.route(batch)? {
+                if self.targets[target].blocking_send(Message::Batch(piece)).is_err() {
                     return Ok(false);
                 }
             }
+            return Ok(true);
         }
-        Ok(true)
+        let Some((last, others)) = self.targets.split_last() else { return Ok(false) };
+        for target in others {
+            if target.blocking_send(Message::Batch(batch.clone())).is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(last.blocking_send(Message::Batch(batch)).is_ok())
     }
 
     /// Sends a watermark, barrier or end to every target; false when one has gone away.
