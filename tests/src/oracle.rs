@@ -215,6 +215,66 @@ pub struct Expected {
     pub late_unfiltered: u64,
 }
 
+/// One row per (window, row) of `assignment` (late rows have no windows), as a table with
+/// `window_start`, `window_end` and `window_time` in front of the rows' own `fields`, whose
+/// columns `columns` builds from the rows.
+pub fn expand_windows<T>(
+    rows: &[T],
+    assignment: &Assignment,
+    fields: Vec<Field>,
+    columns: impl Fn(&[&T]) -> Vec<ArrayRef>,
+) -> anyhow::Result<RecordBatch> {
+    let mut starts = Vec::new();
+    let mut ends = Vec::new();
+    let mut times = Vec::new();
+    let mut expanded_rows = Vec::new();
+    for (row, windows) in rows.iter().zip(&assignment.windows) {
+        for &(start, end) in windows {
+            starts.push(start);
+            ends.push(end);
+            times.push(end - 1);
+            expanded_rows.push(row);
+        }
+    }
+    let mut all_fields = vec![
+        Field::new("window_start", ts_type(), false),
+        Field::new("window_end", ts_type(), false),
+        Field::new("window_time", ts_type(), false),
+    ];
+    all_fields.extend(fields);
+    let mut all_columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMillisecondArray::from(starts)),
+        Arc::new(TimestampMillisecondArray::from(ends)),
+        Arc::new(TimestampMillisecondArray::from(times)),
+    ];
+    all_columns.extend(columns(&expanded_rows));
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(all_fields)), all_columns)?)
+}
+
+/// The SQL column list (`name TYPE, ...`) of a table with `schema`, for a sink of the oracle's
+/// results.
+pub fn sql_columns(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let sql_type = match f.data_type() {
+                DataType::Timestamp(..) => "TIMESTAMP(3)",
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING",
+                DataType::Int64 => "BIGINT",
+                DataType::Int32 => "INT",
+                DataType::Float64 => "DOUBLE",
+                DataType::Boolean => "BOOLEAN",
+                DataType::Date32 => "DATE",
+                DataType::Decimal128(p, s) => return format!("{} DECIMAL({p}, {s})", f.name()),
+                other => panic!("no SQL type for oracle column {} of type {other}", f.name()),
+            };
+            format!("{} {sql_type}", f.name())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Runs a [`Query`] over events the way the contract says a stream must.
 pub struct Oracle;
 
@@ -224,31 +284,7 @@ impl Oracle {
         let assignment = assign(&ts, delay_ms, window);
 
         // expanded: one row per (window, event) pair.
-        let mut starts = Vec::new();
-        let mut ends = Vec::new();
-        let mut times = Vec::new();
-        let mut expanded_events = Vec::new();
-        for (event, windows) in events.iter().zip(&assignment.windows) {
-            for &(start, end) in windows {
-                starts.push(start);
-                ends.push(end);
-                times.push(end - 1);
-                expanded_events.push(event);
-            }
-        }
-        let mut fields = vec![
-            Field::new("window_start", ts_type(), false),
-            Field::new("window_end", ts_type(), false),
-            Field::new("window_time", ts_type(), false),
-        ];
-        fields.extend(event_fields());
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(TimestampMillisecondArray::from(starts)),
-            Arc::new(TimestampMillisecondArray::from(ends)),
-            Arc::new(TimestampMillisecondArray::from(times)),
-        ];
-        columns.extend(event_columns(&expanded_events));
-        let expanded = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+        let expanded = expand_windows(events, &assignment, event_fields(), event_columns)?;
 
         // raw: every event with its late flag, to count late rows after the WHERE clause.
         let mut fields = event_fields();

@@ -24,7 +24,7 @@ use datafusion::prelude::SessionContext;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
-use streamsql_tests::oracle::{Window, assign};
+use streamsql_tests::oracle::{Window, assign, expand_windows, sql_columns};
 use streamsql_tests::{
     Row, TestDir, describe_sql_error, diff_rows, plan, rows_from_batches, rows_from_jsonl, run_specs, write_jsonl,
 };
@@ -156,28 +156,7 @@ fn raw_batch(events: &[Ev]) -> RecordBatch {
 fn expanded_batch(events: &[Ev], delay_ms: i64, window: Window) -> (RecordBatch, u64) {
     let ts: Vec<i64> = events.iter().map(|e| e.ts).collect();
     let assignment = assign(&ts, delay_ms, window);
-    let (mut starts, mut ends, mut times, mut rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (event, windows) in events.iter().zip(&assignment.windows) {
-        for &(start, end) in windows {
-            starts.push(start);
-            ends.push(end);
-            times.push(end - 1);
-            rows.push(event);
-        }
-    }
-    let mut fields = vec![
-        Field::new("window_start", ts_type(), false),
-        Field::new("window_end", ts_type(), false),
-        Field::new("window_time", ts_type(), false),
-    ];
-    fields.extend(ev_fields());
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(TimestampMillisecondArray::from(starts)),
-        Arc::new(TimestampMillisecondArray::from(ends)),
-        Arc::new(TimestampMillisecondArray::from(times)),
-    ];
-    columns.extend(ev_columns(&rows));
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("expanded batch");
+    let batch = expand_windows(events, &assignment, ev_fields(), ev_columns).expect("expanded batch");
     (batch, assignment.late_count() as u64)
 }
 
@@ -197,23 +176,7 @@ fn behind_watermark(events: &[Ev], delay_ms: i64) -> usize {
 
 /// The sink column list for the oracle's result schema.
 fn sink_columns(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let sql_type = match f.data_type() {
-                DataType::Timestamp(..) => "TIMESTAMP(3)",
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING",
-                DataType::Int64 => "BIGINT",
-                DataType::Int32 => "INT",
-                DataType::Float64 => "DOUBLE",
-                DataType::Boolean => "BOOLEAN",
-                other => panic!("no SQL type for oracle column {} of type {other}", f.name()),
-            };
-            format!("{} {sql_type}", f.name())
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    sql_columns(schema)
 }
 
 /// One input table of a case: its name in SQL and its watermark delay.
@@ -276,7 +239,7 @@ async fn oracle(case: &Case, inputs: &[Vec<Ev>]) -> anyhow::Result<Expected> {
             Some(window) => {
                 let (batch, late) = expanded_batch(events, side.delay_ms, window);
                 late_by_side.push(late);
-                ctx.register_batch(&format!("{}_expanded", side.name), batch)?;
+                ctx.register_batch(format!("{}_expanded", side.name), batch)?;
             }
             None => {
                 late_by_side.push(0);

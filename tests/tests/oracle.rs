@@ -148,27 +148,7 @@ fn event_json(e: &Event, rng: &mut SmallRng) -> Value {
 
 /// The sink column list for the oracle's result schema.
 fn sink_columns(expected: &Expected) -> String {
-    use arrow::datatypes::DataType;
-    expected
-        .schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let sql_type = match f.data_type() {
-                DataType::Timestamp(..) => "TIMESTAMP(3)",
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING",
-                DataType::Int64 => "BIGINT",
-                DataType::Int32 => "INT",
-                DataType::Float64 => "DOUBLE",
-                DataType::Boolean => "BOOLEAN",
-                DataType::Date32 => "DATE",
-                DataType::Decimal128(p, s) => return format!("{} DECIMAL({p}, {s})", f.name()),
-                other => panic!("no SQL type for oracle column {} of type {other}", f.name()),
-            };
-            format!("{} {sql_type}", f.name())
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    streamsql_tests::oracle::sql_columns(&expected.schema)
 }
 
 struct Case {
