@@ -126,7 +126,7 @@ impl Lines {
         };
         self.line("exchange", format!("{prefix}{exchange}"));
         match &agg.window {
-            Some(shape) => self.line("window", window(shape)),
+            Some(shape) => self.line("window", window_text(shape)),
             None => self.line(
                 "window",
                 format!(
@@ -203,10 +203,6 @@ fn table(bound: &BoundTable) -> String {
 
 /// `TUMBLE size 10 s`, `HOP size 1 min, slide 10 s (...)`.
 pub fn window_text(shape: &WindowShape) -> String {
-    window(shape)
-}
-
-fn window(shape: &WindowShape) -> String {
     match shape.kind {
         WindowKind::Tumble => format!("TUMBLE size {}", duration(shape.size_ms)),
         WindowKind::Hop => format!(

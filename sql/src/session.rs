@@ -436,7 +436,10 @@ impl Session {
                 nodes
             }
             Plan::Stage { stage, inputs, post } => {
-                let one_input = inputs.len() == 1 && !matches!(inputs[0].1, Plan::Union(_));
+                let mut stage_inputs = Vec::new();
+                for (input, plan) in inputs {
+                    stage_inputs.extend(self.nodes(plan, late)?.into_iter().map(|node| StageInput { node, input }));
+                }
                 let stage = match stage {
                     PlannedStage::Aggregate(spec, input) => {
                         let late_output = match (late, &spec.window) {
@@ -452,16 +455,13 @@ impl Session {
                             spec,
                             post: StatelessChain::new(post, &hidden),
                             update_interval: self.settings.update_interval,
-                            row_watermarks: one_input,
+                            // One node in: its rows' watermarks rise along the input.
+                            row_watermarks: stage_inputs.len() == 1,
                             late: late_output,
                         })
                     }
                     PlannedStage::Join(spec) => Stage::Join(JoinStage { spec, post: StatelessChain::new(post, &[]) }),
                 };
-                let mut stage_inputs = Vec::new();
-                for (input, plan) in inputs {
-                    stage_inputs.extend(self.nodes(plan, late)?.into_iter().map(|node| StageInput { node, input }));
-                }
                 vec![Node::Stage { stage, inputs: stage_inputs, parallelism: self.settings.parallelism }]
             }
         })
