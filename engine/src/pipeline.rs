@@ -51,6 +51,9 @@ pub struct AggregateStage {
     /// Updating aggregates only: changed keys are emitted at most once per interval (zero:
     /// after every batch).
     pub update_interval: Duration,
+    /// Updating aggregates only: the input is itself a changelog (the result of an updating
+    /// aggregate), so `-U`/`-D` rows are retracted from the accumulators.
+    pub changelog_input: bool,
     /// Windows only: where rows dropped as late go besides being counted.
     pub late: Option<Arc<LateOutput>>,
     /// Windows only: the rows come from one node, in its order, so their per-row watermarks rise

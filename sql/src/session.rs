@@ -436,6 +436,7 @@ impl Session {
                 nodes
             }
             Plan::Stage { stage, inputs, post } => {
+                let changelog_input = inputs.iter().any(|(_, plan)| plan.is_changelog());
                 let mut stage_inputs = Vec::new();
                 for (input, plan) in inputs {
                     stage_inputs.extend(self.nodes(plan, late)?.into_iter().map(|node| StageInput { node, input }));
@@ -455,6 +456,7 @@ impl Session {
                             spec,
                             post: StatelessChain::new(post, &hidden),
                             update_interval: self.settings.update_interval,
+                            changelog_input,
                             // One node in: its rows' watermarks rise along the input.
                             row_watermarks: stage_inputs.len() == 1,
                             late: late_output,

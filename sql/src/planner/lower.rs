@@ -46,7 +46,9 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
-use streamsql_engine::operators::aggregate::{AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape};
+use streamsql_engine::operators::aggregate::{
+    AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape, check_retractable,
+};
 use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::stateless::StatelessOp;
 use streamsql_engine::pipeline::BoundTable;
@@ -93,6 +95,16 @@ impl Plan {
             Plan::Source { ops, .. } => ops.push(op),
             Plan::Stage { post, .. } => post.push(op),
             Plan::Union(branches) => branches.iter_mut().for_each(|b| b.push(op.clone())),
+        }
+    }
+
+    /// Whether its rows are a changelog: the output of an aggregation without a window.
+    pub fn is_changelog(&self) -> bool {
+        match self {
+            Plan::Source { .. } => false,
+            Plan::Stage { stage: PlannedStage::Aggregate(spec, _), .. } => spec.window.is_none(),
+            Plan::Stage { stage: PlannedStage::Join(_), .. } => false,
+            Plan::Union(branches) => branches.iter().any(Plan::is_changelog),
         }
     }
 
@@ -394,10 +406,10 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
         }
         LogicalPlan::Aggregate(aggregate) => {
             let mut stream = lower(&aggregate.input)?;
-            if stream.updating {
+            if stream.updating && stream.window.is_some() {
                 return Err(SqlError::new(
-                    "aggregating the result of an aggregation without a window (an updating result) is not supported yet; \
-                     aggregate window results instead (GROUP BY window_start, window_end, ...)",
+                    "a window over the result of an aggregation without a window (an updating result) is not \
+                     supported; window the input rows instead",
                 ));
             }
             let Some(window) = stream.window.take() else {
@@ -600,6 +612,12 @@ fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, str
         aggregates: aggregate_calls(aggregate, None)?,
         output_schema: nullable(output_schema),
     };
+    if stream.updating {
+        // Over a changelog: every call must be able to take rows back out.
+        for call in &spec.aggregates {
+            check_retractable(call).map_err(SqlError::new)?;
+        }
+    }
     Ok(Stream {
         plan: stream
             .into_stage(PlannedStage::Aggregate(Arc::new(spec), visible_input(aggregate, input_schema.fields().len()))),

@@ -2,7 +2,8 @@
 //!
 //! Both keep DataFusion [`GroupValues`] for the GROUP BY keys and one [`GroupsAccumulator`] per
 //! aggregate call; [`AggregateSpec`] says what to compute and [`AggregateSpec::window`] which of
-//! the two operators runs it. Updating aggregates are described in [`updating`].
+//! the two operators runs it. Updating aggregates are described in [`updating`], and
+//! aggregates over an updating input (retractions) in [`retract`].
 //!
 //! # Windows: the contract
 //!
@@ -65,11 +66,13 @@
 mod inputs;
 pub mod operator;
 mod pane;
+pub mod retract;
 mod spec;
 pub mod updating;
 mod window;
 
 pub use operator::{UpdatingOperator, WindowOperator, aggregate_operator};
+pub use retract::{RetractingAggregator, check_retractable};
 pub use spec::{AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape};
 pub use updating::{ChangeOp, UpdatingAggregator};
 pub use window::WindowAggregator;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 
-use super::{AggregateSpec, UpdatingAggregator, WindowAggregator};
+use super::{AggregateSpec, RetractingAggregator, UpdatingAggregator, WindowAggregator};
 use crate::error::Result;
 use crate::operator::{Emitter, Operator};
 use crate::operators::stateless::StatelessChain;
@@ -19,6 +19,9 @@ pub fn aggregate_operator(stage: &AggregateStage) -> Result<Box<dyn Operator>> {
         Some(_) => {
             let operator = WindowOperator::new(stage.spec.clone(), stage.post.clone(), stage.row_watermarks)?;
             Box::new(operator.with_late_output(stage.late.clone()))
+        }
+        None if stage.changelog_input => {
+            Box::new(UpdatingOperator::over_changelog(stage.spec.clone(), stage.post.clone(), stage.update_interval)?)
         }
         None => Box::new(UpdatingOperator::new(stage.spec.clone(), stage.post.clone(), stage.update_interval)?),
     })
@@ -78,10 +81,17 @@ impl Operator for WindowOperator {
     }
 }
 
+/// The state of an aggregation without a window: over an append-only input, or over a
+/// changelog whose retractions it applies.
+enum Updating {
+    Append(UpdatingAggregator),
+    Changelog(RetractingAggregator),
+}
+
 /// An aggregation without a window: rows update state at once; changed keys are emitted once
 /// the update interval since the first unflushed change has passed, and at the end of input.
 pub struct UpdatingOperator {
-    aggregator: UpdatingAggregator,
+    aggregator: Updating,
     post: StatelessChain,
     update_interval: Duration,
     deadline: Option<tokio::time::Instant>,
@@ -90,18 +100,31 @@ pub struct UpdatingOperator {
 
 impl UpdatingOperator {
     pub fn new(spec: Arc<AggregateSpec>, post: StatelessChain, update_interval: Duration) -> Result<Self> {
-        Ok(Self {
-            aggregator: UpdatingAggregator::new(spec)?,
-            post,
-            update_interval,
-            deadline: None,
-            results: Vec::new(),
-        })
+        Ok(Self::with(Updating::Append(UpdatingAggregator::new(spec)?), post, update_interval))
+    }
+
+    /// An aggregation over an updating input (its rows carry the changelog column).
+    pub fn over_changelog(spec: Arc<AggregateSpec>, post: StatelessChain, update_interval: Duration) -> Result<Self> {
+        Ok(Self::with(Updating::Changelog(RetractingAggregator::new(spec)?), post, update_interval))
+    }
+
+    fn with(aggregator: Updating, post: StatelessChain, update_interval: Duration) -> Self {
+        Self { aggregator, post, update_interval, deadline: None, results: Vec::new() }
+    }
+
+    fn has_changes(&self) -> bool {
+        match &self.aggregator {
+            Updating::Append(a) => a.has_changes(),
+            Updating::Changelog(a) => a.has_changes(),
+        }
     }
 
     fn flush(&mut self, out: &mut Emitter) -> Result<()> {
         self.deadline = None;
-        self.aggregator.flush(&mut self.results)?;
+        match &mut self.aggregator {
+            Updating::Append(a) => a.flush(&mut self.results)?,
+            Updating::Changelog(a) => a.flush(&mut self.results)?,
+        }
         emit_through(&self.post, &mut self.results, out)
     }
 }
@@ -112,10 +135,13 @@ impl Operator for UpdatingOperator {
     }
 
     fn on_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
-        self.aggregator.process_batch(&batch)?;
+        match &mut self.aggregator {
+            Updating::Append(a) => a.process_batch(&batch)?,
+            Updating::Changelog(a) => a.process_batch(&batch)?,
+        }
         if self.update_interval.is_zero() {
             self.flush(out)?;
-        } else if self.deadline.is_none() && self.aggregator.has_changes() {
+        } else if self.deadline.is_none() && self.has_changes() {
             self.deadline = Some(tokio::time::Instant::now() + self.update_interval);
         }
         Ok(())
