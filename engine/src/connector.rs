@@ -223,6 +223,12 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// Whether reading `table` yields a fixed set of rows and ends (a file), so a query can use
+    /// it as a lookup join's dimension table: loaded once, the stream side never kept.
+    fn bounded(&self, _table: &TableDef) -> bool {
+        false
+    }
+
     /// How the sink takes updating results; the default appends them with an `op` column.
     fn changelog(&self) -> ChangelogMode {
         ChangelogMode::OpColumn

@@ -17,6 +17,7 @@
 //!   restore(state)        │   │                                                     │
 //!   (before any message)  │   └── min over inputs of Watermark(w) rose ──▶ on_watermark(min)
 //!                         │
+//!                         ├── every channel of input i sent End ──▶ on_input_end(i)
 //!                         ├── every input sent End ──▶ on_end() ──▶ End forwarded ──▶ done
 //!                         └── an input closed without End (cancelled / failed upstream),
 //!                             or a callback returned Err ──▶ stopped: nothing more is called
@@ -26,7 +27,8 @@
 //!   [`Operator::on_watermark`] with the minimum over inputs whenever that minimum rises. An
 //!   input that has ended counts as `+∞`. Rows are judged by their own `_wm` column (see
 //!   [`crate::time`]); the operator's watermark says which state is complete.
-//! - **End.** When every input has ended, [`Operator::on_end`] (by default
+//! - **End.** When every channel of input *i* has sent `End`, [`Operator::on_input_end`] is
+//!   called once for *i* (a lookup join learns its table is complete). When every input has ended, [`Operator::on_end`] (by default
 //!   `on_watermark(+∞)`) emits what is still open; then the loop sends `End` and stops.
 //! - **Barriers** (aligned). After `Barrier(e)` on input *i*, the loop reads no more from *i*
 //!   until every input has sent `Barrier(e)`; then it calls [`Operator::snapshot`], hands the
@@ -107,6 +109,12 @@ pub trait Operator: Send {
 
     /// The minimum watermark over all inputs rose to `watermark`.
     fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) -> Result<()>;
+
+    /// Every channel of input `input` has ended (called once per input, before
+    /// [`Operator::on_end`] for the last one).
+    fn on_input_end(&mut self, _input: usize, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
 
     /// Every input has ended: emit what is still open.
     fn on_end(&mut self, out: &mut Emitter) -> Result<()> {

@@ -160,6 +160,10 @@ pub async fn run_operator(
             Message::End => {
                 ended[channel] = true;
                 input_watermarks[channel] = WATERMARK_MAX;
+                let input = input_of[channel];
+                if input_of.iter().zip(&ended).all(|(i, e)| *i != input || *e) {
+                    operator.on_input_end(input, &mut emitter)?;
+                }
             }
             Message::Barrier(epoch) => {
                 if barrier.is_some_and(|b| b != epoch) {

@@ -178,6 +178,35 @@ impl Lines {
             )
         };
         self.line("exchange", format!("{prefix}{exchange}"));
+        if let Some(table) = spec.lookup {
+            let (table, stream) = if table == 0 { ("left", "right") } else { ("right", "left") };
+            self.line("join", format!("lookup join on ({left}) = ({right}); the {table} side is a bounded table"));
+            self.line(
+                "",
+                format!(
+                    "the table is kept whole; {stream} rows are kept only until the table has been read, \
+                     then probed and passed on"
+                ),
+            );
+            return;
+        }
+        if let Some(bounds) = spec.interval {
+            self.line(
+                "join",
+                format!(
+                    "interval join on ({left}) = ({right}), left time - right time in [{}, {}]",
+                    format_offset(bounds.lower_ms),
+                    format_offset(bounds.upper_ms)
+                ),
+            );
+            self.line(
+                "",
+                "a row behind its own watermark (ts < wm) is late and dropped; rows are kept until the watermark \
+                 passes the last time they can match; each pair is emitted once, when its second row arrives"
+                    .to_string(),
+            );
+            return;
+        }
         self.line("join", format!("inner join on ({left}) = ({right})"));
         let kept = match &spec.expiry {
             Some(_) => "rows are kept until the watermark passes the end of their window (joined on a window column)",
@@ -185,6 +214,11 @@ impl Lines {
         };
         self.line("", format!("{kept}; each pair is emitted once, when its second row arrives"));
     }
+}
+
+/// A signed time offset: `-2 s`, `500 ms`, `0 ms`.
+fn format_offset(ms: i64) -> String {
+    if ms != 0 && ms % 1000 == 0 { format!("{} s", ms / 1000) } else { format!("{ms} ms") }
 }
 
 fn stage_name(stage: &Stage) -> &'static str {

@@ -129,8 +129,8 @@ fn unsupported_graphs_are_refused_by_name() {
             "joining an updating result",
         ),
         (
-            "SELECT k, COUNT(*) FROM (SELECT k, COUNT(*) AS n FROM a GROUP BY k) GROUP BY k",
-            "aggregating the result of an aggregation without a window",
+            "SELECT k, STDDEV_POP(n) FROM (SELECT k, COUNT(*) AS n FROM a GROUP BY k) GROUP BY k",
+            "STDDEV_POP(...) over an updating input (the result of an aggregation without a window) is not supported",
         ),
         (
             "SELECT l.k, r.v FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '1' SECOND)) l \
@@ -210,6 +210,31 @@ fn explain_shows_the_graph() {
     let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
     let text = streamsql_sql::explain::explain(&specs[0], false);
     assert!(text.contains("rows are kept until the watermark passes the end of their window"), "{text}");
+
+    // Event times bounded against each other: an interval join.
+    let sql = format!(
+        "{}{}CREATE TABLE out (k STRING, v BIGINT, n BIGINT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT a.k, a.v, b.v FROM a JOIN b ON a.k = b.k \
+         AND a.ts BETWEEN b.ts - INTERVAL '2' SECOND AND b.ts + INTERVAL '0.5' SECOND;",
+        table("a", &dir.sql_path("a.jsonl")),
+        table("b", &dir.sql_path("b.jsonl")),
+    );
+    let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let text = streamsql_sql::explain::explain(&specs[0], false);
+    assert!(text.contains("interval join on (k) = (k), left time - right time in [-2 s, 500 ms]"), "{text}");
+    assert!(text.contains("(ts < wm) is late"), "{text}");
+
+    // A file without a watermark is a dimension table: a lookup join.
+    let sql = format!(
+        "{}CREATE TABLE dim (k STRING, name STRING) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');\n\
+         CREATE TABLE out (k STRING, v BIGINT, name STRING) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT a.k, a.v, d.name FROM a JOIN dim d ON a.k = d.k;",
+        table("a", &dir.sql_path("a.jsonl")),
+        dir.sql_path("dim.csv"),
+    );
+    let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let text = streamsql_sql::explain::explain(&specs[0], false);
+    assert!(text.contains("lookup join on (k) = (k); the right side is a bounded table"), "{text}");
 }
 
 /// `SET 'late-rows.sink'`: rows a window drops as late are written there, by column name, with

@@ -174,6 +174,20 @@ fn behind_watermark(events: &[Ev], delay_ms: i64) -> usize {
     behind
 }
 
+/// The rows that are not late for an interval join: `ts >= wm(r)`, where `wm(r)` is the largest
+/// `ts` before `r` minus `delay_ms`.
+fn on_time_rows(events: &[Ev], delay_ms: i64) -> Vec<Ev> {
+    let mut max: Option<i64> = None;
+    let mut kept = Vec::new();
+    for e in events {
+        if max.is_none_or(|m| e.ts >= m - delay_ms) {
+            kept.push(e.clone());
+        }
+        max = Some(max.map_or(e.ts, |m| m.max(e.ts)));
+    }
+    kept
+}
+
 /// The sink column list for the oracle's result schema.
 fn sink_columns(schema: &Schema) -> String {
     sql_columns(schema)
@@ -193,6 +207,9 @@ struct Case {
     name: &'static str,
     sides: &'static [Side],
     window: Option<Window>,
+    /// An interval join: each side's rows with `ts < wm(r)` (behind their own watermark) are
+    /// late and left out of the batch query.
+    interval: bool,
     template: &'static str,
 }
 
@@ -240,6 +257,11 @@ async fn oracle(case: &Case, inputs: &[Vec<Ev>]) -> anyhow::Result<Expected> {
                 let (batch, late) = expanded_batch(events, side.delay_ms, window);
                 late_by_side.push(late);
                 ctx.register_batch(format!("{}_expanded", side.name), batch)?;
+            }
+            None if case.interval => {
+                let on_time = on_time_rows(events, side.delay_ms);
+                late_by_side.push((events.len() - on_time.len()) as u64);
+                ctx.register_batch(side.name, raw_batch(&on_time))?;
             }
             None => {
                 late_by_side.push(0);
@@ -498,6 +520,7 @@ async fn join_of_two_disordered_streams_matches_the_batch_join() {
             name: "join-on",
             sides: JOIN_SIDES,
             window: None,
+            interval: false,
             template: "SELECT a.ts AS a_ts, a.k AS a_k, a.k2 AS k2, a.v AS a_v, b.ts AS b_ts, b.k AS b_k, \
                        b.v AS b_v, b.d AS b_d \
                        FROM {a} JOIN {b} ON a.k2 = b.k2 AND a.v < b.v",
@@ -507,6 +530,7 @@ async fn join_of_two_disordered_streams_matches_the_batch_join() {
             name: "join-comma",
             sides: JOIN_SIDES,
             window: None,
+            interval: false,
             template: "SELECT a.k AS k, a.k2 AS k2, a.d AS a_d, b.d AS b_d, a.ts AS a_ts, b.ts AS b_ts \
                        FROM {a}, {b} WHERE a.k = b.k AND a.k2 = b.k2 AND (a.d > b.d OR b.v IS NULL)",
         },
@@ -516,6 +540,7 @@ async fn join_of_two_disordered_streams_matches_the_batch_join() {
             name: "join-expr",
             sides: JOIN_SIDES,
             window: None,
+            interval: false,
             template: "SELECT a.k2 AS a_k2, b.v AS b_v, a.ts AS a_ts, b.ts AS b_ts, a.v + b.v AS vv \
                        FROM {a} JOIN {b} ON b.v % 40 = a.k2 AND a.ts <= b.ts + INTERVAL '3' SECOND",
         },
@@ -583,6 +608,7 @@ async fn cascaded_windows_match_the_oracle() {
             name: "cascade-tumble",
             sides: ONE_SIDE,
             window: Some(Window::Tumble { size_s: 5 }),
+            interval: false,
             template: "SELECT window_start, window_end, COUNT(*) AS keys, MAX(c) AS max_c, SUM(c) AS total, \
                        SUM(s) AS s, MIN(k) AS first_k \
                        FROM (SELECT k, window_start, window_end, COUNT(*) AS c, SUM(v) AS s \
@@ -594,6 +620,7 @@ async fn cascaded_windows_match_the_oracle() {
             name: "cascade-tumble-histogram",
             sides: ONE_SIDE,
             window: Some(Window::Tumble { size_s: 3 }),
+            interval: false,
             template: "SELECT window_start, window_end, c, COUNT(*) AS n \
                        FROM (SELECT k2, window_start, window_end, COUNT(*) AS c \
                              FROM {a} GROUP BY k2, window_start, window_end) AS per_key \
@@ -604,6 +631,7 @@ async fn cascaded_windows_match_the_oracle() {
             name: "cascade-hop",
             sides: ONE_SIDE,
             window: Some(Window::Hop { slide_s: 2, size_s: 6 }),
+            interval: false,
             template: "SELECT window_start, window_end, COUNT(*) AS n, SUM(c) AS total, MAX(mx) AS mx, \
                        MIN(mn) AS mn \
                        FROM (SELECT k2, window_start, window_end, COUNT(*) AS c, MAX(d) AS mx, MIN(v) AS mn \
@@ -704,6 +732,7 @@ async fn join_of_window_results_matches_the_oracle() {
             name: "window-join-tumble",
             sides: TWO_SIDES,
             window: Some(Window::Tumble { size_s: 5 }),
+            interval: false,
             template: "SELECT l.window_start AS window_start, l.window_end AS window_end, l.k AS k, l.c AS l_c, \
                        l.s AS l_s, r.c AS r_c, r.mx AS r_mx \
                        FROM (SELECT k, window_start, window_end, COUNT(*) AS c, SUM(v) AS s \
@@ -717,6 +746,7 @@ async fn join_of_window_results_matches_the_oracle() {
             name: "window-join-hop",
             sides: TWO_SIDES,
             window: Some(Window::Hop { slide_s: 2, size_s: 4 }),
+            interval: false,
             template: "SELECT l.window_start AS window_start, l.window_end AS window_end, l.k2 AS k2, \
                        l.c AS l_c, r.c AS r_c, r.sd AS r_sd \
                        FROM (SELECT k2, window_start, window_end, COUNT(*) AS c \
@@ -731,6 +761,7 @@ async fn join_of_window_results_matches_the_oracle() {
             name: "window-join-window-only",
             sides: TWO_SIDES,
             window: Some(Window::Tumble { size_s: 4 }),
+            interval: false,
             template: "SELECT l.window_end AS window_end, l.k AS l_k, r.k2 AS r_k2, l.c AS l_c, r.c AS r_c \
                        FROM (SELECT k, window_start, window_end, COUNT(*) AS c \
                              FROM {a} GROUP BY k, window_start, window_end) AS l \
@@ -740,6 +771,43 @@ async fn join_of_window_results_matches_the_oracle() {
         },
     ];
     let summaries = check(&cases, WINDOW_JOIN_SEEDS).await;
+    for (name, by_seed) in &summaries {
+        assert!(
+            by_seed.iter().all(|s| s.late_by_side.iter().all(|&late| late > 0)),
+            "case '{name}': a seed had no late rows on some side: {by_seed:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Interval joins: rows judged late by their own watermark (`ts < wm(r)`), state expiring.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_join_matches_the_batch_join_over_rows_that_were_not_late() {
+    let cases = [
+        // Flink's BETWEEN form, asymmetric bounds.
+        Case {
+            name: "interval-between",
+            sides: JOIN_SIDES,
+            window: None,
+            interval: true,
+            template: "SELECT a.k2 AS k2, a.ts AS a_ts, b.ts AS b_ts, a.v AS a_v, b.v AS b_v \
+                       FROM {a} JOIN {b} ON a.k2 = b.k2 \
+                       AND a.ts BETWEEN b.ts - INTERVAL '2' SECOND AND b.ts + INTERVAL '1' SECOND",
+        },
+        // Inequalities written either way round, one strict, in WHERE of a comma join, with a
+        // residual on values.
+        Case {
+            name: "interval-inequalities",
+            sides: JOIN_SIDES,
+            window: None,
+            interval: true,
+            template: "SELECT a.k AS k, a.ts AS a_ts, b.ts AS b_ts, a.d AS a_d, b.d AS b_d \
+                       FROM {a}, {b} WHERE a.k = b.k AND b.ts + INTERVAL '4' SECOND > a.ts \
+                       AND a.ts >= b.ts - INTERVAL '0.5' SECOND AND (a.v IS NULL OR a.v <> b.v)",
+        },
+    ];
+    let summaries = check(&cases, JOIN_SEEDS).await;
     for (name, by_seed) in &summaries {
         assert!(
             by_seed.iter().all(|s| s.late_by_side.iter().all(|&late| late > 0)),

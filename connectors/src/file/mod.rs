@@ -157,6 +157,11 @@ impl Connector for FileConnector {
         OPTIONS
     }
 
+    /// A file is read once, to its end.
+    fn bounded(&self, _table: &TableDef) -> bool {
+        true
+    }
+
     fn supports(&self, _role: Role) -> bool {
         true
     }

@@ -10,6 +10,11 @@
 //!                  then index the row on side s
 //! ```
 //!
+//! A **lookup join** is the same join with one side a bounded table (a file, loaded once): until
+//! that side has ended, rows of the stream side are kept as above (a stream row may come before
+//! the table row it matches); once the table is complete, the stream side's kept rows are dropped
+//! and each new stream row is only probed, never kept, so the join's state is the table.
+//!
 //! Rows with a NULL key never match (SQL equality) and are not kept. Keys are compared in
 //! Arrow's row format, both sides cast to the key types chosen at planning. The hidden
 //! event-time columns of the inputs are dropped: a regular join's result has no event time
@@ -19,8 +24,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
-use arrow::compute::{cast, interleave, take};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, UInt32Array};
+use arrow::compute::{cast, filter, filter_record_batch, interleave, take};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
@@ -29,6 +34,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
 use crate::operators::stateless::StatelessChain;
+use crate::time::{TS_COLUMN, WM_COLUMN};
 
 /// Joined rows per emitted batch, at most.
 const OUTPUT_BATCH_ROWS: usize = 8192;
@@ -53,6 +59,23 @@ pub struct JoinSpec {
     pub output_schema: SchemaRef,
     /// When kept rows can be dropped, for joins of window results on a window column.
     pub expiry: Option<JoinExpiry>,
+    /// An interval join's time bounds: rows are judged late by their own watermark and kept
+    /// only while they can still match.
+    pub interval: Option<IntervalBounds>,
+    /// A lookup join: the input (0 or 1) that is a bounded table. Once it has ended, rows of the
+    /// other input are probed and not kept.
+    pub lookup: Option<usize>,
+}
+
+/// An interval join: `lower_ms <= l.ts - r.ts <= upper_ms` over the two sides' event times (the
+/// hidden `_ts` columns), implied by the join condition (which the post chain still applies
+/// exactly). Rows are judged by their own watermark: a row with `ts < wm(r)` is late, dropped and
+/// counted. A left row can meet no right row still to come once the operator watermark passes
+/// `l.ts - lower_ms`, a right row once it passes `r.ts + upper_ms`; then they are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntervalBounds {
+    pub lower_ms: i64,
+    pub upper_ms: i64,
 }
 
 /// Rows of both sides joined on a window column: a row whose value `v` in that column satisfies
@@ -77,8 +100,11 @@ struct SideState {
     live: Vec<usize>,
     /// Key (row format) → (batch, row) of every kept row with that key.
     index: HashMap<Box<[u8]>, Vec<(usize, usize)>>,
-    /// With [`JoinSpec::expiry`]: the keys that expire at each time.
+    /// With [`JoinSpec::expiry`]: the keys that expire at each time. With
+    /// [`JoinSpec::interval`]: the keys holding a row that expires at each time.
     expiring: BTreeMap<i64, Vec<Box<[u8]>>>,
+    /// With [`JoinSpec::interval`]: per kept batch, the time at which each row expires.
+    row_expiry: Vec<Vec<i64>>,
 }
 
 impl SideState {
@@ -100,6 +126,34 @@ impl SideState {
         }
     }
 
+    /// Drops the rows (not whole keys) that expire at or before `watermark`.
+    fn expire_rows(&mut self, watermark: i64) {
+        let kept = match watermark.checked_add(1) {
+            Some(after) => self.expiring.split_off(&after),
+            None => BTreeMap::new(),
+        };
+        for keys in std::mem::replace(&mut self.expiring, kept).into_values() {
+            for key in keys {
+                let Some(rows) = self.index.get_mut(&key) else { continue };
+                let (batches, live, row_expiry) = (&mut self.batches, &mut self.live, &mut self.row_expiry);
+                rows.retain(|&(batch, row)| {
+                    let expired = row_expiry[batch].get(row).is_none_or(|at| *at <= watermark);
+                    if expired {
+                        live[batch] -= 1;
+                        if live[batch] == 0 {
+                            batches[batch] = RecordBatch::new_empty(batches[batch].schema());
+                            row_expiry[batch] = Vec::new();
+                        }
+                    }
+                    !expired
+                });
+                if rows.is_empty() {
+                    self.index.remove(&key);
+                }
+            }
+        }
+    }
+
     /// Rows kept.
     #[cfg(test)]
     fn rows(&self) -> usize {
@@ -113,6 +167,8 @@ pub struct JoinOperator {
     post: StatelessChain,
     converter: RowConverter,
     sides: [SideState; 2],
+    /// A lookup join's table has ended: the other side's rows are no longer kept.
+    table_complete: bool,
 }
 
 impl JoinOperator {
@@ -121,7 +177,7 @@ impl JoinOperator {
             return Err(StreamError::Internal("a join without equality keys".into()));
         }
         let converter = RowConverter::new(spec.key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
-        Ok(Self { spec, post, converter, sides: [SideState::default(), SideState::default()] })
+        Ok(Self { spec, post, converter, sides: [SideState::default(), SideState::default()], table_complete: false })
     }
 
     fn side(&self, input: usize) -> &JoinSide {
@@ -182,11 +238,19 @@ impl JoinOperator {
 
 impl Operator for JoinOperator {
     fn name(&self) -> &str {
-        "join"
+        if self.spec.lookup.is_some() { "lookup join" } else { "join" }
     }
 
     fn on_batch(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let input = input.min(1);
+        let (batch, times) = match self.spec.interval {
+            Some(_) => {
+                let (on_time, times, late) = drop_late_rows(&batch)?;
+                out.late(late);
+                (on_time, Some(times))
+            }
+            None => (batch, None),
+        };
         let n = batch.num_rows();
         if n == 0 {
             return Ok(());
@@ -208,6 +272,10 @@ impl Operator for JoinOperator {
         if !pairs.is_empty() {
             self.emit_pairs(input, &visible, &pairs, out)?;
         }
+        if self.table_complete {
+            // A lookup join's stream row: no table row is still to come for it to meet.
+            return Ok(());
+        }
 
         let expiry = match &self.spec.expiry {
             Some(e) => {
@@ -217,11 +285,32 @@ impl Operator for JoinOperator {
             }
             None => None,
         };
+        // An interval join's row expires once the watermark passes the last time a row of the
+        // other side can have and still match it; a row without event time matches nothing.
+        let row_expiry = match (self.spec.interval, &times) {
+            (Some(bounds), Some(times)) => Some(
+                (0..n)
+                    .map(|row| match times.is_valid(row) {
+                        true if input == 0 => times.value(row).saturating_sub(bounds.lower_ms),
+                        true => times.value(row).saturating_add(bounds.upper_ms),
+                        false => i64::MIN,
+                    })
+                    .collect::<Vec<i64>>(),
+            ),
+            _ => None,
+        };
         let own = &mut self.sides[input];
         let batch_index = own.batches.len();
         let mut kept = 0;
         for row in (0..n).filter(|&r| valid(r)) {
             let key: Box<[u8]> = Box::from(rows.row(row).as_ref());
+            if let Some(row_expiry) = &row_expiry {
+                if row_expiry[row] == i64::MIN {
+                    continue;
+                }
+                // Dropped once the watermark is past it: at `expiry + 1`.
+                own.expiring.entry(row_expiry[row].saturating_add(1)).or_default().push(key.clone());
+            }
             if let Some((values, offset)) = &expiry
                 && values.is_valid(row)
                 && !own.index.contains_key(&key)
@@ -234,6 +323,7 @@ impl Operator for JoinOperator {
         if kept > 0 {
             own.batches.push(visible);
             own.live.push(kept);
+            own.row_expiry.push(row_expiry.unwrap_or_default());
         }
         Ok(())
     }
@@ -242,6 +332,16 @@ impl Operator for JoinOperator {
     fn on_watermark(&mut self, watermark: i64, _out: &mut Emitter) -> Result<()> {
         if self.spec.expiry.is_some() {
             self.sides.iter_mut().for_each(|side| side.expire(watermark));
+        } else if self.spec.interval.is_some() {
+            self.sides.iter_mut().for_each(|side| side.expire_rows(watermark));
+        }
+        Ok(())
+    }
+
+    fn on_input_end(&mut self, input: usize, _out: &mut Emitter) -> Result<()> {
+        if self.spec.lookup == Some(input) {
+            self.table_complete = true;
+            self.sides[1 - input] = SideState::default();
         }
         Ok(())
     }
@@ -249,6 +349,26 @@ impl Operator for JoinOperator {
     fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
         Ok(())
     }
+}
+
+/// The rows of `batch` that are not late (`ts < wm(r)`), their event times, and how many were
+/// late. Rows without the hidden time columns are never late.
+fn drop_late_rows(batch: &RecordBatch) -> Result<(RecordBatch, Int64Array, u64)> {
+    let n = batch.num_rows();
+    let (Some(ts), Some(wm)) = (batch.column_by_name(TS_COLUMN), batch.column_by_name(WM_COLUMN)) else {
+        return Err(StreamError::Internal("an interval join input without its event-time columns".into()));
+    };
+    let ts = cast(ts, &DataType::Int64)?;
+    let ts = ts.as_primitive::<Int64Type>();
+    let wm = wm.as_primitive_opt::<Int64Type>().ok_or_else(|| StreamError::Internal("_wm is not Int64".into()))?;
+    let on_time: BooleanArray =
+        (0..n).map(|i| Some(!(ts.is_valid(i) && wm.is_valid(i) && ts.value(i) < wm.value(i)))).collect();
+    let late = (n - on_time.true_count()) as u64;
+    if late == 0 {
+        return Ok((batch.clone(), ts.clone(), 0));
+    }
+    let times = filter(ts, &on_time)?.as_primitive::<Int64Type>().clone();
+    Ok((filter_record_batch(batch, &on_time)?, times, late))
 }
 
 #[cfg(test)]
@@ -274,6 +394,10 @@ mod tests {
     }
 
     fn operator_with(expiry: Option<JoinExpiry>) -> JoinOperator {
+        operator_of(expiry, None)
+    }
+
+    fn operator_of(expiry: Option<JoinExpiry>, lookup: Option<usize>) -> JoinOperator {
         let side = JoinSide { keys: vec![Arc::new(Column::new("k", 0))], visible: 2 };
         let output = Schema::new(vec![
             Field::new("k", DataType::Int64, true),
@@ -287,6 +411,8 @@ mod tests {
             key_types: vec![DataType::Int64],
             output_schema: Arc::new(output),
             expiry,
+            interval: None,
+            lookup,
         };
         JoinOperator::new(Arc::new(spec), StatelessChain::default()).expect("operator")
     }
@@ -337,5 +463,68 @@ mod tests {
         assert!(join.sides.iter().all(|s| s.batches.iter().all(|b| b.num_rows() == 0)), "memory is returned");
         let expected = [("l0", "r0"), ("l1", "s0")].map(|(l, r)| (l.to_string(), r.to_string()));
         assert_eq!(pairs(&out), expected);
+    }
+
+    #[test]
+    fn a_lookup_join_keeps_stream_rows_only_until_its_table_is_complete() {
+        // Input 1 is the table.
+        let mut join = operator_of(None, Some(1));
+        let mut out = Emitter::default();
+        join.on_batch(0, side_batch(&[Some(1), Some(2)], "early"), &mut out).expect("stream before the table");
+        join.on_batch(1, side_batch(&[Some(1), Some(3)], "t"), &mut out).expect("table");
+        join.on_input_end(0, &mut out).expect("the stream side ending changes nothing");
+        assert_eq!(join.sides[0].rows(), 2);
+        join.on_input_end(1, &mut out).expect("table complete");
+        assert_eq!(join.sides[0].rows(), 0, "stream rows kept for the table are dropped");
+        join.on_batch(0, side_batch(&[Some(3), Some(4)], "late"), &mut out).expect("stream after the table");
+        assert_eq!(join.sides[0].rows(), 0, "stream rows are no longer kept");
+        assert_eq!(join.sides[1].rows(), 2, "the table stays");
+        let expected = [("early0", "t0"), ("late0", "t1")].map(|(l, r)| (l.to_string(), r.to_string()));
+        assert_eq!(pairs(&out), expected);
+    }
+
+    /// A batch of `(key, ts, wm)` rows with the hidden event-time columns.
+    fn timed_batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
+        let mut fields = vec![Field::new("k", DataType::Int64, true), Field::new("v", DataType::Utf8, true)];
+        fields.extend(crate::time::hidden_fields());
+        let keys = Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>());
+        let values = StringArray::from(rows.iter().map(|r| format!("t{}", r.1)).collect::<Vec<_>>());
+        let ts = arrow::array::TimestampMillisecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>());
+        let wm = Int64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>());
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            vec![Arc::new(keys), Arc::new(values), Arc::new(ts), Arc::new(wm)],
+        )
+        .expect("timed batch")
+    }
+
+    #[test]
+    fn an_interval_join_drops_late_rows_and_rows_that_can_match_no_more() {
+        let mut join = operator_of(None, None);
+        let mut spec = (*join.spec).clone();
+        // -1 s <= left.ts - right.ts <= 2 s
+        spec.interval = Some(IntervalBounds { lower_ms: -1_000, upper_ms: 2_000 });
+        join.spec = Arc::new(spec);
+        let mut out = Emitter::default();
+        // Left: ts 10 s (on time), 3 s behind its watermark of 5 s (late).
+        join.on_batch(0, timed_batch(&[(1, 10_000, 0), (1, 3_000, 5_000)]), &mut out).expect("left");
+        // Right: 9 s (pairs with 10 s), 20 s.
+        join.on_batch(1, timed_batch(&[(1, 9_000, 0), (1, 20_000, 8_000)]), &mut out).expect("right");
+        let (joined, late, _) = out.take();
+        assert_eq!(late, 1);
+        let joined: usize = joined.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(joined, 2, "10 s with 9 s and 10 s with 20 s: the post chain applies the exact bounds");
+        assert_eq!((join.sides[0].rows(), join.sides[1].rows()), (1, 2));
+        // Left 10 s can meet right rows up to 11 s: gone once the watermark passes 11 s.
+        join.on_watermark(11_000, &mut out).expect("watermark");
+        assert_eq!(join.sides[0].rows(), 1, "a right row of 11 s could still come");
+        join.on_watermark(11_001, &mut out).expect("watermark");
+        assert_eq!(join.sides[0].rows(), 0);
+        // Right 9 s can meet left rows up to 11 s; right 20 s up to 22 s.
+        assert_eq!(join.sides[1].rows(), 1);
+        join.on_watermark(22_001, &mut out).expect("watermark");
+        assert_eq!(join.sides[1].rows(), 0);
+        assert!(join.sides.iter().all(|s| s.index.is_empty() && s.expiring.is_empty()));
+        assert!(out.batches().is_empty());
     }
 }

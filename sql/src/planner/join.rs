@@ -5,14 +5,25 @@
 //! condition is evaluated on each joined row. Only INNER joins of append-only inputs run so
 //! far (their results are append-only, and over bounded inputs exactly the batch join). A join of
 //! window results on a window column drops the rows of windows the watermark has passed.
+//!
+//! A condition bounding the two sides' event times against each other from both sides
+//! (`a.ts BETWEEN b.ts - INTERVAL '1' MINUTE AND b.ts + INTERVAL '5' SECOND`, or the same with
+//! `>=`/`<=`) makes it an *interval join*: a row is late iff `ts < wm(r)` (its own watermark),
+//! and rows are kept only until the watermark shows they can match nothing more.
+//!
+//! When exactly one side is a bounded table without a watermark (a file: a dimension table) it
+//! is a *lookup join*: the table is loaded once and the stream's rows are probed against it, not
+//! kept once the table is complete. Its result is the batch join's, as for any inner join.
 
 use std::sync::Arc;
 
+use datafusion::common::ScalarValue;
 use datafusion::common::{DFSchema, NullEquality};
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{Between, Cast};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, JoinType, Operator};
-use streamsql_engine::operators::join::{JoinExpiry, JoinSide, JoinSpec};
+use streamsql_engine::operators::join::{IntervalBounds, JoinExpiry, JoinSide, JoinSpec};
 use streamsql_engine::operators::stateless::StatelessOp;
 
 use super::lower::{Plan, PlannedStage, Stream, lower, nullable, physical};
@@ -82,12 +93,20 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         key_types.push(common);
     }
     let expiry = pairs.iter().find_map(|(l, r)| window_expiry(l, &left, left_schema, r, &right, right_schema));
+    let interval = interval_bounds(&residual, &left, left_schema, &right, right_schema);
+    let lookup = match (is_table(&left), is_table(&right)) {
+        (true, false) => Some(0),
+        (false, true) => Some(1),
+        _ => None,
+    };
     let spec = JoinSpec {
         left: JoinSide { keys: left_keys, visible: left_schema.fields().len() },
         right: JoinSide { keys: right_keys, visible: right_schema.fields().len() },
         key_types,
         output_schema: nullable(join.schema.as_arrow()),
         expiry,
+        interval,
+        lookup,
     };
     let mut post = Vec::new();
     if let Some(condition) = conjunction(residual) {
@@ -105,6 +124,104 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         updating: false,
         timed: false,
     })
+}
+
+/// `lower <= l.ts - r.ts <= upper` as implied by `conditions`, when they bound the difference of
+/// the two sides' event-time columns from both sides.
+fn interval_bounds(
+    conditions: &[Expr],
+    left: &Stream,
+    left_schema: &DFSchema,
+    right: &Stream,
+    right_schema: &DFSchema,
+) -> Option<IntervalBounds> {
+    if !left.timed || !right.timed {
+        return None;
+    }
+    // A side's event-time column plus a constant offset: (0 = left | 1 = right, offset in ms).
+    let operand = |e: &Expr| -> Option<(usize, i64)> {
+        let (column, offset) = match e {
+            Expr::BinaryExpr(BinaryExpr { left: a, op: Operator::Plus, right: b }) => match interval_ms(b) {
+                Some(ms) => (a.as_ref(), ms),
+                None => (b.as_ref(), interval_ms(a)?),
+            },
+            Expr::BinaryExpr(BinaryExpr { left: c, op: Operator::Minus, right: i }) => {
+                (c.as_ref(), interval_ms(i)?.checked_neg()?)
+            }
+            other => (other, 0),
+        };
+        let column = match column {
+            Expr::Cast(Cast { expr, .. }) => expr.as_ref(),
+            other => other,
+        };
+        let Expr::Column(c) = column else { return None };
+        let is_time = |stream: &Stream, schema: &DFSchema| {
+            stream.time_column.is_some() && schema.index_of_column(c).ok() == stream.time_column
+        };
+        if is_time(left, left_schema) && !right_schema.has_column(c) {
+            Some((0, offset))
+        } else if is_time(right, right_schema) && !left_schema.has_column(c) {
+            Some((1, offset))
+        } else {
+            None
+        }
+    };
+    // `a >= b` as a bound on l.ts - r.ts: (is lower bound, value).
+    let bound = |a: &Expr, b: &Expr| -> Option<(bool, i64)> {
+        let ((sa, oa), (sb, ob)) = (operand(a)?, operand(b)?);
+        match (sa, sb) {
+            // l + oa >= r + ob  ⇔  l - r >= ob - oa
+            (0, 1) => Some((true, ob.checked_sub(oa)?)),
+            // r + oa >= l + ob  ⇔  l - r <= oa - ob
+            (1, 0) => Some((false, oa.checked_sub(ob)?)),
+            _ => None,
+        }
+    };
+    let mut lower: Option<i64> = None;
+    let mut upper: Option<i64> = None;
+    let mut add = |found: Option<(bool, i64)>| match found {
+        Some((true, v)) => lower = Some(lower.map_or(v, |l| l.max(v))),
+        Some((false, v)) => upper = Some(upper.map_or(v, |u| u.min(v))),
+        None => {}
+    };
+    for condition in conditions {
+        match condition {
+            Expr::BinaryExpr(BinaryExpr { left: a, op, right: b }) => match op {
+                Operator::GtEq | Operator::Gt => add(bound(a, b)),
+                Operator::LtEq | Operator::Lt => add(bound(b, a)),
+                _ => {}
+            },
+            Expr::Between(Between { expr, negated: false, low, high }) => {
+                add(bound(expr, low));
+                add(bound(high, expr));
+            }
+            _ => {}
+        }
+    }
+    Some(IntervalBounds { lower_ms: lower?, upper_ms: upper? })
+}
+
+/// A constant interval of days, hours, minutes, seconds or milliseconds, in milliseconds.
+fn interval_ms(e: &Expr) -> Option<i64> {
+    let Expr::Literal(value, _) = e else { return None };
+    match value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 && v.nanoseconds % 1_000_000 == 0 => {
+            (v.days as i64).checked_mul(86_400_000)?.checked_add(v.nanoseconds / 1_000_000)
+        }
+        ScalarValue::IntervalDayTime(Some(v)) => {
+            (v.days as i64).checked_mul(86_400_000)?.checked_add(v.milliseconds as i64)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `stream` reads a bounded table with no watermark straight from its source (filters
+/// and projections allowed): a lookup join's dimension table.
+fn is_table(stream: &Stream) -> bool {
+    match &stream.plan {
+        Plan::Source { source, .. } => source.table.watermark.is_none() && source.connector.bounded(&source.table),
+        _ => false,
+    }
 }
 
 /// For `l = r` where both are window columns of window results (`window_start`, `window_end` or
