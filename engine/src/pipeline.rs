@@ -28,6 +28,7 @@ use crate::operator::Operator;
 use crate::operators::aggregate::{AggregateSpec, aggregate_operator};
 use crate::operators::join::{JoinOperator, JoinSpec};
 use crate::operators::stateless::StatelessChain;
+use crate::operators::window_join::WindowJoinOperator;
 
 /// A table bound to the connector that serves it.
 #[derive(Clone)]
@@ -104,6 +105,9 @@ impl Stage {
     pub fn instantiate(&self) -> Result<Box<dyn Operator>> {
         match self {
             Stage::Aggregate(stage) => aggregate_operator(stage),
+            Stage::Join(stage) if stage.spec.window.is_some() => {
+                Ok(Box::new(WindowJoinOperator::new(stage.spec.clone(), stage.post.clone())?))
+            }
             Stage::Join(stage) => Ok(Box::new(JoinOperator::new(stage.spec.clone(), stage.post.clone())?)),
         }
     }

@@ -178,6 +178,20 @@ impl Lines {
             )
         };
         self.line("exchange", format!("{prefix}{exchange}"));
+        if let Some(window) = spec.window {
+            let on = if left.is_empty() { String::new() } else { format!(" on ({left}) = ({right})") };
+            self.line(
+                "join",
+                format!("{} window join{on} per window: {}", window.kind.sql(), window_text(&window.shape)),
+            );
+            self.line(
+                "",
+                "a row joins its windows unless behind its own watermark (wm < window end: else late and dropped); \
+                 each window is joined once, when the watermark passes its end"
+                    .to_string(),
+            );
+            return;
+        }
         if let Some(table) = spec.lookup {
             let (table, stream) = if table == 0 { ("left", "right") } else { ("right", "left") };
             self.line("join", format!("lookup join on ({left}) = ({right}); the {table} side is a bounded table"));

@@ -135,8 +135,24 @@ fn unsupported_graphs_are_refused_by_name() {
         (
             "SELECT l.k, r.v FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '1' SECOND)) l \
              JOIN TABLE(TUMBLE(TABLE b, DESCRIPTOR(ts), INTERVAL '1' SECOND)) r \
+             ON l.k = r.k AND l.window_start = r.window_start",
+            "must join them on both window_start and window_end",
+        ),
+        (
+            "SELECT l.k, r.v FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '1' SECOND)) l \
+             JOIN TABLE(TUMBLE(TABLE b, DESCRIPTOR(ts), INTERVAL '2' SECOND)) r \
              ON l.k = r.k AND l.window_start = r.window_start AND l.window_end = r.window_end",
-            "window join) is not supported yet",
+            "the same window on both sides",
+        ),
+        (
+            "SELECT l.k, r.v FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '1' SECOND)) l \
+             LEFT JOIN TABLE(TUMBLE(TABLE b, DESCRIPTOR(ts), INTERVAL '1' SECOND)) r \
+             ON l.k = r.k AND l.window_start = r.window_start AND l.window_end = r.window_end AND l.v < r.v",
+            "LEFT OUTER window join's condition may only hold equalities",
+        ),
+        (
+            "SELECT l.k, b.v FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '1' SECOND)) l JOIN b ON l.k = b.k",
+            "can only be joined with another window TVF",
         ),
         (
             "SELECT k, COUNT(*) FROM TABLE(HOP(TABLE ab, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND)) \
@@ -235,6 +251,19 @@ fn explain_shows_the_graph() {
     let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
     let text = streamsql_sql::explain::explain(&specs[0], false);
     assert!(text.contains("lookup join on (k) = (k); the right side is a bounded table"), "{text}");
+
+    // Two window TVFs joined on their window: a window join.
+    let sql = format!(
+        "{}{}CREATE TABLE out (k STRING, v BIGINT, n BIGINT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT l.k, l.v, r.v FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '5' SECOND)) l \
+         FULL JOIN TABLE(TUMBLE(TABLE b, DESCRIPTOR(ts), INTERVAL '5' SECOND)) r \
+         ON l.k = r.k AND l.window_start = r.window_start AND l.window_end = r.window_end;",
+        table("a", &dir.sql_path("a.jsonl")),
+        table("b", &dir.sql_path("b.jsonl")),
+    );
+    let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let text = streamsql_sql::explain::explain(&specs[0], false);
+    assert!(text.contains("FULL window join on (k) = (k) per window: TUMBLE size 5 s"), "{text}");
 }
 
 /// `SET 'late-rows.sink'`: rows a window drops as late are written there, by column name, with

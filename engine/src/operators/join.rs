@@ -34,6 +34,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
 use crate::operators::stateless::StatelessChain;
+use crate::operators::window_join::WindowJoin;
 use crate::time::{TS_COLUMN, WM_COLUMN};
 
 /// Joined rows per emitted batch, at most.
@@ -62,6 +63,10 @@ pub struct JoinSpec {
     /// An interval join's time bounds: rows are judged late by their own watermark and kept
     /// only while they can still match.
     pub interval: Option<IntervalBounds>,
+    /// A window join: both inputs are windowed by this TVF and joined per window (see
+    /// [`window_join`](crate::operators::window_join)); `left.visible`/`right.visible` count
+    /// the columns before each side's window columns.
+    pub window: Option<WindowJoin>,
     /// A lookup join: the input (0 or 1) that is a bounded table. Once it has ended, rows of the
     /// other input are probed and not kept.
     pub lookup: Option<usize>,
@@ -412,6 +417,7 @@ mod tests {
             output_schema: Arc::new(output),
             expiry,
             interval: None,
+            window: None,
             lookup,
         };
         JoinOperator::new(Arc::new(spec), StatelessChain::default()).expect("operator")

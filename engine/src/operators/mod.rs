@@ -4,10 +4,12 @@
 //! - [`watermark`]: computes the hidden `_ts`/`_wm` columns at the source.
 //! - [`exchange`]: routes rows to aggregation instances by hash of the GROUP BY keys.
 //! - [`aggregate`]: event-time TUMBLE/HOP and updating aggregation over DataFusion accumulators.
-//! - [`join`]: the regular equi-join of two append-only streams.
+//! - [`join`]: the regular, interval and lookup equi-joins of two append-only streams.
+//! - [`window_join`]: two windowed inputs joined per window (INNER, LEFT, RIGHT, FULL).
 
 pub mod aggregate;
 pub mod exchange;
 pub mod join;
 pub mod stateless;
 pub mod watermark;
+pub mod window_join;

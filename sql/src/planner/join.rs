@@ -22,36 +22,44 @@ use datafusion::common::{DFSchema, NullEquality};
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Between, Cast};
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, JoinType, Operator};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Operator, Projection};
 use streamsql_engine::operators::join::{IntervalBounds, JoinExpiry, JoinSide, JoinSpec};
 use streamsql_engine::operators::stateless::StatelessOp;
+use streamsql_engine::operators::window_join::{JoinKind, WindowJoin};
 
-use super::lower::{Plan, PlannedStage, Stream, lower, nullable, physical};
+use super::lower::{Plan, PlannedStage, Stream, WindowInput, lower, nullable, physical};
 use crate::error::{SqlError, SqlResult};
 
 /// Lowers `join`, with `predicate` (the `WHERE` right above it, for a comma join) as part of
 /// its condition.
 pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
-    match join.join_type {
-        JoinType::Inner => {}
-        JoinType::Left | JoinType::Right | JoinType::Full => {
-            return Err(SqlError::new(format!(
-                "{} OUTER JOIN of streams is not supported yet (its results change as rows arrive); use an INNER JOIN",
-                join.join_type.to_string().to_uppercase()
-            )));
-        }
+    let kind = match join.join_type {
+        JoinType::Inner => JoinKind::Inner,
+        JoinType::Left => JoinKind::Left,
+        JoinType::Right => JoinKind::Right,
+        JoinType::Full => JoinKind::Full,
         other => return Err(SqlError::new(format!("{other} joins of streams are not supported yet"))),
-    }
+    };
     if join.null_equality == NullEquality::NullEqualsNull || join.null_aware {
         return Err(SqlError::new("joins whose keys match NULL with NULL are not supported on streams yet"));
     }
-    let left = lower(&join.left)?;
-    let right = lower(&join.right)?;
+    let left = lower_input(&join.left)?;
+    let right = lower_input(&join.right)?;
+    if let (Some(l), Some(r)) = (left.window, right.window) {
+        return lower_window_join(join, predicate, kind, (left, l), (right, r));
+    }
+    if kind != JoinKind::Inner {
+        return Err(SqlError::new(format!(
+            "{} OUTER JOIN of streams is not supported yet (its results change as rows arrive); use an INNER JOIN, \
+             or join two window TVFs on window_start and window_end (a window join)",
+            kind.sql()
+        )));
+    }
     for side in [&left, &right] {
         if side.window.is_some() {
             return Err(SqlError::new(
-                "joining the rows of window TVFs (a window join) is not supported yet; \
-                 join the results of windowed aggregations (GROUP BY window_start, window_end, ...) instead",
+                "a window TVF can only be joined with another window TVF of the same window, on window_start and \
+                 window_end (a window join); or join the results of windowed aggregations",
             ));
         }
         if side.updating {
@@ -106,10 +114,140 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         output_schema: nullable(join.schema.as_arrow()),
         expiry,
         interval,
+        window: None,
         lookup,
     };
     let mut post = Vec::new();
     if let Some(condition) = conjunction(residual) {
+        post.push(StatelessOp::Filter(physical(&condition, &join.schema)?));
+    }
+    Ok(Stream {
+        plan: Plan::Stage {
+            stage: PlannedStage::Join(Arc::new(spec)),
+            inputs: vec![(0, left.plan), (1, right.plan)],
+            post,
+        },
+        window: None,
+        time_column: None,
+        window_result: None,
+        updating: false,
+        timed: false,
+    })
+}
+
+/// Lowers a join input; `SELECT *` over a window TVF (Flink's usual window-join input) passes
+/// its rows through unchanged, so it is looked through.
+fn lower_input(plan: &LogicalPlan) -> SqlResult<Stream> {
+    match plan {
+        LogicalPlan::SubqueryAlias(alias) => lower_input(&alias.input),
+        LogicalPlan::Projection(projection) if is_identity(projection) => {
+            let stream = lower_input(&projection.input)?;
+            if stream.window.is_some() { Ok(stream) } else { lower(plan) }
+        }
+        other => lower(other),
+    }
+}
+
+/// Whether `projection` selects every input column once, in order, unchanged.
+fn is_identity(projection: &Projection) -> bool {
+    let input = projection.input.schema();
+    projection.expr.len() == input.fields().len()
+        && projection
+            .expr
+            .iter()
+            .enumerate()
+            .all(|(i, e)| matches!(e.clone().unalias(), Expr::Column(c) if input.index_of_column(&c).ok() == Some(i)))
+}
+
+/// Two window TVFs joined on `window_start`, `window_end` and keys: a window join.
+fn lower_window_join(
+    join: &Join,
+    predicate: Option<&Expr>,
+    kind: JoinKind,
+    (left, left_window): (Stream, WindowInput),
+    (right, right_window): (Stream, WindowInput),
+) -> SqlResult<Stream> {
+    if left_window.shape != right_window.shape {
+        return Err(SqlError::new("a window join needs the same window on both sides (the same TVF, size and slide)"));
+    }
+    if [&left, &right].iter().any(|s| matches!(s.plan, Plan::Union(_))) {
+        return Err(SqlError::new(
+            "a window join over a UNION ALL is not supported yet; join each input, then UNION ALL",
+        ));
+    }
+    let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
+    let mut conditions: Vec<Expr> = join.on.iter().map(|(l, r)| l.clone().eq(r.clone())).collect();
+    conditions.extend(join.filter.iter().chain(predicate).flat_map(split_conjunction).cloned());
+    let virtual_of = |e: &Expr, schema: &DFSchema, window: &WindowInput| -> Option<usize> {
+        let Expr::Column(c) = e else { return None };
+        schema.index_of_column(c).ok()?.checked_sub(window.first_virtual)
+    };
+    let mut window_equalities = [false; 2];
+    let mut pairs = Vec::new();
+    let mut residual = Vec::new();
+    for condition in &conditions {
+        let Some((l, r)) = equality(condition, left_schema, right_schema) else {
+            residual.push(condition.clone());
+            continue;
+        };
+        match (virtual_of(&l, left_schema, &left_window), virtual_of(&r, right_schema, &right_window)) {
+            (Some(a), Some(b)) if a == b && a < 2 => window_equalities[a] = true,
+            (None, None) => pairs.push((l, r)),
+            _ => residual.push(condition.clone()),
+        }
+    }
+    if window_equalities != [true, true] {
+        return Err(SqlError::new(
+            "a join of two window TVFs must join them on both window_start and window_end \
+             (l.window_start = r.window_start AND l.window_end = r.window_end): a window join",
+        ));
+    }
+    for condition in &residual {
+        for (schema, window) in [(left_schema, &left_window), (right_schema, &right_window)] {
+            let uses_window = condition
+                .column_refs()
+                .iter()
+                .any(|c| schema.index_of_column(c).is_ok_and(|i| i >= window.first_virtual));
+            if uses_window && (kind != JoinKind::Inner) {
+                return Err(SqlError::new(
+                    "the condition of an outer window join may use window columns only in the window equalities",
+                ));
+            }
+        }
+    }
+    let mut left_keys = Vec::new();
+    let mut right_keys = Vec::new();
+    let mut key_types = Vec::new();
+    for (l, r) in &pairs {
+        let (lt, rt) = (l.get_type(left_schema)?, r.get_type(right_schema)?);
+        let common = if lt == rt { Some(lt.clone()) } else { comparison_coercion(&lt, &rt) };
+        let Some(common) = common else {
+            return Err(SqlError::new(format!("cannot join {l} ({lt}) with {r} ({rt}): the types cannot be compared")));
+        };
+        left_keys.push(physical(l, left_schema)?);
+        right_keys.push(physical(r, right_schema)?);
+        key_types.push(common);
+    }
+    let residual = conjunction(residual);
+    if kind != JoinKind::Inner && residual.is_some() {
+        return Err(SqlError::new(format!(
+            "a {} OUTER window join's condition may only hold equalities between the two sides (and the window \
+             equalities); filter the inputs or the result instead",
+            kind.sql()
+        )));
+    }
+    let spec = JoinSpec {
+        left: JoinSide { keys: left_keys, visible: left_window.first_virtual },
+        right: JoinSide { keys: right_keys, visible: right_window.first_virtual },
+        key_types,
+        output_schema: nullable(join.schema.as_arrow()),
+        expiry: None,
+        interval: None,
+        window: Some(WindowJoin { shape: left_window.shape, kind }),
+        lookup: None,
+    };
+    let mut post = Vec::new();
+    if let Some(condition) = residual {
         post.push(StatelessOp::Filter(physical(&condition, &join.schema)?));
     }
     Ok(Stream {
