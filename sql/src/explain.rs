@@ -194,7 +194,14 @@ impl Lines {
         }
         if let Some(table) = spec.lookup {
             let (table, stream) = if table == 0 { ("left", "right") } else { ("right", "left") };
-            self.line("join", format!("lookup join on ({left}) = ({right}); the {table} side is a bounded table"));
+            let kind = match spec.kind {
+                streamsql_engine::operators::window_join::JoinKind::Inner => String::new(),
+                other => format!("{} ", other.sql().to_lowercase()),
+            };
+            self.line(
+                "join",
+                format!("{kind}lookup join on ({left}) = ({right}); the {table} side is a bounded table"),
+            );
             self.line(
                 "",
                 format!(
@@ -221,12 +228,20 @@ impl Lines {
             );
             return;
         }
-        self.line("join", format!("inner join on ({left}) = ({right})"));
+        self.line("join", format!("{} join on ({left}) = ({right})", spec.kind.sql().to_lowercase()));
         let kept = match &spec.expiry {
             Some(_) => "rows are kept until the watermark passes the end of their window (joined on a window column)",
             None => "every row of both sides is kept",
         };
         self.line("", format!("{kept}; each pair is emitted once, when its second row arrives"));
+        if spec.is_changelog() {
+            self.line(
+                "",
+                "a changelog: a row matching nothing yet is emitted NULL-padded (+I), and retracted (-D) at its \
+                 first match"
+                    .to_string(),
+            );
+        }
     }
 }
 

@@ -462,7 +462,11 @@ impl Session {
                             late: late_output,
                         })
                     }
-                    PlannedStage::Join(spec) => Stage::Join(JoinStage { spec, post: StatelessChain::new(post, &[]) }),
+                    PlannedStage::Join(spec) => {
+                        // An outer join's results are a changelog: `_op`.
+                        let hidden = if spec.is_changelog() { vec![op_field()] } else { Vec::new() };
+                        Stage::Join(JoinStage { spec, post: StatelessChain::new(post, &hidden) })
+                    }
                 };
                 vec![Node::Stage { stage, inputs: stage_inputs, parallelism: self.settings.parallelism }]
             }

@@ -24,17 +24,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, Int64Array, UInt32Array, new_null_array};
 use arrow::compute::{cast, filter, filter_record_batch, interleave, take};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
-use crate::operators::stateless::StatelessChain;
-use crate::operators::window_join::WindowJoin;
+use crate::operators::aggregate::updating::{ChangeOp, op_field};
+use crate::operators::stateless::{StatelessChain, evaluate_predicate};
+use crate::operators::window_join::{JoinKind, WindowJoin};
 use crate::time::{TS_COLUMN, WM_COLUMN};
 
 /// Joined rows per emitted batch, at most.
@@ -70,6 +71,19 @@ pub struct JoinSpec {
     /// A lookup join: the input (0 or 1) that is a bounded table. Once it has ended, rows of the
     /// other input are probed and not kept.
     pub lookup: Option<usize>,
+    /// INNER, or which sides an outer join keeps (NULL-padded) when they match nothing.
+    pub kind: JoinKind,
+    /// An outer join's non-equality `ON` condition, over joined rows: it decides which pairs
+    /// match (an inner join applies it in the post chain instead).
+    pub condition: Option<Arc<dyn PhysicalExpr>>,
+}
+
+impl JoinSpec {
+    /// Whether the join's results are a changelog: an outer join whose padded rows may later be
+    /// retracted. (A lookup join pads only once its table is complete: append-only.)
+    pub fn is_changelog(&self) -> bool {
+        self.window.is_none() && self.kind != JoinKind::Inner && self.lookup.is_none()
+    }
 }
 
 /// An interval join: `lower_ms <= l.ts - r.ts <= upper_ms` over the two sides' event times (the
@@ -110,6 +124,8 @@ struct SideState {
     expiring: BTreeMap<i64, Vec<Box<[u8]>>>,
     /// With [`JoinSpec::interval`]: per kept batch, the time at which each row expires.
     row_expiry: Vec<Vec<i64>>,
+    /// Outer joins: per kept batch, how many rows of the other side each row has matched.
+    matches: Vec<Vec<u32>>,
 }
 
 impl SideState {
@@ -166,6 +182,10 @@ impl SideState {
     }
 }
 
+/// A joined row to build: (row of the arriving batch, kept row `(batch, row)` of the other
+/// side); `None` pads that side with NULLs.
+type Pick = (Option<u32>, Option<(usize, usize)>);
+
 /// The operator: see the [module docs](self).
 pub struct JoinOperator {
     spec: Arc<JoinSpec>,
@@ -174,6 +194,8 @@ pub struct JoinOperator {
     sides: [SideState; 2],
     /// A lookup join's table has ended: the other side's rows are no longer kept.
     table_complete: bool,
+    /// Joined rows with the changelog column, for outer joins.
+    changelog_schema: Option<SchemaRef>,
 }
 
 impl JoinOperator {
@@ -182,7 +204,19 @@ impl JoinOperator {
             return Err(StreamError::Internal("a join without equality keys".into()));
         }
         let converter = RowConverter::new(spec.key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
-        Ok(Self { spec, post, converter, sides: [SideState::default(), SideState::default()], table_complete: false })
+        let changelog_schema = spec.is_changelog().then(|| {
+            let mut fields: Vec<Field> = spec.output_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(op_field());
+            Arc::new(Schema::new(fields))
+        });
+        Ok(Self {
+            spec,
+            post,
+            converter,
+            sides: [SideState::default(), SideState::default()],
+            table_complete: false,
+            changelog_schema,
+        })
     }
 
     fn side(&self, input: usize) -> &JoinSide {
@@ -203,6 +237,67 @@ impl JoinOperator {
             .collect()
     }
 
+    /// The pairs `(probe row, kept row)` as joined rows (left columns, then right); a `None`
+    /// on either side is NULL-padded.
+    fn joined(&self, input: usize, probe: &RecordBatch, pairs: &[Pick]) -> Result<RecordBatch> {
+        let fields = self.spec.output_schema.fields();
+        let kept = &self.sides[1 - input].batches;
+        let probe_rows = UInt32Array::from(pairs.iter().map(|(row, _)| *row).collect::<Vec<_>>());
+        let probe_columns = if pairs.iter().all(|(row, _)| row.is_none()) {
+            let offset = if input == 0 { 0 } else { self.spec.left.visible };
+            (0..self.side(input).visible).map(|c| new_null_array(fields[offset + c].data_type(), pairs.len())).collect()
+        } else {
+            probe.columns().iter().map(|c| take(c.as_ref(), &probe_rows, None)).collect::<Result<Vec<_>, _>>()?
+        };
+        let kept_columns = if pairs.iter().all(|(_, at)| at.is_none()) {
+            let offset = if input == 0 { self.spec.left.visible } else { 0 };
+            (0..self.side(1 - input).visible)
+                .map(|c| new_null_array(fields[offset + c].data_type(), pairs.len()))
+                .collect()
+        } else {
+            let kept_rows: Vec<(usize, usize)> = pairs
+                .iter()
+                .map(|(_, at)| {
+                    at.ok_or_else(|| StreamError::Internal("a join batch mixing padded and kept rows".into()))
+                })
+                .collect::<Result<_>>()?;
+            (0..self.side(1 - input).visible)
+                .map(|c| {
+                    let arrays: Vec<&dyn Array> = kept.iter().map(|b| b.column(c).as_ref()).collect();
+                    interleave(&arrays, &kept_rows)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let columns =
+            if input == 0 { [probe_columns, kept_columns].concat() } else { [kept_columns, probe_columns].concat() };
+        Ok(RecordBatch::try_new_with_options(
+            self.spec.output_schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(pairs.len())),
+        )?)
+    }
+
+    /// Sends joined rows through the post chain, with the changelog op for an outer join.
+    fn emit(&self, joined: RecordBatch, op: ChangeOp, out: &mut Emitter) -> Result<()> {
+        let joined = match &self.changelog_schema {
+            Some(schema) => {
+                let n = joined.num_rows();
+                let mut columns = joined.columns().to_vec();
+                columns.push(Arc::new(Int8Array::from(vec![op as i8; n])));
+                RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &RecordBatchOptions::new().with_row_count(Some(n)),
+                )?
+            }
+            None => joined,
+        };
+        if let Some(result) = self.post.apply(joined)? {
+            out.emit(result);
+        }
+        Ok(())
+    }
+
     /// Emits the pairs `(probe row, kept row)` as joined rows through the post chain.
     fn emit_pairs(
         &self,
@@ -211,31 +306,68 @@ impl JoinOperator {
         pairs: &[(u32, (usize, usize))],
         out: &mut Emitter,
     ) -> Result<()> {
-        let kept = &self.sides[1 - input].batches;
         for chunk in pairs.chunks(OUTPUT_BATCH_ROWS) {
-            let probe_rows = UInt32Array::from_iter_values(chunk.iter().map(|(row, _)| *row));
-            let kept_rows: Vec<(usize, usize)> = chunk.iter().map(|(_, at)| *at).collect();
-            let probe_columns =
-                probe.columns().iter().map(|c| take(c.as_ref(), &probe_rows, None)).collect::<Result<Vec<_>, _>>()?;
-            let kept_columns = (0..self.side(1 - input).visible)
-                .map(|c| {
-                    let arrays: Vec<&dyn Array> = kept.iter().map(|b| b.column(c).as_ref()).collect();
-                    interleave(&arrays, &kept_rows)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let columns = if input == 0 {
-                [probe_columns, kept_columns].concat()
-            } else {
-                [kept_columns, probe_columns].concat()
-            };
-            let joined = RecordBatch::try_new_with_options(
-                self.spec.output_schema.clone(),
-                columns,
-                &RecordBatchOptions::new().with_row_count(Some(chunk.len())),
-            )?;
-            if let Some(result) = self.post.apply(joined)? {
-                out.emit(result);
+            let picks: Vec<_> = chunk.iter().map(|(row, at)| (Some(*row), Some(*at))).collect();
+            let joined = self.joined(input, probe, &picks)?;
+            self.emit(joined, ChangeOp::Insert, out)?;
+        }
+        Ok(())
+    }
+
+    /// An outer join's pairs: those passing the `ON` condition are emitted; kept rows of a
+    /// preserved side matching for the first time first retract their NULL-padded row. Returns
+    /// how many pairs each probe row matched.
+    fn emit_outer_pairs(
+        &mut self,
+        input: usize,
+        probe: &RecordBatch,
+        candidates: Vec<(u32, (usize, usize))>,
+        out: &mut Emitter,
+    ) -> Result<Vec<u32>> {
+        let mut probe_matches = vec![0u32; probe.num_rows()];
+        let mut passing = Vec::with_capacity(candidates.len());
+        for chunk in candidates.chunks(OUTPUT_BATCH_ROWS) {
+            let picks: Vec<_> = chunk.iter().map(|(row, at)| (Some(*row), Some(*at))).collect();
+            let joined = self.joined(input, probe, &picks)?;
+            match &self.spec.condition {
+                Some(condition) => {
+                    let mask = evaluate_predicate(condition, &joined)?;
+                    passing.extend(chunk.iter().zip(mask.iter()).filter(|(_, m)| *m == Some(true)).map(|(p, _)| *p));
+                }
+                None => passing.extend_from_slice(chunk),
             }
+        }
+        let other = 1 - input;
+        // A lookup join's stream rows are padded only once the table is complete: none to retract.
+        let other_padded = self.spec.kind.keeps_unmatched(other) && self.spec.lookup.is_none();
+        let mut retract = Vec::new();
+        for &(row, (batch, kept)) in &passing {
+            probe_matches[row as usize] += 1;
+            if let Some(count) = self.sides[other].matches.get_mut(batch).and_then(|m| m.get_mut(kept)) {
+                if *count == 0 && other_padded {
+                    retract.push((None, Some((batch, kept))));
+                }
+                *count += 1;
+            }
+        }
+        for chunk in retract.chunks(OUTPUT_BATCH_ROWS) {
+            let joined = self.joined(input, probe, chunk)?;
+            self.emit(joined, ChangeOp::Delete, out)?;
+        }
+        for chunk in passing.chunks(OUTPUT_BATCH_ROWS) {
+            let picks: Vec<_> = chunk.iter().map(|(row, at)| (Some(*row), Some(*at))).collect();
+            let joined = self.joined(input, probe, &picks)?;
+            self.emit(joined, ChangeOp::Insert, out)?;
+        }
+        Ok(probe_matches)
+    }
+
+    /// Emits `rows` of `probe` (arriving on `input`) NULL-padded on the other side.
+    fn emit_padded(&self, input: usize, probe: &RecordBatch, rows: &[u32], out: &mut Emitter) -> Result<()> {
+        for chunk in rows.chunks(OUTPUT_BATCH_ROWS) {
+            let picks: Vec<_> = chunk.iter().map(|row| (Some(*row), None)).collect();
+            let joined = self.joined(input, probe, &picks)?;
+            self.emit(joined, ChangeOp::Insert, out)?;
         }
         Ok(())
     }
@@ -274,7 +406,17 @@ impl Operator for JoinOperator {
                 }
             }
         }
-        if !pairs.is_empty() {
+        let mut probe_matches = Vec::new();
+        if self.spec.kind != JoinKind::Inner {
+            probe_matches = self.emit_outer_pairs(input, &visible, pairs, out)?;
+            if self.spec.kind.keeps_unmatched(input) {
+                // A lookup join pads a stream row once no table row can still come for it.
+                let final_now = self.spec.lookup.is_none() || self.table_complete;
+                let unmatched: Vec<u32> =
+                    (0..n).filter(|&r| probe_matches[r] == 0 && (final_now || !valid(r))).map(|r| r as u32).collect();
+                self.emit_padded(input, &visible, &unmatched, out)?;
+            }
+        } else if !pairs.is_empty() {
             self.emit_pairs(input, &visible, &pairs, out)?;
         }
         if self.table_complete {
@@ -329,6 +471,7 @@ impl Operator for JoinOperator {
             own.batches.push(visible);
             own.live.push(kept);
             own.row_expiry.push(row_expiry.unwrap_or_default());
+            own.matches.push(probe_matches);
         }
         Ok(())
     }
@@ -343,9 +486,28 @@ impl Operator for JoinOperator {
         Ok(())
     }
 
-    fn on_input_end(&mut self, input: usize, _out: &mut Emitter) -> Result<()> {
+    fn on_input_end(&mut self, input: usize, out: &mut Emitter) -> Result<()> {
         if self.spec.lookup == Some(input) {
             self.table_complete = true;
+            let stream = 1 - input;
+            if self.spec.kind.keeps_unmatched(stream) {
+                // Stream rows that met no table row: padded now that none can come.
+                let state = &self.sides[stream];
+                let mut unmatched: Vec<(usize, usize)> = state
+                    .index
+                    .values()
+                    .flatten()
+                    .filter(|(batch, row)| state.matches.get(*batch).and_then(|m| m.get(*row)) == Some(&0))
+                    .copied()
+                    .collect();
+                unmatched.sort_unstable();
+                let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
+                for chunk in unmatched.chunks(OUTPUT_BATCH_ROWS) {
+                    let picks: Vec<_> = chunk.iter().map(|at| (None, Some(*at))).collect();
+                    let joined = self.joined(input, &empty, &picks)?;
+                    self.emit(joined, ChangeOp::Insert, out)?;
+                }
+            }
             self.sides[1 - input] = SideState::default();
         }
         Ok(())
@@ -378,8 +540,7 @@ fn drop_late_rows(batch: &RecordBatch) -> Result<(RecordBatch, Int64Array, u64)>
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{Field, Int64Type, Schema};
+    use arrow::array::StringArray;
     use datafusion::physical_expr::expressions::Column;
 
     use super::*;
@@ -419,6 +580,8 @@ mod tests {
             interval: None,
             window: None,
             lookup,
+            kind: JoinKind::Inner,
+            condition: None,
         };
         JoinOperator::new(Arc::new(spec), StatelessChain::default()).expect("operator")
     }

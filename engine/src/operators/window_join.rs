@@ -55,7 +55,8 @@ pub enum JoinKind {
 }
 
 impl JoinKind {
-    fn keeps_unmatched(self, side: usize) -> bool {
+    /// Whether rows of input `side` that match nothing are kept (NULL-padded).
+    pub fn keeps_unmatched(self, side: usize) -> bool {
         matches!((self, side), (JoinKind::Left | JoinKind::Full, 0) | (JoinKind::Right | JoinKind::Full, 1))
     }
 

@@ -2,8 +2,9 @@
 //!
 //! The equalities between the two sides in `ON` (or in the `WHERE` over a comma join) become
 //! the join's keys, by which both inputs are routed to the join's instances; the rest of the
-//! condition is evaluated on each joined row. Only INNER joins of append-only inputs run so
-//! far (their results are append-only, and over bounded inputs exactly the batch join). A join of
+//! condition is evaluated on each joined row. Inputs must be append-only. INNER joins are
+//! append-only too (and over bounded inputs exactly the batch join); LEFT, RIGHT and FULL joins of streams produce a changelog: a row that matches nothing yet
+//! is emitted NULL-padded, and retracted (`-D`) when its first match arrives. A join of
 //! window results on a window column drops the rows of windows the watermark has passed.
 //!
 //! A condition bounding the two sides' event times against each other from both sides
@@ -48,13 +49,6 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
     if let (Some(l), Some(r)) = (left.window, right.window) {
         return lower_window_join(join, predicate, kind, (left, l), (right, r));
     }
-    if kind != JoinKind::Inner {
-        return Err(SqlError::new(format!(
-            "{} OUTER JOIN of streams is not supported yet (its results change as rows arrive); use an INNER JOIN, \
-             or join two window TVFs on window_start and window_end (a window join)",
-            kind.sql()
-        )));
-    }
     for side in [&left, &right] {
         if side.window.is_some() {
             return Err(SqlError::new(
@@ -73,6 +67,8 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
     let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
     let mut pairs: Vec<(Expr, Expr)> = join.on.clone();
     let mut residual = Vec::new();
+    // A WHERE folded in here comes with comma joins, which are inner joins.
+    let predicate = if kind == JoinKind::Inner { predicate } else { None };
     let conditions = join.filter.iter().chain(predicate).flat_map(split_conjunction);
     for condition in conditions {
         match equality(condition, left_schema, right_schema) {
@@ -102,9 +98,11 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
     }
     let expiry = pairs.iter().find_map(|(l, r)| window_expiry(l, &left, left_schema, r, &right, right_schema));
     let interval = interval_bounds(&residual, &left, left_schema, &right, right_schema);
+    // A lookup join's table is never the side an outer join keeps unmatched: a table row's
+    // match could come from any stream row still to come.
     let lookup = match (is_table(&left), is_table(&right)) {
-        (true, false) => Some(0),
-        (false, true) => Some(1),
+        (true, false) if !kind.keeps_unmatched(0) => Some(0),
+        (false, true) if !kind.keeps_unmatched(1) => Some(1),
         _ => None,
     };
     let spec = JoinSpec {
@@ -116,11 +114,20 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         interval,
         window: None,
         lookup,
+        kind,
+        condition: None,
     };
+    let mut spec = spec;
     let mut post = Vec::new();
     if let Some(condition) = conjunction(residual) {
-        post.push(StatelessOp::Filter(physical(&condition, &join.schema)?));
+        let condition = physical(&condition, &join.schema)?;
+        // An outer join's ON condition decides what matches; an inner join's just filters.
+        match kind {
+            JoinKind::Inner => post.push(StatelessOp::Filter(condition)),
+            _ => spec.condition = Some(condition),
+        }
     }
+    let updating = spec.is_changelog();
     Ok(Stream {
         plan: Plan::Stage {
             stage: PlannedStage::Join(Arc::new(spec)),
@@ -130,7 +137,7 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         window: None,
         time_column: None,
         window_result: None,
-        updating: false,
+        updating,
         timed: false,
     })
 }
@@ -245,6 +252,8 @@ fn lower_window_join(
         interval: None,
         window: Some(WindowJoin { shape: left_window.shape, kind }),
         lookup: None,
+        kind,
+        condition: None,
     };
     let mut post = Vec::new();
     if let Some(condition) = residual {

@@ -103,7 +103,7 @@ impl Plan {
         match self {
             Plan::Source { .. } => false,
             Plan::Stage { stage: PlannedStage::Aggregate(spec, _), .. } => spec.window.is_none(),
-            Plan::Stage { stage: PlannedStage::Join(_), .. } => false,
+            Plan::Stage { stage: PlannedStage::Join(spec), .. } => spec.is_changelog(),
             Plan::Union(branches) => branches.iter().any(Plan::is_changelog),
         }
     }
