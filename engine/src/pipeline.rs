@@ -91,6 +91,8 @@ pub struct JoinStage {
     pub spec: Arc<JoinSpec>,
     /// The residual condition, the SELECT list, ..., fused after the join.
     pub post: StatelessChain,
+    /// `'table.exec.state.ttl'`: kept rows are dropped this long after they arrived.
+    pub state_ttl: Option<Duration>,
 }
 
 /// A stateful operator of the graph.
@@ -108,7 +110,9 @@ impl Stage {
             Stage::Join(stage) if stage.spec.window.is_some() => {
                 Ok(Box::new(WindowJoinOperator::new(stage.spec.clone(), stage.post.clone())?))
             }
-            Stage::Join(stage) => Ok(Box::new(JoinOperator::new(stage.spec.clone(), stage.post.clone())?)),
+            Stage::Join(stage) => {
+                Ok(Box::new(JoinOperator::new(stage.spec.clone(), stage.post.clone())?.with_state_ttl(stage.state_ttl)))
+            }
         }
     }
 

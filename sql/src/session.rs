@@ -52,11 +52,20 @@ pub struct Settings {
     pub update_interval: Duration,
     /// `'late-rows.sink'`: the table rows dropped as late are written to, if any.
     pub late_rows_sink: Option<String>,
+    /// `'table.exec.state.ttl'`: how long a regular join keeps a row (`None`: as long as it
+    /// can match).
+    pub state_ttl: Option<Duration>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { parallelism: 1, batch_size: 8192, update_interval: Duration::from_secs(1), late_rows_sink: None }
+        Self {
+            parallelism: 1,
+            batch_size: 8192,
+            update_interval: Duration::from_secs(1),
+            late_rows_sink: None,
+            state_ttl: None,
+        }
     }
 }
 
@@ -72,6 +81,11 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "update-interval",
         "how often a GROUP BY without a window emits each changed key, e.g. '500 ms' (default '1 s'; '0' emits after every batch)",
+    ),
+    (
+        "table.exec.state.ttl",
+        "how long a join keeps each row it has seen, in processing time, e.g. '1 h' (default '0': as long as it can \
+         still match); results then miss pairs whose rows came further apart",
     ),
     (
         "late-rows.sink",
@@ -332,6 +346,12 @@ impl Session {
                 })?;
                 self.settings.update_interval = Duration::from_millis(ms as u64);
             }
+            "table.exec.state.ttl" => {
+                let ms = parse_duration_ms(value).ok_or_else(|| {
+                    SqlError::new(format!("SET '{key}' needs a duration such as '1 h' or '30 min', got '{value}'"))
+                })?;
+                self.settings.state_ttl = (ms > 0).then(|| Duration::from_millis(ms as u64));
+            }
             "late-rows.sink" => {
                 let name = value.trim();
                 if name.is_empty() {
@@ -452,6 +472,13 @@ impl Session {
                             Some(_) => hidden_fields().to_vec(),
                             None => vec![op_field()],
                         };
+                        if spec.window.is_none() && self.settings.state_ttl.is_some() {
+                            return Err(SqlError::new(
+                                "SET 'table.exec.state.ttl' bounds the state of joins only; an aggregation without a \
+                                 window keeps every key (a state TTL for it is not supported yet). SET it to '0' for \
+                                 this query, or aggregate per window",
+                            ));
+                        }
                         Stage::Aggregate(AggregateStage {
                             spec,
                             post: StatelessChain::new(post, &hidden),
@@ -465,7 +492,11 @@ impl Session {
                     PlannedStage::Join(spec) => {
                         // An outer join's results are a changelog: `_op`.
                         let hidden = if spec.is_changelog() { vec![op_field()] } else { Vec::new() };
-                        Stage::Join(JoinStage { spec, post: StatelessChain::new(post, &hidden) })
+                        Stage::Join(JoinStage {
+                            spec,
+                            post: StatelessChain::new(post, &hidden),
+                            state_ttl: self.settings.state_ttl,
+                        })
                     }
                 };
                 vec![Node::Stage { stage, inputs: stage_inputs, parallelism: self.settings.parallelism }]

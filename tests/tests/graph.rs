@@ -224,6 +224,35 @@ fn unsupported_graphs_are_refused_by_name() {
     }
 }
 
+/// `SET 'table.exec.state.ttl'` bounds join state; where it cannot be honoured the plan says so.
+#[test]
+fn state_ttl_applies_to_joins_and_is_refused_where_it_cannot_be_honoured() {
+    let dir = TestDir::new("graph-ttl");
+    let tables = format!(
+        "{}{}CREATE TABLE out (k STRING, n BIGINT) WITH ('connector' = 'blackhole');\n",
+        table("a", &dir.sql_path("a.jsonl")),
+        table("b", &dir.sql_path("b.jsonl"))
+    );
+    let join = "INSERT INTO out SELECT a.k, b.v FROM a JOIN b ON a.k = b.k;";
+    let specs = plan(&format!("SET 'table.exec.state.ttl' = '1 h';\n{tables}{join}"))
+        .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let ttl = specs[0].inputs.iter().find_map(|node| match node {
+        streamsql_engine::pipeline::Node::Stage { stage: streamsql_engine::pipeline::Stage::Join(join), .. } => {
+            Some(join.state_ttl)
+        }
+        _ => None,
+    });
+    assert_eq!(ttl, Some(Some(std::time::Duration::from_secs(3_600))));
+    let specs = plan(&format!("SET 'table.exec.state.ttl' = '0';\n{tables}{join}")).expect("plans");
+    assert!(format!("{:?}", specs[0].inputs).contains("state_ttl: None"));
+
+    let aggregate = "INSERT INTO out SELECT k, COUNT(*) FROM a GROUP BY k;";
+    let error = plan(&format!("SET 'table.exec.state.ttl' = '10 min';\n{tables}{aggregate}")).expect_err("refused");
+    assert!(describe_sql_error(&error).contains("bounds the state of joins only"), "{}", describe_sql_error(&error));
+    let error = plan(&format!("SET 'table.exec.state.ttl' = 'forever';\n{tables}{join}")).expect_err("refused");
+    assert!(describe_sql_error(&error).contains("needs a duration"), "{}", describe_sql_error(&error));
+}
+
 /// EXPLAIN numbers the nodes of a graph and says which feed which, on which keys.
 #[test]
 fn explain_shows_the_graph() {

@@ -126,6 +126,10 @@ struct SideState {
     row_expiry: Vec<Vec<i64>>,
     /// Outer joins: per kept batch, how many rows of the other side each row has matched.
     matches: Vec<Vec<u32>>,
+    /// With a state TTL: when each batch was kept (processing time), and the first batch not
+    /// yet dropped for its age.
+    kept_at: Vec<tokio::time::Instant>,
+    ttl_cursor: usize,
 }
 
 impl SideState {
@@ -196,6 +200,9 @@ pub struct JoinOperator {
     table_complete: bool,
     /// Joined rows with the changelog column, for outer joins.
     changelog_schema: Option<SchemaRef>,
+    /// `'table.exec.state.ttl'`: a kept row is dropped this long (processing time) after it
+    /// arrived, matched or not (a lookup join's table is never dropped).
+    state_ttl: Option<std::time::Duration>,
 }
 
 impl JoinOperator {
@@ -216,7 +223,56 @@ impl JoinOperator {
             sides: [SideState::default(), SideState::default()],
             table_complete: false,
             changelog_schema,
+            state_ttl: None,
         })
+    }
+
+    /// Drops kept rows `ttl` after they arrived (`None` or zero: kept as long as they can match).
+    pub fn with_state_ttl(mut self, ttl: Option<std::time::Duration>) -> Self {
+        self.state_ttl = ttl.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// Whether rows kept on `side` may be dropped for their age.
+    fn ages_out(&self, side: usize) -> bool {
+        self.state_ttl.is_some() && self.spec.lookup != Some(side)
+    }
+
+    /// Drops the rows of `side` kept `ttl` or longer before `now`.
+    fn drop_aged(&mut self, side: usize, now: tokio::time::Instant) -> Result<()> {
+        let Some(ttl) = self.state_ttl else { return Ok(()) };
+        while let Some(&kept_at) = self.sides[side].kept_at.get(self.sides[side].ttl_cursor) {
+            if kept_at + ttl > now {
+                break;
+            }
+            let batch = self.sides[side].ttl_cursor;
+            self.sides[side].ttl_cursor += 1;
+            if self.sides[side].live[batch] == 0 {
+                continue;
+            }
+            let rows = self.sides[side].batches[batch].clone();
+            let keys = self.keys(side, &rows)?;
+            let keys = self.converter.convert_columns(&keys)?;
+            let state = &mut self.sides[side];
+            for row in 0..rows.num_rows() {
+                let key = keys.row(row);
+                if let Some(kept) = state.index.get_mut(key.as_ref()) {
+                    kept.retain(|(b, _)| *b != batch);
+                    if kept.is_empty() {
+                        state.index.remove(key.as_ref());
+                    }
+                }
+            }
+            state.live[batch] = 0;
+            state.batches[batch] = RecordBatch::new_empty(rows.schema());
+            if let Some(expiry) = state.row_expiry.get_mut(batch) {
+                *expiry = Vec::new();
+            }
+            if let Some(matches) = state.matches.get_mut(batch) {
+                *matches = Vec::new();
+            }
+        }
+        Ok(())
     }
 
     fn side(&self, input: usize) -> &JoinSide {
@@ -472,6 +528,7 @@ impl Operator for JoinOperator {
             own.live.push(kept);
             own.row_expiry.push(row_expiry.unwrap_or_default());
             own.matches.push(probe_matches);
+            own.kept_at.push(tokio::time::Instant::now());
         }
         Ok(())
     }
@@ -482,6 +539,24 @@ impl Operator for JoinOperator {
             self.sides.iter_mut().for_each(|side| side.expire(watermark));
         } else if self.spec.interval.is_some() {
             self.sides.iter_mut().for_each(|side| side.expire_rows(watermark));
+        }
+        Ok(())
+    }
+
+    fn next_timer(&self) -> Option<tokio::time::Instant> {
+        let ttl = self.state_ttl?;
+        (0..2)
+            .filter(|&side| self.ages_out(side))
+            .filter_map(|side| self.sides[side].kept_at.get(self.sides[side].ttl_cursor).map(|at| *at + ttl))
+            .min()
+    }
+
+    fn on_timer(&mut self, _out: &mut Emitter) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        for side in 0..2 {
+            if self.ages_out(side) {
+                self.drop_aged(side, now)?;
+            }
         }
         Ok(())
     }
@@ -695,5 +770,27 @@ mod tests {
         assert_eq!(join.sides[1].rows(), 0);
         assert!(join.sides.iter().all(|s| s.index.is_empty() && s.expiring.is_empty()));
         assert!(out.batches().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rows_older_than_the_state_ttl_are_dropped() {
+        let mut join = operator().with_state_ttl(Some(std::time::Duration::from_secs(10)));
+        let mut out = Emitter::default();
+        join.on_batch(0, side_batch(&[Some(1), Some(2)], "old"), &mut out).expect("left");
+        tokio::time::advance(std::time::Duration::from_secs(6)).await;
+        join.on_batch(0, side_batch(&[Some(1)], "new"), &mut out).expect("left again");
+        let first = join.next_timer().expect("a timer for the oldest rows");
+        tokio::time::advance(std::time::Duration::from_secs(4)).await;
+        assert!(first <= tokio::time::Instant::now());
+        join.on_timer(&mut out).expect("timer");
+        assert_eq!(join.sides[0].rows(), 1, "the rows of 10 s ago are gone, the newer one stays");
+        join.on_batch(1, side_batch(&[Some(1), Some(2)], "r"), &mut out).expect("right");
+        let expected = [("new0", "r0")].map(|(l, r)| (l.to_string(), r.to_string()));
+        assert_eq!(pairs(&out), expected);
+        tokio::time::advance(std::time::Duration::from_secs(10)).await;
+        join.on_timer(&mut out).expect("timer");
+        assert_eq!((join.sides[0].rows(), join.sides[1].rows()), (0, 0));
+        assert!(join.next_timer().is_none());
+        assert!(join.sides.iter().all(|s| s.index.is_empty()));
     }
 }
