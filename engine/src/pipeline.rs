@@ -20,6 +20,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, StringArray, UInt32Array, new_null_array};
+use arrow::compute::{CastOptions, cast_with_options, take};
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::connector::{Connector, TableDef};
@@ -68,6 +70,8 @@ pub struct AggregateStage {
 pub enum LateColumn {
     /// The late row's value of this visible input column of the operator that dropped it.
     Input(usize),
+    /// NULL: a column of the other input of a join, which this input's rows do not have.
+    Null,
     /// Which operator dropped it (`window aggregate TUMBLE 10 s`).
     Operator,
     /// Which pipeline (`INSERT INTO counts`).
@@ -85,6 +89,35 @@ pub struct LateOutput {
     pub pipeline: String,
 }
 
+impl LateOutput {
+    /// The rows of `batch` (an input batch of the operator) at `rows` as rows of the late-rows
+    /// sink.
+    pub fn rows_of(&self, batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
+        let n = rows.len();
+        let rows = UInt32Array::from(rows.to_vec());
+        let options = CastOptions { safe: false, ..CastOptions::default() };
+        let columns = self
+            .columns
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(column, field)| -> Result<ArrayRef> {
+                let values: ArrayRef = match column {
+                    LateColumn::Input(i) => take(batch.column(*i).as_ref(), &rows, None)?,
+                    LateColumn::Null => new_null_array(field.data_type(), n),
+                    LateColumn::Operator => Arc::new(StringArray::from(vec![self.operator.as_str(); n])),
+                    LateColumn::Pipeline => Arc::new(StringArray::from(vec![self.pipeline.as_str(); n])),
+                };
+                Ok(cast_with_options(&values, field.data_type(), &options)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
+    }
+}
+
 /// A join stage: input 0 is the left side, input 1 the right.
 #[derive(Debug, Clone)]
 pub struct JoinStage {
@@ -93,6 +126,9 @@ pub struct JoinStage {
     pub post: StatelessChain,
     /// `'table.exec.state.ttl'`: kept rows are dropped this long after they arrived.
     pub state_ttl: Option<Duration>,
+    /// Interval and window joins: where each input's rows dropped as late go besides being
+    /// counted.
+    pub late: [Option<Arc<LateOutput>>; 2],
 }
 
 /// A stateful operator of the graph.
@@ -107,12 +143,14 @@ impl Stage {
     pub fn instantiate(&self) -> Result<Box<dyn Operator>> {
         match self {
             Stage::Aggregate(stage) => aggregate_operator(stage),
-            Stage::Join(stage) if stage.spec.window.is_some() => {
-                Ok(Box::new(WindowJoinOperator::new(stage.spec.clone(), stage.post.clone())?))
-            }
-            Stage::Join(stage) => {
-                Ok(Box::new(JoinOperator::new(stage.spec.clone(), stage.post.clone())?.with_state_ttl(stage.state_ttl)))
-            }
+            Stage::Join(stage) if stage.spec.window.is_some() => Ok(Box::new(
+                WindowJoinOperator::new(stage.spec.clone(), stage.post.clone())?.with_late_output(stage.late.clone()),
+            )),
+            Stage::Join(stage) => Ok(Box::new(
+                JoinOperator::new(stage.spec.clone(), stage.post.clone())?
+                    .with_state_ttl(stage.state_ttl)
+                    .with_late_output(stage.late.clone()),
+            )),
         }
     }
 
@@ -121,6 +159,9 @@ impl Stage {
         match self {
             Stage::Aggregate(stage) if stage.spec.window.is_some() => "window aggregate",
             Stage::Aggregate(_) => "updating aggregate",
+            Stage::Join(stage) if stage.spec.window.is_some() => "window join",
+            Stage::Join(stage) if stage.spec.interval.is_some() => "interval join",
+            Stage::Join(stage) if stage.spec.lookup.is_some() => "lookup join",
             Stage::Join(_) => "join",
         }
     }

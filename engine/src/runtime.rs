@@ -275,7 +275,10 @@ impl Spawner<'_> {
                 for (instance, (channels, mut output)) in channels.into_iter().zip(outputs).enumerate() {
                     let shared = self.shared.clone();
                     let (stage, counters) = (stage.clone(), counters.clone());
-                    let routes_late = matches!(&stage, Stage::Aggregate(a) if a.late.is_some());
+                    let routes_late = match &stage {
+                        Stage::Aggregate(a) => a.late.is_some(),
+                        Stage::Join(j) => j.late.iter().any(Option::is_some),
+                    };
                     let late = self.late.clone().filter(|_| routes_late);
                     self.tasks.push(tokio::spawn(async move {
                         let ctx = TaskContext {

@@ -22,6 +22,7 @@ use datafusion::sql::sqlparser::tokenizer::Span;
 use streamsql_engine::connector::{ChangelogMode, ConnectorRegistry, Role, TableDef};
 use streamsql_engine::operators::aggregate::WindowShape;
 use streamsql_engine::operators::aggregate::updating::op_field;
+use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::stateless::StatelessChain;
 use streamsql_engine::pipeline::{
     AggregateStage, BoundTable, JoinStage, LateColumn, LateOutput, Node, PipelineSpec, Stage, StageInput,
@@ -492,10 +493,15 @@ impl Session {
                     PlannedStage::Join(spec) => {
                         // An outer join's results are a changelog: `_op`.
                         let hidden = if spec.is_changelog() { vec![op_field()] } else { Vec::new() };
+                        let late = match late {
+                            Some(late) => join_late_outputs(late, &spec)?,
+                            None => [None, None],
+                        };
                         Stage::Join(JoinStage {
                             spec,
                             post: StatelessChain::new(post, &hidden),
                             state_ttl: self.settings.state_ttl,
+                            late,
                         })
                     }
                 };
@@ -523,6 +529,23 @@ impl Session {
     }
 }
 
+/// Where the inputs of a join that drops late rows (interval and window joins) write them.
+fn join_late_outputs(late: &LatePlan, spec: &JoinSpec) -> SqlResult<[Option<Arc<LateOutput>>; 2]> {
+    let operator = match (&spec.window, &spec.interval) {
+        (Some(window), _) => format!("window join ({})", explain::window_text(&window.shape)),
+        (None, Some(_)) => "interval join".to_string(),
+        (None, None) => return Ok([None, None]),
+    };
+    let fields = spec.output_schema.fields();
+    let right_start = spec.left.visible + if spec.window.is_some() { 3 } else { 0 };
+    let left = Schema::new(fields[..spec.left.visible].to_vec());
+    let right = Schema::new(fields[right_start..right_start + spec.right.visible].to_vec());
+    Ok([
+        Some(Arc::new(late.output_for(&left, Some(&right), format!("{operator}, left input"))?)),
+        Some(Arc::new(late.output_for(&right, Some(&left), format!("{operator}, right input"))?)),
+    ])
+}
+
 /// The late-rows sink of one pipeline.
 struct LatePlan {
     table: BoundTable,
@@ -533,6 +556,12 @@ impl LatePlan {
     /// What a window aggregate over `input` writes to the late-rows sink: each of its columns by
     /// name — an input column, `operator` or `pipeline` — cast to the column's type.
     fn output(&self, input: &Schema, shape: &WindowShape) -> SqlResult<LateOutput> {
+        self.output_for(input, None, format!("window aggregate ({})", explain::window_text(shape)))
+    }
+
+    /// What `operator` writes for the late rows of an input with columns `input`; a column only
+    /// the other input of a join has (`other`) is NULL.
+    fn output_for(&self, input: &Schema, other: Option<&Schema>, operator: String) -> SqlResult<LateOutput> {
         let table = &self.table.table;
         let mut columns = Vec::new();
         for field in table.schema.fields() {
@@ -549,6 +578,9 @@ impl LatePlan {
                     }
                     LateColumn::Input(i)
                 }
+                None if other.is_some_and(|o| o.fields().iter().any(|f| f.name().eq_ignore_ascii_case(name))) => {
+                    LateColumn::Null
+                }
                 None if name.eq_ignore_ascii_case("operator") => LateColumn::Operator,
                 None if name.eq_ignore_ascii_case("pipeline") => LateColumn::Pipeline,
                 None => {
@@ -564,12 +596,7 @@ impl LatePlan {
             };
             columns.push(column);
         }
-        Ok(LateOutput {
-            columns,
-            schema: table.schema.clone(),
-            operator: format!("window aggregate ({})", explain::window_text(shape)),
-            pipeline: self.pipeline.clone(),
-        })
+        Ok(LateOutput { columns, schema: table.schema.clone(), operator, pipeline: self.pipeline.clone() })
     }
 }
 

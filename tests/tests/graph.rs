@@ -393,6 +393,63 @@ async fn late_rows_go_to_the_late_rows_sink() {
     }
 }
 
+/// Interval and window joins route the rows they drop as late too, per input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_route_their_late_rows() {
+    let dir = TestDir::new("graph-late-joins");
+    // Input a: every 7th row after the 300th goes 30 s back. Input b: in order.
+    let base = 1_704_067_200_000_i64;
+    let (mut a, mut late_expected) = (String::new(), 0);
+    for i in 0..2_000_i64 {
+        let back = if i % 7 == 6 && i > 300 { 30_000 } else { 0 };
+        late_expected += u64::from(back > 0);
+        let ts = streamsql_engine::time::format_millis(base + i * 100 - back);
+        let _ = writeln!(a, r#"{{"ts":"{ts}","k":"k{}","v":{i}}}"#, i % 3);
+    }
+    let (b, _) = events(2_000, 100, "k1");
+    write_text(&dir.file("a.jsonl"), &a);
+    write_text(&dir.file("b.jsonl"), &b);
+    let queries = [
+        (
+            "interval join, left input",
+            "SELECT a.v, b.v FROM a JOIN b ON a.k = b.k \
+             AND a.ts BETWEEN b.ts - INTERVAL '1' SECOND AND b.ts + INTERVAL '1' SECOND",
+        ),
+        (
+            "window join (TUMBLE size 10 s), left input",
+            "SELECT l.v, r.v FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '10' SECOND)) l \
+             FULL JOIN TABLE(TUMBLE(TABLE b, DESCRIPTOR(ts), INTERVAL '10' SECOND)) r \
+             ON l.k = r.k AND l.window_start = r.window_start AND l.window_end = r.window_end",
+        ),
+    ];
+    for (n, (operator, query)) in queries.iter().enumerate() {
+        for (parallelism, batch_size) in [(1, 1), (4, 8192)] {
+            let late = format!("late-{n}-{parallelism}-{batch_size}.jsonl");
+            let sql = format!(
+                "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch_size}';\n{a}{b}\
+                 CREATE TABLE out (x BIGINT, y BIGINT) WITH ('connector' = 'blackhole');\n\
+                 CREATE TABLE late_rows (operator STRING, v BIGINT, k STRING)\n\
+                 \x20 WITH ('connector' = 'file', 'path' = '{late}', 'format' = 'json');\n\
+                 SET 'late-rows.sink' = 'late_rows';\nINSERT INTO out {query};\n",
+                a = table("a", &dir.sql_path("a.jsonl")),
+                b = table("b", &dir.sql_path("b.jsonl")),
+                late = dir.sql_path(&late),
+            );
+            let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+            let reports = run_specs(specs).await.expect("runs");
+            let m = reports[0].metrics;
+            let label = format!("{operator} at parallelism {parallelism}, batch size {batch_size}");
+            assert_eq!((m.late_rows, m.late_rows_routed), (late_expected, late_expected), "{label}");
+            let routed = read_jsonl(&dir.file(&late));
+            assert_eq!(routed.len() as u64, late_expected, "{label}");
+            for row in &routed {
+                assert_eq!(row["operator"], *operator, "{label}");
+                assert_eq!(row["v"].as_i64().expect("v") % 7, 6, "{label}: {row:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_late_rows_sink_must_fit_the_late_rows() {
     let dir = TestDir::new("graph-late-refused");

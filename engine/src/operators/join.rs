@@ -36,6 +36,7 @@ use crate::operator::{Emitter, Operator};
 use crate::operators::aggregate::updating::{ChangeOp, op_field};
 use crate::operators::stateless::{StatelessChain, evaluate_predicate};
 use crate::operators::window_join::{JoinKind, WindowJoin};
+use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WM_COLUMN};
 
 /// Joined rows per emitted batch, at most.
@@ -203,6 +204,8 @@ pub struct JoinOperator {
     /// `'table.exec.state.ttl'`: a kept row is dropped this long (processing time) after it
     /// arrived, matched or not (a lookup join's table is never dropped).
     state_ttl: Option<std::time::Duration>,
+    /// Interval joins: where each input's late rows go besides being counted.
+    late: [Option<Arc<LateOutput>>; 2],
 }
 
 impl JoinOperator {
@@ -224,7 +227,14 @@ impl JoinOperator {
             table_complete: false,
             changelog_schema,
             state_ttl: None,
+            late: [None, None],
         })
+    }
+
+    /// Rows of input `i` dropped as late go to `late[i]` too (the pipeline's late-rows sink).
+    pub fn with_late_output(mut self, late: [Option<Arc<LateOutput>>; 2]) -> Self {
+        self.late = late;
+        self
     }
 
     /// Drops kept rows `ttl` after they arrived (`None` or zero: kept as long as they can match).
@@ -431,7 +441,11 @@ impl JoinOperator {
 
 impl Operator for JoinOperator {
     fn name(&self) -> &str {
-        if self.spec.lookup.is_some() { "lookup join" } else { "join" }
+        match (&self.spec.interval, &self.spec.lookup) {
+            (Some(_), _) => "interval join",
+            (None, Some(_)) => "lookup join",
+            (None, None) => "join",
+        }
     }
 
     fn on_batch(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
@@ -439,7 +453,10 @@ impl Operator for JoinOperator {
         let (batch, times) = match self.spec.interval {
             Some(_) => {
                 let (on_time, times, late) = drop_late_rows(&batch)?;
-                out.late(late);
+                out.late(late.len() as u64);
+                if let (Some(output), false) = (&self.late[input], late.is_empty()) {
+                    out.late_batch(output.rows_of(&batch, &late)?);
+                }
                 (on_time, Some(times))
             }
             None => (batch, None),
@@ -593,9 +610,9 @@ impl Operator for JoinOperator {
     }
 }
 
-/// The rows of `batch` that are not late (`ts < wm(r)`), their event times, and how many were
-/// late. Rows without the hidden time columns are never late.
-fn drop_late_rows(batch: &RecordBatch) -> Result<(RecordBatch, Int64Array, u64)> {
+/// The rows of `batch` that are not late (`ts < wm(r)`), their event times, and the positions
+/// of the late ones.
+fn drop_late_rows(batch: &RecordBatch) -> Result<(RecordBatch, Int64Array, Vec<u32>)> {
     let n = batch.num_rows();
     let (Some(ts), Some(wm)) = (batch.column_by_name(TS_COLUMN), batch.column_by_name(WM_COLUMN)) else {
         return Err(StreamError::Internal("an interval join input without its event-time columns".into()));
@@ -603,12 +620,14 @@ fn drop_late_rows(batch: &RecordBatch) -> Result<(RecordBatch, Int64Array, u64)>
     let ts = cast(ts, &DataType::Int64)?;
     let ts = ts.as_primitive::<Int64Type>();
     let wm = wm.as_primitive_opt::<Int64Type>().ok_or_else(|| StreamError::Internal("_wm is not Int64".into()))?;
-    let on_time: BooleanArray =
-        (0..n).map(|i| Some(!(ts.is_valid(i) && wm.is_valid(i) && ts.value(i) < wm.value(i)))).collect();
-    let late = (n - on_time.true_count()) as u64;
-    if late == 0 {
-        return Ok((batch.clone(), ts.clone(), 0));
+    let late: Vec<u32> =
+        (0..n).filter(|&i| ts.is_valid(i) && wm.is_valid(i) && ts.value(i) < wm.value(i)).map(|i| i as u32).collect();
+    if late.is_empty() {
+        return Ok((batch.clone(), ts.clone(), late));
     }
+    let mut on_time = vec![true; n];
+    late.iter().for_each(|&i| on_time[i as usize] = false);
+    let on_time = BooleanArray::from(on_time);
     let times = filter(ts, &on_time)?.as_primitive::<Int64Type>().clone();
     Ok((filter_record_batch(batch, &on_time)?, times, late))
 }

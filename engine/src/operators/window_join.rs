@@ -37,6 +37,7 @@ use super::join::JoinSpec;
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
 use crate::operators::stateless::StatelessChain;
+use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WM_COLUMN};
 
 /// Joined rows per emitted batch, at most.
@@ -87,6 +88,8 @@ pub struct WindowJoinOperator {
     converter: Option<RowConverter>,
     /// Per input: window end → the batches of rows (visible columns) assigned to it.
     windows: [BTreeMap<i64, Vec<RecordBatch>>; 2],
+    /// Where each input's late rows go besides being counted.
+    late: [Option<Arc<LateOutput>>; 2],
 }
 
 impl WindowJoinOperator {
@@ -99,7 +102,13 @@ impl WindowJoinOperator {
         if spec.output_schema.fields().len() != spec.left.visible + spec.right.visible + 6 {
             return Err(StreamError::Internal("window join output is not both sides with their windows".into()));
         }
-        Ok(Self { spec, window, post, converter, windows: [BTreeMap::new(), BTreeMap::new()] })
+        Ok(Self { spec, window, post, converter, windows: [BTreeMap::new(), BTreeMap::new()], late: [None, None] })
+    }
+
+    /// Rows of input `i` dropped as late go to `late[i]` too (the pipeline's late-rows sink).
+    pub fn with_late_output(mut self, late: [Option<Arc<LateOutput>>; 2]) -> Self {
+        self.late = late;
+        self
     }
 
     /// Joins and emits the window ending at `end`, whose rows are complete.
@@ -247,7 +256,7 @@ impl Operator for WindowJoinOperator {
         let visible = batch.project(&(0..visible).collect::<Vec<_>>())?;
 
         let mut rows_by_window: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        let mut late = 0;
+        let mut late = Vec::new();
         for row in 0..n {
             let mut assigned = false;
             if ts.is_valid(row) {
@@ -261,10 +270,13 @@ impl Operator for WindowJoinOperator {
                 }
             }
             if !assigned {
-                late += 1;
+                late.push(row as u32);
             }
         }
-        out.late(late);
+        out.late(late.len() as u64);
+        if let (Some(output), false) = (&self.late[side], late.is_empty()) {
+            out.late_batch(output.rows_of(&batch, &late)?);
+        }
         for (end, rows) in rows_by_window {
             let rows = if rows.len() == n {
                 visible.clone()

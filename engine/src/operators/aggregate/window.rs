@@ -3,8 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, TimestampMillisecondArray, UInt32Array};
-use arrow::compute::{CastOptions, cast_with_options, take};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondArray};
 use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::logical_expr::EmitTo;
@@ -13,7 +12,7 @@ use super::inputs::BatchInputs;
 use super::pane::{Groups, Pane, PaneInput, new_accumulators};
 use super::spec::{AggregateSpec, GroupOutput, WindowKind, WindowShape};
 use crate::error::{Result, StreamError};
-use crate::pipeline::{LateColumn, LateOutput};
+use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
 
 /// Window aggregation state of one instance. See the [module docs](super) for the contract.
@@ -82,27 +81,8 @@ impl WindowAggregator {
         if self.late_at.is_empty() {
             return Ok(());
         }
-        let rows = UInt32Array::from(std::mem::take(&mut self.late_at));
-        let n = rows.len();
-        let options = CastOptions { safe: false, ..CastOptions::default() };
-        let columns = late
-            .columns
-            .iter()
-            .zip(late.schema.fields())
-            .map(|(column, field)| -> Result<ArrayRef> {
-                let values: ArrayRef = match column {
-                    LateColumn::Input(i) => take(batch.column(*i).as_ref(), &rows, None)?,
-                    LateColumn::Operator => Arc::new(StringArray::from(vec![late.operator.as_str(); n])),
-                    LateColumn::Pipeline => Arc::new(StringArray::from(vec![late.pipeline.as_str(); n])),
-                };
-                Ok(cast_with_options(&values, field.data_type(), &options)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.late_batches.push(RecordBatch::try_new_with_options(
-            late.schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(n)),
-        )?);
+        let rows = std::mem::take(&mut self.late_at);
+        self.late_batches.push(late.rows_of(batch, &rows)?);
         Ok(())
     }
 
