@@ -306,11 +306,11 @@ impl RetractingAggregator {
                 let mut values: Vec<ArrayRef> = args.iter().map(|a| a.slice(start, len)).collect();
                 if let Some(mask) = filter_mask {
                     let mask = mask.slice(start, len);
-                    let mask = arrow::compute::prep_null_mask_filter(mask.as_boolean());
+                    let mask = mask.as_boolean(); // the filter kernel takes NULL as false
                     if mask.true_count() == 0 {
                         continue;
                     }
-                    values = values.iter().map(|v| filter(v.as_ref(), &mask)).collect::<Result<_, _>>()?;
+                    values = values.iter().map(|v| filter(v.as_ref(), mask)).collect::<Result<_, _>>()?;
                 }
                 if retract {
                     accumulator.retract_batch(&values)?;
