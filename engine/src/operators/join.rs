@@ -33,7 +33,7 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
-use crate::operators::aggregate::updating::{ChangeOp, op_field};
+use crate::operators::aggregate::updating::{ChangeOp, OP_COLUMN, op_field};
 use crate::operators::stateless::{StatelessChain, evaluate_predicate};
 use crate::operators::window_join::{JoinKind, WindowJoin};
 use crate::pipeline::LateOutput;
@@ -77,13 +77,18 @@ pub struct JoinSpec {
     /// An outer join's non-equality `ON` condition, over joined rows: it decides which pairs
     /// match (an inner join applies it in the post chain instead).
     pub condition: Option<Arc<dyn PhysicalExpr>>,
+    /// Which inputs are changelogs (carry `_op`): their `-U`/`-D` rows take a kept row back
+    /// out and retract the pairs it made.
+    pub updating_inputs: [bool; 2],
 }
 
 impl JoinSpec {
     /// Whether the join's results are a changelog: an outer join whose padded rows may later be
-    /// retracted. (A lookup join pads only once its table is complete: append-only.)
+    /// retracted (a lookup join pads only once its table is complete: append-only), or a join
+    /// of a changelog.
     pub fn is_changelog(&self) -> bool {
-        self.window.is_none() && self.kind != JoinKind::Inner && self.lookup.is_none()
+        self.window.is_none()
+            && ((self.kind != JoinKind::Inner && self.lookup.is_none()) || self.updating_inputs.contains(&true))
     }
 }
 
@@ -131,6 +136,9 @@ struct SideState {
     /// yet dropped for its age.
     kept_at: Vec<tokio::time::Instant>,
     ttl_cursor: usize,
+    /// Changelog inputs: each kept row's whole value (row format) → where it is kept, to find
+    /// the row a `-U`/`-D` takes back.
+    by_value: HashMap<Box<[u8]>, Vec<(usize, usize)>>,
 }
 
 impl SideState {
@@ -206,6 +214,8 @@ pub struct JoinOperator {
     state_ttl: Option<std::time::Duration>,
     /// Interval joins: where each input's late rows go besides being counted.
     late: [Option<Arc<LateOutput>>; 2],
+    /// Changelog inputs: their visible columns in row format, to match retractions.
+    value_converters: [Option<RowConverter>; 2],
 }
 
 impl JoinOperator {
@@ -214,6 +224,15 @@ impl JoinOperator {
             return Err(StreamError::Internal("a join without equality keys".into()));
         }
         let converter = RowConverter::new(spec.key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
+        let fields = spec.output_schema.fields();
+        let side_fields = [&fields[..spec.left.visible], &fields[spec.left.visible..]];
+        let value_converters = [0, 1].map(|side| {
+            spec.updating_inputs[side].then(|| {
+                RowConverter::new(side_fields[side].iter().map(|f| SortField::new(f.data_type().clone())).collect())
+            })
+        });
+        let [left_values, right_values] = value_converters;
+        let value_converters = [left_values.transpose()?, right_values.transpose()?];
         let changelog_schema = spec.is_changelog().then(|| {
             let mut fields: Vec<Field> = spec.output_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
             fields.push(op_field());
@@ -228,6 +247,7 @@ impl JoinOperator {
             changelog_schema,
             state_ttl: None,
             late: [None, None],
+            value_converters,
         })
     }
 
@@ -391,18 +411,7 @@ impl JoinOperator {
         out: &mut Emitter,
     ) -> Result<Vec<u32>> {
         let mut probe_matches = vec![0u32; probe.num_rows()];
-        let mut passing = Vec::with_capacity(candidates.len());
-        for chunk in candidates.chunks(OUTPUT_BATCH_ROWS) {
-            let picks: Vec<_> = chunk.iter().map(|(row, at)| (Some(*row), Some(*at))).collect();
-            let joined = self.joined(input, probe, &picks)?;
-            match &self.spec.condition {
-                Some(condition) => {
-                    let mask = evaluate_predicate(condition, &joined)?;
-                    passing.extend(chunk.iter().zip(mask.iter()).filter(|(_, m)| *m == Some(true)).map(|(p, _)| *p));
-                }
-                None => passing.extend_from_slice(chunk),
-            }
-        }
+        let passing = self.passing_pairs(input, probe, candidates)?;
         let other = 1 - input;
         // A lookup join's stream rows are padded only once the table is complete: none to retract.
         let other_padded = self.spec.kind.keeps_unmatched(other) && self.spec.lookup.is_none();
@@ -428,6 +437,27 @@ impl JoinOperator {
         Ok(probe_matches)
     }
 
+    /// The candidate pairs that match: those passing an outer join's `ON` condition (an inner
+    /// join's condition is applied by the post chain, on what it emits).
+    fn passing_pairs(
+        &self,
+        input: usize,
+        probe: &RecordBatch,
+        candidates: Vec<(u32, (usize, usize))>,
+    ) -> Result<Vec<(u32, (usize, usize))>> {
+        let Some(condition) = self.spec.condition.as_ref().filter(|_| self.spec.kind != JoinKind::Inner) else {
+            return Ok(candidates);
+        };
+        let mut passing = Vec::with_capacity(candidates.len());
+        for chunk in candidates.chunks(OUTPUT_BATCH_ROWS) {
+            let picks: Vec<_> = chunk.iter().map(|(row, at)| (Some(*row), Some(*at))).collect();
+            let joined = self.joined(input, probe, &picks)?;
+            let mask = evaluate_predicate(condition, &joined)?;
+            passing.extend(chunk.iter().zip(mask.iter()).filter(|(_, m)| *m == Some(true)).map(|(p, _)| *p));
+        }
+        Ok(passing)
+    }
+
     /// Emits `rows` of `probe` (arriving on `input`) NULL-padded on the other side.
     fn emit_padded(&self, input: usize, probe: &RecordBatch, rows: &[u32], out: &mut Emitter) -> Result<()> {
         for chunk in rows.chunks(OUTPUT_BATCH_ROWS) {
@@ -450,6 +480,97 @@ impl Operator for JoinOperator {
 
     fn on_batch(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let input = input.min(1);
+        if !self.spec.updating_inputs[input] {
+            return self.add_rows(input, batch, out);
+        }
+        // A changelog: runs of additions and of retractions, in order.
+        let ops = batch
+            .column_by_name(OP_COLUMN)
+            .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int8Type>())
+            .ok_or_else(|| StreamError::Internal("an updating join input without its changelog column".into()))?
+            .clone();
+        let adds = |i: usize| ChangeOp::from_i8(ops.value(i)).map(ChangeOp::is_addition);
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let addition = adds(start)?;
+            let mut end = start + 1;
+            while end < batch.num_rows() && adds(end)? == addition {
+                end += 1;
+            }
+            let run = batch.slice(start, end - start);
+            if addition {
+                self.add_rows(input, run, out)?
+            } else {
+                self.retract_rows(input, &run, out)?
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Results do not wait for event time; rows that can match no more are dropped.
+    fn on_watermark(&mut self, watermark: i64, _out: &mut Emitter) -> Result<()> {
+        if self.spec.expiry.is_some() {
+            self.sides.iter_mut().for_each(|side| side.expire(watermark));
+        } else if self.spec.interval.is_some() {
+            self.sides.iter_mut().for_each(|side| side.expire_rows(watermark));
+        }
+        Ok(())
+    }
+
+    fn next_timer(&self) -> Option<tokio::time::Instant> {
+        let ttl = self.state_ttl?;
+        (0..2)
+            .filter(|&side| self.ages_out(side))
+            .filter_map(|side| self.sides[side].kept_at.get(self.sides[side].ttl_cursor).map(|at| *at + ttl))
+            .min()
+    }
+
+    fn on_timer(&mut self, _out: &mut Emitter) -> Result<()> {
+        let now = tokio::time::Instant::now();
+        for side in 0..2 {
+            if self.ages_out(side) {
+                self.drop_aged(side, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_input_end(&mut self, input: usize, out: &mut Emitter) -> Result<()> {
+        if self.spec.lookup == Some(input) {
+            self.table_complete = true;
+            let stream = 1 - input;
+            if self.spec.kind.keeps_unmatched(stream) {
+                // Stream rows that met no table row: padded now that none can come.
+                let state = &self.sides[stream];
+                let mut unmatched: Vec<(usize, usize)> = state
+                    .index
+                    .values()
+                    .flatten()
+                    .filter(|(batch, row)| state.matches.get(*batch).and_then(|m| m.get(*row)) == Some(&0))
+                    .copied()
+                    .collect();
+                unmatched.sort_unstable();
+                let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
+                for chunk in unmatched.chunks(OUTPUT_BATCH_ROWS) {
+                    let picks: Vec<_> = chunk.iter().map(|at| (None, Some(*at))).collect();
+                    let joined = self.joined(input, &empty, &picks)?;
+                    self.emit(joined, ChangeOp::Insert, out)?;
+                }
+            }
+            self.sides[1 - input] = SideState::default();
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl JoinOperator {
+    /// Rows arriving on `input`: joined with the other side's kept rows, then kept.
+    fn add_rows(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let (batch, times) = match self.spec.interval {
             Some(_) => {
                 let (on_time, times, late) = drop_late_rows(&batch)?;
@@ -519,6 +640,10 @@ impl Operator for JoinOperator {
             ),
             _ => None,
         };
+        let values = match &self.value_converters[input] {
+            Some(converter) => Some(converter.convert_columns(visible.columns())?),
+            None => None,
+        };
         let own = &mut self.sides[input];
         let batch_index = own.batches.len();
         let mut kept = 0;
@@ -538,6 +663,9 @@ impl Operator for JoinOperator {
                 own.expiring.entry(values.value(row).saturating_add(*offset)).or_default().push(key.clone());
             }
             own.index.entry(key).or_default().push((batch_index, row));
+            if let Some(values) = &values {
+                own.by_value.entry(Box::from(values.row(row).as_ref())).or_default().push((batch_index, row));
+            }
             kept += 1;
         }
         if kept > 0 {
@@ -550,62 +678,87 @@ impl Operator for JoinOperator {
         Ok(())
     }
 
-    /// Results do not wait for event time; rows that can match no more are dropped.
-    fn on_watermark(&mut self, watermark: i64, _out: &mut Emitter) -> Result<()> {
-        if self.spec.expiry.is_some() {
-            self.sides.iter_mut().for_each(|side| side.expire(watermark));
-        } else if self.spec.interval.is_some() {
-            self.sides.iter_mut().for_each(|side| side.expire_rows(watermark));
-        }
-        Ok(())
-    }
-
-    fn next_timer(&self) -> Option<tokio::time::Instant> {
-        let ttl = self.state_ttl?;
-        (0..2)
-            .filter(|&side| self.ages_out(side))
-            .filter_map(|side| self.sides[side].kept_at.get(self.sides[side].ttl_cursor).map(|at| *at + ttl))
-            .min()
-    }
-
-    fn on_timer(&mut self, _out: &mut Emitter) -> Result<()> {
-        let now = tokio::time::Instant::now();
-        for side in 0..2 {
-            if self.ages_out(side) {
-                self.drop_aged(side, now)?;
+    /// Changelog rows taking kept rows of `input` back out (`-U`/`-D`): each retracts the pairs
+    /// its row made, re-pads rows of a kept side left without a match, and retracts its own
+    /// padded row if it had no match.
+    fn retract_rows(&mut self, input: usize, batch: &RecordBatch, out: &mut Emitter) -> Result<()> {
+        let n = batch.num_rows();
+        let keys = self.keys(input, batch)?;
+        let key_rows = self.converter.convert_columns(&keys)?;
+        let visible = batch.project(&(0..self.side(input).visible).collect::<Vec<_>>())?;
+        let converter = self.value_converters[input]
+            .as_ref()
+            .ok_or_else(|| StreamError::Internal("a retraction on an append-only join input".into()))?;
+        let values = converter.convert_columns(visible.columns())?;
+        let padded_side = self.spec.kind.keeps_unmatched(input);
+        let mut own_padded = Vec::new();
+        let mut candidates = Vec::new();
+        for row in 0..n {
+            if !keys.iter().all(|k| k.is_valid(row)) {
+                // Never kept, never matched: only its padded row is in the result.
+                if padded_side {
+                    own_padded.push(row as u32);
+                }
+                continue;
             }
-        }
-        Ok(())
-    }
-
-    fn on_input_end(&mut self, input: usize, out: &mut Emitter) -> Result<()> {
-        if self.spec.lookup == Some(input) {
-            self.table_complete = true;
-            let stream = 1 - input;
-            if self.spec.kind.keeps_unmatched(stream) {
-                // Stream rows that met no table row: padded now that none can come.
-                let state = &self.sides[stream];
-                let mut unmatched: Vec<(usize, usize)> = state
-                    .index
-                    .values()
-                    .flatten()
-                    .filter(|(batch, row)| state.matches.get(*batch).and_then(|m| m.get(*row)) == Some(&0))
-                    .copied()
-                    .collect();
-                unmatched.sort_unstable();
-                let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
-                for chunk in unmatched.chunks(OUTPUT_BATCH_ROWS) {
-                    let picks: Vec<_> = chunk.iter().map(|at| (None, Some(*at))).collect();
-                    let joined = self.joined(input, &empty, &picks)?;
-                    self.emit(joined, ChangeOp::Insert, out)?;
+            let state = &mut self.sides[input];
+            let value: &[u8] = values.row(row).data();
+            let Some(at) = state.by_value.get_mut(value).and_then(Vec::pop) else {
+                if self.state_ttl.is_some() {
+                    continue; // Dropped for its age already, with what it made.
+                }
+                return Err(StreamError::Internal("a join input retracted a row it never sent".into()));
+            };
+            if state.by_value.get(value).is_some_and(Vec::is_empty) {
+                state.by_value.remove(value);
+            }
+            let key: &[u8] = key_rows.row(row).data();
+            if let Some(kept) = state.index.get_mut(key) {
+                kept.retain(|other| *other != at);
+                if kept.is_empty() {
+                    state.index.remove(key);
                 }
             }
-            self.sides[1 - input] = SideState::default();
+            state.live[at.0] -= 1;
+            let matched = state.matches.get(at.0).and_then(|m| m.get(at.1)).copied().unwrap_or(0);
+            if state.live[at.0] == 0 {
+                state.batches[at.0] = RecordBatch::new_empty(state.batches[at.0].schema());
+            }
+            if padded_side && matched == 0 {
+                own_padded.push(row as u32);
+            }
+            if let Some(others) = self.sides[1 - input].index.get(key) {
+                candidates.extend(others.iter().map(|&o| (row as u32, o)));
+            }
         }
-        Ok(())
-    }
-
-    fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
+        let passing = self.passing_pairs(input, &visible, candidates)?;
+        for chunk in passing.chunks(OUTPUT_BATCH_ROWS) {
+            let picks: Vec<_> = chunk.iter().map(|(row, at)| (Some(*row), Some(*at))).collect();
+            let joined = self.joined(input, &visible, &picks)?;
+            self.emit(joined, ChangeOp::Delete, out)?;
+        }
+        // Kept rows of the other side that lose their last match are padded again.
+        let other = 1 - input;
+        if self.spec.kind.keeps_unmatched(other) && self.spec.lookup.is_none() {
+            let mut repad = Vec::new();
+            for &(_, (b, r)) in &passing {
+                if let Some(count) = self.sides[other].matches.get_mut(b).and_then(|m| m.get_mut(r)) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        repad.push((None, Some((b, r))));
+                    }
+                }
+            }
+            for chunk in repad.chunks(OUTPUT_BATCH_ROWS) {
+                let joined = self.joined(input, &visible, chunk)?;
+                self.emit(joined, ChangeOp::Insert, out)?;
+            }
+        }
+        for chunk in own_padded.chunks(OUTPUT_BATCH_ROWS) {
+            let picks: Vec<_> = chunk.iter().map(|row| (Some(*row), None)).collect();
+            let joined = self.joined(input, &visible, &picks)?;
+            self.emit(joined, ChangeOp::Delete, out)?;
+        }
         Ok(())
     }
 }
@@ -676,6 +829,7 @@ mod tests {
             lookup,
             kind: JoinKind::Inner,
             condition: None,
+            updating_inputs: [false, false],
         };
         JoinOperator::new(Arc::new(spec), StatelessChain::default()).expect("operator")
     }

@@ -2,8 +2,9 @@
 //!
 //! The equalities between the two sides in `ON` (or in the `WHERE` over a comma join) become
 //! the join's keys, by which both inputs are routed to the join's instances; the rest of the
-//! condition is evaluated on each joined row. Inputs must be append-only. INNER joins are
-//! append-only too (and over bounded inputs exactly the batch join); LEFT, RIGHT and FULL joins of streams produce a changelog: a row that matches nothing yet
+//! condition is evaluated on each joined row. INNER joins of append-only inputs are append-only
+//! too (and over bounded inputs exactly the batch join); a join of an updating input (a
+//! changelog) retracts the pairs of each row taken back out; LEFT, RIGHT and FULL joins of streams produce a changelog: a row that matches nothing yet
 //! is emitted NULL-padded, and retracted (`-D`) when its first match arrives. A join of
 //! window results on a window column drops the rows of windows the watermark has passed.
 //!
@@ -56,12 +57,6 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
                  window_end (a window join); or join the results of windowed aggregations",
             ));
         }
-        if side.updating {
-            return Err(SqlError::new(
-                "joining an updating result (an aggregation without a window) is not supported yet; \
-                 join append-only streams: tables, or the results of windowed aggregations",
-            ));
-        }
     }
 
     let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
@@ -100,9 +95,11 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
     let interval = interval_bounds(&residual, &left, left_schema, &right, right_schema);
     // A lookup join's table is never the side an outer join keeps unmatched: a table row's
     // match could come from any stream row still to come.
-    let lookup = match (is_table(&left), is_table(&right)) {
-        (true, false) if !kind.keeps_unmatched(0) => Some(0),
-        (false, true) if !kind.keeps_unmatched(1) => Some(1),
+    // (A changelog on the stream side needs its rows kept to retract them: a regular join.)
+    let updating_inputs = [left.updating, right.updating];
+    let lookup = match (is_table(&left), is_table(&right), updating_inputs.contains(&true)) {
+        (true, false, false) if !kind.keeps_unmatched(0) => Some(0),
+        (false, true, false) if !kind.keeps_unmatched(1) => Some(1),
         _ => None,
     };
     let spec = JoinSpec {
@@ -116,6 +113,7 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         lookup,
         kind,
         condition: None,
+        updating_inputs,
     };
     let mut spec = spec;
     let mut post = Vec::new();
@@ -254,6 +252,7 @@ fn lower_window_join(
         lookup: None,
         kind,
         condition: None,
+        updating_inputs: [false, false],
     };
     let mut post = Vec::new();
     if let Some(condition) = residual {
