@@ -18,7 +18,7 @@
 //!  └─────────────────────────────┘
 //! ```
 //!
-//! Edges are bounded channels of [`Message`]s (`Batch | Watermark | Barrier | End`), one per
+//! Edges are bounded channels of [`Message`](message::Message)s (`Batch | Watermark | Barrier | End`), one per
 //! (upstream instance, downstream instance), so a slow sink slows every source. See
 //! [`pipeline`] for the graph and [`runtime`] for how it runs.
 //!
@@ -41,8 +41,14 @@
 //!
 //! Window results carry their `window_time` as `_ts`, so a window (or a GROUP BY of
 //! `window_start, window_end`) over them is windowed too; they are never late for it, being
-//! judged by the operator watermark only (their `_wm` is "none"). A regular join's results have
-//! no event time (as in Flink) and cannot be windowed again.
+//! judged by the operator watermark only (their `_wm` is "none"). A join's results have no event
+//! time yet and cannot be windowed again.
+//!
+//! The contract per operator, each row judged by its own `_wm`: a row joins window `W` iff
+//! `W.start <= ts < W.end` and `wm(r) < W.end` (windowed aggregations, [window
+//! joins](operators::window_join)); for an [interval join](operators::join::IntervalBounds) a
+//! row is late iff `ts < wm(r)`; regular and lookup joins have no late rows. Late rows are
+//! counted, and routed per input to the pipeline's late-rows sink when it has one.
 //!
 //! ## Where to start reading
 //!
@@ -52,7 +58,9 @@
 //! - [`operator`] and [`task`]: the operator contract and the loop that drives it.
 //! - [`runtime`]: how a pipeline runs, stops and reports.
 //! - [`operators::aggregate`]: windowed and updating aggregation over DataFusion accumulators.
-//! - [`operators::join`]: the regular equi-join of two append-only streams.
+//! - [`operators::join`]: regular (inner and outer, over append-only or updating inputs),
+//!   interval and lookup equi-joins; [`operators::window_join`]: window joins.
+//! - [`operators::aggregate::retract`]: aggregations over updating inputs (retractions).
 //! - [`live`]: live tables, pipeline results kept in memory for queries while they run.
 
 pub mod connector;
