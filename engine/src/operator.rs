@@ -52,6 +52,8 @@ pub type Epoch = u64;
 pub struct Emitter {
     batches: Vec<RecordBatch>,
     late_rows: u64,
+    /// Of `late_rows`, those counted per input ([`Emitter::late_on`]; joins).
+    late_by_input: [u64; 2],
     late_batches: Vec<RecordBatch>,
 }
 
@@ -66,6 +68,17 @@ impl Emitter {
     /// Counts rows dropped as late.
     pub fn late(&mut self, rows: u64) {
         self.late_rows += rows;
+    }
+
+    /// Counts rows of input `input` (0 or 1: a join's left or right) dropped as late.
+    pub fn late_on(&mut self, input: usize, rows: u64) {
+        self.late_rows += rows;
+        self.late_by_input[input.min(1)] += rows;
+    }
+
+    /// Late rows counted per input since the last call.
+    pub(crate) fn take_late_by_input(&mut self) -> [u64; 2] {
+        std::mem::take(&mut self.late_by_input)
     }
 
     /// Sends late rows (already counted with [`Emitter::late`]) to the pipeline's late-rows sink.

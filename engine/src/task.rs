@@ -244,11 +244,15 @@ async fn receive(
 /// Sends what the operator emitted and counts its late rows; false when downstream is gone.
 async fn send_emitted(emitter: &mut Emitter, output: &mut Output, ctx: &TaskContext<'_>) -> Result<bool> {
     let (batches, late_rows, late_batches) = emitter.take();
+    let late_by_input = emitter.take_late_by_input();
     if late_rows > 0 {
         ctx.metrics.late_rows.fetch_add(late_rows, Ordering::Relaxed);
     }
     if let Some(counters) = ctx.operator {
         counters.late_rows.fetch_add(late_rows, Ordering::Relaxed);
+        for (counter, late) in counters.late_by_input.iter().zip(late_by_input) {
+            counter.fetch_add(late, Ordering::Relaxed);
+        }
         PipelineMetrics::add(&counters.rows_out, batches.iter().map(RecordBatch::num_rows).sum());
     }
     for batch in late_batches {

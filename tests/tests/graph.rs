@@ -432,6 +432,12 @@ async fn joins_route_their_late_rows() {
             let m = reports[0].metrics;
             let label = format!("{operator} at parallelism {parallelism}, batch size {batch_size}");
             assert_eq!((m.late_rows, m.late_rows_routed), (late_expected, late_expected), "{label}");
+            let join = reports[0].operators.iter().find(|o| o.name.ends_with(" join")).expect("the join's counters");
+            assert_eq!(join.late_by_input, [late_expected, 0], "{label}: counted per input");
+            assert!(
+                join.to_string().ends_with(&format!("{late_expected} late (left {late_expected}, right 0)")),
+                "{join}"
+            );
             let routed = read_jsonl(&dir.file(&late));
             assert_eq!(routed.len() as u64, late_expected, "{label}");
             for row in &routed {

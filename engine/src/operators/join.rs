@@ -574,7 +574,7 @@ impl JoinOperator {
         let (batch, times) = match self.spec.interval {
             Some(_) => {
                 let (on_time, times, late) = drop_late_rows(&batch)?;
-                out.late(late.len() as u64);
+                out.late_on(input, late.len() as u64);
                 if let (Some(output), false) = (&self.late[input], late.is_empty()) {
                     out.late_batch(output.rows_of(&batch, &late)?);
                 }

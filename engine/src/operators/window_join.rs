@@ -273,7 +273,7 @@ impl Operator for WindowJoinOperator {
                 late.push(row as u32);
             }
         }
-        out.late(late.len() as u64);
+        out.late_on(side, late.len() as u64);
         if let (Some(output), false) = (&self.late[side], late.is_empty()) {
             out.late_batch(output.rows_of(&batch, &late)?);
         }
