@@ -171,7 +171,8 @@ impl SideState {
                 let Some(rows) = self.index.get_mut(&key) else { continue };
                 let (batches, live, row_expiry) = (&mut self.batches, &mut self.live, &mut self.row_expiry);
                 rows.retain(|&(batch, row)| {
-                    let expired = row_expiry[batch].get(row).is_none_or(|at| *at <= watermark);
+                    // Dead once the watermark is past the last time a match can have.
+                    let expired = row_expiry[batch].get(row).is_none_or(|at| *at < watermark);
                     if expired {
                         live[batch] -= 1;
                         if live[batch] == 0 {
@@ -210,7 +211,8 @@ pub struct JoinOperator {
     /// Joined rows with the changelog column, for outer joins.
     changelog_schema: Option<SchemaRef>,
     /// `'table.exec.state.ttl'`: a kept row is dropped this long (processing time) after it
-    /// arrived, matched or not (a lookup join's table is never dropped).
+    /// arrived, matched or not (not in a lookup join: its table stays, its stream rows go once
+    /// the table is read).
     state_ttl: Option<std::time::Duration>,
     /// Interval joins: where each input's late rows go besides being counted.
     late: [Option<Arc<LateOutput>>; 2],
@@ -263,9 +265,10 @@ impl JoinOperator {
         self
     }
 
-    /// Whether rows kept on `side` may be dropped for their age.
-    fn ages_out(&self, side: usize) -> bool {
-        self.state_ttl.is_some() && self.spec.lookup != Some(side)
+    /// Whether kept rows may be dropped for their age.
+    fn ages_out(&self) -> bool {
+        // A lookup join keeps its table, and its stream rows only until the table is read.
+        self.state_ttl.is_some() && self.spec.lookup.is_none()
     }
 
     /// Drops the rows of `side` kept `ttl` or longer before `now`.
@@ -283,7 +286,22 @@ impl JoinOperator {
             let rows = self.sides[side].batches[batch].clone();
             let keys = self.keys(side, &rows)?;
             let keys = self.converter.convert_columns(&keys)?;
+            let values = match &self.value_converters[side] {
+                Some(converter) => Some(converter.convert_columns(rows.columns())?),
+                None => None,
+            };
             let state = &mut self.sides[side];
+            if let Some(values) = &values {
+                for row in 0..rows.num_rows() {
+                    let value = values.row(row);
+                    if let Some(kept) = state.by_value.get_mut(value.as_ref()) {
+                        kept.retain(|(b, _)| *b != batch);
+                        if kept.is_empty() {
+                            state.by_value.remove(value.as_ref());
+                        }
+                    }
+                }
+            }
             for row in 0..rows.num_rows() {
                 let key = keys.row(row);
                 if let Some(kept) = state.index.get_mut(key.as_ref()) {
@@ -347,9 +365,15 @@ impl JoinOperator {
                     at.ok_or_else(|| StreamError::Internal("a join batch mixing padded and kept rows".into()))
                 })
                 .collect::<Result<_>>()?;
+            // Only the kept batches these rows are in: interleave looks at every array it gets.
+            let mut used: Vec<usize> = kept_rows.iter().map(|(b, _)| *b).collect();
+            used.sort_unstable();
+            used.dedup();
+            let kept_rows: Vec<(usize, usize)> =
+                kept_rows.iter().map(|(b, r)| (used.binary_search(b).unwrap_or_default(), *r)).collect();
             (0..self.side(1 - input).visible)
                 .map(|c| {
-                    let arrays: Vec<&dyn Array> = kept.iter().map(|b| b.column(c).as_ref()).collect();
+                    let arrays: Vec<&dyn Array> = used.iter().map(|b| kept[*b].column(c).as_ref()).collect();
                     interleave(&arrays, &kept_rows)
                 })
                 .collect::<Result<Vec<_>, _>>()?
@@ -519,17 +543,14 @@ impl Operator for JoinOperator {
     }
 
     fn next_timer(&self) -> Option<tokio::time::Instant> {
-        let ttl = self.state_ttl?;
-        (0..2)
-            .filter(|&side| self.ages_out(side))
-            .filter_map(|side| self.sides[side].kept_at.get(self.sides[side].ttl_cursor).map(|at| *at + ttl))
-            .min()
+        let ttl = self.state_ttl.filter(|_| self.ages_out())?;
+        (0..2).filter_map(|side| self.sides[side].kept_at.get(self.sides[side].ttl_cursor).map(|at| *at + ttl)).min()
     }
 
     fn on_timer(&mut self, _out: &mut Emitter) -> Result<()> {
         let now = tokio::time::Instant::now();
-        for side in 0..2 {
-            if self.ages_out(side) {
+        if self.ages_out() {
+            for side in 0..2 {
                 self.drop_aged(side, now)?;
             }
         }
@@ -703,7 +724,8 @@ impl JoinOperator {
             }
             let state = &mut self.sides[input];
             let value: &[u8] = values.row(row).data();
-            let Some(at) = state.by_value.get_mut(value).and_then(Vec::pop) else {
+            let found = state.by_value.get_mut(value).and_then(Vec::pop).filter(|at| state.live[at.0] > 0);
+            let Some(at) = found else {
                 if self.state_ttl.is_some() {
                     continue; // Dropped for its age already, with what it made.
                 }
@@ -937,8 +959,18 @@ mod tests {
         assert_eq!(join.sides[0].rows(), 1, "a right row of 11 s could still come");
         join.on_watermark(11_001, &mut out).expect("watermark");
         assert_eq!(join.sides[0].rows(), 0);
-        // Right 9 s can meet left rows up to 11 s; right 20 s up to 22 s.
-        assert_eq!(join.sides[1].rows(), 1);
+        // Two rows of one key expiring at 10 s and 11 s: at watermark 11 s only the first goes
+        // (a right row of 11 s could still meet the second).
+        join.on_batch(0, timed_batch(&[(7, 9_000, 0), (7, 10_000, 0)]), &mut out).expect("left, one key");
+        join.on_watermark(11_000, &mut out).expect("watermark");
+        assert_eq!(join.sides[0].rows(), 1, "the row of 10 s stays at watermark 11 s");
+        join.on_batch(1, timed_batch(&[(7, 11_000, 11_000)]), &mut out).expect("right at the watermark");
+        let (joined, _, _) = out.take();
+        assert_eq!(joined.iter().map(RecordBatch::num_rows).sum::<usize>(), 1, "10 s meets 11 s");
+        join.on_watermark(11_001, &mut out).expect("watermark");
+        assert_eq!(join.sides[0].rows(), 0);
+        // Right 9 s can meet left rows up to 11 s; right 20 s up to 22 s; right 11 s up to 13 s.
+        assert_eq!(join.sides[1].rows(), 2);
         join.on_watermark(22_001, &mut out).expect("watermark");
         assert_eq!(join.sides[1].rows(), 0);
         assert!(join.sides.iter().all(|s| s.index.is_empty() && s.expiring.is_empty()));

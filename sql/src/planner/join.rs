@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::ScalarValue;
 use datafusion::common::{DFSchema, NullEquality};
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
@@ -87,8 +88,9 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         let Some(common) = common else {
             return Err(SqlError::new(format!("cannot join {l} ({lt}) with {r} ({rt}): the types cannot be compared")));
         };
-        left_keys.push(physical(l, left_schema)?);
-        right_keys.push(physical(r, right_schema)?);
+        // Both sides hash the same type, or equal keys would go to different instances.
+        left_keys.push(physical(&cast_to(l, &lt, &common), left_schema)?);
+        right_keys.push(physical(&cast_to(r, &rt, &common), right_schema)?);
         key_types.push(common);
     }
     let expiry = pairs.iter().find_map(|(l, r)| window_expiry(l, &left, left_schema, r, &right, right_schema));
@@ -138,6 +140,11 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         updating,
         timed: false,
     })
+}
+
+/// `e` (of type `from`) as type `to`.
+fn cast_to(e: &Expr, from: &DataType, to: &DataType) -> Expr {
+    if from == to { e.clone() } else { Expr::Cast(Cast::new(Box::new(e.clone()), to.clone())) }
 }
 
 /// Lowers a join input; `SELECT *` over a window TVF (Flink's usual window-join input) passes
@@ -229,8 +236,9 @@ fn lower_window_join(
         let Some(common) = common else {
             return Err(SqlError::new(format!("cannot join {l} ({lt}) with {r} ({rt}): the types cannot be compared")));
         };
-        left_keys.push(physical(l, left_schema)?);
-        right_keys.push(physical(r, right_schema)?);
+        // Both sides hash the same type, or equal keys would go to different instances.
+        left_keys.push(physical(&cast_to(l, &lt, &common), left_schema)?);
+        right_keys.push(physical(&cast_to(r, &rt, &common), right_schema)?);
         key_types.push(common);
     }
     let residual = conjunction(residual);
@@ -296,8 +304,13 @@ fn interval_bounds(
             }
             other => (other, 0),
         };
+        // A cast to a coarser type (DATE, TIMESTAMP(0)) would make the real condition looser
+        // than the bounds: only casts that keep milliseconds are looked through.
         let column = match column {
-            Expr::Cast(Cast { expr, .. }) => expr.as_ref(),
+            Expr::Cast(Cast { expr, field }) if matches!(field.data_type(), DataType::Timestamp(unit, _) if *unit != TimeUnit::Second) => {
+                expr.as_ref()
+            }
+            Expr::Cast(_) => return None,
             other => other,
         };
         let Expr::Column(c) = column else { return None };
