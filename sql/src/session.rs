@@ -166,6 +166,7 @@ impl Session {
     }
 
     fn run(&mut self, located: Located) -> SqlResult<Outcome> {
+        self.check_lookups(&located.lookups)?;
         let text = located.text;
         match located.statement {
             Statement::Set { key, value } => {
@@ -321,6 +322,31 @@ impl Session {
             ));
         }
         Ok(live > 0)
+    }
+
+    /// A `FOR SYSTEM_TIME AS OF` clause may only name a table a lookup join reads: bounded and
+    /// without a watermark, so every time it is looked up "as of" sees the same rows.
+    fn check_lookups(&self, lookups: &[crate::parser::lookup::LookupClause]) -> SqlResult<()> {
+        for lookup in lookups {
+            let fits = match self.catalog.relations.get(&lookup.table) {
+                Some(Relation::Table(bound)) => {
+                    bound.table.watermark.is_none() && bound.connector.bounded(&bound.table)
+                }
+                _ => false,
+            };
+            if !fits {
+                return Err(SqlError::at_span(
+                    format!(
+                        "FOR SYSTEM_TIME AS OF: '{}' is not a table a lookup join can read; only a bounded table \
+                         without a watermark (a file) is looked up. Temporal joins over versioned tables are not \
+                         supported yet",
+                        lookup.table
+                    ),
+                    lookup.span,
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn set(&mut self, key: &str, value: &str) -> SqlResult<()> {

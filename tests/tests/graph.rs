@@ -190,6 +190,10 @@ fn unsupported_graphs_are_refused_by_name() {
             "LEFT OUTER window join's condition may only hold equalities",
         ),
         (
+            "SELECT a.k, b.v FROM a JOIN b FOR SYSTEM_TIME AS OF a.ts ON a.k = b.k",
+            "FOR SYSTEM_TIME AS OF: 'b' is not a table a lookup join can read",
+        ),
+        (
             "SELECT l.k, b.v FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '1' SECOND)) l JOIN b ON l.k = b.k",
             "can only be joined with another window TVF",
         ),

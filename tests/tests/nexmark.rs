@@ -46,10 +46,6 @@ const PROCESSING_TIME: &[&str] = &["q12", "q13"];
 /// Queries whose plan error does not say "not supported" yet, with what it says today. The
 /// front end should refuse these Flink features by name (reported; `sql/` is not ours).
 const UNCLEAR_ERRORS: &[(&str, &str)] = &[
-    // PROCTIME() is a Flink built-in missing from the function registry.
-    ("q12", "Invalid function 'proctime'"),
-    // FOR SYSTEM_TIME AS OF (a lookup join) fails in sqlparser.
-    ("q13", "found: SYSTEM_TIME"),
     // CREATE FUNCTION (a UDF) is not a statement we parse.
     ("q14", "found FUNCTION"),
 ];
@@ -121,7 +117,9 @@ fn runnable(sql: &str, path: &str, parallelism: usize, batch_size: usize) -> Str
     assert_eq!(sql.matches("WITH ('connector' = 'blackhole')").count(), 1, "one blackhole sink per query");
     format!(
         "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch_size}';\n{}",
-        with_events(sql, EVENTS).replace("WITH ('connector' = 'blackhole')", &sink)
+        with_events(sql, EVENTS)
+            .replace("WITH ('connector' = 'blackhole')", &sink)
+            .replace("'pipelines/nexmark/side_input.csv'", &format!("'{}'", side_input_path().display()))
     )
 }
 

@@ -279,6 +279,14 @@ pub static FLINK_FUNCTIONS: &[FlinkFunction] = {
         f(Temporal, "CURRENT_TIMESTAMP", "CURRENT_TIMESTAMP", Flink, CLOCK),
         f(Temporal, "NOW", "NOW()", Flink, CLOCK),
         f(Temporal, "CURRENT_ROW_TIMESTAMP", "CURRENT_ROW_TIMESTAMP()", Flink, CLOCK),
+        f(
+            Temporal,
+            "PROCTIME",
+            "PROCTIME()",
+            Flink,
+            "processing time, read for each row as NOW(); a lookup join may name it in FOR SYSTEM_TIME AS OF; \
+             windows over it (processing-time windows) are not supported yet",
+        ),
         f(Temporal, "EXTRACT", "EXTRACT(timeinterval FROM temporal)", DataFusion, ""),
         f(Temporal, "YEAR", "YEAR(date)", Flink, ""),
         f(Temporal, "QUARTER", "QUARTER(date)", Flink, ""),

@@ -27,7 +27,10 @@ pub(super) fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(FromUnixtime::new()),
         ScalarUDF::new_from_impl(UnixTimestamp::new()),
         ScalarUDF::new_from_impl(ToTimestampLtz::new()),
-        ScalarUDF::new_from_impl(Now::new("now", &["current_timestamp", "localtimestamp", "current_row_timestamp"])),
+        ScalarUDF::new_from_impl(Now::new(
+            "now",
+            &["current_timestamp", "localtimestamp", "current_row_timestamp", "proctime"],
+        )),
         ScalarUDF::new_from_impl(Now::new("current_date", &[])),
         ScalarUDF::new_from_impl(ConvertTz { signature: Signature::user_defined(Volatility::Immutable) }),
     ]
@@ -423,8 +426,8 @@ impl ScalarUDFImpl for ToTimestampLtz {
     }
 }
 
-/// `NOW()`, `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`, `CURRENT_ROW_TIMESTAMP()`: the time a row is
-/// processed, as Flink evaluates them per record in a streaming query (DataFusion's `now()` is
+/// `NOW()`, `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`, `CURRENT_ROW_TIMESTAMP()`, `PROCTIME()`: the
+/// time a row is processed, as Flink evaluates them per record in a streaming query (DataFusion's `now()` is
 /// fixed when a batch query starts); `CURRENT_DATE`: its date.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Now {

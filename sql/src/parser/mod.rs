@@ -15,6 +15,7 @@
 //! tokens keep the call's position, so every later error still points at the user's text.
 
 mod ddl;
+pub mod lookup;
 pub mod window_tvf;
 
 use datafusion::sql::sqlparser::ast::{DataType, Expr, Ident, ObjectName, Query};
@@ -133,6 +134,8 @@ pub struct Located {
     pub statement: Statement,
     pub start: Location,
     pub text: String,
+    /// The `FOR SYSTEM_TIME AS OF` clauses taken out of the statement (lookup joins).
+    pub lookups: Vec<lookup::LookupClause>,
 }
 
 /// The parsed script: statements plus the window TVF calls found in them.
@@ -156,6 +159,7 @@ pub fn parse_script(sql: &str, window_counter: &mut usize) -> SqlResult<Script> 
     let (mut tokens, windows) = window_tvf::rewrite(tokens, window_counter)?;
     // Flink writes TIMESTAMPADD(DAY, 1, ts): the unit word becomes a string for our function.
     crate::functions::time_arith::unit_keyword_to_literal(&mut tokens);
+    let mut lookups = lookup::strip(&mut tokens);
     let mut parser =
         Parser::new(&dialect).with_recursion_limit(limits::PARSER_RECURSION_LIMIT).with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
@@ -182,7 +186,12 @@ pub fn parse_script(sql: &str, window_counter: &mut usize) -> SqlResult<Script> 
         }
         let end = if after.token == Token::SemiColon { after.span.start } else { Location::empty() };
         let text = statement_text(sql, start, end);
-        statements.push(Located { statement, start, text });
+        let (here, later): (Vec<_>, Vec<_>) = lookups.into_iter().partition(|l| {
+            let at = (l.span.start.line, l.span.start.column);
+            at >= (start.line, start.column) && (end.line == 0 || at < (end.line, end.column))
+        });
+        lookups = later;
+        statements.push(Located { statement, start, text, lookups: here });
     }
     Ok(Script { statements, windows })
 }

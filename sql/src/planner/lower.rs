@@ -712,7 +712,10 @@ fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
             _ => "the event time of window results is their window_time column, when selected".to_string(),
         };
         return Err(SqlError::at_span(
-            format!("DESCRIPTOR({descriptor}) must name the event-time column of the input; {hint}"),
+            format!(
+                "DESCRIPTOR({descriptor}) must name the event-time column of the input; {hint} \
+                 (windows over processing time, PROCTIME(), are not supported yet)"
+            ),
             window.descriptor_span,
         ));
     }
