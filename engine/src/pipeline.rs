@@ -12,9 +12,11 @@
 //!                                           source ─(chain)──────┘
 //! ```
 //!
-//! Edges: a source or stage feeding a stage routes each row by hash of that input's keys over
-//! [key groups](crate::operators::exchange) (without keys, every row goes to instance 0);
-//! everything feeding the sink goes to its one task. Watermarks, barriers and `End` go to every
+//! Edges ([`Edge`]): a source or stage feeding a stage routes each row by hash of that input's
+//! keys over [key groups](crate::operators::exchange) (without keys, every row goes to instance
+//! 0); a lookup join's table is broadcast to every instance and its stream rows are spread round
+//! robin; with one instance every edge is forward; everything feeding the sink goes to its one
+//! task. Watermarks, barriers and `End` go to every
 //! instance downstream, and a stage takes the minimum over every upstream instance.
 
 use std::sync::Arc;
@@ -131,6 +133,17 @@ pub struct JoinStage {
     pub late: [Option<Arc<LateOutput>>; 2],
 }
 
+/// How rows reach the instances of a stage (with one instance, every edge is forward).
+#[derive(Debug, Clone)]
+pub enum Edge {
+    /// Each row to the instance owning its keys' key group (no keys: instance 0).
+    Hash(Vec<Arc<dyn PhysicalExpr>>),
+    /// Every row to every instance.
+    Broadcast,
+    /// Each batch to the next instance in turn.
+    Rebalance,
+}
+
 /// A stateful operator of the graph.
 #[derive(Debug, Clone)]
 pub enum Stage {
@@ -163,6 +176,19 @@ impl Stage {
             Stage::Join(stage) if stage.spec.interval.is_some() => "interval join",
             Stage::Join(stage) if stage.spec.lookup.is_some() => "lookup join",
             Stage::Join(_) => "join",
+        }
+    }
+
+    /// How rows arriving on `input` reach the stage's instances.
+    pub fn input_edge(&self, input: usize) -> Edge {
+        match self {
+            // A lookup join: every instance holds the whole table; stream rows may go anywhere.
+            Stage::Join(stage) => match stage.spec.lookup {
+                Some(table) if table == input => Edge::Broadcast,
+                Some(_) => Edge::Rebalance,
+                None => Edge::Hash(self.input_keys(input)),
+            },
+            Stage::Aggregate(_) => Edge::Hash(self.input_keys(input)),
         }
     }
 

@@ -35,7 +35,7 @@ use crate::operators::aggregate::updating::op_field;
 use crate::operators::exchange::HashRouter;
 use crate::operators::stateless::StatelessChain;
 use crate::operators::watermark::WatermarkAssigner;
-use crate::pipeline::{BoundTable, Node, PipelineSpec, Stage};
+use crate::pipeline::{BoundTable, Edge, Node, PipelineSpec, Stage};
 use crate::task::{Output, TaskContext, run_operator};
 use crate::time::{WATERMARK_MAX, WATERMARK_MIN};
 
@@ -252,7 +252,7 @@ impl Spawner<'_> {
                 let mut channels: Vec<Vec<(usize, mpsc::Receiver<Message>)>> =
                     (0..parallelism).map(|_| Vec::new()).collect();
                 for input in inputs {
-                    let keys = stage.input_keys(input.input);
+                    let edge = stage.input_edge(input.input);
                     let upstream = (0..input.node.instances())
                         .map(|_| {
                             let mut targets = Vec::with_capacity(parallelism);
@@ -261,10 +261,11 @@ impl Spawner<'_> {
                                 targets.push(tx);
                                 instance.push((input.input, rx));
                             }
-                            if parallelism == 1 {
-                                Output::forward(targets.remove(0))
-                            } else {
-                                Output::hash(HashRouter::new(keys.clone(), parallelism), targets)
+                            match &edge {
+                                _ if parallelism == 1 => Output::forward(targets.remove(0)),
+                                Edge::Hash(keys) => Output::hash(HashRouter::new(keys.clone(), parallelism), targets),
+                                Edge::Broadcast => Output::broadcast(targets),
+                                Edge::Rebalance => Output::rebalance(targets),
                             }
                         })
                         .collect();

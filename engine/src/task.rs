@@ -16,27 +16,42 @@ use crate::operator::{Checkpointer, Emitter, Epoch, Operator};
 use crate::operators::exchange::HashRouter;
 use crate::time::WATERMARK_MAX;
 
-/// Where a task's results go: one downstream instance, or several chosen by hash of keys.
+/// Where a task's results go: one downstream instance, several chosen by hash of keys, all of
+/// them (broadcast), or each in turn (rebalance).
 /// Watermarks, barriers and `End` go to every downstream instance.
 pub struct Output {
     targets: Vec<mpsc::Sender<Message>>,
     router: Option<HashRouter>,
+    /// A rebalance edge: the target of the next batch (round robin); `None` for other edges.
+    next: Option<usize>,
 }
 
 impl Output {
     /// Every batch to `target` (a forward edge, or the fan-in into a sink).
     pub fn forward(target: mpsc::Sender<Message>) -> Self {
-        Self { targets: vec![target], router: None }
+        Self { targets: vec![target], router: None, next: None }
     }
 
     /// Each row to the target its keys hash to.
     pub fn hash(router: HashRouter, targets: Vec<mpsc::Sender<Message>>) -> Self {
-        Self { targets, router: Some(router) }
+        Self { targets, router: Some(router), next: None }
     }
 
     /// Every batch to every target (a broadcast edge).
     pub fn broadcast(targets: Vec<mpsc::Sender<Message>>) -> Self {
-        Self { targets, router: None }
+        Self { targets, router: None, next: None }
+    }
+
+    /// Each batch to the next target in turn (a rebalance edge: rows that may go anywhere).
+    pub fn rebalance(targets: Vec<mpsc::Sender<Message>>) -> Self {
+        Self { targets, router: None, next: Some(0) }
+    }
+
+    /// A rebalance edge's target for the next batch.
+    fn take_turn(&mut self) -> Option<usize> {
+        let next = self.next?;
+        self.next = Some((next + 1) % self.targets.len().max(1));
+        Some(next)
     }
 
     /// Sends rows on; false when downstream has gone away (the pipeline is stopping).
@@ -48,6 +63,9 @@ impl Output {
                 }
             }
             return Ok(true);
+        }
+        if let Some(turn) = self.take_turn() {
+            return Ok(self.targets[turn].send(Message::Batch(batch)).await.is_ok());
         }
         let Some((last, others)) = self.targets.split_last() else { return Ok(false) };
         for target in others {
@@ -67,6 +85,9 @@ impl Output {
                 }
             }
             return Ok(true);
+        }
+        if let Some(turn) = self.take_turn() {
+            return Ok(self.targets[turn].blocking_send(Message::Batch(batch)).is_ok());
         }
         let Some((last, others)) = self.targets.split_last() else { return Ok(false) };
         for target in others {

@@ -170,6 +170,15 @@ impl Lines {
                 self.from(upstream, 0),
                 self.from(upstream, 1)
             )
+        } else if let Some(table) = spec.lookup {
+            let name = |side: usize| if side == 0 { "left" } else { "right" };
+            format!(
+                "broadcast the table ({}{}) to {parallelism} join instances; {}{} round robin",
+                name(table),
+                self.from(upstream, table),
+                name(1 - table),
+                self.from(upstream, 1 - table)
+            )
         } else {
             format!(
                 "hash left{} on ({left}), right{} on ({right}) to {parallelism} join instances",

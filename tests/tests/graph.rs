@@ -104,6 +104,14 @@ async fn a_lookup_join_enriches_every_stream_row_once() {
         assert!(!specs[0].is_updating(), "a lookup join is append-only");
         let text = streamsql_sql::explain::explain(&specs[0], false);
         assert!(text.contains("lookup join on"), "{text}");
+        if parallelism > 1 {
+            assert!(
+                text.contains(&format!(
+                    "broadcast the table (right from [2]) to {parallelism} join instances; left from [1] round robin"
+                )),
+                "{text}"
+            );
+        }
         run_specs(specs).await.expect("the lookup join runs");
         let label = format!("{kind} at parallelism {parallelism}, batch size {batch_size}");
         let mut seen = vec![0; 3_000];
