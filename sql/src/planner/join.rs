@@ -26,6 +26,7 @@ use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Between, Cast};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Operator, Projection};
+use datafusion::physical_expr::PhysicalExpr;
 use streamsql_engine::operators::join::{IntervalBounds, JoinExpiry, JoinSide, JoinSpec};
 use streamsql_engine::operators::stateless::StatelessOp;
 use streamsql_engine::operators::window_join::{JoinKind, WindowJoin};
@@ -79,20 +80,7 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         ));
     }
 
-    let mut left_keys = Vec::new();
-    let mut right_keys = Vec::new();
-    let mut key_types = Vec::new();
-    for (l, r) in &pairs {
-        let (lt, rt) = (l.get_type(left_schema)?, r.get_type(right_schema)?);
-        let common = if lt == rt { Some(lt.clone()) } else { comparison_coercion(&lt, &rt) };
-        let Some(common) = common else {
-            return Err(SqlError::new(format!("cannot join {l} ({lt}) with {r} ({rt}): the types cannot be compared")));
-        };
-        // Both sides hash the same type, or equal keys would go to different instances.
-        left_keys.push(physical(&cast_to(l, &lt, &common), left_schema)?);
-        right_keys.push(physical(&cast_to(r, &rt, &common), right_schema)?);
-        key_types.push(common);
-    }
+    let (left_keys, right_keys, key_types) = join_keys(&pairs, left_schema, right_schema)?;
     let expiry = pairs.iter().find_map(|(l, r)| window_expiry(l, &left, left_schema, r, &right, right_schema));
     let interval = interval_bounds(&residual, &left, left_schema, &right, right_schema);
     // A lookup join's table is never the side an outer join keeps unmatched: a table row's
@@ -140,6 +128,32 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         updating,
         timed: false,
     })
+}
+
+/// One side's join keys, as physical expressions over its batches.
+type KeyExprs = Vec<Arc<dyn PhysicalExpr>>;
+
+/// The physical keys of each side for `(left, right)` equality pairs, both cast to a common
+/// type (so equal keys hash alike and go to the same instance), and those types.
+fn join_keys(
+    pairs: &[(Expr, Expr)],
+    left_schema: &Arc<DFSchema>,
+    right_schema: &Arc<DFSchema>,
+) -> SqlResult<(KeyExprs, KeyExprs, Vec<DataType>)> {
+    let mut left_keys = Vec::new();
+    let mut right_keys = Vec::new();
+    let mut key_types = Vec::new();
+    for (l, r) in pairs {
+        let (lt, rt) = (l.get_type(left_schema)?, r.get_type(right_schema)?);
+        let common = if lt == rt { Some(lt.clone()) } else { comparison_coercion(&lt, &rt) };
+        let Some(common) = common else {
+            return Err(SqlError::new(format!("cannot join {l} ({lt}) with {r} ({rt}): the types cannot be compared")));
+        };
+        left_keys.push(physical(&cast_to(l, &lt, &common), left_schema)?);
+        right_keys.push(physical(&cast_to(r, &rt, &common), right_schema)?);
+        key_types.push(common);
+    }
+    Ok((left_keys, right_keys, key_types))
 }
 
 /// `e` (of type `from`) as type `to`.
@@ -227,20 +241,7 @@ fn lower_window_join(
             }
         }
     }
-    let mut left_keys = Vec::new();
-    let mut right_keys = Vec::new();
-    let mut key_types = Vec::new();
-    for (l, r) in &pairs {
-        let (lt, rt) = (l.get_type(left_schema)?, r.get_type(right_schema)?);
-        let common = if lt == rt { Some(lt.clone()) } else { comparison_coercion(&lt, &rt) };
-        let Some(common) = common else {
-            return Err(SqlError::new(format!("cannot join {l} ({lt}) with {r} ({rt}): the types cannot be compared")));
-        };
-        // Both sides hash the same type, or equal keys would go to different instances.
-        left_keys.push(physical(&cast_to(l, &lt, &common), left_schema)?);
-        right_keys.push(physical(&cast_to(r, &rt, &common), right_schema)?);
-        key_types.push(common);
-    }
+    let (left_keys, right_keys, key_types) = join_keys(&pairs, left_schema, right_schema)?;
     let residual = conjunction(residual);
     if kind != JoinKind::Inner && residual.is_some() {
         return Err(SqlError::new(format!(
