@@ -26,14 +26,14 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, Int64Array, UInt32Array, new_null_array};
 use arrow::compute::{cast, filter, filter_record_batch, interleave, take};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
-use crate::operators::aggregate::updating::{ChangeOp, OP_COLUMN, op_field};
+use crate::operators::aggregate::updating::{ChangeOp, OP_COLUMN, with_op_column};
 use crate::operators::stateless::{StatelessChain, evaluate_predicate};
 use crate::operators::window_join::{JoinKind, WindowJoin};
 use crate::pipeline::LateOutput;
@@ -142,13 +142,18 @@ struct SideState {
 }
 
 impl SideState {
-    /// Drops the rows whose keys expire at or before `watermark`.
-    fn expire(&mut self, watermark: i64) {
-        let kept = match watermark.checked_add(1) {
+    /// Takes the keys of [`SideState::expiring`] due at or before `watermark`.
+    fn take_due(&mut self, watermark: i64) -> impl Iterator<Item = Vec<Box<[u8]>>> + use<> {
+        let later = match watermark.checked_add(1) {
             Some(after) => self.expiring.split_off(&after),
             None => BTreeMap::new(),
         };
-        for keys in std::mem::replace(&mut self.expiring, kept).into_values() {
+        std::mem::replace(&mut self.expiring, later).into_values()
+    }
+
+    /// Drops the rows whose keys expire at or before `watermark`.
+    fn expire(&mut self, watermark: i64) {
+        for keys in self.take_due(watermark) {
             for key in keys {
                 for (batch, _) in self.index.remove(&key).unwrap_or_default() {
                     self.live[batch] -= 1;
@@ -162,11 +167,7 @@ impl SideState {
 
     /// Drops the rows (not whole keys) that expire at or before `watermark`.
     fn expire_rows(&mut self, watermark: i64) {
-        let kept = match watermark.checked_add(1) {
-            Some(after) => self.expiring.split_off(&after),
-            None => BTreeMap::new(),
-        };
-        for keys in std::mem::replace(&mut self.expiring, kept).into_values() {
+        for keys in self.take_due(watermark) {
             for key in keys {
                 let Some(rows) = self.index.get_mut(&key) else { continue };
                 let (batches, live, row_expiry) = (&mut self.batches, &mut self.live, &mut self.row_expiry);
@@ -235,11 +236,7 @@ impl JoinOperator {
         });
         let [left_values, right_values] = value_converters;
         let value_converters = [left_values.transpose()?, right_values.transpose()?];
-        let changelog_schema = spec.is_changelog().then(|| {
-            let mut fields: Vec<Field> = spec.output_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-            fields.push(op_field());
-            Arc::new(Schema::new(fields))
-        });
+        let changelog_schema = spec.is_changelog().then(|| with_op_column(&spec.output_schema));
         Ok(Self {
             spec,
             post,
@@ -810,6 +807,7 @@ fn drop_late_rows(batch: &RecordBatch) -> Result<(RecordBatch, Int64Array, Vec<u
 #[cfg(test)]
 mod tests {
     use arrow::array::StringArray;
+    use arrow::datatypes::Field;
     use datafusion::physical_expr::expressions::Column;
 
     use super::*;

@@ -115,8 +115,17 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
             _ => spec.condition = Some(condition),
         }
     }
+    Ok(joined(spec, left, right, post))
+}
+
+/// One side's join keys, as physical expressions over its batches.
+type KeyExprs = Vec<Arc<dyn PhysicalExpr>>;
+
+/// The stream of a join stage over `left` and `right`: no event time; a changelog when the
+/// join makes one.
+fn joined(spec: JoinSpec, left: Stream, right: Stream, post: Vec<StatelessOp>) -> Stream {
     let updating = spec.is_changelog();
-    Ok(Stream {
+    Stream {
         plan: Plan::Stage {
             stage: PlannedStage::Join(Arc::new(spec)),
             inputs: vec![(0, left.plan), (1, right.plan)],
@@ -127,11 +136,8 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         window_result: None,
         updating,
         timed: false,
-    })
+    }
 }
-
-/// One side's join keys, as physical expressions over its batches.
-type KeyExprs = Vec<Arc<dyn PhysicalExpr>>;
 
 /// The physical keys of each side for `(left, right)` equality pairs, both cast to a common
 /// type (so equal keys hash alike and go to the same instance), and those types.
@@ -267,18 +273,7 @@ fn lower_window_join(
     if let Some(condition) = residual {
         post.push(StatelessOp::Filter(physical(&condition, &join.schema)?));
     }
-    Ok(Stream {
-        plan: Plan::Stage {
-            stage: PlannedStage::Join(Arc::new(spec)),
-            inputs: vec![(0, left.plan), (1, right.plan)],
-            post,
-        },
-        window: None,
-        time_column: None,
-        window_result: None,
-        updating: false,
-        timed: false,
-    })
+    Ok(joined(spec, left, right, post))
 }
 
 /// `lower <= l.ts - r.ts <= upper` as implied by `conditions`, when they bound the difference of

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int8Array, UInt32Array};
 use arrow::compute::{filter, take};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -31,7 +31,7 @@ use datafusion::logical_expr::Accumulator;
 
 use super::inputs::BatchInputs;
 use super::spec::{AggregateCall, AggregateSpec, GroupOutput};
-use super::updating::{ChangeOp, OP_COLUMN, op_field};
+use super::updating::{ChangeOp, OP_COLUMN, with_op_column};
 use crate::error::{Result, StreamError};
 
 /// Whether `call` can run over an updating input; the error says why not, for the planner.
@@ -195,32 +195,20 @@ impl RetractingAggregator {
             check_retractable(call).map_err(StreamError::Config)?;
         }
         let keys = RowConverter::new(spec.key_fields.iter().map(|f| SortField::new(f.data_type().clone())).collect())?;
-        let mut fields: Vec<Field> = spec.output_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(op_field());
         Ok(Self {
             keys,
             index: HashMap::new(),
             key_rows: Vec::new(),
             groups: Vec::new(),
             changed_list: Vec::new(),
-            output_schema: Arc::new(Schema::new(fields)),
+            output_schema: with_op_column(&spec.output_schema),
             spec,
         })
-    }
-
-    /// The schema of emitted batches: the aggregation's output plus [`OP_COLUMN`].
-    pub fn output_schema(&self) -> &SchemaRef {
-        &self.output_schema
     }
 
     /// Whether a flush would emit something.
     pub fn has_changes(&self) -> bool {
         !self.changed_list.is_empty()
-    }
-
-    /// Groups seen so far.
-    pub fn groups(&self) -> usize {
-        self.groups.len()
     }
 
     fn new_group(&self) -> Result<Group> {
@@ -414,7 +402,7 @@ impl RetractingAggregator {
 #[cfg(test)]
 mod tests {
     use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{Float64Type, Int64Type};
+    use arrow::datatypes::{Field, Float64Type, Int64Type, Schema};
     use datafusion::functions_aggregate::average::avg_udaf;
     use datafusion::functions_aggregate::count::count_udaf;
     use datafusion::functions_aggregate::min_max::max_udaf;
@@ -424,6 +412,7 @@ mod tests {
     use datafusion::physical_expr::expressions::{CastExpr, col};
 
     use super::*;
+    use crate::operators::aggregate::updating::op_field;
 
     fn input_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]))

@@ -50,6 +50,13 @@ pub fn op_field() -> Field {
     Field::new(OP_COLUMN, DataType::Int8, false)
 }
 
+/// `schema` with the hidden changelog field appended: the rows of an updating result.
+pub fn with_op_column(schema: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(op_field());
+    Arc::new(Schema::new(fields))
+}
+
 /// What a changelog row does to the result table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i8)]
@@ -117,8 +124,6 @@ impl UpdatingAggregator {
         let values_converter =
             RowConverter::new(value_fields.iter().map(|f| SortField::new(f.data_type().clone())).collect())?;
         let emitted = value_fields.iter().map(|f| arrow::array::new_empty_array(f.data_type())).collect();
-        let mut fields: Vec<Field> = spec.output_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(op_field());
         Ok(Self {
             groups: Groups::new(&spec)?,
             accumulators: new_accumulators(&spec)?,
@@ -128,7 +133,7 @@ impl UpdatingAggregator {
             emitted,
             emitted_groups: 0,
             values_converter,
-            output_schema: Arc::new(Schema::new(fields)),
+            output_schema: with_op_column(&spec.output_schema),
             spec,
         })
     }
