@@ -27,13 +27,52 @@ use arrow::record_batch::RecordBatch;
 use crate::error::{Result, StreamError};
 use crate::metrics::PipelineMetrics;
 
-/// A source of record batches (one partition).
+/// A source of record batches: one instance of a table's reader.
+///
+/// A simple source (a file, a generator) is one ordered partition and implements
+/// [`Source::next_batch`] only. A source that reads several partitions whose rows interleave (a
+/// Kafka topic) says how many with [`Source::partitions`] and returns each batch from one of
+/// them through [`Source::pull`]: the runtime keeps a watermark per partition, so every row is
+/// judged by the rows before it *in its partition*, and the source's watermark is the minimum
+/// over its partitions (see [`PartitionWatermarks`](crate::operators::watermark::PartitionWatermarks)).
 pub trait Source: Send {
     /// The next batch, `Ok(None)` when a bounded input is exhausted.
     ///
     /// Batches must have exactly the table's declared schema (no hidden columns). Errors end the
     /// pipeline; a record that cannot be decoded is reported with its position (`file:line`).
     fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+
+    /// How many partitions this instance reads (each counts for the watermark from the start,
+    /// so an empty one holds it back). One for a simple source.
+    fn partitions(&self) -> usize {
+        1
+    }
+
+    /// How long a partition may go without rows before it stops holding the watermark back
+    /// (`'source.idle-timeout'`); `None`: never.
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// The next rows, all of one partition, or word that nothing came for a while (so the
+    /// runtime can notice a cancellation and idle partitions), or the end of a bounded input.
+    fn pull(&mut self) -> Result<Pulled> {
+        Ok(match self.next_batch()? {
+            Some(batch) => Pulled::Rows { partition: 0, batch },
+            None => Pulled::End,
+        })
+    }
+}
+
+/// What [`Source::pull`] returns.
+#[derive(Debug)]
+pub enum Pulled {
+    /// Rows of partition `partition` (`0..partitions()`), in that partition's order.
+    Rows { partition: usize, batch: RecordBatch },
+    /// No rows came within the source's own poll interval.
+    Nothing,
+    /// A bounded input is exhausted.
+    End,
 }
 
 /// A destination of record batches.
@@ -171,6 +210,10 @@ pub struct SourceContext {
     pub batch_size: usize,
     /// Counters; sources add skipped bad records here.
     pub metrics: Arc<PipelineMetrics>,
+    /// Which instance of the table's reader this is, of `instances` (always 0 of 1 unless the
+    /// connector is [`Connector::partitioned`]); a partitioned source reads its share.
+    pub instance: usize,
+    pub instances: usize,
 }
 
 /// How a sink takes the results of an updating query (a changelog, see
@@ -221,6 +264,15 @@ pub trait Connector: Send + Sync {
     /// schema (generators). `None` means columns must be declared.
     fn default_schema(&self) -> Option<SchemaRef> {
         None
+    }
+
+    /// Whether a source of `table` reads several partitions whose rows interleave (a Kafka
+    /// topic). Their `_wm` does not rise along the stream, so operators close windows on the
+    /// source's watermark (the minimum over its partitions) only, and the table is read by
+    /// `parallelism` instances, each given its share of the partitions
+    /// ([`SourceContext::instance`]).
+    fn partitioned(&self, _table: &TableDef) -> bool {
+        false
     }
 
     /// Whether reading `table` yields a fixed set of rows and ends (a file), so a query can use

@@ -222,9 +222,10 @@ pub struct StageInput {
 /// A node of the graph with everything upstream of it.
 #[derive(Debug, Clone)]
 pub enum Node {
-    /// A source read on one task, with the stateless operators fused into it; its batches carry
-    /// the hidden event-time columns.
-    Source { source: BoundTable, chain: StatelessChain },
+    /// A source read on `instances` tasks (one unless its connector is
+    /// [`partitioned`](crate::connector::Connector::partitioned)), with the stateless operators
+    /// fused into it; its batches carry the hidden event-time columns.
+    Source { source: BoundTable, chain: StatelessChain, instances: usize },
     /// A stage run as `parallelism` instances.
     Stage { stage: Stage, inputs: Vec<StageInput>, parallelism: usize },
 }
@@ -233,8 +234,25 @@ impl Node {
     /// How many tasks run this node.
     pub fn instances(&self) -> usize {
         match self {
-            Node::Source { .. } => 1,
+            Node::Source { instances, .. } => (*instances).max(1),
             Node::Stage { parallelism, .. } => (*parallelism).max(1),
+        }
+    }
+
+    /// How many source tasks run under and at this node.
+    pub fn source_instances(&self) -> usize {
+        match self {
+            Node::Source { .. } => self.instances(),
+            Node::Stage { inputs, .. } => inputs.iter().map(|i| i.node.source_instances()).sum(),
+        }
+    }
+
+    /// Whether this node's rows arrive in one order in which their `_wm` only rises: one source
+    /// task reading one partition, or a stage (whose results carry no watermark of their own).
+    pub fn ordered(&self) -> bool {
+        match self {
+            Node::Source { source, instances, .. } => *instances <= 1 && !source.connector.partitioned(&source.table),
+            Node::Stage { .. } => true,
         }
     }
 
@@ -290,7 +308,7 @@ impl PipelineSpec {
         batch_size: usize,
     ) -> Self {
         let updating = aggregate.as_ref().is_some_and(|a| a.spec.window.is_none());
-        let mut node = Node::Source { source, chain: pre };
+        let mut node = Node::Source { source, chain: pre, instances: 1 };
         if let Some(stage) = aggregate {
             node = Node::Stage {
                 stage: Stage::Aggregate(stage),

@@ -26,7 +26,7 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::connector::{ChangelogMode, Sink, SourceContext};
+use crate::connector::{ChangelogMode, Pulled, Sink, SourceContext};
 use crate::error::{Result, StreamError};
 use crate::message::Message;
 use crate::metrics::{MetricsSnapshot, OperatorMetrics, OperatorSnapshot, PipelineMetrics};
@@ -34,7 +34,7 @@ use crate::operators::aggregate::ChangeOp;
 use crate::operators::aggregate::updating::op_field;
 use crate::operators::exchange::HashRouter;
 use crate::operators::stateless::StatelessChain;
-use crate::operators::watermark::WatermarkAssigner;
+use crate::operators::watermark::PartitionWatermarks;
 use crate::pipeline::{BoundTable, Edge, Node, PipelineSpec, Stage};
 use crate::task::{Output, TaskContext, run_operator};
 use crate::time::{WATERMARK_MAX, WATERMARK_MIN};
@@ -46,7 +46,7 @@ struct Shared {
     cancelled: AtomicBool,
     error: Mutex<Option<StreamError>>,
     metrics: Arc<PipelineMetrics>,
-    /// Each source's watermark; the pipeline's is their minimum.
+    /// Each source instance's watermark; the pipeline's is their minimum.
     source_watermarks: Vec<AtomicI64>,
     /// Counters per node, in `EXPLAIN`'s order (inputs first); set once every task is spawned.
     operators: OnceLock<Vec<Arc<OperatorMetrics>>>,
@@ -162,7 +162,8 @@ impl RunningPipeline {
 
 /// Starts `spec` on the current tokio runtime.
 pub fn start(spec: PipelineSpec) -> RunningPipeline {
-    let sources = spec.sources().len();
+    // One watermark slot per source instance.
+    let sources: usize = spec.inputs.iter().map(Node::source_instances).sum();
     let shared = Arc::new(Shared {
         cancelled: AtomicBool::new(false),
         error: Mutex::new(None),
@@ -225,21 +226,23 @@ impl Spawner<'_> {
     /// Spawns `node`, whose instance *i* sends its results to `outputs[i]`.
     fn spawn(&mut self, node: &Node, outputs: Vec<Output>) {
         match node {
-            Node::Source { source, chain } => {
+            Node::Source { source, chain, .. } => {
                 let index = self.sources;
-                self.sources += 1;
+                self.sources += outputs.len();
                 let counters = Arc::new(OperatorMetrics::new(format!("source {}", source.table.name)));
                 self.operators.push(counters.clone());
                 let shared = self.shared.clone();
                 let (source, chain, batch_size) = (source.clone(), chain.clone(), self.batch_size);
-                for mut output in outputs {
+                let instances = outputs.len();
+                for (instance, mut output) in outputs.into_iter().enumerate() {
                     let shared = shared.clone();
                     let (source, chain, counters) = (source.clone(), chain.clone(), counters.clone());
                     self.tasks.push(tokio::task::spawn_blocking(move || {
                         // The error is recorded before the channels close, so downstream tasks
                         // that see them close know the pipeline failed.
-                        let place = SourcePlace { index, counters: &counters };
-                        let run = || run_source(&source, &chain, batch_size, &mut output, place, &shared);
+                        let place = SourcePlace { index: index + instance, counters: &counters };
+                        let ctx = SourceContext { batch_size, metrics: shared.metrics.clone(), instance, instances };
+                        let run = || run_source(&source, &chain, ctx, &mut output, place, &shared);
                         if let Err(e) = unwound("the source", run) {
                             shared.fail(e);
                         }
@@ -325,40 +328,43 @@ struct SourcePlace<'a> {
     counters: &'a OperatorMetrics,
 }
 
-/// Source task: decode, assign watermarks, run the fused chain, send on. Blocking thread.
+/// Source task: decode, assign watermarks (one per partition), run the fused chain, send on.
+/// Blocking thread.
 fn run_source(
     bound: &BoundTable,
     chain: &StatelessChain,
-    batch_size: usize,
+    ctx: SourceContext,
     output: &mut Output,
     place: SourcePlace<'_>,
     shared: &Shared,
 ) -> Result<()> {
     let index = place.index;
-    let ctx = SourceContext { batch_size, metrics: shared.metrics.clone() };
     let table = &bound.table;
     let mut source = bound.connector.open_source(table, &ctx)?;
     let event_time = table.watermark.as_ref().map(|w| (w.column, w.delay_ms));
-    let mut assigner = WatermarkAssigner::new(&table.schema, event_time);
-    let mut last_watermark = assigner.current();
+    let mut watermarks =
+        PartitionWatermarks::new(&table.schema, event_time, source.partitions(), source.idle_timeout());
 
     loop {
         if shared.is_cancelled() {
             return Ok(());
         }
-        let Some(batch) = source.next_batch()? else { break };
-        PipelineMetrics::add(&shared.metrics.rows_in, batch.num_rows());
-        PipelineMetrics::add(&place.counters.rows_in, batch.num_rows());
-        let batch = assigner.assign(batch)?;
-        if let Some(batch) = chain.apply(batch)? {
-            PipelineMetrics::add(&place.counters.rows_out, batch.num_rows());
-            if !output.send_batch_blocking(batch)? {
-                return Ok(());
+        match source.pull()? {
+            Pulled::End => break,
+            Pulled::Nothing => {}
+            Pulled::Rows { partition, batch } => {
+                PipelineMetrics::add(&shared.metrics.rows_in, batch.num_rows());
+                PipelineMetrics::add(&place.counters.rows_in, batch.num_rows());
+                let batch = watermarks.assign(partition, batch)?;
+                if let Some(batch) = chain.apply(batch)? {
+                    PipelineMetrics::add(&place.counters.rows_out, batch.num_rows());
+                    if !output.send_batch_blocking(batch)? {
+                        return Ok(());
+                    }
+                }
             }
         }
-        let watermark = assigner.current();
-        if watermark > last_watermark {
-            last_watermark = watermark;
+        if let Some(watermark) = watermarks.advanced(std::time::Instant::now()) {
             shared.source_watermark(index, watermark);
             if !output.send_all_blocking(Message::Watermark(watermark)) {
                 return Ok(());

@@ -61,9 +61,17 @@ impl Lines {
     /// Writes `node` after everything upstream of it; returns its label (`[3]`).
     fn node(&mut self, node: &Node) -> String {
         match node {
-            Node::Source { source, chain: ops } => {
+            Node::Source { source, chain: ops, instances } => {
                 let label = self.label();
                 self.line("source", format!("{}{}", self.prefix(&label), table(source)));
+                if source.connector.partitioned(&source.table) {
+                    self.line(
+                        "",
+                        format!(
+                            "partitioned: {instances} reader(s), a watermark per partition, the source's is their minimum"
+                        ),
+                    );
+                }
                 match watermark_text(&source.table) {
                     Some(w) => self.line("", format!("watermark {w} (the largest event time seen, minus the delay)")),
                     None => self.line("", "no watermark: the table declares no event time".into()),

@@ -473,7 +473,9 @@ impl Session {
     fn nodes(&self, plan: Plan, late: Option<&LatePlan>) -> SqlResult<Vec<Node>> {
         Ok(match plan {
             Plan::Source { source, ops } => {
-                vec![Node::Source { source, chain: StatelessChain::new(ops, &hidden_fields()) }]
+                // A partitioned source (Kafka) spreads its partitions over `parallelism` readers.
+                let instances = if source.connector.partitioned(&source.table) { self.settings.parallelism } else { 1 };
+                vec![Node::Source { source, chain: StatelessChain::new(ops, &hidden_fields()), instances }]
             }
             Plan::Union(branches) => {
                 let mut nodes = Vec::new();
@@ -511,8 +513,8 @@ impl Session {
                             post: StatelessChain::new(post, &hidden),
                             update_interval: self.settings.update_interval,
                             changelog_input,
-                            // One node in: its rows' watermarks rise along the input.
-                            row_watermarks: stage_inputs.len() == 1,
+                            // One node in, in one order: its rows' watermarks rise along the input.
+                            row_watermarks: matches!(&stage_inputs[..], [only] if only.node.ordered()),
                             late: late_output,
                         })
                     }

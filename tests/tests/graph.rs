@@ -206,11 +206,6 @@ fn unsupported_graphs_are_refused_by_name() {
             "can only be joined with another window TVF",
         ),
         (
-            "SELECT k, COUNT(*) FROM TABLE(HOP(TABLE ab, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND)) \
-             GROUP BY k, window_start, window_end",
-            "HOP over a UNION ALL is not supported yet",
-        ),
-        (
             "SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE joined, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
              GROUP BY k, window_start, window_end",
             "the result of a join has none",

@@ -223,6 +223,10 @@ impl Case {
             };
             sql = sql.replace(&format!("{{{}}}", side.name), &read);
         }
+        // `{a+b}`: the window TVF over a view that is the UNION ALL of both sides.
+        if let Some(window) = self.window {
+            sql = sql.replace("{a+b}", &window.tvf_sql(UNION_VIEW, "ts"));
+        }
         sql
     }
 
@@ -235,9 +239,12 @@ impl Case {
             };
             sql = sql.replace(&format!("{{{}}}", side.name), &read);
         }
-        sql
+        sql.replace("{a+b}", "(SELECT * FROM a_expanded UNION ALL SELECT * FROM b_expanded)")
     }
 }
+
+/// The view `{a+b}` reads in a streaming query.
+const UNION_VIEW: &str = "a_and_b";
 
 /// What a case must produce for one seed.
 struct Expected {
@@ -300,6 +307,9 @@ fn script(case: &Case, dir: &TestDir, out: &str, expected: &Expected, parallelis
             watermark = watermark_sql(side.delay_ms),
             input = dir.sql_path(&format!("{}.jsonl", side.name)),
         );
+    }
+    if case.template.contains("{a+b}") {
+        let _ = writeln!(sql, "CREATE VIEW {UNION_VIEW} AS SELECT * FROM a UNION ALL SELECT * FROM b;");
     }
     let _ = write!(
         sql,
@@ -745,6 +755,30 @@ const WINDOW_JOIN_SEEDS: Seeds = &[
         },
     ],
 ];
+
+/// HOP over a UNION ALL: each row is judged by its own input's watermark, so a row may be late
+/// for some of its windows and on time for the others while the operator watermark (the
+/// minimum over both inputs) keeps those windows open for the other input's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_over_a_union_judges_each_row_by_its_own_input() {
+    let cases = [Case {
+        name: "union-hop",
+        sides: TWO_SIDES,
+        window: Some(Window::Hop { slide_s: 2, size_s: 6 }),
+        interval: false,
+        template: "SELECT window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s, MAX(d) AS mx \
+                   FROM {a+b} GROUP BY window_start, window_end, k",
+    }];
+    let summaries = check(&cases, WINDOW_JOIN_SEEDS).await;
+    for (name, by_seed) in &summaries {
+        for side in 0..2 {
+            assert!(
+                by_seed.iter().map(|s| s.late_by_side[side]).sum::<u64>() > 0,
+                "case '{name}': the seeds need late rows on side {side}: {by_seed:?}"
+            );
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_of_window_results_matches_the_oracle() {

@@ -79,3 +79,68 @@ impl WatermarkAssigner {
         Ok(RecordBatch::try_new(self.output_schema.clone(), columns)?)
     }
 }
+
+/// The watermarks of a source's partitions: one [`WatermarkAssigner`] each, so each row's `_wm`
+/// comes from the rows before it in its own partition, and the source's watermark is the minimum
+/// over the partitions.
+///
+/// Every partition counts from the start: one that has sent nothing holds the minimum at
+/// [`WATERMARK_MIN`], so the output does not depend on how partitions interleave. With an idle
+/// timeout (`'source.idle-timeout'`) a partition without rows for that long stops counting until
+/// its next row; a row that then finds its windows closed is late (progress bought with
+/// determinism). The watermark reported never goes back.
+#[derive(Debug)]
+pub struct PartitionWatermarks {
+    assigners: Vec<WatermarkAssigner>,
+    /// When each partition last sent rows (or when reading began).
+    last_rows: Vec<std::time::Instant>,
+    idle_timeout: Option<std::time::Duration>,
+    /// The highest watermark reported so far.
+    reported: i64,
+}
+
+impl PartitionWatermarks {
+    /// Watermarks for `partitions` partitions of batches of `schema` (see [`WatermarkAssigner::new`]).
+    pub fn new(
+        schema: &Schema,
+        event_time: Option<(usize, i64)>,
+        partitions: usize,
+        idle_timeout: Option<std::time::Duration>,
+    ) -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            assigners: (0..partitions).map(|_| WatermarkAssigner::new(schema, event_time)).collect(),
+            last_rows: vec![now; partitions],
+            idle_timeout,
+            reported: WATERMARK_MIN,
+        }
+    }
+
+    /// Appends `_ts` and `_wm` to a batch of `partition`'s rows.
+    pub fn assign(&mut self, partition: usize, batch: RecordBatch) -> Result<RecordBatch> {
+        let partitions = self.assigners.len();
+        let assigner = self.assigners.get_mut(partition).ok_or_else(|| {
+            StreamError::Internal(format!("a source of {partitions} partitions sent rows of partition {partition}"))
+        })?;
+        if batch.num_rows() > 0 {
+            self.last_rows[partition] = std::time::Instant::now();
+        }
+        assigner.assign(batch)
+    }
+
+    /// The source's watermark at `now`, if it rose since the last call: the minimum over the
+    /// partitions that are not idle (`WATERMARK_MAX` for an instance given no partitions).
+    pub fn advanced(&mut self, now: std::time::Instant) -> Option<i64> {
+        let active = self
+            .assigners
+            .iter()
+            .zip(&self.last_rows)
+            .filter(|(_, last)| self.idle_timeout.is_none_or(|timeout| now.duration_since(**last) < timeout))
+            .map(|(assigner, _)| assigner.current());
+        let minimum = if self.assigners.is_empty() { crate::time::WATERMARK_MAX } else { active.min()? };
+        (minimum > self.reported).then(|| {
+            self.reported = minimum;
+            minimum
+        })
+    }
+}

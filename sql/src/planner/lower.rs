@@ -47,7 +47,7 @@ use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 use streamsql_engine::operators::aggregate::{
-    AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape, check_retractable,
+    AggregateCall, AggregateSpec, GroupOutput, WindowShape, check_retractable,
 };
 use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::stateless::StatelessOp;
@@ -418,12 +418,6 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                 }
                 return lower_updating_aggregate(aggregate, stream);
             };
-            if window.shape.kind == WindowKind::Hop && matches!(stream.plan, Plan::Union(_)) {
-                return Err(SqlError::new(
-                    "HOP over a UNION ALL is not supported yet (rows of different inputs are late by different \
-                     watermarks); use TUMBLE, or aggregate each input and UNION ALL the results",
-                ));
-            }
             let input_schema = aggregate.input.schema();
             let output_schema = aggregate.schema.as_arrow();
             let mut outputs = Vec::new();

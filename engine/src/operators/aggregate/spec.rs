@@ -87,6 +87,13 @@ impl WindowShape {
         std::iter::successors(Some(first), move |s| s.checked_add(slide)).take_while(move |s| *s <= last)
     }
 
+    /// `floor` (the first window start some rows of the pane at `pane_start` may join) as the
+    /// key of their pane: `i64::MIN` when it excludes none of the pane's windows.
+    pub fn pane_floor(&self, pane_start: i64, floor: i64) -> i64 {
+        let first = floor_to(pane_start.saturating_sub(self.size_ms), self.slide_ms).saturating_add(self.slide_ms);
+        if floor <= first { i64::MIN } else { floor }
+    }
+
     /// The smallest window end strictly greater than `watermark`.
     pub fn next_window_end_after(&self, watermark: i64) -> i64 {
         let w = watermark as i128;

@@ -19,8 +19,11 @@ use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
 pub struct WindowAggregator {
     spec: Arc<AggregateSpec>,
     shape: WindowShape,
-    /// Open panes by start time.
-    panes: BTreeMap<i64, Pane>,
+    /// Open panes by start time and *floor*: the first window start their rows may join
+    /// (`i64::MIN`: every window containing the pane). A HOP row whose own watermark has passed
+    /// the end of some of its windows that are not emitted yet (rows of several partitions or
+    /// inputs, whose watermarks differ) goes to a pane with a floor, which those windows skip.
+    panes: BTreeMap<(i64, i64), Pane>,
     /// Every window with `end <= watermark` has been emitted.
     watermark: i64,
     late_rows: u64,
@@ -157,14 +160,15 @@ impl WindowAggregator {
         let first = values[start];
         let pane = shape.pane_start(first);
         let pane_end = pane.saturating_add(shape.pane_ms);
+        let floor = self.floor(watermark);
         let uniform = ts.null_count() == 0
             && shape.last_window_end(first) > watermark
             && values[start..end].iter().all(|&t| t >= pane && t < pane_end);
         if uniform {
             let piece = inputs.slice(start, end - start);
-            return self.update_pane(pane, &piece, end - start);
+            return self.update_pane((pane, shape.pane_floor(pane, floor)), &piece, end - start);
         }
-        let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut by_pane: BTreeMap<(i64, i64), Vec<u32>> = BTreeMap::new();
         for row in start..end {
             let t = values[row];
             if ts.is_null(row) || shape.last_window_end(t) <= watermark {
@@ -174,7 +178,8 @@ impl WindowAggregator {
                 }
                 continue;
             }
-            by_pane.entry(shape.pane_start(t)).or_default().push(row as u32);
+            let pane = shape.pane_start(t);
+            by_pane.entry((pane, shape.pane_floor(pane, floor))).or_default().push(row as u32);
         }
         for (pane, rows) in by_pane {
             let piece = inputs.take(&rows)?;
@@ -183,8 +188,21 @@ impl WindowAggregator {
         Ok(())
     }
 
-    fn update_pane(&mut self, pane_start: i64, piece: &BatchInputs, rows: usize) -> Result<()> {
-        let pane = match self.panes.entry(pane_start) {
+    /// The first window start rows that see `watermark` may join, or `i64::MIN` when that is
+    /// the first window not emitted yet (always so for TUMBLE, whose rows join their one
+    /// window or none, and for rows of one ordered input, which close windows as they go).
+    fn floor(&self, watermark: i64) -> i64 {
+        if self.shape.kind == WindowKind::Tumble || watermark <= self.watermark {
+            return i64::MIN;
+        }
+        let size = self.shape.size_ms;
+        let first = self.shape.next_window_end_after(watermark).saturating_sub(size);
+        let open = self.shape.next_window_end_after(self.watermark).saturating_sub(size);
+        if first <= open { i64::MIN } else { first }
+    }
+
+    fn update_pane(&mut self, pane: (i64, i64), piece: &BatchInputs, rows: usize) -> Result<()> {
+        let pane = match self.panes.entry(pane) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => e.insert(Pane::new(&self.spec)?),
         };
@@ -201,7 +219,7 @@ impl WindowAggregator {
         match self.shape.kind {
             WindowKind::Tumble => {
                 while let Some(entry) = self.panes.first_entry() {
-                    let start = *entry.key();
+                    let (start, _) = *entry.key();
                     if start.saturating_add(size) > watermark {
                         break;
                     }
@@ -213,7 +231,7 @@ impl WindowAggregator {
             WindowKind::Hop => {
                 let shape = self.shape;
                 let mut starts = BTreeSet::new();
-                for &pane in self.panes.range(..watermark).map(|(p, _)| p) {
+                for &(pane, _) in self.panes.range(..(watermark, i64::MIN)).map(|(p, _)| p) {
                     for s in shape.window_starts(pane) {
                         let end = s.saturating_add(size);
                         if end > self.watermark && end <= watermark {
@@ -225,7 +243,7 @@ impl WindowAggregator {
                     self.emit_hop_window(start, out)?;
                 }
                 while let Some(entry) = self.panes.first_entry() {
-                    if shape.last_window_end(*entry.key()) > watermark {
+                    if shape.last_window_end(entry.key().0) > watermark {
                         break;
                     }
                     entry.remove();
@@ -241,7 +259,8 @@ impl WindowAggregator {
         let mut groups = Groups::new(&self.spec)?;
         let mut accumulators = new_accumulators(&self.spec)?;
         let mut total = 0;
-        for (_, pane) in self.panes.range_mut(start..end) {
+        let panes = self.panes.range_mut((start, i64::MIN)..(end, i64::MIN));
+        for (_, pane) in panes.filter(|((_, floor), _)| *floor <= start) {
             for chunk in pane.sealed()? {
                 total = groups.intern(&chunk.keys, chunk.groups, &mut self.scratch)?;
                 for (acc, state) in accumulators.iter_mut().zip(&chunk.states) {
