@@ -12,6 +12,8 @@
 //! | `live`      |        | yes  | [`live`] (in-memory tables for queries; added with a catalog) |
 //! | `cassandra` |        | yes  | `cassandra` (feature `cassandra`, on by default) |
 //! | `flight`    |        | yes  | `flight` (DoPut to a Flight endpoint; feature `flight`, on by default) |
+//! | `kafka`     | yes    | yes  | `kafka` (feature `kafka`, on by default) |
+//! | `upsert-kafka` |     | yes  | `kafka` (upserts by PRIMARY KEY, tombstones for deletes) |
 //!
 //! Formats are separate from transports: [`format`] decodes JSON lines and CSV into Arrow
 //! batches (with `file:line` errors) and encodes batches back.
@@ -27,6 +29,8 @@ pub mod file;
 #[cfg(feature = "flight")]
 pub mod flight;
 pub mod format;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod live;
 pub mod netflow;
 pub mod nexmark;
@@ -56,6 +60,10 @@ impl Connectors {
                 Arc::new(cassandra::CassandraConnector),
                 #[cfg(feature = "flight")]
                 Arc::new(flight::FlightConnector),
+                #[cfg(feature = "kafka")]
+                Arc::new(kafka::KafkaConnector),
+                #[cfg(feature = "kafka")]
+                Arc::new(kafka::UpsertKafkaConnector),
             ],
         }
     }

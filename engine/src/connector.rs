@@ -192,6 +192,28 @@ impl Options<'_> {
     }
 }
 
+/// Field metadata marking a column declared `METADATA [FROM 'key']`: its value is the key, and
+/// the connector fills the column from the record's metadata (a Kafka record's partition,
+/// offset, timestamp) rather than from its payload.
+pub const METADATA_FIELD: &str = "streamsql.metadata";
+
+/// The metadata key a column is read from, if it is a metadata column.
+pub fn metadata_key(field: &arrow::datatypes::Field) -> Option<&str> {
+    field.metadata().get(METADATA_FIELD).map(String::as_str)
+}
+
+/// One metadata column a connector offers (`ts TIMESTAMP(3) METADATA FROM 'timestamp'`).
+#[derive(Debug)]
+pub struct MetadataSpec {
+    pub key: &'static str,
+    /// The type the column must be declared with.
+    pub data_type: arrow::datatypes::DataType,
+    /// Whether a sink can write it; a read-only one must be declared `VIRTUAL` in a table
+    /// that is written to.
+    pub writable: bool,
+    pub help: &'static str,
+}
+
 /// One option a connector accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct OptionSpec {
@@ -264,6 +286,11 @@ pub trait Connector: Send + Sync {
     /// schema (generators). `None` means columns must be declared.
     fn default_schema(&self) -> Option<SchemaRef> {
         None
+    }
+
+    /// The metadata columns a table of this connector may declare; none by default.
+    fn metadata(&self) -> &'static [MetadataSpec] {
+        &[]
     }
 
     /// Whether a source of `table` reads several partitions whose rows interleave (a Kafka

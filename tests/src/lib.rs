@@ -13,6 +13,7 @@
 pub mod cassandra;
 pub mod flight;
 pub mod fuzz;
+pub mod kafka;
 pub mod oracle;
 
 use std::cmp::Ordering as CmpOrdering;

@@ -23,6 +23,12 @@ impl<W: Write> RecordWriter<W> {
         Self { format, out, schema, delimiter, header_written: false, line: String::new() }
     }
 
+    /// A writer whose CSV has no header row (records sent one by one, as Kafka values).
+    pub fn without_header(mut self) -> Self {
+        self.header_written = true;
+        self
+    }
+
     /// Appends every row of `batch`.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self.format {

@@ -1,4 +1,5 @@
-//! `CREATE TABLE` with `WATERMARK FOR`, `PRIMARY KEY ... NOT ENFORCED` and `WITH (...)`.
+//! `CREATE TABLE` with `WATERMARK FOR`, `PRIMARY KEY ... NOT ENFORCED`, metadata columns
+//! (`METADATA [FROM 'key'] [VIRTUAL]`) and `WITH (...)`.
 
 use datafusion::sql::sqlparser::ast::Spanned;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -85,6 +86,17 @@ fn parse_table_element(parser: &mut Parser<'_>, table: &mut CreateTable) -> SqlR
     }
     let name = parser.parse_identifier()?;
     let data_type = parser.parse_data_type()?;
+    let is_word = |parser: &Parser<'_>, word: &str| matches!(&parser.peek_token().token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
+    let mut metadata = None;
+    if is_word(parser, "METADATA") {
+        parser.next_token();
+        let key = if parser.parse_keyword(Keyword::FROM) { Some(parser.parse_literal_string()?) } else { None };
+        let is_virtual = is_word(parser, "VIRTUAL");
+        if is_virtual {
+            parser.next_token();
+        }
+        metadata = Some((key, is_virtual));
+    }
     if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
         return Err(SqlError::at_span("NOT NULL columns are not supported yet; remove NOT NULL", start.span));
     }
@@ -92,6 +104,6 @@ fn parse_table_element(parser: &mut Parser<'_>, table: &mut CreateTable) -> SqlR
     if parser.parse_keyword(Keyword::COMMENT) {
         parser.parse_literal_string()?;
     }
-    table.columns.push(ColumnDef { name, data_type, span: start.span });
+    table.columns.push(ColumnDef { name, data_type, span: start.span, metadata });
     Ok(())
 }

@@ -36,6 +36,9 @@ pub struct ColumnDef {
     pub name: Ident,
     pub data_type: DataType,
     pub span: Span,
+    /// `METADATA [FROM 'key'] [VIRTUAL]`: the key (`None`: the column's name) and whether the
+    /// column is virtual (read, never written).
+    pub metadata: Option<(Option<String>, bool)>,
 }
 
 /// `WATERMARK FOR column AS expr`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Spanned};
 use datafusion::sql::sqlparser::tokenizer::Span;
-use streamsql_engine::connector::{Connector, ConnectorRegistry, Role, TableDef, WatermarkDef};
+use streamsql_engine::connector::{Connector, ConnectorRegistry, METADATA_FIELD, Role, TableDef, WatermarkDef};
 use streamsql_engine::pipeline::BoundTable;
 
 use super::normalize_ident;
@@ -34,13 +34,44 @@ pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRe
         }
         let data_type = arrow_type(&column.data_type)
             .map_err(|m| SqlError::at_span(format!("column '{column_name}': {m}"), column.span))?;
-        let mut field = Field::new(column_name.clone(), data_type, true);
+        let mut metadata = HashMap::new();
         if column.name.value != column_name {
             // SQL finds `emailAddress` as `emailaddress`; a JSON key or a CSV header is matched
             // as it was declared.
-            let declared = HashMap::from([(DECLARED_NAME.to_string(), column.name.value.clone())]);
-            field = field.with_metadata(declared);
+            metadata.insert(DECLARED_NAME.to_string(), column.name.value.clone());
         }
+        if let Some((key, is_virtual)) = &column.metadata {
+            let key = key.clone().unwrap_or_else(|| column.name.value.clone());
+            let offered = connector.metadata();
+            let Some(spec) = offered.iter().find(|m| m.key == key) else {
+                let choices: Vec<String> = offered.iter().map(|m| format!("'{}'", m.key)).collect();
+                let message = if choices.is_empty() {
+                    format!("column '{column_name}': connector '{}' has no metadata columns", connector.name())
+                } else {
+                    format!(
+                        "column '{column_name}': connector '{}' has no metadata '{key}'; it offers {}",
+                        connector.name(),
+                        choices.join(", ")
+                    )
+                };
+                return Err(SqlError::at_span(message, column.span));
+            };
+            if spec.data_type != data_type {
+                return Err(SqlError::at_span(
+                    format!(
+                        "column '{column_name}': metadata '{key}' is {}, declared {}",
+                        crate::types::sql_name(&spec.data_type),
+                        crate::types::sql_name(&data_type)
+                    ),
+                    column.span,
+                ));
+            }
+            if *is_virtual {
+                metadata.insert(format!("{METADATA_FIELD}.virtual"), "true".into());
+            }
+            metadata.insert(METADATA_FIELD.to_string(), key);
+        }
+        let field = Field::new(column_name.clone(), data_type, true).with_metadata(metadata);
         fields.push(field);
     }
     let schema = if fields.is_empty() {
@@ -111,7 +142,12 @@ pub fn bind_connector(
     };
     let specs = connector.options();
     for (key, _, span) in options {
-        if key != "connector" && !specs.iter().any(|s| s.key == key) {
+        // A key ending in `.*` (`'properties.*'`) stands for every key with that prefix.
+        let known = |spec: &&streamsql_engine::connector::OptionSpec| {
+            spec.key == key
+                || spec.key.strip_suffix('*').is_some_and(|prefix| key.len() > prefix.len() && key.starts_with(prefix))
+        };
+        if key != "connector" && !specs.iter().any(|s| known(&s)) {
             let valid = specs.iter().map(|s| format!("'{}'", s.key)).collect::<Vec<_>>();
             let valid = if valid.is_empty() { "none".to_string() } else { valid.join(", ") };
             return Err(SqlError::at_span(

@@ -1,0 +1,476 @@
+//! The Kafka source and sinks against a real broker (`scripts/kafka.sh`), read back with
+//! Python's `confluent-kafka`:
+//!
+//! - a 4-partition topic of disordered, late and malformed records through a TUMBLE count, an
+//!   updating aggregate (changelog with `op`) and `upsert-kafka`, compared with an oracle that
+//!   judges each row by the rows before it *in its partition*, at several parallelisms and batch
+//!   sizes;
+//! - a single-partition topic gives exactly the results of the same rows read from a file;
+//! - an empty partition holds windows back, unless `'source.idle-timeout'` lets them close, and
+//!   a row that then comes for a closed window is late;
+//! - metadata columns, key fields, CSV and raw formats, and the options refused by name.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use streamsql_tests::kafka::{BOOTSTRAP, Record, consume, new_topic, produce};
+use streamsql_tests::{TestDir, describe_sql_error, parse_sink_timestamp, plan, read_jsonl, run_script, write_text};
+
+const KEYS: &[&str] = &["alpha", "beta", "gamma", "delta", "epsilon"];
+const BASE_MS: i64 = 1_717_000_000_000;
+const DELAY_MS: i64 = 1_000;
+
+/// One good input row.
+#[derive(Debug, Clone)]
+struct Ev {
+    ts: i64,
+    k: &'static str,
+    v: i64,
+}
+
+/// What a partition holds, in order: a good row or a malformed record.
+#[derive(Debug, Clone)]
+enum Item {
+    Row(Ev),
+    Bad(String),
+}
+
+/// Seeded records for `partitions` partitions, each with its own pace and disorder.
+fn generate(seed: u64, partitions: usize, rows: usize) -> Vec<Vec<Item>> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    (0..partitions)
+        .map(|p| {
+            let step = 40 + 60 * p as i64;
+            let mut max = BASE_MS + 250 * p as i64;
+            (0..rows)
+                .map(|_| {
+                    if rng.random_bool(0.03) {
+                        let bad = match rng.random_range(0..3) {
+                            0 => "{not json".to_string(),
+                            1 => json!({"ts": "yesterday", "k": "alpha", "v": 1}).to_string(),
+                            _ => json!({"ts": max, "k": "beta", "v": "many"}).to_string(),
+                        };
+                        return Item::Bad(bad);
+                    }
+                    let ts = if rng.random_bool(0.15) {
+                        max - rng.random_range(0..3_000)
+                    } else {
+                        max + rng.random_range(0..=step)
+                    };
+                    max = max.max(ts);
+                    Item::Row(Ev { ts, k: KEYS[rng.random_range(0..KEYS.len())], v: rng.random_range(-10..1000) })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn ev_json(e: &Ev) -> String {
+    json!({"ts": e.ts, "k": e.k, "v": e.v}).to_string()
+}
+
+fn records(partitions: &[Vec<Item>]) -> Vec<Record> {
+    let mut out = Vec::new();
+    // Interleave the partitions, so no partition is written (or read) all at once.
+    let longest = partitions.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..longest {
+        for (p, items) in partitions.iter().enumerate() {
+            if let Some(item) = items.get(i) {
+                let (key, value) = match item {
+                    Item::Row(e) => (Some(e.k), ev_json(e)),
+                    Item::Bad(text) => (None, text.clone()),
+                };
+                out.push(Record::new(p as i32, key, &value));
+            }
+        }
+    }
+    out
+}
+
+/// `(window_start, k) → (count, sum)`.
+type Windows = BTreeMap<(i64, String), (i64, i64)>;
+
+/// `(window_start, k) → (count, sum)` of a 1 s TUMBLE, and the late rows: each row judged by
+/// `wm_p(r)`, the largest event time before it in its partition minus the delay.
+fn tumble_oracle(partitions: &[Vec<Item>]) -> (Windows, u64) {
+    let mut windows = Windows::new();
+    let mut late = 0;
+    for items in partitions {
+        let mut max: Option<i64> = None;
+        for item in items {
+            let Item::Row(e) = item else { continue };
+            let start = e.ts - e.ts.rem_euclid(1_000);
+            match max {
+                Some(m) if start + 1_000 <= m - DELAY_MS => late += 1,
+                _ => {
+                    let entry = windows.entry((start, e.k.to_string())).or_default();
+                    entry.0 += 1;
+                    entry.1 += e.v;
+                }
+            }
+            max = Some(max.map_or(e.ts, |m| m.max(e.ts)));
+        }
+    }
+    (windows, late)
+}
+
+/// `k → (count, sum)` over every good row.
+fn totals_oracle(partitions: &[Vec<Item>]) -> BTreeMap<String, (i64, i64)> {
+    let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for item in partitions.iter().flatten() {
+        let Item::Row(e) = item else { continue };
+        let entry = totals.entry(e.k.to_string()).or_default();
+        entry.0 += 1;
+        entry.1 += e.v;
+    }
+    totals
+}
+
+fn bad_count(partitions: &[Vec<Item>]) -> u64 {
+    partitions.iter().flatten().filter(|i| matches!(i, Item::Bad(_))).count() as u64
+}
+
+fn source_table(topic: &str, extra: &str) -> String {
+    format!(
+        "CREATE TABLE src (ts TIMESTAMP(3), k STRING, v BIGINT, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+         WITH ('connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{BOOTSTRAP}',\n\
+         \x20 'scan.startup.mode' = 'earliest-offset', 'format' = 'json'{extra});\n"
+    )
+}
+
+fn value_json(record: &Record) -> serde_json::Map<String, Value> {
+    match serde_json::from_str(record.value.as_deref().expect("a value")) {
+        Ok(Value::Object(map)) => map,
+        other => panic!("not a JSON object: {other:?} in {record:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_partitions_of_disordered_late_and_bad_records_match_the_oracle() {
+    let partitions = generate(11, 4, 700);
+    let topic = new_topic("it-in4", 4);
+    produce(&topic, &records(&partitions));
+    let (windows, late) = tumble_oracle(&partitions);
+    let totals = totals_oracle(&partitions);
+    let bad = bad_count(&partitions);
+    assert!(late > 20 && bad > 20, "the input needs late and bad records: {late} late, {bad} bad");
+
+    for (parallelism, batch) in [(1, 8192), (3, 1), (4, 64)] {
+        let label = format!("parallelism {parallelism}, batch size {batch}");
+        let counts = new_topic("it-counts", 3);
+        let changes = new_topic("it-changes", 1);
+        let upserts = new_topic("it-upserts", 2);
+        let sql = format!(
+            "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch}';\n{src}\
+             CREATE TABLE counts (window_start TIMESTAMP(3), k STRING, n BIGINT, total BIGINT)\n\
+             WITH ('connector' = 'kafka', 'topic' = '{counts}', 'properties.bootstrap.servers' = '{BOOTSTRAP}',\n\
+             \x20 'format' = 'json', 'key.format' = 'raw', 'key.fields' = 'k');\n\
+             CREATE TABLE changes (k STRING, n BIGINT, total BIGINT)\n\
+             WITH ('connector' = 'kafka', 'topic' = '{changes}', 'properties.bootstrap.servers' = '{BOOTSTRAP}');\n\
+             CREATE TABLE upserts (k STRING, n BIGINT, total BIGINT, PRIMARY KEY (k) NOT ENFORCED)\n\
+             WITH ('connector' = 'upsert-kafka', 'topic' = '{upserts}', 'properties.bootstrap.servers' = '{BOOTSTRAP}',\n\
+             \x20 'key.format' = 'json', 'value.format' = 'json');\n\
+             INSERT INTO counts SELECT window_start, k, COUNT(*), SUM(v)\n\
+             FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, k;\n\
+             INSERT INTO changes SELECT k, COUNT(*), SUM(v) FROM src GROUP BY k;\n\
+             INSERT INTO upserts SELECT k, COUNT(*), SUM(v) FROM src GROUP BY k;\n",
+            src = source_table(&topic, ", 'scan.bounded.mode' = 'latest-offset', 'format.on-error' = 'skip'"),
+        );
+        let reports = run_script(&sql).await.unwrap_or_else(|e| panic!("{label}: {e:#}"));
+        for (i, report) in reports.iter().enumerate() {
+            let m = report.metrics;
+            assert_eq!(m.bad_records, bad, "{label}: pipeline {i} bad records");
+            assert_eq!(m.rows_in + m.bad_records, partitions.iter().map(Vec::len).sum::<usize>() as u64, "{label}");
+            assert_eq!(m.late_rows, if i == 0 { late } else { 0 }, "{label}: pipeline {i} late rows");
+        }
+
+        // The TUMBLE counts, keyed by k.
+        let mut actual = BTreeMap::new();
+        for record in consume(&counts) {
+            let row = value_json(&record);
+            let k = row["k"].as_str().expect("k").to_string();
+            assert_eq!(record.key.as_deref(), Some(k.as_str()), "{label}: the raw key is k");
+            let start = parse_sink_timestamp(row["window_start"].as_str().expect("start")).expect("a timestamp");
+            let value = (row["n"].as_i64().expect("n"), row["total"].as_i64().expect("total"));
+            assert!(actual.insert((start, k), value).is_none(), "{label}: a window twice");
+        }
+        assert_eq!(actual, windows, "{label}: TUMBLE counts");
+
+        // The changelog, replayed.
+        let mut table: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for record in consume(&changes) {
+            let row = value_json(&record);
+            let k = row["k"].as_str().expect("k").to_string();
+            let value = (row["n"].as_i64().expect("n"), row["total"].as_i64().expect("total"));
+            match row["op"].as_str().expect("op") {
+                "+I" | "+U" => {
+                    table.insert(k, value);
+                }
+                "-U" | "-D" => {
+                    assert_eq!(table.remove(&k), Some(value), "{label}: a retraction of a row not there");
+                }
+                other => panic!("{label}: op {other}"),
+            }
+        }
+        assert_eq!(table, totals, "{label}: the changelog ends as the totals");
+
+        // Upserts: the last value per key.
+        let mut latest: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for record in consume(&upserts) {
+            let key: Value = serde_json::from_str(record.key.as_deref().expect("a key")).expect("a JSON key");
+            let k = key["k"].as_str().expect("k").to_string();
+            match record.value {
+                None => {
+                    latest.remove(&k);
+                }
+                Some(_) => {
+                    let row = value_json(&record);
+                    latest.insert(k, (row["n"].as_i64().expect("n"), row["total"].as_i64().expect("total")));
+                }
+            }
+        }
+        assert_eq!(latest, totals, "{label}: upserts end as the totals");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_partition_topic_gives_the_file_results() {
+    let partitions = generate(12, 1, 1500);
+    let topic = new_topic("it-in1", 1);
+    produce(&topic, &records(&partitions));
+    let dir = TestDir::new("kafka-vs-file");
+    let lines: Vec<String> = partitions[0]
+        .iter()
+        .map(|i| match i {
+            Item::Row(e) => ev_json(e),
+            Item::Bad(text) => text.clone(),
+        })
+        .collect();
+    write_text(&dir.file("in.jsonl"), &(lines.join("\n") + "\n"));
+    for (parallelism, batch) in [(1, 1), (2, 8192)] {
+        let mut outputs = Vec::new();
+        for from in ["kafka", "file"] {
+            let out = format!("{from}-p{parallelism}-b{batch}.jsonl");
+            let src = match from {
+                "kafka" => source_table(&topic, ", 'scan.bounded.mode' = 'latest-offset', 'format.on-error' = 'skip'"),
+                _ => format!(
+                    "CREATE TABLE src (ts TIMESTAMP(3), k STRING, v BIGINT, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+                     WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', 'format.on-error' = 'skip');\n",
+                    dir.sql_path("in.jsonl")
+                ),
+            };
+            let sql = format!(
+                "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch}';\n{src}\
+                 CREATE TABLE out (window_start TIMESTAMP(3), window_end TIMESTAMP(3), k STRING, n BIGINT, total BIGINT)\n\
+                 WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
+                 INSERT INTO out SELECT window_start, window_end, k, COUNT(*), SUM(v)\n\
+                 FROM TABLE(HOP(TABLE src, DESCRIPTOR(ts), INTERVAL '500' MILLISECOND, INTERVAL '2' SECOND))\n\
+                 GROUP BY window_start, window_end, k;\n",
+                path = dir.sql_path(&out),
+            );
+            let reports = run_script(&sql).await.unwrap_or_else(|e| panic!("{from}: {e:#}"));
+            let mut rows: Vec<String> =
+                read_jsonl(&dir.file(&out)).iter().map(|r| Value::Object(r.clone()).to_string()).collect();
+            rows.sort();
+            outputs.push((rows, reports[0].metrics.late_rows, reports[0].metrics.bad_records));
+        }
+        assert!(outputs[0].1 > 0, "the input needs late rows");
+        assert_eq!(outputs[0], outputs[1], "parallelism {parallelism}, batch size {batch}: Kafka and file differ");
+    }
+}
+
+/// Runs `sql` (one unbounded pipeline) for `run`, calling `meanwhile` after `after`, then stops
+/// it; the report.
+async fn run_for(
+    sql: &str,
+    after: Duration,
+    meanwhile: impl FnOnce() + Send + 'static,
+    run: Duration,
+) -> streamsql_engine::runtime::PipelineReport {
+    let mut specs = plan(sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    assert_eq!(specs.len(), 1);
+    let running = streamsql_engine::runtime::start(specs.remove(0));
+    let control = running.control();
+    tokio::time::sleep(after).await;
+    tokio::task::spawn_blocking(meanwhile).await.expect("meanwhile");
+    tokio::time::sleep(run.saturating_sub(after)).await;
+    control.cancel();
+    running.join().await.expect("the pipeline ends when stopped")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_partition_holds_windows_back_unless_it_is_idle() {
+    // Partition 0: 10 s of event time, in order; partition 1: nothing.
+    let rows: Vec<Record> =
+        (0..200).map(|i| Record::new(0, None, &ev_json(&Ev { ts: BASE_MS + i * 50, k: "alpha", v: 1 }))).collect();
+    let topic = new_topic("it-idle", 2);
+    produce(&topic, &rows);
+    let dir = TestDir::new("kafka-idle");
+    for idle in [None, Some("300 ms")] {
+        let label = format!("idle timeout {idle:?}");
+        let out = format!("out-{}.jsonl", idle.is_some());
+        let extra = idle.map(|t| format!(", 'source.idle-timeout' = '{t}'")).unwrap_or_default();
+        let sql = format!(
+            "{src}CREATE TABLE out (window_start TIMESTAMP(3), n BIGINT)\n\
+             WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
+             INSERT INTO out SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND))\n\
+             GROUP BY window_start, window_end;\n",
+            src = source_table(&topic, &extra),
+            path = dir.sql_path(&out),
+        );
+        // With the idle timeout, a row for the first (long closed) window comes to partition 1
+        // once the windows have closed: it is late, counted and dropped.
+        let late_topic = topic.clone();
+        let with_idle = idle.is_some();
+        let report = run_for(
+            &sql,
+            Duration::from_secs(4),
+            move || {
+                if with_idle {
+                    produce(&late_topic, &[Record::new(1, None, &ev_json(&Ev { ts: BASE_MS + 10, k: "beta", v: 1 }))]);
+                }
+            },
+            Duration::from_secs(7),
+        )
+        .await;
+        let windows: Vec<(i64, i64)> = read_jsonl(&dir.file(&out))
+            .iter()
+            .map(|r| {
+                (
+                    parse_sink_timestamp(r["window_start"].as_str().expect("start")).expect("ts"),
+                    r["n"].as_i64().expect("n"),
+                )
+            })
+            .collect();
+        match idle {
+            None => {
+                assert!(windows.is_empty(), "{label}: an empty partition must hold every window open: {windows:?}");
+                assert_eq!(report.metrics.late_rows, 0, "{label}");
+            }
+            Some(_) => {
+                // The watermark is 10 s - 50 ms - 1 s past the base: 8 whole windows closed.
+                let expected: Vec<(i64, i64)> = (0..8).map(|w| (BASE_MS + w * 1000, 20)).collect();
+                assert_eq!(windows, expected, "{label}");
+                assert_eq!(report.metrics.late_rows, 1, "{label}: the row for a closed window is late");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_columns_key_fields_and_other_formats() {
+    let topic = new_topic("it-meta", 2);
+    let mut input = Vec::new();
+    for i in 0..10_i64 {
+        let mut record = Record::new((i % 2) as i32, Some(&format!("{{\"id\":{i}}}")), &format!("{},name-{i}", i * 10));
+        record.timestamp = Some(BASE_MS + i);
+        input.push(record);
+    }
+    produce(&topic, &input);
+    let dir = TestDir::new("kafka-meta");
+    let out_topic = new_topic("it-meta-out", 1);
+    let sql = format!(
+        "CREATE TABLE src (id BIGINT, amount INT, name STRING, part INT METADATA FROM 'partition' VIRTUAL,\n\
+         \x20 off BIGINT METADATA FROM 'offset' VIRTUAL, ts TIMESTAMP(3) METADATA FROM 'timestamp', `topic` STRING METADATA VIRTUAL)\n\
+         WITH ('connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{BOOTSTRAP}',\n\
+         \x20 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',\n\
+         \x20 'key.format' = 'json', 'key.fields' = 'id', 'value.format' = 'csv', 'value.fields-include' = 'EXCEPT_KEY');\n\
+         CREATE TABLE out (id BIGINT, amount INT, name STRING, part INT, off BIGINT, ts TIMESTAMP(3), `topic` STRING)\n\
+         WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
+         CREATE TABLE names (name STRING) WITH ('connector' = 'kafka', 'topic' = '{out_topic}',\n\
+         \x20 'properties.bootstrap.servers' = '{BOOTSTRAP}', 'format' = 'raw', 'sink.partitioner' = 'round-robin');\n\
+         INSERT INTO out SELECT * FROM src;\n\
+         INSERT INTO names SELECT name FROM src WHERE amount >= 50;\n",
+        path = dir.sql_path("out.jsonl"),
+    );
+    let reports = run_script(&sql).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let mut rows = read_jsonl(&dir.file("out.jsonl"));
+    rows.sort_by_key(|r| r["id"].as_i64());
+    assert_eq!(rows.len(), 10, "{:?}", reports[0]);
+    for (i, row) in rows.iter().enumerate() {
+        let i = i as i64;
+        assert_eq!(row["amount"].as_i64(), Some(i * 10), "{row:?}");
+        assert_eq!(row["name"].as_str(), Some(format!("name-{i}").as_str()));
+        assert_eq!(row["part"].as_i64(), Some(i % 2));
+        assert_eq!(row["off"].as_i64(), Some(i / 2));
+        assert_eq!(parse_sink_timestamp(row["ts"].as_str().expect("ts")), Some(BASE_MS + i));
+        assert_eq!(row["topic"].as_str(), Some(topic.as_str()));
+    }
+    let mut names: Vec<String> = consume(&out_topic).into_iter().map(|r| r.value.expect("a value")).collect();
+    names.sort();
+    assert_eq!(names, (5..10).map(|i| format!("name-{i}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn options_that_cannot_work_are_refused_by_name() {
+    let topic = new_topic("it-refuse", 1);
+    let base = format!("'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{BOOTSTRAP}'");
+    let cases = [
+        (
+            format!(
+                "CREATE TABLE t (a STRING) WITH ({base}, 'sink.delivery-guarantee' = 'exactly-once');\nINSERT INTO t SELECT 'x';"
+            ),
+            "needs checkpoints",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a STRING) WITH ({base}, 'scan.startup.mode' = 'newest');\nCREATE TABLE o (a STRING) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT a FROM t;"
+            ),
+            "'scan.startup.mode' must be one of",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a STRING, p INT METADATA FROM 'partition') WITH ({base});\nINSERT INTO t SELECT 'x', 1;"
+            ),
+            "metadata 'partition' is read-only",
+        ),
+        (
+            format!("CREATE TABLE t (a STRING, h STRING METADATA FROM 'headers') WITH ({base});"),
+            "has no metadata 'headers'",
+        ),
+        (
+            format!("CREATE TABLE t (a STRING, p BIGINT METADATA FROM 'partition') WITH ({base});"),
+            "metadata 'partition' is INT",
+        ),
+        (
+            "CREATE TABLE t (a STRING, p INT METADATA FROM 'partition') WITH ('connector' = 'blackhole');".to_string(),
+            "has no metadata columns",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a STRING) WITH ('connector' = 'kafka', 'topic' = 'no-such-topic-anywhere', 'properties.bootstrap.servers' = '{BOOTSTRAP}');\nCREATE TABLE f WITH ('connector' = 'netflow');\nINSERT INTO t SELECT src_ip FROM f;"
+            ),
+            "topic 'no-such-topic-anywhere' does not exist",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a STRING, b STRING) WITH ({base}, 'format' = 'raw');\nCREATE TABLE o (a STRING) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT a FROM t;"
+            ),
+            "'raw' value format holds exactly one column",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a STRING) WITH ({base}, 'key.fields' = 'a');\nCREATE TABLE o (a STRING) WITH ('connector' = 'blackhole');\nINSERT INTO o SELECT a FROM t;"
+            ),
+            "'key.fields' needs 'key.format'",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a STRING) WITH ('connector' = 'upsert-kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{BOOTSTRAP}');"
+            ),
+            "needs a PRIMARY KEY",
+        ),
+    ];
+    for (sql, expected) in cases {
+        match plan(&sql) {
+            Ok(_) => panic!("planned:\n{sql}"),
+            Err(e) => {
+                let message = describe_sql_error(&e);
+                assert!(message.contains(expected), "{sql}\n  gave: {message}\n  expected: {expected}");
+            }
+        }
+    }
+}
