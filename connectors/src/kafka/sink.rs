@@ -75,6 +75,8 @@ impl KafkaSink {
             .find(|(t, _)| *t == topic)
             .map_or(1, |(_, count)| count.max(1) as i32);
         let mut config = client_config(&options);
+        // A table read and written shares its options; the group is the reader's.
+        config.remove("group.id");
         if options.at_least_once {
             if !options.properties.iter().any(|(k, _)| k == "enable.idempotence") {
                 config.set("enable.idempotence", "true");
