@@ -5,6 +5,7 @@
 //! cargo run --release -p streamsql-bench -- --rows 2000000 --no-write
 //! cargo run --release -p streamsql-bench -- --cassandra    # needs scripts/cassandra.sh start
 //! cargo run --release -p streamsql-bench -- --live         # live tables over Flight SQL
+//! cargo run --release -p streamsql-bench -- --kafka        # needs scripts/kafka.sh start
 //! ```
 //!
 //! Each case runs in a child process (the binary re-runs itself with `--case`), so its peak RSS
@@ -13,6 +14,7 @@
 
 mod cases;
 mod cassandra;
+mod kafka;
 mod live;
 mod memory;
 mod report;
@@ -29,10 +31,12 @@ struct Options {
     case: Option<Case>,
     cassandra: bool,
     live: bool,
+    kafka: bool,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
-    let mut options = Options { rows: 10_000_000, write: true, case: None, cassandra: false, live: false };
+    let mut options =
+        Options { rows: 10_000_000, write: true, case: None, cassandra: false, live: false, kafka: false };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -40,9 +44,10 @@ fn parse_args() -> anyhow::Result<Options> {
             "--no-write" => options.write = false,
             "--cassandra" => options.cassandra = true,
             "--live" => options.live = true,
+            "--kafka" => options.kafka = true,
             "--case" => options.case = Some(Case::parse(&args.next().context("--case needs a value")?)?),
             "--help" | "-h" => {
-                println!("streamsql-bench [--rows N] [--no-write] [--cassandra | --live]");
+                println!("streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -65,6 +70,17 @@ fn main() -> anyhow::Result<()> {
         println!("{table}");
         if options.write {
             report::write_section(&table, "cassandra")?;
+            eprintln!("wrote BENCHMARKS.md");
+        }
+        return Ok(());
+    }
+    if options.kafka {
+        let rows = if options.rows == 10_000_000 { 2_000_000 } else { options.rows as u64 };
+        eprintln!("{rows} rows through Kafka at 127.0.0.1:9092 ...");
+        let table = kafka::markdown(&kafka::run(rows)?);
+        println!("{table}");
+        if options.write {
+            report::write_section(&table, "kafka")?;
             eprintln!("wrote BENCHMARKS.md");
         }
         return Ok(());
