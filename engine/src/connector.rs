@@ -208,8 +208,7 @@ pub struct MetadataSpec {
     pub key: &'static str,
     /// The type the column must be declared with.
     pub data_type: arrow::datatypes::DataType,
-    /// Whether a sink can write it; a read-only one must be declared `VIRTUAL` in a table
-    /// that is written to.
+    /// Whether a sink can write it (a table with a read-only metadata column can only be read).
     pub writable: bool,
     pub help: &'static str,
 }

@@ -39,6 +39,14 @@
 //! windows a row may still join, so results do not depend on batch boundaries or on how rows are
 //! spread over aggregation instances. See [`operators::aggregate`] for the contract.
 //!
+//! A source that reads several partitions (a Kafka topic;
+//! [`Connector::partitioned`](connector::Connector::partitioned)) runs as `parallelism` tasks, each
+//! given its share of the partitions; its batches hold one partition's rows each
+//! ([`Source::pull`](connector::Source::pull)), `_wm` comes from the rows before each row *in
+//! its partition*, and the watermark sent on is the minimum over the partitions
+//! ([`operators::watermark::PartitionWatermarks`]; an idle timeout lets a quiet partition stop
+//! holding it back). So the output does not depend on how partitions interleave.
+//!
 //! Window results carry their `window_time` as `_ts`, so a window (or a GROUP BY of
 //! `window_start, window_end`) over them is windowed too; they are never late for it, being
 //! judged by the operator watermark only (their `_wm` is "none"). A join's results have no event

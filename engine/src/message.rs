@@ -21,6 +21,10 @@ pub enum Message {
     Batch(RecordBatch),
     /// No later row on this edge has `_wm` below this value (milliseconds since the epoch).
     Watermark(i64),
+    /// The sender has no rows for now (every partition of a source reader is idle past
+    /// `'source.idle-timeout'`): receivers leave this edge out of their minimum watermark until
+    /// its next batch or watermark. Rows that then come for windows already closed are late.
+    Idle,
     /// Checkpoint `e`: everything before this message belongs to it.
     Barrier(u64),
     /// The input is exhausted.

@@ -344,6 +344,8 @@ fn run_source(
     let event_time = table.watermark.as_ref().map(|w| (w.column, w.delay_ms));
     let mut watermarks =
         PartitionWatermarks::new(&table.schema, event_time, source.partitions(), source.idle_timeout());
+    // Whether downstream was told this reader is idle (and not told otherwise since).
+    let mut idle = false;
 
     loop {
         if shared.is_cancelled() {
@@ -356,17 +358,29 @@ fn run_source(
                 PipelineMetrics::add(&shared.metrics.rows_in, batch.num_rows());
                 PipelineMetrics::add(&place.counters.rows_in, batch.num_rows());
                 let batch = watermarks.assign(partition, batch)?;
+                idle = false;
                 if let Some(batch) = chain.apply(batch)? {
                     PipelineMetrics::add(&place.counters.rows_out, batch.num_rows());
+                    // Time spent waiting for downstream (backpressure) does not count as idle.
+                    let blocked = std::time::Instant::now();
                     if !output.send_batch_blocking(batch)? {
                         return Ok(());
                     }
+                    watermarks.pause(blocked.elapsed());
                 }
             }
         }
-        if let Some(watermark) = watermarks.advanced(std::time::Instant::now()) {
+        let now = std::time::Instant::now();
+        if let Some(watermark) = watermarks.advanced(now) {
+            idle = false;
             shared.source_watermark(index, watermark);
             if !output.send_all_blocking(Message::Watermark(watermark)) {
+                return Ok(());
+            }
+        } else if !idle && watermarks.all_idle(now) {
+            // Every partition of this reader is idle: downstream stops waiting for it.
+            idle = true;
+            if !output.send_all_blocking(Message::Idle) {
                 return Ok(());
             }
         }
@@ -449,7 +463,7 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, upstream: u
                     sink.write(&visible)?;
                     PipelineMetrics::add(&shared.metrics.rows_out, visible.num_rows());
                 }
-                Message::Watermark(_) => {}
+                Message::Watermark(_) | Message::Idle => {}
                 Message::Barrier(epoch) => {
                     return Err(StreamError::Internal(format!(
                         "checkpoint barrier {epoch} reached a sink, but sinks do not take part in checkpoints yet"

@@ -146,6 +146,8 @@ pub async fn run_operator(
     }
     let mut input_watermarks = vec![i64::MIN; n];
     let mut ended = vec![false; n];
+    // Channels whose sender said it is idle, until it sends rows or a watermark again.
+    let mut idle = vec![false; n];
     let mut aligning = vec![false; n];
     let mut barrier: Option<Epoch> = None;
     let mut watermark = i64::MIN;
@@ -172,12 +174,17 @@ pub async fn run_operator(
         let Some(message) = message else { return Ok(()) };
         match message {
             Message::Batch(batch) => {
+                idle[channel] = false;
                 if let Some(counters) = ctx.operator {
                     PipelineMetrics::add(&counters.rows_in, batch.num_rows());
                 }
                 operator.on_batch(input_of[channel], batch, &mut emitter)?
             }
-            Message::Watermark(w) => input_watermarks[channel] = input_watermarks[channel].max(w),
+            Message::Watermark(w) => {
+                idle[channel] = false;
+                input_watermarks[channel] = input_watermarks[channel].max(w);
+            }
+            Message::Idle => idle[channel] = true,
             Message::End => {
                 ended[channel] = true;
                 input_watermarks[channel] = WATERMARK_MAX;
@@ -205,7 +212,13 @@ pub async fn run_operator(
             }
             return Ok(());
         }
-        let minimum = input_watermarks.iter().copied().min().unwrap_or(i64::MIN);
+        // Idle channels are left out; when every channel not ended is idle, the watermark holds
+        // (ended ones count as +∞, which must not release every window while one is only idle).
+        let minimum = if (0..n).all(|c| ended[c] || idle[c]) {
+            watermark
+        } else {
+            input_watermarks.iter().zip(&idle).filter(|(_, idle)| !**idle).map(|(w, _)| *w).min().unwrap_or(watermark)
+        };
         let rose = minimum > watermark;
         if rose {
             watermark = minimum;
@@ -373,6 +386,7 @@ mod tests {
             Message::Watermark(w) => format!("watermark {w}"),
             Message::Barrier(e) => format!("barrier {e}"),
             Message::End => "end".into(),
+            Message::Idle => "idle".into(),
         }
     }
 
@@ -418,6 +432,29 @@ mod tests {
         // Inputs are read in turn: 0:W10, 1:W5 (min 5), 0:End (+∞, min still 5), 1:W20 (min 20).
         assert_eq!(calls, ["watermark 5", "watermark 20", "end"]);
         assert_eq!(sent, ["watermark 5", "watermark 20", "end"]);
+    }
+
+    #[tokio::test]
+    async fn an_idle_input_is_left_out_of_the_minimum_until_it_sends_again() {
+        let (calls, sent, result) = run(
+            2,
+            vec![
+                (0, Message::Watermark(10)),
+                (0, Message::Watermark(30)),
+                (0, Message::End),
+                (1, Message::Watermark(5)),
+                (1, Message::Idle),
+                (1, Message::Watermark(7)),
+                (1, Message::Idle),
+                (1, Message::End),
+            ],
+        )
+        .await;
+        assert!(result.is_ok());
+        // In turn: 0:W10, 1:W5 (min 5), 0:W30, 1:Idle (only input 0 counts: 30), 0:End,
+        // 1:W7 (back, but the watermark never goes back), 1:Idle, 1:End.
+        assert_eq!(calls, ["watermark 5", "watermark 30", "end"]);
+        assert_eq!(sent, ["watermark 5", "watermark 30", "end"]);
     }
 
     #[tokio::test]

@@ -138,7 +138,15 @@ pub fn describe(name: &str, relation: &Relation, view_text: Option<&str>) -> Res
 fn columns(schema: &Schema) -> ResultTable {
     let mut out = ResultTable::new(&["column", "type", "key", "watermark"]);
     for field in schema.fields() {
-        out.rows.push(vec![field.name().clone(), sql_name(field.data_type()), String::new(), String::new()]);
+        let mut type_text = sql_name(field.data_type());
+        // A metadata column as declared: `INT METADATA FROM 'partition' VIRTUAL`.
+        if let Some(key) = streamsql_engine::connector::metadata_key(field) {
+            type_text.push_str(&format!(" METADATA FROM '{key}'"));
+            if field.metadata().contains_key(&format!("{}.virtual", streamsql_engine::connector::METADATA_FIELD)) {
+                type_text.push_str(" VIRTUAL");
+            }
+        }
+        out.rows.push(vec![field.name().clone(), type_text, String::new(), String::new()]);
     }
     out
 }

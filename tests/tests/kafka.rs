@@ -306,15 +306,18 @@ async fn an_empty_partition_holds_windows_back_unless_it_is_idle() {
     // Partition 0: 10 s of event time, in order; partition 1: nothing.
     let rows: Vec<Record> =
         (0..200).map(|i| Record::new(0, None, &ev_json(&Ev { ts: BASE_MS + i * 50, k: "alpha", v: 1 }))).collect();
-    let topic = new_topic("it-idle", 2);
-    produce(&topic, &rows);
     let dir = TestDir::new("kafka-idle");
-    for idle in [None, Some("300 ms")] {
-        let label = format!("idle timeout {idle:?}");
-        let out = format!("out-{}.jsonl", idle.is_some());
+    // At parallelism 2, the reader of partition 1 has only idle partitions: it tells the
+    // aggregation to stop waiting for it.
+    for (idle, parallelism) in [(None, 1), (Some("300 ms"), 1), (Some("300 ms"), 2)] {
+        let label = format!("idle timeout {idle:?}, parallelism {parallelism}");
+        // A topic per run: the late row of one run must not be in the next.
+        let topic = new_topic("it-idle", 2);
+        produce(&topic, &rows);
+        let out = format!("out-{}-{parallelism}.jsonl", idle.is_some());
         let extra = idle.map(|t| format!(", 'source.idle-timeout' = '{t}'")).unwrap_or_default();
         let sql = format!(
-            "{src}CREATE TABLE out (window_start TIMESTAMP(3), n BIGINT)\n\
+            "SET 'parallelism.default' = '{parallelism}';\n{src}CREATE TABLE out (window_start TIMESTAMP(3), n BIGINT)\n\
              WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
              INSERT INTO out SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND))\n\
              GROUP BY window_start, window_end;\n",
@@ -330,7 +333,8 @@ async fn an_empty_partition_holds_windows_back_unless_it_is_idle() {
             Duration::from_secs(4),
             move || {
                 if with_idle {
-                    produce(&late_topic, &[Record::new(1, None, &ev_json(&Ev { ts: BASE_MS + 10, k: "beta", v: 1 }))]);
+                    let late = Ev { ts: BASE_MS + 10, k: "beta", v: 1 };
+                    produce(&late_topic, &[Record::new(1, None, &ev_json(&late))]);
                 }
             },
             Duration::from_secs(7),
@@ -405,6 +409,93 @@ async fn metadata_columns_key_fields_and_other_formats() {
     let mut names: Vec<String> = consume(&out_topic).into_iter().map(|r| r.value.expect("a value")).collect();
     names.sort();
     assert_eq!(names, (5..10).map(|i| format!("name-{i}")).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_that_do_not_fit_the_table_are_bad_records() {
+    let topic = new_topic("it-bad", 1);
+    let key = Some("{\"id\":7}");
+    produce(
+        &topic,
+        &[
+            Record::new(0, key, "1,a"),
+            Record::new(0, key, "2"),         // a field short
+            Record::new(0, key, "3,c,extra"), // a field over
+            Record::new(0, None, "4,d"),      // no key for 'key.fields'
+            Record::new(0, key, "5,\"e"),     // a quote left open
+            Record::new(0, key, "6,f"),
+        ],
+    );
+    let dir = TestDir::new("kafka-bad");
+    let table = |on_error: &str| {
+        format!(
+            "CREATE TABLE src (id BIGINT, name STRING, k BIGINT) WITH ('connector' = 'kafka', 'topic' = '{topic}',\n\
+             \x20 'properties.bootstrap.servers' = '{BOOTSTRAP}', 'scan.startup.mode' = 'earliest-offset',\n\
+             \x20 'scan.bounded.mode' = 'latest-offset', 'format' = 'csv', 'key.format' = 'json', 'key.fields' = 'k',\n\
+             \x20 'value.fields-include' = 'EXCEPT_KEY'{on_error});\n\
+             CREATE TABLE out (id BIGINT, name STRING, k BIGINT) WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
+             INSERT INTO out SELECT * FROM src;\n",
+            path = dir.sql_path("out.jsonl"),
+        )
+    };
+    let reports = run_script(&table(", 'format.on-error' = 'skip'")).await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!((reports[0].metrics.rows_in, reports[0].metrics.bad_records), (2, 4));
+    let ids: Vec<i64> = read_jsonl(&dir.file("out.jsonl")).iter().map(|r| r["id"].as_i64().expect("id")).collect();
+    assert_eq!(ids, [1, 6]);
+    // Under 'fail', the first bad record stops the pipeline and says where it is.
+    let error = run_script(&table("")).await.expect_err("a bad record fails the pipeline");
+    let message = format!("{error:#}");
+    assert!(message.contains(&format!("topic '{topic}' partition 0 offset 1")), "{message}");
+    assert!(message.contains("the value has 1 CSV fields, the table reads 2"), "{message}");
+}
+
+/// The ids a bounded read of `topic` with `mode` (extra options) returns, and that read's report.
+async fn read_ids(topic: &str, dir: &TestDir, name: &str, options: &str) -> Vec<i64> {
+    let sql = format!(
+        "CREATE TABLE src (id BIGINT) WITH ('connector' = 'kafka', 'topic' = '{topic}',\n\
+         \x20 'properties.bootstrap.servers' = '{BOOTSTRAP}', 'scan.bounded.mode' = 'latest-offset'{options});\n\
+         CREATE TABLE out (id BIGINT) WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
+         INSERT INTO out SELECT id FROM src;\n",
+        path = dir.sql_path(name),
+    );
+    run_script(&sql).await.unwrap_or_else(|e| panic!("{options}: {e:#}"));
+    let mut ids: Vec<i64> = read_jsonl(&dir.file(name)).iter().map(|r| r["id"].as_i64().expect("id")).collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_modes_choose_where_reading_begins() {
+    let topic = new_topic("it-startup", 2);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let first: Vec<Record> = (0..10_i64)
+        .map(|i| {
+            let mut record = Record::new((i % 2) as i32, None, &format!("{{\"id\":{i}}}"));
+            record.timestamp = Some(now - 600_000 + i * 1000);
+            record
+        })
+        .collect();
+    produce(&topic, &first);
+    let dir = TestDir::new("kafka-startup");
+    let all: Vec<i64> = (0..10).collect();
+    assert_eq!(read_ids(&topic, &dir, "earliest.jsonl", ", 'scan.startup.mode' = 'earliest-offset'").await, all);
+    assert_eq!(
+        read_ids(&topic, &dir, "latest.jsonl", ", 'scan.startup.mode' = 'latest-offset'").await,
+        Vec::<i64>::new()
+    );
+    let from_six =
+        format!(", 'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{}'", now - 600_000 + 6_000);
+    assert_eq!(read_ids(&topic, &dir, "timestamp.jsonl", &from_six).await, (6..10).collect::<Vec<_>>());
+    let after_all =
+        format!(", 'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{}'", now + 60_000);
+    assert_eq!(read_ids(&topic, &dir, "after.jsonl", &after_all).await, Vec::<i64>::new());
+
+    // A group reads everything once, then only what was written since.
+    let group = format!(", 'properties.group.id' = '{topic}-group', 'scan.startup.mode' = 'group-offsets'");
+    assert_eq!(read_ids(&topic, &dir, "group1.jsonl", &group).await, all);
+    produce(&topic, &(10..13).map(|i| Record::new(i % 2, None, &format!("{{\"id\":{i}}}"))).collect::<Vec<_>>());
+    assert_eq!(read_ids(&topic, &dir, "group2.jsonl", &group).await, vec![10, 11, 12]);
+    assert_eq!(read_ids(&topic, &dir, "group3.jsonl", &group).await, Vec::<i64>::new());
 }
 
 #[test]

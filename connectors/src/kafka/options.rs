@@ -102,6 +102,17 @@ impl KafkaOptions {
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("properties.").map(|k| (k.to_string(), v.clone())))
             .collect();
+        // Set by the connector itself: a different value would break how it reads.
+        for key in
+            ["enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof", "allow.auto.create.topics"]
+        {
+            if opts.get(&format!("properties.{key}")).is_some() {
+                return Err(config(format!(
+                    "option 'properties.{key}' is set by the connector (offsets are committed to \
+                     'properties.group.id' as records are read; partitions are assigned, not subscribed)"
+                )));
+            }
+        }
         let group_id = opts.get("properties.group.id").map(str::to_string);
         let topics: Vec<String> = opts
             .get("topic")
@@ -147,6 +158,9 @@ impl KafkaOptions {
             }
             _ => StartupMode::GroupOffsets,
         };
+        if opts.get("scan.startup.timestamp-millis").is_some() && !matches!(startup, StartupMode::Timestamp(_)) {
+            return Err(config("'scan.startup.timestamp-millis' needs 'scan.startup.mode' = 'timestamp'".into()));
+        }
         if startup == StartupMode::GroupOffsets && group_id.is_none() && opts.get("scan.startup.mode").is_some() {
             return Err(config("'scan.startup.mode' = 'group-offsets' needs 'properties.group.id'".into()));
         }
@@ -269,6 +283,13 @@ impl KafkaOptions {
         };
         let partitioner = match opts.choice("sink.partitioner", &["default", "fixed", "round-robin"], "default")? {
             "fixed" => Partitioner::Fixed,
+            "round-robin" if upsert => {
+                return Err(config(
+                    "'upsert-kafka' writes every change of a key to the key's partition, so that the latest wins; \
+                     'sink.partitioner' = 'round-robin' would scatter them"
+                        .into(),
+                ));
+            }
             "round-robin" => Partitioner::RoundRobin,
             _ => Partitioner::Default,
         };

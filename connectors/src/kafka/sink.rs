@@ -64,7 +64,7 @@ pub(super) struct KafkaSink {
     partitions: i32,
     next_partition: i32,
     /// How long librdkafka keeps retrying a record.
-    message_timeout: Duration,
+    message_timeout: Option<Duration>,
 }
 
 impl KafkaSink {
@@ -84,8 +84,11 @@ impl KafkaSink {
         } else if !options.properties.iter().any(|(k, _)| k == "acks") {
             config.set("acks", "0");
         }
-        let message_timeout =
-            Duration::from_millis(config.get("message.timeout.ms").and_then(|ms| ms.parse().ok()).unwrap_or(300_000));
+        // librdkafka gives up on a record after this (0: never); `finish` waits as long.
+        let message_timeout = ["message.timeout.ms", "delivery.timeout.ms"]
+            .iter()
+            .find_map(|key| config.get(key).and_then(|ms| ms.parse::<u64>().ok()))
+            .map_or(Some(Duration::from_secs(300)), |ms| (ms > 0).then(|| Duration::from_millis(ms)));
         let producer: BaseProducer<Deliveries> = config
             .create_with_context(Deliveries::default())
             .map_err(|e| kafka_error(&table.name, "cannot create a Kafka producer", e))?;
@@ -217,9 +220,24 @@ impl Sink for KafkaSink {
 
     fn finish(&mut self) -> Result<()> {
         if self.options.at_least_once {
-            self.producer.flush(self.message_timeout + FLUSH_MARGIN).map_err(|e| {
-                kafka_error(&self.table, &format!("cannot flush the records for topic '{}'", self.topic), e)
-            })?;
+            // Until every record is acknowledged or given up on (a delivery failure, reported
+            // below): librdkafka retries each for the message timeout.
+            let deadline = self.message_timeout.map(|t| std::time::Instant::now() + t + FLUSH_MARGIN);
+            while let Err(e) = self.producer.flush(Duration::from_secs(10)) {
+                if self.producer.in_flight_count() == 0 {
+                    break;
+                }
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    let what = format!("cannot flush the records for topic '{}'", self.topic);
+                    return Err(kafka_error(&self.table, &what, e));
+                }
+                tracing::info!(
+                    "table '{}': waiting for {} record(s) to reach topic '{}'",
+                    self.table,
+                    self.producer.in_flight_count(),
+                    self.topic
+                );
+            }
         } else {
             let _ = self.producer.flush(Duration::from_secs(5));
         }

@@ -48,6 +48,8 @@ pub(super) struct KafkaSource {
     /// `'scan.bounded.mode' = 'latest-offset'`: the offset each partition stops before.
     stop_at: Option<Vec<i64>>,
     done: Vec<bool>,
+    /// The offset of the last record taken from each partition since offsets were last stored.
+    taken: Vec<Option<i64>>,
     /// Partitions whose rows are to be returned before polling again.
     ready: VecDeque<usize>,
     batch_size: usize,
@@ -68,10 +70,15 @@ impl KafkaSource {
             all.into_iter().enumerate().filter(|(i, _)| i % instances == ctx.instance).map(|(_, p)| p).collect();
 
         let mut config = client_config(&options);
-        config.set("enable.partition.eof", "false").set("allow.auto.create.topics", "false");
+        // End-of-partition events finish a bounded read's partitions (see `reached_end`).
+        config
+            .set("enable.partition.eof", if options.bounded { "true" } else { "false" })
+            .set("allow.auto.create.topics", "false")
+            .set("enable.auto.offset.store", "false");
         match &options.group_id {
-            // Offsets are committed to the group as records are read.
-            Some(_) => config.set("enable.auto.commit", "true").set("enable.auto.offset.store", "true"),
+            // The offsets of records taken are committed to the group every few seconds and
+            // when reading ends (see `store_offsets`).
+            Some(_) => config.set("enable.auto.commit", "true"),
             // librdkafka wants a group id even for assigned partitions; nothing is committed.
             None => config.set("group.id", "streamsql").set("enable.auto.commit", "false"),
         };
@@ -81,57 +88,34 @@ impl KafkaSource {
         let consumer: BaseConsumer =
             config.create().map_err(|e| kafka_error(&table.name, "cannot create a Kafka consumer", e))?;
 
-        let stop_at = if options.bounded {
-            let mut ends = Vec::with_capacity(partitions.len());
-            for (topic, partition) in &partitions {
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, *partition, METADATA_TIMEOUT)
-                    .map_err(|e| kafka_error(&table.name, &format!("cannot read the end of {topic}/{partition}"), e))?;
-                ends.push(high);
-            }
-            Some(ends)
-        } else {
-            None
-        };
-        let mut assignment = TopicPartitionList::new();
+        // Where each partition starts and (bounded) stops, resolved up front, so that a bounded
+        // read knows at once which partitions have nothing to read.
+        let mut ranges = Vec::with_capacity(partitions.len());
         for (topic, partition) in &partitions {
-            let offset = match options.startup {
-                StartupMode::Earliest => Offset::Beginning,
-                StartupMode::Latest => Offset::End,
-                StartupMode::GroupOffsets if options.group_id.is_some() => Offset::Stored,
-                StartupMode::GroupOffsets => Offset::Beginning,
-                StartupMode::Timestamp(millis) => Offset::Offset(millis),
-            };
+            let range = consumer
+                .fetch_watermarks(topic, *partition, METADATA_TIMEOUT)
+                .map_err(|e| kafka_error(&table.name, &format!("cannot read the offsets of {topic}/{partition}"), e))?;
+            ranges.push(range);
+        }
+        let starts = start_offsets(&consumer, &options, &partitions, &ranges)
+            .map_err(|e| kafka_error(&table.name, "cannot find where to start reading", e))?;
+        let mut assignment = TopicPartitionList::new();
+        for ((topic, partition), start) in partitions.iter().zip(&starts) {
             assignment
-                .add_partition_offset(topic, *partition, offset)
+                .add_partition_offset(topic, *partition, Offset::Offset(*start))
                 .map_err(|e| kafka_error(&table.name, "cannot assign partitions", e))?;
         }
-        if let StartupMode::Timestamp(_) = options.startup
-            && !partitions.is_empty()
-        {
-            assignment = consumer.offsets_for_times(assignment, METADATA_TIMEOUT).map_err(|e| {
-                kafka_error(&table.name, "cannot find the offsets for 'scan.startup.timestamp-millis'", e)
-            })?;
-        }
         consumer.assign(&assignment).map_err(|e| kafka_error(&table.name, "cannot assign partitions", e))?;
+        let stop_at: Option<Vec<i64>> = options.bounded.then(|| ranges.iter().map(|(_, high)| *high).collect());
+        // A partition with nothing between its start and its end is done before it starts.
+        let done = match &stop_at {
+            Some(ends) => starts.iter().zip(ends).map(|(start, end)| start >= end).collect(),
+            None => vec![false; partitions.len()],
+        };
         let schema = &table.schema;
         let value_schema = schema.project(&options.value_columns)?;
         let key_schema = schema.project(&options.key_columns)?;
         let decoders = partitions.iter().map(|_| RecordDecoder::new(schema.clone())).collect::<Result<Vec<_>>>()?;
-        let done = match &stop_at {
-            // A partition already at its end (empty) is done before it starts.
-            Some(ends) => {
-                let mut done = Vec::with_capacity(partitions.len());
-                for ((topic, partition), end) in partitions.iter().zip(ends) {
-                    let (low, _) = consumer.fetch_watermarks(topic, *partition, METADATA_TIMEOUT).map_err(|e| {
-                        kafka_error(&table.name, &format!("cannot read the start of {topic}/{partition}"), e)
-                    })?;
-                    done.push(*end <= low);
-                }
-                done
-            }
-            None => vec![false; partitions.len()],
-        };
         tracing::debug!("table '{}': reader {} of {instances} reads {partitions:?}", table.name, ctx.instance);
         Ok(Self {
             table: table.name.clone(),
@@ -143,6 +127,7 @@ impl KafkaSource {
             key_json: JsonColumns::new(&key_schema),
             splitter: FieldSplitter::new(b','),
             stop_at,
+            taken: vec![None; done.len()],
             done,
             ready: VecDeque::new(),
             batch_size: ctx.batch_size.max(1),
@@ -201,6 +186,203 @@ impl KafkaSource {
     }
 }
 
+/// The offset each partition starts at under `'scan.startup.mode'`, given its `(low, high)`
+/// offsets: earliest, latest, the group's committed offset (where it has none, the earliest, or
+/// the latest under `'properties.auto.offset.reset' = 'latest'`), or the first record at or
+/// after a timestamp (the end where there is none).
+fn start_offsets(
+    consumer: &BaseConsumer,
+    options: &KafkaOptions,
+    partitions: &[(String, i32)],
+    ranges: &[(i64, i64)],
+) -> std::result::Result<Vec<i64>, KafkaError> {
+    let list = |offset: &dyn Fn(usize) -> Offset| -> std::result::Result<TopicPartitionList, KafkaError> {
+        let mut list = TopicPartitionList::new();
+        for (i, (topic, partition)) in partitions.iter().enumerate() {
+            list.add_partition_offset(topic, *partition, offset(i))?;
+        }
+        Ok(list)
+    };
+    let found = |list: TopicPartitionList, otherwise: &dyn Fn(usize) -> i64| -> Vec<i64> {
+        partitions
+            .iter()
+            .enumerate()
+            .map(|(i, (topic, partition))| {
+                let (low, high) = ranges[i];
+                match list.find_partition(topic, *partition).map(|e| e.offset()) {
+                    Some(Offset::Offset(offset)) => offset.clamp(low, high),
+                    _ => otherwise(i),
+                }
+            })
+            .collect()
+    };
+    let earliest = |i: usize| ranges[i].0;
+    let latest = |i: usize| ranges[i].1;
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(match options.startup {
+        StartupMode::Earliest => (0..partitions.len()).map(earliest).collect(),
+        StartupMode::Latest => (0..partitions.len()).map(latest).collect(),
+        StartupMode::GroupOffsets => {
+            let reset_latest = options
+                .properties
+                .iter()
+                .any(|(k, v)| k == "auto.offset.reset" && matches!(v.as_str(), "latest" | "largest" | "end"));
+            let otherwise: &dyn Fn(usize) -> i64 = if reset_latest { &latest } else { &earliest };
+            match options.group_id {
+                Some(_) => found(consumer.committed_offsets(list(&|_| Offset::Invalid)?, METADATA_TIMEOUT)?, otherwise),
+                None => (0..partitions.len()).map(otherwise).collect(),
+            }
+        }
+        StartupMode::Timestamp(millis) => {
+            let offsets = consumer.offsets_for_times(list(&|_| Offset::Offset(millis))?, METADATA_TIMEOUT)?;
+            found(offsets, &latest)
+        }
+    })
+}
+
+impl KafkaSource {
+    fn pull_rows(&mut self) -> Result<Pulled> {
+        if let Some(local) = self.next_ready() {
+            return self.batch_of(local);
+        }
+        let deadline = Instant::now() + FLUSH_AFTER;
+        loop {
+            if self.stop_at.is_some() && self.done.iter().all(|d| *d) {
+                self.flush_all();
+                return match self.next_ready() {
+                    Some(local) => self.batch_of(local),
+                    None => Ok(Pulled::End),
+                };
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let message = match self.consumer.poll(left) {
+                None => break,
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    self.reached_end(partition)?;
+                    continue;
+                }
+                Some(Err(e)) => {
+                    self.transient(e)?;
+                    continue;
+                }
+                // Owned, so the consumer can be polled again while it is decoded.
+                Some(Ok(message)) => message.detach(),
+            };
+            let Some(&local) = self.by_partition.get(&(message.topic().to_string(), message.partition())) else {
+                continue;
+            };
+            if self.done[local] {
+                continue;
+            }
+            if let Some(stop) = self.stop_at.as_ref().map(|stops| stops[local])
+                && message.offset() + 1 >= stop
+            {
+                self.finish_partition(local)?;
+                if message.offset() >= stop {
+                    continue;
+                }
+            }
+            self.taken[local] = Some(message.offset());
+            self.take(local, &message)?;
+            if self.decoders[local].rows() >= self.batch_size {
+                return self.batch_of(local);
+            }
+        }
+        self.flush_all();
+        match self.next_ready() {
+            Some(local) => self.batch_of(local),
+            None => Ok(Pulled::Nothing),
+        }
+    }
+
+    /// A bounded read is done with a partition: it is no longer fetched.
+    fn finish_partition(&mut self, local: usize) -> Result<()> {
+        self.done[local] = true;
+        let (topic, partition) = &self.partitions[local];
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, *partition);
+        self.consumer.pause(&list).map_err(|e| kafka_error(&self.table, "cannot pause a finished partition", e))
+    }
+
+    /// The consumer reached the end of partition number `partition` (of some topic). Under
+    /// `read_committed` the last offset before the end may be a transaction marker, which is
+    /// never delivered, so a bounded read's partition is finished here rather than by its last
+    /// record: the one of that number still open whose position reached its stop offset minus
+    /// a marker, or the only one of that number.
+    fn reached_end(&mut self, partition: i32) -> Result<()> {
+        let Some(stop_at) = self.stop_at.clone() else { return Ok(()) };
+        let open: Vec<usize> =
+            (0..self.partitions.len()).filter(|&i| !self.done[i] && self.partitions[i].1 == partition).collect();
+        let positions = self.consumer.position().map_err(|e| kafka_error(&self.table, "cannot read positions", e))?;
+        for &local in &open {
+            let (topic, number) = &self.partitions[local];
+            let position = match positions.find_partition(topic, *number).map(|e| e.offset()) {
+                Some(Offset::Offset(offset)) => offset,
+                _ => -1,
+            };
+            if open.len() == 1 || position + 1 >= stop_at[local] {
+                self.finish_partition(local)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An error from the consumer: one that cannot pass (authorization, a fatal client error)
+    /// fails the pipeline; others are reported now and then while librdkafka retries.
+    fn transient(&mut self, error: KafkaError) -> Result<()> {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        let fatal = matches!(error, KafkaError::MessageConsumptionFatal(_))
+            || matches!(
+                error.rdkafka_error_code(),
+                Some(
+                    Code::Fatal
+                        | Code::TopicAuthorizationFailed
+                        | Code::GroupAuthorizationFailed
+                        | Code::ClusterAuthorizationFailed
+                        | Code::SaslAuthenticationFailed
+                )
+            );
+        if fatal {
+            return Err(kafka_error(&self.table, "reading from Kafka failed", error));
+        }
+        self.report(&error);
+        Ok(())
+    }
+
+    /// Stores the offset after the last record taken of each partition, for the group's
+    /// automatic commit (only with `'properties.group.id'`).
+    fn store_offsets(&mut self) -> Result<()> {
+        if self.options.group_id.is_none() || self.taken.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for (local, taken) in self.taken.iter_mut().enumerate() {
+            if let Some(offset) = taken.take() {
+                let (topic, partition) = &self.partitions[local];
+                list.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+                    .map_err(|e| kafka_error(&self.table, "cannot store offsets", e))?;
+            }
+        }
+        self.consumer.store_offsets(&list).map_err(|e| kafka_error(&self.table, "cannot store offsets", e))
+    }
+}
+
+impl Drop for KafkaSource {
+    /// Says how many records lacked a declared JSON field (read as NULL), as the file source does.
+    fn drop(&mut self) {
+        for (json, what) in [(&self.value_json, "values"), (&self.key_json, "keys")] {
+            if let Some(summary) = json.missing_summary() {
+                tracing::warn!("table '{}' (Kafka record {what}): {summary}", self.table);
+            }
+        }
+    }
+}
+
 /// The rows of one record: value (and key) decoded by their formats, metadata from the record.
 fn decode(source: &mut KafkaSource, local: usize, message: &impl Message) -> std::result::Result<(), String> {
     let Some(payload) = message.payload() else {
@@ -212,15 +394,16 @@ fn decode(source: &mut KafkaSource, local: usize, message: &impl Message) -> std
         &mut source.value_json,
         &source.table,
         &mut source.splitter,
-        "value",
+        ("value", source.options.value_columns.len()),
     )?;
     let key = match source.options.key_format {
-        Some(format) => match message.key() {
-            Some(bytes) => {
-                Some(parse(format, bytes, &mut source.key_json, &source.table, &mut source.splitter, "key")?)
-            }
-            None => None,
-        },
+        Some(format) => {
+            let Some(bytes) = message.key() else {
+                return Err("the record has no key, but 'key.fields' are read from it".into());
+            };
+            let expected = ("key", source.options.key_columns.len());
+            Some(parse(format, bytes, &mut source.key_json, &source.table, &mut source.splitter, expected)?)
+        }
         None => None,
     };
     let metadata = |name: &str| -> Value {
@@ -277,7 +460,7 @@ fn parse(
     json: &mut JsonColumns,
     table: &str,
     splitter: &mut FieldSplitter,
-    what: &str,
+    (what, columns): (&str, usize),
 ) -> std::result::Result<Parsed, String> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| format!("the {what} is not valid UTF-8 (at byte {})", e.valid_up_to() + 1))?;
@@ -302,6 +485,9 @@ fn parse(
                 return Err(format!("the {what} ends inside a quoted field"));
             }
             let fields = splitter.fields().map_err(|e| format!("the {what}: {e}"))?;
+            if fields.len() != columns {
+                return Err(format!("the {what} has {} CSV fields, the table reads {columns}", fields.len()));
+            }
             Ok(Parsed::Text(fields.iter().map(str::to_string).collect()))
         }
         RecordFormat::Raw => Ok(Parsed::Text(vec![text.to_string()])),
@@ -328,54 +514,9 @@ impl Source for KafkaSource {
     }
 
     fn pull(&mut self) -> Result<Pulled> {
-        if let Some(local) = self.next_ready() {
-            return self.batch_of(local);
-        }
-        let deadline = Instant::now() + FLUSH_AFTER;
-        loop {
-            if self.stop_at.is_some() && self.done.iter().all(|d| *d) {
-                self.flush_all();
-                return match self.next_ready() {
-                    Some(local) => self.batch_of(local),
-                    None => Ok(Pulled::End),
-                };
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let message = match self.consumer.poll(left) {
-                None => break,
-                Some(Err(e)) => {
-                    self.report(&e);
-                    continue;
-                }
-                // Owned, so the consumer can be polled again while it is decoded.
-                Some(Ok(message)) => message.detach(),
-            };
-            let Some(&local) = self.by_partition.get(&(message.topic().to_string(), message.partition())) else {
-                continue;
-            };
-            if self.done[local] {
-                continue;
-            }
-            if let Some(stop_at) = &self.stop_at
-                && message.offset() + 1 >= stop_at[local]
-            {
-                self.done[local] = true;
-                if message.offset() >= stop_at[local] {
-                    continue;
-                }
-            }
-            self.take(local, &message)?;
-            if self.decoders[local].rows() >= self.batch_size {
-                return self.batch_of(local);
-            }
-        }
-        self.flush_all();
-        match self.next_ready() {
-            Some(local) => self.batch_of(local),
-            None => Ok(Pulled::Nothing),
-        }
+        let pulled = self.pull_rows();
+        // Offsets of the records taken (decoded or counted bad) go to the group's next commit.
+        self.store_offsets()?;
+        pulled
     }
 }

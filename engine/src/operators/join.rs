@@ -219,6 +219,9 @@ pub struct JoinOperator {
     late: [Option<Arc<LateOutput>>; 2],
     /// Changelog inputs: their visible columns in row format, to match retractions.
     value_converters: [Option<RowConverter>; 2],
+    /// The operator watermark: interval joins expire rows by it, so a row behind it is late
+    /// even if its own `_wm` is not (an idle input's row, see [`crate::message::Message::Idle`]).
+    watermark: i64,
 }
 
 impl JoinOperator {
@@ -247,6 +250,7 @@ impl JoinOperator {
             state_ttl: None,
             late: [None, None],
             value_converters,
+            watermark: i64::MIN,
         })
     }
 
@@ -531,6 +535,7 @@ impl Operator for JoinOperator {
 
     /// Results do not wait for event time; rows that can match no more are dropped.
     fn on_watermark(&mut self, watermark: i64, _out: &mut Emitter) -> Result<()> {
+        self.watermark = watermark;
         if self.spec.expiry.is_some() {
             self.sides.iter_mut().for_each(|side| side.expire(watermark));
         } else if self.spec.interval.is_some() {
@@ -591,7 +596,7 @@ impl JoinOperator {
     fn add_rows(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let (batch, times) = match self.spec.interval {
             Some(_) => {
-                let (on_time, times, late) = drop_late_rows(&batch)?;
+                let (on_time, times, late) = drop_late_rows(&batch, self.watermark)?;
                 out.late_on(input, late.len() as u64);
                 if let (Some(output), false) = (&self.late[input], late.is_empty()) {
                     out.late_batch(output.rows_of(&batch, &late)?);
@@ -782,9 +787,14 @@ impl JoinOperator {
     }
 }
 
-/// The rows of `batch` that are not late (`ts < wm(r)`), their event times, and the positions
-/// of the late ones.
-fn drop_late_rows(batch: &RecordBatch) -> Result<(RecordBatch, Int64Array, Vec<u32>)> {
+/// `_wm` of row `i`, `i64::MIN` where it is NULL.
+fn wm_or_min(wm: &Int64Array, i: usize) -> i64 {
+    if wm.is_valid(i) { wm.value(i) } else { i64::MIN }
+}
+
+/// The rows of `batch` that are not late (`ts < wm(r)`, or behind the operator `watermark`),
+/// their event times, and the positions of the late ones.
+fn drop_late_rows(batch: &RecordBatch, watermark: i64) -> Result<(RecordBatch, Int64Array, Vec<u32>)> {
     let n = batch.num_rows();
     let (Some(ts), Some(wm)) = (batch.column_by_name(TS_COLUMN), batch.column_by_name(WM_COLUMN)) else {
         return Err(StreamError::Internal("an interval join input without its event-time columns".into()));
@@ -793,7 +803,7 @@ fn drop_late_rows(batch: &RecordBatch) -> Result<(RecordBatch, Int64Array, Vec<u
     let ts = ts.as_primitive::<Int64Type>();
     let wm = wm.as_primitive_opt::<Int64Type>().ok_or_else(|| StreamError::Internal("_wm is not Int64".into()))?;
     let late: Vec<u32> =
-        (0..n).filter(|&i| ts.is_valid(i) && wm.is_valid(i) && ts.value(i) < wm.value(i)).map(|i| i as u32).collect();
+        (0..n).filter(|&i| ts.is_valid(i) && ts.value(i) < wm_or_min(wm, i).max(watermark)).map(|i| i as u32).collect();
     if late.is_empty() {
         return Ok((batch.clone(), ts.clone(), late));
     }
@@ -957,19 +967,23 @@ mod tests {
         assert_eq!(join.sides[0].rows(), 1, "a right row of 11 s could still come");
         join.on_watermark(11_001, &mut out).expect("watermark");
         assert_eq!(join.sides[0].rows(), 0);
-        // Two rows of one key expiring at 10 s and 11 s: at watermark 11 s only the first goes
-        // (a right row of 11 s could still meet the second).
-        join.on_batch(0, timed_batch(&[(7, 9_000, 0), (7, 10_000, 0)]), &mut out).expect("left, one key");
-        join.on_watermark(11_000, &mut out).expect("watermark");
-        assert_eq!(join.sides[0].rows(), 1, "the row of 10 s stays at watermark 11 s");
-        join.on_batch(1, timed_batch(&[(7, 11_000, 11_000)]), &mut out).expect("right at the watermark");
+        // Two rows of one key expiring at 20 s and 21 s: at watermark 21 s only the first goes
+        // (a right row of 21 s could still meet the second).
+        join.on_batch(0, timed_batch(&[(7, 19_000, 11_001), (7, 20_000, 11_001)]), &mut out).expect("left, one key");
+        join.on_watermark(21_000, &mut out).expect("watermark");
+        assert_eq!(join.sides[0].rows(), 1, "the row of 20 s stays at watermark 21 s");
+        join.on_batch(1, timed_batch(&[(7, 21_000, 21_000)]), &mut out).expect("right at the watermark");
         let (joined, _, _) = out.take();
-        assert_eq!(joined.iter().map(RecordBatch::num_rows).sum::<usize>(), 1, "10 s meets 11 s");
-        join.on_watermark(11_001, &mut out).expect("watermark");
+        assert_eq!(joined.iter().map(RecordBatch::num_rows).sum::<usize>(), 1, "20 s meets 21 s");
+        // A row behind the operator watermark is late even if its own is not (an idle input's).
+        join.on_batch(0, timed_batch(&[(7, 20_500, 0)]), &mut out).expect("left, behind the operator");
+        let (_, late, _) = out.take();
+        assert_eq!(late, 1);
+        join.on_watermark(21_001, &mut out).expect("watermark");
         assert_eq!(join.sides[0].rows(), 0);
-        // Right 9 s can meet left rows up to 11 s; right 20 s up to 22 s; right 11 s up to 13 s.
+        // Right 20 s can meet left rows up to 22 s, right 21 s up to 23 s (9 s went at 11 s).
         assert_eq!(join.sides[1].rows(), 2);
-        join.on_watermark(22_001, &mut out).expect("watermark");
+        join.on_watermark(23_001, &mut out).expect("watermark");
         assert_eq!(join.sides[1].rows(), 0);
         assert!(join.sides.iter().all(|s| s.index.is_empty() && s.expiring.is_empty()));
         assert!(out.batches().is_empty());

@@ -128,6 +128,25 @@ impl PartitionWatermarks {
         assigner.assign(batch)
     }
 
+    /// Moves every partition's last activity `by` later: time the reader spent blocked on
+    /// downstream (backpressure), when it could not read, does not make a partition idle.
+    pub fn pause(&mut self, by: std::time::Duration) {
+        if self.idle_timeout.is_some() {
+            self.last_rows.iter_mut().for_each(|last| *last += by);
+        }
+    }
+
+    /// Whether every partition is idle at `now` (never without an idle timeout, or with no
+    /// partitions).
+    pub fn all_idle(&self, now: std::time::Instant) -> bool {
+        match self.idle_timeout {
+            Some(timeout) => {
+                !self.last_rows.is_empty() && self.last_rows.iter().all(|last| now.duration_since(*last) >= timeout)
+            }
+            None => false,
+        }
+    }
+
     /// The source's watermark at `now`, if it rose since the last call: the minimum over the
     /// partitions that are not idle (`WATERMARK_MAX` for an instance given no partitions).
     pub fn advanced(&mut self, now: std::time::Instant) -> Option<i64> {

@@ -90,6 +90,9 @@ pub struct WindowJoinOperator {
     windows: [BTreeMap<i64, Vec<RecordBatch>>; 2],
     /// Where each input's late rows go besides being counted.
     late: [Option<Arc<LateOutput>>; 2],
+    /// Every window ending at or before it has been joined: a row is judged by it too (an
+    /// idle input's row may be behind it, see [`crate::message::Message::Idle`]).
+    watermark: i64,
 }
 
 impl WindowJoinOperator {
@@ -102,7 +105,15 @@ impl WindowJoinOperator {
         if spec.output_schema.fields().len() != spec.left.visible + spec.right.visible + 6 {
             return Err(StreamError::Internal("window join output is not both sides with their windows".into()));
         }
-        Ok(Self { spec, window, post, converter, windows: [BTreeMap::new(), BTreeMap::new()], late: [None, None] })
+        Ok(Self {
+            spec,
+            window,
+            post,
+            converter,
+            windows: [BTreeMap::new(), BTreeMap::new()],
+            late: [None, None],
+            watermark: i64::MIN,
+        })
     }
 
     /// Rows of input `i` dropped as late go to `late[i]` too (the pipeline's late-rows sink).
@@ -260,7 +271,7 @@ impl Operator for WindowJoinOperator {
         for row in 0..n {
             let mut assigned = false;
             if ts.is_valid(row) {
-                let row_wm = if wm.is_valid(row) { wm.value(row) } else { i64::MIN };
+                let row_wm = if wm.is_valid(row) { wm.value(row) } else { i64::MIN }.max(self.watermark);
                 for start in self.window.shape.window_starts(ts.value(row)) {
                     let end = start.saturating_add(self.window.shape.size_ms);
                     if row_wm < end {
@@ -296,6 +307,7 @@ impl Operator for WindowJoinOperator {
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) -> Result<()> {
+        self.watermark = watermark;
         loop {
             let next =
                 [0, 1].iter().filter_map(|&side| self.windows[side].first_key_value().map(|(end, _)| *end)).min();

@@ -43,13 +43,16 @@
 //! ends; before a segment is added, every window ending at or before its watermark is emitted.
 //! That is exactly "`r` joins `W` iff `wm(r) < W.end`", applied a segment at a time.
 //!
-//! Rows of a `UNION ALL` come from several sources, whose `_wm`s are not comparable: there a
-//! row is still judged by its own `_wm`, but windows close only when the operator watermark
-//! (the minimum over the inputs) passes their end, so a fast source never closes a window a
-//! slow one still feeds. No row that is not late can arrive after that: its source sends the
-//! watermark closing `W` only after every row with `wm(r) < W.end`. A HOP row that is late for
-//! some of its windows only would then need per-row pane state, so HOP over a `UNION ALL` of
-//! sources is refused at plan time (TUMBLE rows join their one window or none).
+//! Rows of a `UNION ALL`, and of a source with several partitions (Kafka), come from several
+//! inputs whose `_wm`s are not comparable: there a row is still judged by its own `_wm`, but
+//! windows close only when the operator watermark (the minimum over the inputs) passes their
+//! end, so a fast input never closes a window a slow one still feeds. No row that is not late
+//! can arrive after that: its input sends the watermark closing `W` only after every row with
+//! `wm(r) < W.end`. A HOP row may then be late for some of its windows (those ending at or
+//! before its own `_wm`) while they are still open for other inputs' rows: it goes to a pane
+//! with a *floor*, the first window start it may join, and a window merges only the panes whose
+//! floor is at or before its start. Each batch holds rows of one input (one partition), so
+//! `_wm` still rises within a batch.
 //!
 //! ```text
 //!   TUMBLE: pane == window.  emit = GroupValues::emit + GroupsAccumulator::evaluate, pane dropped.
