@@ -25,7 +25,7 @@ use super::options::{ColumnSource, KafkaOptions, RecordFormat, StartupMode};
 use super::{METADATA_TIMEOUT, client_config, kafka_error, list_topics, source_topics};
 use crate::format::OnError;
 use crate::format::csv_fields::{FieldSplitter, Progress};
-use crate::format::decode::{FieldValue, JsonColumns, RecordDecoder};
+use crate::format::decode::{FieldValue, JsonColumns, RecordDecoder, declared_name};
 
 /// How long partly filled batches wait for more records.
 const FLUSH_AFTER: Duration = Duration::from_millis(100);
@@ -39,7 +39,12 @@ pub(super) struct KafkaSource {
     options: KafkaOptions,
     /// The partitions this reader reads, `(topic, partition)`, by local index.
     partitions: Vec<(String, i32)>,
-    by_partition: HashMap<(String, i32), usize>,
+    /// Topic → (partition number, local index), found without allocating per record.
+    by_partition: HashMap<String, Vec<(i32, usize)>>,
+    /// Declared names of the value and key columns, as JSON keys.
+    value_names: Vec<String>,
+    key_names: Vec<String>,
+    has_metadata: bool,
     decoders: Vec<RecordDecoder>,
     /// Finds value columns in JSON objects, and key columns in JSON keys.
     value_json: JsonColumns,
@@ -120,7 +125,13 @@ impl KafkaSource {
         Ok(Self {
             table: table.name.clone(),
             consumer,
-            by_partition: partitions.iter().cloned().enumerate().map(|(i, p)| (p, i)).collect(),
+            by_partition: partitions.iter().enumerate().fold(HashMap::new(), |mut map, (local, (topic, number))| {
+                map.entry(topic.clone()).or_insert_with(Vec::new).push((*number, local));
+                map
+            }),
+            value_names: value_schema.fields().iter().map(|f| declared_name(f).to_string()).collect(),
+            key_names: key_schema.fields().iter().map(|f| declared_name(f).to_string()).collect(),
+            has_metadata: options.columns.iter().any(|c| matches!(c, ColumnSource::Metadata(_))),
             partitions,
             decoders,
             value_json: JsonColumns::new(&value_schema),
@@ -273,9 +284,11 @@ impl KafkaSource {
                 // Owned, so the consumer can be polled again while it is decoded.
                 Some(Ok(message)) => message.detach(),
             };
-            let Some(&local) = self.by_partition.get(&(message.topic().to_string(), message.partition())) else {
-                continue;
-            };
+            let local = self
+                .by_partition
+                .get(message.topic())
+                .and_then(|numbers| numbers.iter().find(|(n, _)| *n == message.partition()).map(|(_, local)| *local));
+            let Some(local) = local else { continue };
             if self.done[local] {
                 continue;
             }
@@ -420,34 +433,43 @@ fn decode(source: &mut KafkaSource, local: usize, message: &impl Message) -> std
             _ => Value::Null,
         }
     };
-    let metadata_values: Vec<Option<Value>> = source
-        .options
-        .columns
-        .iter()
-        .map(|c| match c {
-            ColumnSource::Metadata(name) => Some(metadata(name)),
-            _ => None,
-        })
-        .collect();
+    let metadata_values: Vec<Option<Value>> = match source.has_metadata {
+        true => source
+            .options
+            .columns
+            .iter()
+            .map(|c| match c {
+                ColumnSource::Metadata(name) => Some(metadata(name)),
+                _ => None,
+            })
+            .collect(),
+        false => Vec::new(),
+    };
     let columns = &source.options.columns;
+    let (value_names, key_names) = (&source.value_names, &source.key_names);
     source.decoders[local].push(|i| match &columns[i] {
-        ColumnSource::Metadata(_) => metadata_values[i].as_ref().map_or(FieldValue::Missing, FieldValue::Json),
-        ColumnSource::Value(n) => value.field(*n),
-        ColumnSource::Key(n) => key.as_ref().map_or(FieldValue::Missing, |k| k.field(*n)),
+        ColumnSource::Metadata(_) => {
+            metadata_values.get(i).and_then(Option::as_ref).map_or(FieldValue::Missing, FieldValue::Json)
+        }
+        ColumnSource::Value(n) => value.field(*n, value_names),
+        ColumnSource::Key(n) => key.as_ref().map_or(FieldValue::Missing, |k| k.field(*n, key_names)),
     })
 }
 
 /// A record's value or key, parsed.
 enum Parsed {
-    Json(Vec<Option<Value>>),
+    /// A JSON object; columns by their declared names.
+    Json(serde_json::Map<String, Value>),
+    /// CSV fields or the raw text; columns by position.
     Text(Vec<String>),
 }
 
 impl Parsed {
-    fn field(&self, n: usize) -> FieldValue<'_> {
+    /// The `n`-th column, of those called `names`.
+    fn field<'a>(&'a self, n: usize, names: &[String]) -> FieldValue<'a> {
         match self {
-            Parsed::Json(fields) => {
-                fields.get(n).and_then(Option::as_ref).map_or(FieldValue::Missing, FieldValue::Json)
+            Parsed::Json(object) => {
+                names.get(n).and_then(|name| object.get(name)).map_or(FieldValue::Missing, FieldValue::Json)
             }
             Parsed::Text(fields) => fields.get(n).map_or(FieldValue::Missing, |t| FieldValue::Text(t)),
         }
@@ -467,9 +489,10 @@ fn parse(
     match format {
         RecordFormat::Json => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(object)) => {
+                // Counts the columns the record lacks (and warns about keys in other case).
                 let fields = json.fields(&object, table);
                 json.count_missing(&fields);
-                Ok(Parsed::Json(fields.into_iter().map(|f| f.cloned()).collect()))
+                Ok(Parsed::Json(object))
             }
             Ok(_) => Err(format!("the {what} is not a JSON object")),
             Err(e) => Err(format!("the {what} is not valid JSON: {e}")),

@@ -89,7 +89,11 @@ impl WindowShape {
 
     /// `floor` (the first window start some rows of the pane at `pane_start` may join) as the
     /// key of their pane: `i64::MIN` when it excludes none of the pane's windows.
+    #[inline]
     pub fn pane_floor(&self, pane_start: i64, floor: i64) -> i64 {
+        if floor == i64::MIN {
+            return floor;
+        }
         let first = floor_to(pane_start.saturating_sub(self.size_ms), self.slide_ms).saturating_add(self.slide_ms);
         if floor <= first { i64::MIN } else { floor }
     }
