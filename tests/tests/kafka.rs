@@ -498,6 +498,39 @@ async fn startup_modes_choose_where_reading_begins() {
     assert_eq!(read_ids(&topic, &dir, "group3.jsonl", &group).await, Vec::<i64>::new());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_reads_a_list_of_topics_or_a_pattern() {
+    let first = new_topic("it-many", 2);
+    let second = format!("{first}-second");
+    streamsql_tests::kafka::run_script(&["topic", &second, "1"], true);
+    produce(&first, &(0..6).map(|i| Record::new(i % 2, None, &format!("{{\"id\":{i}}}"))).collect::<Vec<_>>());
+    produce(&second, &(6..9).map(|i| Record::new(0, None, &format!("{{\"id\":{i}}}"))).collect::<Vec<_>>());
+    let dir = TestDir::new("kafka-many");
+    let all: Vec<i64> = (0..9).collect();
+    let read = |name: &'static str, topics: String| {
+        let dir = &dir;
+        async move {
+            let sql = format!(
+                "SET 'parallelism.default' = '2';\n\
+                 CREATE TABLE src (id BIGINT) WITH ('connector' = 'kafka', {topics},\n\
+                 \x20 'properties.bootstrap.servers' = '{BOOTSTRAP}', 'scan.bounded.mode' = 'latest-offset',\n\
+                 \x20 'scan.startup.mode' = 'earliest-offset');\n\
+                 CREATE TABLE out (id BIGINT) WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
+                 INSERT INTO out SELECT id FROM src;\n",
+                path = dir.sql_path(name),
+            );
+            run_script(&sql).await.unwrap_or_else(|e| panic!("{topics}: {e:#}"));
+            let mut ids: Vec<i64> = read_jsonl(&dir.file(name)).iter().map(|r| r["id"].as_i64().expect("id")).collect();
+            ids.sort_unstable();
+            ids
+        }
+    };
+    assert_eq!(read("list.jsonl", format!("'topic' = '{first};{second}'")).await, all);
+    // Topic names here hold letters, digits and dashes only: no metacharacter to escape.
+    let pattern = format!("'topic-pattern' = '{first}(-second)?'");
+    assert_eq!(read("pattern.jsonl", pattern).await, all);
+}
+
 #[test]
 fn options_that_cannot_work_are_refused_by_name() {
     let topic = new_topic("it-refuse", 1);
