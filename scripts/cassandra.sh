@@ -24,6 +24,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MSG_PREFIX=cassandra
 CONF="$HERE/cassandra"
 CACHE_ROOT="${STREAMSQL_CACHE:-$HOME/.cache/streamsql}"
 BASE="$CACHE_ROOT/cassandra"
@@ -38,16 +39,14 @@ START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-180}"
 STOP_TIMEOUT=60
 HEAP="${CASSANDRA_HEAP:-1g}"
 MAIN_CLASS=org.apache.cassandra.service.CassandraDaemon
+# Our node's command line names our main class and our data dir.
+PID_MARKERS=("$MAIN_CLASS" "-Dcassandra.storagedir=$DATA")
 
-say() { printf 'cassandra: %s\n' "$*"; }
-die() { printf 'cassandra: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# Messages, timing, lock, JDK, jars, pid file, wait and stop: shared with scripts/kafka.sh.
+# shellcheck source-path=SCRIPTDIR
+source "$HERE/lib/service.sh"
 
-pom_version() {
-  sed -n 's:.*<cassandra.version>\(.*\)</cassandra.version>.*:\1:p' "$CONF/pom.xml" | head -1
-}
-VERSION="${CASSANDRA_VERSION:-$(pom_version)}"
+VERSION="${CASSANDRA_VERSION:-$(pom_version cassandra.version)}"
 
 # ---------------------------------------------------------------------------------------------
 # CQL probe: native protocol v4 over a plain socket, no driver needed. OPTIONS must get SUPPORTED,
@@ -145,97 +144,15 @@ except Exception as e:  # any failure means "not ready (yet)"
 PY
 }
 
-# Is something listening on HOST:port? (plain TCP connect)
-port_open() {
-  python3 -c 'import socket,sys
-s=socket.socket(); s.settimeout(1)
-sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) == 0 else 1)' "$HOST" "$1"
+# The start's wait (wait_ready in lib/service.sh): ready once the CQL probe passes.
+cql_ready() {
+  local pid=$1 t0=$2 version
+  version=$(cql_probe 2>/dev/null) || return 1
+  say "Cassandra $version ready on $HOST:$CQL_PORT after $(since "$t0") s (pid $pid, RSS $(rss_mib "$pid") MiB)"
 }
 
-# The pid in the pid file, if that process is alive and is the Cassandra this script started.
-our_pid() {
-  local pid
-  [[ -f "$PIDFILE" ]] || return 1
-  pid=$(<"$PIDFILE")
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ -r "/proc/$pid/cmdline" ]] || return 1
-  # Guard against a reused pid: the command line must name our main class and our data dir.
-  local cmd
-  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ "$cmd" == *"$MAIN_CLASS"* && "$cmd" == *"-Dcassandra.storagedir=$DATA"* ]] || return 1
-  echo "$pid"
-}
-
-rss_mib() {
-  awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
-}
-
-tail_log() {
-  if [[ -f "$LOG" ]]; then
-    echo "----- last 50 lines of $LOG -----" >&2
-    tail -n 50 "$LOG" >&2
-    echo "----- end of $LOG -----" >&2
-  fi
-}
-
-# ---------------------------------------------------------------------------------------------
-# A java that Cassandra 5.0 supports (11 or 17; it installs a SecurityManager, which JDK 24+ removed).
-java_major() {
-  "$1" -XshowSettings:properties -version 2>&1 |
-    sed -n 's/^ *java\.specification\.version = \([0-9.]*\).*/\1/p' | sed 's/^1\.//; s/\..*//'
-}
-
-find_java() {
-  local candidates=() c major
-  [[ -n "${CASSANDRA_JAVA:-}" ]] && candidates+=("$CASSANDRA_JAVA")
-  [[ -n "${JAVA_HOME:-}" ]] && candidates+=("$JAVA_HOME/bin/java")
-  command -v java >/dev/null 2>&1 && candidates+=("$(command -v java)")
-  for c in /usr/lib/jvm/*17*/bin/java /usr/lib/jvm/*11*/bin/java; do
-    [[ -x "$c" ]] && candidates+=("$c")
-  done
-  for c in "${candidates[@]}"; do
-    [[ -x "$c" ]] || continue
-    major=$(java_major "$c")
-    if [[ "$major" == 17 || "$major" == 11 ]]; then
-      echo "$c"
-      return 0
-    fi
-  done
-  die "no JDK 17 or 11 found (Cassandra 5.0 runs on those only); set CASSANDRA_JAVA"
-}
-
-# ---------------------------------------------------------------------------------------------
-# Jars: copied once by Maven into $LIB, reused afterwards.
-ensure_jars() {
-  if [[ -f "$LIB/.complete" && "$(<"$LIB/.complete")" == "$VERSION" ]]; then
-    return 0
-  fi
-  command -v mvn >/dev/null 2>&1 || die "mvn (Maven) is needed to fetch cassandra-all $VERSION"
-  local t0 tmp
-  t0=$(now)
-  tmp="$BASE/lib.tmp.$$"
-  rm -rf "$tmp"
-  say "fetching cassandra-all $VERSION and its dependencies from Maven Central into $LIB"
-  # -B: batch (no stdin, no progress bars); one build thread; the plugin pinned so Maven 3.8 does
-  # not resolve a prefix from metadata. includeScope=runtime = compile+runtime, no provided/test.
-  # Maven 3.8 writes stray ANSI resets even in batch mode, so its output goes to a file and is
-  # shown (without escapes) only on failure.
-  if ! mvn -B -q -Dstyle.color=never -f "$CONF/pom.xml" \
-      -Dcassandra.version="$VERSION" \
-      org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$tmp" </dev/null >"$BASE/maven.log" 2>&1; then
-    sed 's/\x1b\[[0-9;]*m//g' "$BASE/maven.log" >&2
-    rm -rf "$tmp" "$CONF/target"
-    die "Maven could not resolve org.apache.cassandra:cassandra-all:$VERSION (output above, also in $BASE/maven.log)"
-  fi
-  [[ -f "$tmp/cassandra-all-$VERSION.jar" ]] || { rm -rf "$tmp"; die "cassandra-all-$VERSION.jar missing after Maven ran"; }
-  echo "$VERSION" >"$tmp/.complete"
-  rm -rf "$LIB"
-  mv "$tmp" "$LIB"
-  # copy-dependencies may leave scripts/cassandra/target behind; it holds nothing we need.
-  rm -rf "$CONF/target"
-  local jars=("$LIB"/*.jar)
-  say "fetched ${#jars[@]} jars ($(du -sm "$LIB" | cut -f1) MiB) in $(since "$t0") s"
+cql_not_ready() {
+  echo "CQL not ready on $HOST:$CQL_PORT after ${START_TIMEOUT} s"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -249,19 +166,16 @@ cmd_start() {
     fi
     # Started by an earlier call that has not seen CQL yet (or a wedged node): wait for it.
     say "already starting (pid $pid); waiting for CQL"
-    wait_ready "$pid" "$t0"
+    wait_ready "$pid" "$t0" 1 cql_ready cql_not_ready
     return
   fi
   rm -f "$PIDFILE"
+  ports_free "$CQL_PORT" "$STORAGE_PORT"
 
-  for p in "$CQL_PORT" "$STORAGE_PORT"; do
-    if port_open "$p"; then
-      die "port $HOST:$p is already in use by a process this script did not start; not starting"
-    fi
-  done
-
-  ensure_jars
-  java=$(find_java)
+  ensure_jars org.apache.cassandra:cassandra-all "$VERSION" cassandra.version
+  # Cassandra 5.0 runs on JDK 11 or 17 only: it installs a SecurityManager, which JDK 24+ removed.
+  java=$(find_java "${CASSANDRA_JAVA:-}" "17 11" \
+    "no JDK 17 or 11 found (Cassandra 5.0 runs on those only); set CASSANDRA_JAVA")
   major=$(java_major "$java")
   local jamms=("$LIB"/jamm-*.jar)
   jamm=${jamms[0]}
@@ -283,7 +197,7 @@ cmd_start() {
     rm -rf "$DATA"
   fi
   mkdir -p "$DATA/tmp" "$DATA/triggers"
-  [[ -f "$LOG" ]] && mv -f "$LOG" "$LOG.prev"
+  rotate_log
 
   # Initial heap 512m, or the maximum if that is smaller.
   local xms=512m
@@ -292,9 +206,7 @@ cmd_start() {
   fi
 
   say "starting Cassandra $VERSION (JDK $major, heap $HEAP) on $HOST:$CQL_PORT; log: $LOG"
-  # setsid + nohup: the node outlives this script and the caller's terminal. fd 9 (the lock)
-  # is closed for the child, or the node would hold the lock for as long as it runs.
-  nohup setsid "$java" \
+  spawn_node "$java" \
     -Xms"$xms" -Xmx"$HEAP" \
     "${opts[@]}" \
     -XX:HeapDumpPath="$BASE" \
@@ -315,76 +227,17 @@ cmd_start() {
     -Djna.tmpdir="$DATA/tmp" \
     -Djava.io.tmpdir="$DATA/tmp" \
     -cp "$LIB/*" \
-    "$MAIN_CLASS" >"$LOG" 2>&1 </dev/null 9>&- &
-  pid=$!
-  echo "$pid" >"$PIDFILE"
-  wait_ready "$pid" "$t0"
+    "$MAIN_CLASS"
+  pid=$(<"$PIDFILE")
+  wait_ready "$pid" "$t0" 1 cql_ready cql_not_ready
 }
 
-# Poll until CQL answers, the process dies, or the time limit passes.
-wait_ready() {
-  local pid=$1 t0=$2 version deadline
-  deadline=$(( $(date +%s) + START_TIMEOUT ))
-  while :; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$PIDFILE"
-      echo "cassandra: the node (pid $pid) exited during startup" >&2
-      tail_log
-      exit 1
-    fi
-    if version=$(cql_probe 2>/dev/null); then
-      say "Cassandra $version ready on $HOST:$CQL_PORT after $(since "$t0") s (pid $pid, RSS $(rss_mib "$pid") MiB)"
-      return 0
-    fi
-    if (( $(date +%s) >= deadline )); then
-      echo "cassandra: CQL not ready on $HOST:$CQL_PORT after ${START_TIMEOUT} s; stopping pid $pid" >&2
-      tail_log
-      stop_pid "$pid" >/dev/null 2>&1 || true
-      rm -f "$PIDFILE"
-      exit 1
-    fi
-    sleep 1
-  done
-}
-
-# SIGTERM (Cassandra drains in its shutdown hook), wait, then SIGKILL as a last resort.
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for (( i = 0; i < STOP_TIMEOUT * 5; i++ )); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.2
-  done
-  echo "cassandra: pid $pid still running after ${STOP_TIMEOUT} s; sending SIGKILL" >&2
-  kill -KILL "$pid" 2>/dev/null || true
-  for (( i = 0; i < 50; i++ )); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.2
-  done
-  return 1
-}
-
-cmd_stop() {
-  local pid t0
-  if ! pid=$(our_pid); then
-    rm -f "$PIDFILE"
-    say "not running"
-    return 0
-  fi
-  t0=$(now)
-  stop_pid "$pid" || die "could not stop pid $pid"
-  rm -f "$PIDFILE"
-  say "stopped (pid $pid) in $(since "$t0") s"
-}
+# cmd_stop: lib/service.sh.
 
 cmd_status() {
   local pid version
   if ! pid=$(our_pid); then
-    if port_open "$CQL_PORT"; then
-      say "not running (but something this script did not start listens on $HOST:$CQL_PORT)"
-    else
-      say "not running"
-    fi
+    say_not_running "$CQL_PORT"
     return 1
   fi
   if version=$(cql_probe 2>&1); then
@@ -395,19 +248,7 @@ cmd_status() {
   return 2
 }
 
-main() {
-  local action="${1:-}"
-  case "$action" in
-    start | stop | status) ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
-  esac
-  mkdir -p "$BASE"
-  if [[ "$action" != status ]]; then
-    # One start/stop at a time (parallel test binaries may all call start).
-    exec 9>"$BASE/lock"
-    flock 9
-  fi
-  "cmd_$action"
-}
-
-main "$@"
+case "${1:-}" in
+  start | stop | status) run_command "$1" ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

@@ -16,47 +16,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+MSG_PREFIX=flight-clients
+# The venv, messages and lock: shared with scripts/kafka-client.sh.
+# shellcheck source-path=SCRIPTDIR/..
+source scripts/lib/venv.sh
+
 REQUIREMENTS="$PWD/scripts/flight-clients.txt"
 CACHE_ROOT="${STREAMSQL_CACHE:-$HOME/.cache/streamsql}"
 VENV="$CACHE_ROOT/venv"
-# The requirements the venv was last installed from; compared to decide whether to reinstall.
-INSTALLED="$VENV/streamsql-requirements.txt"
 JDBC_DIR="$CACHE_ROOT/jdbc"
 JDBC_VERSION=18.3.0
 JDBC_JAR="$JDBC_DIR/flight-sql-jdbc-driver-$JDBC_VERSION.jar"
 JDBC_URL="https://repo1.maven.org/maven2/org/apache/arrow/flight-sql-jdbc-driver/$JDBC_VERSION/flight-sql-jdbc-driver-$JDBC_VERSION.jar"
-
-say() { printf 'flight-clients: %s\n' "$*" >&2; }
-die() { printf 'flight-clients: %s\n' "$*" >&2; exit 1; }
-
-ensure_venv() {
-  if [[ -x "$VENV/bin/python" && -f "$INSTALLED" ]] && cmp -s "$REQUIREMENTS" "$INSTALLED"; then
-    return 0
-  fi
-  local python="${FLIGHT_PYTHON:-python3}" log="$CACHE_ROOT/venv-install.log"
-  command -v "$python" >/dev/null 2>&1 || die "$python not found (needed to create $VENV)"
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    if ! "$python" -m venv "$VENV" >"$log" 2>&1; then
-      cat "$log" >&2
-      rm -rf "$VENV"
-      die "could not create a venv at $VENV with $python (output above)"
-    fi
-  fi
-  # pip's output goes to a log shown only on failure. Removing the marker first means an
-  # interrupted install is retried next time.
-  rm -f "$INSTALLED"
-  if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-      -r "$REQUIREMENTS" >"$log" 2>&1 </dev/null; then
-    cat "$log" >&2
-    die "pip could not install $REQUIREMENTS into $VENV (output above, also in $log)"
-  fi
-  # Make sure the drivers actually load (a wheel for another platform would only fail here).
-  "$VENV/bin/python" -c 'import adbc_driver_flightsql.dbapi, pyarrow.flight' >"$log" 2>&1 ||
-    { cat "$log" >&2; die "the Flight clients installed into $VENV do not import (output above)"; }
-  cp "$REQUIREMENTS" "$INSTALLED"
-  rm -f "$log"
-  say "installed $(grep -v '^#' "$REQUIREMENTS" | grep . | paste -sd ' ' -) into $VENV"
-}
 
 sha1_of() { sha1sum "$1" | cut -d' ' -f1; }
 
@@ -78,7 +49,7 @@ ensure_jar() {
   # A jar left by an earlier run (or copied in by hand) that matches is kept, not fetched again.
   if [[ -f "$JDBC_JAR" && "$(sha1_of "$JDBC_JAR")" == "$expected" ]]; then
     echo "$expected" >"$JDBC_JAR.sha1"
-    say "verified the existing $JDBC_JAR against Maven Central's SHA-1"
+    say_err "verified the existing $JDBC_JAR against Maven Central's SHA-1"
     return 0
   fi
   curl -fsSL --retry 3 -o "$tmp" "$JDBC_URL" || die "could not download $JDBC_URL"
@@ -87,17 +58,18 @@ ensure_jar() {
   mv -f "$tmp" "$JDBC_JAR"
   trap - EXIT
   echo "$expected" >"$JDBC_JAR.sha1"
-  say "downloaded $(basename "$JDBC_JAR") ($(( $(stat -c %s "$JDBC_JAR") / 1048576 )) MiB) into $JDBC_DIR"
+  say_err "downloaded $(basename "$JDBC_JAR") ($(( $(stat -c %s "$JDBC_JAR") / 1048576 )) MiB) into $JDBC_DIR"
 }
 
 ensure() {
   mkdir -p "$CACHE_ROOT"
   # Parallel test binaries may all call ensure: one at a time.
-  exec 9>"$CACHE_ROOT/flight-clients.lock"
-  flock 9
-  ensure_venv
+  take_lock "$CACHE_ROOT/flight-clients.lock"
+  ensure_venv "$VENV" "$REQUIREMENTS" "${FLIGHT_PYTHON:-python3}" \
+    'adbc_driver_flightsql.dbapi, pyarrow.flight' \
+    "the Flight clients installed into $VENV do not import"
   ensure_jar
-  exec 9>&-
+  release_lock
 }
 
 case "${1:-}" in

@@ -37,6 +37,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MSG_PREFIX=kafka
 CONF="$HERE/kafka"
 CACHE_ROOT="${STREAMSQL_CACHE:-$HOME/.cache/streamsql}"
 BASE="$CACHE_ROOT/kafka"
@@ -53,16 +54,14 @@ START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 STOP_TIMEOUT=60
 HEAP="${KAFKA_HEAP:-512m}"
 MAIN_CLASS=kafka.Kafka
+# Our node's command line ends in our main class and our config file.
+PID_MARKERS=(" $MAIN_CLASS $SERVER_PROPERTIES")
 
-say() { printf 'kafka: %s\n' "$*"; }
-die() { printf 'kafka: %s\n' "$*" >&2; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# Messages, timing, lock, JDK, jars, pid file, wait and stop: shared with scripts/cassandra.sh.
+# shellcheck source-path=SCRIPTDIR
+source "$HERE/lib/service.sh"
 
-pom_version() {
-  sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$CONF/pom.xml" | head -1
-}
-VERSION="${KAFKA_VERSION:-$(pom_version)}"
+VERSION="${KAFKA_VERSION:-$(pom_version kafka.version)}"
 
 # ---------------------------------------------------------------------------------------------
 # The client side (probe, topic helpers): scripts/kafka/admin.py in the confluent-kafka venv.
@@ -80,99 +79,6 @@ probe() {
   admin probe "${1:-15}"
 }
 
-# Is something listening on HOST:port? (plain TCP connect)
-port_open() {
-  python3 -c 'import socket,sys
-s=socket.socket(); s.settimeout(1)
-sys.exit(0 if s.connect_ex((sys.argv[1], int(sys.argv[2]))) == 0 else 1)' "$HOST" "$1"
-}
-
-# The pid in the pid file, if that process is alive and is the Kafka this script started.
-our_pid() {
-  local pid
-  [[ -f "$PIDFILE" ]] || return 1
-  pid=$(<"$PIDFILE")
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ -r "/proc/$pid/cmdline" ]] || return 1
-  # Guard against a reused pid: the command line must name our main class and our config file.
-  local cmd
-  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ "$cmd" == *" $MAIN_CLASS $SERVER_PROPERTIES"* ]] || return 1
-  echo "$pid"
-}
-
-rss_mib() {
-  awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
-}
-
-tail_log() {
-  if [[ -f "$LOG" ]]; then
-    echo "----- last 50 lines of $LOG -----" >&2
-    tail -n 50 "$LOG" >&2
-    echo "----- end of $LOG -----" >&2
-  fi
-}
-
-# ---------------------------------------------------------------------------------------------
-# A java that Kafka 4 supports (17 or newer for the broker).
-java_major() {
-  "$1" -XshowSettings:properties -version 2>&1 |
-    sed -n 's/^ *java\.specification\.version = \([0-9.]*\).*/\1/p' | sed 's/^1\.//; s/\..*//'
-}
-
-find_java() {
-  local candidates=() c major
-  [[ -n "${KAFKA_JAVA:-}" ]] && candidates+=("$KAFKA_JAVA")
-  [[ -n "${JAVA_HOME:-}" ]] && candidates+=("$JAVA_HOME/bin/java")
-  command -v java >/dev/null 2>&1 && candidates+=("$(command -v java)")
-  for c in /usr/lib/jvm/*/bin/java; do
-    [[ -x "$c" ]] && candidates+=("$c")
-  done
-  for c in "${candidates[@]}"; do
-    [[ -x "$c" ]] || continue
-    major=$(java_major "$c")
-    if [[ "$major" =~ ^[0-9]+$ ]] && (( major >= 17 )); then
-      echo "$c"
-      return 0
-    fi
-  done
-  die "no JDK 17 or newer found (the Kafka 4 broker needs one); set KAFKA_JAVA"
-}
-
-# ---------------------------------------------------------------------------------------------
-# Jars: copied once by Maven into $LIB, reused afterwards.
-ensure_jars() {
-  if [[ -f "$LIB/.complete" && "$(<"$LIB/.complete")" == "$VERSION" ]]; then
-    return 0
-  fi
-  command -v mvn >/dev/null 2>&1 || die "mvn (Maven) is needed to fetch kafka_2.13 $VERSION"
-  local t0 tmp
-  t0=$(now)
-  tmp="$BASE/lib.tmp.$$"
-  rm -rf "$tmp"
-  say "fetching kafka_2.13 $VERSION and its dependencies from Maven Central into $LIB"
-  # -B: batch (no stdin, no progress bars); the plugin pinned so Maven 3.8 does not resolve a
-  # prefix from metadata. includeScope=runtime = compile+runtime, no provided/test.
-  # Maven 3.8 writes stray ANSI resets even in batch mode, so its output goes to a file and is
-  # shown (without escapes) only on failure.
-  if ! mvn -B -q -Dstyle.color=never -f "$CONF/pom.xml" \
-      -Dkafka.version="$VERSION" \
-      org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$tmp" </dev/null >"$BASE/maven.log" 2>&1; then
-    sed 's/\x1b\[[0-9;]*m//g' "$BASE/maven.log" >&2
-    rm -rf "$tmp" "$CONF/target"
-    die "Maven could not resolve org.apache.kafka:kafka_2.13:$VERSION (output above, also in $BASE/maven.log)"
-  fi
-  [[ -f "$tmp/kafka_2.13-$VERSION.jar" ]] || { rm -rf "$tmp"; die "kafka_2.13-$VERSION.jar missing after Maven ran"; }
-  echo "$VERSION" >"$tmp/.complete"
-  rm -rf "$LIB"
-  mv "$tmp" "$LIB"
-  # copy-dependencies may leave scripts/kafka/target behind; it holds nothing we need.
-  rm -rf "$CONF/target"
-  local jars=("$LIB"/*.jar)
-  say "fetched ${#jars[@]} jars ($(du -sm "$LIB" | cut -f1) MiB) in $(since "$t0") s"
-}
-
 # A cluster id as kafka.tools.StorageTool random-uuid prints it (16 random bytes, URL-safe
 # base64 without padding, not starting with '-'), without paying for a JVM start.
 random_cluster_id() {
@@ -182,6 +88,28 @@ while True:
     if not s.startswith("-"):
         print(s)
         break'
+}
+
+# The start's wait (wait_ready in lib/service.sh): ready once the round trip works. The probe's
+# last complaint goes into the message if it never does.
+LAST_PROBE_ERROR="no answer on $BOOTSTRAP yet"
+round_trip_ready() {
+  local pid=$1 t0=$2 line
+  # The probe only once the port accepts connections: a python start per poll is not free.
+  port_open "$PORT" || return 1
+  if line=$(probe 15 2>"$BASE/probe.err"); then
+    rm -f "$BASE/probe.err"
+    say "Kafka $VERSION ready on $BOOTSTRAP after $(since "$t0") s (pid $pid, RSS $(rss_mib "$pid") MiB): $line"
+    return 0
+  fi
+  LAST_PROBE_ERROR=$(tail -n 1 "$BASE/probe.err")
+  LAST_PROBE_ERROR=${LAST_PROBE_ERROR#kafka: }
+  rm -f "$BASE/probe.err"
+  return 1
+}
+
+no_round_trip() {
+  echo "no produce/consume round trip on $BOOTSTRAP after ${START_TIMEOUT} s ($LAST_PROBE_ERROR)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -197,19 +125,16 @@ cmd_start() {
     fi
     # Started by an earlier call that has not passed the probe yet (or a wedged node): wait for it.
     say "already starting (pid $pid); waiting for a produce/consume round trip"
-    wait_ready "$pid" "$t0"
+    wait_ready "$pid" "$t0" 0.5 round_trip_ready no_round_trip
     return
   fi
   rm -f "$PIDFILE"
+  ports_free "$PORT" "$CONTROLLER_PORT"
 
-  for p in "$PORT" "$CONTROLLER_PORT"; do
-    if port_open "$p"; then
-      die "port $HOST:$p is already in use by a process this script did not start; not starting"
-    fi
-  done
-
-  ensure_jars
-  java=$(find_java)
+  ensure_jars org.apache.kafka:kafka_2.13 "$VERSION" kafka.version
+  # The Kafka 4 broker needs JDK 17 or newer.
+  java=$(find_java "${KAFKA_JAVA:-}" 17+ \
+    "no JDK 17 or newer found (the Kafka 4 broker needs one); set KAFKA_JAVA")
   major=$(java_major "$java")
   local extra=()
   read -r -a extra <<<"${KAFKA_JVM_OPTS:-}"
@@ -222,7 +147,7 @@ cmd_start() {
   mkdir -p "$DATA"
   sed -e "s#@DATA@#$DATA#g" -e "s#@PORT@#$PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
     "$CONF/server.properties" >"$SERVER_PROPERTIES"
-  [[ -f "$LOG" ]] && mv -f "$LOG" "$LOG.prev"
+  rotate_log
 
   local jvm=(-Dlog4j2.configurationFile="$CONF/log4j2.properties" -Dkafka.logs.dir="$BASE"
     -Djava.awt.headless=true -cp "$LIB/*")
@@ -232,99 +157,32 @@ cmd_start() {
   if [[ ! -f "$DATA/meta.properties" ]]; then
     if ! "$java" -Xmx256m -XX:TieredStopAtLevel=1 "${jvm[@]}" kafka.tools.StorageTool format \
         -t "$(random_cluster_id)" -c "$SERVER_PROPERTIES" >"$LOG" 2>&1 </dev/null 9>&-; then
-      echo "kafka: formatting $DATA failed" >&2
+      say_err "formatting $DATA failed"
       tail_log
       exit 1
     fi
   fi
 
   say "starting Kafka $VERSION (JDK $major, heap $HEAP) on $BOOTSTRAP; log: $LOG"
-  # setsid + nohup: the node outlives this script and the caller's terminal. fd 9 (the lock)
-  # is closed for the child, or the node would hold the lock for as long as it runs.
   # GC flags as in upstream bin/kafka-run-class.sh.
-  nohup setsid "$java" \
+  spawn_node "$java" \
     -Xms"$HEAP" -Xmx"$HEAP" \
     -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
     -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError \
     -XX:+HeapDumpOnOutOfMemoryError -XX:HeapDumpPath="$BASE" \
     "${extra[@]}" \
     "${jvm[@]}" \
-    "$MAIN_CLASS" "$SERVER_PROPERTIES" >>"$LOG" 2>&1 </dev/null 9>&- &
-  pid=$!
-  echo "$pid" >"$PIDFILE"
-  wait_ready "$pid" "$t0"
+    "$MAIN_CLASS" "$SERVER_PROPERTIES"
+  pid=$(<"$PIDFILE")
+  wait_ready "$pid" "$t0" 0.5 round_trip_ready no_round_trip
 }
 
-# Poll until the round trip works, the process dies, or the time limit passes.
-wait_ready() {
-  local pid=$1 t0=$2 line deadline last="no answer on $BOOTSTRAP yet"
-  deadline=$(( $(date +%s) + START_TIMEOUT ))
-  while :; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$PIDFILE"
-      echo "kafka: the node (pid $pid) exited during startup" >&2
-      tail_log
-      exit 1
-    fi
-    # The probe only once the port accepts connections: a python start per poll is not free.
-    if port_open "$PORT"; then
-      if line=$(probe 15 2>"$BASE/probe.err"); then
-        rm -f "$BASE/probe.err"
-        say "Kafka $VERSION ready on $BOOTSTRAP after $(since "$t0") s (pid $pid, RSS $(rss_mib "$pid") MiB): $line"
-        return 0
-      fi
-      last=$(tail -n 1 "$BASE/probe.err")
-      last=${last#kafka: }
-    fi
-    if (( $(date +%s) >= deadline )); then
-      echo "kafka: no produce/consume round trip on $BOOTSTRAP after ${START_TIMEOUT} s ($last); stopping pid $pid" >&2
-      tail_log
-      stop_pid "$pid" >/dev/null 2>&1 || true
-      rm -f "$PIDFILE" "$BASE/probe.err"
-      exit 1
-    fi
-    sleep 0.5
-  done
-}
-
-# SIGTERM (Kafka shuts down cleanly in its shutdown hook), wait, then SIGKILL as a last resort.
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for (( i = 0; i < STOP_TIMEOUT * 5; i++ )); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.2
-  done
-  echo "kafka: pid $pid still running after ${STOP_TIMEOUT} s; sending SIGKILL" >&2
-  kill -KILL "$pid" 2>/dev/null || true
-  for (( i = 0; i < 50; i++ )); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.2
-  done
-  return 1
-}
-
-cmd_stop() {
-  local pid t0
-  if ! pid=$(our_pid); then
-    rm -f "$PIDFILE"
-    say "not running"
-    return 0
-  fi
-  t0=$(now)
-  stop_pid "$pid" || die "could not stop pid $pid"
-  rm -f "$PIDFILE"
-  say "stopped (pid $pid) in $(since "$t0") s"
-}
+# cmd_stop: lib/service.sh.
 
 cmd_status() {
   local pid line
   if ! pid=$(our_pid); then
-    if port_open "$PORT"; then
-      say "not running (but something this script did not start listens on $BOOTSTRAP)"
-    else
-      say "not running"
-    fi
+    say_not_running "$PORT"
     return 1
   fi
   PYTHON=$(client_python)
@@ -364,24 +222,10 @@ usage() {
   exit 2
 }
 
-main() {
-  local action="${1:-}"
-  case "$action" in
-    start | stop | status) (( $# == 1 )) || usage ;;
-    topic) (( $# == 3 )) || usage ;;
-    delete-topic) (( $# == 2 )) || usage ;;
-    *) usage ;;
-  esac
-  shift
-  mkdir -p "$BASE"
-  case "$action" in
-    start | stop)
-      # One start/stop at a time (parallel test binaries may all call start).
-      exec 9>"$BASE/lock"
-      flock 9
-      ;;
-  esac
-  "cmd_${action//-/_}" "$@"
-}
-
-main "$@"
+case "${1:-}" in
+  start | stop | status) (( $# == 1 )) || usage ;;
+  topic) (( $# == 3 )) || usage ;;
+  delete-topic) (( $# == 2 )) || usage ;;
+  *) usage ;;
+esac
+run_command "$@"
