@@ -157,6 +157,7 @@ async fn four_partitions_of_disordered_late_and_bad_records_match_the_oracle() {
     let totals = totals_oracle(&partitions);
     let bad = bad_count(&partitions);
     assert!(late > 20 && bad > 20, "the input needs late and bad records: {late} late, {bad} bad");
+    eprintln!("{} records: {late} late rows, {bad} bad records, {} windows", records(&partitions).len(), windows.len());
 
     for (parallelism, batch) in [(1, 8192), (3, 1), (4, 64)] {
         let label = format!("parallelism {parallelism}, batch size {batch}");

@@ -115,9 +115,9 @@ fn syntax_error_inside_create_table_points_at_the_token() {
 #[test]
 fn unknown_connector_lists_the_known_ones() {
     let dir = TestDir::new("plan-connector");
-    let sql = script(&dir, &valid_insert()).replacen("'connector' = 'file'", "'connector' = 'kafka'", 1);
+    let sql = script(&dir, &valid_insert()).replacen("'connector' = 'file'", "'connector' = 'kinesis'", 1);
     let error = expect_err(&sql);
-    assert_mentions(&error, &["kafka", "file", "netflow", "print", "blackhole"]);
+    assert_mentions(&error, &["kinesis", "kafka", "file", "netflow", "print", "blackhole"]);
 }
 
 #[test]
