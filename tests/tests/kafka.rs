@@ -450,11 +450,13 @@ async fn records_that_do_not_fit_the_table_are_bad_records() {
     assert!(message.contains("the value has 1 CSV fields, the table reads 2"), "{message}");
 }
 
-/// The ids a bounded read of `topic` with `mode` (extra options) returns, and that read's report.
-async fn read_ids(topic: &str, dir: &TestDir, name: &str, options: &str) -> Vec<i64> {
+/// The ids a bounded read, at `parallelism`, of a Kafka table with `options` (its topics and
+/// where to start) returns, sorted.
+async fn read_ids(dir: &TestDir, name: &str, parallelism: usize, options: &str) -> Vec<i64> {
     let sql = format!(
-        "CREATE TABLE src (id BIGINT) WITH ('connector' = 'kafka', 'topic' = '{topic}',\n\
-         \x20 'properties.bootstrap.servers' = '{BOOTSTRAP}', 'scan.bounded.mode' = 'latest-offset'{options});\n\
+        "SET 'parallelism.default' = '{parallelism}';\n\
+         CREATE TABLE src (id BIGINT) WITH ('connector' = 'kafka', {options},\n\
+         \x20 'properties.bootstrap.servers' = '{BOOTSTRAP}', 'scan.bounded.mode' = 'latest-offset');\n\
          CREATE TABLE out (id BIGINT) WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
          INSERT INTO out SELECT id FROM src;\n",
         path = dir.sql_path(name),
@@ -479,24 +481,25 @@ async fn startup_modes_choose_where_reading_begins() {
     produce(&topic, &first);
     let dir = TestDir::new("kafka-startup");
     let all: Vec<i64> = (0..10).collect();
-    assert_eq!(read_ids(&topic, &dir, "earliest.jsonl", ", 'scan.startup.mode' = 'earliest-offset'").await, all);
+    let from = |options: &str| format!("'topic' = '{topic}'{options}");
+    assert_eq!(read_ids(&dir, "earliest.jsonl", 1, &from(", 'scan.startup.mode' = 'earliest-offset'")).await, all);
     assert_eq!(
-        read_ids(&topic, &dir, "latest.jsonl", ", 'scan.startup.mode' = 'latest-offset'").await,
+        read_ids(&dir, "latest.jsonl", 1, &from(", 'scan.startup.mode' = 'latest-offset'")).await,
         Vec::<i64>::new()
     );
     let from_six =
         format!(", 'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{}'", now - 600_000 + 6_000);
-    assert_eq!(read_ids(&topic, &dir, "timestamp.jsonl", &from_six).await, (6..10).collect::<Vec<_>>());
+    assert_eq!(read_ids(&dir, "timestamp.jsonl", 1, &from(&from_six)).await, (6..10).collect::<Vec<_>>());
     let after_all =
         format!(", 'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{}'", now + 60_000);
-    assert_eq!(read_ids(&topic, &dir, "after.jsonl", &after_all).await, Vec::<i64>::new());
+    assert_eq!(read_ids(&dir, "after.jsonl", 1, &from(&after_all)).await, Vec::<i64>::new());
 
     // A group reads everything once, then only what was written since.
     let group = format!(", 'properties.group.id' = '{topic}-group', 'scan.startup.mode' = 'group-offsets'");
-    assert_eq!(read_ids(&topic, &dir, "group1.jsonl", &group).await, all);
+    assert_eq!(read_ids(&dir, "group1.jsonl", 1, &from(&group)).await, all);
     produce(&topic, &(10..13).map(|i| Record::new(i % 2, None, &format!("{{\"id\":{i}}}"))).collect::<Vec<_>>());
-    assert_eq!(read_ids(&topic, &dir, "group2.jsonl", &group).await, vec![10, 11, 12]);
-    assert_eq!(read_ids(&topic, &dir, "group3.jsonl", &group).await, Vec::<i64>::new());
+    assert_eq!(read_ids(&dir, "group2.jsonl", 1, &from(&group)).await, vec![10, 11, 12]);
+    assert_eq!(read_ids(&dir, "group3.jsonl", 1, &from(&group)).await, Vec::<i64>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -509,22 +512,9 @@ async fn a_source_reads_a_list_of_topics_or_a_pattern() {
     let dir = TestDir::new("kafka-many");
     let all: Vec<i64> = (0..9).collect();
     let read = |name: &'static str, topics: String| {
+        let options = format!("{topics}, 'scan.startup.mode' = 'earliest-offset'");
         let dir = &dir;
-        async move {
-            let sql = format!(
-                "SET 'parallelism.default' = '2';\n\
-                 CREATE TABLE src (id BIGINT) WITH ('connector' = 'kafka', {topics},\n\
-                 \x20 'properties.bootstrap.servers' = '{BOOTSTRAP}', 'scan.bounded.mode' = 'latest-offset',\n\
-                 \x20 'scan.startup.mode' = 'earliest-offset');\n\
-                 CREATE TABLE out (id BIGINT) WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
-                 INSERT INTO out SELECT id FROM src;\n",
-                path = dir.sql_path(name),
-            );
-            run_script(&sql).await.unwrap_or_else(|e| panic!("{topics}: {e:#}"));
-            let mut ids: Vec<i64> = read_jsonl(&dir.file(name)).iter().map(|r| r["id"].as_i64().expect("id")).collect();
-            ids.sort_unstable();
-            ids
-        }
+        async move { read_ids(dir, name, 2, &options).await }
     };
     assert_eq!(read("list.jsonl", format!("'topic' = '{first};{second}'")).await, all);
     // Topic names here hold letters, digits and dashes only: no metacharacter to escape.

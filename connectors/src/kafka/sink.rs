@@ -175,12 +175,19 @@ fn encode_rows(format: RecordFormat, batch: &RecordBatch) -> Result<Vec<Vec<u8>>
             let rows = RowFormatter::new(batch, "")?;
             Ok((0..batch.num_rows()).map(|row| rows.value(0, row).into_bytes()).collect())
         }
-        RecordFormat::Json | RecordFormat::Csv => {
-            let format = if format == RecordFormat::Json { Format::Json } else { Format::Csv };
+        RecordFormat::Json => {
+            // JSON lines escape every line break inside a value: the batch is written once and
+            // split at its line ends.
+            let mut writer = RecordWriter::new(Format::Json, Vec::new(), batch.schema(), b',');
+            writer.write(batch)?;
+            let text = std::mem::take(writer.get_mut());
+            Ok(text.split(|b| *b == b'\n').take(batch.num_rows()).map(<[u8]>::to_vec).collect())
+        }
+        RecordFormat::Csv => {
             let mut out = Vec::with_capacity(batch.num_rows());
             // One row at a time: a CSV field may hold a line break, so lines cannot be split.
             for row in 0..batch.num_rows() {
-                let mut writer = RecordWriter::new(format, Vec::new(), batch.schema(), b',').without_header();
+                let mut writer = RecordWriter::new(Format::Csv, Vec::new(), batch.schema(), b',').without_header();
                 writer.write(&batch.slice(row, 1))?;
                 let mut bytes = std::mem::take(writer.get_mut());
                 if bytes.last() == Some(&b'\n') {
