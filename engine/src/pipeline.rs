@@ -31,6 +31,7 @@ use crate::error::Result;
 use crate::operator::Operator;
 use crate::operators::aggregate::{AggregateSpec, aggregate_operator};
 use crate::operators::join::{JoinOperator, JoinSpec};
+use crate::operators::over::{OverOperator, OverStage};
 use crate::operators::stateless::StatelessChain;
 use crate::operators::window_join::WindowJoinOperator;
 
@@ -149,6 +150,7 @@ pub enum Edge {
 pub enum Stage {
     Aggregate(AggregateStage),
     Join(JoinStage),
+    Over(OverStage),
 }
 
 impl Stage {
@@ -164,6 +166,7 @@ impl Stage {
                     .with_state_ttl(stage.state_ttl)
                     .with_late_output(stage.late.clone()),
             )),
+            Stage::Over(stage) => Ok(Box::new(OverOperator::new(stage))),
         }
     }
 
@@ -176,6 +179,7 @@ impl Stage {
             Stage::Join(stage) if stage.spec.interval.is_some() => "interval join",
             Stage::Join(stage) if stage.spec.lookup.is_some() => "lookup join",
             Stage::Join(_) => "join",
+            Stage::Over(_) => "over aggregate",
         }
     }
 
@@ -188,7 +192,7 @@ impl Stage {
                 Some(_) => Edge::Rebalance,
                 None => Edge::Hash(self.input_keys(input)),
             },
-            Stage::Aggregate(_) => Edge::Hash(self.input_keys(input)),
+            Stage::Aggregate(_) | Stage::Over(_) => Edge::Hash(self.input_keys(input)),
         }
     }
 
@@ -196,6 +200,7 @@ impl Stage {
     pub fn input_keys(&self, input: usize) -> Vec<Arc<dyn PhysicalExpr>> {
         match self {
             Stage::Aggregate(stage) => stage.spec.key_exprs.clone(),
+            Stage::Over(stage) => stage.spec.partition_by.clone(),
             Stage::Join(stage) => match input {
                 0 => stage.spec.left.keys.clone(),
                 _ => stage.spec.right.keys.clone(),
@@ -208,6 +213,7 @@ impl Stage {
         match self {
             Stage::Aggregate(stage) => &stage.post,
             Stage::Join(stage) => &stage.post,
+            Stage::Over(stage) => &stage.post,
         }
     }
 }

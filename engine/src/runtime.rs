@@ -282,6 +282,7 @@ impl Spawner<'_> {
                     let routes_late = match &stage {
                         Stage::Aggregate(a) => a.late.is_some(),
                         Stage::Join(j) => j.late.iter().any(Option::is_some),
+                        Stage::Over(o) => o.late.is_some(),
                     };
                     let late = self.late.clone().filter(|_| routes_late);
                     self.tasks.push(tokio::spawn(async move {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use datafusion::physical_expr::PhysicalExpr;
 use streamsql_engine::operators::aggregate::{GroupOutput, WindowKind, WindowShape};
 use streamsql_engine::operators::join::JoinSpec;
+use streamsql_engine::operators::over::OverSpec;
 use streamsql_engine::operators::stateless::StatelessOp;
 use streamsql_engine::pipeline::{AggregateStage, BoundTable, Node, PipelineSpec, Stage};
 
@@ -90,6 +91,7 @@ impl Lines {
                 match stage {
                     Stage::Aggregate(stage) => self.aggregate(stage, *parallelism, &prefix, &upstream),
                     Stage::Join(join) => self.join(&join.spec, *parallelism, &prefix, &upstream),
+                    Stage::Over(over) => self.over(&over.spec, *parallelism, &prefix, &upstream),
                 }
                 let post = chain(stage.post().ops());
                 if !post.is_empty() {
@@ -165,6 +167,30 @@ impl Lines {
                 "a window is emitted when the watermark passes its end; later rows for it are dropped as late".into(),
             );
         }
+    }
+
+    fn over(&mut self, spec: &OverSpec, parallelism: usize, prefix: &str, upstream: &[(usize, String)]) {
+        let keys: Vec<String> = spec.partition_by.iter().map(expr).collect();
+        let from = self.from(upstream, 0);
+        let exchange = if parallelism <= 1 {
+            format!("none{from}: one OVER instance (parallelism 1)")
+        } else if keys.is_empty() {
+            format!("none{from}: no PARTITION BY, so one of the {parallelism} instances gets every row")
+        } else {
+            format!("hash{from} on ({}) to {parallelism} OVER instances", keys.join(", "))
+        };
+        self.line("exchange", format!("{prefix}{exchange}"));
+        let partition = if keys.is_empty() { String::new() } else { format!("partition by {}, ", keys.join(", ")) };
+        self.line("over", format!("{partition}ordered by event time"));
+        for function in &spec.functions {
+            self.line("", function.name().to_string());
+        }
+        self.line(
+            "",
+            "a row is emitted when the watermark passes it, with its functions over the rows before it; \
+             rows behind their watermark are dropped as late"
+                .into(),
+        );
     }
 
     fn join(&mut self, spec: &JoinSpec, parallelism: usize, prefix: &str, upstream: &[(usize, String)]) {
@@ -271,6 +297,7 @@ fn stage_name(stage: &Stage) -> &'static str {
     match stage {
         Stage::Aggregate(_) => "aggregation",
         Stage::Join(_) => "join",
+        Stage::Over(_) => "OVER",
     }
 }
 

@@ -23,6 +23,7 @@ use streamsql_engine::connector::{ChangelogMode, ConnectorRegistry, Role, TableD
 use streamsql_engine::operators::aggregate::WindowShape;
 use streamsql_engine::operators::aggregate::updating::op_field;
 use streamsql_engine::operators::join::JoinSpec;
+use streamsql_engine::operators::over::OverStage;
 use streamsql_engine::operators::stateless::StatelessChain;
 use streamsql_engine::pipeline::{
     AggregateStage, BoundTable, JoinStage, LateColumn, LateOutput, Node, PipelineSpec, Stage, StageInput,
@@ -517,6 +518,13 @@ impl Session {
                             row_watermarks: matches!(&stage_inputs[..], [only] if only.node.ordered()),
                             late: late_output,
                         })
+                    }
+                    PlannedStage::Over(spec, input) => {
+                        let late = match late {
+                            Some(late) => Some(Arc::new(late.output_for(&input, None, "OVER aggregate".into())?)),
+                            None => None,
+                        };
+                        Stage::Over(OverStage { spec, post: StatelessChain::new(post, &hidden_fields()), late })
                     }
                     PlannedStage::Join(spec) => {
                         // An outer join's results are a changelog: `_op`.

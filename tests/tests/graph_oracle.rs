@@ -198,6 +198,9 @@ fn sink_columns(schema: &Schema) -> String {
 struct Side {
     name: &'static str,
     delay_ms: i64,
+    /// Event times made distinct (a repeated one moved on by a millisecond until it is new):
+    /// a ROWS frame or LAG orders rows of equal time as they arrive, which no batch query knows.
+    distinct_times: bool,
 }
 
 /// A query over the sides' tables. In `template`, `{a}` / `{b}` stand for what the query reads
@@ -207,8 +210,8 @@ struct Case {
     name: &'static str,
     sides: &'static [Side],
     window: Option<Window>,
-    /// An interval join: each side's rows with `ts < wm(r)` (behind their own watermark) are
-    /// late and left out of the batch query.
+    /// An interval join or OVER: each side's rows with `ts < wm(r)` (behind their own
+    /// watermark) are late and left out of the batch query.
     interval: bool,
     template: &'static str,
 }
@@ -401,6 +404,22 @@ struct SeedSummary {
 }
 
 async fn check(cases: &[Case], seeds: Seeds) -> Vec<(&'static str, Vec<SeedSummary>)> {
+    check_in(cases, seeds, MATRIX).await
+}
+
+/// Moves each repeated event time on by a millisecond until it is new (see [`Side`]).
+fn distinct_times(mut events: Vec<Ev>) -> Vec<Ev> {
+    let mut seen = std::collections::HashSet::new();
+    for e in &mut events {
+        while !seen.insert(e.ts) {
+            e.ts += 1;
+        }
+    }
+    events
+}
+
+/// [`check`] at the given (parallelism, batch size) pairs.
+async fn check_in(cases: &[Case], seeds: Seeds, matrix: &[(usize, usize)]) -> Vec<(&'static str, Vec<SeedSummary>)> {
     let started = std::time::Instant::now();
     let mut failures: Vec<String> = Vec::new();
     let mut runs = 0;
@@ -411,7 +430,14 @@ async fn check(cases: &[Case], seeds: Seeds) -> Vec<(&'static str, Vec<SeedSumma
         for shapes in seeds {
             assert_eq!(shapes.len(), case.sides.len(), "case '{}': a shape per side", case.name);
             let seed = shapes[0].seed;
-            let inputs: Vec<Vec<Ev>> = shapes.iter().map(generate).collect();
+            let inputs: Vec<Vec<Ev>> = shapes
+                .iter()
+                .zip(case.sides)
+                .map(|(shape, side)| {
+                    let events = generate(shape);
+                    if side.distinct_times { distinct_times(events) } else { events }
+                })
+                .collect();
             let expected =
                 oracle(case, &inputs).await.unwrap_or_else(|e| panic!("case '{}' seed {seed}: {e:#}", case.name));
             let behind =
@@ -430,7 +456,7 @@ async fn check(cases: &[Case], seeds: Seeds) -> Vec<(&'static str, Vec<SeedSumma
                 write_jsonl(&dir.file(&format!("{}.jsonl", side.name)), &lines);
             }
             let input_rows = inputs.iter().map(Vec::len).sum();
-            for &(parallelism, batch) in MATRIX {
+            for &(parallelism, batch) in matrix {
                 runs += 1;
                 if let Err(message) = run_one(case, &dir, input_rows, &expected, parallelism, batch).await {
                     failures.push(format!(
@@ -472,7 +498,10 @@ async fn check(cases: &[Case], seeds: Seeds) -> Vec<(&'static str, Vec<SeedSumma
 // ---------------------------------------------------------------------------------------------
 // 1. Regular joins of two disordered streams.
 
-const JOIN_SIDES: &[Side] = &[Side { name: "a", delay_ms: 1_000 }, Side { name: "b", delay_ms: 2_000 }];
+const JOIN_SIDES: &[Side] = &[
+    Side { name: "a", delay_ms: 1_000, distinct_times: false },
+    Side { name: "b", delay_ms: 2_000, distinct_times: false },
+];
 
 const JOIN_SEEDS: Seeds = &[
     &[
@@ -595,7 +624,7 @@ async fn join_of_two_disordered_streams_matches_the_batch_join() {
 // ---------------------------------------------------------------------------------------------
 // 2. Cascaded windows.
 
-const ONE_SIDE: &[Side] = &[Side { name: "a", delay_ms: 2_000 }];
+const ONE_SIDE: &[Side] = &[Side { name: "a", delay_ms: 2_000, distinct_times: false }];
 
 const CASCADE_SEEDS: Seeds = &[
     &[Shape {
@@ -684,7 +713,10 @@ async fn cascaded_windows_match_the_oracle() {
 // ---------------------------------------------------------------------------------------------
 // 3. Joins of windowed aggregations.
 
-const TWO_SIDES: &[Side] = &[Side { name: "a", delay_ms: 2_000 }, Side { name: "b", delay_ms: 1_000 }];
+const TWO_SIDES: &[Side] = &[
+    Side { name: "a", delay_ms: 2_000, distinct_times: false },
+    Side { name: "b", delay_ms: 1_000, distinct_times: false },
+];
 
 const WINDOW_JOIN_SEEDS: Seeds = &[
     &[
@@ -1002,4 +1034,78 @@ async fn joins_of_updating_results_end_as_the_batch_join() {
         },
     ];
     check(&cases, JOIN_SEEDS).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. OVER aggregations and LAG: one row out per row in that is not behind its own watermark.
+
+/// Parallelism 1 and 4, batch sizes 1 and 8192 (and 64).
+const OVER_MATRIX: &[(usize, usize)] = &[(1, 1), (1, 8192), (4, 1), (4, 64), (4, 8192)];
+
+const OVER_SIDE: &[Side] = &[Side { name: "a", delay_ms: 1_500, distinct_times: false }];
+const OVER_DISTINCT_SIDE: &[Side] = &[Side { name: "a", delay_ms: 1_500, distinct_times: true }];
+
+/// A RANGE frame over an interval of event time, per key and over the whole stream.
+const OVER_RANGE: &str = "SELECT k, ts, v, d, \
+    COUNT(*) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '3' SECOND PRECEDING AND CURRENT ROW) AS c, \
+    SUM(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '3' SECOND PRECEDING AND CURRENT ROW) AS s, \
+    MIN(d) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1.5' SECOND PRECEDING AND CURRENT ROW) AS mn, \
+    AVG(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '0' SECOND PRECEDING AND CURRENT ROW) AS peers \
+    FROM {a}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_aggregations_match_the_batch_query_over_rows_on_time() {
+    let cases = [
+        Case { name: "over-range", sides: OVER_SIDE, window: None, interval: true, template: OVER_RANGE },
+        // No PARTITION BY: one instance sees every row.
+        Case {
+            name: "over-range-unpartitioned",
+            sides: OVER_SIDE,
+            window: None,
+            interval: true,
+            template: "SELECT ts, v, MAX(v) OVER (ORDER BY ts RANGE BETWEEN INTERVAL '2' SECOND PRECEDING AND \
+                       CURRENT ROW) AS mx, COUNT(k) OVER (ORDER BY ts RANGE BETWEEN INTERVAL '2' SECOND PRECEDING \
+                       AND CURRENT ROW) AS c FROM {a}",
+        },
+        // ROWS frames and LAG order rows within a key: event times are distinct.
+        Case {
+            name: "over-rows-and-lag",
+            sides: OVER_DISTINCT_SIDE,
+            window: None,
+            interval: true,
+            template: "SELECT k2, ts, v, \
+                       SUM(v) OVER (PARTITION BY k2 ORDER BY ts ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS s, \
+                       COUNT(d) OVER (PARTITION BY k2 ORDER BY ts ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS c, \
+                       LAG(v) OVER (PARTITION BY k2 ORDER BY ts) AS prev, \
+                       LAG(d, 2, 0.5) OVER (PARTITION BY k2 ORDER BY ts) AS prev2 \
+                       FROM {a}",
+        },
+    ];
+    let summaries = check_in(&cases, CASCADE_SEEDS, OVER_MATRIX).await;
+    for (name, by_seed) in &summaries {
+        assert!(by_seed.iter().all(|s| s.late_by_side[0] > 0), "case '{name}': a seed had no late rows: {by_seed:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_over_window_results_matches_the_batch_query() {
+    let cases = [
+        // Each key's count per window against its previous window's.
+        Case {
+            name: "lag-over-tumble",
+            sides: ONE_SIDE,
+            window: Some(Window::Tumble { size_s: 2 }),
+            interval: false,
+            template: "SELECT k, window_start, n, LAG(n) OVER (PARTITION BY k ORDER BY window_time) AS prev, \
+                       n - LAG(n, 1, 0) OVER (PARTITION BY k ORDER BY window_time) AS delta, \
+                       SUM(n) OVER (PARTITION BY k ORDER BY window_time RANGE BETWEEN INTERVAL '6' SECOND \
+                       PRECEDING AND CURRENT ROW) AS recent \
+                       FROM (SELECT k, window_start, window_end, window_time, COUNT(*) AS n FROM {a} \
+                       GROUP BY k, window_start, window_end, window_time)",
+        },
+    ];
+    let summaries = check_in(&cases, CASCADE_SEEDS, OVER_MATRIX).await;
+    for (name, by_seed) in &summaries {
+        assert!(by_seed.iter().all(|s| s.late_by_side[0] > 0), "case '{name}': a seed had no late rows: {by_seed:?}");
+    }
 }

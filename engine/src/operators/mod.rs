@@ -6,10 +6,12 @@
 //! - [`aggregate`]: event-time TUMBLE/HOP and updating aggregation over DataFusion accumulators.
 //! - [`join`]: the regular, interval and lookup equi-joins of two append-only streams.
 //! - [`window_join`]: two windowed inputs joined per window (INNER, LEFT, RIGHT, FULL).
+//! - [`over`]: OVER aggregations and LAG over event time, one output row per input row.
 
 pub mod aggregate;
 pub mod exchange;
 pub mod join;
+pub mod over;
 pub mod stateless;
 pub mod watermark;
 pub mod window_join;

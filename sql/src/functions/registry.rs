@@ -124,7 +124,7 @@ const fn f(
     FlinkFunction { name, syntax, category, support, note }
 }
 
-const OVER: &str = "OVER (...) windows are not supported yet; use TUMBLE or HOP with GROUP BY";
+const OVER: &str = "not on streams yet: OVER (...) runs aggregate functions over a bounded frame, FIRST_VALUE, LAST_VALUE, NTH_VALUE and LAG";
 const NO_MAP: &str = "MAP values are not supported yet";
 const UTC: &str = "the session time zone is UTC";
 const SKIP_NULLS: &str =
@@ -506,6 +506,12 @@ pub static FLINK_FUNCTIONS: &[FlinkFunction] = {
         f(Window, "CUME_DIST", "CUME_DIST()", NotYet, OVER),
         f(Window, "NTILE", "NTILE(n)", NotYet, OVER),
         f(Window, "LEAD", "LEAD(expression [, offset] [, default])", NotYet, OVER),
-        f(Window, "LAG", "LAG(expression [, offset] [, default])", NotYet, OVER),
+        f(
+            Window,
+            "LAG",
+            "LAG(expression [, offset] [, default])",
+            DataFusion,
+            "OVER (PARTITION BY ... ORDER BY the event-time column); the offset is a literal",
+        ),
     ]
 };

@@ -11,6 +11,7 @@
 //!  Filter / Projection         → pre (before aggregation) or post (after)
 //!  Aggregate over window TVF   → AggregateSpec with a window (keys, accumulators, output layout)
 //!  Aggregate without a window  → AggregateSpec without one: an updating aggregate (changelog)
+//!  Window (OVER ...)           → OverSpec: window functions over event time (see `over`)
 //!  Sort, Limit, Join, ...      → error
 //! ```
 //!
@@ -50,6 +51,7 @@ use streamsql_engine::operators::aggregate::{
     AggregateCall, AggregateSpec, GroupOutput, WindowShape, check_retractable,
 };
 use streamsql_engine::operators::join::JoinSpec;
+use streamsql_engine::operators::over::OverSpec;
 use streamsql_engine::operators::stateless::StatelessOp;
 use streamsql_engine::pipeline::BoundTable;
 
@@ -78,6 +80,8 @@ pub enum PlannedStage {
     /// An aggregation, with the visible columns of its input (what a late row has).
     Aggregate(Arc<AggregateSpec>, SchemaRef),
     Join(Arc<JoinSpec>),
+    /// OVER window functions, with the visible columns of its input (what a late row has).
+    Over(Arc<OverSpec>, SchemaRef),
 }
 
 /// A partly lowered query: a tree of sources and stages, each with the stateless operators
@@ -104,6 +108,7 @@ impl Plan {
             Plan::Source { .. } => false,
             Plan::Stage { stage: PlannedStage::Aggregate(spec, _), .. } => spec.window.is_none(),
             Plan::Stage { stage: PlannedStage::Join(spec), .. } => spec.is_changelog(),
+            Plan::Stage { stage: PlannedStage::Over(..), .. } => false,
             Plan::Union(branches) => branches.iter().any(Plan::is_changelog),
         }
     }
@@ -175,7 +180,7 @@ pub const SUBQUERY_UNSUPPORTED: &str = "subqueries in WHERE and in other express
 
 /// `expr` as the engine evaluates it: subqueries refused, processing-time functions read per
 /// batch, functions rewritten by their simplification hooks, types coerced (see the module docs).
-fn prepare(expr: &Expr, schema: &DFSchemaRef) -> SqlResult<Expr> {
+pub(crate) fn prepare(expr: &Expr, schema: &DFSchemaRef) -> SqlResult<Expr> {
     let has_subquery =
         expr.exists(|e| Ok(matches!(e, Expr::InSubquery(_) | Expr::Exists(_) | Expr::ScalarSubquery(_))))?;
     if has_subquery {
@@ -349,7 +354,6 @@ fn unsupported(plan: &LogicalPlan) -> SqlError {
         LogicalPlan::Distinct(_) => {
             "SELECT DISTINCT is not supported on a stream yet; use GROUP BY window_start, window_end, ... over a window TVF"
         }
-        LogicalPlan::Window(_) => "OVER (...) window functions are not supported yet; use TUMBLE or HOP with GROUP BY",
         LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
             "a streaming query must read FROM a table declared with CREATE TABLE"
         }
@@ -472,6 +476,7 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
             Ok(windowed(stream, spec, result, input))
         }
         LogicalPlan::Join(join) => super::join::lower_join(join, None),
+        LogicalPlan::Window(window) => super::over::lower_over(window),
         LogicalPlan::Union(union) => {
             let branches = union.inputs.iter().map(|input| lower(input)).collect::<SqlResult<Vec<_>>>()?;
             if branches.iter().any(|b| b.window.is_some()) {

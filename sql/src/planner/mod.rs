@@ -3,11 +3,13 @@
 //! - [`ddl`]: `CREATE TABLE` → a validated [`TableDef`](streamsql_engine::connector::TableDef).
 //! - [`lower`]: DataFusion `LogicalPlan` → a tree of sources, stages and stateless chains.
 //! - [`join`]: joins of two streams → a join stage.
+//! - [`over`]: OVER window functions → an OVER stage.
 //! - [`sink`]: `INSERT INTO` column mapping (by position, implicit widening casts only).
 
 pub mod ddl;
 pub mod join;
 pub mod lower;
+pub mod over;
 pub mod sink;
 
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName};

@@ -1,0 +1,320 @@
+//! OVER aggregations and offset functions over event time: `SUM(v) OVER (PARTITION BY k ORDER
+//! BY ts RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW)`, `ROWS BETWEEN n
+//! PRECEDING AND CURRENT ROW`, `LAG(v, n)`.
+//!
+//! **Contract.** A row is late iff its event time is behind its own watermark (`ts < wm(r)`,
+//! or behind the operator's watermark, which no row that is not late can be); late rows are
+//! counted, routed to the late-rows sink and take no part. Every other row is emitted exactly
+//! once, with the values of its window functions over the rows of its partition that are not
+//! late, ordered by event time: the same values a batch query over those rows gives. A row is
+//! emitted once the watermark has passed it (`ts < watermark`), when every row of its frame —
+//! all of which are at or before it in event time — has arrived.
+//!
+//! **How.** Rows wait in `pending` until the watermark passes them. Then the complete rows are
+//! sorted by partition and event time after the *history* (the complete rows earlier frames may
+//! still reach), and each partition with new rows is evaluated by DataFusion's own window
+//! functions over its history and new rows; only the new rows are emitted. History keeps, per
+//! partition, the last [`OverSpec::history_rows`] rows (ROWS frames, LAG offsets) and every row
+//! within [`OverSpec::history_ms`] of the watermark (RANGE frames): state expires by watermark.
+//! Rows of equal event time in one partition are peers: a RANGE frame holds all of them, and a
+//! ROWS frame or LAG orders them as they arrived (as in Flink).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::compute::{SortColumn, concat, concat_batches, filter_record_batch, lexsort_to_indices, take};
+use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
+use datafusion::common::utils::evaluate_partition_ranges;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::window::WindowExpr;
+
+use crate::error::{Result, StreamError};
+use crate::operator::{Emitter, Operator};
+use crate::operators::stateless::StatelessChain;
+use crate::pipeline::LateOutput;
+use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
+
+/// A lowered `Window` node: window functions sharing one PARTITION BY, ordered by event time.
+#[derive(Debug)]
+pub struct OverSpec {
+    /// PARTITION BY, over the input's visible columns; rows are routed by it.
+    pub partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    /// The window functions, over the input's visible columns, each ordered by event time.
+    pub functions: Vec<Arc<dyn WindowExpr>>,
+    /// Rows per partition a later row's frame or offset may reach back to.
+    pub history_rows: usize,
+    /// How far (ms) before the watermark a later row's RANGE frame may reach back.
+    pub history_ms: i64,
+    /// The input's visible columns, then one column per function.
+    pub output_schema: SchemaRef,
+}
+
+/// An OVER stage: its spec, the stateless chain fused after it, where its late rows go.
+#[derive(Debug, Clone)]
+pub struct OverStage {
+    pub spec: Arc<OverSpec>,
+    pub post: StatelessChain,
+    pub late: Option<Arc<LateOutput>>,
+}
+
+/// One instance of an OVER stage. See the [module docs](self).
+pub struct OverOperator {
+    spec: Arc<OverSpec>,
+    post: StatelessChain,
+    late: Option<Arc<LateOutput>>,
+    /// Rows not yet passed by the watermark, with their smallest event time.
+    pending: Vec<(i64, RecordBatch)>,
+    /// Complete rows later rows' frames may reach, sorted by partition and event time.
+    history: Option<RecordBatch>,
+    /// The schema of input batches (the first one's; later ones are read by position).
+    input_schema: Option<SchemaRef>,
+    watermark: i64,
+    /// The output schema with the hidden event-time columns.
+    output_schema: SchemaRef,
+}
+
+impl OverOperator {
+    pub fn new(stage: &OverStage) -> Self {
+        let mut fields: Vec<Field> = stage.spec.output_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(hidden_fields());
+        Self {
+            spec: stage.spec.clone(),
+            post: stage.post.clone(),
+            late: stage.late.clone(),
+            pending: Vec::new(),
+            history: None,
+            input_schema: None,
+            watermark: WATERMARK_MIN,
+            output_schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    /// Sorts complete rows (after the history) and emits the new ones with their function
+    /// values; keeps what later rows may need as the new history.
+    fn release(&mut self, complete: Vec<RecordBatch>, out: &mut Emitter) -> Result<()> {
+        let Some(schema) = self.input_schema.clone() else { return Ok(()) };
+        let history_len = self.history.as_ref().map_or(0, RecordBatch::num_rows);
+        let mut parts: Vec<RecordBatch> = self.history.take().into_iter().collect();
+        parts.extend(complete);
+        let all = concat_batches(&schema, &parts)?;
+        let n = all.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let new_flag: ArrayRef = Arc::new(BooleanArray::from_iter((0..n).map(|i| Some(i >= history_len))));
+        let ts = hidden_column(&all, TS_COLUMN)?;
+        let mut keys = Vec::with_capacity(self.spec.partition_by.len());
+        for expr in &self.spec.partition_by {
+            keys.push(expr.evaluate(&all)?.into_array(n)?);
+        }
+        let sort_columns: Vec<SortColumn> = keys
+            .iter()
+            .chain([&ts, &new_flag])
+            .map(|values| SortColumn { values: values.clone(), options: None })
+            .collect();
+        let order = lexsort_to_indices(&sort_columns, None)?;
+        let sorted = take_batch(&all, &order)?;
+        let is_new = take(new_flag.as_ref(), &order, None)?;
+        let is_new = is_new.as_boolean();
+        let partition_keys: Vec<SortColumn> = keys
+            .iter()
+            .map(|k| Ok(SortColumn { values: take(k.as_ref(), &order, None)?, options: None }))
+            .collect::<Result<_>>()?;
+        let ranges = evaluate_partition_ranges(n, &partition_keys)?;
+
+        let mut emit_rows: Vec<u32> = Vec::new();
+        let mut values: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.spec.functions.len()];
+        for range in &ranges {
+            // History rows are earlier than every new row: the new rows are a suffix.
+            let first_new = (range.start..range.end).find(|&i| is_new.value(i)).unwrap_or(range.end);
+            if first_new == range.end {
+                continue;
+            }
+            let partition = sorted.slice(range.start, range.len());
+            for (function, out) in self.spec.functions.iter().zip(&mut values) {
+                let result = function.evaluate(&partition)?;
+                out.push(result.slice(first_new - range.start, range.end - first_new));
+            }
+            emit_rows.extend((first_new as u32)..(range.end as u32));
+        }
+        self.history = self.keep(&sorted, &ranges)?;
+        if emit_rows.is_empty() {
+            return Ok(());
+        }
+        let rows = UInt32Array::from(emit_rows);
+        let count = rows.len();
+        let visible = sorted.num_columns() - crate::time::HIDDEN_COLUMNS;
+        let mut columns = Vec::with_capacity(self.output_schema.fields().len());
+        for column in &sorted.columns()[..visible] {
+            columns.push(take(column.as_ref(), &rows, None)?);
+        }
+        for parts in values {
+            let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            columns.push(concat(&parts)?);
+        }
+        columns.push(take(hidden_column(&sorted, TS_COLUMN)?.as_ref(), &rows, None)?);
+        // Emitted rows are never behind the watermark downstream, which is at most this
+        // operator's: they carry no watermark of their own, like window results.
+        columns.push(Arc::new(Int64Array::from_value(WATERMARK_MIN, count)));
+        let fields = self.output_schema.fields();
+        for (column, field) in columns.iter_mut().zip(fields.iter()) {
+            if column.data_type() != field.data_type() {
+                *column = arrow::compute::cast(column, field.data_type())?;
+            }
+        }
+        let batch = RecordBatch::try_new_with_options(
+            self.output_schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(count)),
+        )?;
+        if let Some(batch) = self.post.apply(batch)? {
+            out.emit(batch);
+        }
+        Ok(())
+    }
+
+    /// The rows of `sorted` a later row may still reach: per partition the last
+    /// `history_rows`, and every row within `history_ms` of the watermark.
+    fn keep(&self, sorted: &RecordBatch, ranges: &[Range<usize>]) -> Result<Option<RecordBatch>> {
+        let (rows, ms) = (self.spec.history_rows, self.spec.history_ms);
+        if rows == 0 && ms <= 0 {
+            return Ok(None);
+        }
+        let ts = hidden_column(sorted, TS_COLUMN)?;
+        let ts = ts.as_primitive::<TimestampMillisecondType>();
+        let horizon = self.watermark.saturating_sub(ms);
+        let mut keep = vec![false; sorted.num_rows()];
+        for range in ranges {
+            for (i, kept) in keep.iter_mut().enumerate().take(range.end).skip(range.start) {
+                *kept = range.end - i <= rows || (ms > 0 && ts.value(i) >= horizon);
+            }
+        }
+        let mask = BooleanArray::from(keep);
+        let kept = filter_record_batch(sorted, &mask)?;
+        Ok((kept.num_rows() > 0).then_some(kept))
+    }
+
+    /// Drops history rows no later row's RANGE frame can reach (when no ROWS frame keeps them).
+    fn expire(&mut self) -> Result<()> {
+        if self.spec.history_rows > 0 || self.spec.history_ms <= 0 {
+            return Ok(());
+        }
+        let Some(history) = &self.history else { return Ok(()) };
+        let ts = hidden_column(history, TS_COLUMN)?;
+        let horizon = self.watermark.saturating_sub(self.spec.history_ms);
+        let mask = BooleanArray::from_iter(
+            ts.as_primitive::<TimestampMillisecondType>().iter().map(|t| t.map(|t| t >= horizon)),
+        );
+        if mask.true_count() == history.num_rows() {
+            return Ok(());
+        }
+        let kept = filter_record_batch(history, &mask)?;
+        self.history = (kept.num_rows() > 0).then_some(kept);
+        Ok(())
+    }
+}
+
+fn take_batch(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
+    let columns =
+        batch.columns().iter().map(|c| take(c.as_ref(), indices, None)).collect::<arrow::error::Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(indices.len())),
+    )?)
+}
+
+fn hidden_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
+    batch
+        .schema()
+        .index_of(name)
+        .map(|i| batch.column(i).clone())
+        .map_err(|_| StreamError::Internal(format!("OVER input without the hidden {name} column")))
+}
+
+impl Operator for OverOperator {
+    fn name(&self) -> &str {
+        "over aggregate"
+    }
+
+    fn on_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let schema = self.input_schema.get_or_insert_with(|| batch.schema()).clone();
+        let batch = if batch.schema() == schema {
+            batch
+        } else {
+            RecordBatch::try_new_with_options(
+                schema,
+                batch.columns().to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(n)),
+            )?
+        };
+        let ts = hidden_column(&batch, TS_COLUMN)?;
+        let ts = ts
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| StreamError::Internal(format!("{TS_COLUMN} is not a millisecond timestamp")))?;
+        let wm = hidden_column(&batch, WM_COLUMN)?;
+        let wm = wm
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| StreamError::Internal(format!("{WM_COLUMN} is not BIGINT")))?
+            .values();
+        let mut late = Vec::new();
+        let mut min = i64::MAX;
+        let keep = BooleanArray::from_iter((0..n).map(|i| {
+            let on_time = ts.is_valid(i) && ts.value(i) >= wm[i].max(self.watermark);
+            if on_time {
+                min = min.min(ts.value(i));
+            } else {
+                late.push(i as u32);
+            }
+            Some(on_time)
+        }));
+        if !late.is_empty() {
+            out.late(late.len() as u64);
+            if let Some(output) = &self.late {
+                out.late_batch(output.rows_of(&batch, &late)?);
+            }
+        }
+        let kept = if late.is_empty() { batch } else { filter_record_batch(&batch, &keep)? };
+        if kept.num_rows() > 0 {
+            self.pending.push((min, kept));
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) -> Result<()> {
+        if watermark <= self.watermark {
+            return Ok(());
+        }
+        self.watermark = watermark;
+        let mut complete = Vec::new();
+        let mut waiting = Vec::new();
+        for (min, batch) in std::mem::take(&mut self.pending) {
+            if min >= watermark {
+                waiting.push((min, batch));
+                continue;
+            }
+            let ts = hidden_column(&batch, TS_COLUMN)?;
+            let ts = ts.as_primitive::<TimestampMillisecondType>();
+            let passed = BooleanArray::from_iter(ts.iter().map(|t| Some(t.is_some_and(|t| t < watermark))));
+            if passed.true_count() == batch.num_rows() {
+                complete.push(batch);
+                continue;
+            }
+            complete.push(filter_record_batch(&batch, &passed)?);
+            let rest = filter_record_batch(&batch, &arrow::compute::not(&passed)?)?;
+            let rest_ts = hidden_column(&rest, TS_COLUMN)?;
+            let rest_min = arrow::compute::min(rest_ts.as_primitive::<TimestampMillisecondType>()).unwrap_or(i64::MAX);
+            waiting.push((rest_min, rest));
+        }
+        self.pending = waiting;
+        if complete.is_empty() {
+            return self.expire();
+        }
+        self.release(complete, out)
+    }
+}
