@@ -535,3 +535,53 @@ fn hostile_statements_body() {
     assert!(error.location().is_some(), "{}", describe_sql_error(&error));
     assert_mentions(&expect_err("SET 'execution.batch-size' = '100000000';"), &["at most 1048576"]);
 }
+
+#[test]
+fn over_forms_that_cannot_run_on_a_stream_say_what_to_write() {
+    let dir = TestDir::new("plan-errors-over");
+    let over = |select: &str| script(&dir, &format!("SELECT k, ts, {select} FROM events;\n"));
+    let cases: &[(&str, &[&str])] = &[
+        ("COUNT(*) OVER (PARTITION BY k)", &["without ORDER BY", "ORDER BY ts"]),
+        ("COUNT(*) OVER (PARTITION BY k ORDER BY ts)", &["UNBOUNDED PRECEDING", "RANGE BETWEEN INTERVAL"]),
+        (
+            "SUM(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+            &["UNBOUNDED PRECEDING", "state TTL"],
+        ),
+        (
+            "SUM(v) OVER (PARTITION BY k ORDER BY other_time RANGE BETWEEN INTERVAL '1' SECOND PRECEDING AND CURRENT ROW)",
+            &["event-time column 'ts'", "processing time"],
+        ),
+        ("SUM(v) OVER (PARTITION BY k ORDER BY ts DESC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)", &["ascending"]),
+        (
+            "SUM(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING)",
+            &["FOLLOWING", "CURRENT ROW"],
+        ),
+        ("LEAD(v) OVER (PARTITION BY k ORDER BY ts)", &["LEAD", "LAG"]),
+        ("ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts)", &["ROW_NUMBER", "Top-N"]),
+        ("LAG(v, k2) OVER (PARTITION BY k ORDER BY ts)", &["offset", "literal"]),
+        (
+            "SUM(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1' MONTH PRECEDING AND CURRENT ROW)",
+            &["months", "days"],
+        ),
+        (
+            "SUM(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 1000000 PRECEDING AND CURRENT ROW)",
+            &["at most 100000", "RANGE"],
+        ),
+    ];
+    for (select, fragments) in cases {
+        assert_mentions(&expect_err(&over(select)), fragments);
+    }
+    // A projection that drops the event time leaves nothing to order by.
+    let sql = script(
+        &dir,
+        "SELECT k, COUNT(*) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1' SECOND PRECEDING AND CURRENT ROW) \
+         FROM (SELECT k, CAST(ts AS STRING) AS t FROM events);\n",
+    );
+    assert_mentions(&expect_err(&sql), &["event time"]);
+    // The supported forms plan.
+    let ok = over(
+        "SUM(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW) AS s, \
+         LAG(v, 2) OVER (PARTITION BY k ORDER BY ts) AS p",
+    );
+    plan(&ok).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+}

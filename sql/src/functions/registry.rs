@@ -124,7 +124,9 @@ const fn f(
     FlinkFunction { name, syntax, category, support, note }
 }
 
-const OVER: &str = "not on streams yet: OVER (...) runs aggregate functions over a bounded frame, FIRST_VALUE, LAST_VALUE, NTH_VALUE and LAG";
+const OVER: &str =
+    "OVER (...) runs aggregate functions over a bounded frame, FIRST_VALUE, LAST_VALUE, NTH_VALUE and LAG so far";
+const TOP_N: &str = "Top-N and deduplication (ROW_NUMBER() OVER (...) with WHERE rn <= N) come later";
 const NO_MAP: &str = "MAP values are not supported yet";
 const UTC: &str = "the session time zone is UTC";
 const SKIP_NULLS: &str =
@@ -499,13 +501,19 @@ pub static FLINK_FUNCTIONS: &[FlinkFunction] = {
         ),
         f(Aggregate, "JSON_ARRAYAGG", "JSON_ARRAYAGG(items [ { NULL | ABSENT } ON NULL ])", NotYet, ""),
         // Window
-        f(Window, "ROW_NUMBER", "ROW_NUMBER()", NotYet, OVER),
-        f(Window, "RANK", "RANK()", NotYet, OVER),
-        f(Window, "DENSE_RANK", "DENSE_RANK()", NotYet, OVER),
+        f(Window, "ROW_NUMBER", "ROW_NUMBER()", NotYet, TOP_N),
+        f(Window, "RANK", "RANK()", NotYet, TOP_N),
+        f(Window, "DENSE_RANK", "DENSE_RANK()", NotYet, TOP_N),
         f(Window, "PERCENT_RANK", "PERCENT_RANK()", NotYet, OVER),
         f(Window, "CUME_DIST", "CUME_DIST()", NotYet, OVER),
         f(Window, "NTILE", "NTILE(n)", NotYet, OVER),
-        f(Window, "LEAD", "LEAD(expression [, offset] [, default])", NotYet, OVER),
+        f(
+            Window,
+            "LEAD",
+            "LEAD(expression [, offset] [, default])",
+            NotYet,
+            "its value is a later row, which may not have arrived; compare with the previous row (LAG)",
+        ),
         f(
             Window,
             "LAG",
