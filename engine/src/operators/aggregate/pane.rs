@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray};
-use arrow::datatypes::Schema;
+use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
@@ -14,7 +14,7 @@ use crate::error::Result;
 /// Interned group keys; a query without keys has a single group.
 pub(super) enum Groups {
     Single { seen: bool },
-    Keyed(Box<dyn GroupValues>),
+    Keyed(Box<dyn GroupValues>, SchemaRef),
 }
 
 impl Groups {
@@ -23,7 +23,7 @@ impl Groups {
             return Ok(Groups::Single { seen: false });
         }
         let schema = Arc::new(Schema::new(spec.key_fields.clone()));
-        Ok(Groups::Keyed(new_group_values(schema, &GroupOrdering::None)?))
+        Ok(Groups::Keyed(new_group_values(schema.clone(), &GroupOrdering::None)?, schema))
     }
 
     /// Fills `groups` with a group index per row; returns the number of groups.
@@ -35,7 +35,7 @@ impl Groups {
                 *seen |= rows > 0;
                 Ok(usize::from(*seen))
             }
-            Groups::Keyed(values) => {
+            Groups::Keyed(values, _) => {
                 values.intern(keys, groups)?;
                 Ok(values.len())
             }
@@ -45,7 +45,7 @@ impl Groups {
     pub(super) fn len(&self) -> usize {
         match self {
             Groups::Single { seen } => usize::from(*seen),
-            Groups::Keyed(values) => values.len(),
+            Groups::Keyed(values, _) => values.len(),
         }
     }
 
@@ -56,7 +56,14 @@ impl Groups {
                 *seen = false;
                 Ok(Vec::new())
             }
-            Groups::Keyed(values) => Ok(values.emit(EmitTo::All)?),
+            // A fresh table, not the drained one: DataFusion 55's multi-column group values keep
+            // their hash table across `emit(EmitTo::All)`, so interning into them again (a pane
+            // that gets rows after it was sealed) indexes keys that are gone.
+            Groups::Keyed(values, schema) => {
+                let keys = values.emit(EmitTo::All)?;
+                *values = new_group_values(schema.clone(), &GroupOrdering::None)?;
+                Ok(keys)
+            }
         }
     }
 }
