@@ -261,7 +261,7 @@ pub fn sql_columns(schema: &Schema) -> String {
             let sql_type = match f.data_type() {
                 DataType::Timestamp(..) => "TIMESTAMP(3)",
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING",
-                DataType::Int64 => "BIGINT",
+                DataType::Int64 | DataType::UInt64 => "BIGINT",
                 DataType::Int32 => "INT",
                 DataType::Float64 => "DOUBLE",
                 DataType::Boolean => "BOOLEAN",

@@ -1109,3 +1109,54 @@ async fn lag_over_window_results_matches_the_batch_query() {
         assert!(by_seed.iter().all(|s| s.late_by_side[0] > 0), "case '{name}': a seed had no late rows: {by_seed:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Top-N within windows, and the first rows per key (deduplication): append-only.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_top_n_and_first_rows_per_key_match_the_batch_query() {
+    let cases = [
+        // Flink's window Top-N over window results, with a RANK over another order beside it.
+        Case {
+            name: "window-top-n",
+            sides: ONE_SIDE,
+            window: Some(Window::Tumble { size_s: 2 }),
+            interval: false,
+            template: "SELECT window_start, window_end, k, n, s, rn, r FROM (\
+                       SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY n DESC, k ASC) AS rn, \
+                       RANK() OVER (PARTITION BY window_start, window_end ORDER BY n DESC) AS r \
+                       FROM (SELECT window_start, window_end, k, COUNT(*) AS n, SUM(v) AS s FROM {a} \
+                       GROUP BY window_start, window_end, k)) WHERE rn <= 2",
+        },
+        // Per window and key over HOP results, LEAD within the window.
+        Case {
+            name: "window-top-n-hop-keyed",
+            sides: ONE_SIDE,
+            window: Some(Window::Hop { slide_s: 2, size_s: 6 }),
+            interval: false,
+            template: "SELECT window_start, k, k2, mx, rn, nxt FROM (\
+                       SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, k ORDER BY mx DESC, k2) AS rn, \
+                       LEAD(k2) OVER (PARTITION BY window_start, k ORDER BY mx DESC, k2) AS nxt \
+                       FROM (SELECT window_start, window_end, k, k2, MAX(d) AS mx FROM {a} \
+                       GROUP BY window_start, window_end, k, k2)) WHERE rn < 3",
+        },
+        // Deduplication: the first row of each key in event time.
+        Case {
+            name: "dedup-first",
+            sides: OVER_DISTINCT_SIDE,
+            window: None,
+            interval: true,
+            template: "SELECT k, ts, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM {a}) \
+                       WHERE rn = 1",
+        },
+        Case {
+            name: "first-3-per-key",
+            sides: OVER_DISTINCT_SIDE,
+            window: None,
+            interval: true,
+            template: "SELECT k2, ts, v, rn FROM (SELECT k2, ts, v, ROW_NUMBER() OVER (PARTITION BY k2 ORDER BY ts ASC) \
+                       AS rn FROM {a}) t WHERE 3 >= rn",
+        },
+    ];
+    check_in(&cases, CASCADE_SEEDS, OVER_MATRIX).await;
+}

@@ -108,11 +108,17 @@ impl OverOperator {
         for expr in &self.spec.partition_by {
             keys.push(expr.evaluate(&all)?.into_array(n)?);
         }
-        let sort_columns: Vec<SortColumn> = keys
+        let mut sort_columns: Vec<SortColumn> = keys
             .iter()
             .chain([&ts, &new_flag])
             .map(|values| SortColumn { values: values.clone(), options: None })
             .collect();
+        // Within a window (whose rows share one event time) rows are ordered as the OVER says.
+        if let Some(function) = self.spec.functions.first() {
+            for sort in function.order_by() {
+                sort_columns.push(sort.evaluate_to_sort_column(&all)?);
+            }
+        }
         let order = lexsort_to_indices(&sort_columns, None)?;
         let sorted = take_batch(&all, &order)?;
         let is_new = take(new_flag.as_ref(), &order, None)?;

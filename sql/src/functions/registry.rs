@@ -23,7 +23,7 @@ pub enum Support {
 pub enum Kind {
     Scalar,
     Aggregate,
-    /// Only meaningful with `OVER (...)`, which streamsql does not run yet.
+    /// Only meaningful with `OVER (...)`.
     Window,
 }
 
@@ -124,9 +124,8 @@ const fn f(
     FlinkFunction { name, syntax, category, support, note }
 }
 
-const OVER: &str =
-    "OVER (...) runs aggregate functions over a bounded frame, FIRST_VALUE, LAST_VALUE, NTH_VALUE and LAG so far";
-const TOP_N: &str = "Top-N and deduplication (ROW_NUMBER() OVER (...) with WHERE rn <= N) come later";
+const TOP_N: &str = "per window (PARTITION BY window_start, window_end, ... over window results: window Top-N), or ORDER BY the event time with WHERE rn <= N above it (first rows per key, deduplication)";
+const PER_WINDOW: &str = "within windows only: PARTITION BY window_start, window_end, ... over window results";
 const NO_MAP: &str = "MAP values are not supported yet";
 const UTC: &str = "the session time zone is UTC";
 const SKIP_NULLS: &str =
@@ -501,19 +500,13 @@ pub static FLINK_FUNCTIONS: &[FlinkFunction] = {
         ),
         f(Aggregate, "JSON_ARRAYAGG", "JSON_ARRAYAGG(items [ { NULL | ABSENT } ON NULL ])", NotYet, ""),
         // Window
-        f(Window, "ROW_NUMBER", "ROW_NUMBER()", NotYet, TOP_N),
-        f(Window, "RANK", "RANK()", NotYet, TOP_N),
-        f(Window, "DENSE_RANK", "DENSE_RANK()", NotYet, TOP_N),
-        f(Window, "PERCENT_RANK", "PERCENT_RANK()", NotYet, OVER),
-        f(Window, "CUME_DIST", "CUME_DIST()", NotYet, OVER),
-        f(Window, "NTILE", "NTILE(n)", NotYet, OVER),
-        f(
-            Window,
-            "LEAD",
-            "LEAD(expression [, offset] [, default])",
-            NotYet,
-            "its value is a later row, which may not have arrived; compare with the previous row (LAG)",
-        ),
+        f(Window, "ROW_NUMBER", "ROW_NUMBER()", DataFusion, TOP_N),
+        f(Window, "RANK", "RANK()", DataFusion, PER_WINDOW),
+        f(Window, "DENSE_RANK", "DENSE_RANK()", DataFusion, PER_WINDOW),
+        f(Window, "PERCENT_RANK", "PERCENT_RANK()", DataFusion, PER_WINDOW),
+        f(Window, "CUME_DIST", "CUME_DIST()", DataFusion, PER_WINDOW),
+        f(Window, "NTILE", "NTILE(n)", DataFusion, PER_WINDOW),
+        f(Window, "LEAD", "LEAD(expression [, offset] [, default])", DataFusion, PER_WINDOW),
         f(
             Window,
             "LAG",

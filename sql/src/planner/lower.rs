@@ -382,6 +382,7 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
             {
                 return super::join::lower_join(join, Some(&filter.predicate));
             }
+            super::over::note_row_number_limit(filter);
             let mut stream = lower(&filter.input)?;
             let schema = filter.input.schema();
             check_no_window_columns(&filter.predicate, schema, stream.window, "WHERE")?;

@@ -5,14 +5,20 @@
 //! HOUR PRECEDING AND CURRENT ROW`, `ROWS BETWEEN 10 PRECEDING AND CURRENT ROW`), and `LAG`.
 //! Everything else is refused here with what to write instead.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::execution::context::ExecutionProps;
+use datafusion::logical_expr::expr::BinaryExpr;
 use datafusion::logical_expr::expr::{WindowFunction, WindowFunctionParams};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Expr, WindowFrame, WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{
+    Expr, LogicalPlan, Operator, WindowFrame, WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition,
+};
 use datafusion::physical_planner::create_window_expr;
 use streamsql_engine::operators::over::OverSpec;
 
@@ -25,6 +31,84 @@ const FRAME_EXAMPLE: &str =
 
 /// The largest ROWS frame or LAG offset: rows kept per partition.
 const MAX_HISTORY_ROWS: u64 = 100_000;
+
+thread_local! {
+    /// `ROW_NUMBER()` columns bounded by a `WHERE rn <= N` above them, by the address of their
+    /// `Window` node and the column's name: found before the filter's input is lowered.
+    static ROW_NUMBER_LIMITS: RefCell<HashMap<(usize, String), u64>> = RefCell::new(HashMap::new());
+}
+
+/// Notes the `ROW_NUMBER()` column `filter` bounds (`rn <= N`, `rn < N`, `rn = 1`), if any, for
+/// the `Window` node that computes it: a Top-N.
+pub fn note_row_number_limit(filter: &datafusion::logical_expr::Filter) {
+    for conjunct in split_conjunction(&filter.predicate) {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = conjunct else { continue };
+        let (column, op, value) = match (uncast(left), uncast(right)) {
+            (Expr::Column(c), Expr::Literal(v, _)) => (c, *op, v),
+            (Expr::Literal(v, _), Expr::Column(c)) => match op.swap() {
+                Some(op) => (c, op, v),
+                None => continue,
+            },
+            _ => continue,
+        };
+        let Ok(ScalarValue::Int64(Some(n))) = value.cast_to(&DataType::Int64) else { continue };
+        let limit = match op {
+            Operator::LtEq => n,
+            Operator::Lt => n - 1,
+            Operator::Eq if n == 1 => 1,
+            _ => continue,
+        };
+        if limit < 1 {
+            continue;
+        }
+        if let Some(key) = row_number_source(&filter.input, &column.name) {
+            ROW_NUMBER_LIMITS.with(|limits| {
+                let mut limits = limits.borrow_mut();
+                let entry = limits.entry(key).or_insert(limit as u64);
+                *entry = (*entry).min(limit as u64);
+            });
+        }
+    }
+}
+
+/// `expr` without the casts type coercion put around it.
+fn uncast(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Cast(cast) => uncast(&cast.expr),
+        Expr::TryCast(cast) => uncast(&cast.expr),
+        other => other,
+    }
+}
+
+/// The `Window` node and column computing `ROW_NUMBER()` as column `name` of `plan`, followed
+/// through aliases, projections that pass it on, and filters.
+fn row_number_source(plan: &LogicalPlan, name: &str) -> Option<(usize, String)> {
+    match plan {
+        LogicalPlan::SubqueryAlias(alias) => row_number_source(&alias.input, name),
+        LogicalPlan::Filter(filter) => row_number_source(&filter.input, name),
+        LogicalPlan::Projection(projection) => {
+            let index = projection.schema.fields().iter().position(|f| f.name() == name)?;
+            match projection.expr.get(index)?.clone().unalias() {
+                Expr::Column(c) => row_number_source(&projection.input, &c.name),
+                _ => None,
+            }
+        }
+        LogicalPlan::Window(window) => {
+            let function = window
+                .window_expr
+                .iter()
+                .find(|e| e.schema_name().to_string() == name || matches!(e, Expr::Alias(a) if a.name == name))?;
+            let is_row_number = matches!(function.clone().unalias(), Expr::WindowFunction(f) if f.fun.name().eq_ignore_ascii_case("row_number"));
+            is_row_number.then(|| (window as *const _ as usize, name.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// The bound noted for the `ROW_NUMBER()` column `name` of `window`.
+fn row_number_limit(window: &datafusion::logical_expr::Window, name: &str) -> Option<u64> {
+    ROW_NUMBER_LIMITS.with(|limits| limits.borrow().get(&(window as *const _ as usize, name.to_string())).copied())
+}
 
 /// Lowers a `Window` node: its input, then an OVER stage over it.
 pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream> {
@@ -39,21 +123,22 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
         ));
     }
     let schema = window.input.schema();
-    let time = match stream.time_column {
-        Some(time) if stream.timed => time,
-        _ => {
-            return Err(SqlError::new(
-                "OVER (...) needs rows with an event time to ORDER BY, and this input has none (join results and \
-                 projections that drop the WATERMARK column have none); apply it to a table with a WATERMARK or to \
-                 window results that keep window_time",
-            ));
-        }
+    let time = stream.time_column.filter(|_| stream.timed);
+    let no_time = || {
+        SqlError::new(
+            "OVER (...) needs rows with an event time to ORDER BY, and this input has none (join results and \
+             projections that drop the WATERMARK column have none); apply it to a table with a WATERMARK, to window \
+             results that keep window_time, or within windows (PARTITION BY window_start, window_end, ...)",
+        )
     };
-    let time_name = schema.field(time).name().clone();
+    let time_name = time.map(|t| schema.field(t).name().clone()).unwrap_or_default();
     let mut partition: Option<Vec<Expr>> = None;
     let mut functions = Vec::new();
     let mut history_rows = 0u64;
     let mut history_ms = 0i64;
+    let window_columns: Vec<usize> =
+        stream.window_result.map(|r| r.columns.iter().flatten().copied().collect()).unwrap_or_default();
+    let (mut window_mode, mut time_mode) = (false, false);
     for expr in &window.window_expr {
         let (name, inner) = match expr {
             Expr::Alias(alias) => (alias.name.clone(), alias.expr.as_ref()),
@@ -64,7 +149,6 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
         };
         let WindowFunction { fun, params } = function.as_ref();
         let function_name = fun.name().to_lowercase();
-        check_order(&params.order_by, schema, time, &time_name, &function_name)?;
         match &partition {
             None => partition = Some(params.partition_by.clone()),
             Some(first) if *first != params.partition_by => {
@@ -75,36 +159,68 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
             }
             Some(_) => {}
         }
-        match fun {
-            WindowFunctionDefinition::AggregateUDF(_) => {
-                frame_history(&params.window_frame, &function_name, &mut history_rows, &mut history_ms)?;
+        // PARTITION BY a window column of window results: each partition is one window's rows,
+        // all complete once the watermark passes the window's end, so any order and any
+        // function runs over the whole partition (window Top-N).
+        let per_window = params.partition_by.iter().any(
+            |p| matches!(p, Expr::Column(c) if schema.index_of_column(c).is_ok_and(|i| window_columns.contains(&i))),
+        );
+        if per_window {
+            window_mode = true;
+        } else {
+            let time = time.ok_or_else(no_time)?;
+            if function_name == "row_number"
+                && !params.order_by.is_empty()
+                && !orders_by_time(&params.order_by, schema, time)
+            {
+                return Err(SqlError::new(format!(
+                    "ROW_NUMBER() OVER (PARTITION BY ... ORDER BY {}) over a whole stream is an updating Top-N, \
+                     which is not supported yet; rank within windows (PARTITION BY window_start, window_end, ...) \
+                     over window results, or order by the event time '{time_name}' ascending to keep the first \
+                     rows per key",
+                    params.order_by.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
+                )));
             }
-            WindowFunctionDefinition::WindowUDF(_) => match function_name.as_str() {
-                "lag" => history_rows = history_rows.max(lag_offset(&params.args)?),
-                "first_value" | "last_value" | "nth_value" => {
+            check_order(&params.order_by, schema, time, &time_name, &function_name)?;
+            time_mode = true;
+            match fun {
+                WindowFunctionDefinition::AggregateUDF(_) => {
                     frame_history(&params.window_frame, &function_name, &mut history_rows, &mut history_ms)?;
                 }
-                "lead" => {
-                    return Err(SqlError::new(
-                        "LEAD is not supported on streams yet: its value is a later row, which may not have arrived; \
-                         compare with the previous row instead (LAG)",
-                    ));
-                }
-                "row_number" | "rank" | "dense_rank" => {
-                    return Err(SqlError::new(format!(
-                        "{}() OVER (...) is not supported on streams yet: its value depends on every row of the \
-                         partition since the stream began; Top-N and deduplication (WHERE rn <= N) come later",
-                        function_name.to_uppercase()
-                    )));
-                }
-                other => {
-                    return Err(SqlError::new(format!(
-                        "the window function {}() is not supported on streams; OVER supports aggregate functions \
-                         over a bounded frame, FIRST_VALUE, LAST_VALUE, NTH_VALUE and LAG",
-                        other.to_uppercase()
-                    )));
-                }
-            },
+                WindowFunctionDefinition::WindowUDF(_) => match function_name.as_str() {
+                    "lag" => history_rows = history_rows.max(lag_offset(&params.args)?),
+                    "first_value" | "last_value" | "nth_value" => {
+                        frame_history(&params.window_frame, &function_name, &mut history_rows, &mut history_ms)?;
+                    }
+                    "row_number" => match row_number_limit(window, &name) {
+                        // Rows of a key before its last N are numbered past N either way.
+                        Some(limit) => history_rows = history_rows.max(limit),
+                        None => {
+                            return Err(SqlError::new(
+                                "ROW_NUMBER() OVER (... ORDER BY the event time) numbers every row of a key since the \
+                                 stream began; keep the first rows per key with WHERE rn <= N (or rn = 1, \
+                                 deduplication) right above it",
+                            ));
+                        }
+                    },
+                    "lead" => {
+                        return Err(SqlError::new(
+                            "LEAD over a whole stream is not supported: its value is a later row, which may not have \
+                             arrived; compare with the previous row instead (LAG), or use LEAD within windows \
+                             (PARTITION BY window_start, window_end, ... over window results)",
+                        ));
+                    }
+                    other => {
+                        return Err(SqlError::new(format!(
+                            "{}() over a whole stream is not supported: over event time, OVER runs aggregate \
+                             functions over a bounded frame, FIRST_VALUE, LAST_VALUE, NTH_VALUE, LAG and \
+                             ROW_NUMBER with WHERE rn <= N; any window function runs within windows \
+                             (PARTITION BY window_start, window_end, ... over window results)",
+                            other.to_uppercase()
+                        )));
+                    }
+                },
+            }
         }
         let params = WindowFunctionParams {
             args: params.args.iter().map(|a| prepare(a, schema)).collect::<SqlResult<_>>()?,
@@ -119,6 +235,11 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
             &ExecutionProps::new(),
             &PhysicalPlanningContext::default(),
         )?);
+    }
+    if window_mode && time_mode {
+        return Err(SqlError::new(
+            "internal: OVER clauses within windows and over the whole stream in one Window node",
+        ));
     }
     if history_rows > MAX_HISTORY_ROWS {
         return Err(SqlError::new(format!(
@@ -146,11 +267,20 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
             post: Vec::new(),
         },
         window: None,
-        time_column: Some(time),
+        time_column: stream.time_column,
         window_result: stream.window_result,
         updating: false,
         timed: true,
     })
+}
+
+/// Whether `order_by` is the event-time column alone (in either direction).
+fn orders_by_time(
+    order_by: &[datafusion::logical_expr::SortExpr],
+    schema: &datafusion::common::DFSchema,
+    time: usize,
+) -> bool {
+    matches!(order_by, [sort] if matches!(&sort.expr, Expr::Column(c) if schema.index_of_column(c).ok() == Some(time)) && sort.asc)
 }
 
 /// The OVER must be ordered by the event-time column, ascending, and by nothing else.
