@@ -33,6 +33,7 @@ use crate::operators::aggregate::{AggregateSpec, aggregate_operator};
 use crate::operators::join::{JoinOperator, JoinSpec};
 use crate::operators::over::{OverOperator, OverStage};
 use crate::operators::stateless::StatelessChain;
+use crate::operators::top_n::{TopNOperator, TopNStage};
 use crate::operators::window_join::WindowJoinOperator;
 
 /// A table bound to the connector that serves it.
@@ -151,6 +152,7 @@ pub enum Stage {
     Aggregate(AggregateStage),
     Join(JoinStage),
     Over(OverStage),
+    TopN(TopNStage),
 }
 
 impl Stage {
@@ -167,6 +169,7 @@ impl Stage {
                     .with_late_output(stage.late.clone()),
             )),
             Stage::Over(stage) => Ok(Box::new(OverOperator::new(stage))),
+            Stage::TopN(stage) => Ok(Box::new(TopNOperator::new(stage)?)),
         }
     }
 
@@ -180,6 +183,7 @@ impl Stage {
             Stage::Join(stage) if stage.spec.lookup.is_some() => "lookup join",
             Stage::Join(_) => "join",
             Stage::Over(_) => "over aggregate",
+            Stage::TopN(_) => "top-n",
         }
     }
 
@@ -192,7 +196,7 @@ impl Stage {
                 Some(_) => Edge::Rebalance,
                 None => Edge::Hash(self.input_keys(input)),
             },
-            Stage::Aggregate(_) | Stage::Over(_) => Edge::Hash(self.input_keys(input)),
+            Stage::Aggregate(_) | Stage::Over(_) | Stage::TopN(_) => Edge::Hash(self.input_keys(input)),
         }
     }
 
@@ -201,6 +205,7 @@ impl Stage {
         match self {
             Stage::Aggregate(stage) => stage.spec.key_exprs.clone(),
             Stage::Over(stage) => stage.spec.partition_by.clone(),
+            Stage::TopN(stage) => stage.spec.partition_by.clone(),
             Stage::Join(stage) => match input {
                 0 => stage.spec.left.keys.clone(),
                 _ => stage.spec.right.keys.clone(),
@@ -214,6 +219,7 @@ impl Stage {
             Stage::Aggregate(stage) => &stage.post,
             Stage::Join(stage) => &stage.post,
             Stage::Over(stage) => &stage.post,
+            Stage::TopN(stage) => &stage.post,
         }
     }
 }

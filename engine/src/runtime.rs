@@ -283,6 +283,7 @@ impl Spawner<'_> {
                         Stage::Aggregate(a) => a.late.is_some(),
                         Stage::Join(j) => j.late.iter().any(Option::is_some),
                         Stage::Over(o) => o.late.is_some(),
+                        Stage::TopN(_) => false,
                     };
                     let late = self.late.clone().filter(|_| routes_late);
                     self.tasks.push(tokio::spawn(async move {

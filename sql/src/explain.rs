@@ -15,6 +15,7 @@ use streamsql_engine::operators::aggregate::{GroupOutput, WindowKind, WindowShap
 use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::over::OverSpec;
 use streamsql_engine::operators::stateless::StatelessOp;
+use streamsql_engine::operators::top_n::TopNSpec;
 use streamsql_engine::pipeline::{AggregateStage, BoundTable, Node, PipelineSpec, Stage};
 
 use crate::catalog::WINDOW_COLUMNS;
@@ -92,6 +93,7 @@ impl Lines {
                     Stage::Aggregate(stage) => self.aggregate(stage, *parallelism, &prefix, &upstream),
                     Stage::Join(join) => self.join(&join.spec, *parallelism, &prefix, &upstream),
                     Stage::Over(over) => self.over(&over.spec, *parallelism, &prefix, &upstream),
+                    Stage::TopN(top) => self.top_n(&top.spec, *parallelism, &prefix, &upstream),
                 }
                 let post = chain(stage.post().ops());
                 if !post.is_empty() {
@@ -189,6 +191,27 @@ impl Lines {
             "",
             "a row is emitted when the watermark passes it, with its functions over the rows before it; \
              rows behind their watermark are dropped as late"
+                .into(),
+        );
+    }
+
+    fn top_n(&mut self, spec: &TopNSpec, parallelism: usize, prefix: &str, upstream: &[(usize, String)]) {
+        let keys: Vec<String> = spec.partition_by.iter().map(expr).collect();
+        let from = self.from(upstream, 0);
+        let exchange = if parallelism <= 1 {
+            format!("none{from}: one Top-N instance (parallelism 1)")
+        } else if keys.is_empty() {
+            format!("none{from}: no PARTITION BY, so one of the {parallelism} instances gets every row")
+        } else {
+            format!("hash{from} on ({}) to {parallelism} Top-N instances", keys.join(", "))
+        };
+        self.line("exchange", format!("{prefix}{exchange}"));
+        let order: Vec<String> = spec.order_by.iter().map(|o| o.to_string()).collect();
+        let partition = if keys.is_empty() { String::new() } else { format!("partition by {}, ", keys.join(", ")) };
+        self.line("top-n", format!("{partition}order by {}, keep {}", order.join(", "), spec.limit));
+        self.line(
+            "",
+            "rows are ranked as they arrive; an updating result (+I, -U/+U for rows moved down, -D for the row pushed out)"
                 .into(),
         );
     }
@@ -298,6 +321,7 @@ fn stage_name(stage: &Stage) -> &'static str {
         Stage::Aggregate(_) => "aggregation",
         Stage::Join(_) => "join",
         Stage::Over(_) => "OVER",
+        Stage::TopN(_) => "Top-N",
     }
 }
 

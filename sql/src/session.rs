@@ -25,6 +25,7 @@ use streamsql_engine::operators::aggregate::updating::op_field;
 use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::over::OverStage;
 use streamsql_engine::operators::stateless::StatelessChain;
+use streamsql_engine::operators::top_n::TopNStage;
 use streamsql_engine::pipeline::{
     AggregateStage, BoundTable, JoinStage, LateColumn, LateOutput, Node, PipelineSpec, Stage, StageInput,
 };
@@ -525,6 +526,9 @@ impl Session {
                             None => None,
                         };
                         Stage::Over(OverStage { spec, post: StatelessChain::new(post, &hidden_fields()), late })
+                    }
+                    PlannedStage::TopN(spec) => {
+                        Stage::TopN(TopNStage { spec, post: StatelessChain::new(post, &[op_field()]) })
                     }
                     PlannedStage::Join(spec) => {
                         // An outer join's results are a changelog: `_op`.

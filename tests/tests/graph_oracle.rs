@@ -1160,3 +1160,55 @@ async fn window_top_n_and_first_rows_per_key_match_the_batch_query() {
     ];
     check_in(&cases, CASCADE_SEEDS, OVER_MATRIX).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. The updating Top-N and the last row per key: a changelog ending as the batch Top-N.
+
+const TOP_N_SIDES: &[Side] = &[
+    Side { name: "a", delay_ms: 1_000, distinct_times: true },
+    Side { name: "b", delay_ms: 2_000, distinct_times: true },
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updating_top_n_ends_as_the_batch_top_n() {
+    let one_side = [
+        // The 3 largest v per key, ties broken by time; the rank is in the result.
+        Case {
+            name: "top-n-updating",
+            sides: OVER_DISTINCT_SIDE,
+            window: None,
+            interval: false,
+            template: "SELECT k, ts, v, rn FROM (SELECT k, ts, v, ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC, \
+                       ts ASC) AS rn FROM {a}) WHERE rn <= 3",
+        },
+        // Deduplication keeping the last row of each key in event time.
+        Case {
+            name: "dedup-last",
+            sides: OVER_DISTINCT_SIDE,
+            window: None,
+            interval: false,
+            template: "SELECT k2, ts, v FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k2 ORDER BY ts DESC) AS rn \
+                       FROM {a}) WHERE rn = 1",
+        },
+        // No PARTITION BY: the 5 smallest d of the whole stream, NULLs ranked as DataFusion does.
+        Case {
+            name: "top-n-global",
+            sides: OVER_DISTINCT_SIDE,
+            window: None,
+            interval: false,
+            template: "SELECT ts, d FROM (SELECT ts, d, ROW_NUMBER() OVER (ORDER BY d, ts) AS rn FROM {a}) WHERE rn < 6",
+        },
+    ];
+    check_in(&one_side, CASCADE_SEEDS, OVER_MATRIX).await;
+    // Over join results (no event time), as in Nexmark q9: the best match of each row of a.
+    let join = [Case {
+        name: "top-n-over-join",
+        sides: TOP_N_SIDES,
+        window: None,
+        interval: false,
+        template: "SELECT a_ts, k2, b_ts, b_v FROM (SELECT a.ts AS a_ts, a.k2 AS k2, b.ts AS b_ts, b.v AS b_v, \
+                   ROW_NUMBER() OVER (PARTITION BY a.ts ORDER BY b.v DESC, b.ts) AS rn \
+                   FROM {a} JOIN {b} ON a.k2 = b.k2) WHERE rn <= 1",
+    }];
+    check_in(&join, JOIN_SEEDS, OVER_MATRIX).await;
+}

@@ -7,11 +7,13 @@
 //! - [`join`]: the regular, interval and lookup equi-joins of two append-only streams.
 //! - [`window_join`]: two windowed inputs joined per window (INNER, LEFT, RIGHT, FULL).
 //! - [`over`]: OVER aggregations and LAG over event time, one output row per input row.
+//! - [`top_n`]: the updating Top-N (`ROW_NUMBER()` under `rn <= N`), a changelog.
 
 pub mod aggregate;
 pub mod exchange;
 pub mod join;
 pub mod over;
 pub mod stateless;
+pub mod top_n;
 pub mod watermark;
 pub mod window_join;

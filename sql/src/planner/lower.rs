@@ -53,6 +53,7 @@ use streamsql_engine::operators::aggregate::{
 use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::over::OverSpec;
 use streamsql_engine::operators::stateless::StatelessOp;
+use streamsql_engine::operators::top_n::TopNSpec;
 use streamsql_engine::pipeline::BoundTable;
 
 use crate::catalog::{ConnectorTableSource, Relation, WINDOW_COLUMNS, WindowTableSource};
@@ -82,6 +83,8 @@ pub enum PlannedStage {
     Join(Arc<JoinSpec>),
     /// OVER window functions, with the visible columns of its input (what a late row has).
     Over(Arc<OverSpec>, SchemaRef),
+    /// An updating Top-N.
+    TopN(Arc<TopNSpec>),
 }
 
 /// A partly lowered query: a tree of sources and stages, each with the stateless operators
@@ -109,6 +112,7 @@ impl Plan {
             Plan::Stage { stage: PlannedStage::Aggregate(spec, _), .. } => spec.window.is_none(),
             Plan::Stage { stage: PlannedStage::Join(spec), .. } => spec.is_changelog(),
             Plan::Stage { stage: PlannedStage::Over(..), .. } => false,
+            Plan::Stage { stage: PlannedStage::TopN(..), .. } => true,
             Plan::Union(branches) => branches.iter().any(Plan::is_changelog),
         }
     }

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::execution::context::ExecutionProps;
@@ -19,8 +20,10 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{
     Expr, LogicalPlan, Operator, WindowFrame, WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition,
 };
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_planner::create_window_expr;
 use streamsql_engine::operators::over::OverSpec;
+use streamsql_engine::operators::top_n::TopNSpec;
 
 use super::lower::{Plan, PlannedStage, Stream, lower, nullable, prepare, window_without_aggregation};
 use crate::error::{SqlError, SqlResult};
@@ -168,19 +171,25 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
         if per_window {
             window_mode = true;
         } else {
-            let time = time.ok_or_else(no_time)?;
-            if function_name == "row_number"
-                && !params.order_by.is_empty()
-                && !orders_by_time(&params.order_by, schema, time)
-            {
+            let time_order = time.is_some_and(|t| orders_by_time(&params.order_by, schema, t));
+            if function_name == "row_number" && !params.order_by.is_empty() && !time_order {
+                if let Some(limit) = row_number_limit(window, &name) {
+                    if window.window_expr.len() > 1 {
+                        return Err(SqlError::new(
+                            "an updating Top-N (ROW_NUMBER() under WHERE rn <= N, not within windows) must be the \
+                             only OVER (...) of its SELECT; compute the others in a query of their own",
+                        ));
+                    }
+                    return lower_top_n(window, stream, params, limit);
+                }
                 return Err(SqlError::new(format!(
-                    "ROW_NUMBER() OVER (PARTITION BY ... ORDER BY {}) over a whole stream is an updating Top-N, \
-                     which is not supported yet; rank within windows (PARTITION BY window_start, window_end, ...) \
-                     over window results, or order by the event time '{time_name}' ascending to keep the first \
-                     rows per key",
+                    "ROW_NUMBER() OVER (PARTITION BY ... ORDER BY {}) over a whole stream numbers every row since \
+                     the stream began; keep the top rows with WHERE rn <= N right above it (an updating Top-N), or \
+                     rank within windows (PARTITION BY window_start, window_end, ...) over window results",
                     params.order_by.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
                 )));
             }
+            let time = time.ok_or_else(no_time)?;
             check_order(&params.order_by, schema, time, &time_name, &function_name)?;
             time_mode = true;
             match fun {
@@ -271,6 +280,56 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
         window_result: stream.window_result,
         updating: false,
         timed: true,
+    })
+}
+
+/// The largest N of an updating Top-N: rows kept per partition.
+const MAX_TOP_N: u64 = 10_000;
+
+/// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` under `rn <= limit`, over a whole stream:
+/// an updating Top-N stage.
+fn lower_top_n(
+    window: &datafusion::logical_expr::Window,
+    stream: Stream,
+    params: &WindowFunctionParams,
+    limit: u64,
+) -> SqlResult<Stream> {
+    let schema = window.input.schema();
+    if limit > MAX_TOP_N {
+        return Err(SqlError::new(format!(
+            "a Top-N keeps N rows per partition; at most {MAX_TOP_N} are allowed, got WHERE rn <= {limit}"
+        )));
+    }
+    let partition_by =
+        params.partition_by.iter().map(|p| super::lower::physical(p, schema)).collect::<SqlResult<Vec<_>>>()?;
+    let order_by = params
+        .order_by
+        .iter()
+        .map(|sort| {
+            let options = SortOptions { descending: !sort.asc, nulls_first: sort.nulls_first };
+            Ok(PhysicalSortExpr { expr: super::lower::physical(&sort.expr, schema)?, options })
+        })
+        .collect::<SqlResult<Vec<_>>>()?;
+    let order_by = LexOrdering::new(order_by)
+        .ok_or_else(|| SqlError::new("ROW_NUMBER() OVER (...) of a Top-N needs an ORDER BY to rank by"))?;
+    let spec = TopNSpec {
+        partition_by,
+        order_by,
+        limit: limit as usize,
+        input_hidden: if stream.timed { streamsql_engine::time::HIDDEN_COLUMNS } else { 0 },
+        output_schema: nullable(window.schema.as_arrow()),
+    };
+    Ok(Stream {
+        plan: Plan::Stage {
+            stage: PlannedStage::TopN(Arc::new(spec)),
+            inputs: vec![(0, stream.plan)],
+            post: Vec::new(),
+        },
+        window: None,
+        time_column: None,
+        window_result: None,
+        updating: true,
+        timed: false,
     })
 }
 

@@ -1,0 +1,231 @@
+//! The updating Top-N: `ROW_NUMBER() OVER (PARTITION BY k ORDER BY price DESC)` under `WHERE
+//! rn <= N`, over a whole stream (and `rn = 1` ordered by time descending: the last row per key).
+//!
+//! Rows are ranked as they arrive, not by event time: the result is a changelog whose table,
+//! after any prefix of the input, is the batch Top-N of that prefix. For each row that enters
+//! its partition's top N: the rows it moves down go out with their old rank (`-U`) and back in
+//! with the new one (`+U`), the row pushed past N leaves (`-D`), and the row comes in (`+I`). A
+//! row that ties with rows already in the top N ranks after them (as in Flink). State is the
+//! top N rows of each partition; nothing is late.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int8Array, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow::compute::interleave;
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::physical_expr::{LexOrdering, PhysicalExpr};
+
+use crate::error::{Result, StreamError};
+use crate::operator::{Emitter, Operator};
+use crate::operators::aggregate::updating::{ChangeOp, op_field};
+use crate::operators::stateless::StatelessChain;
+
+/// A lowered updating Top-N.
+#[derive(Debug)]
+pub struct TopNSpec {
+    /// PARTITION BY, over the input's visible columns (empty: one ranking of the whole stream).
+    pub partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    pub order_by: LexOrdering,
+    /// N of `rn <= N`.
+    pub limit: usize,
+    /// Hidden columns at the end of input batches (the event-time columns, or none).
+    pub input_hidden: usize,
+    /// The input's visible columns, then the row number (`UInt64`).
+    pub output_schema: SchemaRef,
+}
+
+/// A Top-N stage: its spec and the stateless chain fused after it.
+#[derive(Debug, Clone)]
+pub struct TopNStage {
+    pub spec: Arc<TopNSpec>,
+    pub post: StatelessChain,
+}
+
+/// One row of a partition's top N: its sort key, and where its values are.
+struct Entry {
+    key: OwnedRow,
+    at: (usize, usize),
+}
+
+/// One instance of a Top-N stage. See the [module docs](self).
+pub struct TopNOperator {
+    spec: Arc<TopNSpec>,
+    post: StatelessChain,
+    partitions: Option<RowConverter>,
+    sort: RowConverter,
+    /// Per partition (`None`: the whole stream, without PARTITION BY), its top rows in order.
+    tops: HashMap<Option<OwnedRow>, Vec<Entry>>,
+    /// Input rows (visible columns) the entries point into; compacted as rows leave.
+    arena: Vec<RecordBatch>,
+    arena_rows: usize,
+    /// Rows in some top N.
+    live: usize,
+    output_schema: SchemaRef,
+}
+
+impl TopNOperator {
+    pub fn new(stage: &TopNStage) -> Result<Self> {
+        let spec = stage.spec.clone();
+        let visible = spec.output_schema.fields().len() - 1;
+        let input = Schema::new(spec.output_schema.fields()[..visible].to_vec());
+        let partitions = if spec.partition_by.is_empty() {
+            None
+        } else {
+            let fields = spec
+                .partition_by
+                .iter()
+                .map(|e| Ok(SortField::new(e.data_type(&input)?)))
+                .collect::<Result<Vec<_>>>()?;
+            Some(RowConverter::new(fields)?)
+        };
+        let fields = spec
+            .order_by
+            .iter()
+            .map(|o| Ok(SortField::new_with_options(o.expr.data_type(&input)?, o.options)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut output: Vec<Field> = spec.output_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        output.push(op_field());
+        Ok(Self {
+            post: stage.post.clone(),
+            partitions,
+            sort: RowConverter::new(fields)?,
+            tops: HashMap::new(),
+            arena: Vec::new(),
+            arena_rows: 0,
+            live: 0,
+            output_schema: Arc::new(Schema::new(output)),
+            spec,
+        })
+    }
+
+    /// Rebuilds the arena from the rows still in some top N when most of it is dead.
+    fn compact(&mut self) -> Result<()> {
+        if self.arena_rows < 4096 || self.arena_rows < 2 * self.live {
+            return Ok(());
+        }
+        let mut at = Vec::with_capacity(self.live);
+        for top in self.tops.values() {
+            at.extend(top.iter().map(|e| e.at));
+        }
+        let batch = self.gather(&at)?;
+        let mut k = 0;
+        for top in self.tops.values_mut() {
+            for entry in top.iter_mut() {
+                entry.at = (0, k);
+                k += 1;
+            }
+        }
+        self.arena_rows = batch.num_rows();
+        self.arena = vec![batch];
+        Ok(())
+    }
+
+    /// The arena rows at `at`, as one batch of the input's visible columns.
+    fn gather(&self, at: &[(usize, usize)]) -> Result<RecordBatch> {
+        let schema = match self.arena.first() {
+            Some(b) => b.schema(),
+            None => return Err(StreamError::Internal("Top-N gathers rows before any arrived".into())),
+        };
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for c in 0..schema.fields().len() {
+            let arrays: Vec<&dyn Array> = self.arena.iter().map(|b| b.column(c).as_ref()).collect();
+            columns.push(interleave(&arrays, at)?);
+        }
+        Ok(RecordBatch::try_new_with_options(
+            schema,
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(at.len())),
+        )?)
+    }
+}
+
+impl Operator for TopNOperator {
+    fn name(&self) -> &str {
+        "top-n"
+    }
+
+    fn on_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let visible = batch.num_columns() - self.spec.input_hidden;
+        let fields: Vec<Field> =
+            self.spec.output_schema.fields()[..visible].iter().map(|f| f.as_ref().clone()).collect();
+        let rows = RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            batch.columns()[..visible].to_vec(),
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        let evaluate = |e: &Arc<dyn PhysicalExpr>| e.evaluate(&rows).and_then(|v| v.into_array(n));
+        let partition_keys = match &self.partitions {
+            Some(converter) => {
+                let keys =
+                    self.spec.partition_by.iter().map(evaluate).collect::<datafusion::error::Result<Vec<_>>>()?;
+                Some(converter.convert_columns(&keys)?)
+            }
+            None => None,
+        };
+        let sort_values =
+            self.spec.order_by.iter().map(|o| evaluate(&o.expr)).collect::<datafusion::error::Result<Vec<_>>>()?;
+        let sort_keys = self.sort.convert_columns(&sort_values)?;
+        let batch_index = self.arena.len();
+        self.arena.push(rows);
+        self.arena_rows += n;
+
+        let limit = self.spec.limit;
+        let mut changes: Vec<(ChangeOp, (usize, usize), u64)> = Vec::new();
+        for i in 0..n {
+            let partition = partition_keys.as_ref().map(|keys| keys.row(i).owned());
+            let top = self.tops.entry(partition).or_default();
+            let key = sort_keys.row(i);
+            let position = top.partition_point(|e| e.key.row() <= key);
+            if position >= limit {
+                continue;
+            }
+            for (j, entry) in top.iter().enumerate().skip(position) {
+                let rank = j as u64 + 1;
+                if j + 1 < limit {
+                    changes.push((ChangeOp::UpdateBefore, entry.at, rank));
+                    changes.push((ChangeOp::UpdateAfter, entry.at, rank + 1));
+                } else {
+                    changes.push((ChangeOp::Delete, entry.at, rank));
+                }
+            }
+            changes.push((ChangeOp::Insert, (batch_index, i), position as u64 + 1));
+            top.insert(position, Entry { key: key.owned(), at: (batch_index, i) });
+            self.live += 1;
+            if top.len() > limit {
+                top.truncate(limit);
+                self.live -= 1;
+            }
+        }
+        if !changes.is_empty() {
+            let at: Vec<(usize, usize)> = changes.iter().map(|c| c.1).collect();
+            let values = self.gather(&at)?;
+            let mut columns: Vec<ArrayRef> = values.columns().to_vec();
+            columns.push(Arc::new(UInt64Array::from_iter_values(changes.iter().map(|c| c.2))));
+            columns.push(Arc::new(Int8Array::from_iter_values(changes.iter().map(|c| c.0 as i8))));
+            let output = RecordBatch::try_new_with_options(
+                self.output_schema.clone(),
+                columns,
+                &RecordBatchOptions::new().with_row_count(Some(changes.len())),
+            )?;
+            if let Some(batch) = self.post.apply(output)? {
+                out.emit(batch);
+            }
+        }
+        self.compact()
+    }
+
+    /// Ranks do not wait for event time.
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
+
+    fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
+}
