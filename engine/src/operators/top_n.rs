@@ -5,8 +5,10 @@
 //! after any prefix of the input, is the batch Top-N of that prefix. For each row that enters
 //! its partition's top N: the rows it moves down go out with their old rank (`-U`) and back in
 //! with the new one (`+U`), the row pushed past N leaves (`-D`), and the row comes in (`+I`). A
-//! row that ties with rows already in the top N ranks after them (as in Flink). State is the
-//! top N rows of each partition; nothing is late.
+//! row that ties with rows already in the top N ranks after them (as in Flink's Top-N), except
+//! when ordered by event time descending, where it ranks before them (as in Flink's
+//! deduplication: the later row to arrive is the last). State is the top N rows of each
+//! partition; nothing is late.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +32,10 @@ pub struct TopNSpec {
     pub order_by: LexOrdering,
     /// N of `rn <= N`.
     pub limit: usize,
+    /// A row ranks before rows already kept with the same sort key (ordered by event time
+    /// descending: of two rows with one time, the later to arrive is the later row, as in
+    /// Flink's deduplication); otherwise after them.
+    pub ties_to_newest: bool,
     /// Hidden columns at the end of input batches (the event-time columns, or none).
     pub input_hidden: usize,
     /// The input's visible columns, then the row number (`UInt64`).
@@ -181,7 +187,11 @@ impl Operator for TopNOperator {
             let partition = partition_keys.as_ref().map(|keys| keys.row(i).owned());
             let top = self.tops.entry(partition).or_default();
             let key = sort_keys.row(i);
-            let position = top.partition_point(|e| e.key.row() <= key);
+            let position = if self.spec.ties_to_newest {
+                top.partition_point(|e| e.key.row() < key)
+            } else {
+                top.partition_point(|e| e.key.row() <= key)
+            };
             if position >= limit {
                 continue;
             }

@@ -312,10 +312,15 @@ fn lower_top_n(
         .collect::<SqlResult<Vec<_>>>()?;
     let order_by = LexOrdering::new(order_by)
         .ok_or_else(|| SqlError::new("ROW_NUMBER() OVER (...) of a Top-N needs an ORDER BY to rank by"))?;
+    let time_descending = matches!(
+        (params.order_by.as_slice(), stream.time_column.filter(|_| stream.timed)),
+        ([sort], Some(time)) if !sort.asc && matches!(&sort.expr, Expr::Column(c) if schema.index_of_column(c).ok() == Some(time))
+    );
     let spec = TopNSpec {
         partition_by,
         order_by,
         limit: limit as usize,
+        ties_to_newest: time_descending,
         input_hidden: if stream.timed { streamsql_engine::time::HIDDEN_COLUMNS } else { 0 },
         output_schema: nullable(window.schema.as_arrow()),
     };
