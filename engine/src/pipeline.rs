@@ -29,7 +29,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use crate::connector::{Connector, TableDef};
 use crate::error::Result;
 use crate::operator::Operator;
-use crate::operators::aggregate::{AggregateSpec, aggregate_operator};
+use crate::operators::aggregate::{AggregateSpec, WindowKind, aggregate_operator};
 use crate::operators::join::{JoinOperator, JoinSpec};
 use crate::operators::over::{OverOperator, OverStage};
 use crate::operators::stateless::StatelessChain;
@@ -176,6 +176,9 @@ impl Stage {
     /// What it is, for reports: `window aggregate`, `updating aggregate`, `join`.
     pub fn name(&self) -> &'static str {
         match self {
+            Stage::Aggregate(stage) if stage.spec.window.is_some_and(|w| w.kind == WindowKind::Session) => {
+                "session window aggregate"
+            }
             Stage::Aggregate(stage) if stage.spec.window.is_some() => "window aggregate",
             Stage::Aggregate(_) => "updating aggregate",
             Stage::Join(stage) if stage.spec.window.is_some() => "window join",

@@ -230,6 +230,14 @@ impl Case {
         if let Some(window) = self.window {
             sql = sql.replace("{a+b}", &window.tvf_sql(UNION_VIEW, "ts"));
         }
+        for token in session_tokens(&sql) {
+            let partition = if token.partitioned { format!(" PARTITION BY {}", token.key) } else { String::new() };
+            let tvf = format!(
+                "TABLE(SESSION(TABLE {}{partition}, DESCRIPTOR(ts), INTERVAL '{}' SECOND))",
+                token.side, token.gap_s
+            );
+            sql = sql.replace(&token.text, &tvf);
+        }
         sql
     }
 
@@ -242,8 +250,78 @@ impl Case {
             };
             sql = sql.replace(&format!("{{{}}}", side.name), &read);
         }
+        for token in session_tokens(&sql) {
+            sql = sql.replace(&token.text, &token.table());
+        }
         sql.replace("{a+b}", "(SELECT * FROM a_expanded UNION ALL SELECT * FROM b_expanded)")
     }
+}
+
+/// `{session a k 2}` (a SESSION TVF over side `a` with PARTITION BY `k` and a 2 s gap) or
+/// `{session a k 2 grouped}` (no PARTITION BY: the query groups by `k`, which keys the sessions).
+/// In the batch query: the side's rows that are not late, each with its session's bounds.
+struct SessionToken {
+    text: String,
+    side: String,
+    key: String,
+    gap_s: i64,
+    partitioned: bool,
+}
+
+impl SessionToken {
+    fn table(&self) -> String {
+        format!("{}_sessions_{}_{}", self.side, self.key, self.gap_s)
+    }
+}
+
+fn session_tokens(sql: &str) -> Vec<SessionToken> {
+    let mut tokens = Vec::new();
+    let mut rest = sql;
+    while let Some(at) = rest.find("{session ") {
+        let end = rest[at..].find('}').expect("a session token ends with '}'") + at + 1;
+        let text = &rest[at..end];
+        let words: Vec<&str> = text[1..text.len() - 1].split_whitespace().collect();
+        tokens.push(SessionToken {
+            text: text.to_string(),
+            side: words[1].to_string(),
+            key: words[2].to_string(),
+            gap_s: words[3].parse().expect("gap in seconds"),
+            partitioned: words.get(4) != Some(&"grouped"),
+        });
+        rest = &rest[end..];
+    }
+    tokens
+}
+
+/// The rows of `events` with the bounds of their session: per value of `key` (`k` or `k2`),
+/// rows less than `gap_ms` apart in time, `[first ts, last ts + gap)`.
+fn sessions_batch(events: &[Ev], key: &str, gap_ms: i64) -> RecordBatch {
+    let key_of = |e: &Ev| match key {
+        "k" => format!("{:?}", e.k),
+        "k2" => format!("{:?}", e.k2),
+        other => panic!("sessions by {other}: use k or k2"),
+    };
+    let mut by_key: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        by_key.entry(key_of(e)).or_default().push(i);
+    }
+    let mut windows = vec![Vec::new(); events.len()];
+    for rows in by_key.values_mut() {
+        rows.sort_by_key(|&i| events[i].ts);
+        let mut first = 0;
+        for j in 0..rows.len() {
+            let last = j + 1 == rows.len() || events[rows[j + 1]].ts >= events[rows[j]].ts + gap_ms;
+            if last {
+                let bounds = (events[rows[first]].ts, events[rows[j]].ts + gap_ms);
+                for &i in &rows[first..=j] {
+                    windows[i] = vec![bounds];
+                }
+                first = j + 1;
+            }
+        }
+    }
+    let assignment = streamsql_tests::oracle::Assignment { windows, watermarks: vec![None; events.len()] };
+    expand_windows(events, &assignment, ev_fields(), ev_columns).expect("session batch")
 }
 
 /// The view `{a+b}` reads in a streaming query.
@@ -271,6 +349,9 @@ async fn oracle(case: &Case, inputs: &[Vec<Ev>]) -> anyhow::Result<Expected> {
             None if case.interval => {
                 let on_time = on_time_rows(events, side.delay_ms);
                 late_by_side.push((events.len() - on_time.len()) as u64);
+                for token in session_tokens(case.template).iter().filter(|t| t.side == side.name) {
+                    ctx.register_batch(token.table(), sessions_batch(&on_time, &token.key, token.gap_s * 1000))?;
+                }
                 ctx.register_batch(side.name, raw_batch(&on_time))?;
             }
             None => {
@@ -1211,4 +1292,34 @@ async fn updating_top_n_ends_as_the_batch_top_n() {
                    FROM {a} JOIN {b} ON a.k2 = b.k2) WHERE rn <= 1",
     }];
     check_in(&join, JOIN_SEEDS, OVER_MATRIX).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. SESSION windows: late rows are those behind their own watermark.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_windows_match_the_batch_sessions_of_rows_on_time() {
+    let cases = [
+        Case {
+            name: "session-partitioned",
+            sides: OVER_SIDE,
+            window: None,
+            interval: true,
+            template: "SELECT k, window_start, window_end, window_time, COUNT(*) AS n, SUM(v) AS s, MAX(d) AS mx \
+                       FROM {session a k 1} GROUP BY k, window_start, window_end, window_time",
+        },
+        // Flink's GROUP BY form: no PARTITION BY, the GROUP BY key keys the sessions; HAVING after.
+        Case {
+            name: "session-grouped",
+            sides: OVER_SIDE,
+            window: None,
+            interval: true,
+            template: "SELECT window_start, k2, window_end, COUNT(DISTINCT k) AS kinds, AVG(d) AS avg_d \
+                       FROM {session a k2 2 grouped} GROUP BY window_start, window_end, k2 HAVING COUNT(*) > 1",
+        },
+    ];
+    let summaries = check_in(&cases, CASCADE_SEEDS, OVER_MATRIX).await;
+    for (name, by_seed) in &summaries {
+        assert!(by_seed.iter().all(|s| s.late_by_side[0] > 0), "case '{name}': a seed had no late rows: {by_seed:?}");
+    }
 }

@@ -36,10 +36,10 @@ const MATRIX: &[(usize, usize)] = &[(1, 1), (1, 8192), (4, 1), (4, 8192)];
 const TOLERANCE: f64 = 1e-9;
 
 /// Queries that must run and equal the batch oracle (the acceptance of the dataflow graph, and of
-/// OVER and Top-N: q9, q18, q19).
+/// SESSION, OVER and Top-N: q9, q11, q18, q19).
 /// `q13plain` is q13's lookup join in the plain form (`JOIN side_input S ON ...`, no
 /// `FOR SYSTEM_TIME AS OF` processing-time attribute), which is not over processing time.
-const MUST_RUN: &[&str] = &["q0", "q3", "q4", "q5", "q7", "q8", "q9", "q18", "q19", "q20", "q13plain"];
+const MUST_RUN: &[&str] = &["q0", "q3", "q4", "q5", "q7", "q8", "q9", "q11", "q18", "q19", "q20", "q13plain"];
 
 /// Queries over processing time: they run, but their results depend on the clock.
 const PROCESSING_TIME: &[&str] = &["q12", "q13"];
@@ -168,6 +168,41 @@ fn batch_windows(query: &str) -> String {
     out
 }
 
+/// `query` with each `TABLE(SESSION(TABLE t PARTITION BY k, DESCRIPTOR(c), INTERVAL 'n' SECOND))`
+/// written as a batch query: every row with the bounds of its session (rows of one key less than
+/// the gap apart, `[first, last + gap)`), found with LAG and a running SUM.
+fn batch_sessions(query: &str) -> String {
+    let mut out = String::new();
+    let mut rest = query;
+    while let Some(at) = rest.find("TABLE(SESSION(") {
+        out.push_str(&rest[..at]);
+        let call = &rest[at..];
+        let end = call.find("))").expect("a window TVF ends with '))'") + 2;
+        let args = &call["TABLE(SESSION(TABLE ".len()..end - 2];
+        let (table, args) = args.split_once(" PARTITION BY ").expect("SESSION with PARTITION BY");
+        let (key, args) = args.split_once(", DESCRIPTOR(").expect("DESCRIPTOR");
+        let (column, interval) = args.split_once("), ").expect("a gap");
+        let quoted = interval.split('\'').nth(1).expect("INTERVAL 'n' SECOND");
+        assert!(interval.ends_with("SECOND"), "gaps in seconds: {interval}");
+        let gap = quoted.parse::<i64>().expect("whole seconds") * 1000;
+        let t = format!("CAST({column} AS BIGINT)");
+        let _ = write!(
+            out,
+            "(SELECT __s.*, to_timestamp_millis(__start) AS window_start, to_timestamp_millis(__end) AS window_end, \
+             to_timestamp_millis(__end - 1) AS window_time FROM (\
+             SELECT __g.*, MIN(__t) OVER (PARTITION BY {key}, __sid) AS __start, \
+             MAX(__t) OVER (PARTITION BY {key}, __sid) + {gap} AS __end FROM (\
+             SELECT __n.*, SUM(__new) OVER (PARTITION BY {key} ORDER BY __t ROWS BETWEEN UNBOUNDED PRECEDING AND \
+             CURRENT ROW) AS __sid FROM (\
+             SELECT {table}.*, {t} AS __t, CASE WHEN {t} - LAG({t}) OVER (PARTITION BY {key} ORDER BY {t}) < {gap} \
+             THEN 0 ELSE 1 END AS __new FROM {table}) __n) __g) __s)"
+        );
+        rest = &call[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The events of `kind` a nexmark table with `'number-of-rows' = EVENTS` emits.
 fn events_of(kind: EventKind) -> RecordBatch {
     let options = NexmarkOptions { number_of_rows: Some(EVENTS), ..NexmarkOptions::new(kind) };
@@ -213,7 +248,7 @@ async fn oracle(query: &str, sink: &Schema) -> anyhow::Result<Vec<Row>> {
     let csv = datafusion::prelude::CsvReadOptions::new().schema(&side_input).has_header(true);
     ctx.register_csv("side_input", side_input_path().to_string_lossy().as_ref(), csv).await?;
     ctx.register_batch(SEQUENCED_BIDS, sequenced(events_of(EventKind::Bid))?)?;
-    let mut query = batch_windows(query);
+    let mut query = batch_sessions(&batch_windows(query));
     for (from, to) in TIE_BREAKS {
         query = query.replace(from, to);
     }

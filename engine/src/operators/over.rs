@@ -58,18 +58,116 @@ pub struct OverStage {
     pub late: Option<Arc<LateOutput>>,
 }
 
+/// Rows held until the watermark passes them (OVER, sessions). A row behind its own watermark
+/// or the operator's (`ts < max(wm(r), watermark)`), or without an event time, is late: counted
+/// and routed to the late-rows sink when it arrives.
+pub(crate) struct Holding {
+    /// Rows not yet passed by the watermark, with their smallest event time.
+    pending: Vec<(i64, RecordBatch)>,
+    /// The schema of input batches (the first one's; later ones are read by position).
+    schema: Option<SchemaRef>,
+    pub(crate) watermark: i64,
+    late: Option<Arc<LateOutput>>,
+}
+
+impl Holding {
+    pub(crate) fn new(late: Option<Arc<LateOutput>>) -> Self {
+        Self { pending: Vec::new(), schema: None, watermark: WATERMARK_MIN, late }
+    }
+
+    /// The schema of the rows held, once one arrived.
+    pub(crate) fn schema(&self) -> Option<SchemaRef> {
+        self.schema.clone()
+    }
+
+    /// Holds the rows of `batch` that are not late; counts and routes the others.
+    pub(crate) fn admit(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let schema = self.schema.get_or_insert_with(|| batch.schema()).clone();
+        let batch = if batch.schema() == schema {
+            batch
+        } else {
+            RecordBatch::try_new_with_options(
+                schema,
+                batch.columns().to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(n)),
+            )?
+        };
+        let ts = hidden_column(&batch, TS_COLUMN)?;
+        let ts = ts
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| StreamError::Internal(format!("{TS_COLUMN} is not a millisecond timestamp")))?;
+        let wm = hidden_column(&batch, WM_COLUMN)?;
+        let wm = wm
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| StreamError::Internal(format!("{WM_COLUMN} is not BIGINT")))?
+            .values();
+        let mut late = Vec::new();
+        let mut min = i64::MAX;
+        let keep = BooleanArray::from_iter((0..n).map(|i| {
+            let on_time = ts.is_valid(i) && ts.value(i) >= wm[i].max(self.watermark);
+            if on_time {
+                min = min.min(ts.value(i));
+            } else {
+                late.push(i as u32);
+            }
+            Some(on_time)
+        }));
+        if !late.is_empty() {
+            out.late(late.len() as u64);
+            if let Some(output) = &self.late {
+                out.late_batch(output.rows_of(&batch, &late)?);
+            }
+        }
+        let kept = if late.is_empty() { batch } else { filter_record_batch(&batch, &keep)? };
+        if kept.num_rows() > 0 {
+            self.pending.push((min, kept));
+        }
+        Ok(())
+    }
+
+    /// Moves the watermark to `watermark`; returns the rows it passed (`ts < watermark`), or
+    /// `None` when it did not rise.
+    pub(crate) fn advance(&mut self, watermark: i64) -> Result<Option<Vec<RecordBatch>>> {
+        if watermark <= self.watermark {
+            return Ok(None);
+        }
+        self.watermark = watermark;
+        let mut complete = Vec::new();
+        let mut waiting = Vec::new();
+        for (min, batch) in std::mem::take(&mut self.pending) {
+            if min >= watermark {
+                waiting.push((min, batch));
+                continue;
+            }
+            let ts = hidden_column(&batch, TS_COLUMN)?;
+            let ts = ts.as_primitive::<TimestampMillisecondType>();
+            let passed = BooleanArray::from_iter(ts.iter().map(|t| Some(t.is_some_and(|t| t < watermark))));
+            if passed.true_count() == batch.num_rows() {
+                complete.push(batch);
+                continue;
+            }
+            complete.push(filter_record_batch(&batch, &passed)?);
+            let rest = filter_record_batch(&batch, &arrow::compute::not(&passed)?)?;
+            let rest_ts = hidden_column(&rest, TS_COLUMN)?;
+            let rest_min = arrow::compute::min(rest_ts.as_primitive::<TimestampMillisecondType>()).unwrap_or(i64::MAX);
+            waiting.push((rest_min, rest));
+        }
+        self.pending = waiting;
+        Ok(Some(complete))
+    }
+}
+
 /// One instance of an OVER stage. See the [module docs](self).
 pub struct OverOperator {
     spec: Arc<OverSpec>,
     post: StatelessChain,
-    late: Option<Arc<LateOutput>>,
-    /// Rows not yet passed by the watermark, with their smallest event time.
-    pending: Vec<(i64, RecordBatch)>,
+    holding: Holding,
     /// Complete rows later rows' frames may reach, sorted by partition and event time.
     history: Option<RecordBatch>,
-    /// The schema of input batches (the first one's; later ones are read by position).
-    input_schema: Option<SchemaRef>,
-    watermark: i64,
     /// The output schema with the hidden event-time columns.
     output_schema: SchemaRef,
 }
@@ -81,11 +179,8 @@ impl OverOperator {
         Self {
             spec: stage.spec.clone(),
             post: stage.post.clone(),
-            late: stage.late.clone(),
-            pending: Vec::new(),
+            holding: Holding::new(stage.late.clone()),
             history: None,
-            input_schema: None,
-            watermark: WATERMARK_MIN,
             output_schema: Arc::new(Schema::new(fields)),
         }
     }
@@ -93,7 +188,7 @@ impl OverOperator {
     /// Sorts complete rows (after the history) and emits the new ones with their function
     /// values; keeps what later rows may need as the new history.
     fn release(&mut self, complete: Vec<RecordBatch>, out: &mut Emitter) -> Result<()> {
-        let Some(schema) = self.input_schema.clone() else { return Ok(()) };
+        let Some(schema) = self.holding.schema() else { return Ok(()) };
         let history_len = self.history.as_ref().map_or(0, RecordBatch::num_rows);
         let mut parts: Vec<RecordBatch> = self.history.take().into_iter().collect();
         parts.extend(complete);
@@ -189,7 +284,7 @@ impl OverOperator {
         }
         let ts = hidden_column(sorted, TS_COLUMN)?;
         let ts = ts.as_primitive::<TimestampMillisecondType>();
-        let horizon = self.watermark.saturating_sub(ms);
+        let horizon = self.holding.watermark.saturating_sub(ms);
         let mut keep = vec![false; sorted.num_rows()];
         for range in ranges {
             for (i, kept) in keep.iter_mut().enumerate().take(range.end).skip(range.start) {
@@ -208,7 +303,7 @@ impl OverOperator {
         }
         let Some(history) = &self.history else { return Ok(()) };
         let ts = hidden_column(history, TS_COLUMN)?;
-        let horizon = self.watermark.saturating_sub(self.spec.history_ms);
+        let horizon = self.holding.watermark.saturating_sub(self.spec.history_ms);
         let mask = BooleanArray::from_iter(
             ts.as_primitive::<TimestampMillisecondType>().iter().map(|t| t.map(|t| t >= horizon)),
         );
@@ -221,7 +316,7 @@ impl OverOperator {
     }
 }
 
-fn take_batch(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
+pub(crate) fn take_batch(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
     let columns =
         batch.columns().iter().map(|c| take(c.as_ref(), indices, None)).collect::<arrow::error::Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new_with_options(
@@ -231,12 +326,12 @@ fn take_batch(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch>
     )?)
 }
 
-fn hidden_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
+pub(crate) fn hidden_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
     batch
         .schema()
         .index_of(name)
         .map(|i| batch.column(i).clone())
-        .map_err(|_| StreamError::Internal(format!("OVER input without the hidden {name} column")))
+        .map_err(|_| StreamError::Internal(format!("input without the hidden {name} column")))
 }
 
 impl Operator for OverOperator {
@@ -245,82 +340,14 @@ impl Operator for OverOperator {
     }
 
     fn on_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
-        let n = batch.num_rows();
-        if n == 0 {
-            return Ok(());
-        }
-        let schema = self.input_schema.get_or_insert_with(|| batch.schema()).clone();
-        let batch = if batch.schema() == schema {
-            batch
-        } else {
-            RecordBatch::try_new_with_options(
-                schema,
-                batch.columns().to_vec(),
-                &RecordBatchOptions::new().with_row_count(Some(n)),
-            )?
-        };
-        let ts = hidden_column(&batch, TS_COLUMN)?;
-        let ts = ts
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(|| StreamError::Internal(format!("{TS_COLUMN} is not a millisecond timestamp")))?;
-        let wm = hidden_column(&batch, WM_COLUMN)?;
-        let wm = wm
-            .as_primitive_opt::<Int64Type>()
-            .ok_or_else(|| StreamError::Internal(format!("{WM_COLUMN} is not BIGINT")))?
-            .values();
-        let mut late = Vec::new();
-        let mut min = i64::MAX;
-        let keep = BooleanArray::from_iter((0..n).map(|i| {
-            let on_time = ts.is_valid(i) && ts.value(i) >= wm[i].max(self.watermark);
-            if on_time {
-                min = min.min(ts.value(i));
-            } else {
-                late.push(i as u32);
-            }
-            Some(on_time)
-        }));
-        if !late.is_empty() {
-            out.late(late.len() as u64);
-            if let Some(output) = &self.late {
-                out.late_batch(output.rows_of(&batch, &late)?);
-            }
-        }
-        let kept = if late.is_empty() { batch } else { filter_record_batch(&batch, &keep)? };
-        if kept.num_rows() > 0 {
-            self.pending.push((min, kept));
-        }
-        Ok(())
+        self.holding.admit(batch, out)
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) -> Result<()> {
-        if watermark <= self.watermark {
-            return Ok(());
+        match self.holding.advance(watermark)? {
+            None => Ok(()),
+            Some(complete) if complete.is_empty() => self.expire(),
+            Some(complete) => self.release(complete, out),
         }
-        self.watermark = watermark;
-        let mut complete = Vec::new();
-        let mut waiting = Vec::new();
-        for (min, batch) in std::mem::take(&mut self.pending) {
-            if min >= watermark {
-                waiting.push((min, batch));
-                continue;
-            }
-            let ts = hidden_column(&batch, TS_COLUMN)?;
-            let ts = ts.as_primitive::<TimestampMillisecondType>();
-            let passed = BooleanArray::from_iter(ts.iter().map(|t| Some(t.is_some_and(|t| t < watermark))));
-            if passed.true_count() == batch.num_rows() {
-                complete.push(batch);
-                continue;
-            }
-            complete.push(filter_record_batch(&batch, &passed)?);
-            let rest = filter_record_batch(&batch, &arrow::compute::not(&passed)?)?;
-            let rest_ts = hidden_column(&rest, TS_COLUMN)?;
-            let rest_min = arrow::compute::min(rest_ts.as_primitive::<TimestampMillisecondType>()).unwrap_or(i64::MAX);
-            waiting.push((rest_min, rest));
-        }
-        self.pending = waiting;
-        if complete.is_empty() {
-            return self.expire();
-        }
-        self.release(complete, out)
     }
 }

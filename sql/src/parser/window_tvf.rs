@@ -1,5 +1,6 @@
-//! Window table-valued functions: `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), size))` and
-//! `TABLE(HOP(TABLE t, DESCRIPTOR(ts), slide, size))`.
+//! Window table-valued functions: `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), size))`,
+//! `TABLE(HOP(TABLE t, DESCRIPTOR(ts), slide, size))` and
+//! `TABLE(SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), gap))`.
 //!
 //! sqlparser cannot parse these calls, so they are recognised on the token stream: the whole
 //! call is replaced by one quoted identifier naming a generated relation (`"__window_0"`), given
@@ -25,6 +26,8 @@ pub struct WindowTvf {
     /// `TABLE t`.
     pub input: ObjectName,
     pub input_span: Span,
+    /// `SESSION(TABLE t PARTITION BY k, ...)`: the columns sessions are kept per.
+    pub partition_by: Vec<Ident>,
     /// `DESCRIPTOR(column)`.
     pub descriptor: Ident,
     pub descriptor_span: Span,
@@ -146,8 +149,8 @@ fn normalize(value: &str, ident: Option<&Ident>) -> String {
     }
 }
 
-/// Splits the argument tokens at top-level commas.
-fn split_arguments(tokens: &[TokenWithSpan]) -> Vec<&[TokenWithSpan]> {
+/// Where the arguments are in `tokens`, split at top-level commas.
+fn argument_ranges(tokens: &[TokenWithSpan]) -> Vec<std::ops::Range<usize>> {
     let mut args = Vec::new();
     let mut depth = 0i32;
     let mut start = 0;
@@ -156,13 +159,13 @@ fn split_arguments(tokens: &[TokenWithSpan]) -> Vec<&[TokenWithSpan]> {
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
             Token::Comma if depth == 0 => {
-                args.push(&tokens[start..i]);
+                args.push(start..i);
                 start = i + 1;
             }
             _ => {}
         }
     }
-    args.push(&tokens[start..]);
+    args.push(start..tokens.len());
     args
 }
 
@@ -181,15 +184,35 @@ fn parse_call(
     let usage = match function {
         "TUMBLE" => "TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)",
         "HOP" => "HOP(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND /* slide */, INTERVAL '10' SECOND /* size */)",
+        "SESSION" => "SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' MINUTE /* gap */)",
         other => {
             return Err(SqlError::at_span(
-                format!("the {other} window is not supported yet; use TUMBLE or HOP"),
+                format!("the {other} window is not supported yet; use TUMBLE, HOP or SESSION"),
                 call_span,
             ));
         }
     };
-    let args = split_arguments(arguments);
-    let expected = if function == "TUMBLE" { 3 } else { 4 };
+    let mut ranges = argument_ranges(arguments);
+    // `PARTITION BY a, b`: the commas between keys are not argument separators.
+    if function == "SESSION" {
+        let descriptor = ranges.iter().position(|r| {
+            arguments[r.clone()]
+                .iter()
+                .find(|t| !matches!(t.token, Token::Whitespace(_)))
+                .and_then(word_value)
+                .as_deref()
+                == Some("DESCRIPTOR")
+        });
+        if let Some(at) = descriptor.filter(|&at| at > 1) {
+            let table = ranges[0].start..ranges[at - 1].end;
+            ranges.splice(0..at, [table]);
+        }
+    }
+    let args: Vec<&[TokenWithSpan]> = ranges.into_iter().map(|r| &arguments[r]).collect();
+    let expected = match function {
+        "HOP" => 4,
+        _ => 3,
+    };
     if args.len() != expected {
         let hint = if function == "TUMBLE" && args.len() == 4 { " (window offsets are not supported yet)" } else { "" };
         return Err(SqlError::at_span(
@@ -210,6 +233,20 @@ fn parse_call(
         ));
     }
     let input = p.parse_object_name(false)?;
+    let mut partition_by = Vec::new();
+    if p.parse_keywords(&[Keyword::PARTITION, Keyword::BY]) {
+        if function != "SESSION" {
+            return Err(SqlError::at_span(
+                format!("PARTITION BY is an argument of SESSION windows only: {usage}"),
+                input_span,
+            ));
+        }
+        let parenthesized = p.consume_token(&Token::LParen);
+        partition_by = p.parse_comma_separated(|p| p.parse_identifier())?;
+        if parenthesized {
+            p.expect_token(&Token::RParen)?;
+        }
+    }
     expect_end(&p, function)?;
 
     // DESCRIPTOR(column)
@@ -235,13 +272,13 @@ fn parse_call(
         expect_end(&p, function)?;
         intervals.push(interval_millis(&expr).map_err(|m| SqlError::at_span(m, at))?);
     }
-    let shape = if function == "TUMBLE" {
-        WindowShape::tumble(intervals[0])
-    } else {
-        WindowShape::hop(intervals[0], intervals[1])
+    let shape = match function {
+        "TUMBLE" => WindowShape::tumble(intervals[0]),
+        "SESSION" => WindowShape::session(intervals[0]),
+        _ => WindowShape::hop(intervals[0], intervals[1]),
     }
     .map_err(|e| SqlError::at_span(e.to_string(), call_span))?;
-    Ok(WindowTvf { relation, shape, input, input_span, descriptor, descriptor_span, span })
+    Ok(WindowTvf { relation, shape, input, input_span, partition_by, descriptor, descriptor_span, span })
 }
 
 fn expect_end(parser: &Parser<'_>, function: &str) -> SqlResult<()> {

@@ -27,6 +27,7 @@ use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Between, Cast};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Operator, Projection};
 use datafusion::physical_expr::PhysicalExpr;
+use streamsql_engine::operators::aggregate::WindowKind;
 use streamsql_engine::operators::join::{IntervalBounds, JoinExpiry, JoinSide, JoinSpec};
 use streamsql_engine::operators::stateless::StatelessOp;
 use streamsql_engine::operators::window_join::{JoinKind, WindowJoin};
@@ -199,6 +200,12 @@ fn lower_window_join(
     (left, left_window): (Stream, WindowInput),
     (right, right_window): (Stream, WindowInput),
 ) -> SqlResult<Stream> {
+    if left_window.shape.kind == WindowKind::Session {
+        return Err(SqlError::new(
+            "a window join of SESSION windows is not supported (each key's sessions differ on each side); join \
+             TUMBLE or HOP windows, or aggregate each side per session and join the results",
+        ));
+    }
     if left_window.shape != right_window.shape {
         return Err(SqlError::new("a window join needs the same window on both sides (the same TVF, size and slide)"));
     }
@@ -394,7 +401,7 @@ fn window_expiry(
     let side = |e: &Expr, stream: &Stream, schema: &DFSchema| -> Option<(usize, i64)> {
         let Expr::Column(c) = e else { return None };
         let index = schema.index_of_column(c).ok()?;
-        let result = stream.window_result?;
+        let result = stream.window_result.filter(|r| r.shape.kind != WindowKind::Session)?;
         let which = result.columns.iter().position(|w| *w == Some(index))?;
         let to_end = match which {
             0 => result.shape.size_ms,

@@ -48,7 +48,7 @@ use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
 use streamsql_engine::operators::aggregate::{
-    AggregateCall, AggregateSpec, GroupOutput, WindowShape, check_retractable,
+    AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape, check_retractable,
 };
 use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::over::OverSpec;
@@ -66,6 +66,8 @@ pub struct WindowInput {
     /// Index of `window_start` in the plan schema; the physical batch has this many visible
     /// columns.
     pub first_virtual: usize,
+    /// SESSION with PARTITION BY: bit `i` set for input column `i` among its keys.
+    pub session_keys: u64,
 }
 
 /// Where a windowed aggregation's results keep their window: the shape, and the positions of
@@ -460,6 +462,9 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
                     WINDOW_COLUMNS[0], WINDOW_COLUMNS[1]
                 )));
             }
+            if window.shape.kind == WindowKind::Session {
+                check_session_keys(aggregate, window)?;
+            }
             let position = |wanted: fn(&GroupOutput) -> bool| outputs.iter().position(wanted);
             let result = WindowResult {
                 shape: window.shape,
@@ -532,6 +537,40 @@ fn visible_input(aggregate: &datafusion::logical_expr::Aggregate, visible: usize
     Arc::new(Schema::new(fields))
 }
 
+/// A SESSION window with PARTITION BY must GROUP BY exactly its keys (besides the window): the
+/// sessions are kept per key, and each group is one session.
+fn check_session_keys(aggregate: &datafusion::logical_expr::Aggregate, window: WindowInput) -> SqlResult<()> {
+    if window.session_keys == 0 {
+        return Ok(());
+    }
+    let schema = aggregate.input.schema();
+    let mut grouped = 0u64;
+    let mut other = false;
+    for key in group_keys(aggregate)? {
+        match key {
+            Expr::Column(c) => match schema.index_of_column(c) {
+                Ok(i) if i >= window.first_virtual => {}
+                Ok(i) if i < 64 && window.session_keys & (1 << i) != 0 => grouped |= 1 << i,
+                _ => other = true,
+            },
+            _ => other = true,
+        }
+    }
+    if other || grouped != window.session_keys {
+        let keys: Vec<&str> =
+            (0..64).filter(|i| window.session_keys & (1 << i) != 0).map(|i| schema.field(i).name().as_str()).collect();
+        return Err(SqlError::new(format!(
+            "a SESSION window with PARTITION BY {0} must GROUP BY {1}, {2} and exactly {0} (sessions are kept per \
+             PARTITION BY key); to group by other columns, leave PARTITION BY out: the GROUP BY keys are then the \
+             session keys",
+            keys.join(", "),
+            WINDOW_COLUMNS[0],
+            WINDOW_COLUMNS[1]
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `aggregate` groups by a window column of the window results it reads: then each of
 /// its groups lies within one window, and it is a windowed aggregation too (as in Flink).
 fn groups_by_window(aggregate: &datafusion::logical_expr::Aggregate, result: &WindowResult) -> bool {
@@ -554,6 +593,12 @@ fn lower_cascaded_aggregate(
 ) -> SqlResult<Stream> {
     let input_schema = aggregate.input.schema();
     let output_schema = aggregate.schema.as_arrow();
+    if upstream.shape.kind == WindowKind::Session {
+        return Err(SqlError::new(
+            "an aggregation grouped by the windows of SESSION results is not supported yet; aggregate the input \
+             rows per session directly",
+        ));
+    }
     let shape = WindowShape::tumble(upstream.shape.pane_ms).map_err(|e| SqlError::new(e.to_string()))?;
     let mut key_exprs = Vec::new();
     let mut key_fields = Vec::new();
@@ -723,7 +768,26 @@ fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
             window.descriptor_span,
         ));
     }
-    stream.window = Some(WindowInput { shape: window.shape, first_virtual: input_schema.fields().len() });
+    let mut session_keys = 0u64;
+    for key in &window.partition_by {
+        let name = crate::planner::normalize_ident(key);
+        match input_schema.column_with_name(&name) {
+            Some((i, _)) if i < 64 => session_keys |= 1 << i,
+            Some(_) => {
+                return Err(SqlError::at_span(
+                    format!("PARTITION BY {name}: only the first 64 columns of the input can be session keys"),
+                    window.input_span,
+                ));
+            }
+            None => {
+                return Err(SqlError::at_span(
+                    format!("PARTITION BY {name}: '{}' has no column '{name}'", window.input),
+                    window.input_span,
+                ));
+            }
+        }
+    }
+    stream.window = Some(WindowInput { shape: window.shape, first_virtual: input_schema.fields().len(), session_keys });
     Ok(stream)
 }
 

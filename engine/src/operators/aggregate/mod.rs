@@ -1,4 +1,5 @@
-//! Aggregation: event-time windows (`TUMBLE`, `HOP`) and updating aggregates without a window.
+//! Aggregation: event-time windows (`TUMBLE`, `HOP`, `SESSION`: see [`session`]) and updating
+//! aggregates without a window.
 //!
 //! Both keep DataFusion [`GroupValues`] for the GROUP BY keys and one [`GroupsAccumulator`] per
 //! aggregate call; [`AggregateSpec`] says what to compute and [`AggregateSpec::window`] which of
@@ -70,12 +71,14 @@ mod inputs;
 pub mod operator;
 mod pane;
 pub mod retract;
+mod session;
 mod spec;
 pub mod updating;
 mod window;
 
 pub use operator::{UpdatingOperator, WindowOperator, aggregate_operator};
 pub use retract::{RetractingAggregator, check_retractable};
+pub use session::SessionOperator;
 pub use spec::{AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape};
 pub use updating::{ChangeOp, UpdatingAggregator};
 pub use window::WindowAggregator;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 
-use super::{AggregateSpec, RetractingAggregator, UpdatingAggregator, WindowAggregator};
+use super::{AggregateSpec, RetractingAggregator, SessionOperator, UpdatingAggregator, WindowAggregator, WindowKind};
 use crate::error::Result;
 use crate::operator::{Emitter, Operator};
 use crate::operators::stateless::StatelessChain;
@@ -16,6 +16,9 @@ use crate::pipeline::{AggregateStage, LateOutput};
 /// otherwise.
 pub fn aggregate_operator(stage: &AggregateStage) -> Result<Box<dyn Operator>> {
     Ok(match stage.spec.window {
+        Some(shape) if shape.kind == WindowKind::Session => {
+            Box::new(SessionOperator::new(stage.spec.clone(), stage.post.clone(), stage.late.clone())?)
+        }
         Some(_) => {
             let operator = WindowOperator::new(stage.spec.clone(), stage.post.clone(), stage.row_watermarks)?;
             Box::new(operator.with_late_output(stage.late.clone()))

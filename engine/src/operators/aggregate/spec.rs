@@ -9,11 +9,14 @@ use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
 use crate::error::{Result, StreamError};
 
-/// TUMBLE or HOP.
+/// TUMBLE, HOP or SESSION.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowKind {
     Tumble,
     Hop,
+    /// Per key, rows less than `size_ms` (the gap) apart; each session's window is its first
+    /// row's time to its last row's time plus the gap.
+    Session,
 }
 
 /// The most windows one row may belong to (`size / slide` of a HOP): each is a result row per
@@ -48,6 +51,14 @@ impl WindowShape {
     /// `HOP(..., slide, size)`.
     pub fn hop(slide_ms: i64, size_ms: i64) -> Result<Self> {
         Self::new(WindowKind::Hop, size_ms, slide_ms)
+    }
+
+    /// `SESSION(..., gap)`: `size_ms` is the gap; windows have no fixed bounds.
+    pub fn session(gap_ms: i64) -> Result<Self> {
+        if gap_ms <= 0 {
+            return Err(StreamError::Config("the SESSION gap must be a positive interval".into()));
+        }
+        Ok(Self { kind: WindowKind::Session, size_ms: gap_ms, slide_ms: gap_ms, pane_ms: gap_ms })
     }
 
     fn new(kind: WindowKind, size_ms: i64, slide_ms: i64) -> Result<Self> {

@@ -228,6 +228,9 @@ impl WindowAggregator {
                     }
                 }
             }
+            WindowKind::Session => {
+                return Err(StreamError::Internal("SESSION windows are aggregated by the session operator".into()));
+            }
             WindowKind::Hop => {
                 let shape = self.shape;
                 let mut starts = BTreeSet::new();
