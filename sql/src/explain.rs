@@ -337,6 +337,9 @@ pub fn window_text(shape: &WindowShape) -> String {
     match shape.kind {
         WindowKind::Tumble => format!("TUMBLE size {}", duration(shape.size_ms)),
         WindowKind::Session => format!("SESSION gap {}", duration(shape.size_ms)),
+        WindowKind::Cumulate => {
+            format!("CUMULATE step {} up to {}", duration(shape.slide_ms), duration(shape.size_ms))
+        }
         WindowKind::Hop => format!(
             "HOP size {}, slide {} (state kept per {} pane)",
             duration(shape.size_ms),

@@ -21,17 +21,27 @@ use datafusion::prelude::SessionContext;
 
 use crate::{Row, rows_from_batches};
 
-/// A TUMBLE or HOP window, sizes in whole seconds.
+/// A TUMBLE, HOP or CUMULATE window, sizes in whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
-    Tumble { size_s: i64 },
-    Hop { slide_s: i64, size_s: i64 },
+    Tumble {
+        size_s: i64,
+    },
+    Hop {
+        slide_s: i64,
+        size_s: i64,
+    },
+    /// Windows growing by `step_s` from each period start up to `size_s`.
+    Cumulate {
+        step_s: i64,
+        size_s: i64,
+    },
 }
 
 impl Window {
     pub fn size_ms(&self) -> i64 {
         match *self {
-            Window::Tumble { size_s } | Window::Hop { size_s, .. } => size_s * 1000,
+            Window::Tumble { size_s } | Window::Hop { size_s, .. } | Window::Cumulate { size_s, .. } => size_s * 1000,
         }
     }
 
@@ -39,6 +49,7 @@ impl Window {
         match *self {
             Window::Tumble { size_s } => size_s * 1000,
             Window::Hop { slide_s, .. } => slide_s * 1000,
+            Window::Cumulate { step_s, .. } => step_s * 1000,
         }
     }
 
@@ -54,12 +65,22 @@ impl Window {
                 interval_sql(slide_s),
                 interval_sql(size_s)
             ),
+            Window::Cumulate { step_s, size_s } => format!(
+                "TABLE(CUMULATE(TABLE {table}, DESCRIPTOR({column}), {}, {}))",
+                interval_sql(step_s),
+                interval_sql(size_s)
+            ),
         }
     }
 
     /// Every window containing `ts`, found by walking back from the latest start.
     pub fn windows_of(&self, ts: i64) -> Vec<(i64, i64)> {
         let (size, slide) = (self.size_ms(), self.slide_ms());
+        if let Window::Cumulate { .. } = self {
+            // The period holding `ts`, and each of its windows that ends after `ts`.
+            let start = ts.div_euclid(size) * size;
+            return (1..=size / slide).map(|k| (start, start + k * slide)).filter(|&(_, end)| end > ts).collect();
+        }
         let mut start = ts.div_euclid(slide) * slide;
         let mut windows = Vec::new();
         while start + size > ts {

@@ -869,19 +869,30 @@ const WINDOW_JOIN_SEEDS: Seeds = &[
     ],
 ];
 
-/// HOP over a UNION ALL: each row is judged by its own input's watermark, so a row may be late
+/// HOP and CUMULATE over a UNION ALL: each row is judged by its own input's watermark, so a row may be late
 /// for some of its windows and on time for the others while the operator watermark (the
 /// minimum over both inputs) keeps those windows open for the other input's rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hop_over_a_union_judges_each_row_by_its_own_input() {
-    let cases = [Case {
-        name: "union-hop",
-        sides: TWO_SIDES,
-        window: Some(Window::Hop { slide_s: 2, size_s: 6 }),
-        interval: false,
-        template: "SELECT window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s, MAX(d) AS mx \
-                   FROM {a+b} GROUP BY window_start, window_end, k",
-    }];
+async fn hop_and_cumulate_over_a_union_judge_each_row_by_its_own_input() {
+    let cases = [
+        Case {
+            name: "union-hop",
+            sides: TWO_SIDES,
+            window: Some(Window::Hop { slide_s: 2, size_s: 6 }),
+            interval: false,
+            template: "SELECT window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s, MAX(d) AS mx \
+                       FROM {a+b} GROUP BY window_start, window_end, k",
+        },
+        // CUMULATE the same way: a row may miss the early windows of its period, not the later.
+        Case {
+            name: "union-cumulate",
+            sides: TWO_SIDES,
+            window: Some(Window::Cumulate { step_s: 2, size_s: 8 }),
+            interval: false,
+            template: "SELECT window_start, window_end, k, COUNT(*) AS c, SUM(v) AS s, MAX(d) AS mx \
+                       FROM {a+b} GROUP BY window_start, window_end, k",
+        },
+    ];
     let summaries = check(&cases, WINDOW_JOIN_SEEDS).await;
     for (name, by_seed) in &summaries {
         for side in 0..2 {

@@ -337,6 +337,13 @@ async fn hop_matches_oracle() {
     check(Case::new("hop-1s-4s", window, 2, all_aggregates()), SCENARIOS, FULL_MATRIX).await;
 }
 
+/// Windows growing by 2 s up to 8 s from each period start; a row joins those still open for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cumulate_matches_oracle() {
+    let window = Window::Cumulate { step_s: 2, size_s: 8 };
+    check(Case::new("cumulate-2s-8s", window, 2, all_aggregates()), SCENARIOS, FULL_MATRIX).await;
+}
+
 /// The size is not a multiple of the slide: panes are gcd(2 s, 5 s) = 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_with_uneven_size_matches_oracle() {

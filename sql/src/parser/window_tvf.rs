@@ -1,6 +1,6 @@
 //! Window table-valued functions: `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), size))`,
-//! `TABLE(HOP(TABLE t, DESCRIPTOR(ts), slide, size))` and
-//! `TABLE(SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), gap))`.
+//! `TABLE(HOP(TABLE t, DESCRIPTOR(ts), slide, size))`, `TABLE(CUMULATE(TABLE t, DESCRIPTOR(ts),
+//! step, size))` and `TABLE(SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), gap))`.
 //!
 //! sqlparser cannot parse these calls, so they are recognised on the token stream: the whole
 //! call is replaced by one quoted identifier naming a generated relation (`"__window_0"`), given
@@ -185,9 +185,10 @@ fn parse_call(
         "TUMBLE" => "TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '5' SECOND)",
         "HOP" => "HOP(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND /* slide */, INTERVAL '10' SECOND /* size */)",
         "SESSION" => "SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), INTERVAL '5' MINUTE /* gap */)",
+        "CUMULATE" => "CUMULATE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' MINUTE /* step */, INTERVAL '1' HOUR /* size */)",
         other => {
             return Err(SqlError::at_span(
-                format!("the {other} window is not supported yet; use TUMBLE, HOP or SESSION"),
+                format!("the {other} window is not supported; use TUMBLE, HOP, CUMULATE or SESSION"),
                 call_span,
             ));
         }
@@ -210,7 +211,7 @@ fn parse_call(
     }
     let args: Vec<&[TokenWithSpan]> = ranges.into_iter().map(|r| &arguments[r]).collect();
     let expected = match function {
-        "HOP" => 4,
+        "HOP" | "CUMULATE" => 4,
         _ => 3,
     };
     if args.len() != expected {
@@ -275,6 +276,7 @@ fn parse_call(
     let shape = match function {
         "TUMBLE" => WindowShape::tumble(intervals[0]),
         "SESSION" => WindowShape::session(intervals[0]),
+        "CUMULATE" => WindowShape::cumulate(intervals[0], intervals[1]),
         _ => WindowShape::hop(intervals[0], intervals[1]),
     }
     .map_err(|e| SqlError::at_span(e.to_string(), call_span))?;

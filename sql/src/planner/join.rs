@@ -200,10 +200,10 @@ fn lower_window_join(
     (left, left_window): (Stream, WindowInput),
     (right, right_window): (Stream, WindowInput),
 ) -> SqlResult<Stream> {
-    if left_window.shape.kind == WindowKind::Session {
+    if matches!(left_window.shape.kind, WindowKind::Session | WindowKind::Cumulate) {
         return Err(SqlError::new(
-            "a window join of SESSION windows is not supported (each key's sessions differ on each side); join \
-             TUMBLE or HOP windows, or aggregate each side per session and join the results",
+            "a window join of SESSION or CUMULATE windows is not supported yet; join TUMBLE or HOP windows, or \
+             aggregate each side per window and join the results",
         ));
     }
     if left_window.shape != right_window.shape {
@@ -401,7 +401,8 @@ fn window_expiry(
     let side = |e: &Expr, stream: &Stream, schema: &DFSchema| -> Option<(usize, i64)> {
         let Expr::Column(c) = e else { return None };
         let index = schema.index_of_column(c).ok()?;
-        let result = stream.window_result.filter(|r| r.shape.kind != WindowKind::Session)?;
+        // Window ends follow from starts only for windows of one size.
+        let result = stream.window_result.filter(|r| matches!(r.shape.kind, WindowKind::Tumble | WindowKind::Hop))?;
         let which = result.columns.iter().position(|w| *w == Some(index))?;
         let to_end = match which {
             0 => result.shape.size_ms,

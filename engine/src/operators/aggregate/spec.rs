@@ -17,6 +17,9 @@ pub enum WindowKind {
     /// Per key, rows less than `size_ms` (the gap) apart; each session's window is its first
     /// row's time to its last row's time plus the gap.
     Session,
+    /// Windows `[p, p + k * slide)` for `k = 1 ..= size / slide`, where `p` starts a period of
+    /// `size` (epoch-aligned): they grow by `slide` (the step) up to `size`.
+    Cumulate,
 }
 
 /// The most windows one row may belong to (`size / slide` of a HOP): each is a result row per
@@ -53,6 +56,26 @@ impl WindowShape {
         Self::new(WindowKind::Hop, size_ms, slide_ms)
     }
 
+    /// `CUMULATE(..., step, size)`: `size` a multiple of `step`.
+    pub fn cumulate(step_ms: i64, size_ms: i64) -> Result<Self> {
+        if step_ms <= 0 || size_ms <= 0 {
+            return Err(StreamError::Config("CUMULATE step and size must be positive intervals".into()));
+        }
+        if size_ms % step_ms != 0 {
+            return Err(StreamError::Config(format!(
+                "CUMULATE size ({size_ms} ms) must be a whole multiple of its step ({step_ms} ms)"
+            )));
+        }
+        if size_ms / step_ms > MAX_WINDOWS_PER_ROW {
+            return Err(StreamError::Config(format!(
+                "CUMULATE with step {step_ms} ms and size {size_ms} ms puts every row into up to {} windows; at \
+                 most {MAX_WINDOWS_PER_ROW} are allowed (size / step), so use a larger step",
+                size_ms / step_ms
+            )));
+        }
+        Ok(Self { kind: WindowKind::Cumulate, size_ms, slide_ms: step_ms, pane_ms: step_ms })
+    }
+
     /// `SESSION(..., gap)`: `size_ms` is the gap; windows have no fixed bounds.
     pub fn session(gap_ms: i64) -> Result<Self> {
         if gap_ms <= 0 {
@@ -87,7 +110,20 @@ impl WindowShape {
 
     /// The latest end among the windows containing `ts` (every pane of `ts` shares it).
     pub fn last_window_end(&self, ts: i64) -> i64 {
-        floor_to(ts, self.slide_ms).saturating_add(self.size_ms)
+        match self.kind {
+            WindowKind::Cumulate => floor_to(ts, self.size_ms).saturating_add(self.size_ms),
+            _ => floor_to(ts, self.slide_ms).saturating_add(self.size_ms),
+        }
+    }
+
+    /// CUMULATE: the windows `(start, end)` containing the pane at `pane_start`, ascending.
+    pub fn cumulate_windows(&self, pane_start: i64) -> impl Iterator<Item = (i64, i64)> + use<> {
+        let start = floor_to(pane_start, self.size_ms);
+        let last = start.saturating_add(self.size_ms);
+        let step = self.slide_ms;
+        std::iter::successors(pane_start.checked_add(step), move |e| e.checked_add(step))
+            .take_while(move |e| *e <= last)
+            .map(move |e| (start, e))
     }
 
     /// Starts of the windows containing event time `ts`, ascending.
@@ -101,9 +137,15 @@ impl WindowShape {
     /// `floor` (the first window start some rows of the pane at `pane_start` may join) as the
     /// key of their pane: `i64::MIN` when it excludes none of the pane's windows.
     #[inline]
+    /// For CUMULATE, whose windows of a pane share their start, `floor` is the first window
+    /// *end* the rows may join.
     pub fn pane_floor(&self, pane_start: i64, floor: i64) -> i64 {
         if floor == i64::MIN {
             return floor;
+        }
+        if self.kind == WindowKind::Cumulate {
+            let first_end = pane_start.saturating_add(self.slide_ms);
+            return if floor <= first_end { i64::MIN } else { floor };
         }
         let first = floor_to(pane_start.saturating_sub(self.size_ms), self.slide_ms).saturating_add(self.slide_ms);
         if floor <= first { i64::MIN } else { floor }
@@ -111,6 +153,10 @@ impl WindowShape {
 
     /// The smallest window end strictly greater than `watermark`.
     pub fn next_window_end_after(&self, watermark: i64) -> i64 {
+        if self.kind == WindowKind::Cumulate {
+            // Every end is a multiple of the step.
+            return floor_to(watermark, self.slide_ms).saturating_add(self.slide_ms);
+        }
         let w = watermark as i128;
         let (size, slide) = (self.size_ms as i128, self.slide_ms as i128);
         let next = ((w - size).div_euclid(slide) + 1) * slide + size;
@@ -199,6 +245,19 @@ mod tests {
         assert_eq!(tumble.next_window_end_after(crate::time::WATERMARK_MIN), i64::MIN / 5_000 * 5_000);
         assert_eq!(tumble.next_window_end_after(i64::MAX), i64::MAX);
         assert!(tumble.window_starts(i64::MIN).count() <= 1);
+        Ok(())
+    }
+
+    #[test]
+    fn cumulate_windows_grow_by_the_step() -> Result<()> {
+        let cumulate = WindowShape::cumulate(2_000, 6_000)?;
+        // 7.5 s is in the period [6, 12): windows ending at 8, 10 and 12 s.
+        let windows: Vec<_> = cumulate.cumulate_windows(cumulate.pane_start(7_500)).collect();
+        assert_eq!(windows, vec![(6_000, 8_000), (6_000, 10_000), (6_000, 12_000)]);
+        assert_eq!(cumulate.last_window_end(7_500), 12_000);
+        assert_eq!(cumulate.next_window_end_after(8_000), 10_000);
+        assert_eq!(cumulate.next_window_end_after(-1), 0);
+        assert!(WindowShape::cumulate(4_000, 6_000).is_err(), "size not a multiple of the step");
         Ok(())
     }
 

@@ -195,6 +195,12 @@ impl WindowAggregator {
         if self.shape.kind == WindowKind::Tumble || watermark <= self.watermark {
             return i64::MIN;
         }
+        if self.shape.kind == WindowKind::Cumulate {
+            // The first window end the rows may join.
+            let first = self.shape.next_window_end_after(watermark);
+            let open = self.shape.next_window_end_after(self.watermark);
+            return if first <= open { i64::MIN } else { first };
+        }
         let size = self.shape.size_ms;
         let first = self.shape.next_window_end_after(watermark).saturating_sub(size);
         let open = self.shape.next_window_end_after(self.watermark).saturating_sub(size);
@@ -224,8 +230,28 @@ impl WindowAggregator {
                         break;
                     }
                     if let Some((keys, values, groups)) = entry.remove().evaluate()? {
-                        out.push(self.output_batch(start, keys, values, groups)?);
+                        out.push(self.output_batch(start, start.saturating_add(size), keys, values, groups)?);
                     }
+                }
+            }
+            WindowKind::Cumulate => {
+                let shape = self.shape;
+                let mut windows = BTreeSet::new();
+                for &(pane, _) in self.panes.range(..(watermark, i64::MIN)).map(|(p, _)| p) {
+                    for (start, end) in shape.cumulate_windows(pane) {
+                        if end > self.watermark && end <= watermark {
+                            windows.insert((end, start));
+                        }
+                    }
+                }
+                for (end, start) in windows {
+                    self.emit_window(start, end, |floor| floor <= end, out)?;
+                }
+                while let Some(entry) = self.panes.first_entry() {
+                    if shape.last_window_end(entry.key().0) > watermark {
+                        break;
+                    }
+                    entry.remove();
                 }
             }
             WindowKind::Session => {
@@ -243,7 +269,7 @@ impl WindowAggregator {
                     }
                 }
                 for start in starts {
-                    self.emit_hop_window(start, out)?;
+                    self.emit_window(start, start.saturating_add(size), |floor| floor <= start, out)?;
                 }
                 while let Some(entry) = self.panes.first_entry() {
                     if shape.last_window_end(entry.key().0) > watermark {
@@ -257,13 +283,19 @@ impl WindowAggregator {
         Ok(())
     }
 
-    fn emit_hop_window(&mut self, start: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
-        let end = start.saturating_add(self.shape.size_ms);
+    /// Emits window `[start, end)`: the merge of its panes whose floor it `admits`.
+    fn emit_window(
+        &mut self,
+        start: i64,
+        end: i64,
+        admits: impl Fn(i64) -> bool,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
         let mut groups = Groups::new(&self.spec)?;
         let mut accumulators = new_accumulators(&self.spec)?;
         let mut total = 0;
         let panes = self.panes.range_mut((start, i64::MIN)..(end, i64::MIN));
-        for (_, pane) in panes.filter(|((_, floor), _)| *floor <= start) {
+        for (_, pane) in panes.filter(|((_, floor), _)| admits(*floor)) {
             for chunk in pane.sealed()? {
                 total = groups.intern(&chunk.keys, chunk.groups, &mut self.scratch)?;
                 for (acc, state) in accumulators.iter_mut().zip(&chunk.states) {
@@ -279,12 +311,18 @@ impl WindowAggregator {
             .iter_mut()
             .map(|acc| acc.evaluate(EmitTo::All))
             .collect::<datafusion::error::Result<Vec<_>>>()?;
-        out.push(self.output_batch(start, keys, values, total)?);
+        out.push(self.output_batch(start, end, keys, values, total)?);
         Ok(())
     }
 
-    fn output_batch(&self, start: i64, keys: Vec<ArrayRef>, values: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
-        let end = start.saturating_add(self.shape.size_ms);
+    fn output_batch(
+        &self,
+        start: i64,
+        end: i64,
+        keys: Vec<ArrayRef>,
+        values: Vec<ArrayRef>,
+        rows: usize,
+    ) -> Result<RecordBatch> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output_schema.fields().len());
         for output in &self.spec.outputs {
             columns.push(match output {
