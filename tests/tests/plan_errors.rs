@@ -557,7 +557,8 @@ fn over_forms_that_cannot_run_on_a_stream_say_what_to_write() {
             &["FOLLOWING", "CURRENT ROW"],
         ),
         ("LEAD(v) OVER (PARTITION BY k ORDER BY ts)", &["LEAD", "LAG"]),
-        ("ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts)", &["ROW_NUMBER", "Top-N"]),
+        ("ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts)", &["ROW_NUMBER", "rn <= N"]),
+        ("ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC)", &["ROW_NUMBER", "updating Top-N"]),
         ("LAG(v, k2) OVER (PARTITION BY k ORDER BY ts)", &["offset", "literal"]),
         (
             "SUM(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1' MONTH PRECEDING AND CURRENT ROW)",
@@ -582,6 +583,57 @@ fn over_forms_that_cannot_run_on_a_stream_say_what_to_write() {
     let ok = over(
         "SUM(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW) AS s, \
          LAG(v, 2) OVER (PARTITION BY k ORDER BY ts) AS p",
+    );
+    plan(&ok).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+}
+
+#[test]
+fn session_and_cumulate_forms_that_cannot_run_say_why() {
+    let dir = TestDir::new("plan-errors-session-cumulate");
+    let session = "TABLE(SESSION(TABLE events PARTITION BY k, DESCRIPTOR(ts), INTERVAL '10' SECOND))";
+    let cases: &[(String, &[&str])] = &[
+        // Sessions are kept per PARTITION BY key: grouping by another key would mix them.
+        (
+            format!(
+                "SELECT window_start, window_end, k2, COUNT(*) FROM {session} GROUP BY window_start, window_end, k2;"
+            ),
+            &["PARTITION BY k", "exactly k"],
+        ),
+        (
+            "SELECT window_start, COUNT(*) FROM TABLE(CUMULATE(TABLE events, DESCRIPTOR(ts), INTERVAL '4' SECOND, \
+             INTERVAL '10' SECOND)) GROUP BY window_start, window_end;"
+                .to_string(),
+            &["CUMULATE size", "multiple of its step"],
+        ),
+        (
+            "SELECT COUNT(*) FROM TABLE(SESSION(TABLE events PARTITION BY nope, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+             GROUP BY window_start, window_end;"
+                .to_string(),
+            &["PARTITION BY nope", "no column"],
+        ),
+        (
+            "SELECT COUNT(*) FROM TABLE(HOP(TABLE events PARTITION BY k, DESCRIPTOR(ts), INTERVAL '1' SECOND, \
+             INTERVAL '2' SECOND)) GROUP BY window_start, window_end;"
+                .to_string(),
+            &["PARTITION BY", "SESSION windows only"],
+        ),
+        (
+            format!(
+                "SELECT l.k FROM (SELECT * FROM {session}) l JOIN (SELECT * FROM {session}) r ON l.k = r.k \
+                 AND l.window_start = r.window_start AND l.window_end = r.window_end;"
+            ),
+            &["SESSION or CUMULATE", "not supported"],
+        ),
+        (format!("SELECT k, ts FROM {session};"), &["GROUP BY window_start"]),
+    ];
+    for (statement, fragments) in cases {
+        assert_mentions(&expect_err(&script(&dir, &format!("{statement}\n"))), fragments);
+    }
+    // Flink's GROUP BY form without PARTITION BY plans.
+    let ok = script(
+        &dir,
+        "SELECT k2, window_start, window_end, COUNT(*) FROM TABLE(SESSION(TABLE events, DESCRIPTOR(ts), \
+         INTERVAL '10' SECOND)) GROUP BY k2, window_start, window_end;\n",
     );
     plan(&ok).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
 }
