@@ -10,21 +10,24 @@
 //! emitted once the watermark has passed it (`ts < watermark`), when every row of its frame —
 //! all of which are at or before it in event time — has arrived.
 //!
-//! **How.** Rows wait in `pending` until the watermark passes them. Then the complete rows are
-//! sorted by partition and event time after the *history* (the complete rows earlier frames may
-//! still reach), and each partition with new rows is evaluated by DataFusion's own window
-//! functions over its history and new rows; only the new rows are emitted. History keeps, per
+//! **How.** Rows wait ([`Holding`]) until the watermark passes them. Then the complete rows are
+//! sorted by partition and event time, and each partition with new rows is evaluated by
+//! DataFusion's own window functions over its *history* (the complete rows earlier frames may
+//! still reach) followed by the new rows; only the new rows are emitted. History keeps, per
 //! partition, the last [`OverSpec::history_rows`] rows (ROWS frames, LAG offsets) and every row
 //! within [`OverSpec::history_ms`] of the watermark (RANGE frames): state expires by watermark.
+//! A release costs the new rows plus the history of their partitions; other partitions are not
+//! touched.
 //! Rows of equal event time in one partition are peers: a RANGE frame holds all of them, and a
 //! ROWS frame or LAG orders them as they arrived (as in Flink).
 
-use std::ops::Range;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::compute::{SortColumn, concat, concat_batches, filter_record_batch, lexsort_to_indices, take};
 use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
+use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::utils::evaluate_partition_ranges;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::window::WindowExpr;
@@ -166,8 +169,12 @@ pub struct OverOperator {
     spec: Arc<OverSpec>,
     post: StatelessChain,
     holding: Holding,
-    /// Complete rows later rows' frames may reach, sorted by partition and event time.
-    history: Option<RecordBatch>,
+    /// Partition keys as rows (none without PARTITION BY); made from the first batch.
+    keys: Option<RowConverter>,
+    /// Per partition, the complete rows later rows' frames may reach, in event-time order.
+    history: HashMap<Option<OwnedRow>, RecordBatch>,
+    /// The watermark at the last sweep of expired history.
+    swept_at: i64,
     /// The output schema with the hidden event-time columns.
     output_schema: SchemaRef,
 }
@@ -180,34 +187,30 @@ impl OverOperator {
             spec: stage.spec.clone(),
             post: stage.post.clone(),
             holding: Holding::new(stage.late.clone()),
-            history: None,
+            keys: None,
+            history: HashMap::new(),
+            swept_at: WATERMARK_MIN,
             output_schema: Arc::new(Schema::new(fields)),
         }
     }
 
-    /// Sorts complete rows (after the history) and emits the new ones with their function
-    /// values; keeps what later rows may need as the new history.
+    /// Sorts the complete rows by partition and event time and emits each with its function
+    /// values, computed over its partition's history and the new rows; keeps what later rows
+    /// may need as the partition's history. Partitions without new rows are not touched.
     fn release(&mut self, complete: Vec<RecordBatch>, out: &mut Emitter) -> Result<()> {
         let Some(schema) = self.holding.schema() else { return Ok(()) };
-        let history_len = self.history.as_ref().map_or(0, RecordBatch::num_rows);
-        let mut parts: Vec<RecordBatch> = self.history.take().into_iter().collect();
-        parts.extend(complete);
-        let all = concat_batches(&schema, &parts)?;
+        let all = concat_batches(&schema, &complete)?;
         let n = all.num_rows();
         if n == 0 {
             return Ok(());
         }
-        let new_flag: ArrayRef = Arc::new(BooleanArray::from_iter((0..n).map(|i| Some(i >= history_len))));
-        let ts = hidden_column(&all, TS_COLUMN)?;
         let mut keys = Vec::with_capacity(self.spec.partition_by.len());
         for expr in &self.spec.partition_by {
             keys.push(expr.evaluate(&all)?.into_array(n)?);
         }
-        let mut sort_columns: Vec<SortColumn> = keys
-            .iter()
-            .chain([&ts, &new_flag])
-            .map(|values| SortColumn { values: values.clone(), options: None })
-            .collect();
+        let ts = hidden_column(&all, TS_COLUMN)?;
+        let mut sort_columns: Vec<SortColumn> =
+            keys.iter().chain([&ts]).map(|values| SortColumn { values: values.clone(), options: None }).collect();
         // Within a window (whose rows share one event time) rows are ordered as the OVER says.
         if let Some(function) = self.spec.functions.first() {
             for sort in function.order_by() {
@@ -216,48 +219,47 @@ impl OverOperator {
         }
         let order = lexsort_to_indices(&sort_columns, None)?;
         let sorted = take_batch(&all, &order)?;
-        let is_new = take(new_flag.as_ref(), &order, None)?;
-        let is_new = is_new.as_boolean();
-        let partition_keys: Vec<SortColumn> = keys
-            .iter()
-            .map(|k| Ok(SortColumn { values: take(k.as_ref(), &order, None)?, options: None }))
-            .collect::<Result<_>>()?;
-        let ranges = evaluate_partition_ranges(n, &partition_keys)?;
-
-        let mut emit_rows: Vec<u32> = Vec::new();
-        let mut values: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.spec.functions.len()];
-        for range in &ranges {
-            // History rows are earlier than every new row: the new rows are a suffix.
-            let first_new = (range.start..range.end).find(|&i| is_new.value(i)).unwrap_or(range.end);
-            if first_new == range.end {
-                continue;
+        let sorted_keys: Vec<ArrayRef> =
+            keys.iter().map(|k| take(k.as_ref(), &order, None)).collect::<arrow::error::Result<_>>()?;
+        let key_rows = if sorted_keys.is_empty() {
+            None
+        } else {
+            if self.keys.is_none() {
+                let fields = sorted_keys.iter().map(|k| SortField::new(k.data_type().clone())).collect();
+                self.keys = Some(RowConverter::new(fields)?);
             }
-            let partition = sorted.slice(range.start, range.len());
+            self.keys.as_ref().map(|c| c.convert_columns(&sorted_keys)).transpose()?
+        };
+        let partition_columns: Vec<SortColumn> =
+            sorted_keys.into_iter().map(|values| SortColumn { values, options: None }).collect();
+
+        let mut values: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.spec.functions.len()];
+        for range in evaluate_partition_ranges(n, &partition_columns)? {
+            let key = key_rows.as_ref().map(|rows| rows.row(range.start).owned());
+            let new_rows = sorted.slice(range.start, range.len());
+            let (partition, first_new) = match self.history.remove(&key) {
+                Some(history) => (concat_batches(&schema, [&history, &new_rows])?, history.num_rows()),
+                None => (new_rows, 0),
+            };
             for (function, out) in self.spec.functions.iter().zip(&mut values) {
                 let result = function.evaluate(&partition)?;
-                out.push(result.slice(first_new - range.start, range.end - first_new));
+                out.push(result.slice(first_new, partition.num_rows() - first_new));
             }
-            emit_rows.extend((first_new as u32)..(range.end as u32));
+            if let Some(kept) = self.keep(&partition)? {
+                self.history.insert(key, kept);
+            }
         }
-        self.history = self.keep(&sorted, &ranges)?;
-        if emit_rows.is_empty() {
-            return Ok(());
-        }
-        let rows = UInt32Array::from(emit_rows);
-        let count = rows.len();
+
         let visible = sorted.num_columns() - crate::time::HIDDEN_COLUMNS;
-        let mut columns = Vec::with_capacity(self.output_schema.fields().len());
-        for column in &sorted.columns()[..visible] {
-            columns.push(take(column.as_ref(), &rows, None)?);
-        }
+        let mut columns: Vec<ArrayRef> = sorted.columns()[..visible].to_vec();
         for parts in values {
             let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
             columns.push(concat(&parts)?);
         }
-        columns.push(take(hidden_column(&sorted, TS_COLUMN)?.as_ref(), &rows, None)?);
+        columns.push(hidden_column(&sorted, TS_COLUMN)?);
         // Emitted rows are never behind the watermark downstream, which is at most this
         // operator's: they carry no watermark of their own, like window results.
-        columns.push(Arc::new(Int64Array::from_value(WATERMARK_MIN, count)));
+        columns.push(Arc::new(Int64Array::from_value(WATERMARK_MIN, n)));
         let fields = self.output_schema.fields();
         for (column, field) in columns.iter_mut().zip(fields.iter()) {
             if column.data_type() != field.data_type() {
@@ -267,7 +269,7 @@ impl OverOperator {
         let batch = RecordBatch::try_new_with_options(
             self.output_schema.clone(),
             columns,
-            &RecordBatchOptions::new().with_row_count(Some(count)),
+            &RecordBatchOptions::new().with_row_count(Some(n)),
         )?;
         if let Some(batch) = self.post.apply(batch)? {
             out.emit(batch);
@@ -275,44 +277,51 @@ impl OverOperator {
         Ok(())
     }
 
-    /// The rows of `sorted` a later row may still reach: per partition the last
-    /// `history_rows`, and every row within `history_ms` of the watermark.
-    fn keep(&self, sorted: &RecordBatch, ranges: &[Range<usize>]) -> Result<Option<RecordBatch>> {
-        let (rows, ms) = (self.spec.history_rows, self.spec.history_ms);
-        if rows == 0 && ms <= 0 {
+    /// The rows of one partition's `rows` (in event-time order) a later row may still reach:
+    /// the last `history_rows`, and every row within `history_ms` of the watermark.
+    fn keep(&self, rows: &RecordBatch) -> Result<Option<RecordBatch>> {
+        let (last, ms) = (self.spec.history_rows, self.spec.history_ms);
+        if last == 0 && ms <= 0 {
             return Ok(None);
         }
-        let ts = hidden_column(sorted, TS_COLUMN)?;
+        let n = rows.num_rows();
+        let ts = hidden_column(rows, TS_COLUMN)?;
         let ts = ts.as_primitive::<TimestampMillisecondType>();
         let horizon = self.holding.watermark.saturating_sub(ms);
-        let mut keep = vec![false; sorted.num_rows()];
-        for range in ranges {
-            for (i, kept) in keep.iter_mut().enumerate().take(range.end).skip(range.start) {
-                *kept = range.end - i <= rows || (ms > 0 && ts.value(i) >= horizon);
-            }
-        }
-        let mask = BooleanArray::from(keep);
-        let kept = filter_record_batch(sorted, &mask)?;
-        Ok((kept.num_rows() > 0).then_some(kept))
+        // Rows are in time order: those kept are a suffix.
+        let by_rows = n.saturating_sub(last);
+        let by_time = if ms > 0 { (0..n).find(|&i| ts.value(i) >= horizon).unwrap_or(n) } else { n };
+        let first = by_rows.min(by_time);
+        Ok((first < n).then(|| rows.slice(first, n - first)))
     }
 
-    /// Drops history rows no later row's RANGE frame can reach (when no ROWS frame keeps them).
+    /// Drops history no later row's RANGE frame can reach (when no ROWS frame or LAG keeps
+    /// rows), each time the watermark has moved on by a quarter of the range.
     fn expire(&mut self) -> Result<()> {
-        if self.spec.history_rows > 0 || self.spec.history_ms <= 0 {
+        let ms = self.spec.history_ms;
+        if self.spec.history_rows > 0 || ms <= 0 || self.holding.watermark.saturating_sub(self.swept_at) < ms / 4 {
             return Ok(());
         }
-        let Some(history) = &self.history else { return Ok(()) };
-        let ts = hidden_column(history, TS_COLUMN)?;
-        let horizon = self.holding.watermark.saturating_sub(self.spec.history_ms);
-        let mask = BooleanArray::from_iter(
-            ts.as_primitive::<TimestampMillisecondType>().iter().map(|t| t.map(|t| t >= horizon)),
-        );
-        if mask.true_count() == history.num_rows() {
-            return Ok(());
-        }
-        let kept = filter_record_batch(history, &mask)?;
-        self.history = (kept.num_rows() > 0).then_some(kept);
-        Ok(())
+        self.swept_at = self.holding.watermark;
+        let horizon = self.holding.watermark.saturating_sub(ms);
+        let mut error = None;
+        self.history.retain(|_, rows| {
+            let ts = match hidden_column(rows, TS_COLUMN) {
+                Ok(ts) => ts,
+                Err(e) => {
+                    error = Some(e);
+                    return true;
+                }
+            };
+            let ts = ts.as_primitive::<TimestampMillisecondType>();
+            let n = rows.num_rows();
+            let first = (0..n).find(|&i| ts.value(i) >= horizon).unwrap_or(n);
+            if first > 0 && first < n {
+                *rows = rows.slice(first, n - first);
+            }
+            first < n
+        });
+        error.map_or(Ok(()), Err)
     }
 }
 
@@ -346,8 +355,10 @@ impl Operator for OverOperator {
     fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) -> Result<()> {
         match self.holding.advance(watermark)? {
             None => Ok(()),
-            Some(complete) if complete.is_empty() => self.expire(),
-            Some(complete) => self.release(complete, out),
+            Some(complete) => {
+                self.release(complete, out)?;
+                self.expire()
+            }
         }
     }
 }
