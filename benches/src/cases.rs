@@ -21,6 +21,25 @@ const BATCH_ROWS: usize = 8192;
 pub enum Window {
     Tumble5s,
     Hop1s10s,
+    Cumulate1s10s,
+    Session1s,
+    /// Not a window: `COUNT(*)` and `SUM(bytes_in)` OVER the last 10 s per port, a row per row.
+    Over10s,
+}
+
+impl Window {
+    pub const ALL: [Window; 5] =
+        [Window::Tumble5s, Window::Hop1s10s, Window::Cumulate1s10s, Window::Session1s, Window::Over10s];
+
+    fn name(self) -> &'static str {
+        match self {
+            Window::Tumble5s => "tumble",
+            Window::Hop1s10s => "hop",
+            Window::Cumulate1s10s => "cumulate",
+            Window::Session1s => "session",
+            Window::Over10s => "over",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +57,7 @@ pub struct Case {
 
 impl Case {
     pub fn to_arg(self) -> String {
-        let w = match self.window {
-            Window::Tumble5s => "tumble",
-            Window::Hop1s10s => "hop",
-        };
+        let w = self.window.name();
         let e = match self.engine {
             Engine::Streamsql => "stream",
             Engine::DataFusionBatch => "batch",
@@ -53,7 +69,7 @@ impl Case {
         let parts: Vec<&str> = text.split(':').collect();
         let [w, p, e] = parts.as_slice() else { bail!("bad case {text}") };
         Ok(Case {
-            window: if *w == "hop" { Window::Hop1s10s } else { Window::Tumble5s },
+            window: Window::ALL.into_iter().find(|x| x.name() == *w).with_context(|| format!("no case {w}"))?,
             parallelism: p.parse()?,
             engine: if *e == "batch" { Engine::DataFusionBatch } else { Engine::Streamsql },
         })
@@ -63,6 +79,9 @@ impl Case {
         match self.window {
             Window::Tumble5s => "TUMBLE 5 s, COUNT(*) per flow_type",
             Window::Hop1s10s => "HOP 1 s / 10 s, COUNT(*) per flow_type",
+            Window::Cumulate1s10s => "CUMULATE 1 s / 10 s, COUNT(*) per flow_type",
+            Window::Session1s => "SESSION gap 1 s per dst_port, COUNT(*), SUM(bytes_in)",
+            Window::Over10s => "COUNT(*), SUM(bytes_in) OVER 10 s per dst_port",
         }
     }
 
@@ -193,16 +212,36 @@ async fn run_streaming(case: Case, batches: Vec<RecordBatch>) -> anyhow::Result<
     let window = match case.window {
         Window::Tumble5s => "TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '5' SECOND)",
         Window::Hop1s10s => "HOP(TABLE flows, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '10' SECOND)",
+        Window::Cumulate1s10s => "CUMULATE(TABLE flows, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '10' SECOND)",
+        Window::Session1s | Window::Over10s => "",
+    };
+    let query = match case.window {
+        Window::Session1s => "CREATE TABLE out (window_start TIMESTAMP(3), window_end TIMESTAMP(3), dst_port INT,
+               flows BIGINT, bytes BIGINT) WITH ('connector' = 'blackhole');
+             INSERT INTO out SELECT window_start, window_end, dst_port, COUNT(*), SUM(bytes_in)
+             FROM TABLE(SESSION(TABLE flows PARTITION BY dst_port, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+             GROUP BY window_start, window_end, dst_port;"
+            .to_string(),
+        Window::Over10s => "CREATE TABLE out (dst_port INT, ts TIMESTAMP(3), flows BIGINT, bytes BIGINT)
+               WITH ('connector' = 'blackhole');
+             INSERT INTO out SELECT dst_port, ts,
+               COUNT(*) OVER (PARTITION BY dst_port ORDER BY ts RANGE BETWEEN INTERVAL '10' SECOND PRECEDING AND CURRENT ROW),
+               SUM(bytes_in) OVER (PARTITION BY dst_port ORDER BY ts RANGE BETWEEN INTERVAL '10' SECOND PRECEDING AND CURRENT ROW)
+             FROM flows;"
+            .to_string(),
+        _ => format!(
+            "CREATE TABLE counts (window_start TIMESTAMP(3), window_end TIMESTAMP(3), flow_type STRING, flows BIGINT)
+               WITH ('connector' = 'blackhole');
+             INSERT INTO counts
+             SELECT window_start, window_end, flow_type, COUNT(*) FROM TABLE({window})
+             GROUP BY window_start, window_end, flow_type;"
+        ),
     };
     let sql = format!(
         "SET 'parallelism.default' = '{p}';
          CREATE TABLE flows (ts TIMESTAMP(3), dst_port INT, flow_type STRING, bytes_in BIGINT,
            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = 'memory');
-         CREATE TABLE counts (window_start TIMESTAMP(3), window_end TIMESTAMP(3), flow_type STRING, flows BIGINT)
-           WITH ('connector' = 'blackhole');
-         INSERT INTO counts
-         SELECT window_start, window_end, flow_type, COUNT(*) FROM TABLE({window})
-         GROUP BY window_start, window_end, flow_type;",
+         {query}",
         p = case.parallelism
     );
     let mut pipelines = session.execute(&sql).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -235,6 +274,29 @@ async fn run_batch(case: Case, batches: Vec<RecordBatch>) -> anyhow::Result<usiz
                SELECT flow_type, unnest(generate_series(s - 9000, s, 1000)) AS window_start
                FROM (SELECT flow_type, (arrow_cast(ts, 'Int64') / 1000) * 1000 AS s FROM flows))
              GROUP BY 1, 2"
+        }
+        // Each row belongs to the windows of its 10 s period ending after it, one per second.
+        Window::Cumulate1s10s => {
+            "SELECT p, window_end, flow_type, COUNT(*) AS flows FROM (
+               SELECT flow_type, p, unnest(generate_series(s + 1000, p + 10000, 1000)) AS window_end
+               FROM (SELECT flow_type, (arrow_cast(ts, 'Int64') / 1000) * 1000 AS s,
+                            (arrow_cast(ts, 'Int64') / 10000) * 10000 AS p FROM flows))
+             GROUP BY 1, 2, 3"
+        }
+        // Sessions found with LAG and a running count of session starts.
+        Window::Session1s => {
+            "SELECT dst_port, sid, MIN(t) AS window_start, MAX(t) + 1000 AS window_end, COUNT(*), SUM(bytes_in) FROM (
+               SELECT *, SUM(new) OVER (PARTITION BY dst_port ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS sid
+               FROM (SELECT dst_port, bytes_in, arrow_cast(ts, 'Int64') AS t,
+                       CASE WHEN arrow_cast(ts, 'Int64') - LAG(arrow_cast(ts, 'Int64')) OVER (PARTITION BY dst_port ORDER BY ts) < 1000
+                       THEN 0 ELSE 1 END AS new FROM flows))
+             GROUP BY dst_port, sid"
+        }
+        Window::Over10s => {
+            "SELECT dst_port, ts,
+               COUNT(*) OVER (PARTITION BY dst_port ORDER BY ts RANGE BETWEEN INTERVAL '10' SECOND PRECEDING AND CURRENT ROW),
+               SUM(bytes_in) OVER (PARTITION BY dst_port ORDER BY ts RANGE BETWEEN INTERVAL '10' SECOND PRECEDING AND CURRENT ROW)
+             FROM flows"
         }
     };
     let results = ctx.sql(sql).await?.collect().await?;

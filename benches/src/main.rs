@@ -109,7 +109,7 @@ fn main() -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe()?;
     let mut results: Vec<CaseResult> = Vec::new();
-    for window in [Window::Tumble5s, Window::Hop1s10s] {
+    for window in Window::ALL {
         for parallelism in [1, 2] {
             for engine in [Engine::Streamsql, Engine::DataFusionBatch] {
                 let case = Case { window, parallelism, engine };

@@ -7,16 +7,17 @@
 //! end (no later row, all at or after the watermark, can join it).
 //!
 //! **How.** Rows wait until the watermark passes them ([`Holding`]); then they are sorted by key
-//! and time after the rows of the sessions still open, cut into sessions where two consecutive
-//! rows are at least the gap apart, and the sessions that end at or before the watermark are
-//! aggregated (one DataFusion group per key and session) and emitted. State is the rows not yet
-//! passed by the watermark and the rows of open sessions.
+//! and time and appended to their key's open session, or start the next one where a row is at
+//! least the gap after the session's last; sessions whose end the watermark has reached are
+//! aggregated (one DataFusion group per key and session) and emitted. Rows never arrive before
+//! a complete row of their key, so sessions only grow at their end and never need merging here.
+//! State is the rows not yet passed by the watermark and the rows of open sessions.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, TimestampMillisecondArray, UInt32Array,
-};
+use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, TimestampMillisecondArray};
+use arrow::row::{OwnedRow, RowConverter, SortField};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices};
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef, TimestampMillisecondType};
 use datafusion::common::utils::evaluate_partition_ranges;
@@ -33,6 +34,13 @@ use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MIN, hidden_fields, timestamp_type};
 
+/// A session that may still grow: its bounds so far and its rows.
+struct OpenSession {
+    start: i64,
+    last: i64,
+    rows: Vec<RecordBatch>,
+}
+
 /// One instance of a SESSION window aggregation. See the [module docs](self).
 pub struct SessionOperator {
     spec: Arc<AggregateSpec>,
@@ -41,8 +49,12 @@ pub struct SessionOperator {
     gap: i64,
     post: StatelessChain,
     holding: Holding,
-    /// Rows of sessions that may still grow.
-    open: Option<RecordBatch>,
+    /// Session keys as rows (none without keys); made from the first rows.
+    keys: Option<RowConverter>,
+    /// Per key, its open session.
+    open: HashMap<Option<OwnedRow>, OpenSession>,
+    /// Open sessions by end (`last + gap`), to find those the watermark closes.
+    ends: BTreeSet<(i64, Option<OwnedRow>)>,
     output_schema: SchemaRef,
     scratch: Vec<usize>,
 }
@@ -59,7 +71,9 @@ impl SessionOperator {
             gap,
             post,
             holding: Holding::new(late),
-            open: None,
+            keys: None,
+            open: HashMap::new(),
+            ends: BTreeSet::new(),
             output_schema: Arc::new(Schema::new(fields)),
             scratch: Vec::new(),
         })
@@ -87,73 +101,110 @@ impl SessionOperator {
         })
     }
 
-    /// Cuts the open rows and the newly complete ones into sessions; emits those that ended.
+    /// Adds the newly complete rows to their keys' sessions (in time order: a row at least the
+    /// gap after its key's open session closes it and opens the next), then emits every session
+    /// the watermark has passed the end of.
     fn release(&mut self, complete: Vec<RecordBatch>, out: &mut Emitter) -> Result<()> {
         let Some(schema) = self.holding.schema() else { return Ok(()) };
         let watermark = self.holding.watermark;
-        let mut parts: Vec<RecordBatch> = self.open.take().into_iter().collect();
-        parts.extend(complete);
-        let all = concat_batches(&schema, &parts)?;
+        let mut closed: Vec<OpenSession> = Vec::new();
+        let all = concat_batches(&schema, &complete)?;
         let n = all.num_rows();
-        if n == 0 {
-            return Ok(());
-        }
-        let ts = hidden_column(&all, TS_COLUMN)?;
-        let mut sort_columns = Vec::with_capacity(self.spec.key_exprs.len() + 1);
-        for expr in &self.spec.key_exprs {
-            sort_columns.push(SortColumn { values: expr.evaluate(&all)?.into_array(n)?, options: None });
-        }
-        let keys = sort_columns.len();
-        sort_columns.push(SortColumn { values: ts, options: None });
-        let order = lexsort_to_indices(&sort_columns, None)?;
-        let sorted = take_batch(&all, &order)?;
-        let sorted_keys: Vec<SortColumn> = sort_columns[..keys]
-            .iter()
-            .map(|c| Ok(SortColumn { values: arrow::compute::take(c.values.as_ref(), &order, None)?, options: None }))
-            .collect::<Result<_>>()?;
-        let ts = hidden_column(&sorted, TS_COLUMN)?;
-        let ts = ts.as_primitive::<TimestampMillisecondType>().values();
-
-        let (mut closed, mut starts, mut ends, mut open) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for range in evaluate_partition_ranges(n, &sorted_keys)? {
-            let mut first = range.start;
-            for i in range.clone() {
-                let last_of_session = i + 1 == range.end || ts[i + 1] >= ts[i].saturating_add(self.gap);
-                if !last_of_session {
-                    continue;
+        if n > 0 {
+            let ts = hidden_column(&all, TS_COLUMN)?;
+            let mut sort_columns = Vec::with_capacity(self.spec.key_exprs.len() + 1);
+            for expr in &self.spec.key_exprs {
+                sort_columns.push(SortColumn { values: expr.evaluate(&all)?.into_array(n)?, options: None });
+            }
+            let keys = sort_columns.len();
+            sort_columns.push(SortColumn { values: ts, options: None });
+            let order = lexsort_to_indices(&sort_columns, None)?;
+            let sorted = take_batch(&all, &order)?;
+            let sorted_keys: Vec<ArrayRef> = sort_columns[..keys]
+                .iter()
+                .map(|c| arrow::compute::take(c.values.as_ref(), &order, None))
+                .collect::<arrow::error::Result<_>>()?;
+            let key_rows = if sorted_keys.is_empty() {
+                None
+            } else {
+                if self.keys.is_none() {
+                    let fields = sorted_keys.iter().map(|k| SortField::new(k.data_type().clone())).collect();
+                    self.keys = Some(RowConverter::new(fields)?);
                 }
-                let end = ts[i].saturating_add(self.gap);
-                if end <= watermark {
-                    closed.extend((first as u32)..=(i as u32));
-                    starts.extend(std::iter::repeat_n(ts[first], i + 1 - first));
-                    ends.extend(std::iter::repeat_n(end, i + 1 - first));
-                } else {
-                    open.extend((first as u32)..=(i as u32));
+                self.keys.as_ref().map(|c| c.convert_columns(&sorted_keys)).transpose()?
+            };
+            let partition_columns: Vec<SortColumn> =
+                sorted_keys.into_iter().map(|values| SortColumn { values, options: None }).collect();
+            let ts = hidden_column(&sorted, TS_COLUMN)?;
+            let ts = ts.as_primitive::<TimestampMillisecondType>().values().clone();
+            for range in evaluate_partition_ranges(n, &partition_columns)? {
+                let key = key_rows.as_ref().map(|rows| rows.row(range.start).owned());
+                let mut session = self.open.remove(&key);
+                if let Some(open) = &session {
+                    self.ends.remove(&(open.last.saturating_add(self.gap), key.clone()));
                 }
-                first = i + 1;
+                let mut first = range.start;
+                for i in range.clone() {
+                    let t = ts[i];
+                    // A row the gap or more after the open session's last row starts a new one.
+                    if let Some(open) = session.as_mut().filter(|s| t >= s.last.saturating_add(self.gap)) {
+                        if i > first {
+                            open.rows.push(sorted.slice(first, i - first));
+                        }
+                        first = i;
+                        closed.extend(session.take());
+                    }
+                    match session.as_mut() {
+                        Some(open) => open.last = open.last.max(t),
+                        None => session = Some(OpenSession { start: t, last: t, rows: Vec::new() }),
+                    }
+                }
+                if let Some(mut open) = session {
+                    open.rows.push(sorted.slice(first, range.end - first));
+                    self.ends.insert((open.last.saturating_add(self.gap), key.clone()));
+                    self.open.insert(key, open);
+                }
             }
         }
-        if !open.is_empty() {
-            self.open = Some(take_batch(&sorted, &UInt32Array::from(open))?);
+        while let Some((end, _)) = self.ends.first() {
+            if *end > watermark {
+                break;
+            }
+            let Some((_, key)) = self.ends.pop_first() else { break };
+            closed.extend(self.open.remove(&key));
         }
-        if closed.is_empty() {
+        self.emit(closed, &schema, out)
+    }
+
+    /// Aggregates the rows of `sessions`, one group per key and session, and emits the results.
+    fn emit(&mut self, sessions: Vec<OpenSession>, schema: &SchemaRef, out: &mut Emitter) -> Result<()> {
+        if sessions.is_empty() {
             return Ok(());
         }
-        let rows = closed.len();
-        let closed = take_batch(&sorted, &UInt32Array::from(closed))?;
+        let (mut starts, mut ends, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+        for session in &sessions {
+            let end = session.last.saturating_add(self.gap);
+            for part in &session.rows {
+                starts.extend(std::iter::repeat_n(session.start, part.num_rows()));
+                ends.extend(std::iter::repeat_n(end, part.num_rows()));
+                parts.push(part);
+            }
+        }
+        let closed = concat_batches(schema, parts)?;
+        let rows = closed.num_rows();
         let mut fields: Vec<Field> = closed.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         fields.push(Field::new("window_start", timestamp_type(), false));
         fields.push(Field::new("window_end", timestamp_type(), false));
         let mut columns = closed.columns().to_vec();
         columns.push(Arc::new(TimestampMillisecondArray::from(starts)));
         columns.push(Arc::new(TimestampMillisecondArray::from(ends)));
-        let sessions = RecordBatch::try_new_with_options(
+        let with_bounds = RecordBatch::try_new_with_options(
             Arc::new(Schema::new(fields)),
             columns,
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )?;
         let grouping = self.grouping(closed.num_columns());
-        let inputs = BatchInputs::evaluate(grouping, &sessions)?;
+        let inputs = BatchInputs::evaluate(grouping, &with_bounds)?;
         let mut pane = Pane::new(grouping)?;
         let input = PaneInput { rows, keys: &inputs.keys, args: &inputs.args, filters: &inputs.filters };
         pane.update(input, &mut self.scratch)?;
