@@ -1,5 +1,6 @@
 //! Valid scripts the mutator starts from: the shipped pipelines and a few handwritten ones
-//! covering what they do not (views, HOP, updating aggregates, EXPLAIN, DESCRIBE, file tables).
+//! covering what they do not (views, HOP, CUMULATE, SESSION, OVER, Top-N, updating aggregates,
+//! EXPLAIN, DESCRIBE, file tables).
 
 /// The scripts in `pipelines/`, as shipped.
 pub const PIPELINES: &[&str] = &[
@@ -67,6 +68,24 @@ CREATE TABLE alerts (src_ip STRING, b BIGINT, PRIMARY KEY (src_ip) NOT ENFORCED)
 INSERT INTO alerts SELECT src_ip, SUM(bytes_in) FROM flows GROUP BY src_ip HAVING SUM(bytes_in) > 1000000;
 STOP PIPELINE 1;
 SHOW PIPELINES;
+",
+    "CREATE TABLE tx (ts TIMESTAMP(3), card STRING, amount DOUBLE, merchant INT,
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+  WITH ('connector' = 'file', 'path' = '{dir}/tx.jsonl', 'format' = 'json');
+SELECT card, ts, COUNT(*) OVER (PARTITION BY card ORDER BY ts RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW) AS n,
+  AVG(amount) OVER (PARTITION BY card ORDER BY ts ROWS BETWEEN 5 PRECEDING AND CURRENT ROW) AS avg5,
+  LAG(amount, 1, 0.0) OVER (PARTITION BY card ORDER BY ts) AS previous
+FROM tx;
+SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY card ORDER BY ts) AS rn FROM tx) WHERE rn = 1;
+SELECT * FROM (SELECT card, amount, ROW_NUMBER() OVER (PARTITION BY merchant ORDER BY amount DESC) AS rn FROM tx) WHERE rn <= 3;
+CREATE VIEW per_window AS SELECT window_start, window_end, window_time, card, SUM(amount) AS total
+FROM TABLE(CUMULATE(TABLE tx, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '1' HOUR))
+GROUP BY window_start, window_end, window_time, card;
+SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY total DESC) AS rn
+  FROM per_window) WHERE rn <= 2;
+SELECT card, window_start, total - LAG(total) OVER (PARTITION BY card ORDER BY window_time) AS change FROM per_window;
+SELECT card, window_start, window_end, COUNT(*) FROM TABLE(SESSION(TABLE tx PARTITION BY card, DESCRIPTOR(ts), INTERVAL '10' MINUTE))
+GROUP BY card, window_start, window_end;
 ",
 ];
 

@@ -199,12 +199,26 @@ impl Generator<'_> {
             if self.chance(0.97) { time } else { self.pick(&["k", "nope", "\"TS\"", "ts, ts"]).to_string() };
         let input =
             if self.chance(0.98) { relation.name.clone() } else { self.pick(&["missing", "(SELECT 1)"]).to_string() };
-        let call = match self.rng.random_range(0..10) {
+        let call = match self.rng.random_range(0..14) {
             0..=5 => format!("TUMBLE(TABLE {input}, DESCRIPTOR({descriptor}), {})", self.interval()),
             6..=8 => {
                 let slide = self.interval();
                 let size = self.interval();
                 format!("HOP(TABLE {input}, DESCRIPTOR({descriptor}), {slide}, {size})")
+            }
+            9..=10 => {
+                let step = self.interval();
+                let size = self.interval();
+                format!("CUMULATE(TABLE {input}, DESCRIPTOR({descriptor}), {step}, {size})")
+            }
+            11..=12 => {
+                let partition = if self.chance(0.5) {
+                    let key = relation.columns.first().map_or_else(|| "k".to_string(), |c| c.name.clone());
+                    format!(" PARTITION BY {key}")
+                } else {
+                    String::new()
+                };
+                format!("SESSION(TABLE {input}{partition}, DESCRIPTOR({descriptor}), {})", self.interval())
             }
             _ => self
                 .pick(&[
