@@ -134,6 +134,13 @@ pub trait Operator: Send {
         self.on_watermark(WATERMARK_MAX, out)
     }
 
+    /// The watermark to send downstream once the inputs' minimum is `watermark`: by default
+    /// that minimum; less while the operator holds rows back that it will still emit (`LEAD`
+    /// waits for the rows after a row), so that they are not behind the watermark downstream.
+    fn output_watermark(&self, watermark: i64) -> i64 {
+        watermark
+    }
+
     /// When the operator next wants [`Operator::on_timer`] (processing time), if at all.
     fn next_timer(&self) -> Option<tokio::time::Instant> {
         None

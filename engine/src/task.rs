@@ -151,6 +151,8 @@ pub async fn run_operator(
     let mut aligning = vec![false; n];
     let mut barrier: Option<Epoch> = None;
     let mut watermark = i64::MIN;
+    // What was sent downstream: at most `watermark` (see `Operator::output_watermark`).
+    let mut sent_watermark = i64::MIN;
     let mut emitter = Emitter::default();
     let mut next_input = 0;
 
@@ -228,8 +230,12 @@ pub async fn run_operator(
         if !send_emitted(&mut emitter, output, ctx).await? {
             return Ok(());
         }
-        if rose && !output.send_all(Message::Watermark(watermark)).await {
-            return Ok(());
+        let forward = operator.output_watermark(watermark).min(watermark);
+        if rose && forward > sent_watermark {
+            sent_watermark = forward;
+            if !output.send_all(Message::Watermark(forward)).await {
+                return Ok(());
+            }
         }
         if let Some(epoch) = barrier
             && ended.iter().zip(&aligning).all(|(e, a)| *e || *a)

@@ -1169,8 +1169,21 @@ async fn over_aggregations_match_the_batch_query_over_rows_on_time() {
                        SUM(v) OVER (PARTITION BY k2 ORDER BY ts ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS s, \
                        COUNT(d) OVER (PARTITION BY k2 ORDER BY ts ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS c, \
                        LAG(v) OVER (PARTITION BY k2 ORDER BY ts) AS prev, \
-                       LAG(d, 2, 0.5) OVER (PARTITION BY k2 ORDER BY ts) AS prev2 \
+                       LAG(d, 2, 0.5) OVER (PARTITION BY k2 ORDER BY ts) AS prev2, \
+                       LEAD(v) OVER (PARTITION BY k2 ORDER BY ts) AS nxt, \
+                       LEAD(d, 3, -1.0) OVER (PARTITION BY k2 ORDER BY ts) AS nxt3 \
                        FROM {a}",
+        },
+        // LEAD holds rows (and the watermark) back: an OVER after it must see none of them late.
+        Case {
+            name: "lag-after-lead",
+            sides: OVER_DISTINCT_SIDE,
+            window: None,
+            interval: true,
+            template: "SELECT k, ts, nxt, LAG(nxt) OVER (PARTITION BY k ORDER BY ts) AS prev_nxt, \
+                       COUNT(*) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '2' SECOND PRECEDING AND \
+                       CURRENT ROW) AS c FROM (SELECT k, ts, LEAD(v, 2) OVER (PARTITION BY k ORDER BY ts) AS nxt \
+                       FROM {a})",
         },
     ];
     let summaries = check_in(&cases, CASCADE_SEEDS, OVER_MATRIX).await;

@@ -21,7 +21,7 @@
 //! Rows of equal event time in one partition are peers: a RANGE frame holds all of them, and a
 //! ROWS frame or LAG orders them as they arrived (as in Flink).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array};
@@ -36,7 +36,7 @@ use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
-use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
+use crate::time::{TS_COLUMN, WATERMARK_MAX, WATERMARK_MIN, WM_COLUMN, hidden_fields};
 
 /// A lowered `Window` node: window functions sharing one PARTITION BY, ordered by event time.
 #[derive(Debug)]
@@ -49,6 +49,8 @@ pub struct OverSpec {
     pub history_rows: usize,
     /// How far (ms) before the watermark a later row's RANGE frame may reach back.
     pub history_ms: i64,
+    /// The largest LEAD offset: each partition's last rows wait for this many rows after them.
+    pub lead_rows: usize,
     /// The input's visible columns, then one column per function.
     pub output_schema: SchemaRef,
 }
@@ -173,6 +175,11 @@ pub struct OverOperator {
     keys: Option<RowConverter>,
     /// Per partition, the complete rows later rows' frames may reach, in event-time order.
     history: HashMap<Option<OwnedRow>, RecordBatch>,
+    /// Per partition, rows LEAD holds back until the rows after them arrive.
+    held: HashMap<Option<OwnedRow>, RecordBatch>,
+    /// Partitions with held rows by the first held row's time: the watermark sent on is at most
+    /// the smallest.
+    held_index: BTreeSet<(i64, Option<OwnedRow>)>,
     /// The watermark at the last sweep of expired history.
     swept_at: i64,
     /// The output schema with the hidden event-time columns.
@@ -189,6 +196,8 @@ impl OverOperator {
             holding: Holding::new(stage.late.clone()),
             keys: None,
             history: HashMap::new(),
+            held: HashMap::new(),
+            held_index: BTreeSet::new(),
             swept_at: WATERMARK_MIN,
             output_schema: Arc::new(Schema::new(fields)),
         }
@@ -201,7 +210,8 @@ impl OverOperator {
         let Some(schema) = self.holding.schema() else { return Ok(()) };
         let all = concat_batches(&schema, &complete)?;
         let n = all.num_rows();
-        if n == 0 {
+        let ending = self.holding.watermark == WATERMARK_MAX;
+        if n == 0 && !(ending && !self.held.is_empty()) {
             return Ok(());
         }
         let mut keys = Vec::with_capacity(self.spec.partition_by.len());
@@ -233,32 +243,34 @@ impl OverOperator {
         let partition_columns: Vec<SortColumn> =
             sorted_keys.into_iter().map(|values| SortColumn { values, options: None }).collect();
 
+        let mut emitted: Vec<RecordBatch> = Vec::new();
         let mut values: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.spec.functions.len()];
-        for range in evaluate_partition_ranges(n, &partition_columns)? {
+        for range in evaluate_partition_ranges(n, &partition_columns)?.into_iter().filter(|r| !r.is_empty()) {
             let key = key_rows.as_ref().map(|rows| rows.row(range.start).owned());
             let new_rows = sorted.slice(range.start, range.len());
-            let (partition, first_new) = match self.history.remove(&key) {
-                Some(history) => (concat_batches(&schema, [&history, &new_rows])?, history.num_rows()),
-                None => (new_rows, 0),
-            };
-            for (function, out) in self.spec.functions.iter().zip(&mut values) {
-                let result = function.evaluate(&partition)?;
-                out.push(result.slice(first_new, partition.num_rows() - first_new));
-            }
-            if let Some(kept) = self.keep(&partition)? {
-                self.history.insert(key, kept);
+            self.evaluate_partition(key, Some(new_rows), ending, &schema, &mut emitted, &mut values)?;
+        }
+        if ending {
+            let waiting: Vec<Option<OwnedRow>> = self.held.keys().cloned().collect();
+            for key in waiting {
+                self.evaluate_partition(key, None, true, &schema, &mut emitted, &mut values)?;
             }
         }
-
-        let visible = sorted.num_columns() - crate::time::HIDDEN_COLUMNS;
-        let mut columns: Vec<ArrayRef> = sorted.columns()[..visible].to_vec();
+        if emitted.is_empty() {
+            return Ok(());
+        }
+        let rows = concat_batches(&schema, &emitted)?;
+        let n = rows.num_rows();
+        let visible = rows.num_columns() - crate::time::HIDDEN_COLUMNS;
+        let mut columns: Vec<ArrayRef> = rows.columns()[..visible].to_vec();
         for parts in values {
             let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
             columns.push(concat(&parts)?);
         }
-        columns.push(hidden_column(&sorted, TS_COLUMN)?);
+        columns.push(hidden_column(&rows, TS_COLUMN)?);
         // Emitted rows are never behind the watermark downstream, which is at most this
-        // operator's: they carry no watermark of their own, like window results.
+        // operator's (and held back to rows LEAD still waits for): they carry no watermark of
+        // their own, like window results.
         columns.push(Arc::new(Int64Array::from_value(WATERMARK_MIN, n)));
         let fields = self.output_schema.fields();
         for (column, field) in columns.iter_mut().zip(fields.iter()) {
@@ -273,6 +285,51 @@ impl OverOperator {
         )?;
         if let Some(batch) = self.post.apply(batch)? {
             out.emit(batch);
+        }
+        Ok(())
+    }
+
+    /// Evaluates one partition: its history, the rows LEAD held back, and `new_rows`. Emits
+    /// (into `emitted` and `values`) all but the last [`OverSpec::lead_rows`] of the rows not
+    /// emitted yet — those wait for the rows after them, unless the input is `ending` — and
+    /// keeps the history and the held rows.
+    fn evaluate_partition(
+        &mut self,
+        key: Option<OwnedRow>,
+        new_rows: Option<RecordBatch>,
+        ending: bool,
+        schema: &SchemaRef,
+        emitted: &mut Vec<RecordBatch>,
+        values: &mut [Vec<ArrayRef>],
+    ) -> Result<()> {
+        let history = self.history.remove(&key);
+        let held = self.held.remove(&key);
+        if let Some(held) = &held {
+            self.held_index.remove(&(first_time(held)?, key.clone()));
+        }
+        let first_pending = history.as_ref().map_or(0, RecordBatch::num_rows);
+        let parts: Vec<RecordBatch> = [history, held, new_rows].into_iter().flatten().collect();
+        let partition = match parts.as_slice() {
+            [only] => only.clone(),
+            _ => concat_batches(schema, &parts)?,
+        };
+        let total = partition.num_rows();
+        let hold = if ending { 0 } else { self.spec.lead_rows.min(total - first_pending) };
+        let emit_end = total - hold;
+        if emit_end > first_pending {
+            for (function, out) in self.spec.functions.iter().zip(values.iter_mut()) {
+                let result = function.evaluate(&partition)?;
+                out.push(result.slice(first_pending, emit_end - first_pending));
+            }
+            emitted.push(partition.slice(first_pending, emit_end - first_pending));
+        }
+        if let Some(kept) = self.keep(&partition.slice(0, emit_end))? {
+            self.history.insert(key.clone(), kept);
+        }
+        if hold > 0 {
+            let held = partition.slice(emit_end, hold);
+            self.held_index.insert((first_time(&held)?, key.clone()));
+            self.held.insert(key, held);
         }
         Ok(())
     }
@@ -325,6 +382,12 @@ impl OverOperator {
     }
 }
 
+/// The event time of the first row of `rows` (which is in time order).
+fn first_time(rows: &RecordBatch) -> Result<i64> {
+    let ts = hidden_column(rows, TS_COLUMN)?;
+    Ok(ts.as_primitive::<TimestampMillisecondType>().value(0))
+}
+
 pub(crate) fn take_batch(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
     let columns =
         batch.columns().iter().map(|c| take(c.as_ref(), indices, None)).collect::<arrow::error::Result<Vec<_>>>()?;
@@ -360,5 +423,9 @@ impl Operator for OverOperator {
                 self.expire()
             }
         }
+    }
+
+    fn output_watermark(&self, watermark: i64) -> i64 {
+        self.held_index.first().map_or(watermark, |(ts, _)| watermark.min(*ts))
     }
 }

@@ -506,7 +506,13 @@ pub static FLINK_FUNCTIONS: &[FlinkFunction] = {
         f(Window, "PERCENT_RANK", "PERCENT_RANK()", DataFusion, PER_WINDOW),
         f(Window, "CUME_DIST", "CUME_DIST()", DataFusion, PER_WINDOW),
         f(Window, "NTILE", "NTILE(n)", DataFusion, PER_WINDOW),
-        f(Window, "LEAD", "LEAD(expression [, offset] [, default])", DataFusion, PER_WINDOW),
+        f(
+            Window,
+            "LEAD",
+            "LEAD(expression [, offset] [, default])",
+            DataFusion,
+            "OVER (PARTITION BY ... ORDER BY the event-time column), offset a literal: a row waits for the rows after it; or within windows",
+        ),
         f(
             Window,
             "LAG",

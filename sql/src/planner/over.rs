@@ -139,6 +139,7 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
     let mut functions = Vec::new();
     let mut history_rows = 0u64;
     let mut history_ms = 0i64;
+    let mut lead_rows = 0u64;
     let window_columns: Vec<usize> =
         stream.window_result.map(|r| r.columns.iter().flatten().copied().collect()).unwrap_or_default();
     let (mut window_mode, mut time_mode) = (false, false);
@@ -212,18 +213,13 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
                             ));
                         }
                     },
-                    "lead" => {
-                        return Err(SqlError::new(
-                            "LEAD over a whole stream is not supported: its value is a later row, which may not have \
-                             arrived; compare with the previous row instead (LAG), or use LEAD within windows \
-                             (PARTITION BY window_start, window_end, ... over window results)",
-                        ));
-                    }
+                    // Rows wait for the rows after them (and hold the watermark back).
+                    "lead" => lead_rows = lead_rows.max(lag_offset(&params.args)?),
                     other => {
                         return Err(SqlError::new(format!(
                             "{}() over a whole stream is not supported: over event time, OVER runs aggregate \
-                             functions over a bounded frame, FIRST_VALUE, LAST_VALUE, NTH_VALUE, LAG and \
-                             ROW_NUMBER with WHERE rn <= N; any window function runs within windows \
+                             functions over a bounded frame, FIRST_VALUE, LAST_VALUE, NTH_VALUE, LAG, LEAD \
+                             and ROW_NUMBER with WHERE rn <= N; any window function runs within windows \
                              (PARTITION BY window_start, window_end, ... over window results)",
                             other.to_uppercase()
                         )));
@@ -250,6 +246,11 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
             "internal: OVER clauses within windows and over the whole stream in one Window node",
         ));
     }
+    if lead_rows > MAX_HISTORY_ROWS {
+        return Err(SqlError::new(format!(
+            "a LEAD offset of {lead_rows} rows holds that many rows per key back; at most {MAX_HISTORY_ROWS} are allowed"
+        )));
+    }
     if history_rows > MAX_HISTORY_ROWS {
         return Err(SqlError::new(format!(
             "a ROWS frame or LAG offset of {history_rows} rows keeps that many rows per key; at most {MAX_HISTORY_ROWS} \
@@ -266,6 +267,7 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
         functions,
         history_rows: history_rows as usize,
         history_ms,
+        lead_rows: lead_rows as usize,
         output_schema: nullable(window.schema.as_arrow()),
     };
     let input: Arc<Schema> = Arc::new(schema.as_arrow().clone());
@@ -458,7 +460,7 @@ fn range_ms(value: &ScalarValue) -> SqlResult<i64> {
     }
 }
 
-/// `LAG(x [, offset [, default]])`: the offset, a non-negative integer literal.
+/// `LAG`/`LEAD(x [, offset [, default]])`: the offset, a non-negative integer literal.
 fn lag_offset(args: &[Expr]) -> SqlResult<u64> {
     let Some(offset) = args.get(1) else { return Ok(1) };
     let value = match offset {
@@ -472,7 +474,7 @@ fn lag_offset(args: &[Expr]) -> SqlResult<u64> {
     match value {
         Some(ScalarValue::Int64(Some(n))) if n >= 0 => Ok(n as u64),
         _ => Err(SqlError::new(format!(
-            "LAG's offset must be a non-negative integer literal, as in LAG(v, 1); got {offset}"
+            "the offset of LAG and LEAD must be a non-negative integer literal, as in LAG(v, 1); got {offset}"
         ))),
     }
 }

@@ -17,9 +17,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, TimestampMillisecondArray};
-use arrow::row::{OwnedRow, RowConverter, SortField};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices};
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef, TimestampMillisecondType};
+use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::utils::evaluate_partition_ranges;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
