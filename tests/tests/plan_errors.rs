@@ -556,7 +556,7 @@ fn over_forms_that_cannot_run_on_a_stream_say_what_to_write() {
             "SUM(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING)",
             &["FOLLOWING", "CURRENT ROW"],
         ),
-        ("LEAD(v) OVER (PARTITION BY k ORDER BY ts)", &["LEAD", "LAG"]),
+        ("LEAD(v, k2) OVER (PARTITION BY k ORDER BY ts)", &["offset", "literal"]),
         ("ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts)", &["ROW_NUMBER", "rn <= N"]),
         ("ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC)", &["ROW_NUMBER", "updating Top-N"]),
         ("LAG(v, k2) OVER (PARTITION BY k ORDER BY ts)", &["offset", "literal"]),

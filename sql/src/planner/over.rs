@@ -57,7 +57,7 @@ pub fn note_row_number_limit(filter: &datafusion::logical_expr::Filter) {
         let Ok(ScalarValue::Int64(Some(n))) = value.cast_to(&DataType::Int64) else { continue };
         let limit = match op {
             Operator::LtEq => n,
-            Operator::Lt => n - 1,
+            Operator::Lt => n.saturating_sub(1),
             Operator::Eq if n == 1 => 1,
             _ => continue,
         };
