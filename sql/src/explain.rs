@@ -211,7 +211,7 @@ impl Lines {
         self.line("top-n", format!("{partition}order by {}, keep {}", order.join(", "), spec.limit));
         self.line(
             "",
-            "rows are ranked as they arrive; an updating result (+I, -U/+U for rows moved down, -D for the row pushed out)"
+            "rows are ranked as they arrive; an updating result: per rank from the new row's, -U old row / +U new row, +I for a new rank"
                 .into(),
         );
     }

@@ -37,7 +37,7 @@ use crate::outcome::{Control, Outcome};
 use crate::parser::{Located, Statement, parse_script};
 use crate::planner::ddl::{bind_connector, check_external, check_role, create_table};
 use crate::planner::lower::{
-    LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, Plan, PlannedStage, SUBQUERY_UNSUPPORTED, lower, nullable,
+    LIMIT_UNSUPPORTED, ORDER_BY_UNSUPPORTED, Plan, PlannedStage, SUBQUERY_UNSUPPORTED, lower_query, nullable,
 };
 use crate::planner::normalize_object_name;
 use crate::planner::sink::sink_projection;
@@ -202,7 +202,7 @@ impl Session {
                 }
                 let plan = self.plan_query(&query)?;
                 // Reject views that cannot run as streams now, not when first used.
-                lower(&plan)?;
+                lower_query(&plan)?;
                 self.catalog.relations.insert(key.clone(), Relation::View(Arc::new(plan)));
                 self.view_texts.insert(key.clone(), query.to_string());
                 Ok(Outcome::Done(format!("view '{key}' {}", if exists { "replaced" } else { "created" })))
@@ -427,7 +427,7 @@ impl Session {
             None => self.print_sink(&plan)?,
         };
         let plan = numeric_conversions(plan, &sink.table)?;
-        let mut stream = lower(&plan)?;
+        let mut stream = lower_query(&plan)?;
         if stream.window.is_some() {
             return Err(crate::planner::lower::window_without_aggregation());
         }

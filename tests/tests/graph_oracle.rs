@@ -1142,7 +1142,8 @@ const OVER_RANGE: &str = "SELECT k, ts, v, d, \
     COUNT(*) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '3' SECOND PRECEDING AND CURRENT ROW) AS c, \
     SUM(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '3' SECOND PRECEDING AND CURRENT ROW) AS s, \
     MIN(d) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1.5' SECOND PRECEDING AND CURRENT ROW) AS mn, \
-    AVG(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '0' SECOND PRECEDING AND CURRENT ROW) AS peers \
+    AVG(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '0' SECOND PRECEDING AND CURRENT ROW) AS peers, \
+    COUNT(*) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN CURRENT ROW AND CURRENT ROW) AS same_time \
     FROM {a}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1173,6 +1174,15 @@ async fn over_aggregations_match_the_batch_query_over_rows_on_time() {
                        LEAD(v) OVER (PARTITION BY k2 ORDER BY ts) AS nxt, \
                        LEAD(d, 3, -1.0) OVER (PARTITION BY k2 ORDER BY ts) AS nxt3 \
                        FROM {a}",
+        },
+        // A held LEAD row's RANGE frame reaches back from its own time, below the watermark.
+        Case {
+            name: "range-beside-lead",
+            sides: OVER_DISTINCT_SIDE,
+            window: None,
+            interval: true,
+            template: "SELECT k, ts, SUM(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '3' SECOND \
+                       PRECEDING AND CURRENT ROW) AS s, LEAD(v, 2) OVER (PARTITION BY k ORDER BY ts) AS nxt FROM {a}",
         },
         // LEAD holds rows (and the watermark) back: an OVER after it must see none of them late.
         Case {

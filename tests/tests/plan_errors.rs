@@ -560,6 +560,7 @@ fn over_forms_that_cannot_run_on_a_stream_say_what_to_write() {
         ("ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts)", &["ROW_NUMBER", "rn <= N"]),
         ("ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC)", &["ROW_NUMBER", "updating Top-N"]),
         ("LAG(v, k2) OVER (PARTITION BY k ORDER BY ts)", &["offset", "literal"]),
+        ("LAG(v) IGNORE NULLS OVER (PARTITION BY k ORDER BY ts)", &["IGNORE NULLS", "filter"]),
         (
             "SUM(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1' MONTH PRECEDING AND CURRENT ROW)",
             &["months", "days"],
@@ -579,6 +580,13 @@ fn over_forms_that_cannot_run_on_a_stream_say_what_to_write() {
          FROM (SELECT k, CAST(ts AS STRING) AS t FROM events);\n",
     );
     assert_mentions(&expect_err(&sql), &["event time"]);
+    // A bound noted for one statement's ROW_NUMBER does not carry over to the next one's.
+    let sql = script(
+        &dir,
+        "SELECT * FROM (SELECT k, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM events) WHERE rn <= 1;\n\
+         SELECT * FROM (SELECT k, ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts) AS rn FROM events);\n",
+    );
+    assert_mentions(&expect_err(&sql), &["ROW_NUMBER", "rn <= N"]);
     // The supported forms plan.
     let ok = over(
         "SUM(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW) AS s, \
@@ -625,6 +633,14 @@ fn session_and_cumulate_forms_that_cannot_run_say_why() {
             &["SESSION or CUMULATE", "not supported"],
         ),
         (format!("SELECT k, ts FROM {session};"), &["GROUP BY window_start"]),
+        // CUMULATE windows of one period share their start: it does not identify a window.
+        (
+            "CREATE VIEW c AS SELECT window_start, window_end, k, COUNT(*) AS n FROM TABLE(CUMULATE(TABLE events, \
+             DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '4' SECOND)) GROUP BY window_start, window_end, k;\n\
+             SELECT window_start, SUM(n) FROM c GROUP BY window_start;"
+                .to_string(),
+            &["does not identify one window", "window_end"],
+        ),
     ];
     for (statement, fragments) in cases {
         assert_mentions(&expect_err(&script(&dir, &format!("{statement}\n"))), fragments);

@@ -144,13 +144,15 @@ impl Holding {
         let mut complete = Vec::new();
         let mut waiting = Vec::new();
         for (min, batch) in std::mem::take(&mut self.pending) {
-            if min >= watermark {
+            if min >= watermark && watermark != WATERMARK_MAX {
                 waiting.push((min, batch));
                 continue;
             }
             let ts = hidden_column(&batch, TS_COLUMN)?;
             let ts = ts.as_primitive::<TimestampMillisecondType>();
-            let passed = BooleanArray::from_iter(ts.iter().map(|t| Some(t.is_some_and(|t| t < watermark))));
+            // At the end of input every row is complete, even one at the largest time.
+            let ending = watermark == WATERMARK_MAX;
+            let passed = BooleanArray::from_iter(ts.iter().map(|t| Some(t.is_some_and(|t| t < watermark || ending))));
             if passed.true_count() == batch.num_rows() {
                 complete.push(batch);
                 continue;
@@ -211,7 +213,8 @@ impl OverOperator {
         let all = concat_batches(&schema, &complete)?;
         let n = all.num_rows();
         let ending = self.holding.watermark == WATERMARK_MAX;
-        if n == 0 && !(ending && !self.held.is_empty()) {
+        // With no new rows, only the end of input (held LEAD rows to flush) has work.
+        if n == 0 && (!ending || self.held.is_empty()) {
             return Ok(());
         }
         let mut keys = Vec::with_capacity(self.spec.partition_by.len());
@@ -227,6 +230,10 @@ impl OverOperator {
                 sort_columns.push(sort.evaluate_to_sort_column(&all)?);
             }
         }
+        // Then in arrival order (the sort is not stable): peers of a ROWS frame, LAG, LEAD and
+        // the first rows per key follow the input.
+        let arrival: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..n as u32));
+        sort_columns.push(SortColumn { values: arrival, options: None });
         let order = lexsort_to_indices(&sort_columns, None)?;
         let sorted = take_batch(&all, &order)?;
         let sorted_keys: Vec<ArrayRef> =
@@ -323,11 +330,16 @@ impl OverOperator {
             }
             emitted.push(partition.slice(first_pending, emit_end - first_pending));
         }
-        if let Some(kept) = self.keep(&partition.slice(0, emit_end))? {
-            self.history.insert(key.clone(), kept);
+        // A held row's RANGE frame reaches back from its own time, below the watermark.
+        let held = (hold > 0).then(|| compact(&partition.slice(emit_end, hold))).transpose()?;
+        let reach = match &held {
+            Some(held) => first_time(held)?.min(self.holding.watermark),
+            None => self.holding.watermark,
+        };
+        if let Some(kept) = self.keep(&partition.slice(0, emit_end), reach)? {
+            self.history.insert(key.clone(), compact(&kept)?);
         }
-        if hold > 0 {
-            let held = partition.slice(emit_end, hold);
+        if let Some(held) = held {
             self.held_index.insert((first_time(&held)?, key.clone()));
             self.held.insert(key, held);
         }
@@ -335,8 +347,9 @@ impl OverOperator {
     }
 
     /// The rows of one partition's `rows` (in event-time order) a later row may still reach:
-    /// the last `history_rows`, and every row within `history_ms` of the watermark.
-    fn keep(&self, rows: &RecordBatch) -> Result<Option<RecordBatch>> {
+    /// the last `history_rows`, and every row within `history_ms` before `reach` (the
+    /// watermark, or the first row LEAD holds back, if earlier).
+    fn keep(&self, rows: &RecordBatch, reach: i64) -> Result<Option<RecordBatch>> {
         let (last, ms) = (self.spec.history_rows, self.spec.history_ms);
         if last == 0 && ms <= 0 {
             return Ok(None);
@@ -344,7 +357,7 @@ impl OverOperator {
         let n = rows.num_rows();
         let ts = hidden_column(rows, TS_COLUMN)?;
         let ts = ts.as_primitive::<TimestampMillisecondType>();
-        let horizon = self.holding.watermark.saturating_sub(ms);
+        let horizon = reach.saturating_sub(ms);
         // Rows are in time order: those kept are a suffix.
         let by_rows = n.saturating_sub(last);
         let by_time = if ms > 0 { (0..n).find(|&i| ts.value(i) >= horizon).unwrap_or(n) } else { n };
@@ -360,9 +373,18 @@ impl OverOperator {
             return Ok(());
         }
         self.swept_at = self.holding.watermark;
-        let horizon = self.holding.watermark.saturating_sub(ms);
+        let watermark = self.holding.watermark;
+        let held = &self.held;
         let mut error = None;
-        self.history.retain(|_, rows| {
+        self.history.retain(|key, rows| {
+            let reach = match held.get(key).map(first_time).transpose() {
+                Ok(first) => first.map_or(watermark, |t| t.min(watermark)),
+                Err(e) => {
+                    error = Some(e);
+                    return true;
+                }
+            };
+            let horizon = reach.saturating_sub(ms);
             let ts = match hidden_column(rows, TS_COLUMN) {
                 Ok(ts) => ts,
                 Err(e) => {
@@ -380,6 +402,12 @@ impl OverOperator {
         });
         error.map_or(Ok(()), Err)
     }
+}
+
+/// `rows` in buffers of its own: a slice kept as state must not hold a whole release's rows.
+pub(crate) fn compact(rows: &RecordBatch) -> Result<RecordBatch> {
+    let indices = UInt32Array::from_iter_values(0..rows.num_rows() as u32);
+    take_batch(rows, &indices)
 }
 
 /// The event time of the first row of `rows` (which is in time order).

@@ -3,8 +3,10 @@
 //!
 //! Rows are ranked as they arrive, not by event time: the result is a changelog whose table,
 //! after any prefix of the input, is the batch Top-N of that prefix. For each row that enters
-//! its partition's top N: the rows it moves down go out with their old rank (`-U`) and back in
-//! with the new one (`+U`), the row pushed past N leaves (`-D`), and the row comes in (`+I`). A
+//! its partition's top N at rank r, each rank from r down to the last one shown has its old row
+//! taken out (`-U`) and its new one put in (`+U`: the new row at r, the row from the rank above
+//! at the others), so the row pushed past N leaves; a rank that did not exist yet (fewer than N
+//! rows so far) comes in (`+I`). A table keyed by partition and rank stays right. A
 //! row that ties with rows already in the top N ranks after them (as in Flink's Top-N), except
 //! when ordered by event time descending, where it ranks before them (as in Flink's
 //! deduplication: the later row to arrive is the last). State is the top N rows of each
@@ -195,16 +197,20 @@ impl Operator for TopNOperator {
             if position >= limit {
                 continue;
             }
-            for (j, entry) in top.iter().enumerate().skip(position) {
-                let rank = j as u64 + 1;
-                if j + 1 < limit {
-                    changes.push((ChangeOp::UpdateBefore, entry.at, rank));
-                    changes.push((ChangeOp::UpdateAfter, entry.at, rank + 1));
-                } else {
-                    changes.push((ChangeOp::Delete, entry.at, rank));
-                }
+            // Rank by rank from the new row's, each rank's old row out and its new row in (as
+            // Flink does), so a table keyed by rank stays right; a rank that did not exist yet
+            // (fewer than N rows so far) comes in.
+            let at = (batch_index, i);
+            let shown = top.len().min(limit);
+            for rank in position..shown {
+                let incoming = if rank == position { at } else { top[rank - 1].at };
+                changes.push((ChangeOp::UpdateBefore, top[rank].at, rank as u64 + 1));
+                changes.push((ChangeOp::UpdateAfter, incoming, rank as u64 + 1));
             }
-            changes.push((ChangeOp::Insert, (batch_index, i), position as u64 + 1));
+            if shown < limit {
+                let incoming = if position == shown { at } else { top[shown - 1].at };
+                changes.push((ChangeOp::Insert, incoming, shown as u64 + 1));
+            }
             top.insert(position, Entry { key: key.owned(), at: (batch_index, i) });
             self.live += 1;
             if top.len() > limit {
@@ -236,6 +242,80 @@ impl Operator for TopNOperator {
     }
 
     fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::compute::SortOptions;
+    use arrow::datatypes::{DataType, Int8Type, Int64Type, UInt64Type};
+    use datafusion::physical_expr::PhysicalSortExpr;
+    use datafusion::physical_expr::expressions::Column;
+
+    use super::*;
+
+    /// The top 2 `v` per `k`, the changelog applied to a table keyed by `(k, rn)` as an upsert
+    /// sink applies it: after every batch, each rank holds the row the batch Top-N puts there.
+    #[test]
+    fn a_table_keyed_by_rank_follows_the_top_n() -> Result<()> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("rn", DataType::UInt64, true),
+        ]));
+        let descending = SortOptions { descending: true, nulls_first: true };
+        let order = LexOrdering::new([PhysicalSortExpr::new(Arc::new(Column::new("v", 1)), descending)]);
+        let spec = TopNSpec {
+            partition_by: vec![Arc::new(Column::new("k", 0))],
+            order_by: order.ok_or_else(|| StreamError::Internal("order".into()))?,
+            limit: 2,
+            ties_to_newest: false,
+            input_hidden: 0,
+            output_schema: schema,
+        };
+        let stage = TopNStage { spec: Arc::new(spec), post: StatelessChain::default() };
+        let mut operator = TopNOperator::new(&stage)?;
+        let input =
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
+        let mut table: BTreeMap<(String, u64), i64> = BTreeMap::new();
+        let mut seen: Vec<(String, i64)> = Vec::new();
+        for rows in [vec![("a", 5)], vec![("a", 3), ("b", 1)], vec![("a", 9), ("a", 4)], vec![("a", 10), ("b", 2)]] {
+            let keys: Vec<&str> = rows.iter().map(|r| r.0).collect();
+            let values: Vec<i64> = rows.iter().map(|r| r.1).collect();
+            let batch = RecordBatch::try_new(
+                input.clone(),
+                vec![Arc::new(StringArray::from(keys)), Arc::new(Int64Array::from(values))],
+            )?;
+            let mut out = Emitter::default();
+            operator.on_batch(0, batch, &mut out)?;
+            for batch in out.batches() {
+                let (k, v) = (batch.column(0).as_string::<i32>(), batch.column(1).as_primitive::<Int64Type>());
+                let (rn, op) =
+                    (batch.column(2).as_primitive::<UInt64Type>(), batch.column(3).as_primitive::<Int8Type>());
+                for i in 0..batch.num_rows() {
+                    let key = (k.value(i).to_string(), rn.value(i));
+                    if ChangeOp::from_i8(op.value(i))?.is_addition() {
+                        table.insert(key, v.value(i));
+                    } else {
+                        table.remove(&key);
+                    }
+                }
+            }
+            seen.extend(rows.iter().map(|(k, v)| (k.to_string(), *v)));
+            let mut expected = BTreeMap::new();
+            for key in ["a", "b"] {
+                let mut values: Vec<i64> = seen.iter().filter(|(k, _)| k == key).map(|(_, v)| *v).collect();
+                values.sort_unstable_by(|x, y| y.cmp(x));
+                for (rank, value) in values.into_iter().take(2).enumerate() {
+                    expected.insert((key.to_string(), rank as u64 + 1), value);
+                }
+            }
+            assert_eq!(table, expected, "after {seen:?}");
+        }
         Ok(())
     }
 }

@@ -375,6 +375,15 @@ fn unsupported(plan: &LogicalPlan) -> SqlError {
     }
 }
 
+/// Lowers a whole query: [`lower`], with the `ROW_NUMBER` bounds found on the way kept for this
+/// plan only.
+pub fn lower_query(plan: &LogicalPlan) -> SqlResult<Stream> {
+    super::over::forget_row_number_limits();
+    let stream = lower(plan);
+    super::over::forget_row_number_limits();
+    stream
+}
+
 /// Lowers `plan` (analyzed, unoptimized) to a [`Stream`].
 pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
     match plan {
@@ -425,6 +434,13 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
             }
             let Some(window) = stream.window.take() else {
                 if let Some(result) = stream.window_result.filter(|r| groups_by_window(aggregate, r)) {
+                    if !groups_by_one_window(aggregate, &result) {
+                        return Err(SqlError::new(format!(
+                            "{} of CUMULATE and SESSION results does not identify one window (their windows share \
+                             starts); GROUP BY {} (or {}) as well",
+                            WINDOW_COLUMNS[0], WINDOW_COLUMNS[1], WINDOW_COLUMNS[2]
+                        )));
+                    }
                     return lower_cascaded_aggregate(aggregate, stream, result);
                 }
                 return lower_updating_aggregate(aggregate, stream);
@@ -579,6 +595,21 @@ fn groups_by_window(aggregate: &datafusion::logical_expr::Aggregate, result: &Wi
     keys.iter().any(|key| {
         matches!(key, Expr::Column(c) if schema.index_of_column(c).is_ok_and(|i| result.columns.contains(&Some(i))))
     })
+}
+
+/// Whether `aggregate` groups by a column that identifies one window of `result`: any window
+/// column of TUMBLE and HOP results, but only window_end or window_time of CUMULATE and SESSION
+/// results, whose windows share their starts.
+fn groups_by_one_window(aggregate: &datafusion::logical_expr::Aggregate, result: &WindowResult) -> bool {
+    let schema = aggregate.input.schema();
+    let Ok(keys) = group_keys(aggregate) else { return false };
+    let identifying = match result.shape.kind {
+        WindowKind::Tumble | WindowKind::Hop => &result.columns[..],
+        WindowKind::Cumulate | WindowKind::Session => &result.columns[1..],
+    };
+    keys.iter().any(
+        |key| matches!(key, Expr::Column(c) if schema.index_of_column(c).is_ok_and(|i| identifying.contains(&Some(i)))),
+    )
 }
 
 /// An aggregation grouped by a window column of window results (`GROUP BY window_start,

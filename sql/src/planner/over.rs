@@ -13,7 +13,7 @@ use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::execution::context::ExecutionProps;
-use datafusion::logical_expr::expr::BinaryExpr;
+use datafusion::logical_expr::expr::{BinaryExpr, NullTreatment};
 use datafusion::logical_expr::expr::{WindowFunction, WindowFunctionParams};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::utils::split_conjunction;
@@ -22,6 +22,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_planner::create_window_expr;
+use streamsql_engine::operators::aggregate::WindowKind;
 use streamsql_engine::operators::over::OverSpec;
 use streamsql_engine::operators::top_n::TopNSpec;
 
@@ -108,6 +109,12 @@ fn row_number_source(plan: &LogicalPlan, name: &str) -> Option<(usize, String)> 
     }
 }
 
+/// Forgets every noted bound: they hold for the plan being lowered only (a later plan's node
+/// may be allocated where one of them was).
+pub fn forget_row_number_limits() {
+    ROW_NUMBER_LIMITS.with(|limits| limits.borrow_mut().clear());
+}
+
 /// The bound noted for the `ROW_NUMBER()` column `name` of `window`.
 fn row_number_limit(window: &datafusion::logical_expr::Window, name: &str) -> Option<u64> {
     ROW_NUMBER_LIMITS.with(|limits| limits.borrow().get(&(window as *const _ as usize, name.to_string())).copied())
@@ -140,8 +147,18 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
     let mut history_rows = 0u64;
     let mut history_ms = 0i64;
     let mut lead_rows = 0u64;
-    let window_columns: Vec<usize> =
-        stream.window_result.map(|r| r.columns.iter().flatten().copied().collect()).unwrap_or_default();
+    // The window columns that identify one window: any of them for TUMBLE and HOP, only
+    // window_end and window_time for CUMULATE and SESSION (whose windows share starts).
+    let window_ends: Vec<usize> = stream
+        .window_result
+        .map(|r| {
+            let identifying = match r.shape.kind {
+                WindowKind::Tumble | WindowKind::Hop => &r.columns[..],
+                WindowKind::Cumulate | WindowKind::Session => &r.columns[1..],
+            };
+            identifying.iter().flatten().copied().collect()
+        })
+        .unwrap_or_default();
     let (mut window_mode, mut time_mode) = (false, false);
     for expr in &window.window_expr {
         let (name, inner) = match expr {
@@ -166,9 +183,10 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
         // PARTITION BY a window column of window results: each partition is one window's rows,
         // all complete once the watermark passes the window's end, so any order and any
         // function runs over the whole partition (window Top-N).
-        let per_window = params.partition_by.iter().any(
-            |p| matches!(p, Expr::Column(c) if schema.index_of_column(c).is_ok_and(|i| window_columns.contains(&i))),
-        );
+        let per_window = params
+            .partition_by
+            .iter()
+            .any(|p| matches!(p, Expr::Column(c) if schema.index_of_column(c).is_ok_and(|i| window_ends.contains(&i))));
         if per_window {
             window_mode = true;
         } else {
@@ -198,6 +216,13 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
                     frame_history(&params.window_frame, &function_name, &mut history_rows, &mut history_ms)?;
                 }
                 WindowFunctionDefinition::WindowUDF(_) => match function_name.as_str() {
+                    "lag" | "lead" if params.null_treatment == Some(NullTreatment::IgnoreNulls) => {
+                        return Err(SqlError::new(format!(
+                            "{}(...) IGNORE NULLS over a stream is not supported (it may reach any number of rows \
+                             back or ahead); filter the NULLs out in a subquery first",
+                            function_name.to_uppercase()
+                        )));
+                    }
                     "lag" => history_rows = history_rows.max(lag_offset(&params.args)?),
                     "first_value" | "last_value" | "nth_value" => {
                         frame_history(&params.window_frame, &function_name, &mut history_rows, &mut history_ms)?;
@@ -405,6 +430,7 @@ fn frame_history(frame: &WindowFrame, function: &str, rows: &mut u64, ms: &mut i
                  aggregations is not supported yet)"
             )));
         }
+        WindowFrameBound::CurrentRow if frame.units == WindowFrameUnits::Range => return Ok(()),
         WindowFrameBound::CurrentRow => &ScalarValue::UInt64(Some(0)),
         WindowFrameBound::Following(_) => {
             return Err(SqlError::new(format!(

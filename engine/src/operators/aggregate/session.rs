@@ -29,7 +29,7 @@ use super::pane::{Pane, PaneInput};
 use super::spec::{AggregateSpec, GroupOutput};
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
-use crate::operators::over::{Holding, hidden_column, take_batch};
+use crate::operators::over::{Holding, compact, hidden_column, take_batch};
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MIN, hidden_fields, timestamp_type};
@@ -149,7 +149,7 @@ impl SessionOperator {
                     // A row the gap or more after the open session's last row starts a new one.
                     if let Some(open) = session.as_mut().filter(|s| t >= s.last.saturating_add(self.gap)) {
                         if i > first {
-                            open.rows.push(sorted.slice(first, i - first));
+                            open.rows.push(compact(&sorted.slice(first, i - first))?);
                         }
                         first = i;
                         closed.extend(session.take());
@@ -160,7 +160,7 @@ impl SessionOperator {
                     }
                 }
                 if let Some(mut open) = session {
-                    open.rows.push(sorted.slice(first, range.end - first));
+                    open.rows.push(compact(&sorted.slice(first, range.end - first))?);
                     self.ends.insert((open.last.saturating_add(self.gap), key.clone()));
                     self.open.insert(key, open);
                 }

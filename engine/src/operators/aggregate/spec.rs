@@ -41,7 +41,7 @@ fn gcd(a: i64, b: i64) -> i64 {
 }
 
 /// `ts` rounded down to a multiple of `unit`, saturating at the bottom of the time range.
-fn floor_to(ts: i64, unit: i64) -> i64 {
+pub(super) fn floor_to(ts: i64, unit: i64) -> i64 {
     ts.div_euclid(unit).checked_mul(unit).unwrap_or(i64::MIN)
 }
 

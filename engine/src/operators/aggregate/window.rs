@@ -10,7 +10,7 @@ use datafusion::logical_expr::EmitTo;
 
 use super::inputs::BatchInputs;
 use super::pane::{Groups, Pane, PaneInput, new_accumulators};
-use super::spec::{AggregateSpec, GroupOutput, WindowKind, WindowShape};
+use super::spec::{AggregateSpec, GroupOutput, WindowKind, WindowShape, floor_to};
 use crate::error::{Result, StreamError};
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
@@ -236,12 +236,26 @@ impl WindowAggregator {
             }
             WindowKind::Cumulate => {
                 let shape = self.shape;
+                let step = shape.slide_ms;
+                // Per period with panes, the window ends between the old and new watermark from
+                // its first pane on (every window of the period ending there holds some rows).
                 let mut windows = BTreeSet::new();
+                let first_end = shape.next_window_end_after(self.watermark);
+                let mut last_period = None;
                 for &(pane, _) in self.panes.range(..(watermark, i64::MIN)).map(|(p, _)| p) {
-                    for (start, end) in shape.cumulate_windows(pane) {
-                        if end > self.watermark && end <= watermark {
-                            windows.insert((end, start));
-                        }
+                    let period = floor_to(pane, size);
+                    if last_period == Some(period) {
+                        continue;
+                    }
+                    last_period = Some(period);
+                    let last = period.saturating_add(size).min(watermark);
+                    let mut end = pane.saturating_add(step).max(first_end);
+                    while end <= last {
+                        windows.insert((end, period));
+                        end = match end.checked_add(step) {
+                            Some(next) => next,
+                            None => break,
+                        };
                     }
                 }
                 for (end, start) in windows {
