@@ -16,8 +16,11 @@
 //! still reach) followed by the new rows; only the new rows are emitted. History keeps, per
 //! partition, the last [`OverSpec::history_rows`] rows (ROWS frames, LAG offsets) and every row
 //! within [`OverSpec::history_ms`] of the watermark (RANGE frames): state expires by watermark.
-//! A release costs the new rows plus the history of their partitions; other partitions are not
-//! touched.
+//! An aggregate over a `ROWS`/`RANGE ... PRECEDING AND CURRENT ROW` frame (without FILTER or
+//! DISTINCT) is instead *slid*: its accumulator, kept per partition, adds the rows entering each
+//! new row's frame and takes back out (`retract_batch`) those leaving it, so a release costs the
+//! new rows, not the history; other functions, and aggregates that cannot take rows back out,
+//! are evaluated over the history and the new rows. Partitions without new rows are not touched.
 //! Rows of equal event time in one partition are peers: a RANGE frame holds all of them, and a
 //! ROWS frame or LAG orders them as they arrived (as in Flink).
 
@@ -28,9 +31,11 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBat
 use arrow::compute::{SortColumn, concat, concat_batches, filter_record_batch, lexsort_to_indices, take};
 use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
 use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::ScalarValue;
 use datafusion::common::utils::evaluate_partition_ranges;
+use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::window::WindowExpr;
+use datafusion::physical_expr::window::{PlainAggregateWindowExpr, SlidingAggregateWindowExpr, WindowExpr};
 
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
@@ -51,8 +56,27 @@ pub struct OverSpec {
     pub history_ms: i64,
     /// The largest LEAD offset: each partition's last rows wait for this many rows after them.
     pub lead_rows: usize,
+    /// Per function, the frame of an aggregate slid over an accumulator that takes rows back
+    /// out (`None`: evaluated by DataFusion over the partition's history and new rows).
+    pub sliding: Vec<Option<Slide>>,
     /// The input's visible columns, then one column per function.
     pub output_schema: SchemaRef,
+}
+
+/// The frame of a slid aggregate: `ROWS BETWEEN n PRECEDING AND CURRENT ROW`, or `RANGE
+/// BETWEEN ms PRECEDING AND CURRENT ROW` (rows of the current row's time included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slide {
+    Rows(usize),
+    Range(i64),
+}
+
+/// A slid aggregate's state for one partition: the accumulator holds the history rows
+/// `[lo, hi)` (indices into the partition's history followed by its held rows).
+struct Sliding {
+    accumulator: Box<dyn Accumulator>,
+    lo: usize,
+    hi: usize,
 }
 
 /// An OVER stage: its spec, the stateless chain fused after it, where its late rows go.
@@ -179,6 +203,8 @@ pub struct OverOperator {
     history: HashMap<Option<OwnedRow>, RecordBatch>,
     /// Per partition, rows LEAD holds back until the rows after them arrive.
     held: HashMap<Option<OwnedRow>, RecordBatch>,
+    /// Per partition, the state of each slid aggregate (see [`OverSpec::sliding`]).
+    slides: HashMap<Option<OwnedRow>, Vec<Option<Sliding>>>,
     /// Partitions with held rows by the first held row's time: the watermark sent on is at most
     /// the smallest.
     held_index: BTreeSet<(i64, Option<OwnedRow>)>,
@@ -199,6 +225,7 @@ impl OverOperator {
             keys: None,
             history: HashMap::new(),
             held: HashMap::new(),
+            slides: HashMap::new(),
             held_index: BTreeSet::new(),
             swept_at: WATERMARK_MIN,
             output_schema: Arc::new(Schema::new(fields)),
@@ -323,21 +350,40 @@ impl OverOperator {
         let total = partition.num_rows();
         let hold = if ending { 0 } else { self.spec.lead_rows.min(total - first_pending) };
         let emit_end = total - hold;
+        let mut slides = match self.slides.remove(&key) {
+            Some(slides) => slides,
+            None => self.new_slides()?,
+        };
         if emit_end > first_pending {
-            for (function, out) in self.spec.functions.iter().zip(values.iter_mut()) {
-                let result = function.evaluate(&partition)?;
-                out.push(result.slice(first_pending, emit_end - first_pending));
+            for ((function, out), slide) in self.spec.functions.iter().zip(values.iter_mut()).zip(&mut slides) {
+                match slide {
+                    Some(state) => out.push(slide_over(state, function, &partition, first_pending, emit_end)?),
+                    None => {
+                        let result = function.evaluate(&partition)?;
+                        out.push(result.slice(first_pending, emit_end - first_pending));
+                    }
+                }
             }
             emitted.push(partition.slice(first_pending, emit_end - first_pending));
         }
-        // A held row's RANGE frame reaches back from its own time, below the watermark.
+        // A held row's RANGE frame reaches back from its own time, below the watermark; rows
+        // still in a slid accumulator are kept until they are taken back out.
         let held = (hold > 0).then(|| compact(&partition.slice(emit_end, hold))).transpose()?;
         let reach = match &held {
             Some(held) => first_time(held)?.min(self.holding.watermark),
             None => self.holding.watermark,
         };
-        if let Some(kept) = self.keep(&partition.slice(0, emit_end), reach)? {
+        let in_use = slides.iter().flatten().map(|s| s.lo).min();
+        let (kept, cut) = self.keep(&partition.slice(0, emit_end), reach, in_use)?;
+        for state in slides.iter_mut().flatten() {
+            state.lo -= cut;
+            state.hi -= cut;
+        }
+        if let Some(kept) = kept {
             self.history.insert(key.clone(), compact(&kept)?);
+        }
+        if slides.iter().any(Option::is_some) {
+            self.slides.insert(key.clone(), slides);
         }
         if let Some(held) = held {
             self.held_index.insert((first_time(&held)?, key.clone()));
@@ -349,20 +395,42 @@ impl OverOperator {
     /// The rows of one partition's `rows` (in event-time order) a later row may still reach:
     /// the last `history_rows`, and every row within `history_ms` before `reach` (the
     /// watermark, or the first row LEAD holds back, if earlier).
-    fn keep(&self, rows: &RecordBatch, reach: i64) -> Result<Option<RecordBatch>> {
+    /// Returns the rows kept and how many were cut from the front.
+    fn keep(&self, rows: &RecordBatch, reach: i64, in_use: Option<usize>) -> Result<(Option<RecordBatch>, usize)> {
         let (last, ms) = (self.spec.history_rows, self.spec.history_ms);
-        if last == 0 && ms <= 0 {
-            return Ok(None);
-        }
         let n = rows.num_rows();
+        if last == 0 && ms <= 0 && in_use.is_none() {
+            return Ok((None, n));
+        }
         let ts = hidden_column(rows, TS_COLUMN)?;
         let ts = ts.as_primitive::<TimestampMillisecondType>();
         let horizon = reach.saturating_sub(ms);
         // Rows are in time order: those kept are a suffix.
         let by_rows = n.saturating_sub(last);
         let by_time = if ms > 0 { (0..n).find(|&i| ts.value(i) >= horizon).unwrap_or(n) } else { n };
-        let first = by_rows.min(by_time);
-        Ok((first < n).then(|| rows.slice(first, n - first)))
+        let first = by_rows.min(by_time).min(in_use.unwrap_or(n));
+        Ok(((first < n).then(|| rows.slice(first, n - first)), first))
+    }
+
+    /// Fresh slid accumulators for a partition, one per slid function.
+    fn new_slides(&self) -> Result<Vec<Option<Sliding>>> {
+        self.spec
+            .functions
+            .iter()
+            .zip(&self.spec.sliding)
+            .map(|(function, slide)| {
+                let Some(_) = slide else { return Ok(None) };
+                let aggregate = if let Some(w) = function.as_any().downcast_ref::<SlidingAggregateWindowExpr>() {
+                    w.get_aggregate_expr()
+                } else if let Some(w) = function.as_any().downcast_ref::<PlainAggregateWindowExpr>() {
+                    w.get_aggregate_expr()
+                } else {
+                    return Ok(None);
+                };
+                // An aggregate that cannot take rows back out is evaluated by DataFusion.
+                Ok(aggregate.create_sliding_accumulator().ok().map(|accumulator| Sliding { accumulator, lo: 0, hi: 0 }))
+            })
+            .collect()
     }
 
     /// Drops history no later row's RANGE frame can reach (when no ROWS frame or LAG keeps
@@ -376,7 +444,12 @@ impl OverOperator {
         let watermark = self.holding.watermark;
         let held = &self.held;
         let mut error = None;
+        let slides = &self.slides;
         self.history.retain(|key, rows| {
+            // Rows in a slid accumulator are cut when they are taken back out, not here.
+            if slides.contains_key(key) {
+                return true;
+            }
             let reach = match held.get(key).map(first_time).transpose() {
                 Ok(first) => first.map_or(watermark, |t| t.min(watermark)),
                 Err(e) => {
@@ -401,6 +474,96 @@ impl OverOperator {
             first < n
         });
         error.map_or(Ok(()), Err)
+    }
+}
+
+/// The values of a slid aggregate for rows `[from, to)` of `partition` (its history, held rows
+/// and new rows, in time order): per row, the rows entering its frame are added to the
+/// accumulator and those leaving it taken back out. The accumulator holds `[lo, hi)`.
+fn slide_over(
+    state: &mut Sliding,
+    function: &Arc<dyn WindowExpr>,
+    partition: &RecordBatch,
+    from: usize,
+    to: usize,
+) -> Result<ArrayRef> {
+    let frame = function.get_window_frame();
+    // RANGE frames hold the current row's peers; ROWS frames end at the row itself.
+    let range = frame.units != datafusion::logical_expr::WindowFrameUnits::Rows;
+    let args = function.evaluate_args(partition)?;
+    let ts = hidden_column(partition, TS_COLUMN)?;
+    let ts = ts.as_primitive::<TimestampMillisecondType>().values();
+    let n = partition.num_rows();
+    let (rows_back, range_back) = frame_reach(frame)?;
+    let mut values = Vec::with_capacity(to - from);
+    let mut i = from;
+    while i < to {
+        // The frame of row i: [start, end).
+        let end = match range {
+            // RANGE: every row of i's time, held or new, is a peer.
+            true => {
+                let mut end = i + 1;
+                while end < n && ts[end] == ts[i] {
+                    end += 1;
+                }
+                end
+            }
+            false => i + 1,
+        };
+        let start = match range {
+            true => {
+                let bound = ts[i].saturating_sub(range_back);
+                let mut start = state.lo;
+                while start < end && ts[start] < bound {
+                    start += 1;
+                }
+                start
+            }
+            false => (i + 1).saturating_sub(rows_back + 1).max(state.lo),
+        };
+        if end > state.hi {
+            let added: Vec<ArrayRef> = args.iter().map(|a| a.slice(state.hi, end - state.hi)).collect();
+            state.accumulator.update_batch(&added)?;
+            state.hi = end;
+        }
+        if start > state.lo {
+            let removed: Vec<ArrayRef> = args.iter().map(|a| a.slice(state.lo, start - state.lo)).collect();
+            state.accumulator.retract_batch(&removed)?;
+            state.lo = start;
+        }
+        let value = state.accumulator.evaluate()?;
+        // Peers share the value.
+        let last = if range { end.min(to) } else { i + 1 };
+        for _ in i..last {
+            values.push(value.clone());
+        }
+        i = last;
+    }
+    Ok(ScalarValue::iter_to_array(values)?)
+}
+
+/// How far back a slid frame reaches: rows (ROWS) or milliseconds (RANGE).
+fn frame_reach(frame: &datafusion::logical_expr::WindowFrame) -> Result<(usize, i64)> {
+    use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+    let unsupported = || StreamError::Internal(format!("a slid OVER aggregate with the frame {frame}"));
+    match (&frame.units, &frame.start_bound) {
+        (_, WindowFrameBound::CurrentRow) => Ok((0, 0)),
+        (WindowFrameUnits::Rows, WindowFrameBound::Preceding(ScalarValue::UInt64(Some(n)))) => Ok((*n as usize, 0)),
+        (WindowFrameUnits::Range, WindowFrameBound::Preceding(value)) => {
+            let ms = match value {
+                ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
+                    i64::from(v.days) * 86_400_000 + v.nanoseconds.div_euclid(1_000_000)
+                }
+                ScalarValue::IntervalDayTime(Some(v)) => i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds),
+                ScalarValue::DurationMillisecond(Some(ms)) => *ms,
+                ScalarValue::DurationSecond(Some(s)) => s * 1_000,
+                ScalarValue::DurationMicrosecond(Some(us)) => us / 1_000,
+                ScalarValue::DurationNanosecond(Some(ns)) => ns / 1_000_000,
+                _ => return Err(unsupported()),
+            };
+            Ok((0, ms))
+        }
+        _ => Err(unsupported()),
     }
 }
 

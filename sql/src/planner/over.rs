@@ -23,7 +23,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_planner::create_window_expr;
 use streamsql_engine::operators::aggregate::WindowKind;
-use streamsql_engine::operators::over::OverSpec;
+use streamsql_engine::operators::over::{OverSpec, Slide};
 use streamsql_engine::operators::top_n::TopNSpec;
 
 use super::lower::{Plan, PlannedStage, Stream, lower, nullable, prepare, window_without_aggregation};
@@ -147,6 +147,7 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
     let mut history_rows = 0u64;
     let mut history_ms = 0i64;
     let mut lead_rows = 0u64;
+    let mut sliding = Vec::new();
     // The window columns that identify one window: any of them for TUMBLE and HOP, only
     // window_end and window_time for CUMULATE and SESSION (whose windows share starts).
     let window_ends: Vec<usize> = stream
@@ -165,6 +166,7 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
             Expr::Alias(alias) => (alias.name.clone(), alias.expr.as_ref()),
             other => (other.schema_name().to_string(), other),
         };
+        let mut slide = None;
         let Expr::WindowFunction(function) = inner else {
             return Err(SqlError::new(format!("internal: window expression {name} is not a window function")));
         };
@@ -213,7 +215,13 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
             time_mode = true;
             match fun {
                 WindowFunctionDefinition::AggregateUDF(_) => {
-                    frame_history(&params.window_frame, &function_name, &mut history_rows, &mut history_ms)?;
+                    let frame =
+                        frame_history(&params.window_frame, &function_name, &mut history_rows, &mut history_ms)?;
+                    // Slid row by row over an accumulator that can take rows back out, when
+                    // nothing but the frame decides which rows it sees.
+                    if params.filter.is_none() && !params.distinct {
+                        slide = frame;
+                    }
                 }
                 WindowFunctionDefinition::WindowUDF(_) => match function_name.as_str() {
                     "lag" | "lead" if params.null_treatment == Some(NullTreatment::IgnoreNulls) => {
@@ -265,6 +273,7 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
             &ExecutionProps::new(),
             &PhysicalPlanningContext::default(),
         )?);
+        sliding.push(slide);
     }
     if window_mode && time_mode {
         return Err(SqlError::new(
@@ -293,6 +302,7 @@ pub fn lower_over(window: &datafusion::logical_expr::Window) -> SqlResult<Stream
         history_rows: history_rows as usize,
         history_ms,
         lead_rows: lead_rows as usize,
+        sliding,
         output_schema: nullable(window.schema.as_arrow()),
     };
     let input: Arc<Schema> = Arc::new(schema.as_arrow().clone());
@@ -413,7 +423,7 @@ fn check_order(
 }
 
 /// Checks that `frame` is bounded and ends at the current row; widens the history it needs.
-fn frame_history(frame: &WindowFrame, function: &str, rows: &mut u64, ms: &mut i64) -> SqlResult<()> {
+fn frame_history(frame: &WindowFrame, function: &str, rows: &mut u64, ms: &mut i64) -> SqlResult<Option<Slide>> {
     let upper = function.to_uppercase();
     if let WindowFrameBound::Following(_) = frame.end_bound {
         return Err(SqlError::new(format!(
@@ -430,7 +440,9 @@ fn frame_history(frame: &WindowFrame, function: &str, rows: &mut u64, ms: &mut i
                  aggregations is not supported yet)"
             )));
         }
-        WindowFrameBound::CurrentRow if frame.units == WindowFrameUnits::Range => return Ok(()),
+        WindowFrameBound::CurrentRow if frame.units == WindowFrameUnits::Range => {
+            return Ok(ends_at_current_row(frame).then_some(Slide::Range(0)));
+        }
         WindowFrameBound::CurrentRow => &ScalarValue::UInt64(Some(0)),
         WindowFrameBound::Following(_) => {
             return Err(SqlError::new(format!(
@@ -446,13 +458,21 @@ fn frame_history(frame: &WindowFrame, function: &str, rows: &mut u64, ms: &mut i
             });
             let n = n.ok_or_else(|| SqlError::new(format!("ROWS BETWEEN {start} PRECEDING: expected a row count")))?;
             *rows = (*rows).max(n);
+            Ok(ends_at_current_row(frame).then_some(Slide::Rows(n as usize)))
         }
-        WindowFrameUnits::Range => *ms = (*ms).max(range_ms(start)?),
+        WindowFrameUnits::Range => {
+            let range = range_ms(start)?;
+            *ms = (*ms).max(range);
+            Ok(ends_at_current_row(frame).then_some(Slide::Range(range)))
+        }
         WindowFrameUnits::Groups => {
-            return Err(SqlError::new(format!("GROUPS frames are not supported on streams: {FRAME_EXAMPLE}")));
+            Err(SqlError::new(format!("GROUPS frames are not supported on streams: {FRAME_EXAMPLE}")))
         }
     }
-    Ok(())
+}
+
+fn ends_at_current_row(frame: &WindowFrame) -> bool {
+    matches!(frame.end_bound, WindowFrameBound::CurrentRow)
 }
 
 /// A RANGE frame's `INTERVAL ... PRECEDING` in milliseconds.
