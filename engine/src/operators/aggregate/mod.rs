@@ -20,6 +20,11 @@
 //! result depends only on the order of the input, not on batch boundaries or on how rows are
 //! spread over aggregation instances.
 //!
+//! CUMULATE windows follow the same rule: its windows are `[p, p + k * step)` for each period `p`
+//! of `size` and `k = 1 ..= size / step`, and a row joins those that contain it and end after
+//! `wm(r)`. SESSION windows ([`session`]) judge a row as OVER does: late iff `ts < wm(r)`; the
+//! sessions are those a batch query finds over the rows that are not late.
+//!
 //! # Windows over window results
 //!
 //! A window's results leave with `_ts = window_time = W.end - 1` and no watermark of their own
