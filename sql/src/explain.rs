@@ -163,11 +163,18 @@ impl Lines {
             let filter = call.filter.as_ref().map(|f| format!(" FILTER (WHERE {})", expr(f))).unwrap_or_default();
             self.line("", format!("{}{filter}", aggregate_name(call.function.name())));
         }
-        if agg.window.is_some() {
-            self.line(
+        match agg.window {
+            Some(shape) if shape.kind == WindowKind::Session => self.line(
+                "",
+                "a session is emitted when the watermark reaches its end (last row + gap); rows behind their own \
+                 watermark are dropped as late"
+                    .into(),
+            ),
+            Some(_) => self.line(
                 "",
                 "a window is emitted when the watermark passes its end; later rows for it are dropped as late".into(),
-            );
+            ),
+            None => {}
         }
     }
 
@@ -186,6 +193,15 @@ impl Lines {
         self.line("over", format!("{partition}ordered by event time"));
         for function in &spec.functions {
             self.line("", function.name().to_string());
+        }
+        if spec.lead_rows > 0 {
+            self.line(
+                "",
+                format!(
+                    "LEAD: a row waits for the {} row(s) after it in its partition, and holds the watermark sent on",
+                    spec.lead_rows
+                ),
+            );
         }
         self.line(
             "",
