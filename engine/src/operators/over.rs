@@ -74,6 +74,7 @@ pub enum Slide {
 /// A slid aggregate's state for one partition: the accumulator holds the history rows
 /// `[lo, hi)` (indices into the partition's history followed by its held rows).
 struct Sliding {
+    frame: Slide,
     accumulator: Box<dyn Accumulator>,
     lo: usize,
     hi: usize,
@@ -357,7 +358,7 @@ impl OverOperator {
         if emit_end > first_pending {
             for ((function, out), slide) in self.spec.functions.iter().zip(values.iter_mut()).zip(&mut slides) {
                 match slide {
-                    Some(state) => out.push(slide_over(state, function, &partition, first_pending, emit_end)?),
+                    Some(state) => out.push(slide_over(state, function.as_ref(), &partition, first_pending, emit_end)?),
                     None => {
                         let result = function.evaluate(&partition)?;
                         out.push(result.slice(first_pending, emit_end - first_pending));
@@ -419,7 +420,7 @@ impl OverOperator {
             .iter()
             .zip(&self.spec.sliding)
             .map(|(function, slide)| {
-                let Some(_) = slide else { return Ok(None) };
+                let Some(frame) = *slide else { return Ok(None) };
                 let aggregate = if let Some(w) = function.as_any().downcast_ref::<SlidingAggregateWindowExpr>() {
                     w.get_aggregate_expr()
                 } else if let Some(w) = function.as_any().downcast_ref::<PlainAggregateWindowExpr>() {
@@ -428,7 +429,12 @@ impl OverOperator {
                     return Ok(None);
                 };
                 // An aggregate that cannot take rows back out is evaluated by DataFusion.
-                Ok(aggregate.create_sliding_accumulator().ok().map(|accumulator| Sliding { accumulator, lo: 0, hi: 0 }))
+                Ok(aggregate.create_sliding_accumulator().ok().map(|accumulator| Sliding {
+                    frame,
+                    accumulator,
+                    lo: 0,
+                    hi: 0,
+                }))
             })
             .collect()
     }
@@ -482,19 +488,20 @@ impl OverOperator {
 /// accumulator and those leaving it taken back out. The accumulator holds `[lo, hi)`.
 fn slide_over(
     state: &mut Sliding,
-    function: &Arc<dyn WindowExpr>,
+    function: &dyn WindowExpr,
     partition: &RecordBatch,
     from: usize,
     to: usize,
 ) -> Result<ArrayRef> {
-    let frame = function.get_window_frame();
     // RANGE frames hold the current row's peers; ROWS frames end at the row itself.
-    let range = frame.units != datafusion::logical_expr::WindowFrameUnits::Rows;
+    let (range, rows_back, range_back) = match state.frame {
+        Slide::Rows(n) => (false, n, 0),
+        Slide::Range(ms) => (true, 0, ms),
+    };
     let args = function.evaluate_args(partition)?;
     let ts = hidden_column(partition, TS_COLUMN)?;
     let ts = ts.as_primitive::<TimestampMillisecondType>().values();
     let n = partition.num_rows();
-    let (rows_back, range_back) = frame_reach(frame)?;
     let mut values = Vec::with_capacity(to - from);
     let mut i = from;
     while i < to {
@@ -540,31 +547,6 @@ fn slide_over(
         i = last;
     }
     Ok(ScalarValue::iter_to_array(values)?)
-}
-
-/// How far back a slid frame reaches: rows (ROWS) or milliseconds (RANGE).
-fn frame_reach(frame: &datafusion::logical_expr::WindowFrame) -> Result<(usize, i64)> {
-    use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
-    let unsupported = || StreamError::Internal(format!("a slid OVER aggregate with the frame {frame}"));
-    match (&frame.units, &frame.start_bound) {
-        (_, WindowFrameBound::CurrentRow) => Ok((0, 0)),
-        (WindowFrameUnits::Rows, WindowFrameBound::Preceding(ScalarValue::UInt64(Some(n)))) => Ok((*n as usize, 0)),
-        (WindowFrameUnits::Range, WindowFrameBound::Preceding(value)) => {
-            let ms = match value {
-                ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
-                    i64::from(v.days) * 86_400_000 + v.nanoseconds.div_euclid(1_000_000)
-                }
-                ScalarValue::IntervalDayTime(Some(v)) => i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds),
-                ScalarValue::DurationMillisecond(Some(ms)) => *ms,
-                ScalarValue::DurationSecond(Some(s)) => s * 1_000,
-                ScalarValue::DurationMicrosecond(Some(us)) => us / 1_000,
-                ScalarValue::DurationNanosecond(Some(ns)) => ns / 1_000_000,
-                _ => return Err(unsupported()),
-            };
-            Ok((0, ms))
-        }
-        _ => Err(unsupported()),
-    }
 }
 
 /// `rows` in buffers of its own: a slice kept as state must not hold a whole release's rows.

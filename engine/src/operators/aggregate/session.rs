@@ -16,7 +16,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions, TimestampMillisecondArray};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, TimestampMillisecondArray};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices};
 use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef, TimestampMillisecondType};
 use arrow::row::{OwnedRow, RowConverter, SortField};
@@ -26,13 +26,13 @@ use datafusion::physical_expr::expressions::Column;
 
 use super::inputs::BatchInputs;
 use super::pane::{Pane, PaneInput};
-use super::spec::{AggregateSpec, GroupOutput};
+use super::spec::AggregateSpec;
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Operator};
 use crate::operators::over::{Holding, compact, hidden_column, take_batch};
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
-use crate::time::{TS_COLUMN, WATERMARK_MIN, hidden_fields, timestamp_type};
+use crate::time::{TS_COLUMN, hidden_fields, timestamp_type};
 
 /// A session that may still grow: its bounds so far and its rows.
 struct OpenSession {
@@ -226,25 +226,7 @@ impl SessionOperator {
         let time: ArrayRef = Arc::new(TimestampMillisecondArray::from_iter(
             end.as_primitive::<TimestampMillisecondType>().iter().map(|e| e.map(|e| e - 1)),
         ));
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.output_schema.fields().len());
-        for output in &self.spec.outputs {
-            columns.push(match output {
-                GroupOutput::WindowStart => start.clone(),
-                GroupOutput::WindowEnd => end.clone(),
-                GroupOutput::WindowTime => time.clone(),
-                GroupOutput::Key(i) => {
-                    keys.get(*i).cloned().ok_or_else(|| StreamError::Internal(format!("missing group key {i}")))?
-                }
-            });
-        }
-        columns.extend(values);
-        columns.push(time);
-        columns.push(Arc::new(Int64Array::from_value(WATERMARK_MIN, rows)));
-        Ok(RecordBatch::try_new_with_options(
-            self.output_schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?)
+        self.spec.window_results(&self.output_schema, [start, end, time], &keys, values, rows)
     }
 }
 

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{FieldRef, SchemaRef};
 use datafusion::logical_expr::GroupsAccumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
 use crate::error::{Result, StreamError};
+use crate::time::WATERMARK_MIN;
 
 /// TUMBLE, HOP or SESSION.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +221,46 @@ pub struct AggregateSpec {
     pub output_schema: SchemaRef,
 }
 
+impl AggregateSpec {
+    /// A windowed aggregation's result rows in `schema` (the output schema with the hidden
+    /// event-time columns): the GROUP BY outputs from the window bounds and `keys`, the
+    /// aggregate `values`, then `window_time` as their event time and no watermark of their own.
+    ///
+    /// Their own watermark is "none yet": a window over them judges them by its operator
+    /// watermark alone (the minimum over the instances that send them), which cannot pass
+    /// window_time before they arrive, as every instance sends a window's results before the
+    /// watermark that closed it. A per-row watermark would not do: results of different
+    /// instances interleave, so theirs would not rise row by row.
+    pub(super) fn window_results(
+        &self,
+        schema: &SchemaRef,
+        [start, end, time]: [ArrayRef; 3],
+        keys: &[ArrayRef],
+        values: Vec<ArrayRef>,
+        rows: usize,
+    ) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        for output in &self.outputs {
+            columns.push(match output {
+                GroupOutput::WindowStart => start.clone(),
+                GroupOutput::WindowEnd => end.clone(),
+                GroupOutput::WindowTime => time.clone(),
+                GroupOutput::Key(i) => {
+                    keys.get(*i).cloned().ok_or_else(|| StreamError::Internal(format!("missing group key {i}")))?
+                }
+            });
+        }
+        columns.extend(values);
+        columns.push(time);
+        columns.push(Arc::new(Int64Array::from_value(WATERMARK_MIN, rows)));
+        Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,7 +284,7 @@ mod tests {
         let tumble = WindowShape::tumble(5_000)?;
         assert_eq!(tumble.window_starts(-1).collect::<Vec<_>>(), vec![-5_000]);
         assert_eq!(tumble.last_window_end(-1), 0);
-        assert_eq!(tumble.next_window_end_after(crate::time::WATERMARK_MIN), i64::MIN / 5_000 * 5_000);
+        assert_eq!(tumble.next_window_end_after(WATERMARK_MIN), i64::MIN / 5_000 * 5_000);
         assert_eq!(tumble.next_window_end_after(i64::MAX), i64::MAX);
         assert!(tumble.window_starts(i64::MIN).count() <= 1);
         Ok(())

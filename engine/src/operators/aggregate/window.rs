@@ -3,14 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
 use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::EmitTo;
 
 use super::inputs::BatchInputs;
 use super::pane::{Groups, Pane, PaneInput, new_accumulators};
-use super::spec::{AggregateSpec, GroupOutput, WindowKind, WindowShape, floor_to};
+use super::spec::{AggregateSpec, WindowKind, WindowShape, floor_to};
 use crate::error::{Result, StreamError};
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
@@ -337,30 +337,8 @@ impl WindowAggregator {
         values: Vec<ArrayRef>,
         rows: usize,
     ) -> Result<RecordBatch> {
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output_schema.fields().len());
-        for output in &self.spec.outputs {
-            columns.push(match output {
-                GroupOutput::WindowStart => Arc::new(TimestampMillisecondArray::from_value(start, rows)),
-                GroupOutput::WindowEnd => Arc::new(TimestampMillisecondArray::from_value(end, rows)),
-                GroupOutput::WindowTime => Arc::new(TimestampMillisecondArray::from_value(end - 1, rows)),
-                GroupOutput::Key(i) => {
-                    keys.get(*i).cloned().ok_or_else(|| StreamError::Internal(format!("missing group key {i}")))?
-                }
-            });
-        }
-        columns.extend(values);
-        // A window's results carry its window_time as their event time. Their own watermark is
-        // "none yet": a window over them judges them by its operator watermark alone (the
-        // minimum over the instances that send them), which cannot pass window_time before
-        // they arrive, as every instance sends a window's results before the watermark that
-        // closed it. A per-row watermark would not do: results of different instances
-        // interleave, so theirs would not rise row by row.
-        columns.push(Arc::new(TimestampMillisecondArray::from_value(end - 1, rows)));
-        columns.push(Arc::new(Int64Array::from_value(WATERMARK_MIN, rows)));
-        Ok(RecordBatch::try_new_with_options(
-            self.output_schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(rows)),
-        )?)
+        let bound = |t: i64| Arc::new(TimestampMillisecondArray::from_value(t, rows)) as ArrayRef;
+        let bounds = [bound(start), bound(end), bound(end - 1)];
+        self.spec.window_results(&self.output_schema, bounds, &keys, values, rows)
     }
 }
