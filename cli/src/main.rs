@@ -74,6 +74,16 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
     query_concurrency: u16,
 
+    /// Keep checkpoints in DIR (when a script sets 'execution.checkpointing.interval'), unless
+    /// it sets 'state.checkpoints.dir'; a job started again with the same DIR resumes from its
+    /// latest checkpoint.
+    #[arg(long, value_name = "DIR", global = true)]
+    state_dir: Option<PathBuf>,
+
+    /// Remove a job's earlier checkpoints and start it from the beginning.
+    #[arg(long, global = true)]
+    from_scratch: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -173,8 +183,14 @@ fn run(args: Args) -> ExitCode {
             None
         }
     };
-    let context =
-        run::Context { registry: streamsql_connectors::registry_with_live(&catalog), catalog, flight, query_limits };
+    let context = run::Context {
+        registry: streamsql_connectors::registry_with_live(&catalog),
+        catalog,
+        flight,
+        query_limits,
+        state_dir: args.state_dir.as_ref().map(|d| d.to_string_lossy().to_string()),
+        from_scratch: args.from_scratch,
+    };
     if let Some(Command::Serve) = args.command {
         return runtime.block_on(run::serve_only(context));
     }

@@ -27,6 +27,10 @@ pub struct Context {
     pub flight: Option<FlightOptions>,
     /// Bounds on ad-hoc queries over live tables (Flight SQL and the shell).
     pub query_limits: QueryLimits,
+    /// `--state-dir`: where pipelines keep checkpoints, unless a script says otherwise.
+    pub state_dir: Option<String>,
+    /// `--from-scratch`: earlier checkpoints are removed instead of resumed from.
+    pub from_scratch: bool,
 }
 
 impl Context {
@@ -100,6 +104,7 @@ pub async fn run_script(
     format: Option<OutputFormat>,
 ) -> ExitCode {
     let mut session = Session::new(context.registry.clone());
+    session.set_checkpoint_defaults(context.state_dir.clone(), context.from_scratch);
     if let Some(n) = parallelism
         && let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'"))
     {
@@ -212,9 +217,20 @@ pub async fn run_script(
                 }
             }
             signal = interrupted(), if stopped.is_none() => {
-                errln!("streamsql: stopping ({}); open windows are not emitted", signal.name());
                 stopped = Some(signal);
-                controls.iter().for_each(|c| c.cancel());
+                if controls.iter().any(|c| c.checkpoints()) {
+                    // A final checkpoint first, so a restart resumes here and replays nothing.
+                    errln!("streamsql: stopping ({}) after a final checkpoint", signal.name());
+                    for control in &controls {
+                        let epoch = control.stop_with_savepoint(SAVEPOINT_TIMEOUT).await;
+                        if control.checkpoints() && epoch.is_none() {
+                            errln!("streamsql: the final checkpoint did not complete; a restart resumes from the one before");
+                        }
+                    }
+                } else {
+                    errln!("streamsql: stopping ({}); open windows are not emitted", signal.name());
+                    controls.iter().for_each(|c| c.cancel());
+                }
             }
         }
     }
@@ -237,6 +253,12 @@ pub async fn run_script(
         for operator in &report.operators {
             errln!("  {operator}");
         }
+        if let Some(epoch) = report.restored_from {
+            errln!("  resumed from checkpoint {epoch}");
+        }
+        if let Some(last) = report.last_checkpoint {
+            errln!("  last {last}");
+        }
     }
     if let Some(server) = server {
         if !failed && stopped.is_none() {
@@ -257,6 +279,9 @@ pub async fn run_script(
         None => ExitCode::SUCCESS,
     }
 }
+
+/// How long a stop waits for the final checkpoint before stopping without it.
+const SAVEPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The first pipeline writing a file an earlier one writes, and why that cannot run: both would
 /// replace the file with their own output, and the last to finish would win.

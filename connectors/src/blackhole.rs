@@ -2,7 +2,7 @@
 
 use arrow::record_batch::RecordBatch;
 use streamsql_engine::Result;
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, TableDef};
+use streamsql_engine::connector::{Connector, Delivery, OptionSpec, Role, Sink, TableDef};
 
 pub struct BlackholeConnector;
 
@@ -24,6 +24,11 @@ impl Connector for BlackholeConnector {
     fn options(&self) -> &'static [OptionSpec] {
         &[]
     }
+    /// Discards rows, so a replay discards them again.
+    fn delivery(&self, _table: &TableDef, role: Role) -> Delivery {
+        if role == Role::Sink { Delivery::AtLeastOnce } else { Delivery::Unsupported }
+    }
+
     fn supports(&self, role: Role) -> bool {
         role == Role::Sink
     }

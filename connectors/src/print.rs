@@ -3,7 +3,9 @@
 use std::io::Write;
 
 use arrow::record_batch::RecordBatch;
-use streamsql_engine::connector::{ChangelogMode, Connector, OptionSpec, Role, Sink, TableDef, split_changes};
+use streamsql_engine::connector::{
+    ChangelogMode, Connector, Delivery, OptionSpec, Role, Sink, TableDef, split_changes,
+};
 use streamsql_engine::operators::aggregate::ChangeOp;
 use streamsql_engine::{Result, StreamError};
 
@@ -74,6 +76,11 @@ impl Connector for PrintConnector {
     fn options(&self) -> &'static [OptionSpec] {
         OPTIONS
     }
+    /// Rows after the last checkpoint are printed again after a restart.
+    fn delivery(&self, _table: &TableDef, role: Role) -> Delivery {
+        if role == Role::Sink { Delivery::AtLeastOnce } else { Delivery::Unsupported }
+    }
+
     fn supports(&self, role: Role) -> bool {
         role == Role::Sink
     }

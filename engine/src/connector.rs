@@ -24,8 +24,10 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+pub use crate::checkpoint::Delivery;
 use crate::error::{Result, StreamError};
 use crate::metrics::PipelineMetrics;
+use crate::operator::StateSnapshot;
 
 /// A source of record batches: one instance of a table's reader.
 ///
@@ -62,6 +64,19 @@ pub trait Source: Send {
             None => Pulled::End,
         })
     }
+
+    /// Where the source is, after the rows it has returned: taken at a checkpoint barrier, so
+    /// that [`Source::restore`] reads again exactly the rows that came after. Only called when
+    /// the connector says [`Delivery::ExactlyOnce`] for its sources
+    /// ([`Connector::delivery`]).
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        Err(StreamError::Internal("this source cannot be checkpointed".into()))
+    }
+
+    /// Moves to the position of a [`Source::snapshot`], before the first batch.
+    fn restore(&mut self, _state: StateSnapshot) -> Result<()> {
+        Err(StreamError::Internal("this source cannot be restored from a checkpoint".into()))
+    }
 }
 
 /// What [`Source::pull`] returns.
@@ -86,6 +101,19 @@ pub trait Sink: Send {
     /// keeps the earlier output instead.
     fn abort(&mut self) -> Result<()> {
         self.finish()
+    }
+
+    /// At a checkpoint barrier, after every batch before it was written: makes them durable
+    /// and returns what [`Sink::restore`] needs to take back anything written after (a file's
+    /// length). By default nothing: right for sinks whose [`Connector::delivery`] is
+    /// idempotent or at least once.
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        Ok(StateSnapshot::default())
+    }
+
+    /// Resumes from a [`Sink::snapshot`], before the first batch.
+    fn restore(&mut self, _state: StateSnapshot) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -305,6 +333,12 @@ pub trait Connector: Send + Sync {
     /// it as a lookup join's dimension table: loaded once, the stream side never kept.
     fn bounded(&self, _table: &TableDef) -> bool {
         false
+    }
+
+    /// What the connector promises when a pipeline resumes from a checkpoint, as a source of
+    /// `table` or as its sink (see [`Delivery`]). By default it cannot take part in checkpoints.
+    fn delivery(&self, _table: &TableDef, _role: Role) -> Delivery {
+        Delivery::Unsupported
     }
 
     /// How the sink takes updating results; the default appends them with an `op` column.

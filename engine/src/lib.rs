@@ -71,6 +71,7 @@
 //! - [`operators::aggregate::retract`]: aggregations over updating inputs (retractions).
 //! - [`live`]: live tables, pipeline results kept in memory for queries while they run.
 
+pub mod checkpoint;
 pub mod connector;
 pub mod error;
 pub mod limits;

@@ -106,10 +106,14 @@ pub struct StateSnapshot {
     pub tables: Vec<(String, Vec<RecordBatch>)>,
 }
 
-/// Takes the snapshots of one checkpoint (the checkpoint store, once checkpoints exist).
+/// Takes the snapshots of one checkpoint (see [`crate::checkpoint`]).
 pub trait Checkpointer: Send + Sync {
     /// Keeps `state` of instance `instance` of operator `operator` for checkpoint `epoch`.
     fn store(&self, operator: &str, instance: usize, epoch: Epoch, state: StateSnapshot) -> Result<()>;
+
+    /// Instance `instance` finished (every input ended and its results were sent) with
+    /// `state`, which stands for it in every later checkpoint.
+    fn finished(&self, instance: usize, state: StateSnapshot) -> Result<()>;
 }
 
 /// One operator of a pipeline's dataflow graph. See the [module docs](self) for the protocol.

@@ -26,8 +26,9 @@ use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, StringArray, UInt3
 use arrow::compute::{CastOptions, cast_with_options, take};
 use datafusion::physical_expr::PhysicalExpr;
 
-use crate::connector::{Connector, TableDef};
-use crate::error::Result;
+use crate::checkpoint::{CheckpointConfig, Delivery, NodeEntry};
+use crate::connector::{Connector, Role, TableDef};
+use crate::error::{Result, StreamError};
 use crate::operator::Operator;
 use crate::operators::aggregate::{AggregateSpec, WindowKind, aggregate_operator};
 use crate::operators::join::{JoinOperator, JoinSpec};
@@ -174,6 +175,22 @@ impl Stage {
     }
 
     /// What it is, for reports: `window aggregate`, `updating aggregate`, `join`.
+    /// Whether the operator takes part in checkpoints (`snapshot`/`restore`); `Err` says which
+    /// cannot yet.
+    pub fn checkpointable(&self) -> Result<()> {
+        match self {
+            Stage::Aggregate(stage)
+                if !stage.changelog_input && stage.spec.window.is_none_or(|w| w.kind != WindowKind::Session) =>
+            {
+                Ok(())
+            }
+            Stage::Aggregate(stage) if stage.changelog_input => Err(StreamError::Config(
+                "an updating aggregate over an updating input cannot be checkpointed yet".into(),
+            )),
+            _ => Err(StreamError::Config(format!("the {} operator cannot be checkpointed yet", self.name()))),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Stage::Aggregate(stage) if stage.spec.window.is_some_and(|w| w.kind == WindowKind::Session) => {
@@ -309,6 +326,8 @@ pub struct PipelineSpec {
     pub parallelism: usize,
     /// Largest batch a source produces.
     pub batch_size: usize,
+    /// Checkpoints, when `'execution.checkpointing.interval'` is set.
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 impl PipelineSpec {
@@ -331,7 +350,49 @@ impl PipelineSpec {
                 parallelism,
             };
         }
-        Self { name, inputs: vec![node], sink, updating, late_sink: None, parallelism, batch_size }
+        Self { name, inputs: vec![node], sink, updating, late_sink: None, parallelism, batch_size, checkpoint: None }
+    }
+
+    /// The nodes a checkpoint of this pipeline holds, numbered as `EXPLAIN` numbers them
+    /// (inputs before the stages they feed), the sink last; `Err` names the first that cannot
+    /// take part in checkpoints.
+    pub fn checkpoint_nodes(&self) -> Result<Vec<NodeEntry>> {
+        fn walk(node: &Node, out: &mut Vec<NodeEntry>) -> Result<()> {
+            match node {
+                Node::Source { source, .. } => {
+                    let delivery = source.connector.delivery(&source.table, Role::Source);
+                    if delivery != Delivery::ExactlyOnce {
+                        return Err(StreamError::Config(format!(
+                            "checkpoints: source table '{}' (connector '{}') cannot be checkpointed yet",
+                            source.table.name,
+                            source.connector.name()
+                        )));
+                    }
+                    out.push(NodeEntry { name: format!("source {}", source.table.name), instances: node.instances() });
+                }
+                Node::Stage { stage, inputs, .. } => {
+                    for input in inputs {
+                        walk(&input.node, out)?;
+                    }
+                    stage.checkpointable().map_err(|e| StreamError::Config(format!("checkpoints: {e}")))?;
+                    out.push(NodeEntry { name: stage.name().to_string(), instances: node.instances() });
+                }
+            }
+            Ok(())
+        }
+        let mut nodes = Vec::new();
+        for node in &self.inputs {
+            walk(node, &mut nodes)?;
+        }
+        if self.sink.connector.delivery(&self.sink.table, Role::Sink) == Delivery::Unsupported {
+            return Err(StreamError::Config(format!(
+                "checkpoints: sink table '{}' (connector '{}') cannot take part in checkpoints yet",
+                self.sink.table.name,
+                self.sink.connector.name()
+            )));
+        }
+        nodes.push(NodeEntry { name: format!("sink {}", self.sink.table.name), instances: 1 });
+        Ok(nodes)
     }
 
     /// Whether results are a changelog (an aggregation without a window) rather than

@@ -26,10 +26,12 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::checkpoint::{CheckpointStats, Checkpoints, NodeCheckpointer};
 use crate::connector::{ChangelogMode, Pulled, Sink, SourceContext};
 use crate::error::{Result, StreamError};
 use crate::message::Message;
 use crate::metrics::{MetricsSnapshot, OperatorMetrics, OperatorSnapshot, PipelineMetrics};
+use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::aggregate::ChangeOp;
 use crate::operators::aggregate::updating::op_field;
 use crate::operators::exchange::HashRouter;
@@ -50,6 +52,8 @@ struct Shared {
     source_watermarks: Vec<AtomicI64>,
     /// Counters per node, in `EXPLAIN`'s order (inputs first); set once every task is spawned.
     operators: OnceLock<Vec<Arc<OperatorMetrics>>>,
+    /// The pipeline's checkpoints, when it takes them.
+    checkpoints: Option<Arc<Checkpoints>>,
 }
 
 impl Shared {
@@ -103,6 +107,50 @@ impl PipelineControl {
     pub fn operators(&self) -> Vec<OperatorSnapshot> {
         self.shared.operators()
     }
+
+    /// Whether the pipeline takes checkpoints.
+    pub fn checkpoints(&self) -> bool {
+        self.shared.checkpoints.is_some()
+    }
+
+    /// The last complete checkpoint, if the pipeline takes them and one completed.
+    pub fn last_checkpoint(&self) -> Option<CheckpointStats> {
+        self.shared.checkpoints.as_ref().and_then(|c| c.last())
+    }
+
+    /// Stops the pipeline after a final checkpoint (a savepoint), so that a restart replays
+    /// nothing: waits for the checkpoint in progress and one more, at most `timeout`, then
+    /// cancels. Returns the final checkpoint's epoch; `None` if the pipeline does not
+    /// checkpoint, or no checkpoint completed in time (it is cancelled all the same).
+    pub async fn stop_with_savepoint(&self, timeout: std::time::Duration) -> Option<Epoch> {
+        let checkpoints = self.shared.checkpoints.clone();
+        let taken = async {
+            let checkpoints = checkpoints?;
+            let deadline = tokio::time::Instant::now() + timeout;
+            let epoch = loop {
+                if self.shared.is_cancelled() {
+                    return None;
+                }
+                if let Some(epoch) = checkpoints.request() {
+                    break epoch;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            };
+            while checkpoints.last().is_none_or(|l| l.epoch < epoch) {
+                if self.shared.is_cancelled() || tokio::time::Instant::now() >= deadline || !checkpoints.in_flight() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            checkpoints.last().filter(|l| l.epoch >= epoch).map(|l| l.epoch)
+        }
+        .await;
+        self.cancel();
+        taken
+    }
 }
 
 /// How a pipeline ended.
@@ -114,6 +162,10 @@ pub struct PipelineReport {
     pub operators: Vec<OperatorSnapshot>,
     /// True when stopped by [`PipelineControl::cancel`] before its input ended.
     pub cancelled: bool,
+    /// The checkpoint the pipeline resumed from, if it did.
+    pub restored_from: Option<Epoch>,
+    /// The last checkpoint it completed, if it takes them.
+    pub last_checkpoint: Option<CheckpointStats>,
 }
 
 /// A started pipeline.
@@ -121,6 +173,8 @@ pub struct RunningPipeline {
     name: String,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
+    /// Requests checkpoints on the interval; stopped when the pipeline ends.
+    coordinator: Option<JoinHandle<()>>,
 }
 
 impl Drop for RunningPipeline {
@@ -130,6 +184,9 @@ impl Drop for RunningPipeline {
         self.shared.cancelled.store(true, Ordering::SeqCst);
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some(coordinator) = &self.coordinator {
+            coordinator.abort();
         }
     }
 }
@@ -147,6 +204,18 @@ impl RunningPipeline {
                 self.shared.fail(StreamError::Internal(format!("a pipeline task failed: {e}")));
             }
         }
+        if let Some(coordinator) = self.coordinator.take() {
+            coordinator.abort();
+        }
+        let cancelled = self.shared.is_cancelled();
+        let checkpoints = self.shared.checkpoints.clone();
+        if let Some(checkpoints) = &checkpoints
+            && !cancelled
+            && !self.shared.has_failed()
+            && let Err(e) = checkpoints.completed()
+        {
+            self.shared.fail(e);
+        }
         let error = self.shared.error.lock().ok().and_then(|mut e| e.take());
         match error {
             Some(e) => Err(e),
@@ -154,24 +223,39 @@ impl RunningPipeline {
                 name: self.name.clone(),
                 metrics: self.shared.metrics.snapshot(),
                 operators: self.shared.operators(),
-                cancelled: self.shared.is_cancelled(),
+                cancelled,
+                restored_from: checkpoints.as_ref().and_then(|c| c.restored_epoch()),
+                last_checkpoint: checkpoints.as_ref().and_then(|c| c.last()),
             }),
         }
     }
+}
+
+/// Opens the pipeline's checkpoints, if it takes them: refuses a pipeline with a part that
+/// cannot take part, or whose stored checkpoint is of another job.
+fn open_checkpoints(spec: &PipelineSpec) -> Result<Option<Arc<Checkpoints>>> {
+    let Some(config) = spec.checkpoint.clone() else { return Ok(None) };
+    let nodes = spec.checkpoint_nodes()?;
+    Ok(Some(Arc::new(Checkpoints::open(config, &spec.name, nodes)?)))
 }
 
 /// Starts `spec` on the current tokio runtime.
 pub fn start(spec: PipelineSpec) -> RunningPipeline {
     // One watermark slot per source instance.
     let sources: usize = spec.inputs.iter().map(Node::source_instances).sum();
+    let opened = open_checkpoints(&spec);
     let shared = Arc::new(Shared {
         cancelled: AtomicBool::new(false),
         error: Mutex::new(None),
         metrics: Arc::new(PipelineMetrics::default()),
         source_watermarks: (0..sources).map(|_| AtomicI64::new(WATERMARK_MIN)).collect(),
         operators: OnceLock::new(),
+        checkpoints: opened.as_ref().ok().cloned().flatten(),
     });
-    let (sink_tx, sink_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+    if let Err(e) = opened {
+        shared.fail(e);
+        return RunningPipeline { name: spec.name, shared, tasks: Vec::new(), coordinator: None };
+    }
     let mut tasks = Vec::new();
     let late = spec.late_sink.clone().map(|table| {
         let (late_tx, late_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
@@ -185,28 +269,58 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
     });
     let mut spawner =
         Spawner { shared: &shared, batch_size: spec.batch_size, tasks, sources: 0, operators: Vec::new(), late };
-    let mut upstream_ends = 0;
+    // One channel per upstream instance, so the sink can align checkpoint barriers.
+    let mut sink_channels = Vec::new();
     for node in &spec.inputs {
-        upstream_ends += node.instances();
-        let outputs = (0..node.instances()).map(|_| Output::forward(sink_tx.clone())).collect();
-        spawner.spawn(node, outputs);
+        let outputs = (0..node.instances())
+            .map(|_| {
+                let (tx, rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+                sink_channels.push((0, rx));
+                Output::forward(tx)
+            })
+            .collect();
+        if let Err(e) = spawner.spawn(node, outputs) {
+            shared.fail(e);
+        }
     }
-    drop(sink_tx);
     // The late-rows sink ends when the last stage instance holding a sender has ended.
     spawner.late = None;
+    let sink_node = spawner.operators.len();
     let _ = shared.operators.set(spawner.operators);
     let mut tasks = spawner.tasks;
-    {
-        let shared = shared.clone();
-        let spec = spec.clone();
-        tasks.push(tokio::task::spawn_blocking(move || {
-            if let Err(e) = unwound("the sink", || run_sink(&spec, sink_rx, upstream_ends, &shared)) {
-                shared.fail(e);
-            }
-        }));
+    let restored = shared.checkpoints.as_ref().map(|c| c.restore_state(sink_node, 0)).transpose();
+    match restored {
+        Ok(restored) => {
+            let shared = shared.clone();
+            let spec = spec.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let run = || run_sink(&spec, sink_channels, sink_node, restored.flatten(), &shared);
+                if let Err(e) = unwound("the sink", run) {
+                    shared.fail(e);
+                }
+            }));
+        }
+        Err(e) => shared.fail(e),
     }
+    let coordinator = shared.checkpoints.clone().map(|checkpoints| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let interval = checkpoints.config().interval;
+            loop {
+                tokio::time::sleep(interval).await;
+                if shared.is_cancelled() {
+                    return;
+                }
+                checkpoints.request();
+                if let Some(why) = checkpoints.fatal() {
+                    shared.fail(StreamError::Remote(why));
+                    return;
+                }
+            }
+        })
+    });
 
-    RunningPipeline { name: spec.name, shared, tasks }
+    RunningPipeline { name: spec.name, shared, tasks, coordinator }
 }
 
 /// Spawns the tasks of a node and everything upstream of it.
@@ -223,12 +337,21 @@ struct Spawner<'a> {
 }
 
 impl Spawner<'_> {
+    /// The state instance `instance` of node `node` restores, if the pipeline resumes.
+    fn restored(&self, node: usize, instance: usize) -> Result<Option<StateSnapshot>> {
+        match &self.shared.checkpoints {
+            Some(checkpoints) => checkpoints.restore_state(node, instance),
+            None => Ok(None),
+        }
+    }
+
     /// Spawns `node`, whose instance *i* sends its results to `outputs[i]`.
-    fn spawn(&mut self, node: &Node, outputs: Vec<Output>) {
+    fn spawn(&mut self, node: &Node, outputs: Vec<Output>) -> Result<()> {
         match node {
             Node::Source { source, chain, .. } => {
                 let index = self.sources;
                 self.sources += outputs.len();
+                let node_index = self.operators.len();
                 let counters = Arc::new(OperatorMetrics::new(format!("source {}", source.table.name)));
                 self.operators.push(counters.clone());
                 let shared = self.shared.clone();
@@ -237,10 +360,17 @@ impl Spawner<'_> {
                 for (instance, mut output) in outputs.into_iter().enumerate() {
                     let shared = shared.clone();
                     let (source, chain, counters) = (source.clone(), chain.clone(), counters.clone());
+                    let restored = self.restored(node_index, instance)?;
                     self.tasks.push(tokio::task::spawn_blocking(move || {
                         // The error is recorded before the channels close, so downstream tasks
                         // that see them close know the pipeline failed.
-                        let place = SourcePlace { index: index + instance, counters: &counters };
+                        let place = SourcePlace {
+                            index: index + instance,
+                            node: node_index,
+                            instance,
+                            counters: &counters,
+                            restored,
+                        };
                         let ctx = SourceContext { batch_size, metrics: shared.metrics.clone(), instance, instances };
                         let run = || run_source(&source, &chain, ctx, &mut output, place, &shared);
                         if let Err(e) = unwound("the source", run) {
@@ -272,12 +402,18 @@ impl Spawner<'_> {
                             }
                         })
                         .collect();
-                    self.spawn(&input.node, upstream);
+                    self.spawn(&input.node, upstream)?;
                 }
+                let node_index = self.operators.len();
                 let counters = Arc::new(OperatorMetrics::new(stage.name().to_string()));
                 self.operators.push(counters.clone());
                 for (instance, (channels, mut output)) in channels.into_iter().zip(outputs).enumerate() {
                     let shared = self.shared.clone();
+                    let restored = self.restored(node_index, instance)?;
+                    let checkpointer = shared
+                        .checkpoints
+                        .clone()
+                        .map(|checkpoints| NodeCheckpointer { checkpoints, node: node_index });
                     let (stage, counters) = (stage.clone(), counters.clone());
                     let routes_late = match &stage {
                         Stage::Aggregate(a) => a.late.is_some(),
@@ -290,12 +426,15 @@ impl Spawner<'_> {
                         let ctx = TaskContext {
                             instance,
                             metrics: &shared.metrics,
-                            checkpointer: None,
+                            checkpointer: checkpointer.as_ref().map(|c| c as &dyn crate::operator::Checkpointer),
                             operator: Some(&counters),
                             late_rows: late.as_ref(),
                         };
                         let result = match stage.instantiate() {
-                            Ok(mut operator) => run_operator(operator.as_mut(), channels, &mut output, &ctx).await,
+                            Ok(mut operator) => match restored.map(|state| operator.restore(state)).transpose() {
+                                Ok(_) => run_operator(operator.as_mut(), channels, &mut output, &ctx).await,
+                                Err(e) => Err(e),
+                            },
                             Err(e) => Err(e),
                         };
                         // Recorded before the output closes, so downstream knows the pipeline failed.
@@ -307,6 +446,7 @@ impl Spawner<'_> {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -324,10 +464,27 @@ fn unwound<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-/// Where a source task reports: its index among the pipeline's sources, and its counters.
+/// Where a source task reports: its index among the pipeline's sources, its node and instance
+/// (for checkpoints), its counters, and the state it resumes from.
 struct SourcePlace<'a> {
     index: usize,
+    node: usize,
+    instance: usize,
     counters: &'a OperatorMetrics,
+    restored: Option<StateSnapshot>,
+}
+
+/// Table of a source's snapshot holding its partitions' watermarks.
+const WATERMARKS_TABLE: &str = "watermarks";
+
+/// A source's state at a barrier: its position and its partitions' watermarks.
+fn source_snapshot(
+    source: &mut dyn crate::connector::Source,
+    watermarks: &PartitionWatermarks,
+) -> Result<StateSnapshot> {
+    let mut state = source.snapshot()?;
+    state.tables.push((WATERMARKS_TABLE.to_string(), vec![watermarks.snapshot()?]));
+    Ok(state)
 }
 
 /// Source task: decode, assign watermarks (one per partition), run the fused chain, send on.
@@ -346,12 +503,32 @@ fn run_source(
     let event_time = table.watermark.as_ref().map(|w| (w.column, w.delay_ms));
     let mut watermarks =
         PartitionWatermarks::new(&table.schema, event_time, source.partitions(), source.idle_timeout());
+    if let Some(mut state) = place.restored {
+        let at = state.tables.iter().position(|(t, _)| t == WATERMARKS_TABLE);
+        let saved = at.map(|i| state.tables.remove(i).1).unwrap_or_default();
+        watermarks.restore(&saved)?;
+        source.restore(state)?;
+    }
+    let checkpoints = shared.checkpoints.as_deref();
+    // The last checkpoint this source took part in.
+    let mut barrier: Epoch = 0;
     // Whether downstream was told this reader is idle (and not told otherwise since).
     let mut idle = false;
 
     loop {
         if shared.is_cancelled() {
             return Ok(());
+        }
+        if let Some(checkpoints) = checkpoints {
+            let requested = checkpoints.requested();
+            if requested > barrier {
+                barrier = requested;
+                let state = source_snapshot(source.as_mut(), &watermarks)?;
+                checkpoints.store(place.node, place.instance, requested, &state)?;
+                if !output.send_all_blocking(Message::Barrier(requested)) {
+                    return Ok(());
+                }
+            }
         }
         match source.pull()? {
             Pulled::End => break,
@@ -388,6 +565,10 @@ fn run_source(
         }
     }
     shared.source_watermark(index, WATERMARK_MAX);
+    if let Some(checkpoints) = checkpoints {
+        // At its end, the source stands in for every later checkpoint: a restore reads no more.
+        checkpoints.finished(place.node, place.instance, source_snapshot(source.as_mut(), &watermarks)?)?;
+    }
     output.send_all_blocking(Message::End);
     Ok(())
 }
@@ -451,38 +632,71 @@ fn op_column(batch: &RecordBatch) -> Result<&ArrayRef> {
         .ok_or_else(|| StreamError::Internal("updating results without an op column".into()))
 }
 
-/// Sink task: strips hidden columns, writes, finishes. Blocking thread.
-fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, upstream: usize, shared: &Shared) -> Result<()> {
-    let mut sink: Box<dyn Sink> = spec.sink.connector.open_sink(&spec.sink.table)?;
-    let schema = spec.sink.table.schema.clone();
-    let layout = SinkLayout::of(spec);
-    let mut ends = 0;
-    let result = (|| {
-        while let Some(message) = input.blocking_recv() {
-            match message {
-                Message::Batch(batch) => {
-                    let visible = layout.apply(&schema, batch)?;
-                    sink.write(&visible)?;
-                    PipelineMetrics::add(&shared.metrics.rows_out, visible.num_rows());
-                }
-                Message::Watermark(_) | Message::Idle => {}
-                Message::Barrier(epoch) => {
-                    return Err(StreamError::Internal(format!(
-                        "checkpoint barrier {epoch} reached a sink, but sinks do not take part in checkpoints yet"
-                    )));
-                }
-                Message::End => {
-                    ends += 1;
-                    if ends == upstream {
-                        break;
-                    }
-                }
-            }
-        }
+/// The sink as an operator of the task loop, which aligns checkpoint barriers over the
+/// upstream instances: strips hidden columns and writes; at a barrier, the sink's snapshot.
+struct SinkOperator<'a> {
+    sink: Box<dyn Sink>,
+    layout: SinkLayout,
+    schema: SchemaRef,
+    shared: &'a Shared,
+}
+
+impl Operator for SinkOperator<'_> {
+    fn name(&self) -> &str {
+        "sink"
+    }
+
+    fn on_batch(&mut self, _input: usize, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
+        let visible = self.layout.apply(&self.schema, batch)?;
+        self.sink.write(&visible)?;
+        PipelineMetrics::add(&self.shared.metrics.rows_out, visible.num_rows());
         Ok(())
+    }
+
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
+
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
+        self.sink.snapshot()
+    }
+
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        self.sink.restore(state)
+    }
+}
+
+/// Sink task: writes what every upstream instance sends until all have ended, then finishes.
+/// Blocking thread (the task loop runs on it).
+fn run_sink(
+    spec: &PipelineSpec,
+    channels: Vec<(usize, mpsc::Receiver<Message>)>,
+    node: usize,
+    restored: Option<StateSnapshot>,
+    shared: &Shared,
+) -> Result<()> {
+    let sink: Box<dyn Sink> = spec.sink.connector.open_sink(&spec.sink.table)?;
+    let schema = spec.sink.table.schema.clone();
+    let mut operator = SinkOperator { sink, layout: SinkLayout::of(spec), schema, shared };
+    let checkpointer = shared.checkpoints.clone().map(|checkpoints| NodeCheckpointer { checkpoints, node });
+    let ctx = TaskContext {
+        instance: 0,
+        metrics: &shared.metrics,
+        checkpointer: checkpointer.as_ref().map(|c| c as &dyn crate::operator::Checkpointer),
+        operator: None,
+        late_rows: None,
+    };
+    let result = (|| {
+        if let Some(state) = restored {
+            operator.restore(state)?;
+        }
+        // Nothing is sent on from a sink: it has no targets.
+        let mut output = Output::broadcast(Vec::new());
+        tokio::runtime::Handle::current().block_on(run_operator(&mut operator, channels, &mut output, &ctx))
     })();
     // A cancelled pipeline flushes what it wrote; a failed one aborts (a sink that replaces
     // earlier output keeps it). Upstream tasks record their error before their channels close.
+    let sink = &mut operator.sink;
     let closed = if result.is_err() || shared.has_failed() { sink.abort() } else { sink.finish() };
     result.and(closed)
 }

@@ -210,6 +210,10 @@ pub async fn run_operator(
         if ended.iter().all(|e| *e) {
             operator.on_end(&mut emitter)?;
             if send_emitted(&mut emitter, output, ctx).await? {
+                // What is left stands for this instance in later checkpoints (others may still run).
+                if let Some(checkpointer) = ctx.checkpointer {
+                    checkpointer.finished(ctx.instance, operator.snapshot(0)?)?;
+                }
                 output.send_all(Message::End).await;
             }
             return Ok(());
@@ -379,6 +383,11 @@ mod tests {
             self.0.lock().expect("store").push((operator.to_string(), instance, epoch));
             Ok(())
         }
+
+        fn finished(&self, instance: usize, _state: StateSnapshot) -> Result<()> {
+            self.0.lock().expect("store").push(("finished".to_string(), instance, 0));
+            Ok(())
+        }
     }
 
     fn rows(n: i64) -> RecordBatch {
@@ -436,7 +445,7 @@ mod tests {
         .await;
         assert!(result.is_ok());
         // Inputs are read in turn: 0:W10, 1:W5 (min 5), 0:End (+∞, min still 5), 1:W20 (min 20).
-        assert_eq!(calls, ["watermark 5", "watermark 20", "end"]);
+        assert_eq!(calls, ["watermark 5", "watermark 20", "end", "snapshot 0"]);
         assert_eq!(sent, ["watermark 5", "watermark 20", "end"]);
     }
 
@@ -459,7 +468,11 @@ mod tests {
         assert!(result.is_ok());
         // In turn: 0:W10, 1:W5 (min 5), 0:W30, 1:Idle (only input 0 counts: 30), 0:End,
         // 1:W7 (back, but the watermark never goes back), 1:Idle, 1:End.
-        assert_eq!(calls, ["watermark 5", "watermark 30", "end"]);
+        assert_eq!(
+            calls,
+            ["watermark 5", "watermark 30", "end", "snapshot 0"],
+            "the final state stands in for later checkpoints"
+        );
         assert_eq!(sent, ["watermark 5", "watermark 30", "end"]);
     }
 
@@ -479,7 +492,7 @@ mod tests {
         )
         .await;
         assert!(result.is_ok(), "{result:?}");
-        assert_eq!(calls, ["batch 0:1", "batch 1:3", "snapshot 7", "batch 0:2", "end"]);
+        assert_eq!(calls, ["batch 0:1", "batch 1:3", "snapshot 7", "batch 0:2", "end", "snapshot 0"]);
         assert_eq!(sent, ["batch 1", "batch 3", "barrier 7", "batch 2", "end"]);
     }
 

@@ -19,6 +19,7 @@ use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{ObjectName, Query, Spanned, Statement as SqlStatement};
 use datafusion::sql::sqlparser::tokenizer::Span;
+use streamsql_engine::checkpoint::CheckpointConfig;
 use streamsql_engine::connector::{ChangelogMode, ConnectorRegistry, Role, TableDef};
 use streamsql_engine::operators::aggregate::WindowShape;
 use streamsql_engine::operators::aggregate::updating::op_field;
@@ -58,6 +59,18 @@ pub struct Settings {
     /// `'table.exec.state.ttl'`: how long a regular join keeps a row (`None`: as long as it
     /// can match).
     pub state_ttl: Option<Duration>,
+    /// `'execution.checkpointing.interval'`: checkpoints this often (`None`: no checkpoints).
+    pub checkpoint_interval: Option<Duration>,
+    /// `'state.checkpoints.dir'` (or `--state-dir`): where checkpoints are kept.
+    pub checkpoint_dir: Option<String>,
+    /// `'state.checkpoints.num-retained'`.
+    pub checkpoints_retained: usize,
+    /// `'execution.checkpointing.tolerable-failed-checkpoints'`.
+    pub tolerable_failed_checkpoints: u32,
+    /// `'execution.checkpointing.timeout'`.
+    pub checkpoint_timeout: Duration,
+    /// `--from-scratch`: earlier checkpoints are removed, not resumed from.
+    pub from_scratch: bool,
 }
 
 impl Default for Settings {
@@ -68,6 +81,12 @@ impl Default for Settings {
             update_interval: Duration::from_secs(1),
             late_rows_sink: None,
             state_ttl: None,
+            checkpoint_interval: None,
+            checkpoint_dir: None,
+            checkpoints_retained: 1,
+            tolerable_failed_checkpoints: 0,
+            checkpoint_timeout: Duration::from_secs(600),
+            from_scratch: false,
         }
     }
 }
@@ -90,6 +109,18 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "how long a join keeps each row it has seen, in processing time, e.g. '1 h' (default '0': as long as it can \
          still match); results then miss pairs whose rows came further apart",
     ),
+    (
+        "execution.checkpointing.interval",
+        "take a checkpoint this often, e.g. '10 s', so a restarted job resumes where it was (default: none); \
+         needs a state directory",
+    ),
+    ("state.checkpoints.dir", "the state directory checkpoints are kept in (a local path; also --state-dir)"),
+    ("state.checkpoints.num-retained", "complete checkpoints kept (default 1)"),
+    (
+        "execution.checkpointing.tolerable-failed-checkpoints",
+        "checkpoints that may fail in a row before the pipeline fails (default 0)",
+    ),
+    ("execution.checkpointing.timeout", "a checkpoint not complete after this long has failed (default '10 min')"),
     (
         "late-rows.sink",
         "a table that rows dropped as late are written to, by column name (input columns, 'operator', 'pipeline'); '' for none (the default)",
@@ -381,6 +412,37 @@ impl Session {
                 })?;
                 self.settings.state_ttl = (ms > 0).then(|| Duration::from_millis(ms as u64));
             }
+            "execution.checkpointing.interval" => {
+                let ms = parse_duration_ms(value).filter(|ms| *ms >= 0).ok_or_else(|| {
+                    SqlError::new(format!("SET '{key}' needs a duration such as '10 s' or '1 min', got '{value}'"))
+                })?;
+                if ms > 0 && ms < 10 {
+                    return Err(SqlError::new(format!("SET '{key}' must be at least 10 ms, got '{value}'")));
+                }
+                self.settings.checkpoint_interval = (ms > 0).then(|| Duration::from_millis(ms as u64));
+            }
+            "state.checkpoints.dir" => {
+                let dir = value.trim();
+                if dir.contains("://") {
+                    return Err(SqlError::new(format!(
+                        "SET '{key}': only local directories are supported yet, got '{dir}'"
+                    )));
+                }
+                self.settings.checkpoint_dir = (!dir.is_empty()).then(|| dir.to_string());
+            }
+            "state.checkpoints.num-retained" => self.settings.checkpoints_retained = at_most(positive(value)?, 1000)?,
+            "execution.checkpointing.tolerable-failed-checkpoints" => {
+                let n = value.trim().parse::<u32>().map_err(|_| {
+                    SqlError::new(format!("SET '{key}' needs a number of checkpoints (0 or more), got '{value}'"))
+                })?;
+                self.settings.tolerable_failed_checkpoints = n;
+            }
+            "execution.checkpointing.timeout" => {
+                let ms = parse_duration_ms(value).filter(|ms| *ms > 0).ok_or_else(|| {
+                    SqlError::new(format!("SET '{key}' needs a positive duration such as '10 min', got '{value}'"))
+                })?;
+                self.settings.checkpoint_timeout = Duration::from_millis(ms as u64);
+            }
             "late-rows.sink" => {
                 let name = value.trim();
                 if name.is_empty() {
@@ -445,7 +507,7 @@ impl Session {
         let late = self.late_rows_sink(&name, &sink)?;
         stream.push(mapping);
         let inputs = self.nodes(stream.plan, late.as_ref())?;
-        Ok(PipelineSpec {
+        let spec = PipelineSpec {
             name,
             inputs,
             sink: sink_at_run,
@@ -453,7 +515,45 @@ impl Session {
             late_sink: late.map(|l| l.table),
             parallelism: self.settings.parallelism,
             batch_size: self.settings.batch_size,
-        })
+            checkpoint: self.checkpoint_config()?,
+        };
+        if spec.checkpoint.is_some() {
+            spec.checkpoint_nodes().map_err(|e| {
+                SqlError::new(format!(
+                    "{e}; run this query without SET 'execution.checkpointing.interval' (its results are then \
+                     lost when the process stops)"
+                ))
+            })?;
+        }
+        Ok(spec)
+    }
+
+    /// Checkpoints as the settings ask for them, if they do.
+    fn checkpoint_config(&self) -> SqlResult<Option<CheckpointConfig>> {
+        let Some(interval) = self.settings.checkpoint_interval else { return Ok(None) };
+        let Some(dir) = &self.settings.checkpoint_dir else {
+            return Err(SqlError::new(
+                "checkpoints need a state directory: start streamsql with --state-dir DIR or SET \
+                 'state.checkpoints.dir' = 'DIR'",
+            ));
+        };
+        Ok(Some(CheckpointConfig {
+            interval,
+            dir: dir.into(),
+            retained: self.settings.checkpoints_retained,
+            tolerable_failures: self.settings.tolerable_failed_checkpoints,
+            timeout: self.settings.checkpoint_timeout,
+            from_scratch: self.settings.from_scratch,
+        }))
+    }
+
+    /// Sets what the command line says of checkpoints: the state directory (`--state-dir`,
+    /// unless a script sets `'state.checkpoints.dir'`) and `--from-scratch`.
+    pub fn set_checkpoint_defaults(&mut self, dir: Option<String>, from_scratch: bool) {
+        if dir.is_some() {
+            self.settings.checkpoint_dir = dir;
+        }
+        self.settings.from_scratch = from_scratch;
     }
 
     /// The late-rows sink of a pipeline writing to `sink`, if `SET 'late-rows.sink'` names one.

@@ -23,7 +23,7 @@ mod writer;
 
 use std::future::Future;
 
-use streamsql_engine::connector::{ChangelogMode, Connector, OptionSpec, Role, Sink, TableDef};
+use streamsql_engine::connector::{ChangelogMode, Connector, Delivery, OptionSpec, Role, Sink, TableDef};
 use streamsql_engine::{Result, StreamError};
 
 pub use options::CassandraOptions;
@@ -38,6 +38,12 @@ impl Connector for CassandraConnector {
 
     fn options(&self) -> &'static [OptionSpec] {
         options::OPTIONS
+    }
+
+    /// Cassandra writes are upserts by primary key (each batch is written before the barrier
+    /// after it passes): rows written again after a restore overwrite themselves.
+    fn delivery(&self, _table: &TableDef, role: Role) -> Delivery {
+        if role == Role::Sink { Delivery::Idempotent } else { Delivery::Unsupported }
     }
 
     fn supports(&self, role: Role) -> bool {

@@ -22,7 +22,7 @@ mod source;
 
 use std::path::{Path, PathBuf};
 
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{Connector, Delivery, OptionSpec, Role, Sink, Source, SourceContext, TableDef};
 use streamsql_engine::{Result, StreamError};
 
 use crate::format::{Format, OnError, decode::RecordDecoder};
@@ -185,6 +185,19 @@ impl Connector for FileConnector {
             return Err(StreamError::Config(sink::one_writer_message(&table.name, &file, &writer)));
         }
         Ok(())
+    }
+
+    /// Sources read again from the record after the checkpoint. Sinks write a part file,
+    /// cut back to its checkpointed length on restore and renamed over the target when the
+    /// output is complete: exactly once (at least once into a path that is not a regular file,
+    /// such as `/dev/stdout`).
+    fn delivery(&self, table: &TableDef, role: Role) -> Delivery {
+        let Ok(options) = FileOptions::parse(table) else { return Delivery::Unsupported };
+        let special = std::fs::metadata(&options.path).is_ok_and(|m| !m.is_file());
+        match role {
+            Role::Sink if special => Delivery::AtLeastOnce,
+            _ => Delivery::ExactlyOnce,
+        }
     }
 
     fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>> {

@@ -30,9 +30,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::array::{AsArray, BooleanArray, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use streamsql_engine::connector::{Sink, TableDef};
+use streamsql_engine::operator::StateSnapshot;
 use streamsql_engine::{Result, StreamError};
 
 use super::{FileOptions, absolute};
@@ -86,8 +88,14 @@ pub(super) struct FileSink {
     writer: Option<RecordWriter<BufWriter<File>>>,
     /// The table's schema with the columns' declared names, when they differ from the SQL names.
     declared: Option<SchemaRef>,
+    /// What the writer was made with, to make it again on a restore.
+    format: crate::format::Format,
+    delimiter: u8,
+    schema: SchemaRef,
     /// Held until the sink is dropped, after the rename.
     _claim: Option<Claim>,
+    /// Whether a checkpoint refers to the part file: a failure then keeps it for the restart.
+    checkpointed: bool,
 }
 
 impl FileSink {
@@ -139,8 +147,18 @@ impl FileSink {
             Arc::new(Schema::new(fields))
         });
         let schema = declared.clone().unwrap_or_else(|| table.schema.clone());
-        let writer = RecordWriter::new(options.format, BufWriter::new(file), schema, options.delimiter);
-        Self { target, written, writer: Some(writer), declared, _claim: claim }
+        let writer = RecordWriter::new(options.format, BufWriter::new(file), schema.clone(), options.delimiter);
+        Self {
+            target,
+            written,
+            writer: Some(writer),
+            declared,
+            format: options.format,
+            delimiter: options.delimiter,
+            schema,
+            _claim: claim,
+            checkpointed: false,
+        }
     }
 
     fn is_part_file(&self) -> bool {
@@ -149,7 +167,7 @@ impl FileSink {
 
     /// Gives up the output: the part file is removed, the target keeps its previous contents.
     fn discard(&mut self) {
-        if self.writer.take().is_some() && self.is_part_file() {
+        if self.writer.take().is_some() && self.is_part_file() && !self.checkpointed {
             // Best effort: the error that led here is the one to report.
             let _ = std::fs::remove_file(&self.written);
         }
@@ -196,16 +214,92 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    /// The pipeline failed: the earlier output stays, the part file goes.
+    /// The pipeline failed: the earlier output stays, the part file goes — unless a
+    /// checkpoint refers to it, for the restart to continue.
     fn abort(&mut self) -> Result<()> {
         self.discard();
+        Ok(())
+    }
+
+    /// At a checkpoint: the part file is flushed and synced, and its name and length kept, so
+    /// a restore cuts off whatever was written after.
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(StreamError::Internal(format!(
+                "'{}' checkpointed after it was finished",
+                self.target.display()
+            )));
+        };
+        let io = |e| StreamError::io(format!("writing '{}'", self.written.display()), e);
+        writer.get_mut().flush().map_err(io)?;
+        let file = writer.get_mut().get_ref();
+        file.sync_data().map_err(io)?;
+        let length = file.metadata().map_err(io)?.len();
+        self.checkpointed = true;
+        let header = writer.header_written();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("part", DataType::Utf8, false),
+            Field::new("length", DataType::Int64, false),
+            Field::new("header", DataType::Boolean, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![self.written.to_string_lossy().to_string()])),
+                Arc::new(Int64Array::from(vec![length as i64])),
+                Arc::new(BooleanArray::from(vec![header])),
+            ],
+        )?;
+        Ok(StateSnapshot::single("file", vec![batch]))
+    }
+
+    /// Continues the part file of a checkpoint, cut back to the length it had then.
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        let Some(batch) = state.table("file").first().filter(|b| b.num_rows() == 1) else {
+            return Err(StreamError::Config("the checkpoint has no position for this file sink".into()));
+        };
+        let part = PathBuf::from(batch.column(0).as_string::<i32>().value(0));
+        let length = batch.column(1).as_primitive::<Int64Type>().value(0).max(0) as u64;
+        let header = batch.column(2).as_boolean().value(0);
+        if part == self.written {
+            return Ok(());
+        }
+        if !part.exists() && self.target.is_file() {
+            // The run stopped gracefully and put its output in place: continue from that.
+            std::fs::copy(&self.target, &part).map_err(|e| {
+                StreamError::io(format!("copying '{}' to '{}'", self.target.display(), part.display()), e)
+            })?;
+        }
+        let file = OpenOptions::new().write(true).open(&part).map_err(|e| {
+            StreamError::io(
+                format!(
+                    "cannot resume writing '{}': the part file '{}' of the checkpoint",
+                    self.target.display(),
+                    part.display()
+                ),
+                e,
+            )
+        })?;
+        let io = |e| StreamError::io(format!("cutting '{}' back to its checkpoint", part.display()), e);
+        file.set_len(length).map_err(io)?;
+        let mut file = file;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(io)?;
+        // The part file this run created is not needed.
+        self.discard();
+        self.written = part;
+        self.checkpointed = true;
+        let writer = RecordWriter::new(self.format, BufWriter::new(file), self.schema.clone(), self.delimiter);
+        self.writer = Some(writer.with_header_written(header));
         Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
         let Some(writer) = self.writer.take() else { return Ok(()) };
         let committed = self.commit(writer);
-        if committed.is_err() && self.is_part_file() {
+        if committed.is_ok() && self.checkpointed {
+            remove_stale_parts(&self.target);
+        }
+        if committed.is_err() && self.is_part_file() && !self.checkpointed {
             let _ = std::fs::remove_file(&self.written);
         }
         committed
@@ -224,6 +318,23 @@ fn part_path(target: &Path) -> Option<PathBuf> {
     let name = target.file_name()?.to_string_lossy();
     let n = SINKS.fetch_add(1, Ordering::Relaxed);
     Some(target.with_file_name(format!(".{name}.part-{}-{n}", std::process::id())))
+}
+
+/// Removes part files of `target` left by processes that are gone (killed before their first
+/// checkpoint, whose restart began a part file of its own). Linux only: elsewhere they stay.
+fn remove_stale_parts(target: &Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else { return };
+    let prefix = format!(".{}.part-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|rest| rest.split('-').next()) else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Names the file in an I/O error of the record writer.

@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use serde_json::Value;
+use streamsql_engine::checkpoint::{position_of, position_state};
 use streamsql_engine::connector::{Source, SourceContext, TableDef};
 use streamsql_engine::metrics::PipelineMetrics;
+use streamsql_engine::operator::StateSnapshot;
 use streamsql_engine::{Result, StreamError};
 
 use super::FileOptions;
@@ -49,6 +51,10 @@ pub(super) struct FileSource {
     done: bool,
     /// Whether the rows missing JSON fields were reported.
     reported: bool,
+    /// Records (lines, CSV records) read so far: the position a checkpoint keeps.
+    records: u64,
+    /// Reading again up to a checkpoint's position: bad records were counted the first time.
+    replaying: bool,
 }
 
 impl FileSource {
@@ -100,6 +106,8 @@ impl FileSource {
             metrics: ctx.metrics.clone(),
             done: false,
             reported: false,
+            records: 0,
+            replaying: false,
         })
     }
 
@@ -111,7 +119,9 @@ impl FileSource {
                 self.path
             ))),
             OnError::Skip => {
-                PipelineMetrics::add(&self.metrics.bad_records, 1);
+                if !self.replaying {
+                    PipelineMetrics::add(&self.metrics.bad_records, 1);
+                }
                 Ok(())
             }
         }
@@ -140,6 +150,7 @@ impl FileSource {
         if let Err((line, reason)) = outcome {
             self.bad_record(line, reason)?;
         }
+        self.records += 1;
         Ok(true)
     }
 
@@ -184,6 +195,31 @@ fn decode_json(
 }
 
 impl Source for FileSource {
+    /// Records read so far (every one of them is in a batch already returned).
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        Ok(position_state(self.records))
+    }
+
+    /// Reads the records before the position again and drops them.
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        let position = position_of(&state)?;
+        self.replaying = true;
+        while self.records < position {
+            if !self.read_record()? {
+                self.done = true;
+                break;
+            }
+            if self.decoder.rows() >= self.batch_size {
+                self.decoder.finish()?;
+            }
+        }
+        if self.decoder.rows() > 0 {
+            self.decoder.finish()?;
+        }
+        self.replaying = false;
+        Ok(())
+    }
+
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         while !self.done && self.decoder.rows() < self.batch_size {
             if !self.read_record()? {

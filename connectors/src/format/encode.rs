@@ -23,6 +23,18 @@ impl<W: Write> RecordWriter<W> {
         Self { format, out, schema, delimiter, header_written: false, line: String::new() }
     }
 
+    /// Whether the CSV header row was written (always true for JSON, which has none).
+    pub fn header_written(&self) -> bool {
+        self.header_written || self.format == Format::Json
+    }
+
+    /// A writer whose CSV header row is already in its output (or not), as when appending to
+    /// a file cut back to a checkpoint.
+    pub fn with_header_written(mut self, written: bool) -> Self {
+        self.header_written = written;
+        self
+    }
+
     /// A writer whose CSV has no header row (records sent one by one, as Kafka values).
     pub fn without_header(mut self) -> Self {
         self.header_written = true;

@@ -33,7 +33,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use streamsql_engine::connector::{
-    ChangelogMode, Connector, MetadataSpec, OptionSpec, Role, Sink, Source, SourceContext, TableDef,
+    ChangelogMode, Connector, Delivery, MetadataSpec, OptionSpec, Role, Sink, Source, SourceContext, TableDef,
 };
 use streamsql_engine::{Result, StreamError};
 
@@ -228,6 +228,16 @@ impl Connector for KafkaConnector {
         Ok(Box::new(source::KafkaSource::open(table, options, ctx)?))
     }
 
+    /// Sources keep their offsets per partition and read again from them. Sinks: at least once
+    /// (flushed at each checkpoint) unless `'sink.delivery-guarantee'` is `'none'`.
+    fn delivery(&self, table: &TableDef, role: Role) -> Delivery {
+        match (role, KafkaOptions::parse(table, role, false)) {
+            (Role::Source, Ok(_)) => Delivery::ExactlyOnce,
+            (Role::Sink, Ok(options)) if options.at_least_once => Delivery::AtLeastOnce,
+            _ => Delivery::Unsupported,
+        }
+    }
+
     fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {
         let options = KafkaOptions::parse(table, Role::Sink, false)?;
         Ok(Box::new(sink::KafkaSink::open(table, options, false)?))
@@ -254,6 +264,14 @@ impl Connector for UpsertKafkaConnector {
     /// Changes are applied as upserts and tombstones by key.
     fn changelog(&self) -> ChangelogMode {
         ChangelogMode::Native
+    }
+
+    /// Upserts by key, flushed at each checkpoint: a replay rewrites the same latest values.
+    fn delivery(&self, table: &TableDef, role: Role) -> Delivery {
+        match KafkaOptions::parse(table, role, true) {
+            Ok(options) if role == Role::Sink && options.at_least_once => Delivery::Idempotent,
+            _ => Delivery::Unsupported,
+        }
     }
 
     fn validate(&self, table: &TableDef, role: Role) -> Result<()> {

@@ -273,8 +273,9 @@ impl KafkaOptions {
         )? {
             "exactly-once" => {
                 return Err(config(
-                    "'sink.delivery-guarantee' = 'exactly-once' needs checkpoints, which streamsql does not have \
-                         yet; use 'at-least-once'"
+                    "'sink.delivery-guarantee' = 'exactly-once' (Kafka transactions) is not supported yet; use \
+                         'at-least-once' (with checkpoints, records after the last checkpoint are written again \
+                         after a restart)"
                         .into(),
                 ));
             }

@@ -21,6 +21,7 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use streamsql_engine::connector::{Sink, TableDef, split_changes};
+use streamsql_engine::operator::StateSnapshot;
 use streamsql_engine::operators::aggregate::ChangeOp;
 use streamsql_engine::{Result, StreamError};
 
@@ -223,6 +224,12 @@ impl Sink for KafkaSink {
         }
         self.producer.poll(Duration::ZERO);
         self.check_deliveries()
+    }
+
+    /// At a checkpoint: every record written so far is acknowledged (at least once).
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        self.finish()?;
+        Ok(StateSnapshot::default())
     }
 
     fn finish(&mut self) -> Result<()> {

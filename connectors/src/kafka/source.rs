@@ -11,6 +11,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::{Array, AsArray, Int32Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -19,6 +21,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::Value;
 use streamsql_engine::connector::{Pulled, Source, SourceContext, TableDef};
 use streamsql_engine::metrics::PipelineMetrics;
+use streamsql_engine::operator::StateSnapshot;
 use streamsql_engine::{Result, StreamError};
 
 use super::options::{ColumnSource, KafkaOptions, RecordFormat, StartupMode};
@@ -55,6 +58,11 @@ pub(super) struct KafkaSource {
     done: Vec<bool>,
     /// The offset of the last record taken from each partition since offsets were last stored.
     taken: Vec<Option<i64>>,
+    /// Per partition, the offset after the last record taken (decoded or skipped as bad).
+    decoded_next: Vec<i64>,
+    /// Per partition, the offset after the last record in a batch returned: where a restore
+    /// from a checkpoint taken now reads on from.
+    returned_next: Vec<i64>,
     /// Partitions whose rows are to be returned before polling again.
     ready: VecDeque<usize>,
     batch_size: usize,
@@ -138,6 +146,8 @@ impl KafkaSource {
             key_json: JsonColumns::new(&key_schema),
             splitter: FieldSplitter::new(b','),
             stop_at,
+            decoded_next: starts.clone(),
+            returned_next: starts,
             taken: vec![None; done.len()],
             done,
             ready: VecDeque::new(),
@@ -171,6 +181,8 @@ impl KafkaSource {
     }
 
     fn batch_of(&mut self, local: usize) -> Result<Pulled> {
+        // Every record taken from the partition is in this batch (or was skipped as bad).
+        self.returned_next[local] = self.decoded_next[local];
         Ok(Pulled::Rows { partition: local, batch: self.decoders[local].finish()? })
     }
 
@@ -301,6 +313,7 @@ impl KafkaSource {
                 }
             }
             self.taken[local] = Some(message.offset());
+            self.decoded_next[local] = message.offset() + 1;
             self.take(local, &message)?;
             if self.decoders[local].rows() >= self.batch_size {
                 return self.batch_of(local);
@@ -541,5 +554,69 @@ impl Source for KafkaSource {
         // Offsets of the records taken (decoded or counted bad) go to the group's next commit.
         self.store_offsets()?;
         pulled
+    }
+
+    /// Per partition: the offset after the last record returned, and a bounded read's stop
+    /// offset (fixed at the first start, so a restart stops where the first run would have).
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("topic", DataType::Utf8, false),
+            Field::new("partition", DataType::Int32, false),
+            Field::new("next", DataType::Int64, false),
+            Field::new("stop", DataType::Int64, true),
+        ]));
+        let stops: Vec<Option<i64>> =
+            (0..self.partitions.len()).map(|i| self.stop_at.as_ref().map(|stops| stops[i])).collect();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(self.partitions.iter().map(|(t, _)| t.as_str()))),
+                Arc::new(Int32Array::from_iter_values(self.partitions.iter().map(|(_, p)| *p))),
+                Arc::new(Int64Array::from(self.returned_next.clone())),
+                Arc::new(Int64Array::from(stops)),
+            ],
+        )?;
+        Ok(StateSnapshot::single("offsets", vec![batch]))
+    }
+
+    /// Seeks each partition to its checkpointed offset (partitions the checkpoint does not
+    /// know, added since, start as `'scan.startup.mode'` says).
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        let mut stored: HashMap<(String, i32), (i64, Option<i64>)> = HashMap::new();
+        for batch in state.table("offsets") {
+            let topics = batch.column(0).as_string::<i32>();
+            let numbers = batch.column(1).as_primitive::<Int32Type>();
+            let next = batch.column(2).as_primitive::<Int64Type>();
+            let stops = batch.column(3).as_primitive::<Int64Type>();
+            for row in 0..batch.num_rows() {
+                let stop = stops.is_valid(row).then(|| stops.value(row));
+                stored.insert((topics.value(row).to_string(), numbers.value(row)), (next.value(row), stop));
+            }
+        }
+        let mut assignment = TopicPartitionList::new();
+        for (local, (topic, partition)) in self.partitions.iter().enumerate() {
+            if let Some(&(next, stop)) = stored.get(&(topic.clone(), *partition)) {
+                self.returned_next[local] = next;
+                self.decoded_next[local] = next;
+                if let (Some(stops), Some(stop)) = (self.stop_at.as_mut(), stop) {
+                    stops[local] = stop;
+                }
+            }
+            if let Some(stops) = &self.stop_at {
+                self.done[local] = self.returned_next[local] >= stops[local];
+            }
+            assignment
+                .add_partition_offset(topic, *partition, Offset::Offset(self.returned_next[local]))
+                .map_err(|e| kafka_error(&self.table, "cannot seek to the checkpoint's offsets", e))?;
+        }
+        self.consumer
+            .assign(&assignment)
+            .map_err(|e| kafka_error(&self.table, "cannot seek to the checkpoint's offsets", e))?;
+        for local in 0..self.partitions.len() {
+            if self.done[local] {
+                self.finish_partition(local)?;
+            }
+        }
+        Ok(())
     }
 }

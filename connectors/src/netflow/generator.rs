@@ -8,7 +8,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use streamsql_engine::checkpoint::{position_of, position_state};
 use streamsql_engine::connector::{Source, TableDef};
+use streamsql_engine::operator::StateSnapshot;
 use streamsql_engine::{Result, StreamError};
 
 use super::netflow_schema;
@@ -323,6 +325,8 @@ pub(super) struct NetflowSource {
     schema: SchemaRef,
     batch_size: usize,
     started: Option<Instant>,
+    /// Rows generated before this run (a restore): not paced again.
+    resumed_at: u64,
 }
 
 impl NetflowSource {
@@ -340,11 +344,30 @@ impl NetflowSource {
             schema,
             batch_size: batch_size.max(1),
             started: None,
+            resumed_at: 0,
         }
     }
 }
 
 impl Source for NetflowSource {
+    /// Rows generated so far: the generator is deterministic by seed, so a restore generates
+    /// them again and throws them away (about 10 M rows/s).
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        Ok(position_state(self.generator.rows_generated()))
+    }
+
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        let position = position_of(&state)?;
+        while self.generator.rows_generated() < position {
+            let left = (position - self.generator.rows_generated()).min(8192) as usize;
+            if self.generator.next_batch(left).is_none() {
+                break;
+            }
+        }
+        self.resumed_at = self.generator.rows_generated();
+        Ok(())
+    }
+
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let rows = if self.rows_per_second > 0 {
             // About twenty batches a second, so throttled output flows smoothly.
@@ -354,7 +377,8 @@ impl Source for NetflowSource {
         };
         let started = *self.started.get_or_insert_with(Instant::now);
         if self.rows_per_second > 0 {
-            let due = Duration::from_secs_f64(self.generator.rows_generated() as f64 / self.rows_per_second as f64);
+            let paced = self.generator.rows_generated() - self.resumed_at;
+            let due = Duration::from_secs_f64(paced as f64 / self.rows_per_second as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }

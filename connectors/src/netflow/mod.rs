@@ -11,7 +11,7 @@ mod generator;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{Connector, Delivery, OptionSpec, Role, Source, SourceContext, TableDef};
 use streamsql_engine::time::timestamp_type;
 use streamsql_engine::types::sql_name;
 use streamsql_engine::{Result, StreamError};
@@ -125,6 +125,11 @@ impl Connector for NetflowConnector {
 
     fn supports(&self, role: Role) -> bool {
         role == Role::Source
+    }
+
+    /// Deterministic by seed: a restore generates the same rows again from its position.
+    fn delivery(&self, _table: &TableDef, _role: Role) -> Delivery {
+        Delivery::ExactlyOnce
     }
 
     fn default_schema(&self) -> Option<SchemaRef> {

@@ -17,7 +17,9 @@ use arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMillisecondBu
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use streamsql_engine::Result;
+use streamsql_engine::checkpoint::{position_of, position_state};
 use streamsql_engine::connector::Source;
+use streamsql_engine::operator::StateSnapshot;
 
 use super::model::{Channels, EventKind, EventSequence, TOTAL_PROPORTION};
 use super::{NexmarkOptions, kind_schema};
@@ -321,6 +323,10 @@ pub(super) struct NexmarkSource {
     schema: SchemaRef,
     batch_size: usize,
     started: Option<Instant>,
+    /// Rows returned so far (the position a checkpoint keeps).
+    rows: u64,
+    /// Events gone through before this run (a restore): not paced again.
+    resumed_at: u64,
 }
 
 impl NexmarkSource {
@@ -333,11 +339,31 @@ impl NexmarkSource {
             schema,
             batch_size: batch_size.max(1),
             started: None,
+            rows: 0,
+            resumed_at: 0,
         }
     }
 }
 
 impl Source for NexmarkSource {
+    /// Rows returned so far: the generator is deterministic by seed, so a restore goes through
+    /// the same events again without building their rows.
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        Ok(position_state(self.rows))
+    }
+
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        let position = position_of(&state)?;
+        while self.rows < position {
+            if self.generator.next_in_order().is_none() {
+                break;
+            }
+            self.rows += 1;
+        }
+        self.resumed_at = self.generator.events_consumed();
+        Ok(())
+    }
+
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let rows = if self.rows_per_second > 0 {
             // About twenty batches a second, so paced output flows smoothly.
@@ -348,12 +374,14 @@ impl Source for NexmarkSource {
         };
         let started = *self.started.get_or_insert_with(Instant::now);
         if self.rows_per_second > 0 {
-            let due = Duration::from_secs_f64(self.generator.events_consumed() as f64 / self.rows_per_second as f64);
+            let paced = self.generator.events_consumed() - self.resumed_at;
+            let due = Duration::from_secs_f64(paced as f64 / self.rows_per_second as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
         let Some(batch) = self.generator.next_batch(rows)? else { return Ok(None) };
+        self.rows += batch.num_rows() as u64;
         let batch = batch.project(&self.columns)?;
         Ok(Some(RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?))
     }

@@ -23,7 +23,7 @@ pub mod model;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{Connector, Delivery, OptionSpec, Role, Source, SourceContext, TableDef};
 use streamsql_engine::time::{parse_duration_ms, timestamp_type};
 use streamsql_engine::types::sql_name;
 use streamsql_engine::{Result, StreamError};
@@ -295,6 +295,11 @@ impl Connector for NexmarkConnector {
 
     fn supports(&self, role: Role) -> bool {
         role == Role::Source
+    }
+
+    /// Deterministic by seed: a restore generates the same rows again from its position.
+    fn delivery(&self, _table: &TableDef, _role: Role) -> Delivery {
+        Delivery::ExactlyOnce
     }
 
     /// The bid columns: the default schema cannot depend on `'kind'` (it is chosen before the

@@ -128,6 +128,36 @@ impl PartitionWatermarks {
         assigner.assign(batch)
     }
 
+    /// Each partition's largest event time so far (null before its first), for a checkpoint.
+    pub fn snapshot(&self) -> Result<RecordBatch> {
+        let max: Int64Array = self.assigners.iter().map(|a| a.max_ts).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("max_ts", arrow::datatypes::DataType::Int64, true)]));
+        Ok(RecordBatch::try_new(schema, vec![Arc::new(max)])?)
+    }
+
+    /// Takes the partitions' largest event times back from a [`PartitionWatermarks::snapshot`],
+    /// so rows read again are judged as they were the first time.
+    pub fn restore(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        let max: Vec<Option<i64>> = batches
+            .iter()
+            .flat_map(|b| {
+                let column = b.column(0).as_primitive::<arrow::datatypes::Int64Type>().clone();
+                column.iter().collect::<Vec<_>>()
+            })
+            .collect();
+        if max.len() != self.assigners.len() {
+            return Err(StreamError::Config(format!(
+                "the checkpoint has watermarks of {} partitions, and this source reads {}",
+                max.len(),
+                self.assigners.len()
+            )));
+        }
+        for (assigner, max) in self.assigners.iter_mut().zip(max) {
+            assigner.max_ts = max;
+        }
+        Ok(())
+    }
+
     /// Moves every partition's last activity `by` later: time the reader spent blocked on
     /// downstream (backpressure), when it could not read, does not make a partition idle.
     pub fn pause(&mut self, by: std::time::Duration) {

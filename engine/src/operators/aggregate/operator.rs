@@ -7,8 +7,8 @@ use std::time::Duration;
 use arrow::record_batch::RecordBatch;
 
 use super::{AggregateSpec, RetractingAggregator, SessionOperator, UpdatingAggregator, WindowAggregator, WindowKind};
-use crate::error::Result;
-use crate::operator::{Emitter, Operator};
+use crate::error::{Result, StreamError};
+use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::{AggregateStage, LateOutput};
 
@@ -81,6 +81,14 @@ impl Operator for WindowOperator {
     fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) -> Result<()> {
         self.aggregator.advance(watermark, &mut self.results)?;
         self.emit(out)
+    }
+
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
+        self.aggregator.snapshot()
+    }
+
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        self.aggregator.restore(&state)
     }
 }
 
@@ -165,5 +173,30 @@ impl Operator for UpdatingOperator {
 
     fn on_timer(&mut self, out: &mut Emitter) -> Result<()> {
         self.flush(out)
+    }
+
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
+        match &mut self.aggregator {
+            Updating::Append(a) => a.snapshot(),
+            Updating::Changelog(_) => Err(StreamError::Config(
+                "an updating aggregate over an updating input cannot be checkpointed yet".into(),
+            )),
+        }
+    }
+
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        match &mut self.aggregator {
+            Updating::Append(a) => a.restore(&state)?,
+            Updating::Changelog(_) => {
+                return Err(StreamError::Config(
+                    "an updating aggregate over an updating input cannot be restored from a checkpoint yet".into(),
+                ));
+            }
+        }
+        // Changes not emitted before the checkpoint are emitted after the update interval.
+        if self.has_changes() && !self.update_interval.is_zero() {
+            self.deadline = Some(tokio::time::Instant::now() + self.update_interval);
+        }
+        Ok(())
     }
 }

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
 use super::spec::AggregateSpec;
-use crate::error::Result;
+use crate::error::{Result, StreamError};
 
 /// Interned group keys; a query without keys has a single group.
 pub(super) enum Groups {
@@ -106,8 +106,45 @@ impl Pane {
         Ok(())
     }
 
-    /// Final values of the live state (TUMBLE: the pane is the whole window).
+    /// A pane holding `chunks` (restored from a checkpoint).
+    pub(super) fn restored(spec: &AggregateSpec, chunks: Vec<SealedChunk>) -> Result<Self> {
+        Ok(Self { groups: Groups::new(spec)?, accumulators: new_accumulators(spec)?, sealed: chunks })
+    }
+
+    /// Final values of the pane, sealed chunks (restored from a checkpoint, or left by a
+    /// snapshot) included (TUMBLE: the pane is the whole window).
+    pub(super) fn evaluate_all(mut self, spec: &AggregateSpec) -> Result<Option<Evaluated>> {
+        if !self.sealed.is_empty() {
+            // Restored or snapshotted state: merge the chunks.
+            self.sealed()?;
+            let mut groups = Groups::new(spec)?;
+            let mut accumulators = new_accumulators(spec)?;
+            let mut scratch = Vec::new();
+            let mut total = 0;
+            for chunk in &self.sealed {
+                total = groups.intern(&chunk.keys, chunk.groups, &mut scratch)?;
+                for (acc, state) in accumulators.iter_mut().zip(&chunk.states) {
+                    acc.merge_batch(state, &scratch, total)?;
+                }
+            }
+            if total == 0 {
+                return Ok(None);
+            }
+            let keys = groups.emit()?;
+            let values = accumulators
+                .iter_mut()
+                .map(|acc| acc.evaluate(EmitTo::All))
+                .collect::<datafusion::error::Result<Vec<_>>>()?;
+            return Ok(Some((keys, values, total)));
+        }
+        self.evaluate()
+    }
+
+    /// Final values of the live state (a pane that never sealed a chunk).
     pub(super) fn evaluate(mut self) -> Result<Option<Evaluated>> {
+        if !self.sealed.is_empty() {
+            return Err(StreamError::Internal("a pane with sealed chunks evaluated as live state".into()));
+        }
         let groups = self.groups.len();
         if groups == 0 {
             return Ok(None);
@@ -119,6 +156,11 @@ impl Pane {
             .map(|acc| acc.evaluate(EmitTo::All))
             .collect::<datafusion::error::Result<Vec<_>>>()?;
         Ok(Some((keys, values, groups)))
+    }
+
+    /// Adds a chunk restored from a checkpoint.
+    pub(super) fn push_sealed(&mut self, chunk: SealedChunk) {
+        self.sealed.push(chunk);
     }
 
     /// Moves the live state into a sealed chunk (no-op when nothing arrived since the last
@@ -140,4 +182,58 @@ impl Pane {
 
 pub(super) fn new_accumulators(spec: &AggregateSpec) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
     spec.aggregates.iter().map(|a| a.new_accumulator()).collect()
+}
+
+/// Column names of a chunk as a checkpoint stores it: `k<i>` for keys, `a<agg>_<j>` for the
+/// state arrays of aggregate call `agg`, after any leading columns the caller adds.
+pub(super) fn chunk_columns(leading: Vec<(Field, ArrayRef)>, chunk: &SealedChunk) -> Result<RecordBatch> {
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in leading {
+        fields.push(field);
+        columns.push(column);
+    }
+    for (i, key) in chunk.keys.iter().enumerate() {
+        fields.push(Field::new(format!("k{i}"), key.data_type().clone(), true));
+        columns.push(key.clone());
+    }
+    for (agg, states) in chunk.states.iter().enumerate() {
+        for (j, state) in states.iter().enumerate() {
+            fields.push(Field::new(format!("a{agg}_{j}"), state.data_type().clone(), true));
+            columns.push(state.clone());
+        }
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(chunk.groups));
+    Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)?)
+}
+
+/// A chunk back from [`chunk_columns`]: the columns after the first `leading`.
+pub(super) fn chunk_of(spec: &AggregateSpec, batch: &RecordBatch, leading: usize) -> Result<SealedChunk> {
+    let keys_count = spec.key_fields.len();
+    let schema = batch.schema();
+    let mut keys = Vec::with_capacity(keys_count);
+    let mut states: Vec<Vec<ArrayRef>> = vec![Vec::new(); spec.aggregates.len()];
+    for (i, field) in schema.fields().iter().enumerate().skip(leading) {
+        let name = field.name();
+        if name.starts_with('k') {
+            keys.push(batch.column(i).clone());
+        } else if let Some((agg, _)) = name.strip_prefix('a').and_then(|rest| rest.split_once('_')) {
+            let agg: usize = agg.parse().map_err(|_| StreamError::Internal(format!("state column {name}")))?;
+            states
+                .get_mut(agg)
+                .ok_or_else(|| {
+                    StreamError::Config(format!(
+                        "the checkpoint has state of aggregate {agg}, which this query does not have"
+                    ))
+                })?
+                .push(batch.column(i).clone());
+        }
+    }
+    if keys.len() != keys_count {
+        return Err(StreamError::Config(format!(
+            "the checkpoint has {} group keys, and this query {keys_count}",
+            keys.len()
+        )));
+    }
+    Ok(SealedChunk { keys, states, groups: batch.num_rows() })
 }

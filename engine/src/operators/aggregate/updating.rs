@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int8Array, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, Int64Array, UInt32Array, new_null_array};
 use arrow::compute::{interleave, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -38,9 +38,10 @@ use arrow::row::{RowConverter, SortField};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 
 use super::inputs::BatchInputs;
-use super::pane::{Groups, new_accumulators};
+use super::pane::{Groups, SealedChunk, chunk_columns, chunk_of, new_accumulators};
 use super::spec::{AggregateSpec, GroupOutput};
 use crate::error::{Result, StreamError};
+use crate::operator::StateSnapshot;
 
 /// Name of the hidden changelog column of updating results.
 pub const OP_COLUMN: &str = "_op";
@@ -167,6 +168,84 @@ impl UpdatingAggregator {
             }
         }
         Ok(())
+    }
+
+    /// Every group's key, partial state, whether it changed since the last flush, and what
+    /// was last emitted for it, for a checkpoint: a restore emits exactly what this
+    /// aggregator would still have emitted (no second `+I` for a key already inserted).
+    pub fn snapshot(&mut self) -> Result<StateSnapshot> {
+        let groups = self.groups.len();
+        if groups == 0 {
+            return Ok(StateSnapshot::default());
+        }
+        // Take the state out and put it back, as a flush does.
+        let identity: Vec<usize> = (0..groups).collect();
+        let mut states = Vec::with_capacity(self.accumulators.len());
+        let mut fresh = new_accumulators(&self.spec)?;
+        for (acc, fresh) in self.accumulators.iter_mut().zip(&mut fresh) {
+            let state = acc.state(EmitTo::All)?;
+            fresh.merge_batch(&state, &identity, groups)?;
+            states.push(state);
+        }
+        self.accumulators = fresh;
+        let keys = self.groups.emit()?;
+        self.groups = Groups::new(&self.spec)?;
+        let regrouped = self.groups.intern(&keys, groups, &mut self.scratch)?;
+        if regrouped != groups {
+            return Err(StreamError::Internal("group keys changed while taking a snapshot".into()));
+        }
+        let chunk = SealedChunk { keys, states, groups };
+        let mut leading = vec![(
+            Field::new("changed", DataType::Boolean, false),
+            Arc::new(BooleanArray::from(
+                (0..groups).map(|g| self.changed.get(g).copied().unwrap_or(false)).collect::<Vec<_>>(),
+            )) as ArrayRef,
+        )];
+        for (i, emitted) in self.emitted.iter().enumerate() {
+            // Groups that came after the last flush have emitted nothing: null, cut off on restore.
+            let padding = new_null_array(emitted.data_type(), groups - emitted.len());
+            let column = arrow::compute::concat(&[emitted.as_ref(), padding.as_ref()])?;
+            leading.push((Field::new(format!("e{i}"), emitted.data_type().clone(), true), column));
+        }
+        let groups_batch = chunk_columns(leading, &chunk)?;
+        let schema = Arc::new(Schema::new(vec![Field::new("emitted_groups", DataType::Int64, false)]));
+        let progress =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.emitted_groups as i64]))])?;
+        Ok(StateSnapshot { tables: vec![("groups".into(), vec![groups_batch]), ("progress".into(), vec![progress])] })
+    }
+
+    /// Takes the state of an [`UpdatingAggregator::snapshot`].
+    pub fn restore(&mut self, state: &StateSnapshot) -> Result<()> {
+        let Some(batch) = state.table("groups").first() else { return Ok(()) };
+        let emitted_groups = state
+            .table("progress")
+            .first()
+            .map(|p| p.column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0) as usize)
+            .unwrap_or(0);
+        let emitted_columns = self.emitted_width(batch);
+        let chunk = chunk_of(&self.spec, batch, 1 + emitted_columns)?;
+        let groups = chunk.groups;
+        self.groups = Groups::new(&self.spec)?;
+        let total = self.groups.intern(&chunk.keys, groups, &mut self.scratch)?;
+        if total != groups {
+            return Err(StreamError::Config("the checkpoint's group keys are not distinct".into()));
+        }
+        let identity: Vec<usize> = (0..groups).collect();
+        self.accumulators = new_accumulators(&self.spec)?;
+        for (acc, states) in self.accumulators.iter_mut().zip(&chunk.states) {
+            acc.merge_batch(states, &identity, groups)?;
+        }
+        let changed = batch.column(0).as_boolean();
+        self.changed = (0..groups).map(|g| changed.value(g)).collect();
+        self.changed_list = (0..groups).filter(|g| self.changed[*g]).map(|g| g as u32).collect();
+        self.emitted = (0..emitted_columns).map(|i| batch.column(1 + i).slice(0, emitted_groups)).collect();
+        self.emitted_groups = emitted_groups;
+        Ok(())
+    }
+
+    /// How many `e<i>` columns (last emitted values) a snapshot batch has.
+    fn emitted_width(&self, batch: &RecordBatch) -> usize {
+        batch.schema().fields().iter().filter(|f| f.name().starts_with('e')).count()
     }
 
     /// Emits the changes since the last flush into `out`.

@@ -3,15 +3,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
-use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::EmitTo;
 
 use super::inputs::BatchInputs;
-use super::pane::{Groups, Pane, PaneInput, new_accumulators};
+use super::pane::{Groups, Pane, PaneInput, chunk_columns, chunk_of, new_accumulators};
 use super::spec::{AggregateSpec, WindowKind, WindowShape, floor_to};
 use crate::error::{Result, StreamError};
+use crate::operator::StateSnapshot;
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
 
@@ -229,7 +230,7 @@ impl WindowAggregator {
                     if start.saturating_add(size) > watermark {
                         break;
                     }
-                    if let Some((keys, values, groups)) = entry.remove().evaluate()? {
+                    if let Some((keys, values, groups)) = entry.remove().evaluate_all(&self.spec)? {
                         out.push(self.output_batch(start, start.saturating_add(size), keys, values, groups)?);
                     }
                 }
@@ -294,6 +295,50 @@ impl WindowAggregator {
             }
         }
         self.watermark = watermark;
+        Ok(())
+    }
+
+    /// The open panes (as partial states, one batch per chunk, led by the pane's start and
+    /// floor) and the watermark, for a checkpoint. Panes keep their contents: live state moves
+    /// into a sealed chunk, which windows merge like any other.
+    pub fn snapshot(&mut self) -> Result<StateSnapshot> {
+        let mut panes = Vec::new();
+        for (&(start, floor), pane) in self.panes.iter_mut() {
+            for chunk in pane.sealed()? {
+                let lead = |name: &str, v: i64| {
+                    (
+                        Field::new(name, DataType::Int64, false),
+                        Arc::new(Int64Array::from_value(v, chunk.groups)) as ArrayRef,
+                    )
+                };
+                panes.push(chunk_columns(vec![lead("pane_start", start), lead("pane_floor", floor)], chunk)?);
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
+        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.watermark]))])?;
+        Ok(StateSnapshot { tables: vec![("panes".into(), panes), ("progress".into(), vec![progress])] })
+    }
+
+    /// Takes the panes and the watermark of a [`WindowAggregator::snapshot`].
+    pub fn restore(&mut self, state: &StateSnapshot) -> Result<()> {
+        self.panes.clear();
+        for batch in state.table("panes") {
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let bound = |i: usize| batch.column(i).as_primitive::<Int64Type>().value(0);
+            let key = (bound(0), bound(1));
+            let chunk = chunk_of(&self.spec, batch, 2)?;
+            match self.panes.entry(key) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().push_sealed(chunk),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(Pane::restored(&self.spec, vec![chunk])?);
+                }
+            }
+        }
+        if let Some(progress) = state.table("progress").first() {
+            self.watermark = progress.column(0).as_primitive::<Int64Type>().value(0);
+        }
         Ok(())
     }
 

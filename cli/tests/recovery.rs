@@ -1,0 +1,451 @@
+//! Checkpoints proven by `kill -9`: a job killed at random points and started again with the
+//! same state directory ends with exactly the output of a run that was never killed — no row
+//! lost, none written twice.
+//!
+//! The inputs are the netflow generator (deterministic by seed, disordered, with late rows),
+//! paced so that a run takes a few seconds; kill points come from a fixed seed.
+//! `STREAMSQL_RECOVERY_KILLS` sets the number of kills per job (default 10; the README's long
+//! run uses 20).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+fn streamsql() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_streamsql"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("streamsql-recovery-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn kills() -> usize {
+    std::env::var("STREAMSQL_RECOVERY_KILLS").ok().and_then(|n| n.parse().ok()).unwrap_or(10)
+}
+
+/// A small deterministic generator of kill points (no clock, no OS randomness).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_ms(&mut self, low: u64, high: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        low + (self.0 >> 33) % (high - low)
+    }
+}
+
+/// Rows for a job killed `kills` times: each killed run reads at most 0.6 s × 100 000 rows/s,
+/// so the job is never done before its last kill.
+fn rows_for_kills(kills: usize) -> u64 {
+    70_000 * kills as u64 + 100_000
+}
+
+/// The netflow source: `rows` rows at 100 000 rows/s, 1 000 rows per event-time second, up to
+/// 1.5 s out of order behind a 1 s watermark delay, so some rows are late.
+fn source(rows: u64) -> String {
+    format!(
+        "CREATE TABLE flows (ts TIMESTAMP(3), src_ip STRING, flow_type STRING, bytes_in BIGINT,
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH ('connector' = 'netflow', 'number-of-rows' = '{rows}', 'rows-per-second' = '100000',
+           'event-time.rows-per-second' = '1000', 'max-out-of-orderness' = '1500', 'seed' = '11');"
+    )
+}
+
+fn job(dir: &Path, name: &str, sql: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.sql"));
+    std::fs::write(&path, sql).expect("write job");
+    path
+}
+
+fn start(job: &Path, state: &Path) -> Child {
+    streamsql()
+        .args(["-f", job.to_str().expect("utf-8"), "--state-dir", state.to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn streamsql")
+}
+
+/// Runs `job` once, to its end.
+fn run_once(job: &Path, state: &Path) -> Output {
+    streamsql()
+        .args(["-f", job.to_str().expect("utf-8"), "--state-dir", state.to_str().expect("utf-8")])
+        .output()
+        .expect("run streamsql")
+}
+
+/// Runs `job` to its end, killing it with SIGKILL at `kills` random points first (each run
+/// is killed after 0.2–0.6 s, enough for it to take checkpoints and make progress). Returns the
+/// number of runs killed and the final run's stderr.
+fn run_with_kills(job: &Path, state: &Path, kills: usize, seed: u64) -> (usize, String) {
+    let mut points = Lcg(seed);
+    let mut killed = 0;
+    for _ in 0..kills + 200 {
+        let mut child = start(job, state);
+        if killed < kills {
+            std::thread::sleep(Duration::from_millis(points.next_ms(200, 600)));
+            if child.try_wait().expect("poll").is_none() {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+                killed += 1;
+                continue;
+            }
+        }
+        let output = child.wait_with_output().expect("wait");
+        assert_eq!(output.status.code(), Some(0), "after {killed} kills: {}", stderr(&output));
+        return (killed, stderr(&output));
+    }
+    panic!("the job never finished");
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+#[test]
+fn windows_killed_at_random_points_write_every_result_exactly_once() {
+    let dir = scratch("tumble");
+    let sql = |out: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '2';
+             {}
+             CREATE TABLE counts (window_start TIMESTAMP(3), window_end TIMESTAMP(3), flow_type STRING,
+               flows BIGINT, bytes BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO counts SELECT window_start, window_end, flow_type, COUNT(*), SUM(bytes_in)
+             FROM TABLE(HOP(TABLE flows, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '6' SECOND))
+             GROUP BY window_start, window_end, flow_type;",
+            source(rows_for_kills(kills())),
+            dir.join(out).display()
+        )
+    };
+    let reference = job(&dir, "reference", &sql("reference.csv"));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = lines(&dir.join("reference.csv"));
+    assert!(expected.len() > 100, "{} result rows", expected.len());
+
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql("killed.csv"));
+    let (killed, report) = run_with_kills(&killed_job, &state, kills(), 42);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    let actual = lines(&dir.join("killed.csv"));
+    // The CSV header once, then every window once: the same rows, and no row twice.
+    assert_eq!(actual[0], expected[0], "header");
+    assert_eq!(actual.len(), expected.len(), "rows written: {report}");
+    assert_eq!(sorted(actual), sorted(expected));
+    // A complete job leaves no checkpoints and no part files behind.
+    assert!(std::fs::read_dir(&state).expect("state dir").next().is_none(), "checkpoints left after the end");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".part-"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "part files left: {leftovers:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Applies a changelog (`op,key,values...` lines after the header) to a table by key; fails on
+/// a `+I` of a key already there or a `-U`/`-D` of a row that is not.
+fn apply_changelog(lines: &[String]) -> BTreeMap<String, String> {
+    let mut table = BTreeMap::new();
+    for line in &lines[1..] {
+        let (op, rest) = line.split_once(',').expect("op column");
+        let (key, values) = rest.split_once(',').expect("key column");
+        match op {
+            "+I" | "+U" => {
+                if op == "+I" {
+                    assert!(!table.contains_key(key), "a second +I for '{key}': {line}");
+                }
+                table.insert(key.to_string(), values.to_string());
+            }
+            "-U" | "-D" => {
+                let old = table.remove(key);
+                assert_eq!(old.as_deref(), Some(values), "{op} of a row the table does not hold: {line}");
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+    table
+}
+
+#[test]
+fn an_updating_aggregate_killed_at_random_points_ends_in_the_same_table() {
+    let dir = scratch("updating");
+    let sql = |out: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '150 ms';
+             SET 'update-interval' = '50 ms';
+             SET 'parallelism.default' = '2';
+             {}
+             CREATE TABLE per_type (flow_type STRING, flows BIGINT, bytes BIGINT, biggest BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO per_type SELECT flow_type, COUNT(*), SUM(bytes_in), MAX(bytes_in)
+             FROM flows GROUP BY flow_type;",
+            source(rows_for_kills(kills())),
+            dir.join(out).display()
+        )
+    };
+    let reference = job(&dir, "reference", &sql("reference.csv"));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = apply_changelog(&lines(&dir.join("reference.csv")));
+    assert!(expected.len() >= 5, "{expected:?}");
+
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql("killed.csv"));
+    let (killed, report) = run_with_kills(&killed_job, &state, kills(), 7);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    // What was emitted per key is part of the state: the changelog applies cleanly (no second
+    // +I, every -U retracts the row shown), and ends in the same table.
+    assert_eq!(apply_changelog(&lines(&dir.join("killed.csv"))), expected);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sigterm_takes_a_final_checkpoint_and_the_restart_replays_nothing() {
+    let dir = scratch("savepoint");
+    let sql = format!(
+        "SET 'execution.checkpointing.interval' = '10 s';
+         {}
+         CREATE TABLE counts (window_start TIMESTAMP(3), flow_type STRING, flows BIGINT)
+         WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO counts SELECT window_start, flow_type, COUNT(*)
+         FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '5' SECOND))
+         GROUP BY window_start, window_end, flow_type;",
+        source(400_000),
+        dir.join("out.csv").display()
+    );
+    let path = job(&dir, "job", &sql);
+    let state = dir.join("state");
+    let child = start(&path, &state);
+    std::thread::sleep(Duration::from_millis(1200));
+    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("SIGTERM");
+    assert!(term.success());
+    let stopped = child.wait_with_output().expect("wait");
+    assert_eq!(stopped.status.code(), Some(143), "{}", stderr(&stopped));
+    assert!(stderr(&stopped).contains("after a final checkpoint"), "{}", stderr(&stopped));
+    // No checkpoint came on the 10 s interval: the one taken at the stop is checkpoint 1.
+    assert!(stderr(&stopped).contains("last checkpoint 1 "), "{}", stderr(&stopped));
+    let partial = lines(&dir.join("out.csv"));
+    assert!(partial.len() > 1, "the stopped run's results are in place");
+
+    let resumed = streamsql()
+        .args(["-f", path.to_str().expect("utf-8"), "--state-dir", state.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("resumed from checkpoint 1"), "{}", stderr(&resumed));
+    let reference = job(&dir, "reference", &sql.replace("out.csv", "reference.csv"));
+    let once = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(once.status.code(), Some(0), "{}", stderr(&once));
+    assert_eq!(sorted(lines(&dir.join("out.csv"))), sorted(lines(&dir.join("reference.csv"))));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_changed_job_or_parallelism_is_refused_naming_the_operator() {
+    let dir = scratch("refused");
+    let sql = |parallelism: usize, aggregate: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             CREATE TABLE out (flow_type STRING, n BIGINT) WITH ('connector' = 'blackhole');
+             INSERT INTO out SELECT flow_type, COUNT(*) FROM {aggregate} GROUP BY flow_type;",
+            source(1_000_000)
+        )
+    };
+    let state = dir.join("state");
+    let first = job(&dir, "first", &sql(1, "flows"));
+    let mut child = start(&first, &state);
+    std::thread::sleep(Duration::from_millis(1000));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+
+    let wider = job(&dir, "wider", &sql(2, "flows"));
+    let output = streamsql()
+        .args(["-f", wider.to_str().expect("utf-8"), "--state-dir", state.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("operator 2 ('updating aggregate') ran 1 instance(s) then and 2 now"),
+        "{}",
+        stderr(&output)
+    );
+
+    let windowed = job(
+        &dir,
+        "windowed",
+        &sql(1, "TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '5' SECOND))")
+            .replace("GROUP BY flow_type", "GROUP BY window_start, window_end, flow_type"),
+    );
+    let output = streamsql()
+        .args(["-f", windowed.to_str().expect("utf-8"), "--state-dir", state.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("operator 2 was 'updating aggregate' and is now 'window aggregate'"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("--from-scratch"), "{}", stderr(&output));
+
+    let output = streamsql()
+        .args(["-f", windowed.to_str().expect("utf-8"), "--state-dir", state.to_str().expect("utf-8")])
+        .args(["--from-scratch"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut output = output;
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(output.try_wait().expect("poll").is_none(), "--from-scratch starts the new job");
+    output.kill().ok();
+    output.wait().ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_query_that_cannot_be_checkpointed_is_refused_at_plan_time() {
+    let dir = scratch("unsupported");
+    let path = job(
+        &dir,
+        "job",
+        &format!(
+            "SET 'execution.checkpointing.interval' = '1 s';
+             {}
+             CREATE TABLE out (flow_type STRING, n BIGINT) WITH ('connector' = 'blackhole');
+             INSERT INTO out SELECT flow_type, COUNT(*) OVER (PARTITION BY flow_type ORDER BY ts
+               ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM flows;",
+            source(1000)
+        ),
+    );
+    let output = streamsql()
+        .args(["-f", path.to_str().expect("utf-8"), "--state-dir", dir.join("state").to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("the over aggregate operator cannot be checkpointed yet"), "{}", stderr(&output));
+
+    let no_dir = job(
+        &dir,
+        "no_dir",
+        &format!(
+            "SET 'execution.checkpointing.interval' = '1 s';
+             {}
+             CREATE TABLE out (flow_type STRING) WITH ('connector' = 'blackhole');
+             INSERT INTO out SELECT flow_type FROM flows;",
+            source(1000)
+        ),
+    );
+    let output = streamsql().args(["-f", no_dir.to_str().expect("utf-8")]).output().expect("run");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--state-dir"), "{}", stderr(&output));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Starts the project's Kafka node (`scripts/kafka.sh start`; already running: nothing to do).
+fn ensure_kafka() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
+    let status = Command::new(&script).arg("start").status().expect("run scripts/kafka.sh");
+    assert!(status.success(), "scripts/kafka.sh start failed");
+}
+
+#[test]
+fn a_kafka_reader_killed_at_random_points_resumes_from_its_offsets() {
+    ensure_kafka();
+    let dir = scratch("kafka");
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let topic = format!("recovery-{}-{nanos}", std::process::id());
+    let table = |extra: &str| {
+        format!(
+            "CREATE TABLE flow_topic (ts TIMESTAMP(3), src_ip STRING, flow_type STRING, bytes_in BIGINT,
+               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+             WITH ('connector' = 'kafka', 'topic' = '{topic}',
+               'properties.bootstrap.servers' = '127.0.0.1:9092', 'format' = 'json',
+               'key.format' = 'raw', 'key.fields' = 'src_ip'{extra});"
+        )
+    };
+    // 4 partitions keyed by source IP: each partition is in order of its own, disordered
+    // against the others and within itself (the generator's disorder), with late rows.
+    let produce = job(
+        &dir,
+        "produce",
+        &format!(
+            "CREATE TABLE flows (ts TIMESTAMP(3), src_ip STRING, flow_type STRING, bytes_in BIGINT)
+             WITH ('connector' = 'netflow', 'number-of-rows' = '300000', 'event-time.rows-per-second' = '1000',
+               'max-out-of-orderness' = '1500', 'seed' = '5');
+             {}
+             INSERT INTO flow_topic SELECT * FROM flows;",
+            table(", 'sink.create-topic' = 'true', 'sink.create-topic.partitions' = '4'")
+        ),
+    );
+    let output = streamsql().args(["-f", produce.to_str().expect("utf-8")]).output().expect("run");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let read = |out: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '2';
+             {}
+             CREATE TABLE counts (window_start TIMESTAMP(3), flow_type STRING, flows BIGINT, bytes BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO counts SELECT window_start, flow_type, COUNT(*), SUM(bytes_in)
+             FROM TABLE(TUMBLE(TABLE flow_topic, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+             GROUP BY window_start, window_end, flow_type;",
+            table(", 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset'"),
+            dir.join(out).display()
+        )
+    };
+    let reference = job(&dir, "reference", &read("reference.csv"));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = lines(&dir.join("reference.csv"));
+    assert!(expected.len() > 100, "{} result rows", expected.len());
+
+    // Reading is fast: kill early and often; at least three kills land before the end.
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &read("killed.csv"));
+    let mut points = Lcg(99);
+    let mut killed = 0;
+    loop {
+        let mut child = start(&killed_job, &state);
+        std::thread::sleep(Duration::from_millis(points.next_ms(150, 400)));
+        if child.try_wait().expect("poll").is_none() && killed < kills() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+            killed += 1;
+            continue;
+        }
+        let output = child.wait_with_output().expect("wait");
+        assert_eq!(output.status.code(), Some(0), "after {killed} kills: {}", stderr(&output));
+        break;
+    }
+    eprintln!("the Kafka reader was killed {killed} times");
+    assert!(killed >= 3, "only {killed} kills landed before the job ended");
+    assert_eq!(sorted(lines(&dir.join("killed.csv"))), sorted(expected), "after {killed} kills");
+    std::fs::remove_dir_all(&dir).ok();
+}

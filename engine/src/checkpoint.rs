@@ -1,0 +1,660 @@
+//! Checkpoints: consistent snapshots of a running pipeline, and resuming from the latest one.
+//!
+//! ```text
+//!  every interval: request(e) ──▶ each source instance, between two batches:
+//!                                   snapshot(position, watermarks) ─▶ store ─▶ Barrier(e) downstream
+//!                  each stage instance, once Barrier(e) came on every input (aligned):
+//!                                   snapshot(operator state) ─▶ store ─▶ Barrier(e) downstream
+//!                  the sink, once Barrier(e) came from every upstream instance:
+//!                                   flush, snapshot(its position) ─▶ store
+//!  every participant stored e ──▶ chk-<e>/_manifest.json written (temp file, then rename):
+//!                                 checkpoint e is complete; older ones beyond the retained count go
+//! ```
+//!
+//! State lives under `<dir>/<pipeline>/chk-<epoch>/` as one Arrow IPC file per table of each
+//! participant's [`StateSnapshot`] (`n<node>-i<instance>-<table>.arrow`; nodes numbered as
+//! `EXPLAIN` numbers them, the sink last). A checkpoint without its manifest is incomplete and
+//! never read.
+//!
+//! Starting a pipeline whose state directory holds a complete checkpoint restores it: every
+//! participant gets its own snapshot before its first message, sources seek to their stored
+//! positions and replay what came after, so the results equal those of a run that never stopped
+//! (exactly once into sinks that truncate or upsert; see [`Delivery`]). The manifest names each
+//! node and its parallelism; a job that no longer matches is refused, naming the first node that
+//! differs. A participant that finished (a bounded source at its end) stands in for every later
+//! checkpoint with its final snapshot. A pipeline whose input ended and whose output is complete
+//! removes its checkpoints: they would only replay a finished job.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Result, StreamError};
+use crate::operator::{Checkpointer, Epoch, StateSnapshot};
+
+/// How a pipeline checkpoints (`SET 'execution.checkpointing.interval'` and friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointConfig {
+    /// Time between the starts of two checkpoints.
+    pub interval: Duration,
+    /// The state directory; each pipeline keeps its checkpoints in a folder of its own.
+    pub dir: PathBuf,
+    /// Complete checkpoints kept (`'state.checkpoints.num-retained'`), at least 1.
+    pub retained: usize,
+    /// Checkpoints that may fail in a row before the pipeline fails
+    /// (`'execution.checkpointing.tolerable-failed-checkpoints'`).
+    pub tolerable_failures: u32,
+    /// A checkpoint not complete after this long has failed (`'execution.checkpointing.timeout'`).
+    pub timeout: Duration,
+    /// Start from the beginning, removing the pipeline's earlier checkpoints (`--from-scratch`).
+    pub from_scratch: bool,
+}
+
+impl CheckpointConfig {
+    /// Checkpoints every `interval` into `dir`, with Flink's defaults otherwise (1 retained,
+    /// no failure tolerated, 10 minutes to complete).
+    pub fn new(interval: Duration, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            interval,
+            dir: dir.into(),
+            retained: 1,
+            tolerable_failures: 0,
+            timeout: Duration::from_secs(600),
+            from_scratch: false,
+        }
+    }
+}
+
+/// What a sink (or a source) promises when a pipeline resumes from a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Cannot take part in checkpoints: a pipeline using it with checkpoints is refused.
+    Unsupported,
+    /// Sources: reads again exactly what it read after the checkpoint. Sinks: output after the
+    /// checkpoint is taken back on restore (a file truncated to its checkpointed length), so
+    /// every result is written once.
+    ExactlyOnce,
+    /// Sinks that upsert by primary key (Cassandra, keyed live tables): replayed results
+    /// overwrite themselves, so the table ends up exactly as without the restart.
+    Idempotent,
+    /// Results after the last checkpoint are written again after a restart (print, blackhole).
+    AtLeastOnce,
+}
+
+impl Delivery {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Delivery::Unsupported => "cannot be checkpointed",
+            Delivery::ExactlyOnce => "exactly once",
+            Delivery::Idempotent => "exactly once (idempotent upserts)",
+            Delivery::AtLeastOnce => "at least once (results after the last checkpoint are written again)",
+        }
+    }
+}
+
+/// One node of a pipeline as a checkpoint records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEntry {
+    /// What the node is: `source netflow`, `window aggregate`, `sink flow_counts`.
+    pub name: String,
+    pub instances: usize,
+}
+
+/// The last complete checkpoint, for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointStats {
+    pub epoch: Epoch,
+    pub completed_at: SystemTime,
+    /// Bytes of state files.
+    pub bytes: u64,
+    /// From the request to the manifest.
+    pub duration: Duration,
+}
+
+impl std::fmt::Display for CheckpointStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let age = self.completed_at.elapsed().unwrap_or_default();
+        write!(
+            f,
+            "checkpoint {} ({} bytes, took {} ms, {:.1} s ago)",
+            self.epoch,
+            self.bytes,
+            self.duration.as_millis(),
+            age.as_secs_f64()
+        )
+    }
+}
+
+struct InFlight {
+    started: Instant,
+    acked: BTreeSet<(usize, usize)>,
+    bytes: u64,
+    failed: Option<String>,
+}
+
+#[derive(Default)]
+struct Progress {
+    in_flight: BTreeMap<Epoch, InFlight>,
+    /// Participants that finished, with their final state.
+    finished: BTreeMap<(usize, usize), StateSnapshot>,
+    last: Option<CheckpointStats>,
+    failures_in_a_row: u32,
+    /// Set when too many checkpoints failed in a row: the pipeline fails with it.
+    fatal: Option<String>,
+}
+
+/// The checkpoints of one running pipeline: requests, the state files, manifests, restores.
+pub struct Checkpoints {
+    config: CheckpointConfig,
+    /// `<dir>/<pipeline>`.
+    root: PathBuf,
+    pipeline: String,
+    nodes: Vec<NodeEntry>,
+    participants: usize,
+    /// The latest epoch requested (0: none yet).
+    requested: AtomicU64,
+    next_epoch: AtomicU64,
+    progress: Mutex<Progress>,
+    /// The checkpoint restored at start: its epoch and folder.
+    restored: Option<(Epoch, PathBuf)>,
+}
+
+const MANIFEST: &str = "_manifest.json";
+
+impl Checkpoints {
+    /// Opens the state of pipeline `pipeline` made of `nodes` (in `EXPLAIN`'s order, the sink
+    /// last): finds the latest complete checkpoint to restore and checks that it fits, or, with
+    /// `from_scratch`, removes the earlier checkpoints.
+    pub fn open(config: CheckpointConfig, pipeline: &str, nodes: Vec<NodeEntry>) -> Result<Self> {
+        let root = config.dir.join(folder_name(pipeline));
+        let io = |what: &str, path: &Path, e| StreamError::io(format!("checkpoints: {what} '{}'", path.display()), e);
+        if config.from_scratch && root.exists() {
+            fs::remove_dir_all(&root).map_err(|e| io("cannot remove", &root, e))?;
+        }
+        fs::create_dir_all(&root).map_err(|e| io("cannot create", &root, e))?;
+        let participants = nodes.iter().map(|n| n.instances).sum();
+        let restored = latest_complete(&root)?;
+        let mut next = 1;
+        if let Some((epoch, folder)) = &restored {
+            let manifest = read_manifest(&folder.join(MANIFEST))?;
+            check_fits(&manifest, &nodes, *epoch, &root)?;
+            next = epoch + 1;
+        }
+        // Incomplete checkpoints (a crash while one was taken) are never read: remove them.
+        for (epoch, folder) in checkpoint_folders(&root)? {
+            if !folder.join(MANIFEST).exists() || restored.as_ref().is_some_and(|(e, _)| epoch > *e) {
+                let _ = fs::remove_dir_all(&folder);
+            }
+        }
+        Ok(Self {
+            config,
+            root,
+            pipeline: pipeline.to_string(),
+            nodes,
+            participants,
+            requested: AtomicU64::new(0),
+            next_epoch: AtomicU64::new(next),
+            progress: Mutex::new(Progress::default()),
+            restored,
+        })
+    }
+
+    pub fn config(&self) -> &CheckpointConfig {
+        &self.config
+    }
+
+    /// Where this pipeline's checkpoints are.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The checkpoint restored at start, if any.
+    pub fn restored_epoch(&self) -> Option<Epoch> {
+        self.restored.as_ref().map(|(e, _)| *e)
+    }
+
+    /// The latest epoch requested (0: none): sources emit a barrier when it passes theirs.
+    pub fn requested(&self) -> Epoch {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// The last complete checkpoint.
+    pub fn last(&self) -> Option<CheckpointStats> {
+        self.lock().last
+    }
+
+    /// Why the pipeline must fail (too many checkpoints failed in a row), if it must.
+    pub fn fatal(&self) -> Option<String> {
+        self.lock().fatal.clone()
+    }
+
+    /// Whether a checkpoint is being taken.
+    pub fn in_flight(&self) -> bool {
+        !self.lock().in_flight.is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the next checkpoint, unless one is still being taken (one that took longer than
+    /// the timeout fails first). Returns its epoch.
+    pub fn request(&self) -> Option<Epoch> {
+        let mut progress = self.lock();
+        if let Some((&epoch, flight)) = progress.in_flight.iter().next() {
+            if flight.started.elapsed() < self.config.timeout {
+                return None;
+            }
+            progress.in_flight.remove(&epoch);
+            let why = format!("not complete after {} s", self.config.timeout.as_secs());
+            self.failed(&mut progress, epoch, &why);
+            let _ = fs::remove_dir_all(self.folder(epoch));
+        }
+        let epoch = self.next_epoch.fetch_add(1, Ordering::AcqRel);
+        progress
+            .in_flight
+            .insert(epoch, InFlight { started: Instant::now(), acked: BTreeSet::new(), bytes: 0, failed: None });
+        // Finished participants stand in with their final state.
+        let finished: Vec<((usize, usize), StateSnapshot)> =
+            progress.finished.iter().map(|(k, s)| (*k, s.clone())).collect();
+        for ((node, instance), state) in finished {
+            self.ack(&mut progress, node, instance, epoch, &state);
+        }
+        self.requested.store(epoch, Ordering::Release);
+        Some(epoch)
+    }
+
+    /// Keeps `state` of `instance` of `node` for checkpoint `epoch`.
+    pub fn store(&self, node: usize, instance: usize, epoch: Epoch, state: &StateSnapshot) -> Result<()> {
+        let mut progress = self.lock();
+        self.ack(&mut progress, node, instance, epoch, state);
+        match &progress.fatal {
+            Some(why) => Err(StreamError::Remote(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// `instance` of `node` finished with `state`: it stands for every checkpoint it has not
+    /// taken part in, now and later.
+    pub fn finished(&self, node: usize, instance: usize, state: StateSnapshot) -> Result<()> {
+        let mut progress = self.lock();
+        let open: Vec<Epoch> =
+            progress.in_flight.iter().filter(|(_, f)| !f.acked.contains(&(node, instance))).map(|(e, _)| *e).collect();
+        for epoch in open {
+            self.ack(&mut progress, node, instance, epoch, &state);
+        }
+        progress.finished.insert((node, instance), state);
+        Ok(())
+    }
+
+    /// The state `instance` of `node` had in the restored checkpoint (`None` when nothing is
+    /// restored).
+    pub fn restore_state(&self, node: usize, instance: usize) -> Result<Option<StateSnapshot>> {
+        let Some((_, folder)) = &self.restored else { return Ok(None) };
+        let prefix = format!("n{node}-i{instance}-");
+        let mut tables = Vec::new();
+        let entries =
+            fs::read_dir(folder).map_err(|e| StreamError::io(format!("reading '{}'", folder.display()), e))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+            let table = name.trim_start_matches(&prefix).trim_end_matches(".arrow").to_string();
+            tables.push((table, read_ipc(&path)?));
+        }
+        Ok(Some(StateSnapshot { tables }))
+    }
+
+    /// The pipeline's input ended and its output is complete: its checkpoints would only
+    /// replay a finished job, so they go.
+    pub fn completed(&self) -> Result<()> {
+        fs::remove_dir_all(&self.root)
+            .map_err(|e| StreamError::io(format!("checkpoints: cannot remove '{}'", self.root.display()), e))
+    }
+
+    fn folder(&self, epoch: Epoch) -> PathBuf {
+        self.root.join(format!("chk-{epoch:08}"))
+    }
+
+    /// Writes a participant's state and counts it; the last one completes the checkpoint.
+    fn ack(&self, progress: &mut Progress, node: usize, instance: usize, epoch: Epoch, state: &StateSnapshot) {
+        let Some(flight) = progress.in_flight.get_mut(&epoch) else { return };
+        if !flight.acked.insert((node, instance)) {
+            return;
+        }
+        if flight.failed.is_none() {
+            match write_state(&self.folder(epoch), node, instance, state) {
+                Ok(bytes) => flight.bytes += bytes,
+                Err(e) => flight.failed = Some(e.to_string()),
+            }
+        }
+        if flight.acked.len() < self.participants {
+            return;
+        }
+        let Some(flight) = progress.in_flight.remove(&epoch) else { return };
+        let written = match flight.failed {
+            Some(why) => Err(why),
+            None => self.write_manifest(epoch, flight.bytes).map_err(|e| e.to_string()),
+        };
+        match written {
+            Ok(()) => {
+                progress.failures_in_a_row = 0;
+                let stats = CheckpointStats {
+                    epoch,
+                    completed_at: SystemTime::now(),
+                    bytes: flight.bytes,
+                    duration: flight.started.elapsed(),
+                };
+                tracing::debug!("{}: {stats}", self.pipeline);
+                progress.last = Some(stats);
+                self.prune(epoch);
+            }
+            Err(why) => {
+                let _ = fs::remove_dir_all(self.folder(epoch));
+                self.failed(progress, epoch, &why);
+            }
+        }
+    }
+
+    fn failed(&self, progress: &mut Progress, epoch: Epoch, why: &str) {
+        progress.failures_in_a_row += 1;
+        tracing::warn!("{}: checkpoint {epoch} failed: {why}", self.pipeline);
+        if progress.failures_in_a_row > self.config.tolerable_failures {
+            progress.fatal = Some(format!(
+                "checkpoint {epoch} failed ({why}); {} checkpoints failed in a row, more than \
+                 'execution.checkpointing.tolerable-failed-checkpoints' = {} allows",
+                progress.failures_in_a_row, self.config.tolerable_failures
+            ));
+        }
+    }
+
+    fn write_manifest(&self, epoch: Epoch, bytes: u64) -> Result<()> {
+        let folder = self.folder(epoch);
+        fs::create_dir_all(&folder).map_err(|e| StreamError::io(format!("creating '{}'", folder.display()), e))?;
+        let nodes: Vec<serde_json::Value> =
+            self.nodes.iter().map(|n| serde_json::json!({ "name": n.name, "instances": n.instances })).collect();
+        let created = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let manifest = serde_json::json!({
+            "epoch": epoch,
+            "pipeline": self.pipeline,
+            "nodes": nodes,
+            "bytes": bytes,
+            "created_ms": created,
+        });
+        let path = folder.join(MANIFEST);
+        let temp = folder.join(format!("{MANIFEST}.tmp"));
+        let io = |e| StreamError::io(format!("writing '{}'", temp.display()), e);
+        let text = serde_json::to_string_pretty(&manifest).map_err(|e| StreamError::Internal(e.to_string()))?;
+        {
+            use std::io::Write;
+            let mut file = fs::File::create(&temp).map_err(io)?;
+            file.write_all(text.as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        fs::rename(&temp, &path).map_err(|e| StreamError::io(format!("renaming '{}'", temp.display()), e))?;
+        // The rename is durable once the folder is.
+        if let Ok(dir) = fs::File::open(&folder) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Removes complete checkpoints beyond the retained count, oldest first.
+    fn prune(&self, latest: Epoch) {
+        let Ok(folders) = checkpoint_folders(&self.root) else { return };
+        let complete: Vec<(Epoch, PathBuf)> =
+            folders.into_iter().filter(|(e, f)| *e <= latest && f.join(MANIFEST).exists()).collect();
+        let keep = self.config.retained.max(1);
+        if complete.len() > keep {
+            for (_, folder) in &complete[..complete.len() - keep] {
+                let _ = fs::remove_dir_all(folder);
+            }
+        }
+    }
+}
+
+/// A [`Checkpointer`] for the instances of one node.
+pub struct NodeCheckpointer {
+    pub checkpoints: std::sync::Arc<Checkpoints>,
+    pub node: usize,
+}
+
+impl Checkpointer for NodeCheckpointer {
+    fn store(&self, _operator: &str, instance: usize, epoch: Epoch, state: StateSnapshot) -> Result<()> {
+        self.checkpoints.store(self.node, instance, epoch, &state)
+    }
+
+    fn finished(&self, instance: usize, state: StateSnapshot) -> Result<()> {
+        self.checkpoints.finished(self.node, instance, state)
+    }
+}
+
+/// `INSERT INTO flow_counts` → `insert-into-flow_counts`: a folder name from a pipeline name.
+fn folder_name(pipeline: &str) -> String {
+    let mut name: String = pipeline
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    while name.contains("--") {
+        name = name.replace("--", "-");
+    }
+    let name = name.trim_matches('-').trim_start_matches('.').to_string();
+    if name.is_empty() { "pipeline".into() } else { name }
+}
+
+fn checkpoint_folders(root: &Path) -> Result<Vec<(Epoch, PathBuf)>> {
+    let entries = fs::read_dir(root).map_err(|e| StreamError::io(format!("reading '{}'", root.display()), e))?;
+    let mut folders: Vec<(Epoch, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let epoch = name.strip_prefix("chk-")?.parse().ok()?;
+            Some((epoch, e.path()))
+        })
+        .collect();
+    folders.sort();
+    Ok(folders)
+}
+
+fn latest_complete(root: &Path) -> Result<Option<(Epoch, PathBuf)>> {
+    Ok(checkpoint_folders(root)?.into_iter().rev().find(|(_, f)| f.join(MANIFEST).exists()))
+}
+
+fn read_manifest(path: &Path) -> Result<serde_json::Value> {
+    let text = fs::read_to_string(path).map_err(|e| StreamError::io(format!("reading '{}'", path.display()), e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| StreamError::Config(format!("checkpoint manifest '{}' is not valid JSON: {e}", path.display())))
+}
+
+/// Refuses a checkpoint of a job other than `nodes`, naming the first node that differs.
+fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, root: &Path) -> Result<()> {
+    let stored: Vec<NodeEntry> = manifest["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| NodeEntry {
+                    name: n["name"].as_str().unwrap_or("").to_string(),
+                    instances: n["instances"].as_u64().unwrap_or(0) as usize,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let advice = "start with --from-scratch (or use another state directory) to run this job from the beginning";
+    let refuse = |what: String| {
+        StreamError::Config(format!("cannot resume from checkpoint {epoch} in '{}': {what}; {advice}", root.display()))
+    };
+    for (i, (old, new)) in stored.iter().zip(nodes).enumerate() {
+        if old.name != new.name {
+            return Err(refuse(format!(
+                "it was taken by another job: operator {} was '{}' and is now '{}'",
+                i + 1,
+                old.name,
+                new.name
+            )));
+        }
+        if old.instances != new.instances {
+            return Err(refuse(format!(
+                "operator {} ('{}') ran {} instance(s) then and {} now; restoring at another parallelism is \
+                 not supported yet",
+                i + 1,
+                new.name,
+                old.instances,
+                new.instances
+            )));
+        }
+    }
+    if stored.len() != nodes.len() {
+        return Err(refuse(format!(
+            "it was taken by another job: {} operators then, {} now",
+            stored.len(),
+            nodes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes each non-empty table of `state` as an Arrow IPC file; returns the bytes written.
+fn write_state(folder: &Path, node: usize, instance: usize, state: &StateSnapshot) -> Result<u64> {
+    fs::create_dir_all(folder).map_err(|e| StreamError::io(format!("creating '{}'", folder.display()), e))?;
+    let mut bytes = 0;
+    for (table, batches) in &state.tables {
+        let Some(first) = batches.first() else { continue };
+        let path = folder.join(format!("n{node}-i{instance}-{table}.arrow"));
+        let io = |e| StreamError::io(format!("writing '{}'", path.display()), e);
+        let file = fs::File::create(&path).map_err(io)?;
+        let mut writer = arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &first.schema())?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        let file = writer.into_inner()?.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
+    }
+    Ok(bytes)
+}
+
+fn read_ipc(path: &Path) -> Result<Vec<RecordBatch>> {
+    let file = fs::File::open(path).map_err(|e| StreamError::io(format!("reading '{}'", path.display()), e))?;
+    let reader = arrow::ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}
+
+/// A source position that is one count (records read, rows generated), as a snapshot.
+pub fn position_state(position: u64) -> StateSnapshot {
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        "position",
+        arrow::datatypes::DataType::Int64,
+        false,
+    )]));
+    let column = arrow::array::Int64Array::from(vec![position as i64]);
+    let batch = RecordBatch::try_new(schema, vec![std::sync::Arc::new(column)]).expect("one Int64 column");
+    StateSnapshot::single("position", vec![batch])
+}
+
+/// The count of a [`position_state`].
+pub fn position_of(state: &StateSnapshot) -> Result<u64> {
+    use arrow::array::AsArray;
+    let batch = state
+        .table("position")
+        .first()
+        .filter(|b| b.num_rows() == 1 && b.num_columns() == 1)
+        .ok_or_else(|| StreamError::Config("the checkpoint has no position for this source".into()))?;
+    let column = batch
+        .column(0)
+        .as_primitive_opt::<arrow::datatypes::Int64Type>()
+        .ok_or_else(|| StreamError::Config("the checkpoint's source position is not a BIGINT".into()))?;
+    Ok(column.value(0).max(0) as u64)
+}
+
+impl StateSnapshot {
+    /// A snapshot of one table.
+    pub fn single(table: &str, batches: Vec<RecordBatch>) -> Self {
+        Self { tables: vec![(table.to_string(), batches)] }
+    }
+
+    /// The batches of `table` (none when the snapshot has no such table, or it was empty).
+    pub fn table(&self, table: &str) -> &[RecordBatch] {
+        self.tables.iter().find(|(t, _)| t == table).map(|(_, b)| b.as_slice()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn state(value: i64) -> StateSnapshot {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![value]))]).unwrap();
+        StateSnapshot::single("position", vec![batch])
+    }
+
+    fn nodes() -> Vec<NodeEntry> {
+        vec![
+            NodeEntry { name: "source s".into(), instances: 1 },
+            NodeEntry { name: "window aggregate".into(), instances: 2 },
+            NodeEntry { name: "sink t".into(), instances: 1 },
+        ]
+    }
+
+    fn value(state: &StateSnapshot) -> i64 {
+        use arrow::array::AsArray;
+        state.table("position")[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0)
+    }
+
+    #[test]
+    fn a_checkpoint_completes_when_every_participant_stored_and_is_restored_next_time() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("streamsql-chk-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let config = CheckpointConfig::new(Duration::from_secs(1), &dir);
+        let checkpoints = Checkpoints::open(config.clone(), "INSERT INTO t", nodes())?;
+        let epoch = checkpoints.request().expect("first request");
+        assert_eq!(checkpoints.request(), None, "one checkpoint at a time");
+        checkpoints.store(0, 0, epoch, &state(10))?;
+        checkpoints.store(1, 0, epoch, &state(20))?;
+        checkpoints.store(1, 1, epoch, &state(21))?;
+        assert!(checkpoints.last().is_none(), "the sink has not stored yet");
+        checkpoints.store(3 - 1, 0, epoch, &StateSnapshot::default())?;
+        assert_eq!(checkpoints.last().map(|s| s.epoch), Some(epoch));
+        // The source finishes; the next checkpoint needs the others only.
+        checkpoints.finished(0, 0, state(99))?;
+        let second = checkpoints.request().expect("second request");
+        for (node, instance, v) in [(1, 0, 30), (1, 1, 31), (2, 0, 0)] {
+            checkpoints.store(node, instance, second, &state(v))?;
+        }
+        assert_eq!(checkpoints.last().map(|s| s.epoch), Some(second));
+        assert!(!checkpoints.root().join(format!("chk-{epoch:08}")).exists(), "one retained");
+
+        let reopened = Checkpoints::open(config.clone(), "INSERT INTO t", nodes())?;
+        assert_eq!(reopened.restored_epoch(), Some(second));
+        assert_eq!(value(&reopened.restore_state(0, 0)?.expect("restored")), 99);
+        assert_eq!(value(&reopened.restore_state(1, 1)?.expect("restored")), 31);
+
+        let mut other = nodes();
+        other[1].name = "updating aggregate".into();
+        let refused = Checkpoints::open(config.clone(), "INSERT INTO t", other).err().expect("refused").to_string();
+        assert!(refused.contains("operator 2 was 'window aggregate' and is now 'updating aggregate'"), "{refused}");
+        let mut wider = nodes();
+        wider[1].instances = 4;
+        let refused = Checkpoints::open(config.clone(), "INSERT INTO t", wider).err().expect("refused").to_string();
+        assert!(refused.contains("2 instance(s) then and 4 now"), "{refused}");
+
+        let scratch = Checkpoints::open(CheckpointConfig { from_scratch: true, ..config }, "INSERT INTO t", nodes())?;
+        assert_eq!(scratch.restored_epoch(), None);
+        fs::remove_dir_all(&dir).ok();
+        Ok(())
+    }
+}
