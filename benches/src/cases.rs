@@ -171,7 +171,7 @@ pub(crate) fn peak_rss_bytes() -> u64 {
 }
 
 /// The benchmark input: netflow rows, only the columns the queries read.
-fn generate(rows: usize) -> anyhow::Result<Vec<RecordBatch>> {
+pub(crate) fn generate(rows: usize) -> anyhow::Result<Vec<RecordBatch>> {
     let options = NetflowOptions {
         number_of_rows: Some(rows as u64),
         max_out_of_orderness_ms: 800,
@@ -207,7 +207,7 @@ pub fn run_case(case: Case, rows: usize) -> anyhow::Result<CaseResult> {
 }
 
 async fn run_streaming(case: Case, batches: Vec<RecordBatch>) -> anyhow::Result<usize> {
-    let registry = Connectors::builtin().with(Arc::new(MemoryConnector { batches: Arc::new(batches) }));
+    let registry = Connectors::builtin().with(Arc::new(MemoryConnector::new(batches)));
     let mut session = Session::new(Arc::new(registry));
     let window = match case.window {
         Window::Tumble5s => "TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '5' SECOND)",

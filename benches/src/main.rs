@@ -14,6 +14,7 @@
 
 mod cases;
 mod cassandra;
+mod checkpoints;
 mod kafka;
 mod live;
 mod memory;
@@ -32,11 +33,27 @@ struct Options {
     cassandra: bool,
     live: bool,
     kafka: bool,
+    /// `--checkpoints`: what checkpoints cost.
+    checkpoints: bool,
+    /// Children of `--checkpoints`.
+    checkpoint_case: Option<String>,
+    checkpoint_groups: bool,
+    cycles: usize,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
-    let mut options =
-        Options { rows: 10_000_000, write: true, case: None, cassandra: false, live: false, kafka: false };
+    let mut options = Options {
+        rows: 10_000_000,
+        write: true,
+        case: None,
+        cassandra: false,
+        live: false,
+        kafka: false,
+        checkpoints: false,
+        checkpoint_case: None,
+        checkpoint_groups: false,
+        cycles: 40,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -45,9 +62,17 @@ fn parse_args() -> anyhow::Result<Options> {
             "--cassandra" => options.cassandra = true,
             "--live" => options.live = true,
             "--kafka" => options.kafka = true,
+            "--checkpoints" => options.checkpoints = true,
+            "--checkpoint-case" => {
+                options.checkpoint_case = Some(args.next().context("--checkpoint-case needs an interval")?)
+            }
+            "--checkpoint-groups" => options.checkpoint_groups = true,
+            "--cycles" => options.cycles = args.next().context("--cycles needs a number")?.parse()?,
             "--case" => options.case = Some(Case::parse(&args.next().context("--case needs a value")?)?),
             "--help" | "-h" => {
-                println!("streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka]");
+                println!(
+                    "streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka | --checkpoints [--cycles N]]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -61,6 +86,23 @@ fn main() -> anyhow::Result<()> {
     if let Some(case) = options.case {
         let result = cases::run_case(case, options.rows)?;
         println!("{}", serde_json::to_string(&result.to_json())?);
+        return Ok(());
+    }
+    if let Some(interval) = &options.checkpoint_case {
+        println!("{}", checkpoints::overhead_case(interval, options.rows, options.cycles)?);
+        return Ok(());
+    }
+    if options.checkpoint_groups {
+        println!("{}", checkpoints::groups_case(options.rows)?);
+        return Ok(());
+    }
+    if options.checkpoints {
+        let table = checkpoints::run(options.rows, options.cycles, 3)?;
+        println!("{table}");
+        if options.write {
+            report::write_section(&table, "checkpoints")?;
+            eprintln!("wrote BENCHMARKS.md");
+        }
         return Ok(());
     }
     if options.cassandra {

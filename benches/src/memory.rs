@@ -1,25 +1,89 @@
 //! `'connector' = 'memory'`: replays pre-generated batches, so timing excludes data generation.
+//!
+//! With `cycles` > 1 the batches are replayed that many times, event times shifted past the
+//! previous cycle's (long runs without the memory of long inputs); with `hold` the source stays
+//! open, sending nothing, that long after its last batch (so a checkpoint can see the final
+//! state). Positions are checkpointed as the number of batches returned.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use arrow::array::{AsArray, TimestampMillisecondArray};
+use arrow::datatypes::TimestampMillisecondType;
 use arrow::record_batch::RecordBatch;
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Source, SourceContext, TableDef};
+use streamsql_engine::checkpoint::{Delivery, position_of, position_state};
+use streamsql_engine::connector::{Connector, OptionSpec, Pulled, Role, Source, SourceContext, TableDef};
+use streamsql_engine::operator::StateSnapshot;
 use streamsql_engine::{Result, StreamError};
 
 pub struct MemoryConnector {
     pub batches: Arc<Vec<RecordBatch>>,
+    pub cycles: usize,
+    pub hold: Duration,
+}
+
+impl MemoryConnector {
+    pub fn new(batches: Vec<RecordBatch>) -> Self {
+        Self { batches: Arc::new(batches), cycles: 1, hold: Duration::ZERO }
+    }
 }
 
 struct MemorySource {
     batches: Arc<Vec<RecordBatch>>,
-    next: usize,
+    /// Batches returned so far, over all cycles.
+    returned: usize,
+    cycles: usize,
+    /// The event-time column and how far each cycle shifts it.
+    event_time: Option<(usize, i64)>,
+    hold: Duration,
+    ended_at: Option<Instant>,
+}
+
+impl MemorySource {
+    fn batch(&self, index: usize) -> Result<Option<RecordBatch>> {
+        let n = self.batches.len().max(1);
+        if index >= n * self.cycles {
+            return Ok(None);
+        }
+        let (cycle, i) = (index / n, index % n);
+        let batch = self.batches[i].clone();
+        let Some((column, span)) = self.event_time.filter(|_| cycle > 0) else { return Ok(Some(batch)) };
+        let shift = span * cycle as i64;
+        let ts = batch.column(column).as_primitive::<TimestampMillisecondType>();
+        let shifted: TimestampMillisecondArray = ts.unary(|t| t + shift);
+        let mut columns = batch.columns().to_vec();
+        columns[column] = Arc::new(shifted);
+        Ok(Some(RecordBatch::try_new(batch.schema(), columns)?))
+    }
 }
 
 impl Source for MemorySource {
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        let batch = self.batches.get(self.next).cloned();
-        self.next += 1;
+        let batch = self.batch(self.returned)?;
+        self.returned += 1;
         Ok(batch)
+    }
+
+    fn pull(&mut self) -> Result<Pulled> {
+        if let Some(batch) = self.batch(self.returned)? {
+            self.returned += 1;
+            return Ok(Pulled::Rows { partition: 0, batch });
+        }
+        let ended = *self.ended_at.get_or_insert_with(Instant::now);
+        if ended.elapsed() < self.hold {
+            std::thread::sleep(Duration::from_millis(5));
+            return Ok(Pulled::Nothing);
+        }
+        Ok(Pulled::End)
+    }
+
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        Ok(position_state(self.returned as u64))
+    }
+
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        self.returned = position_of(&state)? as usize;
+        Ok(())
     }
 }
 
@@ -32,6 +96,9 @@ impl Connector for MemoryConnector {
     }
     fn supports(&self, role: Role) -> bool {
         role == Role::Source
+    }
+    fn delivery(&self, _table: &TableDef, _role: Role) -> Delivery {
+        Delivery::ExactlyOnce
     }
     fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
         match self.batches.first() {
@@ -48,6 +115,23 @@ impl Connector for MemoryConnector {
             .iter()
             .map(|b| RecordBatch::try_new(table.schema.clone(), b.columns().to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(Box::new(MemorySource { batches: Arc::new(batches), next: 0 }))
+        // Each cycle starts 10 s after the previous one's last event time.
+        let event_time = table.watermark.as_ref().map(|w| w.column).and_then(|column| {
+            let (mut low, mut high) = (i64::MAX, i64::MIN);
+            for batch in &batches {
+                let ts = batch.column(column).as_primitive::<TimestampMillisecondType>();
+                low = low.min(arrow::compute::min(ts).unwrap_or(i64::MAX));
+                high = high.max(arrow::compute::max(ts).unwrap_or(i64::MIN));
+            }
+            (low <= high).then(|| (column, high - low + 10_000))
+        });
+        Ok(Box::new(MemorySource {
+            batches: Arc::new(batches),
+            returned: 0,
+            cycles: self.cycles.max(1),
+            event_time,
+            hold: self.hold,
+            ended_at: None,
+        }))
     }
 }

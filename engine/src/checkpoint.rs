@@ -166,12 +166,39 @@ pub struct Checkpoints {
 
 const MANIFEST: &str = "_manifest.json";
 
+/// The checkpoint folders of the pipelines running in this process: one pipeline each.
+static OPEN: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        OPEN.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.root);
+    }
+}
+
 impl Checkpoints {
     /// Opens the state of pipeline `pipeline` made of `nodes` (in `EXPLAIN`'s order, the sink
     /// last): finds the latest complete checkpoint to restore and checks that it fits, or, with
     /// `from_scratch`, removes the earlier checkpoints.
     pub fn open(config: CheckpointConfig, pipeline: &str, nodes: Vec<NodeEntry>) -> Result<Self> {
         let root = config.dir.join(folder_name(pipeline));
+        {
+            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+            if !open.insert(root.clone()) {
+                return Err(StreamError::Config(format!(
+                    "checkpoints: another running pipeline keeps its checkpoints in '{}' (pipelines writing the \
+                     same table have the same name); give one of them another state directory",
+                    root.display()
+                )));
+            }
+        }
+        let opened = Self::open_claimed(config, pipeline, nodes, root.clone());
+        if opened.is_err() {
+            OPEN.lock().unwrap_or_else(|e| e.into_inner()).remove(&root);
+        }
+        opened
+    }
+
+    fn open_claimed(config: CheckpointConfig, pipeline: &str, nodes: Vec<NodeEntry>, root: PathBuf) -> Result<Self> {
         let io = |what: &str, path: &Path, e| StreamError::io(format!("checkpoints: {what} '{}'", path.display()), e);
         if config.from_scratch && root.exists() {
             fs::remove_dir_all(&root).map_err(|e| io("cannot remove", &root, e))?;
@@ -638,11 +665,14 @@ mod tests {
         assert_eq!(checkpoints.last().map(|s| s.epoch), Some(second));
         assert!(!checkpoints.root().join(format!("chk-{epoch:08}")).exists(), "one retained");
 
+        drop(checkpoints);
         let reopened = Checkpoints::open(config.clone(), "INSERT INTO t", nodes())?;
+        assert!(Checkpoints::open(config.clone(), "INSERT INTO t", nodes()).is_err(), "one pipeline per folder");
         assert_eq!(reopened.restored_epoch(), Some(second));
         assert_eq!(value(&reopened.restore_state(0, 0)?.expect("restored")), 99);
         assert_eq!(value(&reopened.restore_state(1, 1)?.expect("restored")), 31);
 
+        drop(reopened);
         let mut other = nodes();
         other[1].name = "updating aggregate".into();
         let refused = Checkpoints::open(config.clone(), "INSERT INTO t", other).err().expect("refused").to_string();

@@ -269,13 +269,22 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
     });
     let mut spawner =
         Spawner { shared: &shared, batch_size: spec.batch_size, tasks, sources: 0, operators: Vec::new(), late };
-    // One channel per upstream instance, so the sink can align checkpoint barriers.
-    let mut sink_channels = Vec::new();
+    // Upstream instances send into one channel the sink reads. With checkpoints, each sends
+    // into a channel of its own, and an aligner task aligns their barriers before that channel
+    // (sinks block on their I/O, some in runtimes of their own, so they cannot run the async
+    // loop themselves).
+    let (sink_tx, sink_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+    let mut aligned = Vec::new();
+    let mut upstream_ends = 0;
     for node in &spec.inputs {
         let outputs = (0..node.instances())
             .map(|_| {
+                if shared.checkpoints.is_none() {
+                    upstream_ends += 1;
+                    return Output::forward(sink_tx.clone());
+                }
                 let (tx, rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
-                sink_channels.push((0, rx));
+                aligned.push((0, rx));
                 Output::forward(tx)
             })
             .collect();
@@ -283,6 +292,23 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
             shared.fail(e);
         }
     }
+    if !aligned.is_empty() {
+        upstream_ends += 1;
+        let (shared, mut output) = (shared.clone(), Output::forward(sink_tx.clone()));
+        spawner.tasks.push(tokio::spawn(async move {
+            let ctx = TaskContext {
+                instance: 0,
+                metrics: &shared.metrics,
+                checkpointer: Some(&PassOn),
+                operator: None,
+                late_rows: None,
+            };
+            if let Err(e) = run_operator(&mut Aligner, aligned, &mut output, &ctx).await {
+                shared.fail(e);
+            }
+        }));
+    }
+    drop(sink_tx);
     // The late-rows sink ends when the last stage instance holding a sender has ended.
     spawner.late = None;
     let sink_node = spawner.operators.len();
@@ -294,7 +320,8 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
             let shared = shared.clone();
             let spec = spec.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                let run = || run_sink(&spec, sink_channels, sink_node, restored.flatten(), &shared);
+                let place = SinkPlace { upstream: upstream_ends, node: sink_node, restored: restored.flatten() };
+                let run = || run_sink(&spec, sink_rx, place, &shared);
                 if let Err(e) = unwound("the sink", run) {
                     shared.fail(e);
                 }
@@ -632,24 +659,17 @@ fn op_column(batch: &RecordBatch) -> Result<&ArrayRef> {
         .ok_or_else(|| StreamError::Internal("updating results without an op column".into()))
 }
 
-/// The sink as an operator of the task loop, which aligns checkpoint barriers over the
-/// upstream instances: strips hidden columns and writes; at a barrier, the sink's snapshot.
-struct SinkOperator<'a> {
-    sink: Box<dyn Sink>,
-    layout: SinkLayout,
-    schema: SchemaRef,
-    shared: &'a Shared,
-}
+/// Aligns checkpoint barriers over the upstream instances of the sink, passing everything on
+/// into the sink's one channel: batches as they come, a barrier once every instance sent it.
+struct Aligner;
 
-impl Operator for SinkOperator<'_> {
+impl Operator for Aligner {
     fn name(&self) -> &str {
-        "sink"
+        "sink aligner"
     }
 
-    fn on_batch(&mut self, _input: usize, batch: RecordBatch, _out: &mut Emitter) -> Result<()> {
-        let visible = self.layout.apply(&self.schema, batch)?;
-        self.sink.write(&visible)?;
-        PipelineMetrics::add(&self.shared.metrics.rows_out, visible.num_rows());
+    fn on_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        out.emit(batch);
         Ok(())
     }
 
@@ -657,46 +677,72 @@ impl Operator for SinkOperator<'_> {
         Ok(())
     }
 
+    /// Holds nothing: the sink after it snapshots.
     fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
-        self.sink.snapshot()
-    }
-
-    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
-        self.sink.restore(state)
+        Ok(StateSnapshot::default())
     }
 }
 
-/// Sink task: writes what every upstream instance sends until all have ended, then finishes.
-/// Blocking thread (the task loop runs on it).
-fn run_sink(
-    spec: &PipelineSpec,
-    channels: Vec<(usize, mpsc::Receiver<Message>)>,
+/// The [`Aligner`]'s checkpointer: it has no state, so it stores nothing.
+struct PassOn;
+
+impl crate::operator::Checkpointer for PassOn {
+    fn store(&self, _operator: &str, _instance: usize, _epoch: Epoch, _state: StateSnapshot) -> Result<()> {
+        Ok(())
+    }
+
+    fn finished(&self, _instance: usize, _state: StateSnapshot) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What the sink task needs besides its channel: how many upstream ends to wait for, its node
+/// (for checkpoints) and the state it resumes from.
+struct SinkPlace {
+    upstream: usize,
     node: usize,
     restored: Option<StateSnapshot>,
-    shared: &Shared,
-) -> Result<()> {
-    let sink: Box<dyn Sink> = spec.sink.connector.open_sink(&spec.sink.table)?;
+}
+
+/// Sink task: strips hidden columns, writes; at an (aligned) barrier, flushes and stores the
+/// sink's snapshot; finishes after every upstream ended. Blocking thread.
+fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: SinkPlace, shared: &Shared) -> Result<()> {
+    let mut sink: Box<dyn Sink> = spec.sink.connector.open_sink(&spec.sink.table)?;
     let schema = spec.sink.table.schema.clone();
-    let mut operator = SinkOperator { sink, layout: SinkLayout::of(spec), schema, shared };
-    let checkpointer = shared.checkpoints.clone().map(|checkpoints| NodeCheckpointer { checkpoints, node });
-    let ctx = TaskContext {
-        instance: 0,
-        metrics: &shared.metrics,
-        checkpointer: checkpointer.as_ref().map(|c| c as &dyn crate::operator::Checkpointer),
-        operator: None,
-        late_rows: None,
-    };
+    let layout = SinkLayout::of(spec);
+    let mut ends = 0;
     let result = (|| {
-        if let Some(state) = restored {
-            operator.restore(state)?;
+        if let Some(state) = place.restored {
+            sink.restore(state)?;
         }
-        // Nothing is sent on from a sink: it has no targets.
-        let mut output = Output::broadcast(Vec::new());
-        tokio::runtime::Handle::current().block_on(run_operator(&mut operator, channels, &mut output, &ctx))
+        while let Some(message) = input.blocking_recv() {
+            match message {
+                Message::Batch(batch) => {
+                    let visible = layout.apply(&schema, batch)?;
+                    sink.write(&visible)?;
+                    PipelineMetrics::add(&shared.metrics.rows_out, visible.num_rows());
+                }
+                Message::Watermark(_) | Message::Idle => {}
+                Message::Barrier(epoch) => {
+                    let Some(checkpoints) = &shared.checkpoints else {
+                        return Err(StreamError::Internal(format!(
+                            "checkpoint barrier {epoch} reached the sink of a pipeline without checkpoints"
+                        )));
+                    };
+                    checkpoints.store(place.node, 0, epoch, &sink.snapshot()?)?;
+                }
+                Message::End => {
+                    ends += 1;
+                    if ends == place.upstream {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     })();
     // A cancelled pipeline flushes what it wrote; a failed one aborts (a sink that replaces
     // earlier output keeps it). Upstream tasks record their error before their channels close.
-    let sink = &mut operator.sink;
     let closed = if result.is_err() || shared.has_failed() { sink.abort() } else { sink.finish() };
     result.and(closed)
 }

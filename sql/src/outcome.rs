@@ -32,7 +32,11 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     ShowPipelines,
-    StopPipeline(u64),
+    /// `STOP PIPELINE id [WITH SAVEPOINT]`.
+    StopPipeline {
+        id: u64,
+        savepoint: bool,
+    },
 }
 
 /// Rows of text with a header, plus notes shown under the table.

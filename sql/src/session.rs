@@ -262,7 +262,7 @@ impl Session {
             Statement::ShowTables => Ok(Outcome::Table(describe::show_tables(&self.catalog.relations))),
             Statement::ShowViews => Ok(Outcome::Table(describe::show_views(&self.catalog.relations, &self.view_texts))),
             Statement::ShowPipelines => Ok(Outcome::Control(Control::ShowPipelines)),
-            Statement::StopPipeline { id } => Ok(Outcome::Control(Control::StopPipeline(id))),
+            Statement::StopPipeline { id, savepoint } => Ok(Outcome::Control(Control::StopPipeline { id, savepoint })),
             Statement::Describe { name } => {
                 let key = normalize_object_name(&name);
                 let Some(relation) = self.catalog.relations.get(&key) else {

@@ -52,6 +52,7 @@ Statements end with ';' and may span lines.
   INSERT INTO t SELECT ...;      starts a pipeline in the background
   SHOW TABLES; SHOW VIEWS; SHOW PIPELINES;
   STOP PIPELINE n;               stops a background pipeline
+  STOP PIPELINE n WITH SAVEPOINT; stops it after a final checkpoint
   DESCRIBE t;                    columns, watermark, connector and options
   EXPLAIN SELECT ...;            the dataflow a query would run
   SET 'parallelism.default' = '4';
@@ -242,7 +243,9 @@ impl Shell {
                 show_batches(self.format, result.schema, &result.batches).map_err(|e| e.to_string())?;
             }
             Outcome::Control(Control::ShowPipelines) => out!("{}", render_result(&self.pipelines.show())),
-            Outcome::Control(Control::StopPipeline(id)) => outln!("{}", self.pipelines.stop(id)?),
+            Outcome::Control(Control::StopPipeline { id, savepoint }) => {
+                outln!("{}", self.pipelines.stop(id, savepoint)?)
+            }
         }
         Ok(())
     }

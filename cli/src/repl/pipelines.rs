@@ -111,6 +111,7 @@ impl Pipelines {
             "watermark",
             "late rows",
             "bad records",
+            "checkpoint",
             "operators",
         ]);
         for entry in &self.entries {
@@ -136,6 +137,11 @@ impl Pipelines {
                 watermark,
                 m.late_rows.to_string(),
                 m.bad_records.to_string(),
+                match (entry.control.checkpoints(), entry.control.last_checkpoint()) {
+                    (false, _) => "off".to_string(),
+                    (true, None) => "none yet".to_string(),
+                    (true, Some(last)) => last.to_string(),
+                },
                 entry.control.operators().iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
             ]);
         }
@@ -145,8 +151,10 @@ impl Pipelines {
         out
     }
 
-    /// `STOP PIPELINE id`: what to tell the user, or why it cannot be done.
-    pub fn stop(&self, id: u64) -> Result<String, String> {
+    /// `STOP PIPELINE id [WITH SAVEPOINT]`: what to tell the user, or why it cannot be done.
+    /// With a savepoint, waits for the final checkpoint (a pipeline without checkpoints cannot
+    /// take one: refused).
+    pub fn stop(&self, id: u64, savepoint: bool) -> Result<String, String> {
         let Some(entry) = self.entries.iter().find(|e| e.id == id) else {
             return Err(match self.entries.len() {
                 0 => format!("there is no pipeline {id}: no pipeline has been started yet"),
@@ -154,6 +162,25 @@ impl Pipelines {
             });
         };
         match entry.state() {
+            State::Running if savepoint => {
+                if !entry.control.checkpoints() {
+                    return Err(format!(
+                        "pipeline {id} takes no checkpoints, so it cannot stop with a savepoint; SET \
+                         'execution.checkpointing.interval' before starting it, or STOP PIPELINE {id}"
+                    ));
+                }
+                entry.stop_requested.store(true, Ordering::Relaxed);
+                let control = entry.control.clone();
+                match self.runtime.block_on(control.stop_with_savepoint(Duration::from_secs(60))) {
+                    Some(epoch) => Ok(format!(
+                        "stopped pipeline {id} after checkpoint {epoch}; started again with the same state \
+                         directory, it resumes there"
+                    )),
+                    None => Ok(format!(
+                        "stopped pipeline {id}, but its final checkpoint did not complete; it resumes from the one before"
+                    )),
+                }
+            }
             State::Running => {
                 entry.stop_requested.store(true, Ordering::Relaxed);
                 entry.control.cancel();

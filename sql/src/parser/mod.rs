@@ -99,9 +99,11 @@ pub enum Statement {
     ShowViews,
     /// `SHOW PIPELINES`: pipelines started in this session; answered by whoever runs them.
     ShowPipelines,
-    /// `STOP PIPELINE id`; carried out by whoever runs the pipelines.
+    /// `STOP PIPELINE id [WITH SAVEPOINT]`; carried out by whoever runs the pipelines.
     StopPipeline {
         id: u64,
+        /// `WITH SAVEPOINT`: a final checkpoint before stopping.
+        savepoint: bool,
     },
     /// `DESCRIBE name` (or `DESC name`): columns, watermark, connector and options.
     Describe {
@@ -279,12 +281,21 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             Token::Number(n, _) => n.parse::<u64>().ok(),
             _ => None,
         };
-        return id.map(|id| Statement::StopPipeline { id }).ok_or_else(|| {
+        let id = id.ok_or_else(|| {
             SqlError::at_span(
                 format!("expected a pipeline id (a number, as SHOW PIPELINES lists them), found {}", id_token.token),
                 id_token.span,
             )
-        });
+        })?;
+        let savepoint = parser.parse_keyword(Keyword::WITH);
+        if savepoint && !peek_word(parser, "SAVEPOINT") {
+            let found = parser.peek_token();
+            return Err(SqlError::at_span(format!("expected SAVEPOINT after WITH, found {}", found.token), found.span));
+        }
+        if savepoint {
+            parser.next_token();
+        }
+        return Ok(Statement::StopPipeline { id, savepoint });
     }
     if parser.parse_keyword(Keyword::DESCRIBE) || parser.parse_keyword(Keyword::DESC) {
         let _ = parser.parse_keyword(Keyword::TABLE) || parser.parse_keyword(Keyword::VIEW);
@@ -455,7 +466,11 @@ mod tests {
                 .expect("parses");
         let kinds: Vec<&str> = statements.iter().map(|s| s.statement.kind()).collect();
         assert_eq!(kinds, ["SHOW TABLES", "SHOW VIEWS", "SHOW PIPELINES", "STOP PIPELINE", "DESCRIBE", "EXPLAIN"]);
-        assert!(matches!(statements[3].statement, Statement::StopPipeline { id: 3 }));
+        assert!(matches!(statements[3].statement, Statement::StopPipeline { id: 3, savepoint: false }));
+        let savepoint = parse("STOP PIPELINE 2 WITH SAVEPOINT").expect("parses");
+        assert!(matches!(savepoint[0].statement, Statement::StopPipeline { id: 2, savepoint: true }));
+        let error = parse("STOP PIPELINE 2 WITH CHECKPOINT").err().expect("refused");
+        assert!(error.message().contains("expected SAVEPOINT after WITH"), "{}", error.message());
         let texts: Vec<&str> = statements.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts[2], "SHOW PIPELINES");
         assert_eq!(texts[5], "EXPLAIN SELECT a FROM t");
