@@ -469,7 +469,7 @@ mod tests {
         assert!(matches!(statements[3].statement, Statement::StopPipeline { id: 3, savepoint: false }));
         let savepoint = parse("STOP PIPELINE 2 WITH SAVEPOINT").expect("parses");
         assert!(matches!(savepoint[0].statement, Statement::StopPipeline { id: 2, savepoint: true }));
-        let error = parse("STOP PIPELINE 2 WITH CHECKPOINT").err().expect("refused");
+        let error = parse("STOP PIPELINE 2 WITH CHECKPOINT").expect_err("refused");
         assert!(error.message().contains("expected SAVEPOINT after WITH"), "{}", error.message());
         let texts: Vec<&str> = statements.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(texts[2], "SHOW PIPELINES");
