@@ -531,7 +531,7 @@ fn options_that_cannot_work_are_refused_by_name() {
             format!(
                 "CREATE TABLE t (a STRING) WITH ({base}, 'sink.delivery-guarantee' = 'exactly-once');\nINSERT INTO t SELECT 'x';"
             ),
-            "needs checkpoints",
+            "(Kafka transactions) is not supported yet",
         ),
         (
             format!(
