@@ -97,8 +97,13 @@ pub fn run(rows: u64) -> anyhow::Result<Vec<KafkaResult>> {
 
     let source_table = table(&topic, schema, &[("scan.bounded.mode", "latest-offset")]);
     connector.validate(&source_table, Role::Source)?;
-    let ctx =
-        SourceContext { batch_size: 8192, metrics: Arc::new(PipelineMetrics::default()), instance: 0, instances: 1 };
+    let ctx = SourceContext {
+        batch_size: 8192,
+        metrics: Arc::new(PipelineMetrics::default()),
+        instance: 0,
+        instances: 1,
+        checkpoints: false,
+    };
     let mut read = 0_u64;
     results.push(measure("source: JSON records, 4 partitions, one reader", rows, || {
         let mut source = connector.open_source(&source_table, &ctx)?;

@@ -85,10 +85,15 @@ fn run_once(job: &Path, state: &Path) -> Output {
 /// is killed after 0.2–0.6 s, enough for it to take checkpoints and make progress). Returns the
 /// number of runs killed and the final run's stderr.
 fn run_with_kills(job: &Path, state: &Path, kills: usize, seed: u64) -> (usize, String) {
+    run_with_kills_then(job, job, state, kills, seed)
+}
+
+/// [`run_with_kills`], the last run (to the end) with `finish` instead of `job`.
+fn run_with_kills_then(job: &Path, finish: &Path, state: &Path, kills: usize, seed: u64) -> (usize, String) {
     let mut points = Lcg(seed);
     let mut killed = 0;
     for _ in 0..kills + 200 {
-        let mut child = start(job, state);
+        let mut child = start(if killed < kills { job } else { finish }, state);
         if killed < kills {
             std::thread::sleep(Duration::from_millis(points.next_ms(200, 600)));
             if child.try_wait().expect("poll").is_none() {
@@ -195,7 +200,7 @@ fn an_updating_aggregate_killed_at_random_points_ends_in_the_same_table() {
         format!(
             "SET 'execution.checkpointing.interval' = '150 ms';
              SET 'update-interval' = '50 ms';
-             SET 'parallelism.default' = '2';
+             SET 'parallelism.default' = 'PARALLELISM';
              {}
              CREATE TABLE per_type (flow_type STRING, flows BIGINT, bytes BIGINT, biggest BIGINT)
              WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
@@ -205,15 +210,17 @@ fn an_updating_aggregate_killed_at_random_points_ends_in_the_same_table() {
             dir.join(out).display()
         )
     };
-    let reference = job(&dir, "reference", &sql("reference.csv"));
+    let reference = job(&dir, "reference", &sql("reference.csv").replace("PARALLELISM", "2"));
     let output = run_once(&reference, &dir.join("reference-state"));
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let expected = apply_changelog(&lines(&dir.join("reference.csv")));
     assert!(expected.len() >= 5, "{expected:?}");
 
     let state = dir.join("state");
-    let killed_job = job(&dir, "killed", &sql("killed.csv"));
-    let (killed, report) = run_with_kills(&killed_job, &state, kills(), 7);
+    // Killed at parallelism 2, finished at 3: each instance takes the keys it owns now.
+    let killed_job = job(&dir, "killed", &sql("killed.csv").replace("PARALLELISM", "2"));
+    let finish = job(&dir, "finish", &sql("killed.csv").replace("PARALLELISM", "3"));
+    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 7);
     assert_eq!(killed, kills());
     assert!(report.contains("resumed from checkpoint"), "{report}");
     // What was emitted per key is part of the state: the changelog applies cleanly (no second
@@ -264,7 +271,7 @@ fn sigterm_takes_a_final_checkpoint_and_the_restart_replays_nothing() {
 }
 
 #[test]
-fn a_changed_job_or_parallelism_is_refused_naming_the_operator() {
+fn a_changed_job_is_refused_naming_the_operator_and_another_parallelism_resumes() {
     let dir = scratch("refused");
     let sql = |parallelism: usize, aggregate: &str| {
         format!(
@@ -283,17 +290,13 @@ fn a_changed_job_or_parallelism_is_refused_naming_the_operator() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
+    // Another parallelism is not another job: the aggregation's groups are spread by key.
     let wider = job(&dir, "wider", &sql(2, "flows"));
-    let output = streamsql()
-        .args(["-f", wider.to_str().expect("utf-8"), "--state-dir", state.to_str().expect("utf-8")])
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("operator 2 ('updating aggregate') ran 1 instance(s) then and 2 now"),
-        "{}",
-        stderr(&output)
-    );
+    let mut child = start(&wider, &state);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(child.try_wait().expect("poll").is_none(), "the job resumed at parallelism 2 runs");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
 
     let windowed = job(
         &dir,
@@ -406,10 +409,10 @@ fn a_kafka_reader_killed_at_random_points_resumes_from_its_offsets() {
     let output = streamsql().args(["-f", produce.to_str().expect("utf-8")]).output().expect("run");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 
-    let read = |out: &str| {
+    let read = |out: &str, parallelism: usize| {
         format!(
             "SET 'execution.checkpointing.interval' = '100 ms';
-             SET 'parallelism.default' = '2';
+             SET 'parallelism.default' = '{parallelism}';
              {}
              CREATE TABLE counts (window_start TIMESTAMP(3), flow_type STRING, flows BIGINT, bytes BIGINT)
              WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
@@ -420,32 +423,31 @@ fn a_kafka_reader_killed_at_random_points_resumes_from_its_offsets() {
             dir.join(out).display()
         )
     };
-    let reference = job(&dir, "reference", &read("reference.csv"));
+    let reference = job(&dir, "reference", &read("reference.csv", 2));
     let output = run_once(&reference, &dir.join("reference-state"));
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let expected = lines(&dir.join("reference.csv"));
     assert!(expected.len() > 100, "{} result rows", expected.len());
 
-    // Reading is fast: kill early and often; at least three kills land before the end.
+    // Reading is fast: kill early and often, at parallelism 1 (one reader of the 4 partitions,
+    // one aggregation instance); then finish at parallelism 4 from the last checkpoint: each
+    // reader takes its partitions' offsets and watermarks, each aggregation its key groups.
     let state = dir.join("state");
-    let killed_job = job(&dir, "killed", &read("killed.csv"));
+    let killed_job = job(&dir, "killed", &read("killed.csv", 1));
     let mut points = Lcg(99);
     let mut killed = 0;
-    loop {
+    while killed < 3 {
         let mut child = start(&killed_job, &state);
-        std::thread::sleep(Duration::from_millis(points.next_ms(150, 400)));
-        if child.try_wait().expect("poll").is_none() && killed < kills() {
-            child.kill().expect("SIGKILL");
-            child.wait().expect("reap");
-            killed += 1;
-            continue;
-        }
-        let output = child.wait_with_output().expect("wait");
-        assert_eq!(output.status.code(), Some(0), "after {killed} kills: {}", stderr(&output));
-        break;
+        std::thread::sleep(Duration::from_millis(points.next_ms(150, 300)));
+        assert!(child.try_wait().expect("poll").is_none(), "the job ended before its kill {}", killed + 1);
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        killed += 1;
     }
-    eprintln!("the Kafka reader was killed {killed} times");
-    assert!(killed >= 3, "only {killed} kills landed before the job ended");
+    let wider = job(&dir, "wider", &read("killed.csv", 4));
+    let output = run_once(&wider, &state);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("resumed from checkpoint"), "{}", stderr(&output));
     assert_eq!(sorted(lines(&dir.join("killed.csv"))), sorted(expected), "after {killed} kills");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -103,6 +103,9 @@ pub struct NodeEntry {
     /// What the node is: `source netflow`, `window aggregate`, `sink flow_counts`.
     pub name: String,
     pub instances: usize,
+    /// Whether its state can be restored at another parallelism (keyed state, partitioned
+    /// sources).
+    pub rescalable: bool,
 }
 
 /// The last complete checkpoint, for reports.
@@ -146,6 +149,8 @@ struct Progress {
     failures_in_a_row: u32,
     /// Set when too many checkpoints failed in a row: the pipeline fails with it.
     fatal: Option<String>,
+    /// The pipeline has ended: no more checkpoints.
+    closed: bool,
 }
 
 /// The checkpoints of one running pipeline: requests, the state files, manifests, restores.
@@ -162,6 +167,8 @@ pub struct Checkpoints {
     progress: Mutex<Progress>,
     /// The checkpoint restored at start: its epoch and folder.
     restored: Option<(Epoch, PathBuf)>,
+    /// Instances of each node when the restored checkpoint was taken.
+    restored_instances: Vec<usize>,
 }
 
 const MANIFEST: &str = "_manifest.json";
@@ -201,15 +208,16 @@ impl Checkpoints {
     fn open_claimed(config: CheckpointConfig, pipeline: &str, nodes: Vec<NodeEntry>, root: PathBuf) -> Result<Self> {
         let io = |what: &str, path: &Path, e| StreamError::io(format!("checkpoints: {what} '{}'", path.display()), e);
         if config.from_scratch && root.exists() {
-            fs::remove_dir_all(&root).map_err(|e| io("cannot remove", &root, e))?;
+            remove_all(&root).map_err(|e| io("cannot remove", &root, e))?;
         }
         fs::create_dir_all(&root).map_err(|e| io("cannot create", &root, e))?;
         let participants = nodes.iter().map(|n| n.instances).sum();
         let restored = latest_complete(&root)?;
         let mut next = 1;
+        let mut restored_instances = nodes.iter().map(|n| n.instances).collect();
         if let Some((epoch, folder)) = &restored {
             let manifest = read_manifest(&folder.join(MANIFEST))?;
-            check_fits(&manifest, &nodes, *epoch, &root)?;
+            restored_instances = check_fits(&manifest, &nodes, *epoch, &root)?;
             next = epoch + 1;
         }
         // Incomplete checkpoints (a crash while one was taken) are never read: remove them.
@@ -228,6 +236,7 @@ impl Checkpoints {
             next_epoch: AtomicU64::new(next),
             progress: Mutex::new(Progress::default()),
             restored,
+            restored_instances,
         })
     }
 
@@ -273,6 +282,9 @@ impl Checkpoints {
     /// the timeout fails first). Returns its epoch.
     pub fn request(&self) -> Option<Epoch> {
         let mut progress = self.lock();
+        if progress.closed {
+            return None;
+        }
         if let Some((&epoch, flight)) = progress.in_flight.iter().next() {
             if flight.started.elapsed() < self.config.timeout {
                 return None;
@@ -320,31 +332,41 @@ impl Checkpoints {
     }
 
     /// The state `instance` of `node` had in the restored checkpoint (`None` when nothing is
-    /// restored).
+    /// restored). At another parallelism than then: the state of every former instance, marked
+    /// [`StateSnapshot::rescaled`], for the instance to keep what it owns.
     pub fn restore_state(&self, node: usize, instance: usize) -> Result<Option<StateSnapshot>> {
         let Some((_, folder)) = &self.restored else { return Ok(None) };
-        let prefix = format!("n{node}-i{instance}-");
-        let mut tables = Vec::new();
-        let entries =
-            fs::read_dir(folder).map_err(|e| StreamError::io(format!("reading '{}'", folder.display()), e))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
-            .collect();
-        files.sort();
-        for path in files {
-            let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
-            let table = name.trim_start_matches(&prefix).trim_end_matches(".arrow").to_string();
-            tables.push((table, read_ipc(&path)?));
+        let now = self.nodes.get(node).map_or(1, |n| n.instances);
+        let then = self.restored_instances.get(node).copied().unwrap_or(now);
+        if then == now {
+            return Ok(Some(StateSnapshot { tables: read_tables(folder, node, instance)?, rescaled: None }));
         }
-        Ok(Some(StateSnapshot { tables }))
+        let mut tables: Vec<(String, Vec<RecordBatch>)> = Vec::new();
+        for former in 0..then {
+            for (table, batches) in read_tables(folder, node, former)? {
+                match tables.iter_mut().find(|(t, _)| *t == table) {
+                    Some((_, all)) => all.extend(batches),
+                    None => tables.push((table, batches)),
+                }
+            }
+        }
+        Ok(Some(StateSnapshot { tables, rescaled: Some((instance, now)) }))
     }
 
     /// The pipeline's input ended and its output is complete: its checkpoints would only
     /// replay a finished job, so they go.
     pub fn completed(&self) -> Result<()> {
-        fs::remove_dir_all(&self.root)
+        let mut progress = self.lock();
+        progress.closed = true;
+        progress.in_flight.clear();
+        remove_all(&self.root)
             .map_err(|e| StreamError::io(format!("checkpoints: cannot remove '{}'", self.root.display()), e))
+    }
+
+    /// The pipeline has stopped: its folder may be used by the next run of it in this process.
+    pub fn release(&self) {
+        self.lock().closed = true;
+        OPEN.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.root);
     }
 
     fn folder(&self, epoch: Epoch) -> PathBuf {
@@ -353,6 +375,9 @@ impl Checkpoints {
 
     /// Writes a participant's state and counts it; the last one completes the checkpoint.
     fn ack(&self, progress: &mut Progress, node: usize, instance: usize, epoch: Epoch, state: &StateSnapshot) {
+        if progress.closed {
+            return;
+        }
         let Some(flight) = progress.in_flight.get_mut(&epoch) else { return };
         if !flight.acked.insert((node, instance)) {
             return;
@@ -442,7 +467,7 @@ impl Checkpoints {
         let keep = self.config.retained.max(1);
         if complete.len() > keep {
             for (_, folder) in &complete[..complete.len() - keep] {
-                let _ = fs::remove_dir_all(folder);
+                let _ = remove_checkpoint(folder);
             }
         }
     }
@@ -477,6 +502,34 @@ fn folder_name(pipeline: &str) -> String {
     if name.is_empty() { "pipeline".into() } else { name }
 }
 
+/// Removes a checkpoint's folder, its manifest first: a removal cut short leaves an incomplete
+/// checkpoint (never read), not a complete-looking one with files missing.
+fn remove_checkpoint(folder: &Path) -> std::io::Result<()> {
+    match fs::remove_file(folder.join(MANIFEST)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::remove_dir_all(folder)
+}
+
+/// Removes a pipeline's checkpoint folder, every manifest first.
+fn remove_all(root: &Path) -> std::io::Result<()> {
+    if let Ok(entries) = fs::read_dir(root) {
+        for entry in entries.flatten() {
+            match fs::remove_file(entry.path().join(MANIFEST)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound && e.kind() != std::io::ErrorKind::NotADirectory => {
+                    return Err(e);
+                }
+                _ => {}
+            }
+        }
+    }
+    match fs::remove_dir_all(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 fn checkpoint_folders(root: &Path) -> Result<Vec<(Epoch, PathBuf)>> {
     let entries = fs::read_dir(root).map_err(|e| StreamError::io(format!("reading '{}'", root.display()), e))?;
     let mut folders: Vec<(Epoch, PathBuf)> = entries
@@ -501,8 +554,27 @@ fn read_manifest(path: &Path) -> Result<serde_json::Value> {
         .map_err(|e| StreamError::Config(format!("checkpoint manifest '{}' is not valid JSON: {e}", path.display())))
 }
 
-/// Refuses a checkpoint of a job other than `nodes`, naming the first node that differs.
-fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, root: &Path) -> Result<()> {
+/// The tables instance `instance` of `node` stored in `folder`.
+fn read_tables(folder: &Path, node: usize, instance: usize) -> Result<Vec<(String, Vec<RecordBatch>)>> {
+    let prefix = format!("n{node}-i{instance}-");
+    let entries = fs::read_dir(folder).map_err(|e| StreamError::io(format!("reading '{}'", folder.display()), e))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        .collect();
+    files.sort();
+    let mut tables = Vec::new();
+    for path in files {
+        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let table = name.trim_start_matches(&prefix).trim_end_matches(".arrow").to_string();
+        tables.push((table, read_ipc(&path)?));
+    }
+    Ok(tables)
+}
+
+/// Refuses a checkpoint of a job other than `nodes`, naming the first node that differs;
+/// returns each node's instances when it was taken.
+fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, root: &Path) -> Result<Vec<usize>> {
     let stored: Vec<NodeEntry> = manifest["nodes"]
         .as_array()
         .map(|a| {
@@ -510,6 +582,7 @@ fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, r
                 .map(|n| NodeEntry {
                     name: n["name"].as_str().unwrap_or("").to_string(),
                     instances: n["instances"].as_u64().unwrap_or(0) as usize,
+                    rescalable: false,
                 })
                 .collect()
         })
@@ -527,10 +600,10 @@ fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, r
                 new.name
             )));
         }
-        if old.instances != new.instances {
+        if old.instances != new.instances && !new.rescalable {
             return Err(refuse(format!(
-                "operator {} ('{}') ran {} instance(s) then and {} now; restoring at another parallelism is \
-                 not supported yet",
+                "operator {} ('{}') ran {} instance(s) then and {} now, and its state cannot be spread over \
+                 another number of instances yet",
                 i + 1,
                 new.name,
                 old.instances,
@@ -545,7 +618,7 @@ fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, r
             nodes.len()
         )));
     }
-    Ok(())
+    Ok(stored.iter().map(|n| n.instances).collect())
 }
 
 /// Writes each non-empty table of `state` as an Arrow IPC file; returns the bytes written.
@@ -605,7 +678,7 @@ pub fn position_of(state: &StateSnapshot) -> Result<u64> {
 impl StateSnapshot {
     /// A snapshot of one table.
     pub fn single(table: &str, batches: Vec<RecordBatch>) -> Self {
-        Self { tables: vec![(table.to_string(), batches)] }
+        Self { tables: vec![(table.to_string(), batches)], rescaled: None }
     }
 
     /// The batches of `table` (none when the snapshot has no such table, or it was empty).
@@ -631,9 +704,9 @@ mod tests {
 
     fn nodes() -> Vec<NodeEntry> {
         vec![
-            NodeEntry { name: "source s".into(), instances: 1 },
-            NodeEntry { name: "window aggregate".into(), instances: 2 },
-            NodeEntry { name: "sink t".into(), instances: 1 },
+            NodeEntry { name: "source s".into(), instances: 1, rescalable: false },
+            NodeEntry { name: "window aggregate".into(), instances: 2, rescalable: false },
+            NodeEntry { name: "sink t".into(), instances: 1, rescalable: false },
         ]
     }
 
@@ -681,6 +754,15 @@ mod tests {
         wider[1].instances = 4;
         let refused = Checkpoints::open(config.clone(), "INSERT INTO t", wider).err().expect("refused").to_string();
         assert!(refused.contains("2 instance(s) then and 4 now"), "{refused}");
+        // Keyed state is spread: each new instance gets every former instance's state to pick from.
+        let mut rescalable = nodes();
+        rescalable[1].instances = 3;
+        rescalable[1].rescalable = true;
+        let spread = Checkpoints::open(config.clone(), "INSERT INTO t", rescalable)?;
+        let state = spread.restore_state(1, 2)?.expect("restored");
+        assert_eq!(state.rescaled, Some((2, 3)));
+        assert_eq!(state.table("position").len(), 2, "both former instances' batches");
+        drop(spread);
 
         let scratch = Checkpoints::open(CheckpointConfig { from_scratch: true, ..config }, "INSERT INTO t", nodes())?;
         assert_eq!(scratch.restored_epoch(), None);

@@ -65,6 +65,12 @@ pub trait Source: Send {
         })
     }
 
+    /// A name of local partition `local` that stays the same across restarts and parallelisms
+    /// (`topic/3`), under which its watermark is checkpointed.
+    fn partition_id(&self, local: usize) -> String {
+        local.to_string()
+    }
+
     /// Where the source is, after the rows it has returned: taken at a checkpoint barrier, so
     /// that [`Source::restore`] reads again exactly the rows that came after. Only called when
     /// the connector says [`Delivery::ExactlyOnce`] for its sources
@@ -263,6 +269,9 @@ pub struct SourceContext {
     /// connector is [`Connector::partitioned`]); a partitioned source reads its share.
     pub instance: usize,
     pub instances: usize,
+    /// Whether the pipeline checkpoints: the source's position then lives in checkpoints, and
+    /// a source that would also record it elsewhere (Kafka group offsets) does not.
+    pub checkpoints: bool,
 }
 
 /// How a sink takes the results of an updating query (a changelog, see

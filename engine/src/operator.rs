@@ -104,6 +104,10 @@ impl Emitter {
 #[derive(Debug, Clone, Default)]
 pub struct StateSnapshot {
     pub tables: Vec<(String, Vec<RecordBatch>)>,
+    /// Set on a restore at another parallelism: the state of every former instance, of which
+    /// instance `.0` of `.1` keeps what it owns (keyed state by the key groups of
+    /// [`crate::operators::exchange`], source partitions as the connector deals them).
+    pub rescaled: Option<(usize, usize)>,
 }
 
 /// Takes the snapshots of one checkpoint (see [`crate::checkpoint`]).

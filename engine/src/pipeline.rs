@@ -368,14 +368,24 @@ impl PipelineSpec {
                             source.connector.name()
                         )));
                     }
-                    out.push(NodeEntry { name: format!("source {}", source.table.name), instances: node.instances() });
+                    out.push(NodeEntry {
+                        name: format!("source {}", source.table.name),
+                        instances: node.instances(),
+                        // Partitions are dealt to the instances again; positions are per partition.
+                        rescalable: source.connector.partitioned(&source.table),
+                    });
                 }
                 Node::Stage { stage, inputs, .. } => {
                     for input in inputs {
                         walk(&input.node, out)?;
                     }
                     stage.checkpointable().map_err(|e| StreamError::Config(format!("checkpoints: {e}")))?;
-                    out.push(NodeEntry { name: stage.name().to_string(), instances: node.instances() });
+                    // Keyed state: every instance takes its key groups from all former instances.
+                    out.push(NodeEntry {
+                        name: stage.name().to_string(),
+                        instances: node.instances(),
+                        rescalable: matches!(stage, Stage::Aggregate(_)),
+                    });
                 }
             }
             Ok(())
@@ -391,7 +401,14 @@ impl PipelineSpec {
                 self.sink.connector.name()
             )));
         }
-        nodes.push(NodeEntry { name: format!("sink {}", self.sink.table.name), instances: 1 });
+        if let Some(late) = &self.late_sink {
+            return Err(StreamError::Config(format!(
+                "checkpoints: the late-rows sink '{}' cannot take part in checkpoints yet (late rows before a \
+                 restart would be lost); SET 'late-rows.sink' = '' to run without it",
+                late.table.name
+            )));
+        }
+        nodes.push(NodeEntry { name: format!("sink {}", self.sink.table.name), instances: 1, rescalable: false });
         Ok(nodes)
     }
 

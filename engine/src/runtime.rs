@@ -209,12 +209,15 @@ impl RunningPipeline {
         }
         let cancelled = self.shared.is_cancelled();
         let checkpoints = self.shared.checkpoints.clone();
-        if let Some(checkpoints) = &checkpoints
-            && !cancelled
-            && !self.shared.has_failed()
-            && let Err(e) = checkpoints.completed()
-        {
-            self.shared.fail(e);
+        if let Some(checkpoints) = &checkpoints {
+            if !cancelled
+                && !self.shared.has_failed()
+                && let Err(e) = checkpoints.completed()
+            {
+                self.shared.fail(e);
+            }
+            // A shell may start the same pipeline again, to resume it.
+            checkpoints.release();
         }
         let error = self.shared.error.lock().ok().and_then(|mut e| e.take());
         match error {
@@ -398,7 +401,13 @@ impl Spawner<'_> {
                             counters: &counters,
                             restored,
                         };
-                        let ctx = SourceContext { batch_size, metrics: shared.metrics.clone(), instance, instances };
+                        let ctx = SourceContext {
+                            batch_size,
+                            metrics: shared.metrics.clone(),
+                            instance,
+                            instances,
+                            checkpoints: shared.checkpoints.is_some(),
+                        };
                         let run = || run_source(&source, &chain, ctx, &mut output, place, &shared);
                         if let Err(e) = unwound("the source", run) {
                             shared.fail(e);
@@ -510,7 +519,8 @@ fn source_snapshot(
     watermarks: &PartitionWatermarks,
 ) -> Result<StateSnapshot> {
     let mut state = source.snapshot()?;
-    state.tables.push((WATERMARKS_TABLE.to_string(), vec![watermarks.snapshot()?]));
+    let ids: Vec<String> = (0..source.partitions()).map(|p| source.partition_id(p)).collect();
+    state.tables.push((WATERMARKS_TABLE.to_string(), vec![watermarks.snapshot(&ids)?]));
     Ok(state)
 }
 
@@ -533,7 +543,8 @@ fn run_source(
     if let Some(mut state) = place.restored {
         let at = state.tables.iter().position(|(t, _)| t == WATERMARKS_TABLE);
         let saved = at.map(|i| state.tables.remove(i).1).unwrap_or_default();
-        watermarks.restore(&saved)?;
+        let ids: Vec<String> = (0..source.partitions()).map(|p| source.partition_id(p)).collect();
+        watermarks.restore(&saved, &ids)?;
         source.restore(state)?;
     }
     let checkpoints = shared.checkpoints.as_deref();
@@ -734,6 +745,10 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
                 Message::End => {
                     ends += 1;
                     if ends == place.upstream {
+                        // Everything is written: the sink stands in for checkpoints still asked for.
+                        if let Some(checkpoints) = &shared.checkpoints {
+                            checkpoints.finished(place.node, 0, sink.snapshot()?)?;
+                        }
                         break;
                     }
                 }

@@ -195,17 +195,21 @@ pub async fn run_operator(
                     operator.on_input_end(input, &mut emitter)?;
                 }
             }
-            Message::Barrier(epoch) => {
-                if barrier.is_some_and(|b| b != epoch) {
-                    return Err(StreamError::Internal(format!(
-                        "barrier {epoch} arrived at the {} operator while barrier {} was being aligned",
-                        operator.name(),
-                        barrier.unwrap_or_default()
-                    )));
+            Message::Barrier(epoch) => match barrier {
+                // A newer checkpoint: the one being aligned was given up (it timed out), and
+                // an input that never sent its barrier sent this one. Align on the newer one.
+                Some(aligned) if epoch > aligned => {
+                    aligning.iter_mut().for_each(|a| *a = false);
+                    barrier = Some(epoch);
+                    aligning[channel] = true;
                 }
-                barrier = Some(epoch);
-                aligning[channel] = true;
-            }
+                // The barrier of a checkpoint given up: nothing to align.
+                Some(aligned) if epoch < aligned => {}
+                _ => {
+                    barrier = Some(epoch);
+                    aligning[channel] = true;
+                }
+            },
         }
         if ended.iter().all(|e| *e) {
             operator.on_end(&mut emitter)?;

@@ -196,6 +196,8 @@ impl Connector for FileConnector {
         let special = std::fs::metadata(&options.path).is_ok_and(|m| !m.is_file());
         match role {
             Role::Sink if special => Delivery::AtLeastOnce,
+            // A pipe or a device cannot be read again.
+            Role::Source if special => Delivery::Unsupported,
             _ => Delivery::ExactlyOnce,
         }
     }

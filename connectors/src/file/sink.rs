@@ -124,8 +124,12 @@ impl FileSink {
                 StreamError::io(format!("table '{}': cannot create '{}'", table.name, dir.display()), e)
             })?;
         }
-        let file = File::create(&part)
-            .map_err(|e| StreamError::io(format!("table '{}': cannot create '{}'", table.name, part.display()), e))?;
+        // Never over an existing file: it may be the part file a checkpoint refers to, of a
+        // killed run that had the same process id.
+        let file =
+            OpenOptions::new().write(true).create_new(true).open(&part).map_err(|e| {
+                StreamError::io(format!("table '{}': cannot create '{}'", table.name, part.display()), e)
+            })?;
         if let Some(existing) = existing {
             // The new output keeps the old one's permissions; failing to is not worth failing the sink.
             let _ = file.set_permissions(existing.permissions());
@@ -262,11 +266,14 @@ impl Sink for FileSink {
         let length = batch.column(1).as_primitive::<Int64Type>().value(0).max(0) as u64;
         let header = batch.column(2).as_boolean().value(0);
         if part == self.written {
-            return Ok(());
+            return Err(StreamError::Internal(format!("'{}' was created again on restore", part.display())));
         }
         if !part.exists() && self.target.is_file() {
-            // The run stopped gracefully and put its output in place: continue from that.
-            std::fs::copy(&self.target, &part).map_err(|e| {
+            // The run stopped gracefully and put its output in place: continue from a copy of
+            // that (copied under another name first: a copy cut short must not pass for it).
+            let copying = part.with_extension("copying");
+            let copied = std::fs::copy(&self.target, &copying).and_then(|_| std::fs::rename(&copying, &part));
+            copied.map_err(|e| {
                 StreamError::io(format!("copying '{}' to '{}'", self.target.display(), part.display()), e)
             })?;
         }
@@ -281,6 +288,15 @@ impl Sink for FileSink {
             )
         })?;
         let io = |e| StreamError::io(format!("cutting '{}' back to its checkpoint", part.display()), e);
+        let found = file.metadata().map_err(io)?.len();
+        if found < length {
+            return Err(StreamError::Data(format!(
+                "cannot resume writing '{}': its part file '{}' has {found} bytes, fewer than the {length} the \
+                 checkpoint wrote; start with --from-scratch",
+                self.target.display(),
+                part.display()
+            )));
+        }
         file.set_len(length).map_err(io)?;
         let mut file = file;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(io)?;
@@ -312,12 +328,14 @@ impl Drop for FileSink {
     }
 }
 
-/// `dir/.name.part-<pid>-<n>` for `dir/name`: hidden, and unique per sink in this process.
+/// `dir/.name.part-<pid>-<n>-<nanos>` for `dir/name`: hidden, unique per sink in this
+/// process, and unlike the part files of earlier processes with the same id.
 fn part_path(target: &Path) -> Option<PathBuf> {
     static SINKS: AtomicU64 = AtomicU64::new(0);
     let name = target.file_name()?.to_string_lossy();
     let n = SINKS.fetch_add(1, Ordering::Relaxed);
-    Some(target.with_file_name(format!(".{name}.part-{}-{n}", std::process::id())))
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    Some(target.with_file_name(format!(".{name}.part-{}-{n}-{nanos}", std::process::id())))
 }
 
 /// Removes part files of `target` left by processes that are gone (killed before their first

@@ -68,6 +68,8 @@ pub(super) struct KafkaSource {
     batch_size: usize,
     metrics: Arc<PipelineMetrics>,
     last_report: Option<Instant>,
+    /// The pipeline checkpoints: offsets are not committed to the group.
+    checkpoints: bool,
 }
 
 impl KafkaSource {
@@ -154,6 +156,7 @@ impl KafkaSource {
             batch_size: ctx.batch_size.max(1),
             metrics: ctx.metrics.clone(),
             last_report: None,
+            checkpoints: ctx.checkpoints,
             options,
         })
     }
@@ -381,9 +384,11 @@ impl KafkaSource {
     }
 
     /// Stores the offset after the last record taken of each partition, for the group's
-    /// automatic commit (only with `'properties.group.id'`).
+    /// automatic commit (only with `'properties.group.id'`, and not when the pipeline
+    /// checkpoints: a restart then reads from the checkpoint's offsets, and group offsets
+    /// ahead of them would skip rows after a crash before the first checkpoint).
     fn store_offsets(&mut self) -> Result<()> {
-        if self.options.group_id.is_none() || self.taken.iter().all(Option::is_none) {
+        if self.options.group_id.is_none() || self.checkpoints || self.taken.iter().all(Option::is_none) {
             return Ok(());
         }
         let mut list = TopicPartitionList::new();
@@ -543,6 +548,10 @@ impl Source for KafkaSource {
 
     fn partitions(&self) -> usize {
         self.partitions.len()
+    }
+
+    fn partition_id(&self, local: usize) -> String {
+        self.partitions.get(local).map_or_else(|| local.to_string(), |(topic, number)| format!("{topic}/{number}"))
     }
 
     fn idle_timeout(&self) -> Option<Duration> {

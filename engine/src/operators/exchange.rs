@@ -43,6 +43,18 @@ pub fn instance_of(group: u64, parallelism: usize) -> usize {
     (group * parallelism as u64 / KEY_GROUPS) as usize
 }
 
+/// Which rows of keyed state with key columns `keys` (`rows` rows) instance `instance` of
+/// `parallelism` owns: those whose keys hash into its key groups, as [`HashRouter`] routes
+/// them (without keys, instance 0 owns every row). For restores at another parallelism.
+pub fn owned_rows(keys: &[ArrayRef], rows: usize, instance: usize, parallelism: usize) -> Result<Vec<bool>> {
+    if keys.is_empty() || parallelism <= 1 {
+        return Ok(vec![instance == 0; rows]);
+    }
+    let mut hashes = vec![0; rows];
+    create_hashes(keys, &RandomState::with_seed(KEY_HASH_SEED), &mut hashes)?;
+    Ok(hashes.iter().map(|h| instance_of(key_group(*h), parallelism) == instance).collect())
+}
+
 /// Routes rows to `partitions` outputs by hash of `keys`; without keys every row goes to 0.
 #[derive(Debug)]
 pub struct HashRouter {

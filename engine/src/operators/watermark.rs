@@ -128,32 +128,36 @@ impl PartitionWatermarks {
         assigner.assign(batch)
     }
 
-    /// Each partition's largest event time so far (null before its first), for a checkpoint.
-    pub fn snapshot(&self) -> Result<RecordBatch> {
+    /// Each partition's largest event time so far (null before its first), by partition id
+    /// (`ids`, see [`crate::connector::Source::partition_id`]), for a checkpoint.
+    pub fn snapshot(&self, ids: &[String]) -> Result<RecordBatch> {
         let max: Int64Array = self.assigners.iter().map(|a| a.max_ts).collect();
-        let schema = Arc::new(Schema::new(vec![Field::new("max_ts", arrow::datatypes::DataType::Int64, true)]));
-        Ok(RecordBatch::try_new(schema, vec![Arc::new(max)])?)
+        let ids = arrow::array::StringArray::from_iter_values(ids.iter().take(self.assigners.len()));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("partition", arrow::datatypes::DataType::Utf8, false),
+            Field::new("max_ts", arrow::datatypes::DataType::Int64, true),
+        ]));
+        Ok(RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(max)])?)
     }
 
-    /// Takes the partitions' largest event times back from a [`PartitionWatermarks::snapshot`],
-    /// so rows read again are judged as they were the first time.
-    pub fn restore(&mut self, batches: &[RecordBatch]) -> Result<()> {
-        let max: Vec<Option<i64>> = batches
-            .iter()
-            .flat_map(|b| {
-                let column = b.column(0).as_primitive::<arrow::datatypes::Int64Type>().clone();
-                column.iter().collect::<Vec<_>>()
-            })
-            .collect();
-        if max.len() != self.assigners.len() {
-            return Err(StreamError::Config(format!(
-                "the checkpoint has watermarks of {} partitions, and this source reads {}",
-                max.len(),
-                self.assigners.len()
-            )));
+    /// Takes the partitions' largest event times back from [`PartitionWatermarks::snapshot`]s
+    /// (of every former instance after a change of parallelism), matched by partition id, so
+    /// rows read again are judged as they were the first time. A partition the snapshots do not
+    /// know (added since) starts without one.
+    pub fn restore(&mut self, batches: &[RecordBatch], ids: &[String]) -> Result<()> {
+        let mut stored: std::collections::HashMap<String, Option<i64>> = std::collections::HashMap::new();
+        for batch in batches {
+            if batch.num_columns() != 2 {
+                return Err(StreamError::Config("the checkpoint's watermarks are not by partition".into()));
+            }
+            let names = batch.column(0).as_string::<i32>();
+            let max = batch.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+            for row in 0..batch.num_rows() {
+                stored.insert(names.value(row).to_string(), max.is_valid(row).then(|| max.value(row)));
+            }
         }
-        for (assigner, max) in self.assigners.iter_mut().zip(max) {
-            assigner.max_ts = max;
+        for (assigner, id) in self.assigners.iter_mut().zip(ids) {
+            assigner.max_ts = stored.get(id).copied().flatten();
         }
         Ok(())
     }

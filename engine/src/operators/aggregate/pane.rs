@@ -158,6 +158,31 @@ impl Pane {
         Ok(Some((keys, values, groups)))
     }
 
+    /// Seals the live state and merges the sealed chunks into one, so that chunks do not pile
+    /// up with every checkpoint; the chunk, if the pane holds any groups.
+    pub(super) fn compacted(&mut self, spec: &AggregateSpec) -> Result<Option<&SealedChunk>> {
+        self.sealed()?;
+        if self.sealed.len() > 1 {
+            let mut groups = Groups::new(spec)?;
+            let mut accumulators = new_accumulators(spec)?;
+            let mut scratch = Vec::new();
+            let mut total = 0;
+            for chunk in &self.sealed {
+                total = groups.intern(&chunk.keys, chunk.groups, &mut scratch)?;
+                for (acc, state) in accumulators.iter_mut().zip(&chunk.states) {
+                    acc.merge_batch(state, &scratch, total)?;
+                }
+            }
+            let keys = groups.emit()?;
+            let states = accumulators
+                .iter_mut()
+                .map(|acc| acc.state(EmitTo::All))
+                .collect::<datafusion::error::Result<Vec<_>>>()?;
+            self.sealed = vec![SealedChunk { keys, states, groups: total }];
+        }
+        Ok(self.sealed.first())
+    }
+
     /// Adds a chunk restored from a checkpoint.
     pub(super) fn push_sealed(&mut self, chunk: SealedChunk) {
         self.sealed.push(chunk);
@@ -205,6 +230,11 @@ pub(super) fn chunk_columns(leading: Vec<(Field, ArrayRef)>, chunk: &SealedChunk
     }
     let options = RecordBatchOptions::new().with_row_count(Some(chunk.groups));
     Ok(RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)?)
+}
+
+/// The rows of `batch` marked in `keep`.
+pub(super) fn chunk_rows(batch: &RecordBatch, keep: &[bool]) -> Result<RecordBatch> {
+    Ok(arrow::compute::filter_record_batch(batch, &BooleanArray::from(keep.to_vec()))?)
 }
 
 /// A chunk back from [`chunk_columns`]: the columns after the first `leading`.

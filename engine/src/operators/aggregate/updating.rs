@@ -30,7 +30,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, Int64Array, UInt32Array, new_null_array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, UInt32Array, new_null_array};
 use arrow::compute::{interleave, take};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -42,6 +42,7 @@ use super::pane::{Groups, SealedChunk, chunk_columns, chunk_of, new_accumulators
 use super::spec::{AggregateSpec, GroupOutput};
 use crate::error::{Result, StreamError};
 use crate::operator::StateSnapshot;
+use crate::operators::exchange::owned_rows;
 
 /// Name of the hidden changelog column of updating results.
 pub const OP_COLUMN: &str = "_op";
@@ -195,35 +196,45 @@ impl UpdatingAggregator {
             return Err(StreamError::Internal("group keys changed while taking a snapshot".into()));
         }
         let chunk = SealedChunk { keys, states, groups };
-        let mut leading = vec![(
-            Field::new("changed", DataType::Boolean, false),
-            Arc::new(BooleanArray::from(
-                (0..groups).map(|g| self.changed.get(g).copied().unwrap_or(false)).collect::<Vec<_>>(),
-            )) as ArrayRef,
-        )];
+        let flags = |f: &dyn Fn(usize) -> bool| Arc::new(BooleanArray::from((0..groups).map(f).collect::<Vec<_>>()));
+        let changed = flags(&|g| self.changed.get(g).copied().unwrap_or(false));
+        let emitted_groups = self.emitted_groups;
+        let mut leading = vec![
+            (Field::new("changed", DataType::Boolean, false), changed as ArrayRef),
+            (Field::new("emitted", DataType::Boolean, false), flags(&|g| g < emitted_groups) as ArrayRef),
+        ];
         for (i, emitted) in self.emitted.iter().enumerate() {
-            // Groups that came after the last flush have emitted nothing: null, cut off on restore.
+            // Groups that came after the last flush have emitted nothing: null.
             let padding = new_null_array(emitted.data_type(), groups - emitted.len());
             let column = arrow::compute::concat(&[emitted.as_ref(), padding.as_ref()])?;
             leading.push((Field::new(format!("e{i}"), emitted.data_type().clone(), true), column));
         }
-        let groups_batch = chunk_columns(leading, &chunk)?;
-        let schema = Arc::new(Schema::new(vec![Field::new("emitted_groups", DataType::Int64, false)]));
-        let progress =
-            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.emitted_groups as i64]))])?;
-        Ok(StateSnapshot { tables: vec![("groups".into(), vec![groups_batch]), ("progress".into(), vec![progress])] })
+        Ok(StateSnapshot::single("groups", vec![chunk_columns(leading, &chunk)?]))
     }
 
-    /// Takes the state of an [`UpdatingAggregator::snapshot`].
+    /// Takes the state of [`UpdatingAggregator::snapshot`]s (after a change of parallelism: the
+    /// groups this instance owns of every former instance's).
     pub fn restore(&mut self, state: &StateSnapshot) -> Result<()> {
-        let Some(batch) = state.table("groups").first() else { return Ok(()) };
-        let emitted_groups = state
-            .table("progress")
-            .first()
-            .map(|p| p.column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0) as usize)
-            .unwrap_or(0);
-        let emitted_columns = self.emitted_width(batch);
-        let chunk = chunk_of(&self.spec, batch, 1 + emitted_columns)?;
+        let batches = state.table("groups");
+        let Some(first) = batches.first() else { return Ok(()) };
+        let batch = arrow::compute::concat_batches(&first.schema(), batches)?;
+        let emitted_columns = self.emitted_width(&batch);
+        let leading = 2 + emitted_columns;
+        let mut batch = batch;
+        if let Some((instance, parallelism)) = state.rescaled {
+            let chunk = chunk_of(&self.spec, &batch, leading)?;
+            let owned = owned_rows(&chunk.keys, chunk.groups, instance, parallelism)?;
+            batch = arrow::compute::filter_record_batch(&batch, &BooleanArray::from(owned))?;
+        }
+        // Groups that were emitted first, as the aggregator keeps them (a prefix of its groups).
+        let emitted = batch.column(1).as_boolean().clone();
+        let order: Vec<u32> = (0..batch.num_rows() as u32)
+            .filter(|&r| emitted.value(r as usize))
+            .chain((0..batch.num_rows() as u32).filter(|&r| !emitted.value(r as usize)))
+            .collect();
+        let emitted_groups = emitted.true_count();
+        let batch = arrow::compute::take_record_batch(&batch, &UInt32Array::from(order))?;
+        let chunk = chunk_of(&self.spec, &batch, leading)?;
         let groups = chunk.groups;
         self.groups = Groups::new(&self.spec)?;
         let total = self.groups.intern(&chunk.keys, groups, &mut self.scratch)?;
@@ -238,14 +249,14 @@ impl UpdatingAggregator {
         let changed = batch.column(0).as_boolean();
         self.changed = (0..groups).map(|g| changed.value(g)).collect();
         self.changed_list = (0..groups).filter(|g| self.changed[*g]).map(|g| g as u32).collect();
-        self.emitted = (0..emitted_columns).map(|i| batch.column(1 + i).slice(0, emitted_groups)).collect();
+        self.emitted = (0..emitted_columns).map(|i| batch.column(2 + i).slice(0, emitted_groups)).collect();
         self.emitted_groups = emitted_groups;
         Ok(())
     }
 
     /// How many `e<i>` columns (last emitted values) a snapshot batch has.
     fn emitted_width(&self, batch: &RecordBatch) -> usize {
-        batch.schema().fields().iter().filter(|f| f.name().starts_with('e')).count()
+        batch.schema().fields().iter().filter(|f| f.name().starts_with('e') && f.name() != "emitted").count()
     }
 
     /// Emits the changes since the last flush into `out`.

@@ -9,10 +9,11 @@ use arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::EmitTo;
 
 use super::inputs::BatchInputs;
-use super::pane::{Groups, Pane, PaneInput, chunk_columns, chunk_of, new_accumulators};
+use super::pane::{Groups, Pane, PaneInput, chunk_columns, chunk_of, chunk_rows, new_accumulators};
 use super::spec::{AggregateSpec, WindowKind, WindowShape, floor_to};
 use crate::error::{Result, StreamError};
 use crate::operator::StateSnapshot;
+use crate::operators::exchange::owned_rows;
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
 
@@ -303,8 +304,9 @@ impl WindowAggregator {
     /// into a sealed chunk, which windows merge like any other.
     pub fn snapshot(&mut self) -> Result<StateSnapshot> {
         let mut panes = Vec::new();
+        let spec = self.spec.clone();
         for (&(start, floor), pane) in self.panes.iter_mut() {
-            for chunk in pane.sealed()? {
+            if let Some(chunk) = pane.compacted(&spec)? {
                 let lead = |name: &str, v: i64| {
                     (
                         Field::new(name, DataType::Int64, false),
@@ -316,19 +318,28 @@ impl WindowAggregator {
         }
         let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
         let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.watermark]))])?;
-        Ok(StateSnapshot { tables: vec![("panes".into(), panes), ("progress".into(), vec![progress])] })
+        Ok(StateSnapshot { tables: vec![("panes".into(), panes), ("progress".into(), vec![progress])], rescaled: None })
     }
 
-    /// Takes the panes and the watermark of a [`WindowAggregator::snapshot`].
+    /// Takes the panes and the watermark of a [`WindowAggregator::snapshot`] (after a change of
+    /// parallelism: the groups this instance owns of every former instance's panes).
     pub fn restore(&mut self, state: &StateSnapshot) -> Result<()> {
         self.panes.clear();
         for batch in state.table("panes") {
-            if batch.num_rows() == 0 {
-                continue;
-            }
             let bound = |i: usize| batch.column(i).as_primitive::<Int64Type>().value(0);
-            let key = (bound(0), bound(1));
-            let chunk = chunk_of(&self.spec, batch, 2)?;
+            let key = match batch.num_rows() {
+                0 => continue,
+                _ => (bound(0), bound(1)),
+            };
+            let mut chunk = chunk_of(&self.spec, batch, 2)?;
+            if let Some((instance, parallelism)) = state.rescaled {
+                let owned = owned_rows(&chunk.keys, chunk.groups, instance, parallelism)?;
+                let kept = chunk_rows(batch, &owned)?;
+                if kept.num_rows() == 0 {
+                    continue;
+                }
+                chunk = chunk_of(&self.spec, &kept, 2)?;
+            }
             match self.panes.entry(key) {
                 std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().push_sealed(chunk),
                 std::collections::btree_map::Entry::Vacant(e) => {
@@ -336,8 +347,11 @@ impl WindowAggregator {
                 }
             }
         }
-        if let Some(progress) = state.table("progress").first() {
-            self.watermark = progress.column(0).as_primitive::<Int64Type>().value(0);
+        // Every former instance saw the same watermarks before the barrier: one value.
+        for progress in state.table("progress") {
+            if progress.num_rows() > 0 {
+                self.watermark = self.watermark.max(progress.column(0).as_primitive::<Int64Type>().value(0));
+            }
         }
         Ok(())
     }
