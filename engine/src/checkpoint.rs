@@ -151,6 +151,8 @@ struct Progress {
     fatal: Option<String>,
     /// The pipeline has ended: no more checkpoints.
     closed: bool,
+    /// The folder was released to a later run of the pipeline (which may hold it now).
+    released: bool,
 }
 
 /// The checkpoints of one running pipeline: requests, the state files, manifests, restores.
@@ -178,7 +180,7 @@ static OPEN: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 impl Drop for Checkpoints {
     fn drop(&mut self) {
-        OPEN.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.root);
+        self.release();
     }
 }
 
@@ -365,8 +367,11 @@ impl Checkpoints {
 
     /// The pipeline has stopped: its folder may be used by the next run of it in this process.
     pub fn release(&self) {
-        self.lock().closed = true;
-        OPEN.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.root);
+        let mut progress = self.lock();
+        progress.closed = true;
+        if !std::mem::replace(&mut progress.released, true) {
+            OPEN.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.root);
+        }
     }
 
     fn folder(&self, epoch: Epoch) -> PathBuf {

@@ -236,6 +236,10 @@ impl Sink for FileSink {
         };
         let io = |e| StreamError::io(format!("writing '{}'", self.written.display()), e);
         writer.get_mut().flush().map_err(io)?;
+        if self.written == self.target {
+            // A pipe or a device (at least once): nothing to cut back on restore.
+            return Ok(StateSnapshot::default());
+        }
         let file = writer.get_mut().get_ref();
         file.sync_data().map_err(io)?;
         let length = file.metadata().map_err(io)?.len();
@@ -259,6 +263,9 @@ impl Sink for FileSink {
 
     /// Continues the part file of a checkpoint, cut back to the length it had then.
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        if !self.is_part_file() {
+            return Ok(());
+        }
         let Some(batch) = state.table("file").first().filter(|b| b.num_rows() == 1) else {
             return Err(StreamError::Config("the checkpoint has no position for this file sink".into()));
         };
@@ -271,7 +278,7 @@ impl Sink for FileSink {
         if !part.exists() && self.target.is_file() {
             // The run stopped gracefully and put its output in place: continue from a copy of
             // that (copied under another name first: a copy cut short must not pass for it).
-            let copying = part.with_extension("copying");
+            let copying = PathBuf::from(format!("{}-copying", part.display()));
             let copied = std::fs::copy(&self.target, &copying).and_then(|_| std::fs::rename(&copying, &part));
             copied.map_err(|e| {
                 StreamError::io(format!("copying '{}' to '{}'", self.target.display(), part.display()), e)

@@ -117,16 +117,7 @@ impl Pane {
         if !self.sealed.is_empty() {
             // Restored or snapshotted state: merge the chunks.
             self.sealed()?;
-            let mut groups = Groups::new(spec)?;
-            let mut accumulators = new_accumulators(spec)?;
-            let mut scratch = Vec::new();
-            let mut total = 0;
-            for chunk in &self.sealed {
-                total = groups.intern(&chunk.keys, chunk.groups, &mut scratch)?;
-                for (acc, state) in accumulators.iter_mut().zip(&chunk.states) {
-                    acc.merge_batch(state, &scratch, total)?;
-                }
-            }
+            let (mut groups, mut accumulators, total) = merge_chunks(spec, &self.sealed)?;
             if total == 0 {
                 return Ok(None);
             }
@@ -163,16 +154,7 @@ impl Pane {
     pub(super) fn compacted(&mut self, spec: &AggregateSpec) -> Result<Option<&SealedChunk>> {
         self.sealed()?;
         if self.sealed.len() > 1 {
-            let mut groups = Groups::new(spec)?;
-            let mut accumulators = new_accumulators(spec)?;
-            let mut scratch = Vec::new();
-            let mut total = 0;
-            for chunk in &self.sealed {
-                total = groups.intern(&chunk.keys, chunk.groups, &mut scratch)?;
-                for (acc, state) in accumulators.iter_mut().zip(&chunk.states) {
-                    acc.merge_batch(state, &scratch, total)?;
-                }
-            }
+            let (mut groups, mut accumulators, total) = merge_chunks(spec, &self.sealed)?;
             let keys = groups.emit()?;
             let states = accumulators
                 .iter_mut()
@@ -203,6 +185,24 @@ impl Pane {
         }
         Ok(&self.sealed)
     }
+}
+
+/// Group keys and accumulators holding a merge, and the number of groups.
+type Merged = (Groups, Vec<Box<dyn GroupsAccumulator>>, usize);
+
+/// Group keys and accumulators holding the merge of `chunks`, and the number of groups.
+fn merge_chunks(spec: &AggregateSpec, chunks: &[SealedChunk]) -> Result<Merged> {
+    let mut groups = Groups::new(spec)?;
+    let mut accumulators = new_accumulators(spec)?;
+    let mut scratch = Vec::new();
+    let mut total = 0;
+    for chunk in chunks {
+        total = groups.intern(&chunk.keys, chunk.groups, &mut scratch)?;
+        for (acc, state) in accumulators.iter_mut().zip(&chunk.states) {
+            acc.merge_batch(state, &scratch, total)?;
+        }
+    }
+    Ok((groups, accumulators, total))
 }
 
 pub(super) fn new_accumulators(spec: &AggregateSpec) -> Result<Vec<Box<dyn GroupsAccumulator>>> {

@@ -218,6 +218,11 @@ impl UpdatingAggregator {
         let batches = state.table("groups");
         let Some(first) = batches.first() else { return Ok(()) };
         let batch = arrow::compute::concat_batches(&first.schema(), batches)?;
+        if batch.schema().fields().get(1).is_none_or(|f| f.name() != "emitted") {
+            return Err(StreamError::Config(
+                "the checkpoint's updating aggregate state is of an older format; start with --from-scratch".into(),
+            ));
+        }
         let emitted_columns = self.emitted_width(&batch);
         let leading = 2 + emitted_columns;
         let mut batch = batch;
