@@ -680,18 +680,6 @@ pub fn position_of(state: &StateSnapshot) -> Result<u64> {
     Ok(column.value(0).max(0) as u64)
 }
 
-impl StateSnapshot {
-    /// A snapshot of one table.
-    pub fn single(table: &str, batches: Vec<RecordBatch>) -> Self {
-        Self { tables: vec![(table.to_string(), batches)], rescaled: None }
-    }
-
-    /// The batches of `table` (none when the snapshot has no such table, or it was empty).
-    pub fn table(&self, table: &str) -> &[RecordBatch] {
-        self.tables.iter().find(|(t, _)| t == table).map(|(_, b)| b.as_slice()).unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -110,6 +110,18 @@ pub struct StateSnapshot {
     pub rescaled: Option<(usize, usize)>,
 }
 
+impl StateSnapshot {
+    /// A snapshot of one table.
+    pub fn single(table: &str, batches: Vec<RecordBatch>) -> Self {
+        Self { tables: vec![(table.to_string(), batches)], rescaled: None }
+    }
+
+    /// The batches of `table` (none when the snapshot has no such table, or it was empty).
+    pub fn table(&self, table: &str) -> &[RecordBatch] {
+        self.tables.iter().find(|(t, _)| t == table).map(|(_, b)| b.as_slice()).unwrap_or_default()
+    }
+}
+
 /// Takes the snapshots of one checkpoint (see [`crate::checkpoint`]).
 pub trait Checkpointer: Send + Sync {
     /// Keeps `state` of instance `instance` of operator `operator` for checkpoint `epoch`.

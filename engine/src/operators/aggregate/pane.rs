@@ -165,6 +165,11 @@ impl Pane {
         Ok(self.sealed.first())
     }
 
+    /// The sealed chunks (call [`Pane::sealed`] first to include the live state).
+    pub(super) fn chunks(&self) -> &[SealedChunk] {
+        &self.sealed
+    }
+
     /// Adds a chunk restored from a checkpoint.
     pub(super) fn push_sealed(&mut self, chunk: SealedChunk) {
         self.sealed.push(chunk);
@@ -191,7 +196,10 @@ impl Pane {
 type Merged = (Groups, Vec<Box<dyn GroupsAccumulator>>, usize);
 
 /// Group keys and accumulators holding the merge of `chunks`, and the number of groups.
-fn merge_chunks(spec: &AggregateSpec, chunks: &[SealedChunk]) -> Result<Merged> {
+pub(super) fn merge_chunks<'a>(
+    spec: &AggregateSpec,
+    chunks: impl IntoIterator<Item = &'a SealedChunk>,
+) -> Result<Merged> {
     let mut groups = Groups::new(spec)?;
     let mut accumulators = new_accumulators(spec)?;
     let mut scratch = Vec::new();

@@ -179,22 +179,8 @@ impl UpdatingAggregator {
         if groups == 0 {
             return Ok(StateSnapshot::default());
         }
-        // Take the state out and put it back, as a flush does.
-        let identity: Vec<usize> = (0..groups).collect();
-        let mut states = Vec::with_capacity(self.accumulators.len());
-        let mut fresh = new_accumulators(&self.spec)?;
-        for (acc, fresh) in self.accumulators.iter_mut().zip(&mut fresh) {
-            let state = acc.state(EmitTo::All)?;
-            fresh.merge_batch(&state, &identity, groups)?;
-            states.push(state);
-        }
-        self.accumulators = fresh;
-        let keys = self.groups.emit()?;
-        self.groups = Groups::new(&self.spec)?;
-        let regrouped = self.groups.intern(&keys, groups, &mut self.scratch)?;
-        if regrouped != groups {
-            return Err(StreamError::Internal("group keys changed while taking a snapshot".into()));
-        }
+        let states = self.read_states(groups)?;
+        let keys = self.read_keys(groups)?;
         let chunk = SealedChunk { keys, states, groups };
         let flags = |f: &dyn Fn(usize) -> bool| Arc::new(BooleanArray::from((0..groups).map(f).collect::<Vec<_>>()));
         let changed = flags(&|g| self.changed.get(g).copied().unwrap_or(false));
@@ -259,6 +245,34 @@ impl UpdatingAggregator {
         Ok(())
     }
 
+    /// Every group's partial state, per aggregate call: accumulators cannot be read without
+    /// emptying them, so the state is taken out and merged back into fresh ones.
+    fn read_states(&mut self, groups: usize) -> Result<Vec<Vec<ArrayRef>>> {
+        let identity: Vec<usize> = (0..groups).collect();
+        let mut fresh = new_accumulators(&self.spec)?;
+        let mut states = Vec::with_capacity(self.accumulators.len());
+        for (acc, fresh) in self.accumulators.iter_mut().zip(&mut fresh) {
+            let state = acc.state(EmitTo::All)?;
+            fresh.merge_batch(&state, &identity, groups)?;
+            states.push(state);
+        }
+        self.accumulators = fresh;
+        Ok(states)
+    }
+
+    /// Every group's keys: GroupValues cannot be read without emptying them either, so the keys
+    /// are taken out and interned again into fresh GroupValues (unique keys get the same
+    /// indices, in order).
+    fn read_keys(&mut self, groups: usize) -> Result<Vec<ArrayRef>> {
+        let keys = self.groups.emit()?;
+        self.groups = Groups::new(&self.spec)?;
+        let regrouped = self.groups.intern(&keys, groups, &mut self.scratch)?;
+        if regrouped != groups || self.scratch.iter().enumerate().any(|(i, g)| i != *g) {
+            return Err(StreamError::Internal("group keys changed order when interned again".into()));
+        }
+        Ok(keys)
+    }
+
     /// How many `e<i>` columns (last emitted values) a snapshot batch has.
     fn emitted_width(&self, batch: &RecordBatch) -> usize {
         batch.schema().fields().iter().filter(|f| f.name().starts_with('e') && f.name() != "emitted").count()
@@ -277,28 +291,16 @@ impl UpdatingAggregator {
         }
         let changed_idx = UInt32Array::from(changed.clone());
 
-        // Take the state out, put it back, and evaluate the changed groups from a copy.
-        let identity: Vec<usize> = (0..groups).collect();
+        // Evaluate the changed groups from a copy of their state.
         let dense: Vec<usize> = (0..changed.len()).collect();
-        let mut fresh = new_accumulators(&self.spec)?;
         let mut scratch = new_accumulators(&self.spec)?;
         let mut new_values = Vec::with_capacity(self.accumulators.len());
-        for ((acc, fresh), scratch) in self.accumulators.iter_mut().zip(&mut fresh).zip(&mut scratch) {
-            let state = acc.state(EmitTo::All)?;
-            fresh.merge_batch(&state, &identity, groups)?;
+        for (state, scratch) in self.read_states(groups)?.iter().zip(&mut scratch) {
             let taken = state.iter().map(|a| take(a.as_ref(), &changed_idx, None)).collect::<Result<Vec<_>, _>>()?;
             scratch.merge_batch(&taken, &dense, changed.len())?;
             new_values.push(scratch.evaluate(EmitTo::All)?);
         }
-        self.accumulators = fresh;
-        // GroupValues cannot be read without emptying them: take the keys out and intern them
-        // again, into fresh GroupValues (unique keys get the same indices, in order).
-        let keys = self.groups.emit()?;
-        self.groups = Groups::new(&self.spec)?;
-        let regrouped = self.groups.intern(&keys, groups, &mut self.scratch)?;
-        if regrouped != groups || self.scratch.iter().enumerate().any(|(i, g)| i != *g) {
-            return Err(StreamError::Internal("group keys changed order while flushing".into()));
-        }
+        let keys = self.read_keys(groups)?;
 
         // Old values of changed groups that were emitted before; drop those that did not change.
         let previous = self.emitted_groups;

@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::EmitTo;
 
 use super::inputs::BatchInputs;
-use super::pane::{Groups, Pane, PaneInput, chunk_columns, chunk_of, chunk_rows, new_accumulators};
+use super::pane::{Pane, PaneInput, chunk_columns, chunk_of, chunk_rows, merge_chunks};
 use super::spec::{AggregateSpec, WindowKind, WindowShape, floor_to};
 use crate::error::{Result, StreamError};
 use crate::operator::StateSnapshot;
@@ -364,18 +364,12 @@ impl WindowAggregator {
         admits: impl Fn(i64) -> bool,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
-        let mut groups = Groups::new(&self.spec)?;
-        let mut accumulators = new_accumulators(&self.spec)?;
-        let mut total = 0;
-        let panes = self.panes.range_mut((start, i64::MIN)..(end, i64::MIN));
-        for (_, pane) in panes.filter(|((_, floor), _)| admits(*floor)) {
-            for chunk in pane.sealed()? {
-                total = groups.intern(&chunk.keys, chunk.groups, &mut self.scratch)?;
-                for (acc, state) in accumulators.iter_mut().zip(&chunk.states) {
-                    acc.merge_batch(state, &self.scratch, total)?;
-                }
-            }
+        let range = (start, i64::MIN)..(end, i64::MIN);
+        for (_, pane) in self.panes.range_mut(range.clone()).filter(|((_, floor), _)| admits(*floor)) {
+            pane.sealed()?;
         }
+        let panes = self.panes.range(range).filter(|((_, floor), _)| admits(*floor));
+        let (mut groups, mut accumulators, total) = merge_chunks(&self.spec, panes.flat_map(|(_, p)| p.chunks()))?;
         if total == 0 {
             return Ok(());
         }
