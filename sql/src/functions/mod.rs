@@ -61,9 +61,17 @@ pub use registry::{Category, FLINK_FUNCTIONS, FlinkFunction, Support};
 /// DataFusion's session state with Flink's functions: ours shadow DataFusion's of the same
 /// name, unsupported Flink built-ins refuse to plan, `SUBSTRING` syntax and `IF` follow Flink.
 pub fn session_state() -> SessionState {
+    with_flink_functions(SessionStateBuilder::new())
+}
+
+/// [`session_state`] on what `builder` already has (its configuration and runtime): how
+/// every SQL that streamsql runs as a batch (queries over live tables, Flight SQL, a `SELECT`
+/// without a table) gets Flink's functions, so no query path falls back to DataFusion's
+/// namesakes and their other meanings.
+pub fn with_flink_functions(builder: SessionStateBuilder) -> SessionState {
     let mut planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(planner::FlinkExprPlanner::new())];
     planners.extend(SessionStateDefaults::default_expr_planners());
-    let mut state = SessionStateBuilder::new().with_default_features().with_expr_planners(planners).build();
+    let mut state = builder.with_default_features().with_expr_planners(planners).build();
     for udf in scalar_functions() {
         // Replaces DataFusion's function (or alias) of the same name; never fails.
         let _previous = state.register_udf(Arc::new(udf));
