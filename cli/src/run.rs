@@ -14,10 +14,10 @@ use streamsql_engine::runtime::{self, PipelineReport};
 use streamsql_sql::{Outcome, Session, SqlError};
 
 use crate::output::{OutputFormat, render_result};
-use streamsql_flight::{QueryLimits, ServerHandle};
+use streamsql_flight::{QueryEngine, QueryLimits, ServerHandle};
 
 use crate::serve::{FlightOptions, interrupted, start_server};
-use crate::terminal_sink::show_on_terminal;
+use crate::terminal_sink::{show_batches, show_on_terminal};
 
 /// What every way of running statements shares: the connectors, the live tables they fill, and
 /// whether to serve those over Flight SQL.
@@ -162,6 +162,20 @@ pub async fn run_script(
                      query them from the streamsql shell or over Flight SQL (--flight)"
                 );
                 return ExitCode::FAILURE;
+            }
+            // A query over no table answers at once, in the script's order.
+            Outcome::Constant(query) => {
+                let engine = QueryEngine::new(context.catalog.clone(), context.query_limits);
+                let shown_rows = match engine.run(&query).await {
+                    Ok(result) => show_batches(format.unwrap_or(OutputFormat::Table), result.schema, &result.batches)
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.strip_backtrace()),
+                };
+                if let Err(message) = shown_rows {
+                    errln!("error: {shown}:{}:{}: {message}", start.line, start.column);
+                    return ExitCode::FAILURE;
+                }
+                printed = true;
             }
             Outcome::Control(_) => {
                 errln!(

@@ -203,6 +203,44 @@ fn tab_completes_table_names_and_keywords() {
     shell.expect(Eof).expect("the shell exits");
 }
 
+/// What Flink SQL client and psql users type first.
+#[test]
+fn first_things_users_type_work() {
+    let mut shell = shell("first");
+    let two = run(&mut shell, "SELECT 1 + 1 AS two;");
+    assert!(two.contains("two") && two.contains("│ 2 "), "{two}");
+    let now = run(&mut shell, "SELECT now() IS NOT NULL AS ticking;");
+    assert!(now.contains("true"), "{now}");
+    // Flink's DATE_FORMAT, not DataFusion's strftime namesake.
+    let day = run(&mut shell, "SELECT DATE_FORMAT(TIMESTAMP '2024-05-06 07:08:09', 'yyyy/MM/dd') AS d;");
+    assert!(day.contains("2024/05/06"), "{day}");
+
+    run(&mut shell, FLOWS);
+    // LIMIT ends a query over an unbounded stream after its rows.
+    let limited = run(&mut shell, "SELECT flow_id FROM flows LIMIT 5;");
+    assert!(limited.contains("query finished: 5 rows shown"), "{limited}");
+
+    let listed = run(&mut shell, "\\d");
+    assert!(listed.contains("flows") && listed.contains("no views yet"), "{listed}");
+    assert!(run(&mut shell, "\\dt").contains("netflow"));
+    assert!(run(&mut shell, "\\d flows").contains("flow_type"));
+
+    run(&mut shell, "CREATE TEMPORARY VIEW tcp AS SELECT * FROM flows WHERE protocol = 'TCP';");
+    let shown = run(&mut shell, "SHOW CREATE VIEW tcp;");
+    assert!(shown.contains("CREATE TEMPORARY VIEW tcp AS SELECT * FROM flows WHERE protocol = 'TCP';"), "{shown}");
+    assert!(run(&mut shell, "SHOW CREATE TABLE flows;").contains("'rows-per-second' = '2000'"));
+    let refused = run(&mut shell, "DROP TABLE flows;");
+    assert!(refused.contains("view 'tcp' reads 'flows'; drop that view first"), "{refused}");
+    assert!(run(&mut shell, "DROP VIEW tcp;").contains("view 'tcp' dropped"));
+    assert!(run(&mut shell, "DROP TABLE flows;").contains("table 'flows' dropped"));
+    assert!(run(&mut shell, "DROP TABLE IF EXISTS flows;").contains("nothing changed"));
+    assert!(run(&mut shell, "SHOW TABLES;").contains("no tables yet"));
+
+    shell.send_line("\\q").expect("type \\q");
+    shell.expect(Eof).expect("the shell exits");
+    assert_exit_success(&shell);
+}
+
 fn assert_exit_success(shell: &Shell) {
     let status = shell.get_process().wait().expect("wait for the shell");
     assert_eq!(status, WaitStatus::Exited(shell.get_process().pid(), 0));
@@ -237,6 +275,16 @@ fn dash_e_runs_statements_and_exits() {
     assert_eq!(error.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&error.stderr);
     assert!(stderr.contains("error: -e:1:15") && stderr.contains("'nowhere' does not exist"), "{stderr}");
+
+    let constant = execute(&["-e", "SELECT 6 * 7 AS answer, UPPER('a') AS up;", "--format", "csv"]);
+    assert!(constant.status.success(), "{}", String::from_utf8_lossy(&constant.stderr));
+    assert_eq!(String::from_utf8_lossy(&constant.stdout), "answer,up\n42,A\n");
+
+    // LIMIT stops an endless stream: this generator would run for ever.
+    let endless = "CREATE TABLE flows (flow_id BIGINT) WITH ('connector' = 'netflow', 'rows-per-second' = '100');";
+    let limited = execute(&["-e", &format!("{endless} SELECT flow_id FROM flows LIMIT 3;"), "--format", "csv"]);
+    assert!(limited.status.success(), "{}", String::from_utf8_lossy(&limited.stderr));
+    assert_eq!(String::from_utf8_lossy(&limited.stdout), "flow_id\n0\n1\n2\n");
 
     let control = execute(&["-e", "SHOW PIPELINES;"]);
     assert_eq!(control.status.code(), Some(1));

@@ -328,6 +328,8 @@ pub struct PipelineSpec {
     pub batch_size: usize,
     /// Checkpoints, when `'execution.checkpointing.interval'` is set.
     pub checkpoint: Option<CheckpointConfig>,
+    /// `LIMIT n`: the pipeline ends once its sink has written `n` rows.
+    pub limit: Option<u64>,
 }
 
 impl PipelineSpec {
@@ -350,7 +352,17 @@ impl PipelineSpec {
                 parallelism,
             };
         }
-        Self { name, inputs: vec![node], sink, updating, late_sink: None, parallelism, batch_size, checkpoint: None }
+        Self {
+            name,
+            inputs: vec![node],
+            sink,
+            updating,
+            late_sink: None,
+            parallelism,
+            batch_size,
+            checkpoint: None,
+            limit: None,
+        }
     }
 
     /// The nodes a checkpoint of this pipeline holds, numbered as `EXPLAIN` numbers them

@@ -46,6 +46,8 @@ const CHANNEL_CAPACITY: usize = 8;
 
 struct Shared {
     cancelled: AtomicBool,
+    /// The sink wrote the `LIMIT`'s rows: the pipeline stops as if cancelled, and has ended.
+    limit_reached: AtomicBool,
     error: Mutex<Option<StreamError>>,
     metrics: Arc<PipelineMetrics>,
     /// Each source instance's watermark; the pipeline's is their minimum.
@@ -207,7 +209,7 @@ impl RunningPipeline {
         if let Some(coordinator) = self.coordinator.take() {
             coordinator.abort();
         }
-        let cancelled = self.shared.is_cancelled();
+        let cancelled = self.shared.is_cancelled() && !self.shared.limit_reached.load(Ordering::SeqCst);
         let checkpoints = self.shared.checkpoints.clone();
         if let Some(checkpoints) = &checkpoints {
             if !cancelled
@@ -249,6 +251,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
     let opened = open_checkpoints(&spec);
     let shared = Arc::new(Shared {
         cancelled: AtomicBool::new(false),
+        limit_reached: AtomicBool::new(false),
         error: Mutex::new(None),
         metrics: Arc::new(PipelineMetrics::default()),
         source_watermarks: (0..sources).map(|_| AtomicI64::new(WATERMARK_MIN)).collect(),
@@ -722,14 +725,22 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
     let schema = spec.sink.table.schema.clone();
     let layout = SinkLayout::of(spec);
     let mut ends = 0;
+    let mut remaining = spec.limit;
     let result = (|| {
         if let Some(state) = place.restored {
             sink.restore(state)?;
         }
-        while let Some(message) = input.blocking_recv() {
+        while remaining != Some(0)
+            && let Some(message) = input.blocking_recv()
+        {
             match message {
                 Message::Batch(batch) => {
-                    let visible = layout.apply(&schema, batch)?;
+                    let mut visible = layout.apply(&schema, batch)?;
+                    if let Some(left) = remaining.as_mut() {
+                        let rows = (*left).min(visible.num_rows() as u64);
+                        visible = visible.slice(0, rows as usize);
+                        *left -= rows;
+                    }
                     sink.write(&visible)?;
                     PipelineMetrics::add(&shared.metrics.rows_out, visible.num_rows());
                 }
@@ -753,6 +764,11 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
                     }
                 }
             }
+        }
+        if remaining == Some(0) {
+            // LIMIT: every row asked for is written; the rest of the pipeline stops.
+            shared.limit_reached.store(true, Ordering::SeqCst);
+            shared.cancelled.store(true, Ordering::SeqCst);
         }
         Ok(())
     })();

@@ -41,6 +41,9 @@ pub fn explain(spec: &PipelineSpec, query: bool) -> String {
     } else {
         out.line("sink", format!("{}{from}", table(&spec.sink)));
     }
+    if let Some(limit) = spec.limit {
+        out.line("limit", format!("{limit} rows: the pipeline ends once the sink has written them"));
+    }
     if let Some(late) = &spec.late_sink {
         out.line("late rows", format!("{} (rows windows drop as late, with the operator and pipeline)", table(late)));
     }

@@ -20,6 +20,9 @@ pub enum Outcome {
     /// not a stream but a batch query over their current rows, to run with DataFusion (the SQL
     /// text, as written).
     LiveQuery(String),
+    /// A `SELECT` that reads no table (`SELECT 1 + 1`, `SELECT now()`): one row or a few,
+    /// computed once as a batch with Flink's functions (the query as parsed, written out again).
+    Constant(String),
     /// `SHOW TABLES`, `SHOW VIEWS`, `DESCRIBE`: a small table of text.
     Table(ResultTable),
     /// `EXPLAIN`: the dataflow, as lines of text.

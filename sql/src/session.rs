@@ -1,6 +1,6 @@
 //! A SQL session: settings, the catalog, and statement execution.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,9 @@ use datafusion::logical_expr::{
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use datafusion::sql::resolve::resolve_table_references;
-use datafusion::sql::sqlparser::ast::{ObjectName, Query, Spanned, Statement as SqlStatement};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, LimitClause, ObjectName, Query, Spanned, Statement as SqlStatement, Value as SqlValue,
+};
 use datafusion::sql::sqlparser::tokenizer::Span;
 use streamsql_engine::checkpoint::CheckpointConfig;
 use streamsql_engine::connector::{ChangelogMode, ConnectorRegistry, Role, TableDef};
@@ -135,6 +137,11 @@ pub struct Session {
     window_counter: usize,
     /// The query text of each view, for SHOW VIEWS and DESCRIBE.
     view_texts: BTreeMap<String, String>,
+    /// The statement that declared each table and view, as written, for SHOW CREATE.
+    create_texts: BTreeMap<String, String>,
+    /// The tables and views each view reads: they cannot be dropped or replaced under it (the
+    /// view is planned against what they were when it was created).
+    view_reads: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Session {
@@ -146,6 +153,8 @@ impl Session {
             settings: Settings::default(),
             window_counter: 0,
             view_texts: BTreeMap::new(),
+            create_texts: BTreeMap::new(),
+            view_reads: BTreeMap::new(),
         }
     }
 
@@ -165,7 +174,11 @@ impl Session {
             match self.execute_statement(sql, located)? {
                 Outcome::Insert(spec) | Outcome::Query(spec) => pipelines.push(spec),
                 Outcome::Done(_) => {}
-                Outcome::Table(_) | Outcome::Text(_) | Outcome::Control(_) | Outcome::LiveQuery(_) => {
+                Outcome::Table(_)
+                | Outcome::Text(_)
+                | Outcome::Control(_)
+                | Outcome::LiveQuery(_)
+                | Outcome::Constant(_) => {
                     let message = format!(
                         "{kind} answers with text, which only the streamsql shell and `streamsql -e` or `-f` show; \
                          Session::execute only plans pipelines"
@@ -208,16 +221,26 @@ impl Session {
             }
             Statement::CreateTable(create) => {
                 let name = normalize_object_name(&create.name);
-                if self.catalog.relations.contains_key(&name) {
+                let exists = self.catalog.relations.get(&name);
+                if exists.is_some() && !create.or_replace {
                     if create.if_not_exists {
                         return Ok(Outcome::Done(format!("'{name}' already exists; nothing changed")));
                     }
-                    return Err(SqlError::at_span(format!("table '{name}' already exists"), create.name.span()));
+                    return Err(SqlError::at_span(
+                        format!("table '{name}' already exists (CREATE OR REPLACE TABLE replaces it)"),
+                        create.name.span(),
+                    ));
+                }
+                let replaced = exists.is_some();
+                if replaced {
+                    self.check_droppable(&name, false, create.name.span())?;
                 }
                 let bound = create_table(&create, &name, self.registry.as_ref())?;
                 let columns = bound.table.schema.fields().len();
                 self.catalog.relations.insert(name.clone(), Relation::Table(bound));
-                Ok(Outcome::Done(format!("table '{name}' created ({columns} columns)")))
+                self.create_texts.insert(name.clone(), text);
+                let done = if replaced { "replaced" } else { "created" };
+                Ok(Outcome::Done(format!("table '{name}' {done} ({columns} columns)")))
             }
             Statement::CreateView { name, or_replace, if_not_exists, query } => {
                 let key = normalize_object_name(&name);
@@ -231,11 +254,17 @@ impl Session {
                 if matches!(self.catalog.relations.get(&key), Some(Relation::Table(_))) {
                     return Err(SqlError::at_span(format!("'{key}' is a table, not a view"), name.span()));
                 }
+                if exists {
+                    self.check_droppable(&key, true, name.span())?;
+                }
                 let plan = self.plan_query(&query)?;
                 // Reject views that cannot run as streams now, not when first used.
                 lower_query(&plan)?;
+                let reads = self.relations_read(&query)?;
                 self.catalog.relations.insert(key.clone(), Relation::View(Arc::new(plan)));
                 self.view_texts.insert(key.clone(), query.to_string());
+                self.create_texts.insert(key.clone(), text);
+                self.view_reads.insert(key.clone(), reads);
                 Ok(Outcome::Done(format!("view '{key}' {}", if exists { "replaced" } else { "created" })))
             }
             Statement::CreateMaterializedView { name, if_not_exists, options, query } => {
@@ -249,11 +278,15 @@ impl Session {
                 let sink = self.live_table(&key, &name, options, &query)?;
                 let spec = self.plan_pipeline(format!("CREATE MATERIALIZED VIEW {key}"), &query, Some(sink.clone()))?;
                 self.catalog.relations.insert(key.clone(), Relation::Table(sink));
-                self.view_texts.insert(key, query.to_string());
+                self.view_texts.insert(key.clone(), query.to_string());
+                self.create_texts.insert(key, text);
                 Ok(Outcome::Insert(spec))
             }
             Statement::Insert { table, query } => self.plan_insert(&table, *query).map(Outcome::Insert),
             Statement::Query(query) => {
+                if reads_no_table(&query)? {
+                    return Ok(Outcome::Constant(query.to_string()));
+                }
                 if self.reads_live_tables(&query)? {
                     return Ok(Outcome::LiveQuery(text));
                 }
@@ -272,6 +305,40 @@ impl Session {
                     ));
                 };
                 Ok(Outcome::Table(describe::describe(&key, relation, self.view_texts.get(&key).map(String::as_str))))
+            }
+            Statement::Drop { view, if_exists, name } => {
+                let key = normalize_object_name(&name);
+                if !self.catalog.relations.contains_key(&key) {
+                    if if_exists {
+                        return Ok(Outcome::Done(format!("'{key}' does not exist; nothing changed")));
+                    }
+                    return Err(SqlError::at_span(
+                        format!("'{key}' does not exist; SHOW TABLES and SHOW VIEWS list what does"),
+                        name.span(),
+                    ));
+                }
+                self.check_droppable(&key, view, name.span())?;
+                self.catalog.relations.remove(&key);
+                self.view_texts.remove(&key);
+                self.create_texts.remove(&key);
+                self.view_reads.remove(&key);
+                Ok(Outcome::Done(format!("{} '{key}' dropped", if view { "view" } else { "table" })))
+            }
+            Statement::ShowCreate { view, name } => {
+                let key = normalize_object_name(&name);
+                let what = if view { "view" } else { "table" };
+                let is_view = matches!(self.catalog.relations.get(&key), Some(Relation::View(_)));
+                match self.create_texts.get(&key) {
+                    Some(text) if is_view == view => Ok(Outcome::Text(format!("{text};\n"))),
+                    Some(_) => Err(SqlError::at_span(
+                        format!("'{key}' is not a {what}; use SHOW CREATE {}", if view { "TABLE" } else { "VIEW" }),
+                        name.span(),
+                    )),
+                    None => Err(SqlError::at_span(
+                        format!("{what} '{key}' does not exist; SHOW TABLES and SHOW VIEWS list what does"),
+                        name.span(),
+                    )),
+                }
             }
             Statement::Explain(inner) => {
                 let (spec, query) = match *inner {
@@ -355,6 +422,52 @@ impl Session {
             ));
         }
         Ok(live > 0)
+    }
+
+    /// Whether the table (or view, when `view`) `key` may be dropped or replaced: of that kind,
+    /// read by no view, not a live table filled by a pipeline, not the late-rows sink.
+    fn check_droppable(&self, key: &str, view: bool, span: Span) -> SqlResult<()> {
+        match self.catalog.relations.get(key) {
+            Some(Relation::View(_)) if !view => {
+                return Err(SqlError::at_span(format!("'{key}' is a view; use DROP VIEW"), span));
+            }
+            Some(Relation::Table(_)) if view => {
+                return Err(SqlError::at_span(format!("'{key}' is a table; use DROP TABLE"), span));
+            }
+            Some(Relation::Table(bound)) if bound.connector.name() == "live" => {
+                return Err(SqlError::at_span(
+                    format!(
+                        "'{key}' is a live table filled by a pipeline; it cannot be dropped or replaced while the \
+                         session lasts (STOP PIPELINE stops filling it)"
+                    ),
+                    span,
+                ));
+            }
+            _ => {}
+        }
+        if let Some(reader) = self.view_reads.iter().find(|(name, reads)| *name != key && reads.contains(key)) {
+            return Err(SqlError::at_span(format!("view '{}' reads '{key}'; drop that view first", reader.0), span));
+        }
+        if self.settings.late_rows_sink.as_deref() == Some(key) {
+            return Err(SqlError::at_span(
+                format!("'{key}' is the late-rows sink; SET 'late-rows.sink' = '' first"),
+                span,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The tables and views `query` reads, window TVFs resolved to the relation they read.
+    fn relations_read(&self, query: &Query) -> SqlResult<BTreeSet<String>> {
+        let statement = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
+        let (relations, _ctes) = resolve_table_references(&statement, true)?;
+        Ok(relations
+            .iter()
+            .map(|r| match self.catalog.windows.get(r.table()) {
+                Some(window) => normalize_object_name(&window.input),
+                None => r.table().to_string(),
+            })
+            .collect())
     }
 
     /// A `FOR SYSTEM_TIME AS OF` clause may only name a table a lookup join reads: bounded and
@@ -483,6 +596,8 @@ impl Session {
 
     /// Plans `query` into a pipeline writing to `sink`, or printing its rows when there is none.
     fn plan_pipeline(&self, name: String, query: &Query, sink: Option<BoundTable>) -> SqlResult<PipelineSpec> {
+        let (query, limit) = take_limit(query)?;
+        let query = &query;
         let plan = self.plan_query(query)?;
         let sink = match sink {
             Some(sink) => sink,
@@ -498,6 +613,16 @@ impl Session {
         }
         let mapping = sink_projection(&sink.table.name, plan.schema(), &sink.table.schema)?;
         let updating = stream.updating;
+        if let Some((_, span)) = limit
+            && updating
+        {
+            return Err(SqlError::at_span(
+                "LIMIT on an updating result (an aggregate without a window, a join or Top-N) is not supported: \
+                 which rows come first changes as the result is updated; aggregate per window, or keep the top \
+                 rows with ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)",
+                span,
+            ));
+        }
         let sink_at_run = if updating { changelog_sink(sink.clone())? } else { sink.clone() };
         // Last, as they may contact the outside world: pointless for a query that cannot run.
         for source in stream.plan.sources() {
@@ -516,6 +641,7 @@ impl Session {
             parallelism: self.settings.parallelism,
             batch_size: self.settings.batch_size,
             checkpoint: self.checkpoint_config()?,
+            limit: limit.map(|(n, _)| n),
         };
         if spec.checkpoint.is_some() {
             spec.checkpoint_nodes().map_err(|e| {
@@ -900,6 +1026,53 @@ impl ScalarUDFImpl for CheckedCast {
         let values = value.to_array(args.number_rows)?;
         self.cast(&values).map(ColumnarValue::Array).map_err(DataFusionError::Execution)
     }
+}
+
+/// Whether `query` reads no table at all (`SELECT 1 + 1`): then it is no stream.
+fn reads_no_table(query: &Query) -> SqlResult<bool> {
+    let statement = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
+    let (relations, _ctes) = resolve_table_references(&statement, true)?;
+    Ok(relations.is_empty())
+}
+
+/// `LIMIT n` at the top of a streaming query: the pipeline ends after its first `n` rows. The
+/// query without it, and `n` with where it is written. `OFFSET` and a limit that is not a
+/// constant are refused.
+fn take_limit(query: &Query) -> SqlResult<(Query, Option<(u64, Span)>)> {
+    let Some(clause) = &query.limit_clause else { return Ok((query.clone(), None)) };
+    let span = clause.span();
+    let limit = match clause {
+        LimitClause::LimitOffset { limit, offset: None, limit_by } if limit_by.is_empty() => limit.as_ref(),
+        _ => {
+            return Err(SqlError::at_span(
+                "only LIMIT n is supported on a stream (no OFFSET): it ends the query after its first n rows",
+                span,
+            ));
+        }
+    };
+    let n = match limit {
+        // LIMIT ALL: no limit.
+        None => None,
+        Some(SqlExpr::Value(value)) => match &value.value {
+            SqlValue::Number(n, _) => n.parse::<u64>().ok(),
+            _ => None,
+        }
+        .map(Some)
+        .ok_or_else(|| SqlError::at_span(format!("LIMIT needs a whole number of rows, got {value}"), span))?,
+        Some(other) => {
+            return Err(SqlError::at_span(format!("LIMIT needs a whole number of rows, got {other}"), span));
+        }
+    };
+    if query.order_by.is_some() {
+        return Err(SqlError::at_span(
+            "ORDER BY ... LIMIT is not supported on a stream (it would never finish); keep the top rows with \
+             ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) <= n, or order results in the sink",
+            span,
+        ));
+    }
+    let mut query = query.clone();
+    query.limit_clause = None;
+    Ok((query, n.map(|n| (n, span))))
 }
 
 /// ORDER BY and LIMIT at the top of a streaming query, reported where they are written.

@@ -262,6 +262,43 @@ async fn insert_conversions_that_overflow_fail_loudly() {
     );
 }
 
+/// `LIMIT n` ends a pipeline over an endless stream once its sink has written n rows, at any
+/// parallelism, through a window aggregation too; the output is complete (not cancelled).
+#[tokio::test]
+async fn limit_ends_an_endless_stream_after_its_rows() {
+    let dir = TestDir::new("flink-limit");
+    let rows_ddl = "flow_id BIGINT, flow_type STRING";
+    for (parallelism, columns, query, rows) in [
+        (1, rows_ddl, "SELECT flow_id, flow_type FROM flows WHERE bytes_in > 0 LIMIT 7", 7),
+        (2, rows_ddl, "SELECT flow_id, flow_type FROM flows LIMIT 1000", 1000),
+        (
+            2,
+            "flow_type STRING, n BIGINT",
+            "SELECT flow_type, COUNT(*) FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+             GROUP BY window_start, window_end, flow_type LIMIT 4",
+            4,
+        ),
+    ] {
+        let name = format!("out-{parallelism}-{rows}.jsonl");
+        let out = dir.sql_path(&name);
+        let sql = format!(
+            "SET 'parallelism.default' = '{parallelism}';\n\
+             CREATE TABLE flows (flow_id BIGINT, flow_type STRING, bytes_in BIGINT, ts TIMESTAMP(3), \
+               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = 'netflow');\n\
+             CREATE TABLE out ({columns}) WITH ('connector' = 'file', 'path' = '{out}', 'format' = 'json');\n\
+             INSERT INTO out {query};\n"
+        );
+        let reports = tokio::time::timeout(Duration::from_secs(60), run_script(&sql))
+            .await
+            .unwrap_or_else(|_| panic!("{query}: LIMIT did not end the pipeline"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!reports[0].cancelled, "{query}");
+        assert_eq!(reports[0].metrics.rows_out, rows, "{query}");
+        let written = std::fs::read_to_string(dir.file(&name)).expect("the output file");
+        assert_eq!(written.lines().count() as u64, rows, "{query}");
+    }
+}
+
 /// Rows a JSON file sink has written can be read while the pipeline still runs.
 #[tokio::test]
 async fn a_json_file_sink_shows_rows_before_the_pipeline_ends() {

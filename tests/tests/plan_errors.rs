@@ -205,17 +205,28 @@ fn order_by_on_a_stream_is_unsupported() {
     assert_mentions(&error, &["ORDER BY"]);
 }
 
+/// `LIMIT n` at the top of an append-only query ends it after n rows; the forms a stream cannot
+/// run are refused where they are written.
 #[test]
-fn limit_on_a_stream_is_unsupported() {
+fn limit_forms_a_stream_cannot_run_are_refused() {
     let dir = TestDir::new("plan-limit");
-    let sql = script(
-        &dir,
-        &format!(
-            "INSERT INTO counts\nSELECT window_start, window_end, k, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k\nLIMIT 10;\n"
-        ),
-    );
-    let error = expect_err(&sql);
-    assert_mentions(&error, &["LIMIT"]);
+    let windowed =
+        format!("SELECT window_start, window_end, k, COUNT(*)\nFROM {TUMBLE}\nGROUP BY window_start, window_end, k");
+    let specs = plan(&script(&dir, &format!("INSERT INTO counts\n{windowed}\nLIMIT 10;\n"))).expect("LIMIT plans");
+    assert_eq!(specs[0].limit, Some(10));
+    for (tail, fragments) in [
+        ("LIMIT 10 OFFSET 5", &["only LIMIT n", "no OFFSET"][..]),
+        ("LIMIT 1 + 1", &["LIMIT needs a whole number of rows"][..]),
+        ("ORDER BY k LIMIT 3", &["ORDER BY ... LIMIT", "ROW_NUMBER()"][..]),
+    ] {
+        let error = expect_err(&script(&dir, &format!("INSERT INTO counts\n{windowed}\n{tail};\n")));
+        assert_mentions(&error, fragments);
+        assert_eq!(error.location().map(|(line, _)| line), Some(15), "{tail}: {}", describe_sql_error(&error));
+    }
+    let updating = expect_err(&format!("{}SELECT k, COUNT(*) FROM events GROUP BY k LIMIT 3;\n", events_ddl(&dir)));
+    assert_mentions(&updating, &["LIMIT on an updating result"]);
+    let in_view = expect_err(&format!("{}CREATE VIEW first AS SELECT k FROM events LIMIT 3;\n", events_ddl(&dir)));
+    assert_mentions(&in_view, &["LIMIT"]);
 }
 
 #[test]

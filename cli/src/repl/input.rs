@@ -5,6 +5,9 @@
 pub enum Command {
     Quit,
     Help,
+    /// A psql-style backslash command that stands for SQL: `\d` (tables and views), `\dt`,
+    /// `\dv`, `\d name` (DESCRIBE).
+    Sql(String),
     /// A backslash command the shell does not know.
     Unknown(String),
 }
@@ -17,6 +20,13 @@ pub fn command(line: &str) -> Option<Command> {
     match word.as_str() {
         "\\q" | "exit" | "quit" => Some(Command::Quit),
         "\\h" | "\\?" | "help" => Some(Command::Help),
+        "\\d" => Some(Command::Sql("SHOW TABLES; SHOW VIEWS;".into())),
+        "\\dt" => Some(Command::Sql("SHOW TABLES;".into())),
+        "\\dv" => Some(Command::Sql("SHOW VIEWS;".into())),
+        _ if line.starts_with("\\d ") || line.starts_with("\\d+ ") => {
+            let name = line.split_once(' ').map(|(_, name)| name.trim_end_matches(';').trim()).unwrap_or_default();
+            Some(Command::Sql(format!("DESCRIBE {name};")))
+        }
         _ if line.starts_with('\\') => Some(Command::Unknown(line.to_string())),
         _ => None,
     }
@@ -97,6 +107,11 @@ mod tests {
         assert_eq!(command("QUIT"), Some(Command::Quit));
         assert_eq!(command("help"), Some(Command::Help));
         assert_eq!(command("\\x"), Some(Command::Unknown("\\x".into())));
+        assert_eq!(command("\\d"), Some(Command::Sql("SHOW TABLES; SHOW VIEWS;".into())));
+        assert_eq!(command("\\dt;"), Some(Command::Sql("SHOW TABLES;".into())));
+        assert_eq!(command("\\dv"), Some(Command::Sql("SHOW VIEWS;".into())));
+        assert_eq!(command("\\d flows"), Some(Command::Sql("DESCRIBE flows;".into())));
+        assert_eq!(command("\\d+ \"My Table\";"), Some(Command::Sql("DESCRIBE \"My Table\";".into())));
         assert_eq!(command("exit_code FROM t;"), None);
         assert_eq!(command("SELECT 1;"), None);
     }

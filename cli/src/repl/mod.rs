@@ -49,6 +49,8 @@ Statements end with ';' and may span lines.
   CREATE TABLE t (col TYPE, ..., WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = ...);
   CREATE [OR REPLACE] VIEW v AS SELECT ...;
   SELECT ...;                    rows stream here until the query ends; Ctrl-C cancels it
+  SELECT ... LIMIT 10;           stops after the first 10 rows
+  SELECT 1 + 1; SELECT now();    a query over no table answers at once
   INSERT INTO t SELECT ...;      starts a pipeline in the background
   SHOW TABLES; SHOW VIEWS; SHOW PIPELINES;
   STOP PIPELINE n;               stops a background pipeline
@@ -56,7 +58,8 @@ Statements end with ';' and may span lines.
   DESCRIBE t;                    columns, watermark, connector and options
   EXPLAIN SELECT ...;            the dataflow a query would run
   SET 'parallelism.default' = '4';
-Shell: \\q, exit or Ctrl-D quits; Ctrl-C clears the input; Tab completes names and keywords.";
+Shell: \\d lists tables and views, \\dt tables, \\dv views, \\d name describes one;
+  \\q, exit or Ctrl-D quits; Ctrl-C clears the input; Tab completes names and keywords.";
 
 /// Where history is kept: `$STREAMSQL_HISTORY`, else `~/.streamsql_history`.
 fn history_path() -> Option<PathBuf> {
@@ -137,6 +140,13 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
                         Some(Command::Quit) => break,
                         Some(Command::Help) => {
                             outln!("{HELP}");
+                            continue;
+                        }
+                        Some(Command::Sql(sql)) => {
+                            let _ = editor.add_history_entry(line.trim_end());
+                            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shell.execute(&sql))).is_err() {
+                                errln!("error: internal error while running that statement (a bug; please report it)");
+                            }
                             continue;
                         }
                         Some(Command::Unknown(command)) => {
@@ -238,7 +248,7 @@ impl Shell {
                 let ended = query::run_query(self.runtime.handle(), spec, self.format)?;
                 errln!("{ended}");
             }
-            Outcome::LiveQuery(sql) => {
+            Outcome::LiveQuery(sql) | Outcome::Constant(sql) => {
                 let result = self.runtime.block_on(self.live.run(&sql)).map_err(|e| e.strip_backtrace())?;
                 show_batches(self.format, result.schema, &result.batches).map_err(|e| e.to_string())?;
             }

@@ -14,6 +14,7 @@ pub(super) fn parse_create_table(parser: &mut Parser<'_>) -> SqlResult<CreateTab
     let name = parser.parse_object_name(false)?;
     let mut table = CreateTable {
         name,
+        or_replace: false,
         if_not_exists,
         columns: Vec::new(),
         watermark: None,

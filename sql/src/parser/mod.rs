@@ -53,6 +53,8 @@ pub struct WatermarkClause {
 #[derive(Debug, Clone)]
 pub struct CreateTable {
     pub name: ObjectName,
+    /// `CREATE OR REPLACE TABLE`: an existing table of that name is replaced.
+    pub or_replace: bool,
     pub if_not_exists: bool,
     pub columns: Vec<ColumnDef>,
     pub watermark: Option<WatermarkClause>,
@@ -109,6 +111,17 @@ pub enum Statement {
     Describe {
         name: ObjectName,
     },
+    /// `DROP [TEMPORARY] TABLE | VIEW [IF EXISTS] name`.
+    Drop {
+        view: bool,
+        if_exists: bool,
+        name: ObjectName,
+    },
+    /// `SHOW CREATE TABLE | VIEW name`: the statement that declared it, as written.
+    ShowCreate {
+        view: bool,
+        name: ObjectName,
+    },
     /// `EXPLAIN statement`: the dataflow an `INSERT INTO` or query would run, not started.
     Explain(Box<Statement>),
 }
@@ -128,6 +141,10 @@ impl Statement {
             Statement::ShowPipelines => "SHOW PIPELINES",
             Statement::StopPipeline { .. } => "STOP PIPELINE",
             Statement::Describe { .. } => "DESCRIBE",
+            Statement::Drop { view: false, .. } => "DROP TABLE",
+            Statement::Drop { view: true, .. } => "DROP VIEW",
+            Statement::ShowCreate { view: false, .. } => "SHOW CREATE TABLE",
+            Statement::ShowCreate { view: true, .. } => "SHOW CREATE VIEW",
             Statement::Explain(_) => "EXPLAIN",
         }
     }
@@ -327,10 +344,19 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
         let or_replace = parser.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
         let _ = parser.parse_keyword(Keyword::TEMPORARY);
         if parser.parse_keyword(Keyword::TABLE) {
-            if or_replace {
-                return Err(SqlError::at_span("CREATE OR REPLACE TABLE is not supported; drop OR REPLACE", first.span));
+            let mut table = ddl::parse_create_table(parser)?;
+            if or_replace && table.if_not_exists {
+                return Err(SqlError::at_span("CREATE OR REPLACE TABLE cannot also say IF NOT EXISTS", first.span));
             }
-            return Ok(Statement::CreateTable(Box::new(ddl::parse_create_table(parser)?)));
+            table.or_replace = or_replace;
+            if parser.parse_keyword(Keyword::AS) {
+                let at = parser.peek_token();
+                return Err(SqlError::at_span(
+                    "CREATE TABLE ... AS SELECT is not supported yet; CREATE TABLE with its columns and connector, then INSERT INTO it",
+                    at.span,
+                ));
+            }
+            return Ok(Statement::CreateTable(Box::new(table)));
         }
         if parser.parse_keyword(Keyword::VIEW) {
             let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
@@ -358,6 +384,23 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             format!("expected TABLE, VIEW or MATERIALIZED VIEW after CREATE, found {}", found.token),
             found.span,
         ));
+    }
+    if parser.parse_keyword(Keyword::DROP) {
+        let _ = parser.parse_keyword(Keyword::TEMPORARY);
+        let view = if parser.parse_keyword(Keyword::TABLE) {
+            false
+        } else if parser.parse_keyword(Keyword::VIEW) {
+            true
+        } else {
+            let found = parser.peek_token();
+            return Err(SqlError::at_span(
+                format!("expected TABLE or VIEW after DROP, found {}", found.token),
+                found.span,
+            ));
+        };
+        let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let name = parser.parse_object_name(false)?;
+        return Ok(Statement::Drop { view, if_exists, name });
     }
     if parser.parse_keyword(Keyword::INSERT) {
         if parser.parse_keyword(Keyword::OVERWRITE) {
@@ -387,8 +430,9 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
     };
     Err(SqlError::at_span(
         format!(
-            "{what} is not supported; expected SET, CREATE TABLE, CREATE [MATERIALIZED] VIEW, INSERT INTO, SELECT, SHOW TABLES, \
-             SHOW VIEWS, SHOW PIPELINES, STOP PIPELINE, DESCRIBE or EXPLAIN"
+            "{what} is not supported; expected SET, CREATE TABLE, CREATE [MATERIALIZED] VIEW, DROP TABLE, DROP VIEW, \
+             INSERT INTO, SELECT, SHOW TABLES, SHOW VIEWS, SHOW CREATE TABLE, SHOW PIPELINES, STOP PIPELINE, DESCRIBE \
+             or EXPLAIN"
         ),
         first.span,
     ))
@@ -405,7 +449,23 @@ fn parse_show(parser: &mut Parser<'_>) -> SqlResult<Statement> {
         "TABLES" => Ok(Statement::ShowTables),
         "VIEWS" => Ok(Statement::ShowViews),
         "PIPELINES" | "JOBS" => Ok(Statement::ShowPipelines),
-        _ if what.token == Token::EOF => Err(SqlError::new("SHOW needs what to show: TABLES, VIEWS or PIPELINES")),
+        "CREATE" => {
+            let view = if parser.parse_keyword(Keyword::TABLE) {
+                false
+            } else if parser.parse_keyword(Keyword::VIEW) {
+                true
+            } else {
+                let found = parser.peek_token();
+                return Err(SqlError::at_span(
+                    format!("expected TABLE or VIEW after SHOW CREATE, found {}", found.token),
+                    found.span,
+                ));
+            };
+            Ok(Statement::ShowCreate { view, name: parser.parse_object_name(false)? })
+        }
+        _ if what.token == Token::EOF => {
+            Err(SqlError::new("SHOW needs what to show: TABLES, VIEWS, CREATE TABLE name or PIPELINES"))
+        }
         _ => Err(SqlError::at_span(
             format!("SHOW {} is not supported; try SHOW TABLES, SHOW VIEWS or SHOW PIPELINES", what.token),
             what.span,
@@ -502,5 +562,22 @@ mod tests {
         assert!(error("SHOW FUNCTIONS").contains("try SHOW TABLES"));
         assert!(error("EXPLAIN SET 'a' = 'b'").contains("not of SET"));
         assert!(error("EXPLAIN").contains("EXPLAIN needs a statement"));
+        assert!(error("DROP FUNCTION f").contains("expected TABLE or VIEW after DROP"));
+        assert!(error("SHOW CREATE FUNCTION f").contains("expected TABLE or VIEW after SHOW CREATE"));
+        assert!(error("CREATE TABLE t AS SELECT 1").contains("AS SELECT is not supported yet"));
+    }
+
+    #[test]
+    fn drop_and_show_create() {
+        let statements = parse(
+            "DROP TABLE IF EXISTS t; DROP TEMPORARY VIEW v; SHOW CREATE TABLE t; SHOW CREATE VIEW v; \
+             CREATE OR REPLACE TABLE t (a INT) WITH ('connector' = 'blackhole')",
+        )
+        .expect("parses");
+        let kinds: Vec<&str> = statements.iter().map(|s| s.statement.kind()).collect();
+        assert_eq!(kinds, ["DROP TABLE", "DROP VIEW", "SHOW CREATE TABLE", "SHOW CREATE VIEW", "CREATE TABLE"]);
+        assert!(matches!(statements[0].statement, Statement::Drop { view: false, if_exists: true, .. }));
+        assert!(matches!(statements[1].statement, Statement::Drop { view: true, if_exists: false, .. }));
+        assert!(matches!(&statements[4].statement, Statement::CreateTable(t) if t.or_replace));
     }
 }
