@@ -47,6 +47,7 @@ fn table(name: &str, concurrency: usize) -> TableDef {
         options,
         watermark: None,
         primary_key: vec!["flow_id".into()],
+        computed: Vec::new(),
     }
 }
 

@@ -36,7 +36,14 @@ fn table(topic: &str, schema: arrow::datatypes::SchemaRef, extra: &[(&str, &str)
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     options.insert("scan.startup.mode".into(), "earliest-offset".into());
-    TableDef { name: topic.to_string(), schema, options, watermark: None, primary_key: Vec::new() }
+    TableDef {
+        name: topic.to_string(),
+        schema,
+        options,
+        watermark: None,
+        primary_key: Vec::new(),
+        computed: Vec::new(),
+    }
 }
 
 fn measure(what: &'static str, rows: u64, run: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<KafkaResult> {

@@ -25,6 +25,7 @@ pub fn show_on_terminal(spec: &mut PipelineSpec, format: OutputFormat) {
         options: BTreeMap::from([("connector".to_string(), TERMINAL.to_string())]),
         watermark: None,
         primary_key: Vec::new(),
+        computed: Vec::new(),
     };
     // An updating query's changes are shown with their op column, as the print sink shows them.
     let table = if spec.is_updating() { table.with_op_column() } else { table };
@@ -39,6 +40,7 @@ pub fn show_batches(format: OutputFormat, schema: SchemaRef, batches: &[RecordBa
         options: BTreeMap::new(),
         watermark: None,
         primary_key: Vec::new(),
+        computed: Vec::new(),
     };
     let mut sink = TerminalConnector { format }.open_sink(&table)?;
     if batches.iter().all(|b| b.num_rows() == 0) && format == OutputFormat::Table {

@@ -158,9 +158,70 @@ pub struct TableDef {
     pub watermark: Option<WatermarkDef>,
     /// `PRIMARY KEY (...) NOT ENFORCED` column names.
     pub primary_key: Vec<String>,
+    /// Computed columns (`c AS expr`): connectors never see them; the source task computes them
+    /// from the other columns of each batch, before watermarks are assigned.
+    pub computed: Vec<ComputedColumn>,
+}
+
+/// A computed column of a table: `name AS expr`.
+#[derive(Debug, Clone)]
+pub struct ComputedColumn {
+    /// Its position among the table's columns.
+    pub index: usize,
+    /// Evaluated over the table's other (physical and metadata) columns, in their order.
+    pub expr: Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+    /// The expression as written, for DESCRIBE.
+    pub text: String,
 }
 
 impl TableDef {
+    /// The table as its connector reads and checks it: without computed columns (and without a
+    /// watermark, whose column index is the whole table's).
+    pub fn physical(&self) -> TableDef {
+        if self.computed.is_empty() {
+            return self.clone();
+        }
+        let fields: Vec<_> = (0..self.schema.fields().len())
+            .filter(|i| !self.computed.iter().any(|c| c.index == *i))
+            .map(|i| self.schema.field(i).clone())
+            .collect();
+        TableDef {
+            schema: Arc::new(arrow::datatypes::Schema::new_with_metadata(fields, self.schema.metadata().clone())),
+            watermark: None,
+            computed: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Adds the computed columns to a batch of the [physical](TableDef::physical) table's columns.
+    pub fn compute(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        if self.computed.is_empty() {
+            return Ok(batch);
+        }
+        let mut physical = batch.columns().iter();
+        let mut columns = Vec::with_capacity(self.schema.fields().len());
+        for i in 0..self.schema.fields().len() {
+            match self.computed.iter().find(|c| c.index == i) {
+                Some(column) => {
+                    let value = column.expr.evaluate(&batch).map_err(|e| {
+                        StreamError::Data(format!(
+                            "table '{}', computed column '{}' ({}): {e}",
+                            self.name,
+                            self.schema.field(i).name(),
+                            column.text
+                        ))
+                    })?;
+                    columns.push(value.into_array(batch.num_rows())?);
+                }
+                None => columns.push(physical.next().cloned().ok_or_else(|| {
+                    StreamError::Internal(format!("table '{}': a batch lacks physical columns", self.name))
+                })?),
+            }
+        }
+        let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)?)
+    }
+
     /// The connector name (`'connector'` option).
     pub fn connector(&self) -> &str {
         self.options.get("connector").map(String::as_str).unwrap_or("")

@@ -539,7 +539,8 @@ fn run_source(
 ) -> Result<()> {
     let index = place.index;
     let table = &bound.table;
-    let mut source = bound.connector.open_source(table, &ctx)?;
+    // The connector reads the table's physical columns; computed ones are added here.
+    let mut source = bound.connector.open_source(&table.physical(), &ctx)?;
     let event_time = table.watermark.as_ref().map(|w| (w.column, w.delay_ms));
     let mut watermarks =
         PartitionWatermarks::new(&table.schema, event_time, source.partitions(), source.idle_timeout());
@@ -577,7 +578,7 @@ fn run_source(
             Pulled::Rows { partition, batch } => {
                 PipelineMetrics::add(&shared.metrics.rows_in, batch.num_rows());
                 PipelineMetrics::add(&place.counters.rows_in, batch.num_rows());
-                let batch = watermarks.assign(partition, batch)?;
+                let batch = watermarks.assign(partition, table.compute(batch)?)?;
                 idle = false;
                 if let Some(batch) = chain.apply(batch)? {
                     PipelineMetrics::add(&place.counters.rows_out, batch.num_rows());

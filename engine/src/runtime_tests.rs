@@ -149,6 +149,7 @@ fn pipeline(source: SourceKind, sink: SinkKind) -> (PipelineSpec, Arc<Log>) {
         options: BTreeMap::new(),
         watermark: None,
         primary_key: Vec::new(),
+        computed: Vec::new(),
     };
     let spec = PipelineSpec::linear(
         "INSERT INTO out".into(),

@@ -108,6 +108,11 @@ pub fn describe(name: &str, relation: &Relation, view_text: Option<&str>) -> Res
                     row[2] = "PRIMARY KEY".into();
                 }
             }
+            for column in &table.computed {
+                if let Some(row) = out.rows.get_mut(column.index) {
+                    row[1] = format!("{} AS {}", row[1], column.text);
+                }
+            }
             if let Some(w) = &table.watermark
                 && let Some(text) = watermark_text(table)
             {

@@ -235,7 +235,7 @@ impl Session {
                 if replaced {
                     self.check_droppable(&name, false, create.name.span())?;
                 }
-                let bound = create_table(&create, &name, self.registry.as_ref())?;
+                let bound = create_table(&create, &name, self.registry.as_ref(), &self.catalog)?;
                 let columns = bound.table.schema.fields().len();
                 self.catalog.relations.insert(name.clone(), Relation::Table(bound));
                 self.create_texts.insert(name.clone(), text);
@@ -402,6 +402,7 @@ impl Session {
             options,
             watermark: None,
             primary_key: Vec::new(),
+            computed: Vec::new(),
         };
         let bound = BoundTable { table, connector };
         check_role(&bound, Role::Sink).map_err(|e| e.or_at(name.span().start))?;
@@ -790,6 +791,7 @@ impl Session {
                 .collect(),
             watermark: None,
             primary_key: Vec::new(),
+            computed: Vec::new(),
         };
         Ok(BoundTable { table, connector })
     }

@@ -183,6 +183,7 @@ fn open_source(dir: &TestDir, input: &str, format: &str, metrics: &Arc<PipelineM
         options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         watermark: None,
         primary_key: Vec::new(),
+        computed: Vec::new(),
     };
     let ctx =
         SourceContext { batch_size: 100, metrics: metrics.clone(), instance: 0, instances: 1, checkpoints: false };

@@ -343,6 +343,7 @@ fn open_file_sink(
         options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         watermark: None,
         primary_key: Vec::new(),
+        computed: Vec::new(),
     };
     let sink = streamsql_connectors::file::FileConnector.open_sink(&table).unwrap_or_else(|e| panic!("{e}"));
     let batch = arrow::record_batch::RecordBatch::try_new(

@@ -165,6 +165,83 @@ async fn json_keys_match_the_declared_spelling() {
     );
 }
 
+/// Computed columns as Flink declares them: the event time computed from epoch milliseconds
+/// (with the watermark on it), a processing-time column, any expression over the other
+/// columns; JSON is read for the declared columns only, so computed ones count as no absent key.
+#[tokio::test]
+async fn computed_columns_feed_watermarks_and_queries() {
+    let dir = TestDir::new("flink-computed");
+    write_text(
+        &dir.file("in.jsonl"),
+        "{\"id\":1,\"epochMs\":1700000000000,\"name\":\"a\"}\n\
+         {\"id\":2,\"epochMs\":1700000005000,\"name\":\"b\"}\n\
+         {\"id\":3,\"epochMs\":1700000012000,\"name\":null}\n\
+         {\"id\":4,\"epochMs\":1700000001000,\"name\":\"late\"}\n",
+    );
+    let ddl = format!(
+        "CREATE TABLE events (\n\
+         \x20 id BIGINT,\n\
+         \x20 epochMs BIGINT,\n\
+         \x20 name STRING,\n\
+         \x20 ts AS TO_TIMESTAMP_LTZ(epochMs, 3),\n\
+         \x20 pt AS PROCTIME(),\n\
+         \x20 shout AS UPPER(name) || '!' COMMENT 'computed from name',\n\
+         \x20 WATERMARK FOR ts AS ts - INTERVAL '1' SECOND\n\
+         ) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n",
+        dir.sql_path("in.jsonl")
+    );
+    let sql = format!(
+        "{ddl}CREATE TABLE rows_out (id BIGINT, ts TIMESTAMP(3), fresh BOOLEAN, shout STRING)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{rows}', 'format' = 'json');\n\
+         CREATE TABLE counts (window_start TIMESTAMP(3), n BIGINT)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{counts}', 'format' = 'json');\n\
+         INSERT INTO rows_out SELECT id, ts, pt > TIMESTAMP '2020-01-01 00:00:00', shout FROM events;\n\
+         INSERT INTO counts SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n\
+         \x20 GROUP BY window_start, window_end;\n",
+        rows = dir.sql_path("rows.jsonl"),
+        counts = dir.sql_path("counts.jsonl"),
+    );
+    let reports = run_script(&sql).await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(reports[0].metrics.bad_records, 0);
+    assert_eq!(
+        sorted_lines(&dir, "rows.jsonl"),
+        vec![
+            r#"{"id":1,"ts":"2023-11-14 22:13:20.000","fresh":true,"shout":"A!"}"#,
+            r#"{"id":2,"ts":"2023-11-14 22:13:25.000","fresh":true,"shout":"B!"}"#,
+            r#"{"id":3,"ts":"2023-11-14 22:13:32.000","fresh":true,"shout":null}"#,
+            r#"{"id":4,"ts":"2023-11-14 22:13:21.000","fresh":true,"shout":"LATE!"}"#,
+        ]
+    );
+    // Row 4 is late (the watermark on the computed ts passed 22:13:31): dropped and counted.
+    assert_eq!(reports[1].metrics.late_rows, 1);
+    assert_eq!(
+        sorted_lines(&dir, "counts.jsonl"),
+        vec![
+            r#"{"window_start":"2023-11-14 22:13:20.000","n":2}"#,
+            r#"{"window_start":"2023-11-14 22:13:30.000","n":1}"#
+        ]
+    );
+
+    // Refused, pointing at the column: a sink with computed columns, an aggregate, a column
+    // that does not exist.
+    let sink = format!("{ddl}INSERT INTO events SELECT id, epochMs, name FROM events;\n");
+    let error = plan(&sink).expect_err("a computed table is no sink");
+    assert!(error.message().contains("has computed columns (ts, pt, shout)"), "{}", describe_sql_error(&error));
+    for (column, expected) in [("n AS COUNT(id)", "an aggregate"), ("n AS nope + 1", "nope")] {
+        let sql = format!(
+            "CREATE TABLE t (id BIGINT,\n  {column}) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n",
+            dir.sql_path("in.jsonl")
+        );
+        let error = plan(&sql).expect_err("refused");
+        assert!(
+            error.message().contains("computed column 'n'") && error.message().contains(expected),
+            "{}",
+            describe_sql_error(&error)
+        );
+        assert_eq!(error.location(), Some((2, 3)), "{}", describe_sql_error(&error));
+    }
+}
+
 fn bids_ddl(dir: &TestDir) -> String {
     format!(
         "CREATE TABLE bids (ts TIMESTAMP(3), auction BIGINT, price BIGINT, ratio DOUBLE,\n\

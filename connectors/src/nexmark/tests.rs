@@ -251,6 +251,7 @@ fn table(columns: &[(&str, DataType)], options: &[(&str, &str)]) -> TableDef {
         options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         watermark: None,
         primary_key: Vec::new(),
+        computed: Vec::new(),
     }
 }
 

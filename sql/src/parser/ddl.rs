@@ -1,7 +1,7 @@
 //! `CREATE TABLE` with `WATERMARK FOR`, `PRIMARY KEY ... NOT ENFORCED`, metadata columns
-//! (`METADATA [FROM 'key'] [VIRTUAL]`) and `WITH (...)`.
+//! (`METADATA [FROM 'key'] [VIRTUAL]`), computed columns (`name AS expr`) and `WITH (...)`.
 
-use datafusion::sql::sqlparser::ast::Spanned;
+use datafusion::sql::sqlparser::ast::{DataType, Spanned};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Span, Token};
@@ -86,6 +86,21 @@ fn parse_table_element(parser: &mut Parser<'_>, table: &mut CreateTable) -> SqlR
         return Ok(());
     }
     let name = parser.parse_identifier()?;
+    if parser.parse_keyword(Keyword::AS) {
+        let expr = parser.parse_expr()?;
+        if parser.parse_keyword(Keyword::COMMENT) {
+            parser.parse_literal_string()?;
+        }
+        let span = Span::new(start.span.start, expr.span().end);
+        table.columns.push(ColumnDef {
+            name,
+            data_type: DataType::Unspecified,
+            span,
+            metadata: None,
+            computed: Some(expr),
+        });
+        return Ok(());
+    }
     let data_type = parser.parse_data_type()?;
     let is_word = |parser: &Parser<'_>, word: &str| matches!(&parser.peek_token().token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
     let mut metadata = None;
@@ -105,6 +120,6 @@ fn parse_table_element(parser: &mut Parser<'_>, table: &mut CreateTable) -> SqlR
     if parser.parse_keyword(Keyword::COMMENT) {
         parser.parse_literal_string()?;
     }
-    table.columns.push(ColumnDef { name, data_type, span: start.span, metadata });
+    table.columns.push(ColumnDef { name, data_type, span: start.span, metadata, computed: None });
     Ok(())
 }

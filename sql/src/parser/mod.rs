@@ -39,6 +39,8 @@ pub struct ColumnDef {
     /// `METADATA [FROM 'key'] [VIRTUAL]`: the key (`None`: the column's name) and whether the
     /// column is virtual (read, never written).
     pub metadata: Option<(Option<String>, bool)>,
+    /// `name AS expr`: a computed column (its `data_type` is then unspecified).
+    pub computed: Option<Expr>,
 }
 
 /// `WATERMARK FOR column AS expr`.
@@ -231,13 +233,12 @@ fn bound_expressions(statement: &mut Statement) -> SqlResult<()> {
         | Statement::Query(query) => query,
         Statement::Explain(inner) => return bound_expressions(inner),
         Statement::CreateTable(table) => {
-            return match &mut table.watermark {
-                Some(watermark) => {
-                    limits::balance_chains(&mut watermark.expr);
-                    limits::check_expression_depth(&watermark.expr).map_err(limit_error)
-                }
-                None => Ok(()),
-            };
+            let computed = table.columns.iter_mut().filter_map(|c| c.computed.as_mut());
+            for expr in computed.chain(table.watermark.as_mut().map(|w| &mut w.expr)) {
+                limits::balance_chains(expr);
+                limits::check_expression_depth(expr).map_err(limit_error)?;
+            }
+            return Ok(());
         }
         _ => return Ok(()),
     };

@@ -3,12 +3,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use crate::catalog::Catalog;
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::TreeNode;
+use datafusion::logical_expr::{Expr as LogicalExpr, ExprSchemable};
+use datafusion::sql::planner::{PlannerContext, SqlToRel};
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Spanned};
 use datafusion::sql::sqlparser::tokenizer::Span;
-use streamsql_engine::connector::{Connector, ConnectorRegistry, METADATA_FIELD, Role, TableDef, WatermarkDef};
+use streamsql_engine::connector::{
+    ComputedColumn, Connector, ConnectorRegistry, METADATA_FIELD, Role, TableDef, WatermarkDef,
+};
 use streamsql_engine::pipeline::BoundTable;
 
+use super::lower::{physical as lower_physical, prepare};
 use super::normalize_ident;
 use crate::error::{SqlError, SqlResult};
 use crate::parser::window_tvf::interval_millis;
@@ -20,17 +28,28 @@ use crate::types::arrow_type;
 /// it under the same key (`streamsql_connectors::format::decode::DECLARED_NAME`).
 pub const DECLARED_NAME: &str = "streamsql.declared_name";
 
-/// Builds and validates the table declared by `create`.
-pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRegistry) -> SqlResult<BoundTable> {
+/// Builds and validates the table declared by `create`; `functions` resolves the functions of
+/// computed columns.
+pub fn create_table(
+    create: &CreateTable,
+    name: &str,
+    registry: &dyn ConnectorRegistry,
+    functions: &Catalog,
+) -> SqlResult<BoundTable> {
     let name_span = create.name.span();
     let (connector, options) = bind_connector(name, &create.options, name_span, registry)?;
 
-    // Columns.
+    // Columns read by the connector; computed ones are planned over them afterwards.
     let mut fields: Vec<Field> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for column in &create.columns {
         let column_name = normalize_ident(&column.name);
-        if fields.iter().any(|f| f.name() == &column_name) {
+        if names.contains(&column_name) {
             return Err(SqlError::at_span(format!("column '{column_name}' is declared twice"), column.span));
+        }
+        names.push(column_name.clone());
+        if column.computed.is_some() {
+            continue;
         }
         let data_type = arrow_type(&column.data_type)
             .map_err(|m| SqlError::at_span(format!("column '{column_name}': {m}"), column.span))?;
@@ -74,7 +93,7 @@ pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRe
         let field = Field::new(column_name.clone(), data_type, true).with_metadata(metadata);
         fields.push(field);
     }
-    let schema = if fields.is_empty() {
+    let physical = if fields.is_empty() {
         match connector.default_schema() {
             Some(schema) => Arc::new(Schema::new(
                 schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
@@ -89,6 +108,7 @@ pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRe
     } else {
         Arc::new(Schema::new(fields))
     };
+    let (schema, computed) = computed_columns(create, physical, functions)?;
 
     let watermark = create.watermark.as_ref().map(|w| watermark(w, &schema)).transpose()?;
 
@@ -104,12 +124,71 @@ pub fn create_table(create: &CreateTable, name: &str, registry: &dyn ConnectorRe
         primary_key.push(key_name);
     }
 
-    let table = TableDef { name: name.to_string(), schema, options, watermark, primary_key };
+    let table = TableDef { name: name.to_string(), schema, options, watermark, primary_key, computed };
     let roles: Vec<Role> = [Role::Source, Role::Sink].into_iter().filter(|r| connector.supports(*r)).collect();
     if let [only] = roles.as_slice() {
-        connector.validate(&table, *only).map_err(|e| SqlError::at_span(e.to_string(), name_span))?;
+        if !table.computed.is_empty() && *only == Role::Sink {
+            return Err(SqlError::at_span(computed_sink(&table), name_span));
+        }
+        connector.validate(&table.physical(), *only).map_err(|e| SqlError::at_span(e.to_string(), name_span))?;
     }
     Ok(BoundTable { table, connector })
+}
+
+/// The table's columns in declared order, computed ones planned over the others (`physical`,
+/// which holds every column when none is computed); the computed columns.
+fn computed_columns(
+    create: &CreateTable,
+    physical: SchemaRef,
+    functions: &Catalog,
+) -> SqlResult<(SchemaRef, Vec<ComputedColumn>)> {
+    if create.columns.iter().all(|c| c.computed.is_none()) {
+        return Ok((physical, Vec::new()));
+    }
+    let input = Arc::new(DFSchema::try_from(physical.as_ref().clone())?);
+    let planner = SqlToRel::new(functions);
+    let mut fields: Vec<FieldRef> = Vec::new();
+    let mut computed = Vec::new();
+    let mut next_physical = physical.fields().iter();
+    // Declared only computed columns (the connector's columns by default): those come first.
+    if create.columns.iter().all(|c| c.computed.is_some()) {
+        fields.extend(physical.fields().iter().cloned());
+    }
+    for column in &create.columns {
+        let Some(expr) = &column.computed else {
+            fields.extend(next_physical.next().cloned());
+            continue;
+        };
+        let column_name = normalize_ident(&column.name);
+        let at =
+            |message: String| SqlError::at_span(format!("computed column '{column_name}': {message}"), column.span);
+        let logical = planner
+            .sql_to_expr(expr.clone(), &input, &mut PlannerContext::new())
+            .map_err(|e| at(e.strip_backtrace()))?;
+        let aggregates =
+            logical.exists(|e| Ok(matches!(e, LogicalExpr::AggregateFunction(_) | LogicalExpr::WindowFunction(_))))?;
+        if aggregates {
+            return Err(
+                at("an aggregate or window function is not allowed here (a column is computed per row)".into()),
+            );
+        }
+        let prepared = prepare(&logical, &input).map_err(|e| at(e.message().to_string()))?;
+        let data_type = prepared.get_type(&input)?;
+        let physical_expr = lower_physical(&prepared, &input).map_err(|e| at(e.message().to_string()))?;
+        computed.push(ComputedColumn { index: fields.len(), expr: physical_expr, text: expr.to_string() });
+        fields.push(Arc::new(Field::new(column_name, data_type, true)));
+    }
+    Ok((Arc::new(Schema::new_with_metadata(fields, physical.metadata().clone())), computed))
+}
+
+/// Why a table with computed columns cannot be written.
+fn computed_sink(table: &TableDef) -> String {
+    let names: Vec<&str> = table.computed.iter().map(|c| table.schema.field(c.index).name().as_str()).collect();
+    format!(
+        "table '{}' has computed columns ({}), which are read, never written; declare the sink without them",
+        table.name,
+        names.join(", ")
+    )
 }
 
 /// Finds the connector named by `'connector'` in `options` and checks the options against it:
@@ -181,6 +260,9 @@ pub fn check_role(bound: &BoundTable, role: Role) -> SqlResult<()> {
             connector.name()
         )));
     }
+    if role == Role::Sink && !table.computed.is_empty() {
+        return Err(SqlError::new(computed_sink(table)));
+    }
     for spec in connector.options().iter().filter(|s| s.required && s.roles.contains(&role)) {
         if !table.options.contains_key(spec.key) {
             return Err(SqlError::new(format!(
@@ -189,12 +271,12 @@ pub fn check_role(bound: &BoundTable, role: Role) -> SqlResult<()> {
             )));
         }
     }
-    connector.validate(table, role).map_err(SqlError::from)
+    connector.validate(&table.physical(), role).map_err(SqlError::from)
 }
 
 /// The connector's check against the outside world (may connect; see `Connector::check_external`).
 pub fn check_external(bound: &BoundTable, role: Role) -> SqlResult<()> {
-    bound.connector.check_external(&bound.table, role).map_err(SqlError::from)
+    bound.connector.check_external(&bound.table.physical(), role).map_err(SqlError::from)
 }
 
 /// `WATERMARK FOR ts AS ts - INTERVAL '2' SECOND` (or just `AS ts`).
