@@ -173,6 +173,12 @@ impl Lines {
                  watermark are dropped as late"
                     .into(),
             ),
+            Some(shape) if shape.processing_time => self.line(
+                "",
+                "a row joins the windows of the time the aggregation takes it; a window is emitted when the clock \
+                 passes its end (all at the end of input); no row is late"
+                    .into(),
+            ),
             Some(_) => self.line(
                 "",
                 "a window is emitted when the watermark passes its end; later rows for it are dropped as late".into(),
@@ -353,7 +359,7 @@ fn table(bound: &BoundTable) -> String {
 
 /// `TUMBLE size 10 s`, `HOP size 1 min, slide 10 s (...)`.
 pub fn window_text(shape: &WindowShape) -> String {
-    match shape.kind {
+    let text = match shape.kind {
         WindowKind::Tumble => format!("TUMBLE size {}", duration(shape.size_ms)),
         WindowKind::Session => format!("SESSION gap {}", duration(shape.size_ms)),
         WindowKind::Cumulate => {
@@ -365,7 +371,8 @@ pub fn window_text(shape: &WindowShape) -> String {
             duration(shape.slide_ms),
             duration(shape.pane_ms)
         ),
-    }
+    };
+    if shape.processing_time { format!("{text} over processing time (closed by the clock)") } else { text }
 }
 
 /// One line per operator; a projection that repeats the one before it (the mapping onto the

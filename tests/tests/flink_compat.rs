@@ -376,6 +376,61 @@ async fn limit_ends_an_endless_stream_after_its_rows() {
     }
 }
 
+/// Windows over processing time (a `PROCTIME()` column) close by the clock while an endless
+/// source keeps going: each result is a whole second of the wall clock, emitted once it is over.
+#[tokio::test]
+async fn processing_time_windows_close_by_the_clock() {
+    let dir = TestDir::new("flink-proctime");
+    let out = dir.sql_path("out.jsonl");
+    let sql = format!(
+        "CREATE TABLE flows (pt AS PROCTIME()) WITH ('connector' = 'netflow', 'rows-per-second' = '1000');\n\
+         CREATE TABLE out (window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, emitted TIMESTAMP(3))\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{out}', 'format' = 'json');\n\
+         INSERT INTO out SELECT window_start, window_end, COUNT(*), CURRENT_TIMESTAMP\n\
+         FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(pt), INTERVAL '1' SECOND))\n\
+         GROUP BY window_start, window_end LIMIT 3;\n"
+    );
+    let started = chrono::Utc::now().timestamp_millis();
+    let reports = tokio::time::timeout(Duration::from_secs(30), run_script(&sql))
+        .await
+        .expect("three one-second windows close by the clock")
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(reports[0].metrics.rows_out, 3);
+    let time = |row: &serde_json::Map<String, serde_json::Value>, key: &str| {
+        let text = row[key].as_str().unwrap_or_else(|| panic!("{key}: {row:?}"));
+        parse_sink_timestamp(text).unwrap_or_else(|| panic!("{key}: {row:?}"))
+    };
+    for row in read_jsonl(&dir.file("out.jsonl")) {
+        let (start, end, emitted) = (time(&row, "window_start"), time(&row, "window_end"), time(&row, "emitted"));
+        assert_eq!(end - start, 1000, "{row:?}");
+        assert!(start >= started - 1000, "a window of the wall clock: {row:?}");
+        // Emitted once the second is over, not much later (the clock closes it, not a row).
+        assert!(emitted >= end && emitted < end + 900, "{row:?}");
+        assert!(row["n"].as_i64().is_some_and(|n| n > 0), "{row:?}");
+    }
+
+    // SESSION over processing time, and windows over the results of processing-time windows.
+    let ddl = "CREATE TABLE flows (pt AS PROCTIME()) WITH ('connector' = 'netflow');\n";
+    let session = format!(
+        "{ddl}SELECT COUNT(*) FROM TABLE(SESSION(TABLE flows PARTITION BY src_ip, DESCRIPTOR(pt), INTERVAL '1' SECOND)) \
+         GROUP BY window_start, window_end, src_ip;\n"
+    );
+    let error = plan(&session).expect_err("refused");
+    assert!(error.message().contains("SESSION windows over processing time"), "{}", describe_sql_error(&error));
+    let nested = format!(
+        "{ddl}CREATE VIEW per_second AS SELECT window_time AS t, COUNT(*) AS n \
+         FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(pt), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, window_time;\n\
+         SELECT SUM(n) FROM TABLE(TUMBLE(TABLE per_second, DESCRIPTOR(t), INTERVAL '10' SECOND)) \
+         GROUP BY window_start, window_end;\n"
+    );
+    let error = plan(&nested).expect_err("refused");
+    assert!(
+        error.message().contains("DESCRIPTOR(t) must name the event-time column"),
+        "{}",
+        describe_sql_error(&error)
+    );
+}
+
 /// Rows a JSON file sink has written can be read while the pipeline still runs.
 #[tokio::test]
 async fn a_json_file_sink_shows_rows_before_the_pipeline_ends() {

@@ -286,7 +286,7 @@ pub static FLINK_FUNCTIONS: &[FlinkFunction] = {
             "PROCTIME()",
             Flink,
             "processing time, read for each row as NOW(); a lookup join may name it in FOR SYSTEM_TIME AS OF; \
-             windows over it (processing-time windows) are not supported yet",
+             TUMBLE, HOP and CUMULATE over a PROCTIME() column are processing-time windows (closed by the clock)",
         ),
         f(Temporal, "EXTRACT", "EXTRACT(timeinterval FROM temporal)", DataFusion, ""),
         f(Temporal, "YEAR", "YEAR(date)", Flink, ""),

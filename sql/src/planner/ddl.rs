@@ -16,7 +16,7 @@ use streamsql_engine::connector::{
 };
 use streamsql_engine::pipeline::BoundTable;
 
-use super::lower::{physical as lower_physical, prepare};
+use super::lower::{PROCESSING_TIME_FIELD, is_processing_time_call, physical as lower_physical, prepare};
 use super::normalize_ident;
 use crate::error::{SqlError, SqlResult};
 use crate::parser::window_tvf::interval_millis;
@@ -176,7 +176,12 @@ fn computed_columns(
         let data_type = prepared.get_type(&input)?;
         let physical_expr = lower_physical(&prepared, &input).map_err(|e| at(e.message().to_string()))?;
         computed.push(ComputedColumn { index: fields.len(), expr: physical_expr, text: expr.to_string() });
-        fields.push(Arc::new(Field::new(column_name, data_type, true)));
+        let mut field = Field::new(column_name, data_type, true);
+        if is_processing_time_call(&logical) {
+            // A processing-time attribute: windows over it close by the clock.
+            field = field.with_metadata(HashMap::from([(PROCESSING_TIME_FIELD.to_string(), "true".to_string())]));
+        }
+        fields.push(Arc::new(field));
     }
     Ok((Arc::new(Schema::new_with_metadata(fields, physical.metadata().clone())), computed))
 }

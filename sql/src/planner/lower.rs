@@ -540,7 +540,9 @@ fn windowed(stream: Stream, spec: AggregateSpec, result: WindowResult, input: Sc
     Stream {
         plan: stream.into_stage(PlannedStage::Aggregate(Arc::new(spec), input)),
         window: None,
-        time_column: result.columns[2],
+        // Results of windows over processing time have no event time (the watermarks that
+        // follow them are the input's, not the clock's).
+        time_column: if result.shape.processing_time { None } else { result.columns[2] },
         window_result: Some(result),
         updating: false,
         timed: true,
@@ -785,7 +787,16 @@ fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
             window.descriptor_span,
         ));
     };
-    if stream.time_column != Some(index) {
+    let mut shape = window.shape;
+    if stream.time_column != Some(index) && processing_time_column(&source.input, index) {
+        if shape.kind == WindowKind::Session {
+            return Err(SqlError::at_span(
+                "SESSION windows over processing time (PROCTIME()) are not supported yet; use an event-time column",
+                window.descriptor_span,
+            ));
+        }
+        shape = shape.over_processing_time();
+    } else if stream.time_column != Some(index) {
         let hint = match &stream.plan {
             Plan::Source { source, .. } => time_hint(&source.table, &descriptor),
             _ if !stream.timed => "the input has no event time (the result of a join has none)".to_string(),
@@ -793,8 +804,8 @@ fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
         };
         return Err(SqlError::at_span(
             format!(
-                "DESCRIPTOR({descriptor}) must name the event-time column of the input; {hint} \
-                 (windows over processing time, PROCTIME(), are not supported yet)"
+                "DESCRIPTOR({descriptor}) must name the event-time column of the input, or a PROCTIME() \
+                 column for windows over processing time; {hint}"
             ),
             window.descriptor_span,
         ));
@@ -818,8 +829,56 @@ fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
             }
         }
     }
-    stream.window = Some(WindowInput { shape: window.shape, first_virtual: input_schema.fields().len(), session_keys });
+    stream.window = Some(WindowInput { shape, first_virtual: input_schema.fields().len(), session_keys });
     Ok(stream)
+}
+
+/// Field metadata marking a table's computed `PROCTIME()` column (a processing-time attribute).
+pub const PROCESSING_TIME_FIELD: &str = "streamsql.proctime";
+
+/// Whether `expr` is `PROCTIME()` (or `NOW()`, `CURRENT_TIMESTAMP`: one function), maybe aliased.
+pub(crate) fn is_processing_time_call(expr: &Expr) -> bool {
+    match expr {
+        Expr::Alias(alias) => is_processing_time_call(&alias.expr),
+        Expr::ScalarFunction(call) => call.args.is_empty() && call.func.name() == "now",
+        _ => false,
+    }
+}
+
+/// Whether column `index` of `relation` is processing time: a `PROCTIME()` computed column of a
+/// table, or a view's `PROCTIME() AS name`, passed through projections, filters and aliases.
+fn processing_time_column(relation: &Relation, index: usize) -> bool {
+    match relation {
+        Relation::Table(bound) => {
+            index < bound.table.schema.fields().len()
+                && bound.table.schema.field(index).metadata().contains_key(PROCESSING_TIME_FIELD)
+        }
+        Relation::View(plan) => processing_time_in_plan(plan, index),
+    }
+}
+
+fn processing_time_in_plan(plan: &LogicalPlan, index: usize) -> bool {
+    match plan {
+        LogicalPlan::Projection(projection) => match projection.expr.get(index) {
+            Some(expr) if is_processing_time_call(expr) => true,
+            Some(expr) => match expr.clone().unalias() {
+                Expr::Column(column) => projection
+                    .input
+                    .schema()
+                    .index_of_column(&column)
+                    .is_ok_and(|i| processing_time_in_plan(&projection.input, i)),
+                _ => false,
+            },
+            None => false,
+        },
+        LogicalPlan::Filter(filter) => processing_time_in_plan(&filter.input, index),
+        LogicalPlan::SubqueryAlias(alias) => processing_time_in_plan(&alias.input, index),
+        LogicalPlan::TableScan(scan) => {
+            let schema = scan.projected_schema.as_arrow();
+            index < schema.fields().len() && schema.field(index).metadata().contains_key(PROCESSING_TIME_FIELD)
+        }
+        _ => false,
+    }
 }
 
 /// Which column of `table` is its event time, or how to declare one.

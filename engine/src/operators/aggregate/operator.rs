@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::array::{ArrayRef, Int64Array, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
 
 use super::{AggregateSpec, RetractingAggregator, SessionOperator, UpdatingAggregator, WindowAggregator, WindowKind};
@@ -11,6 +12,7 @@ use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::{AggregateStage, LateOutput};
+use crate::time::{TS_COLUMN, WATERMARK_MAX, WM_COLUMN};
 
 /// The operator for an aggregation stage: windowed when the spec has a window, updating
 /// otherwise.
@@ -68,18 +70,80 @@ impl WindowOperator {
     }
 }
 
+impl WindowOperator {
+    /// Over processing time: the clock in epoch milliseconds, never behind what was emitted.
+    fn clock(&self) -> Option<i64> {
+        self.aggregator.shape().processing_time.then(|| wall_clock_ms().max(self.aggregator.watermark()))
+    }
+}
+
+/// The wall clock in epoch milliseconds.
+fn wall_clock_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `batch` with its hidden event time and watermark replaced by `now` on every row.
+fn at_processing_time(batch: RecordBatch, now: i64) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let schema = batch.schema();
+    let mut columns = batch.columns().to_vec();
+    for (name, value) in [
+        (TS_COLUMN, Arc::new(TimestampMillisecondArray::from_value(now, rows)) as ArrayRef),
+        (WM_COLUMN, Arc::new(Int64Array::from_value(now, rows)) as ArrayRef),
+    ] {
+        let at = schema
+            .index_of(name)
+            .map_err(|_| StreamError::Internal(format!("window input without the hidden {name} column")))?;
+        columns[at] = value;
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
 impl Operator for WindowOperator {
     fn name(&self) -> &str {
         "window aggregate"
     }
 
     fn on_batch(&mut self, _input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        let batch = match self.clock() {
+            Some(now) => {
+                // Processing time: windows that ended by now close first; then the rows join
+                // the windows of now, each row's time and watermark being the clock.
+                self.aggregator.advance(now, &mut self.results)?;
+                at_processing_time(batch, now)?
+            }
+            None => batch,
+        };
         self.aggregator.process_batch(&batch, &mut self.results)?;
         self.emit(out)
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) -> Result<()> {
+        // Over processing time, event-time watermarks close nothing (the clock does), except
+        // the end of input, which closes every window.
+        let watermark = match self.clock() {
+            Some(now) if watermark < WATERMARK_MAX => now,
+            _ => watermark,
+        };
         self.aggregator.advance(watermark, &mut self.results)?;
+        self.emit(out)
+    }
+
+    fn next_timer(&self) -> Option<tokio::time::Instant> {
+        let now = self.clock()?;
+        if !self.aggregator.has_open_windows() {
+            return None;
+        }
+        let end = self.aggregator.shape().next_window_end_after(self.aggregator.watermark());
+        let wait = Duration::from_millis(u64::try_from(end.saturating_sub(now)).unwrap_or(0));
+        Some(tokio::time::Instant::now() + wait)
+    }
+
+    fn on_timer(&mut self, out: &mut Emitter) -> Result<()> {
+        if let Some(now) = self.clock() {
+            self.aggregator.advance(now, &mut self.results)?;
+        }
         self.emit(out)
     }
 

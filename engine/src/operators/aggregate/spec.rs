@@ -28,7 +28,7 @@ pub enum WindowKind {
 /// key and a merge of its panes when it closes, so more would let one row cost unbounded memory.
 pub const MAX_WINDOWS_PER_ROW: i64 = 10_000;
 
-/// Size and slide of event-time windows, in milliseconds.
+/// Size and slide of windows, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowShape {
     pub kind: WindowKind,
@@ -36,6 +36,9 @@ pub struct WindowShape {
     pub slide_ms: i64,
     /// `gcd(size, slide)`: the unit of state.
     pub pane_ms: i64,
+    /// Windows over processing time (`DESCRIPTOR` of a `PROCTIME()` column): a row joins the
+    /// windows of the time the window operator takes it, and windows close by the clock.
+    pub processing_time: bool,
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -75,7 +78,7 @@ impl WindowShape {
                 size_ms / step_ms
             )));
         }
-        Ok(Self { kind: WindowKind::Cumulate, size_ms, slide_ms: step_ms, pane_ms: step_ms })
+        Ok(Self { kind: WindowKind::Cumulate, size_ms, slide_ms: step_ms, pane_ms: step_ms, processing_time: false })
     }
 
     /// `SESSION(..., gap)`: `size_ms` is the gap; windows have no fixed bounds.
@@ -83,7 +86,13 @@ impl WindowShape {
         if gap_ms <= 0 {
             return Err(StreamError::Config("the SESSION gap must be a positive interval".into()));
         }
-        Ok(Self { kind: WindowKind::Session, size_ms: gap_ms, slide_ms: gap_ms, pane_ms: gap_ms })
+        Ok(Self {
+            kind: WindowKind::Session,
+            size_ms: gap_ms,
+            slide_ms: gap_ms,
+            pane_ms: gap_ms,
+            processing_time: false,
+        })
     }
 
     fn new(kind: WindowKind, size_ms: i64, slide_ms: i64) -> Result<Self> {
@@ -102,7 +111,12 @@ impl WindowShape {
                  at most {MAX_WINDOWS_PER_ROW} are allowed (size / slide), so use a larger slide"
             )));
         }
-        Ok(Self { kind, size_ms, slide_ms, pane_ms: gcd(size_ms, slide_ms) })
+        Ok(Self { kind, size_ms, slide_ms, pane_ms: gcd(size_ms, slide_ms), processing_time: false })
+    }
+
+    /// The same windows over processing time.
+    pub fn over_processing_time(self) -> Self {
+        Self { processing_time: true, ..self }
     }
 
     /// Start of the pane holding event time `ts`.

@@ -64,6 +64,20 @@ impl WindowAggregator {
         })
     }
 
+    pub fn shape(&self) -> WindowShape {
+        self.shape
+    }
+
+    /// Every window ending at or before this has been emitted.
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// Whether some window is open (holds rows).
+    pub fn has_open_windows(&self) -> bool {
+        !self.panes.is_empty()
+    }
+
     /// Writes rows dropped as late to `late` too ([`WindowAggregator::take_late_batches`]).
     pub fn with_late_output(mut self, late: Option<Arc<LateOutput>>) -> Self {
         self.late = late;
