@@ -107,6 +107,11 @@ impl Catalog {
         &self.state
     }
 
+    /// The session state, to register user-defined functions in.
+    pub fn state_mut(&mut self) -> &mut SessionState {
+        &mut self.state
+    }
+
     /// The schema of a window relation: the input's columns plus the window columns.
     pub fn window_schema(input: &Schema) -> SchemaRef {
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();

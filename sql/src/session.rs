@@ -10,6 +10,7 @@ use arrow::compute::CastOptions;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{Column, DataFusionError, ScalarValue};
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -36,6 +37,8 @@ use streamsql_engine::time::{hidden_fields, parse_duration_ms};
 
 use crate::catalog::{Catalog, Relation};
 use crate::error::{SqlError, SqlResult};
+use crate::functions::python::{self, PythonConfig, PythonFunction};
+use crate::functions::udf;
 use crate::outcome::{Control, Outcome};
 use crate::parser::{Located, Statement, parse_script};
 use crate::planner::ddl::{bind_connector, check_external, check_role, create_table};
@@ -73,6 +76,8 @@ pub struct Settings {
     pub checkpoint_timeout: Duration,
     /// `--from-scratch`: earlier checkpoints are removed, not resumed from.
     pub from_scratch: bool,
+    /// `'python.executable'` and `'python.files'`: how Python functions run.
+    pub python: PythonConfig,
 }
 
 impl Default for Settings {
@@ -89,6 +94,7 @@ impl Default for Settings {
             tolerable_failed_checkpoints: 0,
             checkpoint_timeout: Duration::from_secs(600),
             from_scratch: false,
+            python: PythonConfig::default(),
         }
     }
 }
@@ -100,6 +106,11 @@ pub const MAX_BATCH_SIZE: usize = 1 << 20;
 
 /// The settings `SET` accepts, with what they mean.
 pub const SETTINGS: &[(&str, &str)] = &[
+    ("python.executable", "the Python that runs LANGUAGE PYTHON functions (default 'python3')"),
+    (
+        "python.files",
+        "comma-separated .py files or directories whose modules LANGUAGE PYTHON functions are imported from",
+    ),
     ("parallelism.default", "number of instances of each aggregation (default 1)"),
     ("execution.batch-size", "largest number of rows per source batch (default 8192)"),
     (
@@ -142,6 +153,8 @@ pub struct Session {
     /// The tables and views each view reads: they cannot be dropped or replaced under it (the
     /// view is planned against what they were when it was created).
     view_reads: BTreeMap<String, BTreeSet<String>>,
+    /// Functions made with CREATE FUNCTION: what each was created from.
+    user_functions: BTreeMap<String, String>,
 }
 
 impl Session {
@@ -155,6 +168,7 @@ impl Session {
             view_texts: BTreeMap::new(),
             create_texts: BTreeMap::new(),
             view_reads: BTreeMap::new(),
+            user_functions: BTreeMap::new(),
         }
     }
 
@@ -324,6 +338,25 @@ impl Session {
                 self.view_reads.remove(&key);
                 Ok(Outcome::Done(format!("{} '{key}' dropped", if view { "view" } else { "table" })))
             }
+            Statement::CreateFunction { name, if_not_exists, identifier, identifier_span, language } => {
+                self.create_function(&name, if_not_exists, &identifier, identifier_span, language.as_deref())
+            }
+            Statement::DropFunction { name, if_exists } => {
+                let key = normalize_object_name(&name);
+                if self.user_functions.remove(&key).is_none() {
+                    if if_exists {
+                        return Ok(Outcome::Done(format!("function '{key}' does not exist; nothing changed")));
+                    }
+                    return Err(SqlError::at_span(
+                        format!("'{key}' is not a function made with CREATE FUNCTION"),
+                        name.span(),
+                    ));
+                }
+                let state = self.catalog.state_mut();
+                let _ = state.deregister_udf(&key);
+                let _ = state.deregister_udaf(&key);
+                Ok(Outcome::Done(format!("function '{key}' dropped")))
+            }
             Statement::ShowCreate { view, name } => {
                 let key = normalize_object_name(&name);
                 let what = if view { "view" } else { "table" };
@@ -423,6 +456,75 @@ impl Session {
             ));
         }
         Ok(live > 0)
+    }
+
+    /// `CREATE FUNCTION name AS 'identifier' [LANGUAGE language]`.
+    fn create_function(
+        &mut self,
+        name: &ObjectName,
+        if_not_exists: bool,
+        identifier: &str,
+        identifier_span: Span,
+        language: Option<&str>,
+    ) -> SqlResult<Outcome> {
+        let key = normalize_object_name(name);
+        if self.user_functions.contains_key(&key) {
+            if if_not_exists {
+                return Ok(Outcome::Done(format!("function '{key}' already exists; nothing changed")));
+            }
+            return Err(SqlError::at_span(format!("function '{key}' already exists"), name.span()));
+        }
+        let state = self.catalog.state();
+        let built_in = state.scalar_functions().contains_key(&key)
+            || state.aggregate_functions().contains_key(&key)
+            || state.window_functions().contains_key(&key)
+            || crate::functions::registry::find(&key).is_some();
+        if built_in {
+            return Err(SqlError::at_span(
+                format!("'{key}' is a built-in function; give the user-defined one another name"),
+                name.span(),
+            ));
+        }
+        let language = language.unwrap_or("JAVA");
+        let created = match language {
+            "PYTHON" => match python::load(&key, identifier, &self.settings.python) {
+                Ok(PythonFunction::Scalar(udf)) => {
+                    let _ = self.catalog.state_mut().register_udf(Arc::new(udf))?;
+                    "a Python function"
+                }
+                Ok(PythonFunction::Aggregate(udaf)) => {
+                    let _ = self.catalog.state_mut().register_udaf(Arc::new(udaf))?;
+                    "a Python aggregate function"
+                }
+                Err(message) => return Err(SqlError::at_span(message, identifier_span)),
+            },
+            "JAVA" | "SCALA" => match udf::java_class(identifier, &key) {
+                Some(function) => {
+                    let _ = self.catalog.state_mut().register_udf(Arc::new(function))?;
+                    "a built-in implementation of the Java class"
+                }
+                None => {
+                    let known: Vec<&str> = udf::JAVA_CLASSES.iter().map(|(class, _)| *class).collect();
+                    return Err(SqlError::at_span(
+                        format!(
+                            "Java class '{identifier}' cannot be loaded: streamsql runs no JVM, and implements only \
+                             these classes itself: {}. Write the function in Python: CREATE FUNCTION {key} AS \
+                             'module.function' LANGUAGE PYTHON",
+                            known.join(", ")
+                        ),
+                        identifier_span,
+                    ));
+                }
+            },
+            other => {
+                return Err(SqlError::at_span(
+                    format!("LANGUAGE {other} is not supported; functions are written in PYTHON"),
+                    identifier_span,
+                ));
+            }
+        };
+        self.user_functions.insert(key.clone(), format!("'{identifier}' LANGUAGE {language}"));
+        Ok(Outcome::Done(format!("function '{key}' created ({created})")))
     }
 
     /// Whether the table (or view, when `view`) `key` may be dropped or replaced: of that kind,
@@ -556,6 +658,22 @@ impl Session {
                     SqlError::new(format!("SET '{key}' needs a positive duration such as '10 min', got '{value}'"))
                 })?;
                 self.settings.checkpoint_timeout = Duration::from_millis(ms as u64);
+            }
+            "python.executable" => {
+                let executable = value.trim();
+                if executable.is_empty() {
+                    return Err(SqlError::new(format!("SET '{key}' needs a program, such as 'python3'")));
+                }
+                self.settings.python.executable = executable.to_string();
+            }
+            "python.files" => {
+                self.settings.python.paths =
+                    value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect();
+                for path in &self.settings.python.paths {
+                    if !std::path::Path::new(path).exists() {
+                        return Err(SqlError::new(format!("SET '{key}': '{path}' does not exist")));
+                    }
+                }
             }
             "late-rows.sink" => {
                 let name = value.trim();

@@ -431,6 +431,118 @@ async fn processing_time_windows_close_by_the_clock() {
     );
 }
 
+/// The Python module of test functions, as a user would write one.
+fn udfs_file() -> String {
+    format!("{}/udfs/nexmark_udfs.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Python functions (`CREATE FUNCTION ... LANGUAGE PYTHON`), scalar and aggregate, in a query
+/// and a window at parallelism 2; Python's answers typed by the function's annotations.
+#[tokio::test]
+async fn python_functions_scalar_and_aggregate() {
+    let dir = TestDir::new("flink-python");
+    write_text(
+        &dir.file("in.jsonl"),
+        "{\"ts\":\"2024-01-01 00:00:01.000\",\"k\":\"x\",\"v\":10,\"s\":\"banana\"}\n\
+         {\"ts\":\"2024-01-01 00:00:02.000\",\"k\":\"y\",\"v\":3,\"s\":null}\n\
+         {\"ts\":\"2024-01-01 00:00:03.000\",\"k\":\"x\",\"v\":12,\"s\":\"cab\"}\n\
+         {\"ts\":\"2024-01-01 00:00:04.000\",\"k\":\"x\",\"v\":15,\"s\":\"a\"}\n\
+         {\"ts\":\"2024-01-01 00:00:05.000\",\"k\":\"y\",\"v\":1,\"s\":\"\"}\n\
+         {\"ts\":\"2024-01-01 00:00:06.000\",\"k\":\"x\",\"v\":19,\"s\":\"aaa\"}\n\
+         {\"ts\":\"2024-01-01 00:00:20.000\",\"k\":\"x\",\"v\":0,\"s\":\"z\"}\n",
+    );
+    let sql = format!(
+        "SET 'python.files' = '{udfs}';\n\
+         SET 'parallelism.default' = '2';\n\
+         CREATE FUNCTION py_count_char AS 'nexmark_udfs.count_char' LANGUAGE PYTHON;\n\
+         CREATE TEMPORARY SYSTEM FUNCTION shout AS 'nexmark_udfs.shout' LANGUAGE PYTHON;\n\
+         CREATE FUNCTION ratio AS 'nexmark_udfs.ratio' LANGUAGE PYTHON;\n\
+         CREATE FUNCTION holt AS 'nexmark_udfs.HoltForecast' LANGUAGE PYTHON;\n\
+         CREATE FUNCTION IF NOT EXISTS count_rows AS 'nexmark_udfs.CountRows' LANGUAGE PYTHON;\n\
+         CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar';\n\
+         CREATE TABLE events (ts TIMESTAMP(3), k STRING, v BIGINT, s STRING, WATERMARK FOR ts AS ts)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');\n\
+         CREATE TABLE rows_out (v BIGINT, a BIGINT, java_a BIGINT, loud STRING, half DOUBLE)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{rows}', 'format' = 'json');\n\
+         CREATE TABLE windows_out (k STRING, forecast DOUBLE, n BIGINT)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{windows}', 'format' = 'json');\n\
+         INSERT INTO rows_out SELECT v, py_count_char(s, 'a'), count_char(s, 'a'), shout(k, s, NULL), ratio(v, 2) FROM events;\n\
+         INSERT INTO windows_out SELECT k, holt(v), count_rows(v)\n\
+         \x20 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY window_start, window_end, k;\n",
+        udfs = udfs_file(),
+        input = dir.sql_path("in.jsonl"),
+        rows = dir.sql_path("rows.jsonl"),
+        windows = dir.sql_path("windows.jsonl"),
+    );
+    run_script(&sql).await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        sorted_lines(&dir, "rows.jsonl"),
+        vec![
+            r#"{"v":0,"a":0,"java_a":0,"loud":"X-Z","half":0.0}"#,
+            r#"{"v":1,"a":0,"java_a":0,"loud":"Y-","half":0.5}"#,
+            r#"{"v":10,"a":3,"java_a":3,"loud":"X-BANANA","half":5.0}"#,
+            r#"{"v":12,"a":1,"java_a":1,"loud":"X-CAB","half":6.0}"#,
+            r#"{"v":15,"a":1,"java_a":1,"loud":"X-A","half":7.5}"#,
+            r#"{"v":19,"a":3,"java_a":3,"loud":"X-AAA","half":9.5}"#,
+            r#"{"v":3,"a":0,"java_a":0,"loud":"Y","half":1.5}"#,
+        ]
+    );
+    // Holt's forecast of 10, 12, 15, 19 (alpha 0.5, beta 0.3) is 20.3275; of 3, 1 it is -1.
+    assert_eq!(
+        sorted_lines(&dir, "windows.jsonl"),
+        vec![
+            r#"{"k":"x","forecast":0.0,"n":1}"#,
+            r#"{"k":"x","forecast":20.3275,"n":4}"#,
+            r#"{"k":"y","forecast":-1.0,"n":2}"#,
+        ]
+    );
+}
+
+/// A Python function that cannot be used is refused when it is created, saying why; one that
+/// fails or returns the wrong type fails the pipeline with Python's message.
+#[tokio::test]
+async fn python_function_errors_say_what_went_wrong() {
+    let dir = TestDir::new("flink-python-errors");
+    let prelude = format!("SET 'python.files' = '{}';\n", udfs_file());
+    for (create, expected) in [
+        ("CREATE FUNCTION f AS 'nexmark_udfs.untyped' LANGUAGE PYTHON", "does not say what it returns"),
+        ("CREATE FUNCTION f AS 'no_such_module.f' LANGUAGE PYTHON", "ModuleNotFoundError"),
+        ("CREATE FUNCTION f AS 'nexmark_udfs.nothing' LANGUAGE PYTHON", "AttributeError"),
+        ("CREATE FUNCTION f AS 'com.example.MyUdf'", "Java class 'com.example.MyUdf' cannot be loaded"),
+        ("CREATE FUNCTION upper AS 'nexmark_udfs.shout' LANGUAGE PYTHON", "'upper' is a built-in function"),
+        ("CREATE FUNCTION f AS 'x.y' LANGUAGE RUST", "LANGUAGE RUST is not supported"),
+    ] {
+        let error = plan(&format!("{prelude}{create};\n")).expect_err(create);
+        assert!(error.message().contains(expected), "{create}: {}", describe_sql_error(&error));
+        assert_eq!(error.location().map(|(line, _)| line), Some(2), "{create}");
+    }
+    let recreated = format!(
+        "{prelude}CREATE FUNCTION f AS 'nexmark_udfs.shout' LANGUAGE PYTHON;\nDROP FUNCTION f;\n\
+         DROP FUNCTION IF EXISTS f;\nCREATE FUNCTION f AS 'nexmark_udfs.count_char' LANGUAGE PYTHON;\n"
+    );
+    plan(&recreated).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let error = plan("DROP FUNCTION upper;").expect_err("a built-in");
+    assert!(error.message().contains("not a function made with CREATE FUNCTION"), "{}", describe_sql_error(&error));
+    let error = plan("SET 'python.files' = '/no/such/dir';").expect_err("a missing path");
+    assert!(error.message().contains("does not exist"), "{}", describe_sql_error(&error));
+
+    write_text(&dir.file("in.jsonl"), "{\"v\":1}\n{\"v\":2}\n");
+    for (function, expected) in
+        [("fails", "ValueError: cannot take 1"), ("wrong_type", "returned \"not a number\", which is not a BIGINT")]
+    {
+        let sql = format!(
+            "{prelude}CREATE FUNCTION f AS 'nexmark_udfs.{function}' LANGUAGE PYTHON;\n\
+             CREATE TABLE events (v BIGINT) WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');\n\
+             CREATE TABLE out (v BIGINT) WITH ('connector' = 'file', 'path' = '{output}', 'format' = 'json');\n\
+             INSERT INTO out SELECT f(v) FROM events;\n",
+            input = dir.sql_path("in.jsonl"),
+            output = dir.sql_path(&format!("{function}.jsonl")),
+        );
+        let error = run_script(&sql).await.expect_err(function);
+        assert!(format!("{error:#}").contains(expected), "{function}: {error:#}");
+    }
+}
+
 /// Rows a JSON file sink has written can be read while the pipeline still runs.
 #[tokio::test]
 async fn a_json_file_sink_shows_rows_before_the_pipeline_ends() {

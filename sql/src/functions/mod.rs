@@ -41,6 +41,7 @@ mod java_format;
 mod json;
 mod math;
 mod planner;
+pub mod python;
 mod regex;
 pub mod registry;
 mod rewrite;
@@ -48,6 +49,7 @@ mod string;
 mod time;
 pub mod time_arith;
 mod time_fields;
+pub mod udf;
 pub mod unsupported;
 
 use std::sync::Arc;

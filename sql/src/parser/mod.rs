@@ -119,6 +119,20 @@ pub enum Statement {
         if_exists: bool,
         name: ObjectName,
     },
+    /// `CREATE [TEMPORARY] [SYSTEM] FUNCTION [IF NOT EXISTS] name AS 'identifier' [LANGUAGE l]`.
+    CreateFunction {
+        name: ObjectName,
+        if_not_exists: bool,
+        identifier: String,
+        identifier_span: Span,
+        /// As written, upper-cased; `None`: Flink's default, JAVA.
+        language: Option<String>,
+    },
+    /// `DROP [TEMPORARY] [SYSTEM] FUNCTION [IF EXISTS] name`.
+    DropFunction {
+        name: ObjectName,
+        if_exists: bool,
+    },
     /// `SHOW CREATE TABLE | VIEW name`: the statement that declared it, as written.
     ShowCreate {
         view: bool,
@@ -145,6 +159,8 @@ impl Statement {
             Statement::Describe { .. } => "DESCRIBE",
             Statement::Drop { view: false, .. } => "DROP TABLE",
             Statement::Drop { view: true, .. } => "DROP VIEW",
+            Statement::CreateFunction { .. } => "CREATE FUNCTION",
+            Statement::DropFunction { .. } => "DROP FUNCTION",
             Statement::ShowCreate { view: false, .. } => "SHOW CREATE TABLE",
             Statement::ShowCreate { view: true, .. } => "SHOW CREATE VIEW",
             Statement::Explain(_) => "EXPLAIN",
@@ -344,6 +360,40 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
     if parser.parse_keyword(Keyword::CREATE) {
         let or_replace = parser.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
         let _ = parser.parse_keyword(Keyword::TEMPORARY);
+        let _ = parser.parse_keyword(Keyword::SYSTEM);
+        if parser.parse_keyword(Keyword::FUNCTION) {
+            if or_replace {
+                return Err(SqlError::at_span(
+                    "CREATE OR REPLACE FUNCTION is not supported; DROP FUNCTION first",
+                    first.span,
+                ));
+            }
+            let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = parser.parse_object_name(false)?;
+            parser.expect_keyword(Keyword::AS)?;
+            let at = parser.peek_token();
+            let identifier = parser.parse_literal_string()?;
+            let language = if parser.parse_keyword(Keyword::LANGUAGE) {
+                Some(parser.parse_identifier()?.value.to_uppercase())
+            } else {
+                None
+            };
+            if peek_word(parser, "USING") {
+                let using = parser.peek_token();
+                return Err(SqlError::at_span(
+                    "CREATE FUNCTION ... USING JAR is not supported: streamsql runs no JVM; write the function in Python \
+                     (LANGUAGE PYTHON)",
+                    using.span,
+                ));
+            }
+            return Ok(Statement::CreateFunction {
+                name,
+                if_not_exists,
+                identifier,
+                identifier_span: at.span,
+                language,
+            });
+        }
         if parser.parse_keyword(Keyword::TABLE) {
             let mut table = ddl::parse_create_table(parser)?;
             if or_replace && table.if_not_exists {
@@ -382,12 +432,17 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
         }
         let found = parser.peek_token();
         return Err(SqlError::at_span(
-            format!("expected TABLE, VIEW or MATERIALIZED VIEW after CREATE, found {}", found.token),
+            format!("expected TABLE, VIEW, MATERIALIZED VIEW or FUNCTION after CREATE, found {}", found.token),
             found.span,
         ));
     }
     if parser.parse_keyword(Keyword::DROP) {
         let _ = parser.parse_keyword(Keyword::TEMPORARY);
+        let _ = parser.parse_keyword(Keyword::SYSTEM);
+        if parser.parse_keyword(Keyword::FUNCTION) {
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            return Ok(Statement::DropFunction { if_exists, name: parser.parse_object_name(false)? });
+        }
         let view = if parser.parse_keyword(Keyword::TABLE) {
             false
         } else if parser.parse_keyword(Keyword::VIEW) {
@@ -395,7 +450,7 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
         } else {
             let found = parser.peek_token();
             return Err(SqlError::at_span(
-                format!("expected TABLE or VIEW after DROP, found {}", found.token),
+                format!("expected TABLE, VIEW or FUNCTION after DROP, found {}", found.token),
                 found.span,
             ));
         };
@@ -563,7 +618,7 @@ mod tests {
         assert!(error("SHOW FUNCTIONS").contains("try SHOW TABLES"));
         assert!(error("EXPLAIN SET 'a' = 'b'").contains("not of SET"));
         assert!(error("EXPLAIN").contains("EXPLAIN needs a statement"));
-        assert!(error("DROP FUNCTION f").contains("expected TABLE or VIEW after DROP"));
+        assert!(error("DROP INDEX f").contains("expected TABLE, VIEW or FUNCTION after DROP"));
         assert!(error("SHOW CREATE FUNCTION f").contains("expected TABLE or VIEW after SHOW CREATE"));
         assert!(error("CREATE TABLE t AS SELECT 1").contains("AS SELECT is not supported yet"));
     }
