@@ -431,6 +431,63 @@ async fn processing_time_windows_close_by_the_clock() {
     );
 }
 
+/// `CURRENT_WATERMARK(ts)` is the watermark each row is judged by: filtering on it keeps
+/// exactly the rows a window would not drop as late, so the late ones can go elsewhere.
+#[tokio::test]
+async fn current_watermark_separates_late_rows() {
+    let dir = TestDir::new("flink-current-watermark");
+    write_text(
+        &dir.file("in.jsonl"),
+        "{\"ts\":\"2024-01-01 00:00:05.000\",\"v\":1}\n\
+         {\"ts\":\"2024-01-01 00:00:09.000\",\"v\":2}\n\
+         {\"ts\":\"2024-01-01 00:00:06.000\",\"v\":3}\n\
+         {\"ts\":\"2024-01-01 00:00:15.000\",\"v\":4}\n\
+         {\"ts\":\"2024-01-01 00:00:07.000\",\"v\":5}\n",
+    );
+    let sql = format!(
+        "CREATE TABLE events (ts TIMESTAMP(3), v BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');\n\
+         CREATE TABLE marked (v BIGINT, wm TIMESTAMP(3), late BOOLEAN)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{marked}', 'format' = 'json');\n\
+         CREATE TABLE on_time (v BIGINT) WITH ('connector' = 'file', 'path' = '{on_time}', 'format' = 'json');\n\
+         INSERT INTO marked SELECT v, CURRENT_WATERMARK(ts), ts < CURRENT_WATERMARK(ts) FROM events;\n\
+         INSERT INTO on_time SELECT v FROM events WHERE CURRENT_WATERMARK(ts) IS NULL OR ts >= CURRENT_WATERMARK(ts);\n",
+        input = dir.sql_path("in.jsonl"),
+        marked = dir.sql_path("marked.jsonl"),
+        on_time = dir.sql_path("on_time.jsonl"),
+    );
+    run_script(&sql).await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        sorted_lines(&dir, "marked.jsonl"),
+        vec![
+            r#"{"v":1,"wm":null,"late":null}"#,
+            r#"{"v":2,"wm":"2024-01-01 00:00:03.000","late":false}"#,
+            r#"{"v":3,"wm":"2024-01-01 00:00:07.000","late":true}"#,
+            r#"{"v":4,"wm":"2024-01-01 00:00:07.000","late":false}"#,
+            r#"{"v":5,"wm":"2024-01-01 00:00:13.000","late":true}"#,
+        ]
+    );
+    assert_eq!(sorted_lines(&dir, "on_time.jsonl"), vec![r#"{"v":1}"#, r#"{"v":2}"#, r#"{"v":4}"#]);
+
+    let ddl = format!(
+        "CREATE TABLE events (ts TIMESTAMP(3), other TIMESTAMP(3), v BIGINT, WATERMARK FOR ts AS ts)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');\n",
+        dir.sql_path("in.jsonl")
+    );
+    for (query, expected) in [
+        ("SELECT CURRENT_WATERMARK(other) FROM events", "takes the table's event-time column"),
+        ("SELECT MAX(CURRENT_WATERMARK(ts)) FROM events GROUP BY v", "inside an aggregation is not supported"),
+        (
+            "SELECT * FROM (SELECT window_time AS t, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), \
+             INTERVAL '1' SECOND)) GROUP BY window_start, window_end, window_time) WHERE t > CURRENT_WATERMARK(t)",
+            "on a table's rows",
+        ),
+    ] {
+        let error = plan(&format!("{ddl}{query};\n")).expect_err(query);
+        assert!(error.message().contains(expected), "{query}: {}", describe_sql_error(&error));
+    }
+}
+
 /// The Python module of test functions, as a user would write one.
 fn udfs_file() -> String {
     format!("{}/udfs/nexmark_udfs.py", env!("CARGO_MANIFEST_DIR"))

@@ -51,6 +51,7 @@ pub mod time_arith;
 mod time_fields;
 pub mod udf;
 pub mod unsupported;
+pub mod watermark;
 
 use std::sync::Arc;
 
@@ -98,6 +99,7 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
     udfs.extend(json::functions());
     udfs.extend(conditional::functions());
     udfs.extend(hash::functions());
+    udfs.push(watermark::function());
     udfs.extend(unsupported::stubs());
     udfs
 }

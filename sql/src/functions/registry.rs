@@ -348,8 +348,9 @@ pub static FLINK_FUNCTIONS: &[FlinkFunction] = {
             Temporal,
             "CURRENT_WATERMARK",
             "CURRENT_WATERMARK(rowtime)",
-            NotYet,
-            "the engine does not expose watermarks to expressions yet",
+            Flink,
+            "the watermark each row is judged by (its partition's, before it), NULL before the first; on a \
+             table's rows (before aggregations and joins), over the event-time column",
         ),
         // Conditional
         f(Conditional, "NULLIF", "NULLIF(value1, value2)", DataFusion, ""),

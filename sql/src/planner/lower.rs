@@ -46,7 +46,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::Column as PhysicalColumn;
-use datafusion::physical_expr::{PhysicalExpr, create_physical_expr};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr, create_physical_expr};
 use streamsql_engine::operators::aggregate::{
     AggregateCall, AggregateSpec, GroupOutput, WindowKind, WindowShape, check_retractable,
 };
@@ -58,6 +58,7 @@ use streamsql_engine::pipeline::BoundTable;
 
 use crate::catalog::{ConnectorTableSource, Relation, WINDOW_COLUMNS, WindowTableSource};
 use crate::error::{SqlError, SqlResult};
+use crate::functions::watermark;
 
 /// Virtual window columns of a window TVF's output.
 #[derive(Debug, Clone, Copy)]
@@ -98,6 +99,15 @@ pub enum Plan {
 }
 
 impl Plan {
+    /// Whether its rows are a table's own (sources, maybe a UNION ALL of them), not a stage's.
+    fn reads_rows(&self) -> bool {
+        match self {
+            Plan::Source { .. } => true,
+            Plan::Stage { .. } => false,
+            Plan::Union(branches) => branches.iter().all(Plan::reads_rows),
+        }
+    }
+
     /// Appends `op` after every branch that ends here.
     fn push(&mut self, op: StatelessOp) {
         match self {
@@ -177,7 +187,54 @@ pub fn nullable(schema: &Schema) -> SchemaRef {
 
 pub(crate) fn physical(expr: &Expr, schema: &DFSchemaRef) -> SqlResult<Arc<dyn PhysicalExpr>> {
     let expr = prepare(expr, schema)?;
-    Ok(create_physical_expr(&expr, schema, &ExecutionProps::new(), &PhysicalPlanningContext::default())?)
+    let physical = create_physical_expr(&expr, schema, &ExecutionProps::new(), &PhysicalPlanningContext::default())?;
+    // CURRENT_WATERMARK(ts) reads the watermark each row carries.
+    let resolved = physical.transform_up(|e| {
+        Ok(match e.downcast_ref::<ScalarFunctionExpr>() {
+            Some(call) if call.name() == watermark::NAME => {
+                Transformed::yes(Arc::new(watermark::CurrentWatermark) as Arc<dyn PhysicalExpr>)
+            }
+            _ => Transformed::no(e),
+        })
+    })?;
+    Ok(resolved.data)
+}
+
+/// `CURRENT_WATERMARK` only where rows carry their own watermark (a table's rows, before any
+/// aggregation or join), and only of the event-time column.
+fn check_current_watermark(exprs: &[&Expr], schema: &DFSchemaRef, stream: &Stream) -> SqlResult<()> {
+    let mut calls = Vec::new();
+    for expr in exprs {
+        expr.apply(|e| {
+            if let Expr::ScalarFunction(call) = e
+                && call.func.name() == watermark::NAME
+            {
+                calls.push(call.args.clone());
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })?;
+    }
+    if calls.is_empty() {
+        return Ok(());
+    }
+    if !stream.plan.reads_rows() {
+        return Err(SqlError::new(
+            "CURRENT_WATERMARK is supported on a table's rows (before aggregations, joins and OVER), where each \
+             row carries the watermark it is judged by",
+        ));
+    }
+    for args in calls {
+        let column = match args.as_slice() {
+            [Expr::Column(column)] => schema.index_of_column(column).ok(),
+            _ => None,
+        };
+        if column.is_none() || column != stream.time_column {
+            return Err(SqlError::new(
+                "CURRENT_WATERMARK takes the table's event-time column (the one its WATERMARK FOR names)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Why a subquery in an expression cannot run, and what comes instead.
@@ -401,6 +458,7 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
             let mut stream = lower(&filter.input)?;
             let schema = filter.input.schema();
             check_no_window_columns(&filter.predicate, schema, stream.window, "WHERE")?;
+            check_current_watermark(&[&filter.predicate], schema, &stream)?;
             let predicate = physical(&filter.predicate, schema)?;
             stream.push(StatelessOp::Filter(predicate));
             Ok(stream)
@@ -411,6 +469,7 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
             if stream.window.is_some() {
                 return Err(window_without_aggregation());
             }
+            check_current_watermark(&projection.expr.iter().collect::<Vec<_>>(), schema, &stream)?;
             let position_of = |column: usize| {
                 projection.expr.iter().position(
                     |e| matches!(e.clone().unalias(), Expr::Column(c) if schema.index_of_column(&c).ok() == Some(column)),
@@ -425,6 +484,18 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
             Ok(stream)
         }
         LogicalPlan::Aggregate(aggregate) => {
+            let uses_watermark = aggregate
+                .group_expr
+                .iter()
+                .chain(&aggregate.aggr_expr)
+                .map(|e| e.exists(|e| Ok(matches!(e, Expr::ScalarFunction(c) if c.func.name() == watermark::NAME))))
+                .collect::<datafusion::common::Result<Vec<bool>>>()?;
+            if uses_watermark.contains(&true) {
+                return Err(SqlError::new(
+                    "CURRENT_WATERMARK inside an aggregation is not supported; use it in WHERE (or the SELECT list) \
+                     of the rows before they are aggregated",
+                ));
+            }
             let mut stream = lower(&aggregate.input)?;
             if stream.updating && stream.window.is_some() {
                 return Err(SqlError::new(
