@@ -28,6 +28,18 @@ pub fn sql_name(data_type: &DataType) -> String {
             }
         }
         DataType::Null => "NULL".into(),
+        DataType::Struct(fields) => {
+            let fields: Vec<String> =
+                fields.iter().map(|f| format!("{} {}", f.name(), sql_name(f.data_type()))).collect();
+            format!("ROW<{}>", fields.join(", "))
+        }
+        DataType::List(element) | DataType::LargeList(element) => format!("ARRAY<{}>", sql_name(element.data_type())),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                format!("MAP<{}, {}>", sql_name(kv[0].data_type()), sql_name(kv[1].data_type()))
+            }
+            other => other.to_string(),
+        },
         other => other.to_string(),
     }
 }

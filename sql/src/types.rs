@@ -1,8 +1,10 @@
 //! SQL types ↔ Arrow types, and the implicit conversions `INSERT INTO` allows. How types are
 //! *named* lives in the engine ([`sql_name`]), so connectors can say it too.
 
-use arrow::datatypes::{DataType, TimeUnit};
-use datafusion::sql::sqlparser::ast::{DataType as SqlType, ExactNumberInfo, TimezoneInfo};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, TimeUnit};
+use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType as SqlType, ExactNumberInfo, TimezoneInfo};
 
 /// The Arrow type of a column declared with `sql_type`, or why it is not supported.
 pub fn arrow_type(sql_type: &SqlType) -> Result<DataType, String> {
@@ -39,9 +41,45 @@ pub fn arrow_type(sql_type: &SqlType) -> Result<DataType, String> {
             None | Some(3) => DataType::Timestamp(TimeUnit::Millisecond, None),
             Some(p) => return Err(format!("TIMESTAMP({p}) is not supported yet; use TIMESTAMP(3) (milliseconds)")),
         },
+        SqlType::Struct(fields, _) => {
+            let mut out: Vec<Field> = Vec::with_capacity(fields.len());
+            for field in fields {
+                // Field names keep their case: JSON keys are matched as declared.
+                let Some(name) = &field.field_name else {
+                    return Err("every field of a ROW needs a name: ROW<name TYPE, ...>".into());
+                };
+                if out.iter().any(|f| f.name() == &name.value) {
+                    return Err(format!("ROW field '{}' is declared twice", name.value));
+                }
+                out.push(Field::new(name.value.clone(), arrow_type(&field.field_type)?, true));
+            }
+            if out.is_empty() {
+                return Err("a ROW needs at least one field".into());
+            }
+            DataType::Struct(Fields::from(out))
+        }
+        SqlType::Array(ArrayElemTypeDef::AngleBracket(element) | ArrayElemTypeDef::SquareBracket(element, None)) => {
+            DataType::List(Arc::new(Field::new("element", arrow_type(element)?, true)))
+        }
+        SqlType::Map(key, value) => {
+            let key = arrow_type(key)?;
+            if key != DataType::Utf8 {
+                return Err(format!("MAP keys must be STRING (JSON object keys), not {}", sql_name(&key)));
+            }
+            let entries = Field::new(
+                "entries",
+                DataType::Struct(Fields::from(vec![
+                    Field::new("key", DataType::Utf8, false),
+                    Field::new("value", arrow_type(value)?, true),
+                ])),
+                false,
+            );
+            DataType::Map(Arc::new(entries), false)
+        }
         other => {
             return Err(format!(
-                "type {other} is not supported; use STRING, BOOLEAN, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), DATE or TIMESTAMP(3)"
+                "type {other} is not supported; use STRING, BOOLEAN, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), DATE, \
+                 TIMESTAMP(3), ROW<...>, ARRAY<...> or MAP<STRING, ...>"
             ));
         }
     })

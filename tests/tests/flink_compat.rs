@@ -488,6 +488,85 @@ async fn current_watermark_separates_late_rows() {
     }
 }
 
+/// `ROW<...>`, `ARRAY<...>` and `MAP<STRING, ...>` columns read from JSON (a value that does
+/// not fit is a bad record, as at the top level), queried with `person.name`, `tags[1]` and
+/// `attrs['k']`, and written back as JSON, or as JSON text in CSV that reads back the same.
+#[tokio::test]
+async fn nested_row_array_and_map_columns() {
+    let dir = TestDir::new("flink-nested");
+    write_text(
+        &dir.file("in.jsonl"),
+        concat!(
+            r#"{"id":1,"person":{"name":"Ann","age":31,"since":"2024-01-02 03:04:05"},"tags":["a","b"],"attrs":{"k":"v","n":"1"},"scores":[[1,2],[3]]}"#,
+            "\n",
+            r#"{"id":2,"person":{"name":"Bob","extra":true},"tags":[],"attrs":{},"scores":null}"#,
+            "\n",
+            r#"{"id":3,"person":{"name":"Cy","age":"x"},"tags":["c"]}"#,
+            "\n",
+            r#"{"id":4,"person":null,"tags":[null,"d"],"attrs":null,"scores":[[]]}"#,
+            "\n",
+            r#"{"id":5,"tags":"not an array"}"#,
+            "\n",
+        ),
+    );
+    let types = "person ROW<name STRING, age INT, since TIMESTAMP(3)>, tags ARRAY<STRING>, attrs MAP<STRING, STRING>, \
+                 scores ARRAY<ARRAY<BIGINT>>";
+    let sql = format!(
+        "CREATE TABLE t (id BIGINT, {types})\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json', 'format.on-error' = 'skip');\n\
+         CREATE TABLE picked (id BIGINT, name STRING, age INT, first_tag STRING, k STRING)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{picked}', 'format' = 'json');\n\
+         CREATE TABLE whole (id BIGINT, {types}) WITH ('connector' = 'file', 'path' = '{whole}', 'format' = 'json');\n\
+         CREATE TABLE as_csv (id BIGINT, {types}) WITH ('connector' = 'file', 'path' = '{csv}', 'format' = 'csv');\n\
+         INSERT INTO picked SELECT id, person.name, person.age, tags[1], attrs['k'] FROM t;\n\
+         INSERT INTO whole SELECT * FROM t;\n\
+         INSERT INTO as_csv SELECT * FROM t;\n",
+        input = dir.sql_path("in.jsonl"),
+        picked = dir.sql_path("picked.jsonl"),
+        whole = dir.sql_path("whole.jsonl"),
+        csv = dir.sql_path("whole.csv"),
+    );
+    let reports = run_script(&sql).await.unwrap_or_else(|e| panic!("{e:#}"));
+    // Row 3 (age "x") and row 5 (tags not an array) are bad records.
+    assert_eq!(reports[0].metrics.bad_records, 2);
+    assert_eq!(
+        sorted_lines(&dir, "picked.jsonl"),
+        vec![
+            r#"{"id":1,"name":"Ann","age":31,"first_tag":"a","k":"v"}"#,
+            r#"{"id":2,"name":"Bob","age":null,"first_tag":null,"k":null}"#,
+            r#"{"id":4,"name":null,"age":null,"first_tag":null,"k":null}"#,
+        ]
+    );
+    let whole = vec![
+        r#"{"id":1,"person":{"name":"Ann","age":31,"since":"2024-01-02 03:04:05.000"},"tags":["a","b"],"attrs":{"k":"v","n":"1"},"scores":[[1,2],[3]]}"#,
+        r#"{"id":2,"person":{"name":"Bob","age":null,"since":null},"tags":[],"attrs":{},"scores":null}"#,
+        r#"{"id":4,"person":null,"tags":[null,"d"],"attrs":null,"scores":[[]]}"#,
+    ];
+    assert_eq!(sorted_lines(&dir, "whole.jsonl"), whole);
+
+    // The CSV reads back into the same values.
+    let back = format!(
+        "CREATE TABLE c (id BIGINT, {types}) WITH ('connector' = 'file', 'path' = '{csv}', 'format' = 'csv');\n\
+         CREATE TABLE again (id BIGINT, {types}) WITH ('connector' = 'file', 'path' = '{again}', 'format' = 'json');\n\
+         INSERT INTO again SELECT * FROM c;\n",
+        csv = dir.sql_path("whole.csv"),
+        again = dir.sql_path("again.jsonl"),
+    );
+    let reports = run_script(&back).await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(reports[0].metrics.bad_records, 0);
+    assert_eq!(sorted_lines(&dir, "again.jsonl"), whole);
+
+    for (declared, expected) in [
+        ("m MAP<INT, STRING>", "MAP keys must be STRING"),
+        ("r ROW<a INT, a STRING>", "ROW field 'a' is declared twice"),
+        ("r ROW<a INT", "expected '>' closing the type"),
+    ] {
+        let sql = format!("CREATE TABLE bad ({declared}) WITH ('connector' = 'blackhole');\n");
+        let error = plan(&sql).expect_err(declared);
+        assert!(error.message().contains(expected), "{declared}: {}", describe_sql_error(&error));
+    }
+}
+
 /// The Python module of test functions, as a user would write one.
 fn udfs_file() -> String {
     format!("{}/udfs/nexmark_udfs.py", env!("CARGO_MANIFEST_DIR"))

@@ -33,6 +33,9 @@ enum Cell {
     Decimal(i128),
     Date(i32),
     Millis(i64),
+    /// A ROW, ARRAY or MAP value, checked against the column's type and normalized (leaves in
+    /// the forms the Arrow JSON decoder reads exactly).
+    Nested(Value),
 }
 
 enum Builder {
@@ -47,6 +50,9 @@ enum Builder {
     Decimal(Decimal128Builder, u8, i8),
     Date32(Date32Builder),
     Timestamp(TimestampMillisecondBuilder),
+    /// ROW, ARRAY and MAP columns: normalized JSON values, made into an array by Arrow's JSON
+    /// decoder when the batch is finished.
+    Nested(DataType, Vec<Value>),
 }
 
 impl Builder {
@@ -65,6 +71,13 @@ impl Builder {
             }
             DataType::Date32 => Builder::Date32(Date32Builder::new()),
             DataType::Timestamp(TimeUnit::Millisecond, None) => Builder::Timestamp(TimestampMillisecondBuilder::new()),
+            nested @ (DataType::Struct(_) | DataType::List(_) | DataType::Map(..)) => {
+                // Every leaf type must be one we read.
+                for leaf in leaf_types(nested) {
+                    Builder::new(&leaf)?;
+                }
+                Builder::Nested(nested.clone(), Vec::new())
+            }
             other => {
                 return Err(StreamError::Config(format!("columns of type {other} cannot be read from files yet")));
             }
@@ -85,6 +98,7 @@ impl Builder {
             Builder::Decimal(_, p, s) => format!("DECIMAL({p}, {s})"),
             Builder::Date32(_) => "DATE (YYYY-MM-DD)".into(),
             Builder::Timestamp(_) => "TIMESTAMP(3) (YYYY-MM-DD HH:MM:SS[.fff], ISO-8601 or epoch milliseconds)".into(),
+            Builder::Nested(data_type, _) => streamsql_engine::types::sql_name(data_type),
         }
     }
 
@@ -94,6 +108,10 @@ impl Builder {
             return Some(Cell::Null);
         }
         Some(match self {
+            // A nested value written as JSON text (a CSV field).
+            Builder::Nested(data_type, _) => {
+                Cell::Nested(normalize(&serde_json::from_str::<Value>(text).ok()?, data_type)?)
+            }
             Builder::Utf8(_) => Cell::Str(text.to_string()),
             Builder::Boolean(_) => Cell::Bool(parse::boolean(text)?),
             Builder::Int8(_) | Builder::Int16(_) | Builder::Int32(_) | Builder::Int64(_) => {
@@ -108,6 +126,12 @@ impl Builder {
 
     /// Converts a JSON value into a cell of this column's type.
     fn cell_from_json(&self, value: &Value) -> Option<Cell> {
+        if let Builder::Nested(data_type, _) = self {
+            return match value {
+                Value::Null => Some(Cell::Null),
+                value => normalize(value, data_type).map(Cell::Nested),
+            };
+        }
         match value {
             Value::Null => Some(Cell::Null),
             Value::String(s) => self.cell_from_text(s),
@@ -162,6 +186,7 @@ impl Builder {
             (Builder::Decimal(b, ..), Cell::Decimal(v)) => b.append_value(v),
             (Builder::Date32(b), Cell::Date(v)) => b.append_value(v),
             (Builder::Timestamp(b), Cell::Millis(v)) => b.append_value(v),
+            (Builder::Nested(_, values), Cell::Nested(v)) => values.push(v),
             (builder, _) => builder.append_null(),
         }
     }
@@ -179,11 +204,13 @@ impl Builder {
             Builder::Decimal(b, ..) => b.append_null(),
             Builder::Date32(b) => b.append_null(),
             Builder::Timestamp(b) => b.append_null(),
+            Builder::Nested(_, values) => values.push(Value::Null),
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
+    fn finish(&mut self) -> Result<ArrayRef> {
+        Ok(match self {
+            Builder::Nested(data_type, values) => nested_array(data_type, std::mem::take(values))?,
             Builder::Utf8(b) => Arc::new(b.finish()),
             Builder::Boolean(b) => Arc::new(b.finish()),
             Builder::Int8(b) => Arc::new(b.finish()),
@@ -195,7 +222,7 @@ impl Builder {
             Builder::Decimal(b, ..) => Arc::new(b.finish()),
             Builder::Date32(b) => Arc::new(b.finish()),
             Builder::Timestamp(b) => Arc::new(b.finish()),
-        }
+        })
     }
 
     fn len(&self) -> usize {
@@ -211,7 +238,89 @@ impl Builder {
             Builder::Decimal(b, ..) => b.len(),
             Builder::Date32(b) => b.len(),
             Builder::Timestamp(b) => b.len(),
+            Builder::Nested(_, values) => values.len(),
         }
+    }
+}
+
+/// The scalar types inside a nested type.
+fn leaf_types(data_type: &DataType) -> Vec<DataType> {
+    match data_type {
+        DataType::Struct(fields) => fields.iter().flat_map(|f| leaf_types(f.data_type())).collect(),
+        DataType::List(element) => leaf_types(element.data_type()),
+        DataType::Map(entries, _) => leaf_types(entries.data_type()),
+        leaf => vec![leaf.clone()],
+    }
+}
+
+/// `value` checked against `data_type` and normalized for Arrow's JSON decoder: a ROW is an
+/// object (absent fields NULL, other keys ignored), an ARRAY an array, a MAP an object of
+/// values; each leaf is read as a top-level column of its type would be (the same text forms)
+/// and written back in a form the decoder reads exactly (timestamps as epoch milliseconds,
+/// dates as days, decimals as text). `None` when something does not fit.
+fn normalize(value: &Value, data_type: &DataType) -> Option<Value> {
+    if value.is_null() {
+        return Some(Value::Null);
+    }
+    match data_type {
+        DataType::Struct(fields) => {
+            let object = value.as_object()?;
+            let mut out = Map::with_capacity(fields.len());
+            for field in fields {
+                let inner = object.get(field.name()).unwrap_or(&Value::Null);
+                out.insert(field.name().clone(), normalize(inner, field.data_type())?);
+            }
+            Some(Value::Object(out))
+        }
+        DataType::List(element) => {
+            let items = value.as_array()?;
+            items.iter().map(|item| normalize(item, element.data_type())).collect::<Option<Vec<_>>>().map(Value::Array)
+        }
+        DataType::Map(entries, _) => {
+            let DataType::Struct(kv) = entries.data_type() else { return None };
+            let object = value.as_object()?;
+            let mut out = Map::with_capacity(object.len());
+            for (key, inner) in object {
+                out.insert(key.clone(), normalize(inner, kv.get(1)?.data_type())?);
+            }
+            Some(Value::Object(out))
+        }
+        leaf => {
+            let builder = Builder::new(leaf).ok()?;
+            let cell = builder.cell_from_json(value)?;
+            if !builder.fits(&cell) {
+                return None;
+            }
+            Some(match cell {
+                Cell::Null => Value::Null,
+                Cell::Str(s) => Value::String(s),
+                Cell::Bool(b) => Value::Bool(b),
+                Cell::Int(i) | Cell::Millis(i) => Value::from(i),
+                Cell::Date(d) => Value::from(d),
+                Cell::Float(f) => Value::from(serde_json::Number::from_f64(f)?),
+                // Exactly the value read (rounded to the scale), as text.
+                Cell::Decimal(unscaled) => {
+                    let DataType::Decimal128(precision, scale) = leaf else { return None };
+                    Value::String(<arrow::datatypes::Decimal128Type as arrow::datatypes::DecimalType>::format_decimal(
+                        unscaled, *precision, *scale,
+                    ))
+                }
+                Cell::Nested(v) => v,
+            })
+        }
+    }
+}
+
+/// The array of a nested column from its normalized values.
+fn nested_array(data_type: &DataType, values: Vec<Value>) -> Result<ArrayRef> {
+    let field = Arc::new(Field::new("v", data_type.clone(), true));
+    let schema = Arc::new(Schema::new(vec![field]));
+    let mut decoder = arrow::json::ReaderBuilder::new(schema).with_batch_size(values.len().max(1)).build_decoder()?;
+    let rows: Vec<Value> = values.into_iter().map(|v| serde_json::json!({ "v": v })).collect();
+    decoder.serialize(&rows)?;
+    match decoder.flush()? {
+        Some(batch) => Ok(batch.column(0).clone()),
+        None => Ok(arrow::array::new_empty_array(data_type)),
     }
 }
 
@@ -282,7 +391,7 @@ impl RecordDecoder {
 
     /// The rows decoded so far as a batch (and starts a new one).
     pub fn finish(&mut self) -> Result<RecordBatch> {
-        let columns = self.builders.iter_mut().map(Builder::finish).collect();
+        let columns = self.builders.iter_mut().map(Builder::finish).collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 }

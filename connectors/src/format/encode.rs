@@ -2,11 +2,14 @@
 
 use std::io::Write;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 use streamsql_engine::{Result, StreamError};
 
-use super::{Format, RowFormatter, json_quoted, non_finite};
+use super::{Format, RowFormatter, TIMESTAMP_FORMAT, json_quoted, non_finite};
 
 /// Writes batches to `out` in one format. CSV gets a header row before the first batch.
 pub struct RecordWriter<W: Write> {
@@ -84,6 +87,8 @@ impl<W: Write> RecordWriter<W> {
                 self.line.push(':');
                 if column.is_null(row) || non_finite(column.as_ref(), row) {
                     self.line.push_str("null");
+                } else if nested(column.data_type()) {
+                    nested_json(column.as_ref(), row, &mut self.line).map_err(std::io::Error::other)?;
                 } else if quoted[i] {
                     self.line.push_str(&json_string(&rows.value(i, row)));
                 } else {
@@ -103,8 +108,17 @@ impl<W: Write> RecordWriter<W> {
             self.header_written = true;
         }
         let rows = RowFormatter::new(batch, "").map_err(std::io::Error::other)?;
+        let nested_columns: Vec<bool> = batch.columns().iter().map(|c| nested(c.data_type())).collect();
         for row in 0..batch.num_rows() {
-            writer.write_record(rows.values(row))?;
+            let mut values = rows.values(row);
+            // ROW, ARRAY and MAP cells as JSON text, which the CSV reader takes back.
+            for (i, value) in values.iter_mut().enumerate() {
+                if nested_columns[i] && !batch.column(i).is_null(row) {
+                    value.clear();
+                    nested_json(batch.column(i).as_ref(), row, value).map_err(std::io::Error::other)?;
+                }
+            }
+            writer.write_record(values)?;
         }
         writer.flush()
     }
@@ -112,4 +126,82 @@ impl<W: Write> RecordWriter<W> {
 
 fn json_string(text: &str) -> String {
     serde_json::Value::String(text.to_string()).to_string()
+}
+
+/// Whether values of this type are ROWs, ARRAYs or MAPs.
+fn nested(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(..))
+}
+
+/// Appends the value at `row` of a ROW, ARRAY or MAP column (or of a leaf inside one) as JSON: a
+/// ROW as an object by field name, an ARRAY as an array, a MAP as an object; leaves as at the
+/// top level (timestamps as `YYYY-MM-DD HH:MM:SS.fff` text, NaN and infinities as null).
+fn nested_json(array: &dyn Array, row: usize, out: &mut String) -> std::result::Result<(), ArrowError> {
+    if array.is_null(row) || non_finite(array, row) {
+        out.push_str("null");
+        return Ok(());
+    }
+    match array.data_type() {
+        DataType::Struct(fields) => {
+            let array = array.as_struct();
+            out.push('{');
+            for (i, field) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&json_string(field.name()));
+                out.push(':');
+                nested_json(array.column(i).as_ref(), row, out)?;
+            }
+            out.push('}');
+        }
+        DataType::List(_) => {
+            let items = array.as_list::<i32>().value(row);
+            out.push('[');
+            for i in 0..items.len() {
+                if i > 0 {
+                    out.push(',');
+                }
+                nested_json(items.as_ref(), i, out)?;
+            }
+            out.push(']');
+        }
+        DataType::LargeList(_) => {
+            let items = array.as_list::<i64>().value(row);
+            out.push('[');
+            for i in 0..items.len() {
+                if i > 0 {
+                    out.push(',');
+                }
+                nested_json(items.as_ref(), i, out)?;
+            }
+            out.push(']');
+        }
+        DataType::Map(..) => {
+            let entries = array.as_map().value(row);
+            out.push('{');
+            for i in 0..entries.len() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let key = ArrayFormatter::try_new(entries.column(0).as_ref(), &FormatOptions::default())?;
+                out.push_str(&json_string(&key.value(i).try_to_string()?));
+                out.push(':');
+                nested_json(entries.column(1).as_ref(), i, out)?;
+            }
+            out.push('}');
+        }
+        leaf => {
+            let options = FormatOptions::default()
+                .with_timestamp_format(Some(TIMESTAMP_FORMAT))
+                .with_timestamp_tz_format(Some(TIMESTAMP_FORMAT));
+            let text = ArrayFormatter::try_new(array, &options)?.value(row).try_to_string()?;
+            if json_quoted(leaf) {
+                out.push_str(&json_string(&text));
+            } else {
+                out.push_str(&text);
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! `CREATE TABLE` with `WATERMARK FOR`, `PRIMARY KEY ... NOT ENFORCED`, metadata columns
 //! (`METADATA [FROM 'key'] [VIRTUAL]`), computed columns (`name AS expr`) and `WITH (...)`.
 
-use datafusion::sql::sqlparser::ast::{DataType, Spanned};
+use datafusion::sql::sqlparser::ast::{ArrayElemTypeDef, DataType, Spanned, StructBracketKind, StructField};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Span, Token};
@@ -101,7 +101,7 @@ fn parse_table_element(parser: &mut Parser<'_>, table: &mut CreateTable) -> SqlR
         });
         return Ok(());
     }
-    let data_type = parser.parse_data_type()?;
+    let data_type = parse_column_type(parser, &mut 0)?;
     let is_word = |parser: &Parser<'_>, word: &str| matches!(&parser.peek_token().token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
     let mut metadata = None;
     if is_word(parser, "METADATA") {
@@ -122,4 +122,76 @@ fn parse_table_element(parser: &mut Parser<'_>, table: &mut CreateTable) -> SqlR
     }
     table.columns.push(ColumnDef { name, data_type, span: start.span, metadata, computed: None });
     Ok(())
+}
+
+/// A column type: sqlparser's, plus Flink's nested types `ROW<name TYPE, ...>` (or `ROW(...)`,
+/// `STRUCT<...>`), `ARRAY<TYPE>` and `MAP<KEY, VALUE>`, nested at will. `closes` counts the `>`
+/// still owed from a `>>` token that closed two levels at once.
+fn parse_column_type(parser: &mut Parser<'_>, closes: &mut usize) -> SqlResult<DataType> {
+    let word = match &parser.peek_token().token {
+        Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    match word.as_str() {
+        "ROW" | "STRUCT" => {
+            parser.next_token();
+            let parenthesized = parser.consume_token(&Token::LParen);
+            if !parenthesized {
+                parser.expect_token(&Token::Lt)?;
+            }
+            let mut fields = Vec::new();
+            loop {
+                let name = parser.parse_identifier()?;
+                let field_type = parse_column_type(parser, closes)?;
+                if parser.parse_keyword(Keyword::COMMENT) {
+                    parser.parse_literal_string()?;
+                }
+                fields.push(StructField { field_name: Some(name), field_type, options: None });
+                if *closes > 0 || !parser.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            if parenthesized {
+                parser.expect_token(&Token::RParen)?;
+            } else {
+                expect_close(parser, closes)?;
+            }
+            Ok(DataType::Struct(fields, StructBracketKind::AngleBrackets))
+        }
+        "ARRAY" => {
+            parser.next_token();
+            parser.expect_token(&Token::Lt)?;
+            let element = parse_column_type(parser, closes)?;
+            expect_close(parser, closes)?;
+            Ok(DataType::Array(ArrayElemTypeDef::AngleBracket(Box::new(element))))
+        }
+        "MAP" => {
+            parser.next_token();
+            parser.expect_token(&Token::Lt)?;
+            let key = parse_column_type(parser, closes)?;
+            parser.expect_token(&Token::Comma)?;
+            let value = parse_column_type(parser, closes)?;
+            expect_close(parser, closes)?;
+            Ok(DataType::Map(Box::new(key), Box::new(value)))
+        }
+        _ => Ok(parser.parse_data_type()?),
+    }
+}
+
+/// The `>` closing a nested type: one owed by an earlier `>>`, or the next token (`>`, or `>>`
+/// which also closes the level around it).
+fn expect_close(parser: &mut Parser<'_>, closes: &mut usize) -> SqlResult<()> {
+    if *closes > 0 {
+        *closes -= 1;
+        return Ok(());
+    }
+    let token = parser.next_token();
+    match token.token {
+        Token::Gt => Ok(()),
+        Token::ShiftRight => {
+            *closes += 1;
+            Ok(())
+        }
+        other => Err(SqlError::at_span(format!("expected '>' closing the type, found {other}"), token.span)),
+    }
 }
