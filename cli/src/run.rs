@@ -11,10 +11,10 @@ use streamsql_engine::connector::ConnectorRegistry;
 use streamsql_engine::live::LiveCatalog;
 use streamsql_engine::pipeline::PipelineSpec;
 use streamsql_engine::runtime::{self, PipelineReport};
-use streamsql_sql::{Outcome, Session, SqlError};
+use streamsql_sql::{Outcome, Session, SqlError, run_constant};
 
 use crate::output::{OutputFormat, render_result};
-use streamsql_flight::{QueryEngine, QueryLimits, ServerHandle};
+use streamsql_flight::{QueryLimits, ServerHandle};
 
 use crate::serve::{FlightOptions, interrupted, start_server};
 use crate::terminal_sink::{show_batches, show_on_terminal};
@@ -164,11 +164,11 @@ pub async fn run_script(
                 return ExitCode::FAILURE;
             }
             // A query over no table answers at once, in the script's order.
-            Outcome::Constant(query) => {
-                let engine = QueryEngine::new(context.catalog.clone(), context.query_limits);
-                let shown_rows = match engine.run(&query).await {
-                    Ok(result) => show_batches(format.unwrap_or(OutputFormat::Table), result.schema, &result.batches)
-                        .map_err(|e| e.to_string()),
+            Outcome::Constant(plan, state) => {
+                let shown_rows = match run_constant(*plan, *state).await {
+                    Ok((schema, batches)) => {
+                        show_batches(format.unwrap_or(OutputFormat::Table), schema, &batches).map_err(|e| e.to_string())
+                    }
                     Err(e) => Err(e.strip_backtrace()),
                 };
                 if let Err(message) = shown_rows {

@@ -10,6 +10,21 @@ use crate::catalog::Relation;
 use crate::outcome::ResultTable;
 use crate::types::sql_name;
 
+/// `text` (a statement as written) with the values of secret options (`'password' = '...'`)
+/// replaced by `***`, as DESCRIBE shows them.
+pub fn mask_secrets(text: &str, options: &[(String, String)]) -> String {
+    let mut text = text.to_string();
+    for (key, value) in options.iter().filter(|(k, v)| is_secret(k) && !v.is_empty()) {
+        let quoted = format!("'{}'", value.replace('\'', "''"));
+        let Some(key_at) = text.find(&format!("'{key}'")) else { continue };
+        if let Some(offset) = text[key_at..].find(&quoted) {
+            let at = key_at + offset;
+            text.replace_range(at..at + quoted.len(), "'***'");
+        }
+    }
+    text
+}
+
 /// Option keys whose values are not shown (`'password'`), so DESCRIBE output can be shared.
 fn is_secret(key: &str) -> bool {
     key.to_ascii_lowercase().contains("password") || key.to_ascii_lowercase().contains("secret")

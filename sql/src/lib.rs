@@ -31,5 +31,5 @@ pub mod session;
 pub mod types;
 
 pub use error::SqlError;
-pub use outcome::{Control, Outcome, ResultTable};
+pub use outcome::{Control, Outcome, ResultTable, run_constant};
 pub use session::{Session, Settings};

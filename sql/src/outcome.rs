@@ -4,7 +4,22 @@
 //! rows is the caller's business, so a pipeline comes back planned but not started, and
 //! statements about running pipelines come back as [`Control`] requests.
 
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
 use streamsql_engine::pipeline::PipelineSpec;
+
+/// Runs the plan of an [`Outcome::Constant`] to its rows.
+pub async fn run_constant(
+    plan: LogicalPlan,
+    state: SessionState,
+) -> datafusion::error::Result<(SchemaRef, Vec<RecordBatch>)> {
+    let frame = SessionContext::new_with_state(state).execute_logical_plan(plan).await?;
+    let schema: SchemaRef = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    Ok((schema, frame.collect().await?))
+}
 
 /// The result of one statement.
 #[derive(Debug)]
@@ -21,8 +36,9 @@ pub enum Outcome {
     /// text, as written).
     LiveQuery(String),
     /// A `SELECT` that reads no table (`SELECT 1 + 1`, `SELECT now()`): one row or a few,
-    /// computed once as a batch with Flink's functions (the query as parsed, written out again).
-    Constant(String),
+    /// computed once as a batch, planned with the session's functions (Flink's and those of
+    /// `CREATE FUNCTION`); run it with [`run_constant`].
+    Constant(Box<LogicalPlan>, Box<SessionState>),
     /// `SHOW TABLES`, `SHOW VIEWS`, `DESCRIBE`: a small table of text.
     Table(ResultTable),
     /// `EXPLAIN`: the dataflow, as lines of text.

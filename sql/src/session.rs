@@ -192,7 +192,7 @@ impl Session {
                 | Outcome::Text(_)
                 | Outcome::Control(_)
                 | Outcome::LiveQuery(_)
-                | Outcome::Constant(_) => {
+                | Outcome::Constant(..) => {
                     let message = format!(
                         "{kind} answers with text, which only the streamsql shell and `streamsql -e` or `-f` show; \
                          Session::execute only plans pipelines"
@@ -252,7 +252,9 @@ impl Session {
                 let bound = create_table(&create, &name, self.registry.as_ref(), &self.catalog)?;
                 let columns = bound.table.schema.fields().len();
                 self.catalog.relations.insert(name.clone(), Relation::Table(bound));
-                self.create_texts.insert(name.clone(), text);
+                let options: Vec<(String, String)> =
+                    create.options.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect();
+                self.create_texts.insert(name.clone(), describe::mask_secrets(&text, &options));
                 let done = if replaced { "replaced" } else { "created" };
                 Ok(Outcome::Done(format!("table '{name}' {done} ({columns} columns)")))
             }
@@ -299,7 +301,9 @@ impl Session {
             Statement::Insert { table, query } => self.plan_insert(&table, *query).map(Outcome::Insert),
             Statement::Query(query) => {
                 if reads_no_table(&query)? {
-                    return Ok(Outcome::Constant(query.to_string()));
+                    // Planned here, with the session's functions (Flink's and CREATE FUNCTION's).
+                    let plan = self.plan_constant(&query)?;
+                    return Ok(Outcome::Constant(Box::new(plan), Box::new(self.catalog.state().clone())));
                 }
                 if self.reads_live_tables(&query)? {
                     return Ok(Outcome::LiveQuery(text));
@@ -360,7 +364,12 @@ impl Session {
             Statement::ShowCreate { view, name } => {
                 let key = normalize_object_name(&name);
                 let what = if view { "view" } else { "table" };
-                let is_view = matches!(self.catalog.relations.get(&key), Some(Relation::View(_)));
+                // A materialized view answers to both: it is a view by its statement, a table by its rows.
+                let is_view = match self.catalog.relations.get(&key) {
+                    Some(Relation::View(_)) => true,
+                    Some(Relation::Table(bound)) if bound.connector.name() == "live" => view,
+                    _ => false,
+                };
                 match self.create_texts.get(&key) {
                     Some(text) if is_view == view => Ok(Outcome::Text(format!("{text};\n"))),
                     Some(_) => Err(SqlError::at_span(
@@ -540,8 +549,8 @@ impl Session {
             Some(Relation::Table(bound)) if bound.connector.name() == "live" => {
                 return Err(SqlError::at_span(
                     format!(
-                        "'{key}' is a live table filled by a pipeline; it cannot be dropped or replaced while the \
-                         session lasts (STOP PIPELINE stops filling it)"
+                        "'{key}' is a live table (a materialized view) filled by a pipeline; live tables cannot be \
+                         dropped or replaced yet"
                     ),
                     span,
                 ));
@@ -667,13 +676,12 @@ impl Session {
                 self.settings.python.executable = executable.to_string();
             }
             "python.files" => {
-                self.settings.python.paths =
+                let paths: Vec<String> =
                     value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect();
-                for path in &self.settings.python.paths {
-                    if !std::path::Path::new(path).exists() {
-                        return Err(SqlError::new(format!("SET '{key}': '{path}' does not exist")));
-                    }
+                if let Some(missing) = paths.iter().find(|p| !std::path::Path::new(p).exists()) {
+                    return Err(SqlError::new(format!("SET '{key}': '{missing}' does not exist")));
                 }
+                self.settings.python.paths = paths;
             }
             "late-rows.sink" => {
                 let name = value.trim();
@@ -698,6 +706,15 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// A query over no table as a batch plan: planned and analyzed here, optimized and run by
+    /// the caller with the session's state.
+    fn plan_constant(&self, query: &Query) -> SqlResult<LogicalPlan> {
+        let options =
+            ParserOptions { collect_spans: true, map_string_types_to_utf8view: false, ..ParserOptions::default() };
+        let planner = SqlToRel::new_with_options(&self.catalog, options);
+        Ok(planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone())))?)
     }
 
     /// Plans a query with DataFusion and runs its analyzer (type coercion), not its optimizer:
@@ -763,6 +780,12 @@ impl Session {
             limit: limit.map(|(n, _)| n),
         };
         if spec.checkpoint.is_some() {
+            if spec.limit.is_some() {
+                return Err(SqlError::new(
+                    "LIMIT with checkpoints is not supported yet (a restart would not know how many rows were \
+                     written); run the query without SET 'execution.checkpointing.interval'",
+                ));
+            }
             spec.checkpoint_nodes().map_err(|e| {
                 SqlError::new(format!(
                     "{e}; run this query without SET 'execution.checkpointing.interval' (its results are then \

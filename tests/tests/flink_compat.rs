@@ -409,6 +409,15 @@ async fn processing_time_windows_close_by_the_clock() {
         assert!(row["n"].as_i64().is_some_and(|n| n > 0), "{row:?}");
     }
 
+    // A window join over processing time.
+    let join = "CREATE TABLE a (pt AS PROCTIME()) WITH ('connector' = 'netflow');\n\
+                CREATE TABLE b (pt AS PROCTIME()) WITH ('connector' = 'netflow');\n\
+                SELECT l.flow_id FROM (SELECT * FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(pt), INTERVAL '1' SECOND))) l \
+                JOIN (SELECT * FROM TABLE(TUMBLE(TABLE b, DESCRIPTOR(pt), INTERVAL '1' SECOND))) r \
+                ON l.flow_id = r.flow_id AND l.window_start = r.window_start AND l.window_end = r.window_end;\n";
+    let error = plan(join).expect_err("refused");
+    assert!(error.message().contains("window join of windows over processing time"), "{}", describe_sql_error(&error));
+
     // SESSION over processing time, and windows over the results of processing-time windows.
     let ddl = "CREATE TABLE flows (pt AS PROCTIME()) WITH ('connector' = 'netflow');\n";
     let session = format!(
@@ -623,6 +632,41 @@ async fn python_functions_scalar_and_aggregate() {
             r#"{"v":3,"a":0,"java_a":0,"loud":"Y","half":1.5}"#,
         ]
     );
+    // NaN and infinities cross in both directions; what the function reads from stdin is empty
+    // and what it prints stays out of the answers.
+    let edge = format!(
+        "SET 'python.files' = '{udfs}';\n\
+         CREATE FUNCTION is_nan AS 'nexmark_udfs.is_nan' LANGUAGE PYTHON;\n\
+         CREATE FUNCTION times_infinity AS 'nexmark_udfs.times_infinity' LANGUAGE PYTHON;\n\
+         CREATE FUNCTION noisy AS 'nexmark_udfs.noisy' LANGUAGE PYTHON;\n\
+         CREATE TABLE events (v BIGINT) WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');\n\
+         CREATE TABLE edge_out (v BIGINT, nan BOOLEAN, big BOOLEAN, same BIGINT)\n\
+         \x20 WITH ('connector' = 'file', 'path' = '{edge}', 'format' = 'json');\n\
+         INSERT INTO edge_out SELECT v, is_nan(CAST('NaN' AS DOUBLE)), times_infinity(CAST(v AS DOUBLE)) > 1e308, \
+         noisy(v) FROM events WHERE v = 10;\n",
+        udfs = udfs_file(),
+        input = dir.sql_path("in.jsonl"),
+        edge = dir.sql_path("edge.jsonl"),
+    );
+    run_script(&edge).await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(sorted_lines(&dir, "edge.jsonl"), vec![r#"{"v":10,"nan":true,"big":true,"same":10}"#]);
+
+    // A query over no table sees the session's functions too.
+    let mut session = streamsql_sql::Session::new(streamsql_connectors::registry());
+    let script = format!(
+        "SET 'python.files' = '{}';\nCREATE FUNCTION cc AS 'nexmark_udfs.count_char' LANGUAGE PYTHON;\n\
+         SELECT cc('banana', 'a') AS n;\n",
+        udfs_file()
+    );
+    let mut last = None;
+    for statement in session.parse(&script).expect("parses") {
+        last = Some(session.execute_statement(&script, statement).unwrap_or_else(|e| panic!("{e}")));
+    }
+    let Some(streamsql_sql::Outcome::Constant(plan, state)) = last else { panic!("a constant query") };
+    let (_, batches) = streamsql_sql::run_constant(*plan, *state).await.expect("runs");
+    let n = batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().expect("BIGINT").value(0);
+    assert_eq!(n, 3);
+
     // Holt's forecast of 10, 12, 15, 19 (alpha 0.5, beta 0.3) is 20.3275; of 3, 1 it is -1.
     assert_eq!(
         sorted_lines(&dir, "windows.jsonl"),
@@ -659,6 +703,20 @@ async fn python_function_errors_say_what_went_wrong() {
     plan(&recreated).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
     let error = plan("DROP FUNCTION upper;").expect_err("a built-in");
     assert!(error.message().contains("not a function made with CREATE FUNCTION"), "{}", describe_sql_error(&error));
+    // Where a Python aggregate cannot run: groups that never end, frames that slide.
+    let events = format!(
+        "{prelude}CREATE FUNCTION holt AS 'nexmark_udfs.HoltForecast' LANGUAGE PYTHON;\n\
+         CREATE TABLE e (ts TIMESTAMP(3), k STRING, v DOUBLE, WATERMARK FOR ts AS ts) WITH ('connector' = 'file', \
+         'path' = '{}', 'format' = 'json');\n",
+        dir.sql_path("in.jsonl")
+    );
+    for query in [
+        "SELECT k, holt(v) FROM e GROUP BY k",
+        "SELECT k, holt(v) OVER (PARTITION BY k ORDER BY ts ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) FROM e",
+    ] {
+        let error = plan(&format!("{events}{query};\n")).expect_err(query);
+        assert!(error.message().contains("runs over windows only"), "{query}: {}", describe_sql_error(&error));
+    }
     let error = plan("SET 'python.files' = '/no/such/dir';").expect_err("a missing path");
     assert!(error.message().contains("does not exist"), "{}", describe_sql_error(&error));
 
@@ -677,6 +735,34 @@ async fn python_function_errors_say_what_went_wrong() {
         let error = run_script(&sql).await.expect_err(function);
         assert!(format!("{error:#}").contains(expected), "{function}: {error:#}");
     }
+}
+
+/// `SHOW CREATE TABLE` masks secrets as `DESCRIBE` does; LIMIT with checkpoints is refused (a
+/// restart would not know how many rows were written).
+#[test]
+fn show_create_masks_secrets_and_limit_refuses_checkpoints() {
+    let mut session = streamsql_sql::Session::new(streamsql_connectors::registry());
+    let script = "CREATE TABLE k (v BIGINT) WITH ('connector' = 'kafka', 'topic' = 't', \
+                  'properties.bootstrap.servers' = 'localhost:1', 'properties.sasl.password' = 'hunter2', \
+                  'format' = 'json');\nSHOW CREATE TABLE k;\n";
+    let mut shown = String::new();
+    for statement in session.parse(script).expect("parses") {
+        if let streamsql_sql::Outcome::Text(text) = session.execute_statement(script, statement).expect("runs") {
+            shown = text;
+        }
+    }
+    assert!(shown.contains("'properties.sasl.password' = '***'") && !shown.contains("hunter2"), "{shown}");
+
+    let dir = TestDir::new("flink-limit-checkpoints");
+    let sql = format!(
+        "SET 'execution.checkpointing.interval' = '1 s';\nSET 'state.checkpoints.dir' = '{}';\n\
+         CREATE TABLE flows (flow_id BIGINT) WITH ('connector' = 'netflow');\n\
+         CREATE TABLE out (flow_id BIGINT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT flow_id FROM flows LIMIT 5;\n",
+        dir.sql_path("state")
+    );
+    let error = plan(&sql).expect_err("refused");
+    assert!(error.message().contains("LIMIT with checkpoints is not supported"), "{}", describe_sql_error(&error));
 }
 
 /// Rows a JSON file sink has written can be read while the pipeline still runs.

@@ -68,3 +68,25 @@ class CountRows:
 
     def get_value(self, accumulator) -> int:
         return accumulator
+
+
+def is_nan(x: float) -> bool:
+    """NaN arrives as NaN."""
+    return x != x
+
+
+def times_infinity(x: float) -> float:
+    """Infinities go back as themselves."""
+    return x * float("inf")
+
+
+def noisy(x: int) -> int:
+    """Reads stdin (empty) and prints, from Python and from a child process: none of it may
+    reach the answers."""
+    import os
+    import sys
+
+    read = sys.stdin.read()
+    print("printing from a Python function", read)
+    os.system("echo printing from a child process")
+    return x

@@ -23,8 +23,8 @@ pub fn command(line: &str) -> Option<Command> {
         "\\d" => Some(Command::Sql("SHOW TABLES; SHOW VIEWS;".into())),
         "\\dt" => Some(Command::Sql("SHOW TABLES;".into())),
         "\\dv" => Some(Command::Sql("SHOW VIEWS;".into())),
-        _ if line.starts_with("\\d ") || line.starts_with("\\d+ ") => {
-            let name = line.split_once(' ').map(|(_, name)| name.trim_end_matches(';').trim()).unwrap_or_default();
+        _ if matches!(line.split_whitespace().next(), Some("\\d" | "\\d+")) => {
+            let name = line.split_once(char::is_whitespace).map_or("", |(_, name)| name.trim_end_matches(';').trim());
             Some(Command::Sql(format!("DESCRIBE {name};")))
         }
         _ if line.starts_with('\\') => Some(Command::Unknown(line.to_string())),

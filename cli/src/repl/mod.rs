@@ -27,7 +27,7 @@ use std::time::Duration;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor};
-use streamsql_sql::{Control, Outcome, Session};
+use streamsql_sql::{Control, Outcome, Session, run_constant};
 use tokio::runtime::Runtime;
 
 use self::helper::{Names, SqlHelper};
@@ -144,6 +144,9 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
                         }
                         Some(Command::Sql(sql)) => {
                             let _ = editor.add_history_entry(line.trim_end());
+                            if let Some(path) = &history {
+                                let _ = editor.save_history(path);
+                            }
                             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shell.execute(&sql))).is_err() {
                                 errln!("error: internal error while running that statement (a bug; please report it)");
                             }
@@ -248,7 +251,12 @@ impl Shell {
                 let ended = query::run_query(self.runtime.handle(), spec, self.format)?;
                 errln!("{ended}");
             }
-            Outcome::LiveQuery(sql) | Outcome::Constant(sql) => {
+            Outcome::Constant(plan, state) => {
+                let (schema, batches) =
+                    self.runtime.block_on(run_constant(*plan, *state)).map_err(|e| e.strip_backtrace())?;
+                show_batches(self.format, schema, &batches).map_err(|e| e.to_string())?;
+            }
+            Outcome::LiveQuery(sql) => {
                 let result = self.runtime.block_on(self.live.run(&sql)).map_err(|e| e.strip_backtrace())?;
                 show_batches(self.format, result.schema, &result.batches).map_err(|e| e.to_string())?;
             }

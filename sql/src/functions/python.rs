@@ -94,12 +94,25 @@ pub fn load(name: &str, identifier: &str, config: &PythonConfig) -> std::result:
         (0, false) => Signature::nullary(Volatility::Volatile),
         (n, false) => Signature::any(n, Volatility::Volatile),
     };
+    if kind == "aggregate" && args == 0 && !varargs {
+        return Err(format!(
+            "Python aggregate '{identifier}' takes no argument in accumulate(accumulator, ...); an aggregate needs at \
+             least one (the value it aggregates)"
+        ));
+    }
     let function = Python { name: name.to_string(), signature, result, workers };
     match kind {
         "scalar" => Ok(PythonFunction::Scalar(ScalarUDF::new_from_impl(function))),
         "aggregate" => Ok(PythonFunction::Aggregate(AggregateUDF::new_from_impl(function))),
         other => Err(format!("Python function '{identifier}': unknown kind {other}")),
     }
+}
+
+/// Whether `udaf` is a Python aggregate (it keeps its groups' rows until they are emitted, so it
+/// can only run where groups end: windows).
+pub fn is_python_aggregate(udaf: &AggregateUDF) -> bool {
+    let function: &dyn std::any::Any = udaf.inner().as_ref();
+    function.downcast_ref::<Python>().is_some()
 }
 
 /// The SQL types a Python result can be read as.
@@ -127,19 +140,17 @@ struct Workers {
 impl Workers {
     /// Starts a worker that has loaded the function; with what the function said it is.
     fn spawn(&self) -> std::result::Result<(Worker, Value), String> {
-        let mut child = Command::new(&self.config.executable)
-            .arg("-c")
-            .arg(DRIVER)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start Python ('{}': {e}); install python3 or SET 'python.executable' to one",
-                    self.config.executable
-                )
-            })?;
+        let mut command = Command::new(&self.config.executable);
+        command.arg("-c").arg(DRIVER).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        // Its own process group: Ctrl-C at the shell (which cancels a query) does not reach it.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn().map_err(|e| {
+            format!(
+                "cannot start Python ('{}': {e}); install python3 or SET 'python.executable' to one",
+                self.config.executable
+            )
+        })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             return Err("cannot talk to the Python process".into());
@@ -158,28 +169,36 @@ impl Workers {
         }
     }
 
-    /// Sends `request` to an idle worker (started if there is none) and returns its answer.
+    /// Sends `request` to an idle worker (started if there is none) and returns its answer. A
+    /// worker that died while idle is replaced; one that dies on the request is retried once on
+    /// a fresh worker (the request is a pure function of its rows).
     fn request(&self, request: &Value) -> Result<Value> {
-        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let mut worker = match idle {
-            Some(worker) => worker,
-            None => match self.spawn() {
-                Ok((worker, _)) => worker,
-                Err(e) => return exec_err!("{e}"),
-            },
-        };
-        match worker.exchange(request) {
-            Ok(answer) => {
-                self.put_back(worker);
-                Ok(answer)
-            }
-            Err(Failure::Python(message)) => {
-                self.put_back(worker);
-                exec_err!("Python function {} ('{}') failed: {message}", self.name, self.identifier)
-            }
-            // The worker is dropped (and killed): the next call starts a fresh one.
-            Err(Failure::Process(message)) => {
-                exec_err!("Python function {} ('{}'): {message}", self.name, self.identifier)
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let idle = idle.and_then(|mut worker| worker.alive().then_some(worker));
+            let mut worker = match idle {
+                Some(worker) => worker,
+                None => match self.spawn() {
+                    Ok((worker, _)) => worker,
+                    Err(e) => return exec_err!("{e}"),
+                },
+            };
+            match worker.exchange(request) {
+                Ok(answer) => {
+                    self.put_back(worker);
+                    return Ok(answer);
+                }
+                Err(Failure::Python(message)) => {
+                    self.put_back(worker);
+                    return exec_err!("Python function {} ('{}') failed: {message}", self.name, self.identifier);
+                }
+                // The worker is dropped (and killed).
+                Err(Failure::Process(message)) if attempts > 1 => {
+                    return exec_err!("Python function {} ('{}'): {message}", self.name, self.identifier);
+                }
+                Err(Failure::Process(_)) => continue,
             }
         }
     }
@@ -217,6 +236,11 @@ impl std::fmt::Display for Failure {
 }
 
 impl Worker {
+    /// Whether the process still runs.
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     fn exchange(&mut self, request: &Value) -> std::result::Result<Value, Failure> {
         let lost = |e: std::io::Error| Failure::Process(format!("the Python process stopped answering ({e})"));
         let mut line = serde_json::to_string(request).map_err(|e| Failure::Process(e.to_string()))?;
@@ -325,14 +349,35 @@ impl Python {
             DataType::Int32 => build!(Int32Builder::with_capacity(values.len()), |v: &Value| v
                 .as_i64()
                 .and_then(|n| i32::try_from(n).ok())),
-            DataType::Float64 => build!(Float64Builder::with_capacity(values.len()), |v: &Value| v.as_f64()),
+            DataType::Float64 => build!(Float64Builder::with_capacity(values.len()), float_from_wire),
             DataType::Float32 => {
-                build!(Float32Builder::with_capacity(values.len()), |v: &Value| v.as_f64().map(|f| f as f32))
+                build!(Float32Builder::with_capacity(values.len()), |v: &Value| float_from_wire(v).map(|f| f as f32))
             }
             DataType::Boolean => build!(BooleanBuilder::with_capacity(values.len()), |v: &Value| v.as_bool()),
             DataType::Utf8 => build!(StringBuilder::new(), |v: &Value| v.as_str().map(str::to_string)),
             other => return exec_err!("Python function {}: result type {other} is not supported", self.name),
         })
+    }
+}
+
+/// JSON has no NaN or infinities: both sides write them as `{"float": "nan" | "inf" | "-inf"}`.
+fn float_to_wire(f: f64) -> Value {
+    match serde_json::Number::from_f64(f) {
+        Some(n) => Value::Number(n),
+        None if f.is_nan() => json!({"float": "nan"}),
+        None => json!({"float": if f > 0.0 { "inf" } else { "-inf" }}),
+    }
+}
+
+fn float_from_wire(value: &Value) -> Option<f64> {
+    match value {
+        Value::Object(tagged) if tagged.len() == 1 => match tagged.get("float")?.as_str()? {
+            "nan" => Some(f64::NAN),
+            "inf" => Some(f64::INFINITY),
+            "-inf" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        other => other.as_f64(),
     }
 }
 
@@ -364,8 +409,8 @@ fn json_values(array: &ArrayRef) -> Result<Vec<Value>> {
         DataType::UInt16 => each(&|i| Value::from(array.as_primitive::<UInt16Type>().value(i))),
         DataType::UInt32 => each(&|i| Value::from(array.as_primitive::<UInt32Type>().value(i))),
         DataType::UInt64 => each(&|i| Value::from(array.as_primitive::<UInt64Type>().value(i))),
-        DataType::Float32 => each(&|i| Value::from(f64::from(array.as_primitive::<Float32Type>().value(i)))),
-        DataType::Float64 => each(&|i| Value::from(array.as_primitive::<Float64Type>().value(i))),
+        DataType::Float32 => each(&|i| float_to_wire(f64::from(array.as_primitive::<Float32Type>().value(i)))),
+        DataType::Float64 => each(&|i| float_to_wire(array.as_primitive::<Float64Type>().value(i))),
         DataType::Utf8 => each(&|i| Value::from(array.as_string::<i32>().value(i))),
         DataType::LargeUtf8 => each(&|i| Value::from(array.as_string::<i64>().value(i))),
         DataType::Utf8View => each(&|i| Value::from(array.as_string_view().value(i))),

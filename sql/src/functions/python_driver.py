@@ -12,11 +12,36 @@
 import importlib
 import inspect
 import json
+import math
+import os
+import signal
 import sys
 import traceback
 
-answers = sys.stdout
+# Ctrl-C in streamsql's shell cancels a query there; it must not end this process.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+# The protocol keeps stdin and stdout to itself: the user's code reads an empty stdin, and what
+# it prints (also from C code or subprocesses, at the file-descriptor level) goes to stderr.
+requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+devnull = os.open(os.devnull, os.O_RDONLY)
+os.dup2(devnull, 0)
+os.dup2(2, 1)
+sys.stdin = open(os.devnull, encoding="utf-8")
 sys.stdout = sys.stderr
+
+# JSON has no NaN or infinities: both sides write them as {"float": "nan" | "inf" | "-inf"}.
+def from_wire(value):
+    if isinstance(value, dict) and set(value) == {"float"}:
+        return float(value["float"])
+    return value
+
+
+def to_wire(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    return value
 
 TYPES = {int: "BIGINT", float: "DOUBLE", str: "STRING", bool: "BOOLEAN"}
 
@@ -67,7 +92,7 @@ def describe(function):
 
 def main():
     function = None
-    for line in sys.stdin:
+    for line in requests:
         try:
             request = json.loads(line)
             if "load" in request:
@@ -75,23 +100,23 @@ def main():
                 answer = describe(function)
             elif "call" in request:
                 call = function.eval if hasattr(function, "eval") else function
-                answer = [call(*row) for row in request["call"]]
+                answer = [to_wire(call(*[from_wire(v) for v in row])) for row in request["call"]]
             elif "aggregate" in request:
                 answer = []
                 for rows in request["aggregate"]:
                     accumulator = function.create_accumulator()
                     for row in rows:
-                        returned = function.accumulate(accumulator, *row)
+                        returned = function.accumulate(accumulator, *[from_wire(v) for v in row])
                         if returned is not None:
                             accumulator = returned
-                    answer.append(function.get_value(accumulator))
+                    answer.append(to_wire(function.get_value(accumulator)))
             else:
                 raise ValueError("unknown request")
             reply = {"ok": answer}
         except Exception as error:  # noqa: BLE001 - every failure goes back to streamsql
             reply = {"error": f"{type(error).__name__}: {error}", "trace": traceback.format_exc()}
         try:
-            text = json.dumps(reply, allow_nan=True)
+            text = json.dumps(reply, allow_nan=False)
         except (TypeError, ValueError) as error:
             text = json.dumps({"error": f"the function returned a value streamsql cannot read: {error}"})
         answers.write(text + "\n")

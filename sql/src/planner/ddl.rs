@@ -115,9 +115,15 @@ pub fn create_table(
     let mut primary_key = Vec::new();
     for key in &create.primary_key {
         let key_name = normalize_ident(key);
-        if schema.column_with_name(&key_name).is_none() {
+        let Some((index, _)) = schema.column_with_name(&key_name) else {
             return Err(SqlError::at_span(
                 format!("PRIMARY KEY column '{key_name}' is not a column of '{name}'"),
+                key.span,
+            ));
+        };
+        if computed.iter().any(|c| c.index == index) {
+            return Err(SqlError::at_span(
+                format!("PRIMARY KEY column '{key_name}' is a computed column; a key must be a physical column"),
                 key.span,
             ));
         }
@@ -146,7 +152,11 @@ fn computed_columns(
         return Ok((physical, Vec::new()));
     }
     let input = Arc::new(DFSchema::try_from(physical.as_ref().clone())?);
-    let planner = SqlToRel::new(functions);
+    let options = datafusion::sql::planner::ParserOptions {
+        map_string_types_to_utf8view: false,
+        ..datafusion::sql::planner::ParserOptions::default()
+    };
+    let planner = SqlToRel::new_with_options(functions, options);
     let mut fields: Vec<FieldRef> = Vec::new();
     let mut computed = Vec::new();
     let mut next_physical = physical.fields().iter();

@@ -206,6 +206,11 @@ fn lower_window_join(
              aggregate each side per window and join the results",
         ));
     }
+    if left_window.shape.processing_time || right_window.shape.processing_time {
+        return Err(SqlError::new(
+            "a window join of windows over processing time (PROCTIME()) is not supported yet; join over event time",
+        ));
+    }
     if left_window.shape != right_window.shape {
         return Err(SqlError::new("a window join needs the same window on both sides (the same TVF, size and slide)"));
     }

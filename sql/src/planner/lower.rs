@@ -573,7 +573,10 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
             Ok(windowed(stream, spec, result, input))
         }
         LogicalPlan::Join(join) => super::join::lower_join(join, None),
-        LogicalPlan::Window(window) => super::over::lower_over(window),
+        LogicalPlan::Window(window) => {
+            refuse_python_aggregates(&window.window_expr, "OVER (frames drop rows as they slide)")?;
+            super::over::lower_over(window)
+        }
         LogicalPlan::Union(union) => {
             let branches = union.inputs.iter().map(|input| lower(input)).collect::<SqlResult<Vec<_>>>()?;
             if branches.iter().any(|b| b.window.is_some()) {
@@ -612,9 +615,10 @@ fn windowed(stream: Stream, spec: AggregateSpec, result: WindowResult, input: Sc
         plan: stream.into_stage(PlannedStage::Aggregate(Arc::new(spec), input)),
         window: None,
         // Results of windows over processing time have no event time (the watermarks that
-        // follow them are the input's, not the clock's).
+        // follow them are the input's, not the clock's): nothing downstream may close windows
+        // of them (cascaded windows, window Top-N, window joins of results).
         time_column: if result.shape.processing_time { None } else { result.columns[2] },
-        window_result: Some(result),
+        window_result: (!result.shape.processing_time).then_some(result),
         updating: false,
         timed: true,
     }
@@ -749,6 +753,7 @@ fn key_field(output_schema: &Schema, i: usize) -> SqlResult<Arc<Field>> {
 
 /// A GROUP BY without a window: state per key, results emitted as a changelog.
 fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, stream: Stream) -> SqlResult<Stream> {
+    refuse_python_aggregates(&aggregate.aggr_expr, "an aggregation without a window (its groups never end)")?;
     let input_schema = aggregate.input.schema();
     let output_schema = aggregate.schema.as_arrow();
     let mut key_exprs = Vec::new();
@@ -902,6 +907,36 @@ fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
     }
     stream.window = Some(WindowInput { shape, first_virtual: input_schema.fields().len(), session_keys });
     Ok(stream)
+}
+
+/// Python aggregates keep a group's rows until the group is emitted: only windows end groups.
+fn refuse_python_aggregates(exprs: &[Expr], place: &str) -> SqlResult<()> {
+    for expr in exprs {
+        let mut python = None;
+        expr.apply(|e| {
+            match e {
+                Expr::AggregateFunction(call) if crate::functions::python::is_python_aggregate(&call.func) => {
+                    python = Some(call.func.name().to_string());
+                }
+                Expr::WindowFunction(call) => {
+                    if let datafusion::logical_expr::WindowFunctionDefinition::AggregateUDF(udaf) = &call.fun
+                        && crate::functions::python::is_python_aggregate(udaf)
+                    {
+                        python = Some(udaf.name().to_string());
+                    }
+                }
+                _ => {}
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })?;
+        if let Some(name) = python {
+            return Err(SqlError::new(format!(
+                "the Python aggregate {name} runs over windows only, not in {place}; aggregate per window \
+                 (GROUP BY window_start, window_end, ...)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Field metadata marking a table's computed `PROCTIME()` column (a processing-time attribute).

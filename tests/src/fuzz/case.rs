@@ -88,7 +88,8 @@ fn run_text(session: &mut Session, sql: &str, stats: &mut CaseStats, on_error: &
 /// A short text of an outcome, so answers are built and walked as a caller would.
 fn describe(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Done(text) | Outcome::Text(text) | Outcome::LiveQuery(text) | Outcome::Constant(text) => text.clone(),
+        Outcome::Done(text) | Outcome::Text(text) | Outcome::LiveQuery(text) => text.clone(),
+        Outcome::Constant(plan, _) => plan.to_string(),
         Outcome::Insert(spec) | Outcome::Query(spec) => format!("{} {}", spec.name, spec.sink.table.schema),
         Outcome::Table(table) => format!("{:?}", table),
         Outcome::Control(control) => format!("{control:?}"),
