@@ -4,7 +4,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use streamsql_engine::live::LiveCatalog;
-use streamsql_flight::{FlightSqlServer, QueryLimits, ServerHandle};
+use streamsql_flight::{FlightSqlServer, QueryEngine, QueryLimits, ServerHandle, SessionFunctions};
+
+/// Queries over live tables (Flight SQL, the shell) run with Flink's functions, as pipelines
+/// do: `DATE_FORMAT(t, 'yyyy-MM-dd')` must not mean DataFusion's strftime namesake there.
+pub fn flink_functions() -> SessionFunctions {
+    Arc::new(streamsql_sql::functions::with_flink_functions)
+}
 
 /// Where the server listens when `--flight` is given without an address: loopback only.
 pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";
@@ -25,7 +31,8 @@ pub fn start_server(options: &FlightOptions, catalog: Arc<LiveCatalog>) -> anyho
             options.address
         );
     }
-    let server = FlightSqlServer::bind(options.address, catalog, options.token.clone(), options.limits)?.spawn();
+    let engine = QueryEngine::new(catalog, options.limits).with_functions(flink_functions());
+    let server = FlightSqlServer::bind_engine(options.address, engine, options.token.clone())?.spawn();
     errln!("streamsql: Flight SQL serving live tables on grpc://{}", server.address);
     Ok(server)
 }

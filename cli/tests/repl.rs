@@ -183,6 +183,12 @@ fn materialized_views_are_queried_in_the_shell_as_they_fill() {
     assert!(total.contains("total") && total.contains("5000"), "{total}");
     let top = run(&mut shell, "SELECT flow_type FROM per_type ORDER BY n DESC LIMIT 1;");
     assert!(top.contains("flow_type"), "{top}");
+    // Flink's DATE_FORMAT here too, not DataFusion's strftime namesake (which prints the pattern).
+    let day = run(
+        &mut shell,
+        "SELECT DATE_FORMAT(TIMESTAMP '2024-05-06 07:08:09', 'yyyy/MM/dd') AS d FROM per_type LIMIT 1;",
+    );
+    assert!(day.contains("2024/05/06"), "{day}");
     let mixed = run(&mut shell, "SELECT * FROM per_type JOIN few ON per_type.flow_type = few.flow_type;");
     assert!(mixed.contains("cannot read live tables") && mixed.contains("together with streams"), "{mixed}");
     shell.send_line("exit").expect("type exit");

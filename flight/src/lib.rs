@@ -24,7 +24,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 pub use governor::QueryLimits;
-pub use query::QueryEngine;
+pub use query::{QueryEngine, SessionFunctions};
 pub use service::StreamsqlFlightService;
 
 /// A bound Flight SQL server, not yet serving.
@@ -43,12 +43,17 @@ impl FlightSqlServer {
         token: Option<String>,
         limits: QueryLimits,
     ) -> anyhow::Result<Self> {
+        Self::bind_engine(address, QueryEngine::new(catalog, limits), token)
+    }
+
+    /// [`FlightSqlServer::bind`] with the engine queries run on (its catalog, limits and
+    /// functions).
+    pub fn bind_engine(address: SocketAddr, engine: QueryEngine, token: Option<String>) -> anyhow::Result<Self> {
         let incoming = TcpIncoming::bind(address)
             .map_err(|e| anyhow::anyhow!("cannot listen for Flight SQL on {address}: {e}"))?
             .with_nodelay(Some(true));
         let address = incoming.local_addr()?;
-        let service = StreamsqlFlightService::new(QueryEngine::new(catalog, limits), token)
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        let service = StreamsqlFlightService::new(engine, token).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         Ok(Self { incoming, address, service })
     }
 

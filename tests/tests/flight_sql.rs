@@ -108,6 +108,8 @@ async fn live_tables_match_the_oracle_through_adbc_and_jdbc() -> anyhow::Result<
                     "SELECT * FROM totals",
                     // A join and an aggregate across two live tables, on one snapshot.
                     "SELECT t.k, t.n, COUNT(p.k2) AS groups FROM totals t LEFT JOIN per_key p ON t.k = p.k GROUP BY t.k, t.n",
+                    // Flink's DATE_FORMAT, as in pipelines (DataFusion's namesake would print the pattern).
+                    "SELECT DATE_FORMAT(TIMESTAMP '2024-05-06 07:08:09', 'yyyy/MM/dd') AS d FROM totals LIMIT 1",
                 ],
             )
         })
@@ -133,6 +135,10 @@ async fn live_tables_match_the_oracle_through_adbc_and_jdbc() -> anyhow::Result<
             })
             .collect();
         check("join over ADBC", &joined, &answer_rows(&answers[4], &[])?, &mut problems);
+        let formatted = answers[5].to_string();
+        if !formatted.contains("2024/05/06") {
+            let _ = writeln!(problems, "DATE_FORMAT over ADBC gave {formatted}");
+        }
 
         if parallelism == 1 {
             let url = server.jdbc_url("");

@@ -126,7 +126,8 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
         return ExitCode::from(2);
     }
     let pipelines = Pipelines::new(runtime.handle().clone(), notices);
-    let live = QueryEngine::new(context.catalog.clone(), context.query_limits);
+    let live =
+        QueryEngine::new(context.catalog.clone(), context.query_limits).with_functions(crate::serve::flink_functions());
     let mut shell = Shell { runtime, live, session, pipelines, names, format };
 
     outln!("streamsql {} — streaming SQL. Type help for help, \\q to quit.", env!("CARGO_PKG_VERSION"));
