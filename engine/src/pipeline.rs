@@ -33,9 +33,10 @@ use crate::operator::Operator;
 use crate::operators::aggregate::{AggregateSpec, WindowKind, aggregate_operator};
 use crate::operators::join::{JoinOperator, JoinSpec};
 use crate::operators::over::{OverOperator, OverStage};
+use crate::operators::semi_join::SemiJoinOperator;
 use crate::operators::stateless::StatelessChain;
 use crate::operators::top_n::{TopNOperator, TopNStage};
-use crate::operators::window_join::WindowJoinOperator;
+use crate::operators::window_join::{JoinKind, WindowJoinOperator};
 
 /// A table bound to the connector that serves it.
 #[derive(Clone)]
@@ -164,6 +165,9 @@ impl Stage {
             Stage::Join(stage) if stage.spec.window.is_some() => Ok(Box::new(
                 WindowJoinOperator::new(stage.spec.clone(), stage.post.clone())?.with_late_output(stage.late.clone()),
             )),
+            Stage::Join(stage) if stage.spec.kind == JoinKind::LeftSemi => {
+                Ok(Box::new(SemiJoinOperator::new(stage.spec.clone(), stage.post.clone())?))
+            }
             Stage::Join(stage) => Ok(Box::new(
                 JoinOperator::new(stage.spec.clone(), stage.post.clone())?
                     .with_state_ttl(stage.state_ttl)

@@ -727,7 +727,8 @@ impl Session {
         let planner = SqlToRel::new_with_options(&self.catalog, options);
         let plan = planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone())))?;
         let state = self.catalog.state();
-        Ok(state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {})?)
+        let plan = state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {})?;
+        decorrelate_subqueries(plan)
     }
 
     /// Plans `query` into a pipeline writing to `sink`, or printing its rows when there is none.
@@ -1047,16 +1048,63 @@ fn name_insert_columns(mut query: Query, sink: &Schema) -> Query {
 /// without a position).
 fn reject_subqueries(query: &Query) -> SqlResult<()> {
     use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
+    // `x IN (SELECT ...)` and `EXISTS (SELECT ...)` joined by AND at the top of a WHERE become
+    // semi joins; anything else with a subquery is refused where it is written.
+    let in_where = where_subqueries(query);
     let found = visit_expressions(query, |expr| match expr {
-        SqlExpr::InSubquery { subquery, .. } | SqlExpr::Exists { subquery, .. } | SqlExpr::Subquery(subquery) => {
-            ControlFlow::Break(subquery.span())
+        SqlExpr::InSubquery { negated: true, subquery, .. } | SqlExpr::Exists { negated: true, subquery } => {
+            ControlFlow::Break((subquery.span(), SUBQUERY_NEGATED))
         }
+        SqlExpr::InSubquery { subquery, .. } | SqlExpr::Exists { subquery, .. }
+            if !in_where.contains(&subquery.span()) =>
+        {
+            ControlFlow::Break((subquery.span(), SUBQUERY_UNSUPPORTED))
+        }
+        SqlExpr::Subquery(subquery) => ControlFlow::Break((subquery.span(), SUBQUERY_UNSUPPORTED)),
         _ => ControlFlow::Continue(()),
     });
     match found {
-        ControlFlow::Break(span) => Err(SqlError::at_span(SUBQUERY_UNSUPPORTED, span)),
+        ControlFlow::Break((span, message)) => Err(SqlError::at_span(message, span)),
         ControlFlow::Continue(()) => Ok(()),
     }
+}
+
+/// Why `NOT IN (SELECT ...)` and `NOT EXISTS` cannot run on streams yet.
+const SUBQUERY_NEGATED: &str = "NOT IN (SELECT ...) and NOT EXISTS (SELECT ...) are not supported on streams yet: a row \
+     emitted for lacking a match would have to be retracted when a match arrives";
+
+/// The subqueries of `IN (SELECT ...)` / `EXISTS (SELECT ...)` conjuncts at the top of a WHERE,
+/// in every query of `query` (subqueries and derived tables too), by position.
+fn where_subqueries(query: &Query) -> Vec<Span> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr as SqlExpr, SetExpr, Visit, Visitor};
+    fn conjuncts(expr: &SqlExpr, out: &mut Vec<Span>) {
+        match expr {
+            SqlExpr::BinaryOp { left, op: BinaryOperator::And, right } => {
+                conjuncts(left, out);
+                conjuncts(right, out);
+            }
+            SqlExpr::Nested(inner) => conjuncts(inner, out),
+            SqlExpr::InSubquery { negated: false, subquery, .. } | SqlExpr::Exists { negated: false, subquery } => {
+                out.push(subquery.span());
+            }
+            _ => {}
+        }
+    }
+    struct Wheres(Vec<Span>);
+    impl Visitor for Wheres {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            if let SetExpr::Select(select) = query.body.as_ref()
+                && let Some(selection) = &select.selection
+            {
+                conjuncts(selection, &mut self.0);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut wheres = Wheres(Vec::new());
+    let _ = query.visit(&mut wheres);
+    wheres.0
 }
 
 /// INSERT INTO converts between numeric types as Flink does (DOUBLE into DECIMAL or BIGINT,
@@ -1227,4 +1275,24 @@ fn reject_unbounded_clauses(query: &Query) -> SqlResult<()> {
         return Err(SqlError::at_span(LIMIT_UNSUPPORTED, limit.span()));
     }
     Ok(())
+}
+
+/// `x IN (SELECT y ...)` and `EXISTS (SELECT ...)` in a WHERE as DataFusion's `LEFT SEMI` joins
+/// (its decorrelation rule alone, not the optimizer), which the planner runs as semi joins.
+fn decorrelate_subqueries(plan: LogicalPlan) -> SqlResult<LogicalPlan> {
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::optimizer::decorrelate_predicate_subquery::DecorrelatePredicateSubquery;
+    use datafusion::optimizer::{OptimizerContext, OptimizerRule};
+    let has_subquery = plan.exists(|node| {
+        Ok(node
+            .expressions()
+            .iter()
+            .any(|e| e.exists(|e| Ok(matches!(e, Expr::InSubquery(_) | Expr::Exists(_)))).unwrap_or(false)))
+    })?;
+    if !has_subquery {
+        return Ok(plan);
+    }
+    let rule = DecorrelatePredicateSubquery::new();
+    let config = OptimizerContext::new();
+    Ok(plan.transform_down(|node| rule.rewrite(node, &config))?.data)
 }

@@ -88,7 +88,8 @@ impl JoinSpec {
     /// of a changelog.
     pub fn is_changelog(&self) -> bool {
         self.window.is_none()
-            && ((self.kind != JoinKind::Inner && self.lookup.is_none()) || self.updating_inputs.contains(&true))
+            && ((self.kind.keeps_unmatched(0) || self.kind.keeps_unmatched(1)) && self.lookup.is_none()
+                || self.updating_inputs.contains(&true))
     }
 }
 

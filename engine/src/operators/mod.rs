@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod exchange;
 pub mod join;
 pub mod over;
+pub mod semi_join;
 pub mod stateless;
 pub mod top_n;
 pub mod watermark;

@@ -53,6 +53,8 @@ pub enum JoinKind {
     Right,
     /// Both.
     Full,
+    /// Only left rows, each once, when some right row matches it (`IN (SELECT ...)`, `EXISTS`).
+    LeftSemi,
 }
 
 impl JoinKind {
@@ -68,6 +70,7 @@ impl JoinKind {
             JoinKind::Left => "LEFT",
             JoinKind::Right => "RIGHT",
             JoinKind::Full => "FULL",
+            JoinKind::LeftSemi => "LEFT SEMI",
         }
     }
 }

@@ -43,6 +43,19 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         JoinType::Left => JoinKind::Left,
         JoinType::Right => JoinKind::Right,
         JoinType::Full => JoinKind::Full,
+        JoinType::LeftSemi => JoinKind::LeftSemi,
+        JoinType::LeftAnti | JoinType::RightAnti => {
+            return Err(SqlError::new(
+                "NOT IN (SELECT ...) and NOT EXISTS (anti joins) are not supported on streams yet: a row emitted \
+                 for lacking a match would have to be retracted when a match arrives",
+            ));
+        }
+        JoinType::LeftMark | JoinType::RightMark => {
+            return Err(SqlError::new(
+                "IN (SELECT ...) and EXISTS are supported as conditions of a WHERE (joined with AND), not inside \
+                 other expressions yet",
+            ));
+        }
         other => return Err(SqlError::new(format!("{other} joins of streams are not supported yet"))),
     };
     if join.null_equality == NullEquality::NullEqualsNull || join.null_aware {
@@ -81,14 +94,31 @@ pub fn lower_join(join: &Join, predicate: Option<&Expr>) -> SqlResult<Stream> {
         ));
     }
 
+    if kind == JoinKind::LeftSemi {
+        if !residual.is_empty() {
+            return Err(SqlError::new(
+                "IN (SELECT ...) and EXISTS are supported with equality conditions between the query and the \
+                 subquery only (x IN (SELECT y ...), EXISTS (... WHERE a.k = b.k)), not other correlated conditions",
+            ));
+        }
+        if left.updating || right.updating {
+            return Err(SqlError::new(
+                "IN (SELECT ...) and EXISTS over an updating result (an aggregate without a window) are not \
+                 supported yet",
+            ));
+        }
+    }
     let (left_keys, right_keys, key_types) = join_keys(&pairs, left_schema, right_schema)?;
-    let expiry = pairs.iter().find_map(|(l, r)| window_expiry(l, &left, left_schema, r, &right, right_schema));
-    let interval = interval_bounds(&residual, &left, left_schema, &right, right_schema);
+    let semi = kind == JoinKind::LeftSemi;
+    let expiry =
+        pairs.iter().find_map(|(l, r)| window_expiry(l, &left, left_schema, r, &right, right_schema)).filter(|_| !semi);
+    let interval = interval_bounds(&residual, &left, left_schema, &right, right_schema).filter(|_| !semi);
     // A lookup join's table is never the side an outer join keeps unmatched: a table row's
     // match could come from any stream row still to come.
     // (A changelog on the stream side needs its rows kept to retract them: a regular join.)
     let updating_inputs = [left.updating, right.updating];
     let lookup = match (is_table(&left), is_table(&right), updating_inputs.contains(&true)) {
+        _ if semi => None,
         (true, false, false) if !kind.keeps_unmatched(0) => Some(0),
         (false, true, false) if !kind.keeps_unmatched(1) => Some(1),
         _ => None,
@@ -257,6 +287,20 @@ fn lower_window_join(
                     "the condition of an outer window join may use window columns only in the window equalities",
                 ));
             }
+        }
+    }
+    if kind == JoinKind::LeftSemi {
+        if !residual.is_empty() {
+            return Err(SqlError::new(
+                "IN (SELECT ...) and EXISTS are supported with equality conditions between the query and the \
+                 subquery only (x IN (SELECT y ...), EXISTS (... WHERE a.k = b.k)), not other correlated conditions",
+            ));
+        }
+        if left.updating || right.updating {
+            return Err(SqlError::new(
+                "IN (SELECT ...) and EXISTS over an updating result (an aggregate without a window) are not \
+                 supported yet",
+            ));
         }
     }
     let (left_keys, right_keys, key_types) = join_keys(&pairs, left_schema, right_schema)?;

@@ -1,0 +1,133 @@
+//! The semi join of two append-only streams: `WHERE a.k IN (SELECT b.k FROM b)` (or `EXISTS`
+//! with an equality), planned as DataFusion's `LEFT SEMI` join.
+//!
+//! Each left row is emitted once, as soon as a right row with its key has been seen, whichever
+//! came first; so the result is append-only, and over bounded inputs it is the batch semi join.
+//!
+//! ```text
+//!  left row:   key seen on the right?  yes ─▶ emit it (it is never needed again)
+//!                                      no  ─▶ keep it, pending under its key
+//!  right row:  key new?                yes ─▶ remember the key; emit and forget the rows pending
+//!                                             under it
+//! ```
+//!
+//! State: the distinct keys of the right side, and the left rows still waiting for a match.
+//! Rows with a NULL key never match (SQL's `IN`) and are not kept. Like the regular join, the
+//! result has no event time (the hidden columns are dropped).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::compute::{cast, concat_batches, take};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{RowConverter, SortField};
+
+use crate::error::{Result, StreamError};
+use crate::operator::{Emitter, Operator};
+use crate::operators::join::JoinSpec;
+use crate::operators::stateless::StatelessChain;
+
+pub struct SemiJoinOperator {
+    spec: Arc<JoinSpec>,
+    post: StatelessChain,
+    converter: RowConverter,
+    /// Keys seen on the right side.
+    right_keys: HashSet<Box<[u8]>>,
+    /// Left rows without a match yet (visible columns, one-row batches), by key.
+    pending: HashMap<Box<[u8]>, Vec<RecordBatch>>,
+}
+
+impl SemiJoinOperator {
+    pub fn new(spec: Arc<JoinSpec>, post: StatelessChain) -> Result<Self> {
+        let converter = RowConverter::new(spec.key_types.iter().map(|t| SortField::new(t.clone())).collect())?;
+        Ok(Self { spec, post, converter, right_keys: HashSet::new(), pending: HashMap::new() })
+    }
+
+    /// The keys of `batch` (input `side`) in row format; `None` for a row with a NULL key.
+    fn keys(&self, side: usize, batch: &RecordBatch) -> Result<Vec<Option<Box<[u8]>>>> {
+        let exprs = if side == 0 { &self.spec.left.keys } else { &self.spec.right.keys };
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(exprs.len());
+        for (expr, key_type) in exprs.iter().zip(&self.spec.key_types) {
+            let column = expr.evaluate(batch)?.into_array(batch.num_rows())?;
+            columns.push(if column.data_type() == key_type { column } else { cast(&column, key_type)? });
+        }
+        let rows = self.converter.convert_columns(&columns)?;
+        Ok((0..batch.num_rows())
+            .map(|i| columns.iter().all(|c| c.is_valid(i)).then(|| rows.row(i).as_ref().into()))
+            .collect())
+    }
+
+    /// The left side's visible columns of `batch`, as the join's output.
+    fn visible(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let columns = batch.columns()[..self.spec.left.visible].to_vec();
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(self.spec.output_schema.clone(), columns, &options)?)
+    }
+
+    fn emit(&self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        if batch.num_rows() > 0
+            && let Some(result) = self.post.apply(batch)?
+        {
+            out.emit(result);
+        }
+        Ok(())
+    }
+}
+
+impl Operator for SemiJoinOperator {
+    fn name(&self) -> &str {
+        "semi join"
+    }
+
+    fn on_batch(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
+        let keys = self.keys(input, &batch)?;
+        match input {
+            0 => {
+                let rows = self.visible(&batch)?;
+                let mut matched: Vec<u32> = Vec::new();
+                for (i, key) in keys.into_iter().enumerate() {
+                    let Some(key) = key else { continue };
+                    if self.right_keys.contains(&key) {
+                        matched.push(i as u32);
+                    } else {
+                        self.pending.entry(key).or_default().push(rows.slice(i, 1));
+                    }
+                }
+                if !matched.is_empty() {
+                    let indices = UInt32Array::from(matched);
+                    let columns = rows
+                        .columns()
+                        .iter()
+                        .map(|c| take(c.as_ref(), &indices, None))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let options = RecordBatchOptions::new().with_row_count(Some(indices.len()));
+                    let batch = RecordBatch::try_new_with_options(rows.schema(), columns, &options)?;
+                    self.emit(batch, out)?;
+                }
+            }
+            1 => {
+                let mut released = Vec::new();
+                for key in keys.into_iter().flatten() {
+                    if self.right_keys.contains(&key) {
+                        continue;
+                    }
+                    if let Some(rows) = self.pending.remove(&key) {
+                        released.extend(rows);
+                    }
+                    self.right_keys.insert(key);
+                }
+                if !released.is_empty() {
+                    let batch = concat_batches(&self.spec.output_schema, &released)?;
+                    self.emit(batch, out)?;
+                }
+            }
+            other => return Err(StreamError::Internal(format!("a semi join has two inputs, not input {other}"))),
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) -> Result<()> {
+        Ok(())
+    }
+}
