@@ -73,6 +73,20 @@ fn start(job: &Path, state: &Path) -> Child {
         .expect("spawn streamsql")
 }
 
+/// The newest complete checkpoint under `state` (a `chk-N` folder with its manifest), if any.
+fn latest_checkpoint(state: &Path) -> Option<u64> {
+    let pipelines = std::fs::read_dir(state).ok()?;
+    pipelines
+        .filter_map(|p| std::fs::read_dir(p.ok()?.path()).ok())
+        .flatten()
+        .filter_map(|c| {
+            let c = c.ok()?;
+            let epoch = c.file_name().to_str()?.strip_prefix("chk-")?.parse::<u64>().ok()?;
+            c.path().join("_manifest.json").exists().then_some(epoch)
+        })
+        .max()
+}
+
 /// Runs `job` once, to its end.
 fn run_once(job: &Path, state: &Path) -> Output {
     streamsql()
@@ -437,8 +451,17 @@ fn a_kafka_reader_killed_at_random_points_resumes_from_its_offsets() {
     let mut points = Lcg(99);
     let mut killed = 0;
     while killed < 3 {
+        // Each run makes progress past a new checkpoint before its kill, however slowly it
+        // starts on a busy machine (connecting to the broker takes a while).
+        let before = latest_checkpoint(&state);
         let mut child = start(&killed_job, &state);
-        std::thread::sleep(Duration::from_millis(points.next_ms(150, 300)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while latest_checkpoint(&state) <= before && std::time::Instant::now() < deadline {
+            assert!(child.try_wait().expect("poll").is_none(), "the job ended before its kill {}", killed + 1);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(latest_checkpoint(&state) > before, "no checkpoint within 60 s before kill {}", killed + 1);
+        std::thread::sleep(Duration::from_millis(points.next_ms(0, 150)));
         assert!(child.try_wait().expect("poll").is_none(), "the job ended before its kill {}", killed + 1);
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
