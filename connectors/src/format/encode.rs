@@ -155,19 +155,11 @@ fn nested_json(array: &dyn Array, row: usize, out: &mut String) -> std::result::
             }
             out.push('}');
         }
-        DataType::List(_) => {
-            let items = array.as_list::<i32>().value(row);
-            out.push('[');
-            for i in 0..items.len() {
-                if i > 0 {
-                    out.push(',');
-                }
-                nested_json(items.as_ref(), i, out)?;
-            }
-            out.push(']');
-        }
-        DataType::LargeList(_) => {
-            let items = array.as_list::<i64>().value(row);
+        DataType::List(_) | DataType::LargeList(_) => {
+            let items = match array.data_type() {
+                DataType::List(_) => array.as_list::<i32>().value(row),
+                _ => array.as_list::<i64>().value(row),
+            };
             out.push('[');
             for i in 0..items.len() {
                 if i > 0 {

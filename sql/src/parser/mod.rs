@@ -443,17 +443,7 @@ fn parse_statement(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
             return Ok(Statement::DropFunction { if_exists, name: parser.parse_object_name(false)? });
         }
-        let view = if parser.parse_keyword(Keyword::TABLE) {
-            false
-        } else if parser.parse_keyword(Keyword::VIEW) {
-            true
-        } else {
-            let found = parser.peek_token();
-            return Err(SqlError::at_span(
-                format!("expected TABLE, VIEW or FUNCTION after DROP, found {}", found.token),
-                found.span,
-            ));
-        };
+        let view = parse_table_or_view(parser, "TABLE, VIEW or FUNCTION after DROP")?;
         let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
         let name = parser.parse_object_name(false)?;
         return Ok(Statement::Drop { view, if_exists, name });
@@ -506,17 +496,7 @@ fn parse_show(parser: &mut Parser<'_>) -> SqlResult<Statement> {
         "VIEWS" => Ok(Statement::ShowViews),
         "PIPELINES" | "JOBS" => Ok(Statement::ShowPipelines),
         "CREATE" => {
-            let view = if parser.parse_keyword(Keyword::TABLE) {
-                false
-            } else if parser.parse_keyword(Keyword::VIEW) {
-                true
-            } else {
-                let found = parser.peek_token();
-                return Err(SqlError::at_span(
-                    format!("expected TABLE or VIEW after SHOW CREATE, found {}", found.token),
-                    found.span,
-                ));
-            };
+            let view = parse_table_or_view(parser, "TABLE or VIEW after SHOW CREATE")?;
             Ok(Statement::ShowCreate { view, name: parser.parse_object_name(false)? })
         }
         _ if what.token == Token::EOF => {
@@ -527,6 +507,18 @@ fn parse_show(parser: &mut Parser<'_>) -> SqlResult<Statement> {
             what.span,
         )),
     }
+}
+
+/// `TABLE` (false) or `VIEW` (true); otherwise an error saying `expected` was.
+fn parse_table_or_view(parser: &mut Parser<'_>, expected: &str) -> SqlResult<bool> {
+    if parser.parse_keyword(Keyword::TABLE) {
+        return Ok(false);
+    }
+    if parser.parse_keyword(Keyword::VIEW) {
+        return Ok(true);
+    }
+    let found = parser.peek_token();
+    Err(SqlError::at_span(format!("expected {expected}, found {}", found.token), found.span))
 }
 
 /// Whether the tokens after `(` start a query (`INSERT INTO t (SELECT ...)`).

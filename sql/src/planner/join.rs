@@ -230,6 +230,12 @@ fn lower_window_join(
     (left, left_window): (Stream, WindowInput),
     (right, right_window): (Stream, WindowInput),
 ) -> SqlResult<Stream> {
+    if kind == JoinKind::LeftSemi {
+        return Err(SqlError::new(
+            "IN (SELECT ...) and EXISTS between two window TVFs are not supported yet; aggregate per window, or use \
+             a window join",
+        ));
+    }
     if matches!(left_window.shape.kind, WindowKind::Session | WindowKind::Cumulate) {
         return Err(SqlError::new(
             "a window join of SESSION or CUMULATE windows is not supported yet; join TUMBLE or HOP windows, or \
@@ -287,20 +293,6 @@ fn lower_window_join(
                     "the condition of an outer window join may use window columns only in the window equalities",
                 ));
             }
-        }
-    }
-    if kind == JoinKind::LeftSemi {
-        if !residual.is_empty() {
-            return Err(SqlError::new(
-                "IN (SELECT ...) and EXISTS are supported with equality conditions between the query and the \
-                 subquery only (x IN (SELECT y ...), EXISTS (... WHERE a.k = b.k)), not other correlated conditions",
-            ));
-        }
-        if left.updating || right.updating {
-            return Err(SqlError::new(
-                "IN (SELECT ...) and EXISTS over an updating result (an aggregate without a window) are not \
-                 supported yet",
-            ));
         }
     }
     let (left_keys, right_keys, key_types) = join_keys(&pairs, left_schema, right_schema)?;
