@@ -156,9 +156,12 @@ fn a_bounded_job_keeps_serving_until_sigterm() {
     let code = format!(
         "import adbc_driver_flightsql.dbapi as f\n\
          with f.connect('grpc://{address}', autocommit=True) as c, c.cursor() as cur:\n\
-         \x20   cur.execute('SELECT SUM(n) FROM per_type'); print(cur.fetchone()[0])\n"
+         \x20   cur.execute('SELECT SUM(n) FROM per_type'); print(cur.fetchone()[0])\n\
+         \x20   cur.execute(\"SELECT DATE_FORMAT(TIMESTAMP '2024-05-06 07:08:09', 'yyyy/MM/dd') FROM per_type LIMIT 1\")\n\
+         \x20   print(cur.fetchone()[0])\n"
     );
-    assert_eq!(run_python(&code).trim(), "5000");
+    // The binary's Flight SQL server has Flink's DATE_FORMAT, not DataFusion's strftime one.
+    assert_eq!(run_python(&code).trim(), "5000\n2024/05/06");
     let status = streamsql.terminate();
     assert_eq!(status.code(), Some(0), "a finished job stopped while serving exits 0: {status:?}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -14,7 +14,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 use streamsql_engine::live::LiveCatalog;
 use streamsql_engine::runtime::{self, PipelineReport, RunningPipeline};
-use streamsql_flight::{FlightSqlServer, QueryLimits, ServerHandle};
+use streamsql_flight::{FlightSqlServer, QueryEngine, QueryLimits, ServerHandle};
 use streamsql_sql::Session;
 
 use crate::{Cell, Row, describe_sql_error};
@@ -159,11 +159,13 @@ impl LiveServer {
         let specs = session
             .execute(sql)
             .map_err(|e| anyhow!("planning failed: {}\n--- script ---\n{sql}", describe_sql_error(&e)))?;
-        let server = FlightSqlServer::bind(
+        // As the binary serves: with Flink's functions.
+        let engine = QueryEngine::new(catalog.clone(), limits)
+            .with_functions(Arc::new(streamsql_sql::functions::with_flink_functions));
+        let server = FlightSqlServer::bind_engine(
             "127.0.0.1:0".parse().expect("an address"),
-            catalog.clone(),
+            engine,
             token.map(str::to_string),
-            limits,
         )?
         .spawn();
         let pipelines = specs.into_iter().map(runtime::start).collect();
