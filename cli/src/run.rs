@@ -251,7 +251,7 @@ pub async fn run_script(
     for report in &reports {
         let m = report.metrics;
         errln!(
-            "{}: {} rows in, {} rows out, {} late rows dropped{}, {} bad records skipped{}",
+            "{}: {} rows in, {} rows out, {} late rows dropped{}, {} bad records skipped{}{}",
             report.name,
             m.rows_in,
             m.rows_out,
@@ -262,6 +262,11 @@ pub async fn run_script(
                 String::new()
             },
             m.bad_records,
+            if m.rows_missing_fields > 0 {
+                format!(", {} rows missing JSON fields (read as NULL)", m.rows_missing_fields)
+            } else {
+                String::new()
+            },
             if report.cancelled { " (stopped)" } else { "" }
         );
         for operator in &report.operators {

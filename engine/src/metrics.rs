@@ -15,6 +15,8 @@ pub struct PipelineMetrics {
     pub late_rows_routed: AtomicU64,
     /// Malformed input records skipped under `'format.on-error' = 'skip'`.
     pub bad_records: AtomicU64,
+    /// JSON records read that lacked a declared field (read as NULL).
+    pub rows_missing_fields: AtomicU64,
     /// The last watermark the source announced (ms since the epoch).
     pub watermark: AtomicI64,
 }
@@ -27,6 +29,7 @@ impl Default for PipelineMetrics {
             late_rows: AtomicU64::new(0),
             late_rows_routed: AtomicU64::new(0),
             bad_records: AtomicU64::new(0),
+            rows_missing_fields: AtomicU64::new(0),
             watermark: AtomicI64::new(crate::time::WATERMARK_MIN),
         }
     }
@@ -41,6 +44,7 @@ impl PipelineMetrics {
             late_rows: self.late_rows.load(Ordering::Relaxed),
             late_rows_routed: self.late_rows_routed.load(Ordering::Relaxed),
             bad_records: self.bad_records.load(Ordering::Relaxed),
+            rows_missing_fields: self.rows_missing_fields.load(Ordering::Relaxed),
             watermark: self.watermark.load(Ordering::Relaxed),
         }
     }
@@ -59,6 +63,8 @@ pub struct MetricsSnapshot {
     pub late_rows: u64,
     pub late_rows_routed: u64,
     pub bad_records: u64,
+    /// JSON records read that lacked a declared field (read as NULL).
+    pub rows_missing_fields: u64,
     pub watermark: i64,
 }
 

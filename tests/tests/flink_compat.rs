@@ -226,6 +226,8 @@ async fn json_keys_match_the_declared_spelling() {
     );
     let reports = run_script(&sql).await.unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(reports[0].metrics.bad_records, 0);
+    // Rows 2 (a key in other case) and 3 lack the declared "emailAddress": counted.
+    assert_eq!(reports[0].metrics.rows_missing_fields, 2);
     assert_eq!(
         sorted_lines(&dir, "out.jsonl"),
         vec![r#"{"id":1,"email":"a@example.com"}"#, r#"{"id":2,"email":null}"#, r#"{"id":3,"email":null}"#,]

@@ -64,7 +64,7 @@ impl FileSource {
         let reader = match options.format {
             Format::Json => Reader::Json {
                 lines: LineReader::new(&options.path, file, usize::MAX)?,
-                columns: JsonColumns::new(&table.schema),
+                columns: JsonColumns::new(&table.schema).with_metrics(ctx.metrics.clone()),
             },
             Format::Csv => {
                 let mut records = CsvRecords::new(&options.path, file, options.delimiter, options.max_record_bytes)?;
@@ -204,6 +204,9 @@ impl Source for FileSource {
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
         let position = position_of(&state)?;
         self.replaying = true;
+        if let Reader::Json { columns, .. } = &mut self.reader {
+            columns.set_counting(false);
+        }
         while self.records < position {
             if !self.read_record()? {
                 self.done = true;
@@ -217,6 +220,9 @@ impl Source for FileSource {
             self.decoder.finish()?;
         }
         self.replaying = false;
+        if let Reader::Json { columns, .. } = &mut self.reader {
+            columns.set_counting(true);
+        }
         Ok(())
     }
 

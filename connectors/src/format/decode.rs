@@ -418,6 +418,9 @@ pub struct JsonColumns {
     missing: Vec<u64>,
     /// Records without at least one column's key.
     records_missing: u64,
+    /// Where such records are counted for the end-of-run report, while counting is on.
+    metrics: Option<Arc<streamsql_engine::metrics::PipelineMetrics>>,
+    counting: bool,
 }
 
 impl JsonColumns {
@@ -429,8 +432,21 @@ impl JsonColumns {
             warned: vec![false; names.len()],
             missing: vec![0; names.len()],
             records_missing: 0,
+            metrics: None,
+            counting: true,
             names,
         }
+    }
+
+    /// Counts the records lacking a declared field in `metrics` too (`rows_missing_fields`).
+    pub fn with_metrics(mut self, metrics: Arc<streamsql_engine::metrics::PipelineMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Whether records are counted (off while a restored source reads again what it had read).
+    pub fn set_counting(&mut self, counting: bool) {
+        self.counting = counting;
     }
 
     /// The value of each column in `object` (`None` when its key is absent); keys that are not
@@ -464,7 +480,12 @@ impl JsonColumns {
                 any_missing = true;
             }
         }
-        self.records_missing += u64::from(any_missing);
+        if any_missing && self.counting {
+            self.records_missing += 1;
+            if let Some(metrics) = &self.metrics {
+                streamsql_engine::metrics::PipelineMetrics::add(&metrics.rows_missing_fields, 1);
+            }
+        }
     }
 
     /// `N rows missing field(s): name (count), ...`, if any record lacked a column's key.

@@ -144,7 +144,7 @@ impl KafkaSource {
             has_metadata: options.columns.iter().any(|c| matches!(c, ColumnSource::Metadata(_))),
             partitions,
             decoders,
-            value_json: JsonColumns::new(&value_schema),
+            value_json: JsonColumns::new(&value_schema).with_metrics(ctx.metrics.clone()),
             key_json: JsonColumns::new(&key_schema),
             splitter: FieldSplitter::new(b','),
             stop_at,
