@@ -30,6 +30,7 @@ use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::over::OverStage;
 use streamsql_engine::operators::stateless::StatelessChain;
 use streamsql_engine::operators::top_n::TopNStage;
+use streamsql_engine::operators::window_join::JoinKind;
 use streamsql_engine::pipeline::{
     AggregateStage, BoundTable, JoinStage, LateColumn, LateOutput, Node, PipelineSpec, Stage, StageInput,
 };
@@ -900,6 +901,12 @@ impl Session {
                         Stage::TopN(TopNStage { spec, post: StatelessChain::new(post, &[op_field()]) })
                     }
                     PlannedStage::Join(spec) => {
+                        if spec.kind == JoinKind::LeftSemi && self.settings.state_ttl.is_some() {
+                            return Err(SqlError::new(
+                                "SET 'table.exec.state.ttl' does not bound IN (SELECT ...) / EXISTS (semi joins) \
+                                 yet; SET it to '0' for this query",
+                            ));
+                        }
                         // An outer join's results are a changelog: `_op`.
                         let hidden = if spec.is_changelog() { vec![op_field()] } else { Vec::new() };
                         let late = match late {
