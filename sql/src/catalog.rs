@@ -14,6 +14,7 @@ use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner, TypePlanne
 use datafusion::logical_expr::{
     AggregateUDF, HigherOrderUDF, LogicalPlan, ScalarUDF, TableSource, TableType, WindowUDF,
 };
+use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use streamsql_engine::pipeline::BoundTable;
 use streamsql_engine::time::timestamp_type;
 
@@ -105,6 +106,14 @@ impl Catalog {
     /// DataFusion's session state (functions, analyzer rules, config).
     pub fn state(&self) -> &SessionState {
         &self.state
+    }
+
+    /// DataFusion's SQL planner over this catalog, as every statement is planned: spans kept
+    /// (errors point at the text), strings as plain `Utf8` (the engine's string type).
+    pub fn planner(&self) -> SqlToRel<'_, Catalog> {
+        let options =
+            ParserOptions { collect_spans: true, map_string_types_to_utf8view: false, ..ParserOptions::default() };
+        SqlToRel::new_with_options(self, options)
     }
 
     /// The session state, to register user-defined functions in.

@@ -16,7 +16,6 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, Projection, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, LimitClause, ObjectName, Query, Spanned, Statement as SqlStatement, Value as SqlValue,
@@ -154,8 +153,8 @@ pub struct Session {
     /// The tables and views each view reads: they cannot be dropped or replaced under it (the
     /// view is planned against what they were when it was created).
     view_reads: BTreeMap<String, BTreeSet<String>>,
-    /// Functions made with CREATE FUNCTION: what each was created from.
-    user_functions: BTreeMap<String, String>,
+    /// Functions made with CREATE FUNCTION (the only ones DROP FUNCTION removes).
+    user_functions: BTreeSet<String>,
 }
 
 impl Session {
@@ -169,7 +168,7 @@ impl Session {
             view_texts: BTreeMap::new(),
             create_texts: BTreeMap::new(),
             view_reads: BTreeMap::new(),
-            user_functions: BTreeMap::new(),
+            user_functions: BTreeSet::new(),
         }
     }
 
@@ -348,7 +347,7 @@ impl Session {
             }
             Statement::DropFunction { name, if_exists } => {
                 let key = normalize_object_name(&name);
-                if self.user_functions.remove(&key).is_none() {
+                if !self.user_functions.remove(&key) {
                     if if_exists {
                         return Ok(Outcome::Done(format!("function '{key}' does not exist; nothing changed")));
                     }
@@ -455,8 +454,7 @@ impl Session {
     /// Whether `query` reads live tables only (then it is a batch query over their rows); an
     /// error when it mixes them with streams.
     fn reads_live_tables(&self, query: &Query) -> SqlResult<bool> {
-        let statement = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
-        let (relations, _ctes) = resolve_table_references(&statement, true)?;
+        let relations = tables_read(query)?;
         let is_live = |name: &str| matches!(self.catalog.relations.get(name), Some(Relation::Table(bound)) if bound.connector.name() == "live");
         let live = relations.iter().filter(|r| is_live(r.table())).count();
         if live > 0 && live < relations.len() {
@@ -478,7 +476,7 @@ impl Session {
         language: Option<&str>,
     ) -> SqlResult<Outcome> {
         let key = normalize_object_name(name);
-        if self.user_functions.contains_key(&key) {
+        if self.user_functions.contains(&key) {
             if if_not_exists {
                 return Ok(Outcome::Done(format!("function '{key}' already exists; nothing changed")));
             }
@@ -533,7 +531,7 @@ impl Session {
                 ));
             }
         };
-        self.user_functions.insert(key.clone(), format!("'{identifier}' LANGUAGE {language}"));
+        self.user_functions.insert(key.clone());
         Ok(Outcome::Done(format!("function '{key}' created ({created})")))
     }
 
@@ -572,8 +570,7 @@ impl Session {
 
     /// The tables and views `query` reads, window TVFs resolved to the relation they read.
     fn relations_read(&self, query: &Query) -> SqlResult<BTreeSet<String>> {
-        let statement = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
-        let (relations, _ctes) = resolve_table_references(&statement, true)?;
+        let relations = tables_read(query)?;
         Ok(relations
             .iter()
             .map(|r| match self.catalog.windows.get(r.table()) {
@@ -712,9 +709,7 @@ impl Session {
     /// A query over no table as a batch plan: planned and analyzed here, optimized and run by
     /// the caller with the session's state.
     fn plan_constant(&self, query: &Query) -> SqlResult<LogicalPlan> {
-        let options =
-            ParserOptions { collect_spans: true, map_string_types_to_utf8view: false, ..ParserOptions::default() };
-        let planner = SqlToRel::new_with_options(&self.catalog, options);
+        let planner = self.catalog.planner();
         Ok(planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone())))?)
     }
 
@@ -723,9 +718,7 @@ impl Session {
     fn plan_query(&self, query: &Query) -> SqlResult<LogicalPlan> {
         reject_unbounded_clauses(query)?;
         reject_subqueries(query)?;
-        let options =
-            ParserOptions { collect_spans: true, map_string_types_to_utf8view: false, ..ParserOptions::default() };
-        let planner = SqlToRel::new_with_options(&self.catalog, options);
+        let planner = self.catalog.planner();
         let plan = planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone())))?;
         let state = self.catalog.state();
         let plan = state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {})?;
@@ -1226,11 +1219,15 @@ impl ScalarUDFImpl for CheckedCast {
     }
 }
 
+/// The tables and views `query` names (its CTEs excluded).
+fn tables_read(query: &Query) -> SqlResult<Vec<datafusion::common::TableReference>> {
+    let statement = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
+    Ok(resolve_table_references(&statement, true)?.0)
+}
+
 /// Whether `query` reads no table at all (`SELECT 1 + 1`): then it is no stream.
 fn reads_no_table(query: &Query) -> SqlResult<bool> {
-    let statement = DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(query.clone()))));
-    let (relations, _ctes) = resolve_table_references(&statement, true)?;
-    Ok(relations.is_empty())
+    Ok(tables_read(query)?.is_empty())
 }
 
 /// `LIMIT n` at the top of a streaming query: the pipeline ends after its first `n` rows. The

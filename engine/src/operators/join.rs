@@ -83,6 +83,25 @@ pub struct JoinSpec {
 }
 
 impl JoinSpec {
+    /// Input `input` (0: left, 1: right).
+    pub fn side(&self, input: usize) -> &JoinSide {
+        if input == 0 { &self.left } else { &self.right }
+    }
+
+    /// The key columns of `batch` (arriving on `input`), cast to the key types.
+    pub fn key_columns(&self, input: usize, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        let n = batch.num_rows();
+        self.side(input)
+            .keys
+            .iter()
+            .zip(&self.key_types)
+            .map(|(expr, data_type)| {
+                let array = expr.evaluate(batch)?.into_array(n)?;
+                Ok(if array.data_type() == data_type { array } else { cast(&array, data_type)? })
+            })
+            .collect()
+    }
+
     /// Whether the join's results are a changelog: an outer join whose padded rows may later be
     /// retracted (a lookup join pads only once its table is complete: append-only), or a join
     /// of a changelog.
@@ -326,21 +345,12 @@ impl JoinOperator {
     }
 
     fn side(&self, input: usize) -> &JoinSide {
-        if input == 0 { &self.spec.left } else { &self.spec.right }
+        self.spec.side(input)
     }
 
     /// The key columns of `batch` (arriving on `input`), cast to the key types.
     fn keys(&self, input: usize, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
-        let n = batch.num_rows();
-        self.side(input)
-            .keys
-            .iter()
-            .zip(&self.spec.key_types)
-            .map(|(expr, data_type)| {
-                let array = expr.evaluate(batch)?.into_array(n)?;
-                Ok(if array.data_type() == data_type { array } else { cast(&array, data_type)? })
-            })
-            .collect()
+        self.spec.key_columns(input, batch)
     }
 
     /// The pairs `(probe row, kept row)` as joined rows (left columns, then right); a `None`

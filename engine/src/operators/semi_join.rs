@@ -18,8 +18,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, UInt32Array};
-use arrow::compute::{cast, concat_batches, take};
+use arrow::array::UInt32Array;
+use arrow::compute::{concat_batches, take};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 
@@ -46,12 +46,7 @@ impl SemiJoinOperator {
 
     /// The keys of `batch` (input `side`) in row format; `None` for a row with a NULL key.
     fn keys(&self, side: usize, batch: &RecordBatch) -> Result<Vec<Option<Box<[u8]>>>> {
-        let exprs = if side == 0 { &self.spec.left.keys } else { &self.spec.right.keys };
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(exprs.len());
-        for (expr, key_type) in exprs.iter().zip(&self.spec.key_types) {
-            let column = expr.evaluate(batch)?.into_array(batch.num_rows())?;
-            columns.push(if column.data_type() == key_type { column } else { cast(&column, key_type)? });
-        }
+        let columns = self.spec.key_columns(side, batch)?;
         let rows = self.converter.convert_columns(&columns)?;
         Ok((0..batch.num_rows())
             .map(|i| columns.iter().all(|c| c.is_valid(i)).then(|| rows.row(i).as_ref().into()))

@@ -64,12 +64,13 @@ pub enum PythonFunction {
 
 /// Imports `identifier` (`module.function`) in a worker and makes a function of it named `name`.
 pub fn load(name: &str, identifier: &str, config: &PythonConfig) -> std::result::Result<PythonFunction, String> {
-    let workers = Arc::new(Workers {
+    let mut workers = Workers {
         name: name.to_string(),
         identifier: identifier.to_string(),
+        result: DataType::Null,
         config: config.clone(),
         idle: Mutex::new(Vec::new()),
-    });
+    };
     let (worker, description) = workers.spawn()?;
     workers.put_back(worker);
     let kind = description["kind"].as_str().unwrap_or_default();
@@ -100,7 +101,8 @@ pub fn load(name: &str, identifier: &str, config: &PythonConfig) -> std::result:
              least one (the value it aggregates)"
         ));
     }
-    let function = Python { name: name.to_string(), signature, result, workers };
+    workers.result = result;
+    let function = Python { name: name.to_string(), signature, workers: Arc::new(workers) };
     match kind {
         "scalar" => Ok(PythonFunction::Scalar(ScalarUDF::new_from_impl(function))),
         "aggregate" => Ok(PythonFunction::Aggregate(AggregateUDF::new_from_impl(function))),
@@ -133,6 +135,8 @@ fn result_type(declared: &str) -> Option<DataType> {
 struct Workers {
     name: String,
     identifier: String,
+    /// The declared result type (until the function is described: `Null`).
+    result: DataType,
     config: PythonConfig,
     idle: Mutex<Vec<Worker>>,
 }
@@ -272,7 +276,6 @@ impl Drop for Worker {
 struct Python {
     name: String,
     signature: Signature,
-    result: DataType,
     workers: Arc<Workers>,
 }
 
@@ -301,27 +304,27 @@ impl ScalarUDFImpl for Python {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(self.result.clone())
+        Ok(self.workers.result.clone())
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let arrays = args.args.iter().map(|a| a.to_array(rows)).collect::<Result<Vec<_>>>()?;
         if rows == 0 {
-            return Ok(ColumnarValue::Array(arrow::array::new_empty_array(&self.result)));
+            return Ok(ColumnarValue::Array(arrow::array::new_empty_array(&self.workers.result)));
         }
         let answer = self.workers.request(&json!({ "call": json_rows(&arrays, rows)? }))?;
         let values = answer.as_array().map(Vec::as_slice).unwrap_or_default();
         if values.len() != rows {
             return exec_err!("Python function {} gave {} results for {rows} rows", self.name, values.len());
         }
-        Ok(ColumnarValue::Array(self.to_array(values)?))
+        Ok(ColumnarValue::Array(self.workers.results(values)?))
     }
 }
 
-impl Python {
+impl Workers {
     /// Python's results as an array of the declared result type.
-    fn to_array(&self, values: &[Value]) -> Result<ArrayRef> {
+    fn results(&self, values: &[Value]) -> Result<ArrayRef> {
         let wrong = |value: &Value| {
             exec_err!(
                 "Python function {} returned {value}, which is not a {} (its declared result type)",
@@ -432,11 +435,11 @@ impl AggregateUDFImpl for Python {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(self.result.clone())
+        Ok(self.workers.result.clone())
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(PythonAccumulator { function: self.clone_handle(), rows: Vec::new(), bytes: 0 }))
+        Ok(Box::new(PythonAccumulator { workers: self.workers.clone(), rows: Vec::new(), bytes: 0 }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -444,21 +447,10 @@ impl AggregateUDFImpl for Python {
     }
 }
 
-impl Python {
-    fn clone_handle(&self) -> Arc<Python> {
-        Arc::new(Python {
-            name: self.name.clone(),
-            signature: self.signature.clone(),
-            result: self.result.clone(),
-            workers: self.workers.clone(),
-        })
-    }
-}
-
 /// A group's rows until the group is emitted; its state is the rows as one JSON text.
 #[derive(Debug)]
 struct PythonAccumulator {
-    function: Arc<Python>,
+    workers: Arc<Workers>,
     rows: Vec<Vec<Value>>,
     bytes: usize,
 }
@@ -474,9 +466,9 @@ impl Accumulator for PythonAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let answer = self.function.workers.request(&json!({ "aggregate": [self.rows] }))?;
+        let answer = self.workers.request(&json!({ "aggregate": [self.rows] }))?;
         let value = answer.as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null);
-        let array = self.function.to_array(&[value])?;
+        let array = self.workers.results(&[value])?;
         ScalarValue::try_from_array(&array, 0)
     }
 
@@ -492,7 +484,7 @@ impl Accumulator for PythonAccumulator {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let Some(texts) = states.first().and_then(|s| s.as_any().downcast_ref::<StringArray>()) else {
-            return plan_err!("Python aggregate {}: unexpected state", self.function.name);
+            return plan_err!("Python aggregate {}: unexpected state", self.workers.name);
         };
         for text in texts.iter().flatten() {
             let rows: Vec<Vec<Value>> =

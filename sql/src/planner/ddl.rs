@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::logical_expr::{Expr as LogicalExpr, ExprSchemable};
-use datafusion::sql::planner::{PlannerContext, SqlToRel};
+use datafusion::sql::planner::PlannerContext;
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Spanned};
 use datafusion::sql::sqlparser::tokenizer::Span;
 use streamsql_engine::connector::{
@@ -152,11 +152,7 @@ fn computed_columns(
         return Ok((physical, Vec::new()));
     }
     let input = Arc::new(DFSchema::try_from(physical.as_ref().clone())?);
-    let options = datafusion::sql::planner::ParserOptions {
-        map_string_types_to_utf8view: false,
-        ..datafusion::sql::planner::ParserOptions::default()
-    };
-    let planner = SqlToRel::new_with_options(functions, options);
+    let planner = functions.planner();
     let mut fields: Vec<FieldRef> = Vec::new();
     let mut computed = Vec::new();
     let mut next_physical = physical.fields().iter();

@@ -203,17 +203,7 @@ pub(crate) fn physical(expr: &Expr, schema: &DFSchemaRef) -> SqlResult<Arc<dyn P
 /// `CURRENT_WATERMARK` only where rows carry their own watermark (a table's rows, before any
 /// aggregation or join), and only of the event-time column.
 fn check_current_watermark(exprs: &[&Expr], schema: &DFSchemaRef, stream: &Stream) -> SqlResult<()> {
-    let mut calls = Vec::new();
-    for expr in exprs {
-        expr.apply(|e| {
-            if let Expr::ScalarFunction(call) = e
-                && call.func.name() == watermark::NAME
-            {
-                calls.push(call.args.clone());
-            }
-            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-        })?;
-    }
+    let calls = current_watermark_calls(exprs)?;
     if calls.is_empty() {
         return Ok(());
     }
@@ -484,13 +474,8 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
             Ok(stream)
         }
         LogicalPlan::Aggregate(aggregate) => {
-            let uses_watermark = aggregate
-                .group_expr
-                .iter()
-                .chain(&aggregate.aggr_expr)
-                .map(|e| e.exists(|e| Ok(matches!(e, Expr::ScalarFunction(c) if c.func.name() == watermark::NAME))))
-                .collect::<datafusion::common::Result<Vec<bool>>>()?;
-            if uses_watermark.contains(&true) {
+            let exprs: Vec<&Expr> = aggregate.group_expr.iter().chain(&aggregate.aggr_expr).collect();
+            if !current_watermark_calls(&exprs)?.is_empty() {
                 return Err(SqlError::new(
                     "CURRENT_WATERMARK inside an aggregation is not supported; use it in WHERE (or the SELECT list) \
                      of the rows before they are aggregated",
@@ -909,6 +894,22 @@ fn lower_window(source: &WindowTableSource) -> SqlResult<Stream> {
     Ok(stream)
 }
 
+/// The arguments of each `CURRENT_WATERMARK` call in `exprs`.
+fn current_watermark_calls(exprs: &[&Expr]) -> SqlResult<Vec<Vec<Expr>>> {
+    let mut calls = Vec::new();
+    for expr in exprs {
+        expr.apply(|e| {
+            if let Expr::ScalarFunction(call) = e
+                && call.func.name() == watermark::NAME
+            {
+                calls.push(call.args.clone());
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })?;
+    }
+    Ok(calls)
+}
+
 /// Python aggregates keep a group's rows until the group is emitted: only windows end groups.
 fn refuse_python_aggregates(exprs: &[Expr], place: &str) -> SqlResult<()> {
     for expr in exprs {
@@ -955,12 +956,14 @@ pub(crate) fn is_processing_time_call(expr: &Expr) -> bool {
 /// table, or a view's `PROCTIME() AS name`, passed through projections, filters and aliases.
 fn processing_time_column(relation: &Relation, index: usize) -> bool {
     match relation {
-        Relation::Table(bound) => {
-            index < bound.table.schema.fields().len()
-                && bound.table.schema.field(index).metadata().contains_key(PROCESSING_TIME_FIELD)
-        }
+        Relation::Table(bound) => marked_processing_time(&bound.table.schema, index),
         Relation::View(plan) => processing_time_in_plan(plan, index),
     }
+}
+
+/// Whether column `index` of `schema` carries the [`PROCESSING_TIME_FIELD`] mark.
+fn marked_processing_time(schema: &Schema, index: usize) -> bool {
+    index < schema.fields().len() && schema.field(index).metadata().contains_key(PROCESSING_TIME_FIELD)
 }
 
 fn processing_time_in_plan(plan: &LogicalPlan, index: usize) -> bool {
@@ -979,10 +982,7 @@ fn processing_time_in_plan(plan: &LogicalPlan, index: usize) -> bool {
         },
         LogicalPlan::Filter(filter) => processing_time_in_plan(&filter.input, index),
         LogicalPlan::SubqueryAlias(alias) => processing_time_in_plan(&alias.input, index),
-        LogicalPlan::TableScan(scan) => {
-            let schema = scan.projected_schema.as_arrow();
-            index < schema.fields().len() && schema.field(index).metadata().contains_key(PROCESSING_TIME_FIELD)
-        }
+        LogicalPlan::TableScan(scan) => marked_processing_time(scan.projected_schema.as_arrow(), index),
         _ => false,
     }
 }
