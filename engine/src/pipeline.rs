@@ -191,6 +191,16 @@ impl Stage {
             Stage::Aggregate(stage) if stage.changelog_input => Err(StreamError::Config(
                 "an updating aggregate over an updating input cannot be checkpointed yet".into(),
             )),
+            Stage::Join(stage) if stage.spec.kind != JoinKind::LeftSemi => {
+                stage.spec.checkpointable()?;
+                match stage.state_ttl.filter(|ttl| !ttl.is_zero()) {
+                    Some(_) => Err(StreamError::Config(format!(
+                        "the {} operator cannot be checkpointed with 'table.exec.state.ttl' yet",
+                        self.name()
+                    ))),
+                    None => Ok(()),
+                }
+            }
             _ => Err(StreamError::Config(format!("the {} operator cannot be checkpointed yet", self.name()))),
         }
     }
@@ -400,7 +410,7 @@ impl PipelineSpec {
                     out.push(NodeEntry {
                         name: stage.name().to_string(),
                         instances: node.instances(),
-                        rescalable: matches!(stage, Stage::Aggregate(_)),
+                        rescalable: matches!(stage, Stage::Aggregate(_) | Stage::Join(_)),
                     });
                 }
             }

@@ -26,14 +26,16 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, Int64Array, UInt32Array, new_null_array};
 use arrow::compute::{cast, filter, filter_record_batch, interleave, take};
-use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::utils::collect_columns;
 
 use crate::error::{Result, StreamError};
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::aggregate::updating::{ChangeOp, OP_COLUMN, with_op_column};
+use crate::operators::exchange::owned_rows;
 use crate::operators::stateless::{StatelessChain, evaluate_predicate};
 use crate::operators::window_join::{JoinKind, WindowJoin};
 use crate::pipeline::LateOutput;
@@ -100,6 +102,35 @@ impl JoinSpec {
                 Ok(if array.data_type() == data_type { array } else { cast(&array, data_type)? })
             })
             .collect()
+    }
+
+    /// Whether a checkpoint can hold this join's state: an INNER regular or interval join of
+    /// append-only inputs (its state is the kept rows of each side, keyed by the join keys over
+    /// the visible columns). Outer joins (match counts), joins of changelogs, lookup and window
+    /// joins are refused, naming the join.
+    pub fn checkpointable(&self) -> Result<()> {
+        let what = if self.interval.is_some() { "interval join" } else { "join" };
+        let refuse = |why: &str| Err(StreamError::Config(format!("the {what} operator cannot be checkpointed {why}")));
+        if self.window.is_some() {
+            return Err(StreamError::Config("the window join operator cannot be checkpointed yet".into()));
+        }
+        if self.lookup.is_some() {
+            return Err(StreamError::Config("the lookup join operator cannot be checkpointed yet".into()));
+        }
+        if self.kind != JoinKind::Inner {
+            return refuse("as an outer join yet");
+        }
+        if self.updating_inputs.contains(&true) {
+            return refuse("over an updating input yet");
+        }
+        for input in 0..2 {
+            let side = self.side(input);
+            let hidden = side.keys.iter().flat_map(collect_columns).any(|c| c.index() >= side.visible);
+            if hidden {
+                return refuse("with a key over hidden columns");
+            }
+        }
+        Ok(())
     }
 
     /// Whether the join's results are a changelog: an outer join whose padded rows may later be
@@ -600,9 +631,110 @@ impl Operator for JoinOperator {
     fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
         Ok(())
     }
+
+    /// Each side's kept rows (visible columns, then an interval join's expiry time per row as
+    /// `_expiry`) and the operator watermark. See [`JoinSpec::checkpointable`].
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
+        self.checkpointable()?;
+        let mut tables = Vec::new();
+        for (input, name) in [(0, "left"), (1, "right")] {
+            let side = &self.sides[input];
+            let mut live: Vec<Vec<u32>> = vec![Vec::new(); side.batches.len()];
+            for &(batch, row) in side.index.values().flatten() {
+                live[batch].push(row as u32);
+            }
+            let mut batches = Vec::new();
+            for (batch, mut rows) in live.into_iter().enumerate() {
+                if rows.is_empty() {
+                    continue;
+                }
+                rows.sort_unstable();
+                let expiry: Int64Array = rows
+                    .iter()
+                    .map(|&row| Some(side.row_expiry[batch].get(row as usize).copied().unwrap_or(i64::MAX)))
+                    .collect();
+                let kept = arrow::compute::take_record_batch(&side.batches[batch], &UInt32Array::from(rows))?;
+                let mut fields: Vec<Field> = kept.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields.push(Field::new(EXPIRY_COLUMN, DataType::Int64, false));
+                let mut columns = kept.columns().to_vec();
+                columns.push(Arc::new(expiry));
+                batches.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?);
+            }
+            tables.push((name.to_string(), batches));
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
+        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.watermark]))])?;
+        tables.push(("progress".to_string(), vec![progress]));
+        Ok(StateSnapshot { tables, rescaled: None })
+    }
+
+    /// Keeps the rows of a [`JoinOperator::snapshot`] again (after a change of parallelism: the
+    /// rows whose keys this instance owns, routed as the hash exchange routes them).
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        self.checkpointable()?;
+        self.sides = [SideState::default(), SideState::default()];
+        for (input, name) in [(0, "left"), (1, "right")] {
+            let visible_columns = self.side(input).visible;
+            for batch in state.table(name) {
+                if batch.num_columns() != visible_columns + 1 {
+                    return Err(StreamError::Config(format!(
+                        "the {} operator's checkpoint has {} columns on its {name} side, the query {}",
+                        self.name(),
+                        batch.num_columns().saturating_sub(1),
+                        visible_columns
+                    )));
+                }
+                let (mut visible, mut expiry) = (
+                    batch.project(&(0..visible_columns).collect::<Vec<_>>())?,
+                    batch.column(visible_columns).as_primitive::<Int64Type>().clone(),
+                );
+                if let Some((instance, parallelism)) = state.rescaled {
+                    // The exchange hashes the key expressions' values before any cast.
+                    let routed = self
+                        .side(input)
+                        .keys
+                        .iter()
+                        .map(|key| key.evaluate(&visible)?.into_array(visible.num_rows()))
+                        .collect::<datafusion::error::Result<Vec<_>>>()?;
+                    let owned = BooleanArray::from(owned_rows(&routed, visible.num_rows(), instance, parallelism)?);
+                    visible = filter_record_batch(&visible, &owned)?;
+                    expiry = filter(&expiry, &owned)?.as_primitive::<Int64Type>().clone();
+                }
+                if visible.num_rows() == 0 {
+                    continue;
+                }
+                let keys = self.keys(input, &visible)?;
+                let rows = self.converter.convert_columns(&keys)?;
+                let row_expiry = self.spec.interval.map(|_| expiry.values().to_vec());
+                self.keep(input, visible, &keys, &rows, row_expiry, Vec::new())?;
+            }
+        }
+        for progress in state.table("progress") {
+            if progress.num_rows() > 0 {
+                self.watermark = self.watermark.max(progress.column(0).as_primitive::<Int64Type>().value(0));
+            }
+        }
+        Ok(())
+    }
 }
 
+/// The column of a join snapshot holding each kept row's expiry time.
+const EXPIRY_COLUMN: &str = "_expiry";
+
 impl JoinOperator {
+    /// Whether this join's state can be checkpointed (see [`JoinSpec::checkpointable`]), with a
+    /// state TTL (whose clock a restore cannot carry) refused too.
+    fn checkpointable(&self) -> Result<()> {
+        self.spec.checkpointable()?;
+        if self.state_ttl.is_some() {
+            return Err(StreamError::Config(format!(
+                "the {} operator cannot be checkpointed with 'table.exec.state.ttl' yet",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
     /// Rows arriving on `input`: joined with the other side's kept rows, then kept.
     fn add_rows(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let (batch, times) = match self.spec.interval {
@@ -651,15 +783,6 @@ impl JoinOperator {
             // A lookup join's stream row: no table row is still to come for it to meet.
             return Ok(());
         }
-
-        let expiry = match &self.spec.expiry {
-            Some(e) => {
-                let column = if input == 0 { e.left_column } else { e.right_column };
-                let values = cast(visible.column(column), &DataType::Int64)?;
-                Some((values.as_primitive::<Int64Type>().clone(), e.offset_ms))
-            }
-            None => None,
-        };
         // An interval join's row expires once the watermark passes the last time a row of the
         // other side can have and still match it; a row without event time matches nothing.
         let row_expiry = match (self.spec.interval, &times) {
@@ -673,6 +796,31 @@ impl JoinOperator {
                     .collect::<Vec<i64>>(),
             ),
             _ => None,
+        };
+        self.keep(input, visible, &keys, &rows, row_expiry, probe_matches)
+    }
+
+    /// Keeps the rows of `visible` (arrived on `input`, keys `keys` and `rows` in row format)
+    /// whose keys are not NULL, indexed by key, with an interval join's expiry time per row and
+    /// an outer join's match counts.
+    fn keep(
+        &mut self,
+        input: usize,
+        visible: RecordBatch,
+        keys: &[ArrayRef],
+        rows: &arrow::row::Rows,
+        row_expiry: Option<Vec<i64>>,
+        probe_matches: Vec<u32>,
+    ) -> Result<()> {
+        let n = visible.num_rows();
+        let valid = |row: usize| keys.iter().all(|k| k.is_valid(row));
+        let expiry = match &self.spec.expiry {
+            Some(e) => {
+                let column = if input == 0 { e.left_column } else { e.right_column };
+                let values = cast(visible.column(column), &DataType::Int64)?;
+                Some((values.as_primitive::<Int64Type>().clone(), e.offset_ms))
+            }
+            None => None,
         };
         let values = match &self.value_converters[input] {
             Some(converter) => Some(converter.convert_columns(visible.columns())?),
@@ -998,6 +1146,69 @@ mod tests {
         assert_eq!(join.sides[1].rows(), 0);
         assert!(join.sides.iter().all(|s| s.index.is_empty() && s.expiring.is_empty()));
         assert!(out.batches().is_empty());
+    }
+
+    fn interval_operator() -> JoinOperator {
+        let mut join = operator_of(None, None);
+        let mut spec = (*join.spec).clone();
+        spec.interval = Some(IntervalBounds { lower_ms: -1_000, upper_ms: 2_000 });
+        join.spec = Arc::new(spec);
+        join
+    }
+
+    /// Restored from a snapshot, a join joins what comes next exactly as the join that took it,
+    /// and keeps expiring rows by the restored watermark and expiry times.
+    #[test]
+    fn a_restored_interval_join_continues_as_the_original() -> Result<()> {
+        let mut original = interval_operator();
+        let mut out = Emitter::default();
+        original.on_batch(0, timed_batch(&[(1, 10_000, 0), (2, 10_000, 0), (3, 4_000, 0)]), &mut out)?;
+        original.on_batch(1, timed_batch(&[(1, 9_000, 0), (4, 12_000, 0)]), &mut out)?;
+        original.on_watermark(5_500, &mut out)?;
+        let state = original.snapshot(1)?;
+        let mut restored = interval_operator();
+        restored.restore(state.clone())?;
+        assert_eq!(restored.watermark, 5_500);
+        assert_eq!(
+            (restored.sides[0].rows(), restored.sides[1].rows()),
+            (original.sides[0].rows(), original.sides[1].rows())
+        );
+        type Next = (Vec<(String, String)>, u64, [usize; 2]);
+        let next = |join: &mut JoinOperator| -> Result<Next> {
+            let mut out = Emitter::default();
+            join.on_batch(1, timed_batch(&[(2, 11_000, 5_500), (1, 5_000, 5_500), (4, 12_500, 5_500)]), &mut out)?;
+            join.on_batch(0, timed_batch(&[(4, 12_200, 5_500)]), &mut out)?;
+            join.on_watermark(11_500, &mut out)?;
+            let late = out.take().1;
+            let rows = [join.sides[0].rows(), join.sides[1].rows()];
+            Ok((pairs(&out), late, rows))
+        };
+        let expected = next(&mut original)?;
+        assert_eq!(next(&mut restored)?, expected);
+        assert_eq!(expected.1, 1, "the right row of 5 s is behind the restored watermark");
+
+        // At two instances, each keeps the rows whose keys it owns; together, all of them.
+        let mut rescaled = [interval_operator(), interval_operator()];
+        for (instance, join) in rescaled.iter_mut().enumerate() {
+            join.restore(StateSnapshot { rescaled: Some((instance, 2)), ..state.clone() })?;
+        }
+        let kept = |side: usize| rescaled.iter().map(|j| j.sides[side].rows()).collect::<Vec<_>>();
+        assert_eq!(kept(0).iter().sum::<usize>(), 2, "the left row of 4 s had expired");
+        assert_eq!(kept(1).iter().sum::<usize>(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn outer_joins_and_joins_with_a_ttl_are_not_checkpointed() {
+        let mut outer = operator();
+        let mut spec = (*outer.spec).clone();
+        spec.kind = JoinKind::Left;
+        outer.spec = Arc::new(spec);
+        let message = outer.snapshot(1).expect_err("outer").to_string();
+        assert!(message.contains("the join operator cannot be checkpointed as an outer join yet"), "{message}");
+        let mut aged = operator().with_state_ttl(Some(std::time::Duration::from_secs(5)));
+        let message = aged.snapshot(1).expect_err("ttl").to_string();
+        assert!(message.contains("'table.exec.state.ttl'"), "{message}");
     }
 
     #[tokio::test(start_paused = true)]
