@@ -474,3 +474,201 @@ fn a_kafka_reader_killed_at_random_points_resumes_from_its_offsets() {
     assert_eq!(sorted(lines(&dir.join("killed.csv"))), sorted(expected), "after {killed} kills");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A fresh topic name (the sink creates it).
+fn fresh_topic(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Every record value of `topic` in partition and offset order, read by an independent client
+/// (confluent-kafka, `tests/python/kafka_records.py`) with `isolation.level=read_committed`; it
+/// fails when a transaction left open holds readers back.
+fn committed_values(topic: &str) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = Command::new("bash").arg(root.join("scripts/kafka-client.sh")).arg("python").output().expect("venv");
+    assert!(python.status.success(), "scripts/kafka-client.sh python: {}", stderr(&python));
+    let python = String::from_utf8_lossy(&python.stdout).trim().to_string();
+    let output = Command::new(python)
+        .arg(root.join("tests/python/kafka_records.py"))
+        .args(["127.0.0.1:9092", "consume", topic])
+        .output()
+        .expect("run kafka_records.py");
+    assert!(output.status.success(), "reading {topic}: {}", stderr(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+            record["value"].as_str().expect("a value").to_string()
+        })
+        .collect()
+}
+
+/// Runs `killed_job` until it has been killed `kills` times, each kill after a new checkpoint
+/// completed (plus 0–300 ms), then `finish` to its end; returns the final run's stderr.
+fn run_killed_after_checkpoints(killed_job: &Path, finish: &Path, state: &Path, kills: usize, seed: u64) -> String {
+    let mut points = Lcg(seed);
+    for kill in 1..=kills {
+        let before = latest_checkpoint(state);
+        let mut child = start(killed_job, state);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let ended = |child: Child| {
+            let output = child.wait_with_output().expect("wait");
+            panic!("the job ended ({}) before kill {kill}: {}", output.status, stderr(&output));
+        };
+        while latest_checkpoint(state) <= before && std::time::Instant::now() < deadline {
+            if child.try_wait().expect("poll").is_some() {
+                ended(child);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(latest_checkpoint(state) > before, "no checkpoint within 60 s before kill {kill}");
+        std::thread::sleep(Duration::from_millis(points.next_ms(0, 300)));
+        if child.try_wait().expect("poll").is_some() {
+            ended(child);
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    }
+    let output = run_once(finish, state);
+    assert_eq!(output.status.code(), Some(0), "after {kills} kills: {}", stderr(&output));
+    stderr(&output)
+}
+
+#[test]
+fn windows_into_kafka_exactly_once_survive_kills_with_nothing_lost_or_repeated() {
+    ensure_kafka();
+    let dir = scratch("kafka-exactly-once");
+    let topic = fresh_topic("eos-windows");
+    let sql = |parallelism: usize, sink: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             CREATE TABLE counts (window_start TIMESTAMP(3), window_end TIMESTAMP(3), flow_type STRING,
+               flows BIGINT, bytes BIGINT) WITH ({sink});
+             INSERT INTO counts SELECT window_start, window_end, flow_type, COUNT(*), SUM(bytes_in)
+             FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '2' SECOND))
+             GROUP BY window_start, window_end, flow_type;",
+            source(rows_for_kills(kills()))
+        )
+    };
+    let file = format!("'connector' = 'file', 'path' = '{}', 'format' = 'json'", dir.join("reference.jsonl").display());
+    let reference = job(&dir, "reference", &sql(2, &file));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = lines(&dir.join("reference.jsonl"));
+    assert!(expected.len() > 100, "{} result rows", expected.len());
+
+    let kafka = format!(
+        "'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '127.0.0.1:9092',
+         'format' = 'json', 'sink.create-topic' = 'true', 'sink.create-topic.partitions' = '2',
+         'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{topic}'"
+    );
+    // Killed at parallelism 1, finished at 4 from the last parallelism-1 checkpoint.
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql(1, &kafka));
+    let finish = job(&dir, "finish", &sql(4, &kafka));
+    let report = run_killed_after_checkpoints(&killed_job, &finish, &state, kills(), 31);
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    let written = committed_values(&topic);
+    assert_eq!(written.len(), expected.len(), "records committed (0 lost, 0 repeated): {report}");
+    assert_eq!(sorted(written), sorted(expected));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_updating_aggregate_into_kafka_exactly_once_commits_each_change_once() {
+    ensure_kafka();
+    let dir = scratch("kafka-exactly-once-updating");
+    let topic = fresh_topic("eos-updating");
+    let sql = |sink: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '150 ms';
+             SET 'update-interval' = '50 ms';
+             SET 'parallelism.default' = '2';
+             {}
+             CREATE TABLE per_type (flow_type STRING, flows BIGINT, bytes BIGINT, biggest BIGINT) WITH ({sink});
+             INSERT INTO per_type SELECT flow_type, COUNT(*), SUM(bytes_in), MAX(bytes_in)
+             FROM flows GROUP BY flow_type;",
+            source(rows_for_kills(kills()))
+        )
+    };
+    let file = format!("'connector' = 'file', 'path' = '{}', 'format' = 'csv'", dir.join("reference.csv").display());
+    let reference = job(&dir, "reference", &sql(&file));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = apply_changelog(&lines(&dir.join("reference.csv")));
+    assert!(expected.len() >= 5, "{expected:?}");
+
+    // One partition: the changelog is read back in the order it was written.
+    let kafka = format!(
+        "'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '127.0.0.1:9092',
+         'format' = 'csv', 'sink.create-topic' = 'true',
+         'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{topic}'"
+    );
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql(&kafka));
+    let report = run_killed_after_checkpoints(&killed_job, &killed_job, &state, kills(), 8);
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    // Each committed change applies cleanly (no second +I, every -U retracts the row shown) and
+    // the changelog ends in the reference's table.
+    let mut changelog = vec!["op,flow_type,flows,bytes,biggest".to_string()];
+    changelog.extend(committed_values(&topic));
+    assert_eq!(apply_changelog(&changelog), expected);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn an_interval_join_into_kafka_exactly_once_survives_kills_and_a_new_parallelism() {
+    ensure_kafka();
+    let dir = scratch("kafka-exactly-once-join");
+    let topic = fresh_topic("eos-join");
+    // Nexmark auctions and bids (the same event sequence; 10 % of events up to 3 s late against
+    // a 4 s watermark delay), paced so that each killed run makes progress.
+    let events = 60_000 * kills() as u64 + 100_000;
+    let table = |kind: &str, columns: &str| {
+        format!(
+            "CREATE TABLE {kind} ({columns}, WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND)
+             WITH ('connector' = 'nexmark', 'kind' = '{kind}', 'number-of-rows' = '{events}',
+               'rows-per-second' = '100000', 'seed' = '17');"
+        )
+    };
+    let sql = |parallelism: usize, sink: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             {}
+             CREATE TABLE matched (auction BIGINT, seller BIGINT, price BIGINT, bid_time TIMESTAMP(3)) WITH ({sink});
+             INSERT INTO matched SELECT a.id, a.seller, b.price, b.dateTime
+             FROM auction a JOIN bid b ON a.id = b.auction
+               AND b.dateTime BETWEEN a.dateTime AND a.dateTime + INTERVAL '2' SECOND;",
+            table("auction", "id BIGINT, seller BIGINT, dateTime TIMESTAMP(3)"),
+            table("bid", "auction BIGINT, price BIGINT, dateTime TIMESTAMP(3)"),
+        )
+    };
+    let file = format!("'connector' = 'file', 'path' = '{}', 'format' = 'json'", dir.join("reference.jsonl").display());
+    let reference = job(&dir, "reference", &sql(2, &file));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = lines(&dir.join("reference.jsonl"));
+    assert!(expected.len() > 1000, "{} joined rows", expected.len());
+
+    let kafka = format!(
+        "'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '127.0.0.1:9092',
+         'format' = 'json', 'sink.create-topic' = 'true', 'sink.create-topic.partitions' = '4',
+         'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{topic}'"
+    );
+    // Killed at parallelism 2; finished at 3: each join instance keeps the rows whose keys it
+    // owns now, of every former instance.
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql(2, &kafka));
+    let finish = job(&dir, "finish", &sql(3, &kafka));
+    let report = run_killed_after_checkpoints(&killed_job, &finish, &state, kills(), 5);
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    let written = committed_values(&topic);
+    assert_eq!(written.len(), expected.len(), "records committed (0 lost, 0 repeated): {report}");
+    assert_eq!(sorted(written), sorted(expected));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -84,6 +84,10 @@ pub enum Delivery {
     Idempotent,
     /// Results after the last checkpoint are written again after a restart (print, blackhole).
     AtLeastOnce,
+    /// Sinks that commit what came before a checkpoint once the checkpoint is complete
+    /// ([`crate::connector::Sink::checkpoint_complete`]; Kafka transactions): exactly once, and
+    /// only with checkpoints, since nothing is committed without them.
+    Transactional,
 }
 
 impl Delivery {
@@ -93,6 +97,7 @@ impl Delivery {
             Delivery::ExactlyOnce => "exactly once",
             Delivery::Idempotent => "exactly once (idempotent upserts)",
             Delivery::AtLeastOnce => "at least once (results after the last checkpoint are written again)",
+            Delivery::Transactional => "exactly once (committed when each checkpoint completes)",
         }
     }
 }

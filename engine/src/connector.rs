@@ -121,6 +121,22 @@ pub trait Sink: Send {
     fn restore(&mut self, _state: StateSnapshot) -> Result<()> {
         Ok(())
     }
+
+    /// Checkpoint `epoch` is complete (its manifest is written), right after this sink's
+    /// [`Sink::snapshot`] for it: a sink that holds output back until then
+    /// ([`crate::checkpoint::Delivery::Transactional`]) commits what that snapshot covered. A
+    /// failed checkpoint is never announced; the next snapshot covers its output too.
+    fn checkpoint_complete(&mut self, _epoch: crate::operator::Epoch) -> Result<()> {
+        Ok(())
+    }
+
+    /// Closes a sink whose pipeline was stopped before its input ended (a cancel, a stop with
+    /// savepoint) instead of [`Sink::finish`]. By default the same as `finish`; a transactional
+    /// sink commits nothing beyond the last complete checkpoint, since a restart from that
+    /// checkpoint writes the rest again.
+    fn cancel(&mut self) -> Result<()> {
+        self.finish()
+    }
 }
 
 /// Whether a table is read from or written to.

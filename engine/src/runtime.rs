@@ -726,6 +726,7 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
     let schema = spec.sink.table.schema.clone();
     let layout = SinkLayout::of(spec);
     let mut ends = 0;
+    let mut ended = false;
     let mut remaining = spec.limit;
     let result = (|| {
         if let Some(state) = place.restored {
@@ -753,10 +754,16 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
                         )));
                     };
                     checkpoints.store(place.node, 0, epoch, &sink.snapshot()?)?;
+                    // The sink stores last (every other participant stored before passing the
+                    // barrier on), so its store completes the checkpoint, unless it failed.
+                    if checkpoints.last().is_some_and(|last| last.epoch == epoch) {
+                        sink.checkpoint_complete(epoch)?;
+                    }
                 }
                 Message::End => {
                     ends += 1;
                     if ends == place.upstream {
+                        ended = true;
                         // Everything is written: the sink stands in for checkpoints still asked for.
                         if let Some(checkpoints) = &shared.checkpoints {
                             checkpoints.finished(place.node, 0, sink.snapshot()?)?;
@@ -773,9 +780,17 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
         }
         Ok(())
     })();
-    // A cancelled pipeline flushes what it wrote; a failed one aborts (a sink that replaces
-    // earlier output keeps it). Upstream tasks record their error before their channels close.
-    let closed = if result.is_err() || shared.has_failed() { sink.abort() } else { sink.finish() };
+    // A pipeline whose input ended (or that reached its LIMIT) finishes; a cancelled one
+    // flushes what it wrote (a transactional sink only what its checkpoints cover); a failed one
+    // aborts (a sink that replaces earlier output keeps it). Upstream tasks record their error
+    // before their channels close.
+    let closed = if result.is_err() || shared.has_failed() {
+        sink.abort()
+    } else if ended || remaining == Some(0) {
+        sink.finish()
+    } else {
+        sink.cancel()
+    };
     result.and(closed)
 }
 

@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, LimitClause, ObjectName, Query, Spanned, Statement as SqlStatement, Value as SqlValue,
 };
 use datafusion::sql::sqlparser::tokenizer::Span;
-use streamsql_engine::checkpoint::CheckpointConfig;
+use streamsql_engine::checkpoint::{CheckpointConfig, Delivery};
 use streamsql_engine::connector::{ChangelogMode, ConnectorRegistry, Role, TableDef};
 use streamsql_engine::operators::aggregate::WindowShape;
 use streamsql_engine::operators::aggregate::updating::op_field;
@@ -774,6 +774,16 @@ impl Session {
             checkpoint: self.checkpoint_config()?,
             limit: limit.map(|(n, _)| n),
         };
+        if spec.checkpoint.is_none()
+            && spec.sink.connector.delivery(&spec.sink.table, Role::Sink) == Delivery::Transactional
+        {
+            return Err(SqlError::new(format!(
+                "table '{}' commits its output when a checkpoint completes (exactly once), so it needs \
+                 checkpoints: SET 'execution.checkpointing.interval' = '10 s' and give a state directory \
+                 (--state-dir DIR)",
+                spec.sink.table.name
+            )));
+        }
         if spec.checkpoint.is_some() {
             if spec.limit.is_some() {
                 return Err(SqlError::new(

@@ -4,15 +4,17 @@ client: the tests never check streamsql's Kafka output with streamsql's own clie
     kafka_records.py BOOTSTRAP produce TOPIC   < records   one JSON object per line:
         {"partition": 0, "key": "k" | null, "value": "text" | null, "timestamp": 1700000000000 | null}
     kafka_records.py BOOTSTRAP consume TOPIC   > records   every record up to each partition's end,
-        as above plus "offset", ordered by partition and offset
+        as above plus "offset", ordered by partition and offset; read_committed (records of
+        aborted transactions are left out), so a transaction left open makes it fail
 
 Exit 1 with a message on stderr when a record cannot be written or the topic cannot be read.
 """
 
 import json
 import sys
+import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 
 def produce(bootstrap, topic):
@@ -55,7 +57,10 @@ def consume(bootstrap, topic):
             "bootstrap.servers": bootstrap,
             "group.id": "streamsql-tests-reader",
             "enable.auto.commit": False,
-            "enable.partition.eof": False,
+            # The end of a partition is where a read_committed reader stops: before an open
+            # transaction, or at the high watermark (past the last commit marker).
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
         }
     )
     metadata = consumer.list_topics(timeout=10)
@@ -73,11 +78,24 @@ def consume(bootstrap, topic):
             continue
         consumer.assign([TopicPartition(topic, p, low)])
         got = []
-        while not got or got[-1]["offset"] + 1 < high:
-            msg = consumer.poll(10)
+        deadline = time.monotonic() + 30
+        while True:
+            msg = consumer.poll(1)
             if msg is None:
-                sys.exit(f"kafka_records: {topic}/{p} stopped before offset {high}")
+                if time.monotonic() > deadline:
+                    sys.exit(f"kafka_records: {topic}/{p} stopped before offset {high}")
+                continue
             if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    if msg.offset() >= high:
+                        break
+                    # A transaction still open holds read_committed readers back.
+                    if time.monotonic() > deadline:
+                        sys.exit(
+                            f"kafka_records: {topic}/{p} ends at {msg.offset()} for read_committed readers, "
+                            f"before offset {high}: a transaction was left open"
+                        )
+                    continue
                 raise KafkaException(msg.error())
             ts_type, ts = msg.timestamp()
             got.append(

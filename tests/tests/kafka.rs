@@ -531,7 +531,25 @@ fn options_that_cannot_work_are_refused_by_name() {
             format!(
                 "CREATE TABLE t (a STRING) WITH ({base}, 'sink.delivery-guarantee' = 'exactly-once');\nINSERT INTO t SELECT 'x';"
             ),
-            "(Kafka transactions) is not supported yet",
+            "needs 'sink.transactional-id-prefix'",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a STRING) WITH ({base}, 'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'it');\nINSERT INTO t SELECT 'x';"
+            ),
+            "needs checkpoints: SET 'execution.checkpointing.interval'",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a STRING) WITH ({base}, 'sink.transactional-id-prefix' = 'it');\nINSERT INTO t SELECT 'x';"
+            ),
+            "'sink.transactional-id-prefix' is only used with 'sink.delivery-guarantee' = 'exactly-once'",
+        ),
+        (
+            format!(
+                "CREATE TABLE t (a STRING) WITH ({base}, 'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'it', 'properties.transactional.id' = 'x');\nINSERT INTO t SELECT 'x';"
+            ),
+            "'properties.transactional.id' is set by the exactly-once sink",
         ),
         (
             format!(

@@ -37,7 +37,7 @@ use streamsql_engine::connector::{
 };
 use streamsql_engine::{Result, StreamError};
 
-pub use options::{KafkaOptions, RecordFormat};
+pub use options::{Guarantee, KafkaOptions, RecordFormat};
 
 /// How long plan-time checks wait for the broker.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,7 +136,14 @@ const OPTIONS: &[OptionSpec] = &[
         required: false,
         roles: SINK,
         help: "'at-least-once' (default: a record that cannot be delivered fails the pipeline, and the sink \
-               flushes before it ends) or 'none'; 'exactly-once' needs checkpoints, not supported yet",
+               flushes before it ends), 'exactly-once' (Kafka transactions committed when a checkpoint \
+               completes; needs checkpoints and 'sink.transactional-id-prefix') or 'none'",
+    },
+    OptionSpec {
+        key: "sink.transactional-id-prefix",
+        required: false,
+        roles: SINK,
+        help: "exactly once: the sink's transactional id is '<prefix>-0'; unique per job on the cluster",
     },
     OptionSpec {
         key: "sink.partitioner",
@@ -228,12 +235,17 @@ impl Connector for KafkaConnector {
         Ok(Box::new(source::KafkaSource::open(table, options, ctx)?))
     }
 
-    /// Sources keep their offsets per partition and read again from them. Sinks: at least once
-    /// (flushed at each checkpoint) unless `'sink.delivery-guarantee'` is `'none'`.
+    /// Sources keep their offsets per partition and read again from them. Sinks: transactions
+    /// committed with each checkpoint (exactly once), or flushed at each checkpoint (at least
+    /// once); `'none'` cannot be checkpointed.
     fn delivery(&self, table: &TableDef, role: Role) -> Delivery {
         match (role, KafkaOptions::parse(table, role, false)) {
             (Role::Source, Ok(_)) => Delivery::ExactlyOnce,
-            (Role::Sink, Ok(options)) if options.at_least_once => Delivery::AtLeastOnce,
+            (Role::Sink, Ok(options)) => match options.guarantee {
+                Guarantee::ExactlyOnce => Delivery::Transactional,
+                Guarantee::AtLeastOnce => Delivery::AtLeastOnce,
+                Guarantee::None => Delivery::Unsupported,
+            },
             _ => Delivery::Unsupported,
         }
     }
@@ -269,7 +281,8 @@ impl Connector for UpsertKafkaConnector {
     /// Upserts by key, flushed at each checkpoint: a replay rewrites the same latest values.
     fn delivery(&self, table: &TableDef, role: Role) -> Delivery {
         match KafkaOptions::parse(table, role, true) {
-            Ok(options) if role == Role::Sink && options.at_least_once => Delivery::Idempotent,
+            Ok(options) if role == Role::Sink && options.guarantee == Guarantee::ExactlyOnce => Delivery::Transactional,
+            Ok(options) if role == Role::Sink && options.guarantee.waits() => Delivery::Idempotent,
             _ => Delivery::Unsupported,
         }
     }

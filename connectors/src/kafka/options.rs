@@ -60,6 +60,25 @@ pub enum ColumnSource {
     Metadata(String),
 }
 
+/// `'sink.delivery-guarantee'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Nothing waited for; failures are only logged.
+    None,
+    /// Every record acknowledged before a checkpoint completes and before the sink ends; a
+    /// restart writes again what came after the last checkpoint.
+    AtLeastOnce,
+    /// Records are committed in a Kafka transaction when the checkpoint after them completes.
+    ExactlyOnce,
+}
+
+impl Guarantee {
+    /// Whether a record that cannot be delivered fails the pipeline.
+    pub fn waits(self) -> bool {
+        self != Guarantee::None
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KafkaOptions {
     /// `'properties.*'` with the prefix taken off.
@@ -79,7 +98,11 @@ pub struct KafkaOptions {
     /// Where each table column comes from.
     pub columns: Vec<ColumnSource>,
     pub on_error: OnError,
-    pub at_least_once: bool,
+    /// `'sink.delivery-guarantee'`.
+    pub guarantee: Guarantee,
+    /// `'sink.transactional-id-prefix'` (exactly once): the sink's transactional id is
+    /// `<prefix>-0`.
+    pub transactional_id_prefix: Option<String>,
     pub partitioner: Partitioner,
     /// `'sink.create-topic'`: partitions and replication factor.
     pub create_topic: Option<(i32, i32)>,
@@ -266,22 +289,45 @@ impl KafkaOptions {
             }
         }
         let on_error = OnError::from_choice(opts.choice("format.on-error", OnError::CHOICES, "fail")?);
-        let at_least_once = match opts.choice(
+        let guarantee = match opts.choice(
             "sink.delivery-guarantee",
             &["at-least-once", "none", "exactly-once"],
             "at-least-once",
         )? {
-            "exactly-once" => {
+            "exactly-once" => Guarantee::ExactlyOnce,
+            "none" => Guarantee::None,
+            _ => Guarantee::AtLeastOnce,
+        };
+        let transactional_id_prefix = opts.get("sink.transactional-id-prefix").map(str::trim);
+        let transactional_id_prefix = match (guarantee, transactional_id_prefix) {
+            (Guarantee::ExactlyOnce, Some(prefix)) if !prefix.is_empty() => Some(prefix.to_string()),
+            (Guarantee::ExactlyOnce, _) => {
                 return Err(config(
-                    "'sink.delivery-guarantee' = 'exactly-once' (Kafka transactions) is not supported yet; use \
-                         'at-least-once' (with checkpoints, records after the last checkpoint are written again \
-                         after a restart)"
+                    "'sink.delivery-guarantee' = 'exactly-once' needs 'sink.transactional-id-prefix': a name for \
+                     this sink's Kafka transactions, unique among the jobs writing to the cluster (a restart \
+                     with the same prefix aborts what a killed run left open)"
                         .into(),
                 ));
             }
-            "none" => false,
-            _ => true,
+            (_, Some(_)) => {
+                return Err(config(
+                    "option 'sink.transactional-id-prefix' is only used with 'sink.delivery-guarantee' = \
+                     'exactly-once'"
+                        .into(),
+                ));
+            }
+            (_, None) => None,
         };
+        if guarantee == Guarantee::ExactlyOnce {
+            for key in ["transactional.id", "isolation.level"] {
+                if opts.get(&format!("properties.{key}")).is_some() {
+                    return Err(config(format!(
+                        "option 'properties.{key}' is set by the exactly-once sink (from \
+                         'sink.transactional-id-prefix')"
+                    )));
+                }
+            }
+        }
         let partitioner = match opts.choice("sink.partitioner", &["default", "fixed", "round-robin"], "default")? {
             "fixed" => Partitioner::Fixed,
             "round-robin" if upsert => {
@@ -327,7 +373,8 @@ impl KafkaOptions {
             value_columns,
             columns,
             on_error,
-            at_least_once,
+            guarantee,
+            transactional_id_prefix,
             partitioner,
             create_topic,
             timestamp_column,
