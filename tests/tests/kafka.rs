@@ -535,7 +535,7 @@ fn options_that_cannot_work_are_refused_by_name() {
         ),
         (
             format!(
-                "CREATE TABLE t (a STRING) WITH ({base}, 'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'it');\nINSERT INTO t SELECT 'x';"
+                "CREATE TABLE t (a STRING) WITH ({base}, 'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'it');\nCREATE TABLE f WITH ('connector' = 'netflow');\nINSERT INTO t SELECT src_ip FROM f;"
             ),
             "needs checkpoints: SET 'execution.checkpointing.interval'",
         ),
