@@ -74,7 +74,8 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
     query_concurrency: u16,
 
-    /// Keep checkpoints in DIR (when a script sets 'execution.checkpointing.interval'), unless
+    /// Keep checkpoints in DIR, a local directory or s3://bucket/prefix (when a script sets
+    /// 'execution.checkpointing.interval'), unless
     /// it sets 'state.checkpoints.dir'; a job started again with the same DIR resumes from its
     /// latest checkpoint.
     #[arg(long, value_name = "DIR", global = true)]

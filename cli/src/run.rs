@@ -104,7 +104,10 @@ pub async fn run_script(
     format: Option<OutputFormat>,
 ) -> ExitCode {
     let mut session = Session::new(context.registry.clone());
-    session.set_checkpoint_defaults(context.state_dir.clone(), context.from_scratch);
+    if let Err(e) = session.set_checkpoint_defaults(context.state_dir.clone(), context.from_scratch) {
+        errln!("streamsql: --state-dir: {}", e.message());
+        return ExitCode::from(2);
+    }
     if let Some(n) = parallelism
         && let Err(e) = session.execute(&format!("SET 'parallelism.default' = '{n}'"))
     {

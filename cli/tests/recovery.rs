@@ -672,3 +672,81 @@ fn an_interval_join_into_kafka_exactly_once_survives_kills_and_a_new_parallelism
     assert_eq!(sorted(written), sorted(expected));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Starts the project's S3-compatible server (`scripts/seaweedfs.sh start`; already running:
+/// nothing to do) and creates `bucket` in it.
+fn ensure_s3_bucket(bucket: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/seaweedfs.sh");
+    let status = Command::new(&script).arg("start").status().expect("run scripts/seaweedfs.sh");
+    assert!(status.success(), "scripts/seaweedfs.sh start failed");
+    let created = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .arg(format!("http://127.0.0.1:8333/{bucket}"))
+        .output()
+        .expect("curl");
+    let code = String::from_utf8_lossy(&created.stdout).to_string();
+    assert!(code == "200" || code == "409", "creating bucket {bucket}: HTTP {code} {}", stderr(&created));
+}
+
+/// The keys under `prefix` in `bucket`, as the S3 server lists them (ListObjectsV2).
+fn s3_keys(bucket: &str, prefix: &str) -> String {
+    let listed = Command::new("curl")
+        .arg("-fsS")
+        .arg(format!("http://127.0.0.1:8333/{bucket}?list-type=2&prefix={prefix}"))
+        .output()
+        .expect("curl");
+    assert!(listed.status.success(), "listing {bucket}/{prefix}: {}", stderr(&listed));
+    String::from_utf8_lossy(&listed.stdout).into_owned()
+}
+
+#[test]
+fn checkpoints_in_s3_storage_survive_kills() {
+    let bucket = "streamsql-tests";
+    ensure_s3_bucket(bucket);
+    let dir = scratch("s3");
+    let prefix = format!("recovery-{}", std::process::id());
+    let sql = |out: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 's3.endpoint' = 'http://127.0.0.1:8333';
+             SET 's3.access-key' = 'streamsql';
+             SET 's3.secret-key' = 'streamsql';
+             SET 'parallelism.default' = '2';
+             {}
+             CREATE TABLE counts (window_start TIMESTAMP(3), window_end TIMESTAMP(3), flow_type STRING,
+               flows BIGINT, bytes BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO counts SELECT window_start, window_end, flow_type, COUNT(*), SUM(bytes_in)
+             FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '2' SECOND))
+             GROUP BY window_start, window_end, flow_type;",
+            source(rows_for_kills(kills())),
+            dir.join(out).display()
+        )
+    };
+    let reference = job(&dir, "reference", &sql("reference.csv"));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = lines(&dir.join("reference.csv"));
+    assert!(expected.len() > 100, "{} result rows", expected.len());
+
+    let state = PathBuf::from(format!("s3://{bucket}/{prefix}"));
+    let killed_job = job(&dir, "killed", &sql("killed.csv"));
+    // The first run is killed once a checkpoint is complete in the bucket.
+    let mut child = start(&killed_job, &state);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !s3_keys(bucket, &prefix).contains("_manifest.json") {
+        assert!(std::time::Instant::now() < deadline, "no manifest in s3://{bucket}/{prefix} within 60 s");
+        assert!(child.try_wait().expect("poll").is_none(), "the job ended before its first checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let (killed, report) = run_with_kills(&killed_job, &state, kills(), 77);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    assert_eq!(sorted(lines(&dir.join("killed.csv"))), sorted(expected));
+    // A complete job removes its checkpoints from the bucket.
+    assert!(!s3_keys(bucket, &prefix).contains("chk-"), "{}", s3_keys(bucket, &prefix));
+    assert!(!Path::new("s3:").exists(), "no local folder named after the location");
+    std::fs::remove_dir_all(&dir).ok();
+}

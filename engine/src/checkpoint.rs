@@ -14,7 +14,7 @@
 //! State lives under `<dir>/<pipeline>/chk-<epoch>/` as one Arrow IPC file per table of each
 //! participant's [`StateSnapshot`] (`n<node>-i<instance>-<table>.arrow`; nodes numbered as
 //! `EXPLAIN` numbers them, the sink last). A checkpoint without its manifest is incomplete and
-//! never read.
+//! never read. `<dir>` is a local directory or `s3://bucket/prefix` ([`crate::state_store`]).
 //!
 //! Starting a pipeline whose state directory holds a complete checkpoint restores it: every
 //! participant gets its own snapshot before its first message, sources seek to their stored
@@ -26,24 +26,27 @@
 //! removes its checkpoints: they would only replay a finished job.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Result, StreamError};
 use crate::operator::{Checkpointer, Epoch, StateSnapshot};
+use crate::state_store::{self, StateStore};
 
 /// How a pipeline checkpoints (`SET 'execution.checkpointing.interval'` and friends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointConfig {
     /// Time between the starts of two checkpoints.
     pub interval: Duration,
-    /// The state directory; each pipeline keeps its checkpoints in a folder of its own.
+    /// The state directory (or `s3://bucket/prefix`); each pipeline keeps its checkpoints in a
+    /// folder of its own.
     pub dir: PathBuf,
+    /// S3 settings (`'s3.endpoint'`, `'s3.access-key'`, …) for an `s3://` directory.
+    pub s3: Vec<(String, String)>,
     /// Complete checkpoints kept (`'state.checkpoints.num-retained'`), at least 1.
     pub retained: usize,
     /// Checkpoints that may fail in a row before the pipeline fails
@@ -62,6 +65,7 @@ impl CheckpointConfig {
         Self {
             interval,
             dir: dir.into(),
+            s3: Vec::new(),
             retained: 1,
             tolerable_failures: 0,
             timeout: Duration::from_secs(600),
@@ -164,6 +168,8 @@ struct Progress {
 pub struct Checkpoints {
     config: CheckpointConfig,
     /// `<dir>/<pipeline>`.
+    store: Arc<dyn StateStore>,
+    /// Where the store is, as a key of [`OPEN`].
     root: PathBuf,
     pipeline: String,
     nodes: Vec<NodeEntry>,
@@ -172,8 +178,8 @@ pub struct Checkpoints {
     requested: AtomicU64,
     next_epoch: AtomicU64,
     progress: Mutex<Progress>,
-    /// The checkpoint restored at start: its epoch and folder.
-    restored: Option<(Epoch, PathBuf)>,
+    /// The checkpoint restored at start.
+    restored: Option<Epoch>,
     /// Instances of each node when the restored checkpoint was taken.
     restored_instances: Vec<usize>,
 }
@@ -194,7 +200,10 @@ impl Checkpoints {
     /// last): finds the latest complete checkpoint to restore and checks that it fits, or, with
     /// `from_scratch`, removes the earlier checkpoints.
     pub fn open(config: CheckpointConfig, pipeline: &str, nodes: Vec<NodeEntry>) -> Result<Self> {
-        let root = config.dir.join(folder_name(pipeline));
+        let root = match state_store::is_s3(&config.dir) {
+            true => PathBuf::from(format!("{}/{}", config.dir.display(), folder_name(pipeline))),
+            false => config.dir.join(folder_name(pipeline)),
+        };
         {
             let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
             if !open.insert(root.clone()) {
@@ -213,28 +222,30 @@ impl Checkpoints {
     }
 
     fn open_claimed(config: CheckpointConfig, pipeline: &str, nodes: Vec<NodeEntry>, root: PathBuf) -> Result<Self> {
-        let io = |what: &str, path: &Path, e| StreamError::io(format!("checkpoints: {what} '{}'", path.display()), e);
-        if config.from_scratch && root.exists() {
-            remove_all(&root).map_err(|e| io("cannot remove", &root, e))?;
+        let store = state_store::open(&config.dir, &folder_name(pipeline), &config.s3)?;
+        if config.from_scratch {
+            remove_all(store.as_ref())?;
         }
-        fs::create_dir_all(&root).map_err(|e| io("cannot create", &root, e))?;
         let participants = nodes.iter().map(|n| n.instances).sum();
-        let restored = latest_complete(&root)?;
+        let listing = listing(store.as_ref())?;
+        let restored = listing.iter().rev().find(|(_, files)| files.contains(MANIFEST)).map(|(e, _)| *e);
         let mut next = 1;
         let mut restored_instances = nodes.iter().map(|n| n.instances).collect();
-        if let Some((epoch, folder)) = &restored {
-            let manifest = read_manifest(&folder.join(MANIFEST))?;
-            restored_instances = check_fits(&manifest, &nodes, *epoch, &root)?;
+        if let Some(epoch) = restored {
+            let manifest = read_manifest(store.as_ref(), epoch)?;
+            restored_instances = check_fits(&manifest, &nodes, epoch, &store.describe())?;
             next = epoch + 1;
         }
         // Incomplete checkpoints (a crash while one was taken) are never read: remove them.
-        for (epoch, folder) in checkpoint_folders(&root)? {
-            if !folder.join(MANIFEST).exists() || restored.as_ref().is_some_and(|(e, _)| epoch > *e) {
-                let _ = fs::remove_dir_all(&folder);
+        for (epoch, files) in &listing {
+            if !files.contains(MANIFEST) || restored.is_some_and(|e| *epoch > e) {
+                let _ = remove_checkpoint(store.as_ref(), *epoch, files);
             }
         }
+        store.tidy();
         Ok(Self {
             config,
+            store,
             root,
             pipeline: pipeline.to_string(),
             nodes,
@@ -251,14 +262,14 @@ impl Checkpoints {
         &self.config
     }
 
-    /// Where this pipeline's checkpoints are.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where this pipeline's checkpoints are (a local directory or an `s3://` location).
+    pub fn location(&self) -> String {
+        self.store.describe()
     }
 
     /// The checkpoint restored at start, if any.
     pub fn restored_epoch(&self) -> Option<Epoch> {
-        self.restored.as_ref().map(|(e, _)| *e)
+        self.restored
     }
 
     /// The latest epoch requested (0: none): sources emit a barrier when it passes theirs.
@@ -299,7 +310,7 @@ impl Checkpoints {
             progress.in_flight.remove(&epoch);
             let why = format!("not complete after {} s", self.config.timeout.as_secs());
             self.failed(&mut progress, epoch, &why);
-            let _ = fs::remove_dir_all(self.folder(epoch));
+            self.discard(epoch);
         }
         let epoch = self.next_epoch.fetch_add(1, Ordering::AcqRel);
         progress
@@ -342,15 +353,16 @@ impl Checkpoints {
     /// restored). At another parallelism than then: the state of every former instance, marked
     /// [`StateSnapshot::rescaled`], for the instance to keep what it owns.
     pub fn restore_state(&self, node: usize, instance: usize) -> Result<Option<StateSnapshot>> {
-        let Some((_, folder)) = &self.restored else { return Ok(None) };
+        let Some(epoch) = self.restored else { return Ok(None) };
+        let store = self.store.as_ref();
         let now = self.nodes.get(node).map_or(1, |n| n.instances);
         let then = self.restored_instances.get(node).copied().unwrap_or(now);
         if then == now {
-            return Ok(Some(StateSnapshot { tables: read_tables(folder, node, instance)?, rescaled: None }));
+            return Ok(Some(StateSnapshot { tables: read_tables(store, epoch, node, instance)?, rescaled: None }));
         }
         let mut tables: Vec<(String, Vec<RecordBatch>)> = Vec::new();
         for former in 0..then {
-            for (table, batches) in read_tables(folder, node, former)? {
+            for (table, batches) in read_tables(store, epoch, node, former)? {
                 match tables.iter_mut().find(|(t, _)| *t == table) {
                     Some((_, all)) => all.extend(batches),
                     None => tables.push((table, batches)),
@@ -366,8 +378,7 @@ impl Checkpoints {
         let mut progress = self.lock();
         progress.closed = true;
         progress.in_flight.clear();
-        remove_all(&self.root)
-            .map_err(|e| StreamError::io(format!("checkpoints: cannot remove '{}'", self.root.display()), e))
+        remove_all(self.store.as_ref())
     }
 
     /// The pipeline has stopped: its folder may be used by the next run of it in this process.
@@ -379,8 +390,14 @@ impl Checkpoints {
         }
     }
 
-    fn folder(&self, epoch: Epoch) -> PathBuf {
-        self.root.join(format!("chk-{epoch:08}"))
+    /// Removes what an incomplete checkpoint `epoch` wrote.
+    fn discard(&self, epoch: Epoch) {
+        if let Ok(listing) = listing(self.store.as_ref())
+            && let Some(files) = listing.get(&epoch)
+        {
+            let _ = remove_checkpoint(self.store.as_ref(), epoch, files);
+            self.store.tidy();
+        }
     }
 
     /// Writes a participant's state and counts it; the last one completes the checkpoint.
@@ -393,7 +410,7 @@ impl Checkpoints {
             return;
         }
         if flight.failed.is_none() {
-            match write_state(&self.folder(epoch), node, instance, state) {
+            match write_state(self.store.as_ref(), epoch, node, instance, state) {
                 Ok(bytes) => flight.bytes += bytes,
                 Err(e) => flight.failed = Some(e.to_string()),
             }
@@ -420,7 +437,7 @@ impl Checkpoints {
                 self.prune(epoch);
             }
             Err(why) => {
-                let _ = fs::remove_dir_all(self.folder(epoch));
+                self.discard(epoch);
                 self.failed(progress, epoch, &why);
             }
         }
@@ -439,8 +456,6 @@ impl Checkpoints {
     }
 
     fn write_manifest(&self, epoch: Epoch, bytes: u64) -> Result<()> {
-        let folder = self.folder(epoch);
-        fs::create_dir_all(&folder).map_err(|e| StreamError::io(format!("creating '{}'", folder.display()), e))?;
         let nodes: Vec<serde_json::Value> =
             self.nodes.iter().map(|n| serde_json::json!({ "name": n.name, "instances": n.instances })).collect();
         let created = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
@@ -451,41 +466,28 @@ impl Checkpoints {
             "bytes": bytes,
             "created_ms": created,
         });
-        let path = folder.join(MANIFEST);
-        let temp = folder.join(format!("{MANIFEST}.tmp"));
-        let io = |e| StreamError::io(format!("writing '{}'", temp.display()), e);
         let text = serde_json::to_string_pretty(&manifest).map_err(|e| StreamError::Internal(e.to_string()))?;
-        {
-            use std::io::Write;
-            let mut file = fs::File::create(&temp).map_err(io)?;
-            file.write_all(text.as_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        fs::rename(&temp, &path).map_err(|e| StreamError::io(format!("renaming '{}'", temp.display()), e))?;
-        // The rename is durable once the folder is.
-        if let Ok(dir) = fs::File::open(&folder) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        self.store.put(&key(epoch, MANIFEST), text.into_bytes())
     }
 
     /// Removes complete checkpoints beyond the retained count, oldest first.
     fn prune(&self, latest: Epoch) {
-        let Ok(folders) = checkpoint_folders(&self.root) else { return };
-        let complete: Vec<(Epoch, PathBuf)> =
-            folders.into_iter().filter(|(e, f)| *e <= latest && f.join(MANIFEST).exists()).collect();
+        let Ok(listing) = listing(self.store.as_ref()) else { return };
+        let complete: Vec<(&Epoch, &BTreeSet<String>)> =
+            listing.iter().filter(|(e, files)| **e <= latest && files.contains(MANIFEST)).collect();
         let keep = self.config.retained.max(1);
         if complete.len() > keep {
-            for (_, folder) in &complete[..complete.len() - keep] {
-                let _ = remove_checkpoint(folder);
+            for (epoch, files) in &complete[..complete.len() - keep] {
+                let _ = remove_checkpoint(self.store.as_ref(), **epoch, files);
             }
+            self.store.tidy();
         }
     }
 }
 
 /// A [`Checkpointer`] for the instances of one node.
 pub struct NodeCheckpointer {
-    pub checkpoints: std::sync::Arc<Checkpoints>,
+    pub checkpoints: Arc<Checkpoints>,
     pub node: usize,
 }
 
@@ -512,79 +514,80 @@ fn folder_name(pipeline: &str) -> String {
     if name.is_empty() { "pipeline".into() } else { name }
 }
 
-/// Removes a checkpoint's folder, its manifest first: a removal cut short leaves an incomplete
-/// checkpoint (never read), not a complete-looking one with files missing.
-fn remove_checkpoint(folder: &Path) -> std::io::Result<()> {
-    match fs::remove_file(folder.join(MANIFEST)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
+/// The key of file `file` of checkpoint `epoch`.
+fn key(epoch: Epoch, file: &str) -> String {
+    format!("chk-{epoch:08}/{file}")
+}
+
+/// The files of each checkpoint in the store, by epoch.
+fn listing(store: &dyn StateStore) -> Result<BTreeMap<Epoch, BTreeSet<String>>> {
+    let mut checkpoints: BTreeMap<Epoch, BTreeSet<String>> = BTreeMap::new();
+    for key in store.list()? {
+        let Some((folder, file)) = key.split_once('/') else { continue };
+        let Some(epoch) = folder.strip_prefix("chk-").and_then(|e| e.parse().ok()) else { continue };
+        checkpoints.entry(epoch).or_default().insert(file.to_string());
     }
-    fs::remove_dir_all(folder)
+    Ok(checkpoints)
 }
 
-/// Removes a pipeline's checkpoint folder, every manifest first.
-fn remove_all(root: &Path) -> std::io::Result<()> {
-    if let Ok(entries) = fs::read_dir(root) {
-        for entry in entries.flatten() {
-            match fs::remove_file(entry.path().join(MANIFEST)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound && e.kind() != std::io::ErrorKind::NotADirectory => {
-                    return Err(e);
-                }
-                _ => {}
-            }
-        }
+/// Removes checkpoint `epoch` (its `files`), its manifest first: a removal cut short leaves an
+/// incomplete checkpoint (never read), not a complete-looking one with files missing.
+fn remove_checkpoint(store: &dyn StateStore, epoch: Epoch, files: &BTreeSet<String>) -> Result<()> {
+    store.delete(&key(epoch, MANIFEST))?;
+    for file in files.iter().filter(|f| *f != MANIFEST) {
+        store.delete(&key(epoch, file))?;
     }
-    match fs::remove_dir_all(root) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
+    Ok(())
+}
+
+/// Removes every checkpoint of a pipeline, every manifest first.
+fn remove_all(store: &dyn StateStore) -> Result<()> {
+    let listing = listing(store)?;
+    for epoch in listing.keys() {
+        store.delete(&key(*epoch, MANIFEST))?;
     }
+    for (epoch, files) in &listing {
+        remove_checkpoint(store, *epoch, files)?;
+    }
+    store.tidy();
+    Ok(())
 }
 
-fn checkpoint_folders(root: &Path) -> Result<Vec<(Epoch, PathBuf)>> {
-    let entries = fs::read_dir(root).map_err(|e| StreamError::io(format!("reading '{}'", root.display()), e))?;
-    let mut folders: Vec<(Epoch, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let epoch = name.strip_prefix("chk-")?.parse().ok()?;
-            Some((epoch, e.path()))
-        })
-        .collect();
-    folders.sort();
-    Ok(folders)
+fn read_manifest(store: &dyn StateStore, epoch: Epoch) -> Result<serde_json::Value> {
+    let name = key(epoch, MANIFEST);
+    let bytes = store.get(&name)?.ok_or_else(|| {
+        StreamError::Config(format!("checkpoint manifest '{name}' in '{}' is gone", store.describe()))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        StreamError::Config(format!("checkpoint manifest '{name}' in '{}' is not valid JSON: {e}", store.describe()))
+    })
 }
 
-fn latest_complete(root: &Path) -> Result<Option<(Epoch, PathBuf)>> {
-    Ok(checkpoint_folders(root)?.into_iter().rev().find(|(_, f)| f.join(MANIFEST).exists()))
-}
-
-fn read_manifest(path: &Path) -> Result<serde_json::Value> {
-    let text = fs::read_to_string(path).map_err(|e| StreamError::io(format!("reading '{}'", path.display()), e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| StreamError::Config(format!("checkpoint manifest '{}' is not valid JSON: {e}", path.display())))
-}
-
-/// The tables instance `instance` of `node` stored in `folder`.
-fn read_tables(folder: &Path, node: usize, instance: usize) -> Result<Vec<(String, Vec<RecordBatch>)>> {
+/// The tables instance `instance` of `node` stored in checkpoint `epoch`.
+fn read_tables(
+    store: &dyn StateStore,
+    epoch: Epoch,
+    node: usize,
+    instance: usize,
+) -> Result<Vec<(String, Vec<RecordBatch>)>> {
     let prefix = format!("n{node}-i{instance}-");
-    let entries = fs::read_dir(folder).map_err(|e| StreamError::io(format!("reading '{}'", folder.display()), e))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
-        .collect();
-    files.sort();
+    let listing = listing(store)?;
     let mut tables = Vec::new();
-    for path in files {
-        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
-        let table = name.trim_start_matches(&prefix).trim_end_matches(".arrow").to_string();
-        tables.push((table, read_ipc(&path)?));
+    for file in listing.get(&epoch).into_iter().flatten() {
+        let Some(table) = file.strip_prefix(&prefix).and_then(|f| f.strip_suffix(".arrow")) else { continue };
+        let name = key(epoch, file);
+        let bytes = store.get(&name)?.ok_or_else(|| {
+            StreamError::Config(format!("checkpoint file '{name}' in '{}' is gone", store.describe()))
+        })?;
+        let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)?;
+        tables.push((table.to_string(), reader.collect::<std::result::Result<Vec<_>, _>>()?));
     }
     Ok(tables)
 }
 
 /// Refuses a checkpoint of a job other than `nodes`, naming the first node that differs;
 /// returns each node's instances when it was taken.
-fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, root: &Path) -> Result<Vec<usize>> {
+fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, root: &str) -> Result<Vec<usize>> {
     let stored: Vec<NodeEntry> = manifest["nodes"]
         .as_array()
         .map(|a| {
@@ -599,7 +602,7 @@ fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, r
         .unwrap_or_default();
     let advice = "start with --from-scratch (or use another state directory) to run this job from the beginning";
     let refuse = |what: String| {
-        StreamError::Config(format!("cannot resume from checkpoint {epoch} in '{}': {what}; {advice}", root.display()))
+        StreamError::Config(format!("cannot resume from checkpoint {epoch} in '{root}': {what}; {advice}"))
     };
     for (i, (old, new)) in stored.iter().zip(nodes).enumerate() {
         if old.name != new.name {
@@ -632,41 +635,37 @@ fn check_fits(manifest: &serde_json::Value, nodes: &[NodeEntry], epoch: Epoch, r
 }
 
 /// Writes each non-empty table of `state` as an Arrow IPC file; returns the bytes written.
-fn write_state(folder: &Path, node: usize, instance: usize, state: &StateSnapshot) -> Result<u64> {
-    fs::create_dir_all(folder).map_err(|e| StreamError::io(format!("creating '{}'", folder.display()), e))?;
+fn write_state(
+    store: &dyn StateStore,
+    epoch: Epoch,
+    node: usize,
+    instance: usize,
+    state: &StateSnapshot,
+) -> Result<u64> {
     let mut bytes = 0;
     for (table, batches) in &state.tables {
         let Some(first) = batches.first() else { continue };
-        let path = folder.join(format!("n{node}-i{instance}-{table}.arrow"));
-        let io = |e| StreamError::io(format!("writing '{}'", path.display()), e);
-        let file = fs::File::create(&path).map_err(io)?;
-        let mut writer = arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &first.schema())?;
+        let mut writer = arrow::ipc::writer::FileWriter::try_new(Vec::new(), &first.schema())?;
         for batch in batches {
             writer.write(batch)?;
         }
         writer.finish()?;
-        let file = writer.into_inner()?.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
+        let file = writer.into_inner()?;
+        bytes += file.len() as u64;
+        store.put(&key(epoch, &format!("n{node}-i{instance}-{table}.arrow")), file)?;
     }
     Ok(bytes)
 }
 
-fn read_ipc(path: &Path) -> Result<Vec<RecordBatch>> {
-    let file = fs::File::open(path).map_err(|e| StreamError::io(format!("reading '{}'", path.display()), e))?;
-    let reader = arrow::ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)?;
-    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
-}
-
 /// A source position that is one count (records read, rows generated), as a snapshot.
 pub fn position_state(position: u64) -> StateSnapshot {
-    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
         "position",
         arrow::datatypes::DataType::Int64,
         false,
     )]));
     let column = arrow::array::Int64Array::from(vec![position as i64]);
-    let batch = RecordBatch::try_new(schema, vec![std::sync::Arc::new(column)]).expect("one Int64 column");
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(column)]).expect("one Int64 column");
     StateSnapshot::single("position", vec![batch])
 }
 
@@ -693,6 +692,7 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
+    use std::fs;
 
     fn state(value: i64) -> StateSnapshot {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
@@ -734,7 +734,9 @@ mod tests {
             checkpoints.store(node, instance, second, &state(v))?;
         }
         assert_eq!(checkpoints.last().map(|s| s.epoch), Some(second));
-        assert!(!checkpoints.root().join(format!("chk-{epoch:08}")).exists(), "one retained");
+        assert_eq!(checkpoints.location(), dir.join("insert-into-t").display().to_string());
+        assert!(!dir.join("insert-into-t").join(format!("chk-{epoch:08}")).exists(), "one retained");
+        assert!(dir.join("insert-into-t").join(format!("chk-{second:08}")).join(MANIFEST).exists());
 
         drop(checkpoints);
         let reopened = Checkpoints::open(config.clone(), "INSERT INTO t", nodes())?;

@@ -82,6 +82,7 @@ pub mod operator;
 pub mod operators;
 pub mod pipeline;
 pub mod runtime;
+pub mod state_store;
 pub mod task;
 pub mod time;
 pub mod types;

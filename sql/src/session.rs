@@ -68,6 +68,8 @@ pub struct Settings {
     pub checkpoint_interval: Option<Duration>,
     /// `'state.checkpoints.dir'` (or `--state-dir`): where checkpoints are kept.
     pub checkpoint_dir: Option<String>,
+    /// `'s3.*'`: how an `s3://` state directory is reached.
+    pub s3: Vec<(String, String)>,
     /// `'state.checkpoints.num-retained'`.
     pub checkpoints_retained: usize,
     /// `'execution.checkpointing.tolerable-failed-checkpoints'`.
@@ -90,6 +92,7 @@ impl Default for Settings {
             state_ttl: None,
             checkpoint_interval: None,
             checkpoint_dir: None,
+            s3: Vec::new(),
             checkpoints_retained: 1,
             tolerable_failed_checkpoints: 0,
             checkpoint_timeout: Duration::from_secs(600),
@@ -127,7 +130,21 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "take a checkpoint this often, e.g. '10 s', so a restarted job resumes where it was (default: none); \
          needs a state directory",
     ),
-    ("state.checkpoints.dir", "the state directory checkpoints are kept in (a local path; also --state-dir)"),
+    (
+        "state.checkpoints.dir",
+        "where checkpoints are kept: a local directory or 's3://bucket/prefix' (also --state-dir)",
+    ),
+    (
+        "s3.endpoint",
+        "S3-compatible storage for an 's3://' state directory, e.g. 'http://127.0.0.1:8333' (default: AWS_ENDPOINT, else AWS)",
+    ),
+    ("s3.access-key", "the S3 access key (default: AWS_ACCESS_KEY_ID)"),
+    ("s3.secret-key", "the S3 secret key (default: AWS_SECRET_ACCESS_KEY)"),
+    ("s3.region", "the S3 region (default: AWS_DEFAULT_REGION, else 'us-east-1')"),
+    (
+        "s3.path.style.access",
+        "'true' (default): path-style requests, as S3-compatible servers want; 'false': virtual-hosted style",
+    ),
     ("state.checkpoints.num-retained", "complete checkpoints kept (default 1)"),
     (
         "execution.checkpointing.tolerable-failed-checkpoints",
@@ -139,6 +156,23 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "a table that rows dropped as late are written to, by column name (input columns, 'operator', 'pipeline'); '' for none (the default)",
     ),
 ];
+
+/// A state directory as `SET 'state.checkpoints.dir'` or `--state-dir` gives it: a local path or
+/// `s3://bucket/prefix` (`None`: empty, no directory).
+pub fn checked_state_dir(value: &str) -> SqlResult<Option<String>> {
+    let dir = value.trim();
+    if let Some((scheme, rest)) = dir.split_once("://") {
+        if scheme != "s3" {
+            return Err(SqlError::new(format!(
+                "state directory '{dir}': a local path or 's3://bucket/prefix' is supported, not '{scheme}://'"
+            )));
+        }
+        if rest.split('/').next().is_none_or(str::is_empty) {
+            return Err(SqlError::new(format!("state directory '{dir}' names no bucket")));
+        }
+    }
+    Ok((!dir.is_empty()).then(|| dir.to_string()))
+}
 
 /// Runs SQL statements against a catalog of tables and views.
 pub struct Session {
@@ -644,14 +678,19 @@ impl Session {
                 }
                 self.settings.checkpoint_interval = (ms > 0).then(|| Duration::from_millis(ms as u64));
             }
-            "state.checkpoints.dir" => {
-                let dir = value.trim();
-                if dir.contains("://") {
-                    return Err(SqlError::new(format!(
-                        "SET '{key}': only local directories are supported yet, got '{dir}'"
-                    )));
+            "state.checkpoints.dir" => self.settings.checkpoint_dir = checked_state_dir(value)?,
+            "s3.endpoint" | "s3.access-key" | "s3.secret-key" | "s3.region" | "s3.path.style.access" => {
+                let value = value.trim();
+                if key == "s3.path.style.access" && !["true", "false"].contains(&value.to_lowercase().as_str()) {
+                    return Err(SqlError::new(format!("SET '{key}' needs 'true' or 'false', got '{value}'")));
                 }
-                self.settings.checkpoint_dir = (!dir.is_empty()).then(|| dir.to_string());
+                if key == "s3.endpoint" && !(value.starts_with("http://") || value.starts_with("https://")) {
+                    return Err(SqlError::new(format!("SET '{key}' needs an http:// or https:// URL, got '{value}'")));
+                }
+                self.settings.s3.retain(|(k, _)| k != key);
+                if !value.is_empty() {
+                    self.settings.s3.push((key.to_string(), value.to_string()));
+                }
             }
             "state.checkpoints.num-retained" => self.settings.checkpoints_retained = at_most(positive(value)?, 1000)?,
             "execution.checkpointing.tolerable-failed-checkpoints" => {
@@ -813,6 +852,7 @@ impl Session {
         Ok(Some(CheckpointConfig {
             interval,
             dir: dir.into(),
+            s3: self.settings.s3.clone(),
             retained: self.settings.checkpoints_retained,
             tolerable_failures: self.settings.tolerable_failed_checkpoints,
             timeout: self.settings.checkpoint_timeout,
@@ -822,11 +862,12 @@ impl Session {
 
     /// Sets what the command line says of checkpoints: the state directory (`--state-dir`,
     /// unless a script sets `'state.checkpoints.dir'`) and `--from-scratch`.
-    pub fn set_checkpoint_defaults(&mut self, dir: Option<String>, from_scratch: bool) {
-        if dir.is_some() {
-            self.settings.checkpoint_dir = dir;
+    pub fn set_checkpoint_defaults(&mut self, dir: Option<String>, from_scratch: bool) -> SqlResult<()> {
+        if let Some(dir) = dir {
+            self.settings.checkpoint_dir = checked_state_dir(&dir)?;
         }
         self.settings.from_scratch = from_scratch;
+        Ok(())
     }
 
     /// The late-rows sink of a pipeline writing to `sink`, if `SET 'late-rows.sink'` names one.
