@@ -17,9 +17,11 @@ use std::fs;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
+use object_store::{ClientConfigKey, RetryConfig};
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{Result, StreamError};
@@ -206,6 +208,12 @@ impl S3Store {
         builder = builder.with_region(region.unwrap_or_else(|| "us-east-1".into()));
         let path_style = setting("s3.path.style.access").is_none_or(|v| v.eq_ignore_ascii_case("true"));
         builder = builder.with_virtual_hosted_style_request(!path_style);
+        // A wrong endpoint fails a checkpoint (or the start) in seconds, not after the client's
+        // default of 10 retries over 3 minutes; the checkpoint is tried again at the next interval.
+        builder = builder
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "5s")
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
+            .with_retry(RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(30), ..Default::default() });
         let store =
             builder.build().map_err(|e| StreamError::Config(format!("checkpoints: cannot use 's3://{rest}': {e}")))?;
         let root = [prefix.trim_matches('/'), folder].iter().filter(|p| !p.is_empty()).cloned().collect::<Vec<_>>();
