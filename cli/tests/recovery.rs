@@ -750,3 +750,71 @@ fn checkpoints_in_s3_storage_survive_kills() {
     assert!(!Path::new("s3:").exists(), "no local folder named after the location");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Runs `tests/python/kafka_records.py BOOTSTRAP <args>` (confluent-kafka), feeding `input`.
+fn kafka_records(args: &[&str], input: &str) {
+    use std::io::Write as _;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = Command::new("bash").arg(root.join("scripts/kafka-client.sh")).arg("python").output().expect("venv");
+    assert!(python.status.success(), "scripts/kafka-client.sh python: {}", stderr(&python));
+    let mut child = Command::new(String::from_utf8_lossy(&python.stdout).trim())
+        .arg(root.join("tests/python/kafka_records.py"))
+        .arg("127.0.0.1:9092")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kafka_records.py");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write records");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "kafka_records.py {args:?}: {}", stderr(&output));
+}
+
+#[test]
+fn a_partition_added_after_a_checkpoint_is_read_from_its_beginning() {
+    ensure_kafka();
+    let dir = scratch("kafka-new-partition");
+    let topic = fresh_topic("grown");
+    let records = |partition: i32, ids: std::ops::Range<i64>| -> String {
+        ids.map(|id| format!("{{\"partition\": {partition}, \"key\": null, \"value\": \"{{\\\"id\\\": {id}}}\"}}\n"))
+            .collect()
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
+    let created = Command::new(&script).args(["topic", &topic, "1"]).output().expect("run scripts/kafka.sh");
+    assert!(created.status.success(), "scripts/kafka.sh topic: {}", stderr(&created));
+    let sql = |extra: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             CREATE TABLE t (id BIGINT) WITH ('connector' = 'kafka', 'topic' = '{topic}',
+               'properties.bootstrap.servers' = '127.0.0.1:9092', 'format' = 'json',
+               'scan.startup.mode' = 'latest-offset'{extra});
+             CREATE TABLE ids (id BIGINT) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO ids SELECT id FROM t;",
+            dir.join("ids.csv").display()
+        )
+    };
+    let state = dir.join("state");
+    // The reader starts at the end of the one partition, checkpoints, and is killed.
+    let unbounded = job(&dir, "unbounded", &sql(""));
+    let mut child = start(&unbounded, &state);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while latest_checkpoint(&state).is_none() {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint within 60 s");
+        assert!(child.try_wait().expect("poll").is_none(), "the reader ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    // While it is down, a second partition comes, and records to both.
+    kafka_records(&["partitions", &topic, "2"], "");
+    kafka_records(&["produce", &topic], &(records(0, 0..50) + &records(1, 50..100)));
+    // Resumed (reading up to the ends the partitions have now): the new partition from its start.
+    let bounded = job(&dir, "bounded", &sql(", 'scan.bounded.mode' = 'latest-offset'"));
+    let output = run_once(&bounded, &state);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("resumed from checkpoint"), "{}", stderr(&output));
+    let mut ids: Vec<i64> = lines(&dir.join("ids.csv")).iter().skip(1).map(|l| l.parse().expect("an id")).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..100).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -6,6 +6,7 @@ client: the tests never check streamsql's Kafka output with streamsql's own clie
     kafka_records.py BOOTSTRAP consume TOPIC   > records   every record up to each partition's end,
         as above plus "offset", ordered by partition and offset; read_committed (records of
         aborted transactions are left out), so a transaction left open makes it fail
+    kafka_records.py BOOTSTRAP partitions TOPIC N            grow TOPIC to N partitions
 
 Exit 1 with a message on stderr when a record cannot be written or the topic cannot be read.
 """
@@ -113,12 +114,28 @@ def consume(bootstrap, topic):
         print(json.dumps(record))
 
 
+def add_partitions(bootstrap, topic, total):
+    from confluent_kafka.admin import AdminClient, NewPartitions
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_partitions([NewPartitions(topic, int(total))]).values():
+        future.result(30)
+    deadline = time.monotonic() + 30
+    while len(admin.list_topics(topic, timeout=10).topics[topic].partitions) < int(total):
+        if time.monotonic() > deadline:
+            sys.exit(f"kafka_records: {topic} has not {total} partitions after 30 s")
+        time.sleep(0.2)
+    print(f"{topic} has {total} partitions", file=sys.stderr)
+
+
 def main():
     bootstrap, command, topic = sys.argv[1:4]
     if command == "produce":
         produce(bootstrap, topic)
     elif command == "consume":
         consume(bootstrap, topic)
+    elif command == "partitions":
+        add_partitions(bootstrap, topic, sys.argv[4])
     else:
         sys.exit(f"kafka_records: unknown command {command}")
 

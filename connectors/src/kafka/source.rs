@@ -588,8 +588,9 @@ impl Source for KafkaSource {
         Ok(StateSnapshot::single("offsets", vec![batch]))
     }
 
-    /// Seeks each partition to its checkpointed offset (partitions the checkpoint does not
-    /// know, added since, start as `'scan.startup.mode'` says).
+    /// Seeks each partition to its checkpointed offset. A partition the checkpoint does not
+    /// know was added since (or its topic began to match): it is read from its earliest
+    /// offset, as Flink reads partitions it discovers, so none of its records is skipped.
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
         let mut stored: HashMap<(String, i32), (i64, Option<i64>)> = HashMap::new();
         for batch in state.table("offsets") {
@@ -610,6 +611,16 @@ impl Source for KafkaSource {
                 if let (Some(stops), Some(stop)) = (self.stop_at.as_mut(), stop) {
                     stops[local] = stop;
                 }
+            } else {
+                let (low, _) = self.consumer.fetch_watermarks(topic, *partition, METADATA_TIMEOUT).map_err(|e| {
+                    kafka_error(&self.table, &format!("cannot find where new partition {topic}/{partition} begins"), e)
+                })?;
+                tracing::info!(
+                    "table '{}': partition {topic}/{partition} is new since the checkpoint: read from offset {low}",
+                    self.table
+                );
+                self.returned_next[local] = low;
+                self.decoded_next[local] = low;
             }
             if let Some(stops) = &self.stop_at {
                 self.done[local] = self.returned_next[local] >= stops[local];
