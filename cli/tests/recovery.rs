@@ -818,3 +818,53 @@ fn a_partition_added_after_a_checkpoint_is_read_from_its_beginning() {
     assert_eq!(ids, (0..100).collect::<Vec<_>>());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_top_n_killed_at_random_points_ends_in_the_same_ranks() {
+    let dir = scratch("top-n");
+    let sql = |out: &str, parallelism: usize| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             CREATE TABLE top (flow_type STRING, bytes BIGINT, rn BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO top SELECT flow_type, bytes_in, rn FROM (
+               SELECT flow_type, bytes_in, ROW_NUMBER() OVER (PARTITION BY flow_type ORDER BY bytes_in DESC) AS rn
+               FROM flows) WHERE rn <= 3;",
+            source(rows_for_kills(kills())),
+            dir.join(out).display()
+        )
+    };
+    // The changelog applied to a table keyed by (flow_type, rank): every -U takes out the row shown.
+    let fold = |path: &Path| -> BTreeMap<(String, String), String> {
+        let mut table = BTreeMap::new();
+        for line in lines(path).iter().skip(1) {
+            let fields: Vec<&str> = line.split(',').collect();
+            let [op, flow_type, bytes, rn] = fields[..] else { panic!("a changelog row: {line}") };
+            let key = (flow_type.to_string(), rn.to_string());
+            match op {
+                "+I" | "+U" => {
+                    table.insert(key, bytes.to_string());
+                }
+                _ => assert_eq!(table.remove(&key).as_deref(), Some(bytes), "{op} of a row not shown: {line}"),
+            }
+        }
+        table
+    };
+    let reference = job(&dir, "reference", &sql("reference.csv", 2));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = fold(&dir.join("reference.csv"));
+    assert!(expected.len() >= 10, "{expected:?}");
+
+    // Killed at parallelism 2, finished at 3: each instance ranks the partitions it owns now.
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
+    let finish = job(&dir, "finish", &sql("killed.csv", 3));
+    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 13);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    assert_eq!(fold(&dir.join("killed.csv")), expected);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -191,6 +191,7 @@ impl Stage {
             Stage::Aggregate(stage) if stage.changelog_input => Err(StreamError::Config(
                 "an updating aggregate over an updating input cannot be checkpointed yet".into(),
             )),
+            Stage::TopN(_) => Ok(()),
             Stage::Join(stage) if stage.spec.kind != JoinKind::LeftSemi => {
                 stage.spec.checkpointable()?;
                 match stage.state_ttl.filter(|ttl| !ttl.is_zero()) {
@@ -410,7 +411,7 @@ impl PipelineSpec {
                     out.push(NodeEntry {
                         name: stage.name().to_string(),
                         instances: node.instances(),
-                        rescalable: matches!(stage, Stage::Aggregate(_) | Stage::Join(_)),
+                        rescalable: matches!(stage, Stage::Aggregate(_) | Stage::Join(_) | Stage::TopN(_)),
                     });
                 }
             }

@@ -15,15 +15,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int8Array, RecordBatch, RecordBatchOptions, UInt64Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, Int8Array, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow::compute::interleave;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr};
 
 use crate::error::{Result, StreamError};
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::aggregate::updating::{ChangeOp, op_field};
+use crate::operators::exchange::owned_rows;
 use crate::operators::stateless::StatelessChain;
 
 /// A lowered updating Top-N.
@@ -244,6 +245,80 @@ impl Operator for TopNOperator {
     fn on_end(&mut self, _out: &mut Emitter) -> Result<()> {
         Ok(())
     }
+
+    /// The rows of every partition's top N, partition by partition in rank order: what was
+    /// emitted follows from them (the table of ranks).
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
+        let mut at = Vec::with_capacity(self.live);
+        for top in self.tops.values() {
+            at.extend(top.iter().map(|e| e.at));
+        }
+        if at.is_empty() {
+            return Ok(StateSnapshot::single("tops", Vec::new()));
+        }
+        Ok(StateSnapshot::single("tops", vec![self.gather(&at)?]))
+    }
+
+    /// Ranks the rows of a [`TopNOperator::snapshot`] again, in their stored order (after a
+    /// change of parallelism: the partitions this instance owns).
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        self.tops.clear();
+        self.arena.clear();
+        self.arena_rows = 0;
+        self.live = 0;
+        for batch in state.table("tops") {
+            let mut rows = batch.clone();
+            let n = rows.num_rows();
+            let evaluate = |rows: &RecordBatch, e: &Arc<dyn PhysicalExpr>| {
+                e.evaluate(rows).and_then(|v| v.into_array(rows.num_rows()))
+            };
+            if let Some((instance, parallelism)) = state.rescaled {
+                let keys = self
+                    .spec
+                    .partition_by
+                    .iter()
+                    .map(|e| evaluate(&rows, e))
+                    .collect::<datafusion::error::Result<Vec<_>>>()?;
+                let owned = owned_rows(&keys, n, instance, parallelism)?;
+                rows = arrow::compute::filter_record_batch(&rows, &BooleanArray::from(owned))?;
+            }
+            let n = rows.num_rows();
+            if n == 0 {
+                continue;
+            }
+            let partition_keys = match &self.partitions {
+                Some(converter) => {
+                    let keys = self
+                        .spec
+                        .partition_by
+                        .iter()
+                        .map(|e| evaluate(&rows, e))
+                        .collect::<datafusion::error::Result<Vec<_>>>()?;
+                    Some(converter.convert_columns(&keys)?)
+                }
+                None => None,
+            };
+            let sort_values = self
+                .spec
+                .order_by
+                .iter()
+                .map(|o| evaluate(&rows, &o.expr))
+                .collect::<datafusion::error::Result<Vec<_>>>()?;
+            let sort_keys = self.sort.convert_columns(&sort_values)?;
+            let batch_index = self.arena.len();
+            self.arena.push(rows);
+            self.arena_rows += n;
+            for i in 0..n {
+                let partition = partition_keys.as_ref().map(|keys| keys.row(i).owned());
+                let top = self.tops.entry(partition).or_default();
+                if top.len() < self.spec.limit {
+                    top.push(Entry { key: sort_keys.row(i).owned(), at: (batch_index, i) });
+                    self.live += 1;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -315,6 +390,79 @@ mod tests {
                 }
             }
             assert_eq!(table, expected, "after {seen:?}");
+        }
+        Ok(())
+    }
+
+    /// Restored from a snapshot (at one or at two instances), the Top-N changes what comes next
+    /// exactly as the operator that took it.
+    #[test]
+    fn a_restored_top_n_continues_as_the_original() -> Result<()> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+            Field::new("rn", DataType::UInt64, true),
+        ]));
+        let descending = SortOptions { descending: true, nulls_first: true };
+        let order = LexOrdering::new([PhysicalSortExpr::new(Arc::new(Column::new("v", 1)), descending)]);
+        let spec = TopNSpec {
+            partition_by: vec![Arc::new(Column::new("k", 0))],
+            order_by: order.ok_or_else(|| StreamError::Internal("order".into()))?,
+            limit: 2,
+            ties_to_newest: false,
+            input_hidden: 0,
+            output_schema: schema,
+        };
+        let stage = TopNStage { spec: Arc::new(spec), post: StatelessChain::default() };
+        let input =
+            Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
+        let batch = |rows: &[(&str, i64)]| -> Result<RecordBatch> {
+            let keys: Vec<&str> = rows.iter().map(|r| r.0).collect();
+            let values: Vec<i64> = rows.iter().map(|r| r.1).collect();
+            Ok(RecordBatch::try_new(
+                input.clone(),
+                vec![Arc::new(StringArray::from(keys)), Arc::new(Int64Array::from(values))],
+            )?)
+        };
+        let changes = |operator: &mut TopNOperator, rows: &[(&str, i64)]| -> Result<Vec<String>> {
+            let mut out = Emitter::default();
+            operator.on_batch(0, batch(rows)?, &mut out)?;
+            let mut lines = Vec::new();
+            for b in out.batches() {
+                let (k, v) = (b.column(0).as_string::<i32>(), b.column(1).as_primitive::<Int64Type>());
+                let (rn, op) = (b.column(2).as_primitive::<UInt64Type>(), b.column(3).as_primitive::<Int8Type>());
+                for i in 0..b.num_rows() {
+                    lines.push(format!("{} {} {} {}", op.value(i), k.value(i), rn.value(i), v.value(i)));
+                }
+            }
+            lines.sort();
+            Ok(lines)
+        };
+        let mut original = TopNOperator::new(&stage)?;
+        changes(&mut original, &[("a", 5), ("a", 3), ("b", 1), ("a", 9), ("c", 4), ("c", 4)])?;
+        let state = original.snapshot(1)?;
+        let mut restored = TopNOperator::new(&stage)?;
+        restored.restore(state.clone())?;
+        let mut halves = [TopNOperator::new(&stage)?, TopNOperator::new(&stage)?];
+        for (instance, half) in halves.iter_mut().enumerate() {
+            half.restore(StateSnapshot { rescaled: Some((instance, 2)), ..state.clone() })?;
+        }
+        for rows in [vec![("a", 7), ("b", 2)], vec![("c", 4), ("b", 0), ("a", 10), ("c", 5)]] {
+            let expected = changes(&mut original, &rows)?;
+            assert_eq!(changes(&mut restored, &rows)?, expected);
+            // Each row goes to the instance that owns its partition, as the exchange routes it.
+            let keys = Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())) as ArrayRef;
+            let owner = |i: usize| -> Result<usize> {
+                Ok(if owned_rows(std::slice::from_ref(&keys), rows.len(), 0, 2)?[i] { 0 } else { 1 })
+            };
+            let mut split = Vec::new();
+            for (instance, half) in halves.iter_mut().enumerate() {
+                let mine: Vec<(&str, i64)> =
+                    (0..rows.len()).filter(|&i| owner(i).is_ok_and(|o| o == instance)).map(|i| rows[i]).collect();
+                split.extend(changes(half, &mine)?);
+            }
+            split.sort();
+            assert_eq!(split, expected);
         }
         Ok(())
     }
