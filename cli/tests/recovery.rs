@@ -124,6 +124,15 @@ fn run_with_kills_then(job: &Path, finish: &Path, state: &Path, kills: usize, se
     panic!("the job never finished");
 }
 
+/// Runs `sql` once to its end, without kills (the reference), and returns the lines of the file
+/// `out` it wrote in `dir`.
+fn reference_run(dir: &Path, sql: &str, out: &str) -> Vec<String> {
+    let reference = job(dir, "reference", sql);
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    lines(&dir.join(out))
+}
+
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
@@ -155,10 +164,7 @@ fn windows_killed_at_random_points_write_every_result_exactly_once() {
             dir.join(out).display()
         )
     };
-    let reference = job(&dir, "reference", &sql("reference.csv"));
-    let output = run_once(&reference, &dir.join("reference-state"));
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let expected = lines(&dir.join("reference.csv"));
+    let expected = reference_run(&dir, &sql("reference.csv"), "reference.csv");
     assert!(expected.len() > 100, "{} result rows", expected.len());
 
     let state = dir.join("state");
@@ -535,6 +541,45 @@ fn run_killed_after_checkpoints(killed_job: &Path, finish: &Path, state: &Path, 
     stderr(&output)
 }
 
+/// The options of an exactly-once Kafka sink writing `format` records to `topic` (created with
+/// `partitions`), its transactional ids named after the topic.
+fn exactly_once_kafka(topic: &str, format: &str, partitions: usize) -> String {
+    format!(
+        "'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '127.0.0.1:9092',
+         'format' = '{format}', 'sink.create-topic' = 'true', 'sink.create-topic.partitions' = '{partitions}',
+         'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{topic}'"
+    )
+}
+
+/// Runs `sql(parallelism, sink options)` once into a JSON file (the reference, at parallelism
+/// 2), then into `topic` exactly once, killed `kills()` times at parallelism `killed` and
+/// finished at `finish`: the records committed equal the reference, none lost, none twice.
+fn kafka_equals_the_reference_after_kills(
+    dir: &Path,
+    topic: &str,
+    partitions: usize,
+    sql: impl Fn(usize, &str) -> String,
+    (killed, finish): (usize, usize),
+    seed: u64,
+) -> usize {
+    let file = format!("'connector' = 'file', 'path' = '{}', 'format' = 'json'", dir.join("reference.jsonl").display());
+    let reference = job(dir, "reference", &sql(2, &file));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = lines(&dir.join("reference.jsonl"));
+
+    let kafka = exactly_once_kafka(topic, "json", partitions);
+    let state = dir.join("state");
+    let killed_job = job(dir, "killed", &sql(killed, &kafka));
+    let finish = job(dir, "finish", &sql(finish, &kafka));
+    let report = run_killed_after_checkpoints(&killed_job, &finish, &state, kills(), seed);
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    let written = committed_values(topic);
+    assert_eq!(written.len(), expected.len(), "records committed (0 lost, 0 repeated): {report}");
+    assert_eq!(sorted(written), sorted(expected.clone()));
+    expected.len()
+}
+
 #[test]
 fn windows_into_kafka_exactly_once_survive_kills_with_nothing_lost_or_repeated() {
     ensure_kafka();
@@ -553,27 +598,9 @@ fn windows_into_kafka_exactly_once_survive_kills_with_nothing_lost_or_repeated()
             source(rows_for_kills(kills()))
         )
     };
-    let file = format!("'connector' = 'file', 'path' = '{}', 'format' = 'json'", dir.join("reference.jsonl").display());
-    let reference = job(&dir, "reference", &sql(2, &file));
-    let output = run_once(&reference, &dir.join("reference-state"));
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let expected = lines(&dir.join("reference.jsonl"));
-    assert!(expected.len() > 100, "{} result rows", expected.len());
-
-    let kafka = format!(
-        "'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '127.0.0.1:9092',
-         'format' = 'json', 'sink.create-topic' = 'true', 'sink.create-topic.partitions' = '2',
-         'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{topic}'"
-    );
     // Killed at parallelism 1, finished at 4 from the last parallelism-1 checkpoint.
-    let state = dir.join("state");
-    let killed_job = job(&dir, "killed", &sql(1, &kafka));
-    let finish = job(&dir, "finish", &sql(4, &kafka));
-    let report = run_killed_after_checkpoints(&killed_job, &finish, &state, kills(), 31);
-    assert!(report.contains("resumed from checkpoint"), "{report}");
-    let written = committed_values(&topic);
-    assert_eq!(written.len(), expected.len(), "records committed (0 lost, 0 repeated): {report}");
-    assert_eq!(sorted(written), sorted(expected));
+    let rows = kafka_equals_the_reference_after_kills(&dir, &topic, 2, sql, (1, 4), 31);
+    assert!(rows > 100, "{rows} result rows");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -602,11 +629,7 @@ fn an_updating_aggregate_into_kafka_exactly_once_commits_each_change_once() {
     assert!(expected.len() >= 5, "{expected:?}");
 
     // One partition: the changelog is read back in the order it was written.
-    let kafka = format!(
-        "'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '127.0.0.1:9092',
-         'format' = 'csv', 'sink.create-topic' = 'true',
-         'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{topic}'"
-    );
+    let kafka = exactly_once_kafka(&topic, "csv", 1);
     let state = dir.join("state");
     let killed_job = job(&dir, "killed", &sql(&kafka));
     let report = run_killed_after_checkpoints(&killed_job, &killed_job, &state, kills(), 8);
@@ -648,28 +671,10 @@ fn an_interval_join_into_kafka_exactly_once_survives_kills_and_a_new_parallelism
             table("bid", "auction BIGINT, price BIGINT, dateTime TIMESTAMP(3)"),
         )
     };
-    let file = format!("'connector' = 'file', 'path' = '{}', 'format' = 'json'", dir.join("reference.jsonl").display());
-    let reference = job(&dir, "reference", &sql(2, &file));
-    let output = run_once(&reference, &dir.join("reference-state"));
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let expected = lines(&dir.join("reference.jsonl"));
-    assert!(expected.len() > 1000, "{} joined rows", expected.len());
-
-    let kafka = format!(
-        "'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '127.0.0.1:9092',
-         'format' = 'json', 'sink.create-topic' = 'true', 'sink.create-topic.partitions' = '4',
-         'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{topic}'"
-    );
     // Killed at parallelism 2; finished at 3: each join instance keeps the rows whose keys it
     // owns now, of every former instance.
-    let state = dir.join("state");
-    let killed_job = job(&dir, "killed", &sql(2, &kafka));
-    let finish = job(&dir, "finish", &sql(3, &kafka));
-    let report = run_killed_after_checkpoints(&killed_job, &finish, &state, kills(), 5);
-    assert!(report.contains("resumed from checkpoint"), "{report}");
-    let written = committed_values(&topic);
-    assert_eq!(written.len(), expected.len(), "records committed (0 lost, 0 repeated): {report}");
-    assert_eq!(sorted(written), sorted(expected));
+    let rows = kafka_equals_the_reference_after_kills(&dir, &topic, 4, sql, (2, 3), 5);
+    assert!(rows > 1000, "{rows} joined rows");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -723,10 +728,7 @@ fn checkpoints_in_s3_storage_survive_kills() {
             dir.join(out).display()
         )
     };
-    let reference = job(&dir, "reference", &sql("reference.csv"));
-    let output = run_once(&reference, &dir.join("reference-state"));
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let expected = lines(&dir.join("reference.csv"));
+    let expected = reference_run(&dir, &sql("reference.csv"), "reference.csv");
     assert!(expected.len() > 100, "{} result rows", expected.len());
 
     let state = PathBuf::from(format!("s3://{bucket}/{prefix}"));

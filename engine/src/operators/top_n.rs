@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, BooleanArray, Int8Array, RecordBatch, RecordBatchOptions, UInt64Array};
 use arrow::compute::interleave;
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr};
 
 use crate::error::{Result, StreamError};
@@ -26,6 +26,14 @@ use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::aggregate::updating::{ChangeOp, op_field};
 use crate::operators::exchange::owned_rows;
 use crate::operators::stateless::StatelessChain;
+
+/// Each of `exprs` over `rows`, as arrays.
+fn evaluate_all(exprs: &[Arc<dyn PhysicalExpr>], rows: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    Ok(exprs
+        .iter()
+        .map(|e| e.evaluate(rows).and_then(|v| v.into_array(rows.num_rows())))
+        .collect::<datafusion::error::Result<Vec<_>>>()?)
+}
 
 /// A lowered updating Top-N.
 #[derive(Debug)]
@@ -131,6 +139,18 @@ impl TopNOperator {
         Ok(())
     }
 
+    /// The partition keys (without PARTITION BY: none) and sort keys of `rows` (visible
+    /// columns), in row format.
+    fn keys(&self, rows: &RecordBatch) -> Result<(Option<Rows>, Rows)> {
+        let partition_keys = match &self.partitions {
+            Some(converter) => Some(converter.convert_columns(&evaluate_all(&self.spec.partition_by, rows)?)?),
+            None => None,
+        };
+        let order: Vec<Arc<dyn PhysicalExpr>> = self.spec.order_by.iter().map(|o| o.expr.clone()).collect();
+        let sort_keys = self.sort.convert_columns(&evaluate_all(&order, rows)?)?;
+        Ok((partition_keys, sort_keys))
+    }
+
     /// The arena rows at `at`, as one batch of the input's visible columns.
     fn gather(&self, at: &[(usize, usize)]) -> Result<RecordBatch> {
         let schema = match self.arena.first() {
@@ -168,18 +188,7 @@ impl Operator for TopNOperator {
             batch.columns()[..visible].to_vec(),
             &RecordBatchOptions::new().with_row_count(Some(n)),
         )?;
-        let evaluate = |e: &Arc<dyn PhysicalExpr>| e.evaluate(&rows).and_then(|v| v.into_array(n));
-        let partition_keys = match &self.partitions {
-            Some(converter) => {
-                let keys =
-                    self.spec.partition_by.iter().map(evaluate).collect::<datafusion::error::Result<Vec<_>>>()?;
-                Some(converter.convert_columns(&keys)?)
-            }
-            None => None,
-        };
-        let sort_values =
-            self.spec.order_by.iter().map(|o| evaluate(&o.expr)).collect::<datafusion::error::Result<Vec<_>>>()?;
-        let sort_keys = self.sort.convert_columns(&sort_values)?;
+        let (partition_keys, sort_keys) = self.keys(&rows)?;
         let batch_index = self.arena.len();
         self.arena.push(rows);
         self.arena_rows += n;
@@ -268,43 +277,16 @@ impl Operator for TopNOperator {
         self.live = 0;
         for batch in state.table("tops") {
             let mut rows = batch.clone();
-            let n = rows.num_rows();
-            let evaluate = |rows: &RecordBatch, e: &Arc<dyn PhysicalExpr>| {
-                e.evaluate(rows).and_then(|v| v.into_array(rows.num_rows()))
-            };
             if let Some((instance, parallelism)) = state.rescaled {
-                let keys = self
-                    .spec
-                    .partition_by
-                    .iter()
-                    .map(|e| evaluate(&rows, e))
-                    .collect::<datafusion::error::Result<Vec<_>>>()?;
-                let owned = owned_rows(&keys, n, instance, parallelism)?;
+                let keys = evaluate_all(&self.spec.partition_by, &rows)?;
+                let owned = owned_rows(&keys, rows.num_rows(), instance, parallelism)?;
                 rows = arrow::compute::filter_record_batch(&rows, &BooleanArray::from(owned))?;
             }
             let n = rows.num_rows();
             if n == 0 {
                 continue;
             }
-            let partition_keys = match &self.partitions {
-                Some(converter) => {
-                    let keys = self
-                        .spec
-                        .partition_by
-                        .iter()
-                        .map(|e| evaluate(&rows, e))
-                        .collect::<datafusion::error::Result<Vec<_>>>()?;
-                    Some(converter.convert_columns(&keys)?)
-                }
-                None => None,
-            };
-            let sort_values = self
-                .spec
-                .order_by
-                .iter()
-                .map(|o| evaluate(&rows, &o.expr))
-                .collect::<datafusion::error::Result<Vec<_>>>()?;
-            let sort_keys = self.sort.convert_columns(&sort_values)?;
+            let (partition_keys, sort_keys) = self.keys(&rows)?;
             let batch_index = self.arena.len();
             self.arena.push(rows);
             self.arena_rows += n;
@@ -333,10 +315,8 @@ mod tests {
 
     use super::*;
 
-    /// The top 2 `v` per `k`, the changelog applied to a table keyed by `(k, rn)` as an upsert
-    /// sink applies it: after every batch, each rank holds the row the batch Top-N puts there.
-    #[test]
-    fn a_table_keyed_by_rank_follows_the_top_n() -> Result<()> {
+    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY v DESC) <= 2` over `(k STRING, v BIGINT)`.
+    fn top_2_per_k() -> Result<TopNStage> {
         let schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, true),
             Field::new("v", DataType::Int64, true),
@@ -352,7 +332,14 @@ mod tests {
             input_hidden: 0,
             output_schema: schema,
         };
-        let stage = TopNStage { spec: Arc::new(spec), post: StatelessChain::default() };
+        Ok(TopNStage { spec: Arc::new(spec), post: StatelessChain::default() })
+    }
+
+    /// The top 2 `v` per `k`, the changelog applied to a table keyed by `(k, rn)` as an upsert
+    /// sink applies it: after every batch, each rank holds the row the batch Top-N puts there.
+    #[test]
+    fn a_table_keyed_by_rank_follows_the_top_n() -> Result<()> {
+        let stage = top_2_per_k()?;
         let mut operator = TopNOperator::new(&stage)?;
         let input =
             Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
@@ -398,22 +385,7 @@ mod tests {
     /// exactly as the operator that took it.
     #[test]
     fn a_restored_top_n_continues_as_the_original() -> Result<()> {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Utf8, true),
-            Field::new("v", DataType::Int64, true),
-            Field::new("rn", DataType::UInt64, true),
-        ]));
-        let descending = SortOptions { descending: true, nulls_first: true };
-        let order = LexOrdering::new([PhysicalSortExpr::new(Arc::new(Column::new("v", 1)), descending)]);
-        let spec = TopNSpec {
-            partition_by: vec![Arc::new(Column::new("k", 0))],
-            order_by: order.ok_or_else(|| StreamError::Internal("order".into()))?,
-            limit: 2,
-            ties_to_newest: false,
-            input_hidden: 0,
-            output_schema: schema,
-        };
-        let stage = TopNStage { spec: Arc::new(spec), post: StatelessChain::default() };
+        let stage = top_2_per_k()?;
         let input =
             Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("v", DataType::Int64, true)]));
         let batch = |rows: &[(&str, i64)]| -> Result<RecordBatch> {
