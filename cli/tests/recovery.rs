@@ -870,3 +870,37 @@ fn a_top_n_killed_at_random_points_ends_in_the_same_ranks() {
     assert_eq!(fold(&dir.join("killed.csv")), expected);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn session_windows_killed_at_random_points_write_every_session_once() {
+    let dir = scratch("session");
+    let sql = |out: &str, parallelism: usize| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             CREATE TABLE sessions (src_ip STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3),
+               flows BIGINT, bytes BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO sessions SELECT src_ip, window_start, window_end, COUNT(*), SUM(bytes_in)
+             FROM TABLE(SESSION(TABLE flows PARTITION BY src_ip, DESCRIPTOR(ts), INTERVAL '3' SECOND))
+             GROUP BY src_ip, window_start, window_end;",
+            source(rows_for_kills(kills())),
+            dir.join(out).display()
+        )
+    };
+    let expected = reference_run(&dir, &sql("reference.csv", 2), "reference.csv");
+    assert!(expected.len() > 100, "{} sessions", expected.len());
+    // Killed at parallelism 2, finished at 3: each instance takes the open sessions and held
+    // rows of the keys it owns now.
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
+    let finish = job(&dir, "finish", &sql("killed.csv", 3));
+    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 21);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    let actual = lines(&dir.join("killed.csv"));
+    assert_eq!(actual.len(), expected.len(), "sessions written: {report}");
+    assert_eq!(sorted(actual), sorted(expected));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -183,11 +183,7 @@ impl Stage {
     /// cannot yet.
     pub fn checkpointable(&self) -> Result<()> {
         match self {
-            Stage::Aggregate(stage)
-                if !stage.changelog_input && stage.spec.window.is_none_or(|w| w.kind != WindowKind::Session) =>
-            {
-                Ok(())
-            }
+            Stage::Aggregate(stage) if !stage.changelog_input => Ok(()),
             Stage::Aggregate(stage) if stage.changelog_input => Err(StreamError::Config(
                 "an updating aggregate over an updating input cannot be checkpointed yet".into(),
             )),

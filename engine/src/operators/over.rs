@@ -110,6 +110,24 @@ impl Holding {
         self.schema.clone()
     }
 
+    /// The rows held, as they came (every column, hidden ones included).
+    pub(crate) fn held_rows(&self) -> Vec<RecordBatch> {
+        self.pending.iter().map(|(_, batch)| batch.clone()).collect()
+    }
+
+    /// Holds `rows` again (of a [`Holding::held_rows`]), behind `watermark`; `schema`: the input's.
+    pub(crate) fn restore(&mut self, schema: SchemaRef, rows: Vec<RecordBatch>, watermark: i64) -> Result<()> {
+        self.schema = Some(schema);
+        self.watermark = self.watermark.max(watermark);
+        self.pending.clear();
+        for batch in rows.into_iter().filter(|b| b.num_rows() > 0) {
+            let ts = hidden_column(&batch, TS_COLUMN)?;
+            let min = arrow::compute::min(ts.as_primitive::<TimestampMillisecondType>()).unwrap_or(i64::MAX);
+            self.pending.push((min, batch));
+        }
+        Ok(())
+    }
+
     /// Holds the rows of `batch` that are not late; counts and routes the others.
     pub(crate) fn admit(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let n = batch.num_rows();

@@ -16,9 +16,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, TimestampMillisecondArray};
+use arrow::array::{
+    ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, TimestampMillisecondArray,
+};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices};
-use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::utils::evaluate_partition_ranges;
 use datafusion::physical_expr::PhysicalExpr;
@@ -28,11 +30,12 @@ use super::inputs::BatchInputs;
 use super::pane::{Pane, PaneInput};
 use super::spec::AggregateSpec;
 use crate::error::{Result, StreamError};
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
+use crate::operators::exchange::owned_rows;
 use crate::operators::over::{Holding, compact, hidden_column, take_batch};
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
-use crate::time::{TS_COLUMN, hidden_fields, timestamp_type};
+use crate::time::{TS_COLUMN, WATERMARK_MIN, hidden_fields, timestamp_type};
 
 /// A session that may still grow: its bounds so far and its rows.
 struct OpenSession {
@@ -244,5 +247,102 @@ impl Operator for SessionOperator {
             None => Ok(()),
             Some(complete) => self.release(complete, out),
         }
+    }
+
+    /// The rows the watermark has not passed, the rows of each open session (each batch of
+    /// one session: a key has one open session at most) and the watermark.
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
+        let open: Vec<RecordBatch> = self.open.values().flat_map(|session| session.rows.iter().cloned()).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
+        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.holding.watermark]))])?;
+        Ok(StateSnapshot {
+            tables: vec![
+                ("pending".into(), self.holding.held_rows()),
+                ("open".into(), open),
+                ("progress".into(), vec![progress]),
+            ],
+            rescaled: None,
+        })
+    }
+
+    /// Takes back a [`SessionOperator::snapshot`] (after a change of parallelism: the rows and
+    /// sessions of the keys this instance owns).
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        let watermark = state
+            .table("progress")
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
+            .max()
+            .unwrap_or(WATERMARK_MIN);
+        let mut pending = Vec::new();
+        for batch in state.table("pending") {
+            pending.push(self.owned(batch, state.rescaled)?);
+        }
+        // The open sessions' rows by key, in their order.
+        let mut sessions: Vec<(Option<OwnedRow>, Vec<RecordBatch>)> = Vec::new();
+        for batch in state.table("open") {
+            let rows = self.owned(batch, state.rescaled)?;
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            let key = self.key_of_first(&rows)?;
+            match sessions.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, batches)) => batches.push(rows),
+                None => sessions.push((key, vec![rows])),
+            }
+        }
+        let schema = pending.iter().chain(sessions.iter().flat_map(|(_, b)| b)).map(RecordBatch::schema).next();
+        let Some(schema) = schema else {
+            self.holding.watermark = self.holding.watermark.max(watermark);
+            return Ok(());
+        };
+        self.holding.restore(schema, pending, watermark)?;
+        self.open.clear();
+        self.ends.clear();
+        for (key, rows) in sessions {
+            let (mut start, mut last) = (i64::MAX, i64::MIN);
+            for batch in &rows {
+                let ts = hidden_column(batch, TS_COLUMN)?;
+                let ts = ts.as_primitive::<TimestampMillisecondType>();
+                start = start.min(arrow::compute::min(ts).unwrap_or(i64::MAX));
+                last = last.max(arrow::compute::max(ts).unwrap_or(i64::MIN));
+            }
+            self.ends.insert((last.saturating_add(self.gap), key.clone()));
+            self.open.insert(key, OpenSession { start, last, rows });
+        }
+        Ok(())
+    }
+}
+
+impl SessionOperator {
+    /// The rows of `batch` whose keys this instance owns (all of them unless `rescaled`).
+    fn owned(&self, batch: &RecordBatch, rescaled: Option<(usize, usize)>) -> Result<RecordBatch> {
+        let Some((instance, parallelism)) = rescaled else { return Ok(batch.clone()) };
+        let keys = self.key_columns(batch)?;
+        let owned = BooleanArray::from(owned_rows(&keys, batch.num_rows(), instance, parallelism)?);
+        Ok(arrow::compute::filter_record_batch(batch, &owned)?)
+    }
+
+    fn key_columns(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        Ok(self
+            .spec
+            .key_exprs
+            .iter()
+            .map(|e| e.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())))
+            .collect::<datafusion::error::Result<Vec<_>>>()?)
+    }
+
+    /// The session key of the first row of `rows` (`None` without keys).
+    fn key_of_first(&mut self, rows: &RecordBatch) -> Result<Option<OwnedRow>> {
+        let keys = self.key_columns(&rows.slice(0, 1))?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        if self.keys.is_none() {
+            let fields = keys.iter().map(|k| SortField::new(k.data_type().clone())).collect();
+            self.keys = Some(RowConverter::new(fields)?);
+        }
+        Ok(self.keys.as_ref().map(|c| c.convert_columns(&keys)).transpose()?.map(|r| r.row(0).owned()))
     }
 }
