@@ -178,8 +178,8 @@ pub struct Checkpoints {
     requested: AtomicU64,
     next_epoch: AtomicU64,
     progress: Mutex<Progress>,
-    /// The checkpoint restored at start.
-    restored: Option<Epoch>,
+    /// The checkpoint restored at start: its epoch and files.
+    restored: Option<(Epoch, BTreeSet<String>)>,
     /// Instances of each node when the restored checkpoint was taken.
     restored_instances: Vec<usize>,
 }
@@ -200,10 +200,8 @@ impl Checkpoints {
     /// last): finds the latest complete checkpoint to restore and checks that it fits, or, with
     /// `from_scratch`, removes the earlier checkpoints.
     pub fn open(config: CheckpointConfig, pipeline: &str, nodes: Vec<NodeEntry>) -> Result<Self> {
-        let root = match state_store::is_s3(&config.dir) {
-            true => PathBuf::from(format!("{}/{}", config.dir.display(), folder_name(pipeline))),
-            false => config.dir.join(folder_name(pipeline)),
-        };
+        let store = state_store::open(&config.dir, &folder_name(pipeline), &config.s3)?;
+        let root = PathBuf::from(store.describe());
         {
             let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
             if !open.insert(root.clone()) {
@@ -214,31 +212,36 @@ impl Checkpoints {
                 )));
             }
         }
-        let opened = Self::open_claimed(config, pipeline, nodes, root.clone());
+        let opened = Self::open_claimed(config, pipeline, nodes, store, root.clone());
         if opened.is_err() {
             OPEN.lock().unwrap_or_else(|e| e.into_inner()).remove(&root);
         }
         opened
     }
 
-    fn open_claimed(config: CheckpointConfig, pipeline: &str, nodes: Vec<NodeEntry>, root: PathBuf) -> Result<Self> {
-        let store = state_store::open(&config.dir, &folder_name(pipeline), &config.s3)?;
+    fn open_claimed(
+        config: CheckpointConfig,
+        pipeline: &str,
+        nodes: Vec<NodeEntry>,
+        store: Arc<dyn StateStore>,
+        root: PathBuf,
+    ) -> Result<Self> {
         if config.from_scratch {
             remove_all(store.as_ref())?;
         }
         let participants = nodes.iter().map(|n| n.instances).sum();
         let listing = listing(store.as_ref())?;
-        let restored = listing.iter().rev().find(|(_, files)| files.contains(MANIFEST)).map(|(e, _)| *e);
+        let restored = listing.iter().rev().find(|(_, files)| files.contains(MANIFEST)).map(|(e, f)| (*e, f.clone()));
         let mut next = 1;
         let mut restored_instances = nodes.iter().map(|n| n.instances).collect();
-        if let Some(epoch) = restored {
+        if let Some((epoch, _)) = restored {
             let manifest = read_manifest(store.as_ref(), epoch)?;
             restored_instances = check_fits(&manifest, &nodes, epoch, &store.describe())?;
             next = epoch + 1;
         }
         // Incomplete checkpoints (a crash while one was taken) are never read: remove them.
         for (epoch, files) in &listing {
-            if !files.contains(MANIFEST) || restored.is_some_and(|e| *epoch > e) {
+            if !files.contains(MANIFEST) || restored.as_ref().is_some_and(|(e, _)| epoch > e) {
                 let _ = remove_checkpoint(store.as_ref(), *epoch, files);
             }
         }
@@ -269,7 +272,7 @@ impl Checkpoints {
 
     /// The checkpoint restored at start, if any.
     pub fn restored_epoch(&self) -> Option<Epoch> {
-        self.restored
+        self.restored.as_ref().map(|(epoch, _)| *epoch)
     }
 
     /// The latest epoch requested (0: none): sources emit a barrier when it passes theirs.
@@ -353,16 +356,19 @@ impl Checkpoints {
     /// restored). At another parallelism than then: the state of every former instance, marked
     /// [`StateSnapshot::rescaled`], for the instance to keep what it owns.
     pub fn restore_state(&self, node: usize, instance: usize) -> Result<Option<StateSnapshot>> {
-        let Some(epoch) = self.restored else { return Ok(None) };
+        let Some((epoch, files)) = &self.restored else { return Ok(None) };
         let store = self.store.as_ref();
         let now = self.nodes.get(node).map_or(1, |n| n.instances);
         let then = self.restored_instances.get(node).copied().unwrap_or(now);
         if then == now {
-            return Ok(Some(StateSnapshot { tables: read_tables(store, epoch, node, instance)?, rescaled: None }));
+            return Ok(Some(StateSnapshot {
+                tables: read_tables(store, *epoch, files, node, instance)?,
+                rescaled: None,
+            }));
         }
         let mut tables: Vec<(String, Vec<RecordBatch>)> = Vec::new();
         for former in 0..then {
-            for (table, batches) in read_tables(store, epoch, node, former)? {
+            for (table, batches) in read_tables(store, *epoch, files, node, former)? {
                 match tables.iter_mut().find(|(t, _)| *t == table) {
                     Some((_, all)) => all.extend(batches),
                     None => tables.push((table, batches)),
@@ -563,17 +569,18 @@ fn read_manifest(store: &dyn StateStore, epoch: Epoch) -> Result<serde_json::Val
     })
 }
 
-/// The tables instance `instance` of `node` stored in checkpoint `epoch`.
+/// The tables instance `instance` of `node` stored in checkpoint `epoch` (whose files are
+/// `files`).
 fn read_tables(
     store: &dyn StateStore,
     epoch: Epoch,
+    files: &BTreeSet<String>,
     node: usize,
     instance: usize,
 ) -> Result<Vec<(String, Vec<RecordBatch>)>> {
     let prefix = format!("n{node}-i{instance}-");
-    let listing = listing(store)?;
     let mut tables = Vec::new();
-    for file in listing.get(&epoch).into_iter().flatten() {
+    for file in files {
         let Some(table) = file.strip_prefix(&prefix).and_then(|f| f.strip_suffix(".arrow")) else { continue };
         let name = key(epoch, file);
         let bytes = store.get(&name)?.ok_or_else(|| {

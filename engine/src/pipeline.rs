@@ -188,16 +188,7 @@ impl Stage {
                 "an updating aggregate over an updating input cannot be checkpointed yet".into(),
             )),
             Stage::TopN(_) => Ok(()),
-            Stage::Join(stage) if stage.spec.kind != JoinKind::LeftSemi => {
-                stage.spec.checkpointable()?;
-                match stage.state_ttl.filter(|ttl| !ttl.is_zero()) {
-                    Some(_) => Err(StreamError::Config(format!(
-                        "the {} operator cannot be checkpointed with 'table.exec.state.ttl' yet",
-                        self.name()
-                    ))),
-                    None => Ok(()),
-                }
-            }
+            Stage::Join(stage) if stage.spec.kind != JoinKind::LeftSemi => stage.spec.checkpointable(stage.state_ttl),
             _ => Err(StreamError::Config(format!("the {} operator cannot be checkpointed yet", self.name()))),
         }
     }

@@ -42,11 +42,6 @@ pub trait StateStore: Send + Sync {
     fn tidy(&self) {}
 }
 
-/// Whether a state location is in S3 (`s3://…`) rather than a local directory.
-pub fn is_s3(location: &Path) -> bool {
-    location.to_str().is_some_and(|l| l.starts_with("s3://"))
-}
-
 /// The store of `location` (a local directory or `s3://bucket/prefix`), pipeline folder `folder`.
 pub fn open(location: &Path, folder: &str, s3: &[(String, String)]) -> Result<Arc<dyn StateStore>> {
     match location.to_str().and_then(|l| l.strip_prefix("s3://")) {
@@ -193,10 +188,13 @@ impl S3Store {
             return Err(StreamError::Config(format!("checkpoints: 's3://{rest}' names no bucket")));
         }
         let setting = |key: &str| settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        // The AWS_* environment first; the settings override it.
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        let endpoint = setting("s3.endpoint").map(str::to_string).or_else(|| std::env::var("AWS_ENDPOINT").ok());
-        if let Some(endpoint) = &endpoint {
-            builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+        if let Some(endpoint) = setting("s3.endpoint") {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Some(endpoint) = builder.get_config_value(&AmazonS3ConfigKey::Endpoint) {
+            builder = builder.with_allow_http(endpoint.starts_with("http://"));
         }
         if let Some(key) = setting("s3.access-key") {
             builder = builder.with_access_key_id(key);
@@ -204,8 +202,9 @@ impl S3Store {
         if let Some(secret) = setting("s3.secret-key") {
             builder = builder.with_secret_access_key(secret);
         }
-        let region = setting("s3.region").map(str::to_string).or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
-        builder = builder.with_region(region.unwrap_or_else(|| "us-east-1".into()));
+        if let Some(region) = setting("s3.region") {
+            builder = builder.with_region(region);
+        }
         let path_style = setting("s3.path.style.access").is_none_or(|v| v.eq_ignore_ascii_case("true"));
         builder = builder.with_virtual_hosted_style_request(!path_style);
         // A wrong endpoint fails a checkpoint (or the start) in seconds, not after the client's

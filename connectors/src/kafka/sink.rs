@@ -107,7 +107,7 @@ struct Transactions {
     held: Vec<(u64, Vec<RecordBatch>)>,
     /// The number of the next group sealed.
     next: u64,
-    /// The number of the last group committed, as the broker said when the sink opened.
+    /// The number of the last group committed (read from the broker when the sink opened).
     committed: u64,
 }
 
@@ -143,14 +143,13 @@ impl Transactions {
             // A checkpoint of the sink before it wrote exactly once: nothing held.
             return Ok(());
         }
-        let table = |name: &str| state.tables.iter().find(|(t, _)| t == name).map(|(_, b)| b.as_slice());
         let corrupt = |what: &str| StreamError::Internal(format!("the Kafka sink's checkpoint state {what}"));
-        let next = table("next").ok_or_else(|| corrupt("has no 'next'"))?;
-        let next = next
+        let next = state
+            .table("next")
             .first()
             .and_then(|b| b.column(0).as_primitive_opt::<UInt64Type>())
             .filter(|c| !c.is_empty())
-            .ok_or_else(|| corrupt("has an empty 'next'"))?
+            .ok_or_else(|| corrupt("has no 'next'"))?
             .value(0);
         self.held.clear();
         // No file is written for an empty table: nothing held.
@@ -540,12 +539,11 @@ impl KafkaSink {
                 let values = batch.column(1).as_binary::<i32>();
                 let timestamps = batch.column(2).as_primitive::<Int64Type>();
                 let partitions = batch.column(3).as_primitive::<Int32Type>();
-                let option = |valid: bool, row| valid.then_some(row);
                 for row in 0..batch.num_rows() {
-                    let key = option(keys.is_valid(row), row).map(|r| keys.value(r));
-                    let value = option(values.is_valid(row), row).map(|r| values.value(r));
-                    let timestamp = option(timestamps.is_valid(row), row).map(|r| timestamps.value(r));
-                    let partition = option(partitions.is_valid(row), row).map(|r| partitions.value(r));
+                    let key = keys.is_valid(row).then(|| keys.value(row));
+                    let value = values.is_valid(row).then(|| values.value(row));
+                    let timestamp = timestamps.is_valid(row).then(|| timestamps.value(row));
+                    let partition = partitions.is_valid(row).then(|| partitions.value(row));
                     self.send(key, value, timestamp, partition).map_err(TransactionFailure::Send)?;
                 }
             }

@@ -107,8 +107,9 @@ impl JoinSpec {
     /// Whether a checkpoint can hold this join's state: an INNER regular or interval join of
     /// append-only inputs (its state is the kept rows of each side, keyed by the join keys over
     /// the visible columns). Outer joins (match counts), joins of changelogs, lookup and window
-    /// joins are refused, naming the join.
-    pub fn checkpointable(&self) -> Result<()> {
+    /// joins, and joins with a state TTL (`state_ttl`, whose clock a restore cannot carry) are
+    /// refused, naming the join.
+    pub fn checkpointable(&self, state_ttl: Option<std::time::Duration>) -> Result<()> {
         let what = if self.interval.is_some() { "interval join" } else { "join" };
         let refuse = |why: &str| Err(StreamError::Config(format!("the {what} operator cannot be checkpointed {why}")));
         if self.window.is_some() {
@@ -122,6 +123,9 @@ impl JoinSpec {
         }
         if self.updating_inputs.contains(&true) {
             return refuse("over an updating input yet");
+        }
+        if state_ttl.is_some_and(|ttl| !ttl.is_zero()) {
+            return refuse("with 'table.exec.state.ttl' yet");
         }
         for input in 0..2 {
             let side = self.side(input);
@@ -635,7 +639,7 @@ impl Operator for JoinOperator {
     /// Each side's kept rows (visible columns, then an interval join's expiry time per row as
     /// `_expiry`) and the operator watermark. See [`JoinSpec::checkpointable`].
     fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
-        self.checkpointable()?;
+        self.spec.checkpointable(self.state_ttl)?;
         let mut tables = Vec::new();
         for (input, name) in [(0, "left"), (1, "right")] {
             let side = &self.sides[input];
@@ -671,7 +675,7 @@ impl Operator for JoinOperator {
     /// Keeps the rows of a [`JoinOperator::snapshot`] again (after a change of parallelism: the
     /// rows whose keys this instance owns, routed as the hash exchange routes them).
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
-        self.checkpointable()?;
+        self.spec.checkpointable(self.state_ttl)?;
         self.sides = [SideState::default(), SideState::default()];
         for (input, name) in [(0, "left"), (1, "right")] {
             let visible_columns = self.side(input).visible;
@@ -722,19 +726,6 @@ impl Operator for JoinOperator {
 const EXPIRY_COLUMN: &str = "_expiry";
 
 impl JoinOperator {
-    /// Whether this join's state can be checkpointed (see [`JoinSpec::checkpointable`]), with a
-    /// state TTL (whose clock a restore cannot carry) refused too.
-    fn checkpointable(&self) -> Result<()> {
-        self.spec.checkpointable()?;
-        if self.state_ttl.is_some() {
-            return Err(StreamError::Config(format!(
-                "the {} operator cannot be checkpointed with 'table.exec.state.ttl' yet",
-                self.name()
-            )));
-        }
-        Ok(())
-    }
-
     /// Rows arriving on `input`: joined with the other side's kept rows, then kept.
     fn add_rows(&mut self, input: usize, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let (batch, times) = match self.spec.interval {

@@ -280,19 +280,16 @@ impl Operator for SessionOperator {
             pending.push(self.owned(batch, state.rescaled)?);
         }
         // The open sessions' rows by key, in their order.
-        let mut sessions: Vec<(Option<OwnedRow>, Vec<RecordBatch>)> = Vec::new();
+        let mut sessions: HashMap<Option<OwnedRow>, Vec<RecordBatch>> = HashMap::new();
         for batch in state.table("open") {
             let rows = self.owned(batch, state.rescaled)?;
             if rows.num_rows() == 0 {
                 continue;
             }
             let key = self.key_of_first(&rows)?;
-            match sessions.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, batches)) => batches.push(rows),
-                None => sessions.push((key, vec![rows])),
-            }
+            sessions.entry(key).or_default().push(rows);
         }
-        let schema = pending.iter().chain(sessions.iter().flat_map(|(_, b)| b)).map(RecordBatch::schema).next();
+        let schema = pending.iter().chain(sessions.values().flatten()).map(RecordBatch::schema).next();
         let Some(schema) = schema else {
             self.holding.watermark = self.holding.watermark.max(watermark);
             return Ok(());
