@@ -7,6 +7,8 @@
 //! | `file`      | yes    | yes  | [`file`]      |
 //! | `netflow`   | yes    |      | [`netflow`]   |
 //! | `nexmark`   | yes    |      | [`nexmark`]   |
+//! | `http-log`  | yes    |      | [`http_log`] (web requests with incidents) |
+//! | `transactions` | yes |      | [`transactions`] (card transactions with fraud labels) |
 //! | `print`     |        | yes  | [`print`]     |
 //! | `blackhole` |        | yes  | [`blackhole`] |
 //! | `live`      |        | yes  | [`live`] (in-memory tables for queries; added with a catalog) |
@@ -29,12 +31,15 @@ pub mod file;
 #[cfg(feature = "flight")]
 pub mod flight;
 pub mod format;
+pub mod generate;
+pub mod http_log;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod live;
 pub mod netflow;
 pub mod nexmark;
 pub mod print;
+pub mod transactions;
 
 use std::sync::Arc;
 
@@ -54,6 +59,8 @@ impl Connectors {
                 Arc::new(file::FileConnector),
                 Arc::new(netflow::NetflowConnector),
                 Arc::new(nexmark::NexmarkConnector),
+                Arc::new(transactions::TransactionsConnector),
+                Arc::new(http_log::HttpLogConnector),
                 Arc::new(print::PrintConnector),
                 Arc::new(blackhole::BlackholeConnector),
                 #[cfg(feature = "cassandra")]

@@ -1,20 +1,16 @@
-//! The netflow row generator (columnar) and the throttled source around it.
+//! The netflow row generator (columnar).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
-use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use streamsql_engine::checkpoint::{position_of, position_state};
-use streamsql_engine::connector::{Source, TableDef};
-use streamsql_engine::operator::StateSnapshot;
+use streamsql_engine::connector::TableDef;
 use streamsql_engine::{Result, StreamError};
 
 use super::netflow_schema;
-use crate::format::parse::timestamp_millis;
+use crate::generate::{CommonOptions, RowGenerator, start_time};
 
 /// Parsed generator options.
 #[derive(Debug, Clone)]
@@ -44,20 +40,8 @@ impl NetflowOptions {
     pub fn parse(table: &TableDef) -> Result<Self> {
         let opts = table.opts();
         let d = Self::default();
-        let rows_per_second = opts.parse("rows-per-second", 0u64, "a non-negative integer")?;
-        let number_of_rows = match opts.get("number-of-rows") {
-            None => None,
-            Some(_) => Some(opts.parse("number-of-rows", 0u64, "a non-negative integer")?),
-        };
-        let start_time_ms = match opts.get("start-time") {
-            None => d.start_time_ms,
-            Some(text) => timestamp_millis(text).ok_or_else(|| {
-                StreamError::Config(format!(
-                    "table '{}': option 'start-time' must be a timestamp like '2016-04-01 09:00:00', got '{text}'",
-                    table.name
-                ))
-            })?,
-        };
+        let CommonOptions { rows_per_second, number_of_rows, seed } = CommonOptions::parse(table)?;
+        let start_time_ms = start_time(table, d.start_time_ms, "2016-04-01 09:00:00")?;
         let default_event_rate = if rows_per_second > 0 { rows_per_second } else { d.event_rows_per_second };
         let event_rows_per_second =
             opts.parse("event-time.rows-per-second", default_event_rate, "a positive integer")?;
@@ -78,7 +62,7 @@ impl NetflowOptions {
         Ok(Self {
             rows_per_second,
             number_of_rows,
-            seed: opts.parse("seed", d.seed, "an integer")?,
+            seed,
             start_time_ms,
             event_rows_per_second,
             max_out_of_orderness_ms,
@@ -215,6 +199,16 @@ pub struct NetflowGenerator {
     dst_ips: Vec<String>,
 }
 
+impl RowGenerator for NetflowGenerator {
+    fn rows_generated(&self) -> u64 {
+        self.next_row
+    }
+
+    fn next_batch(&mut self, rows: usize) -> Option<RecordBatch> {
+        NetflowGenerator::next_batch(self, rows)
+    }
+}
+
 impl NetflowGenerator {
     pub fn new(options: NetflowOptions) -> Self {
         let mut rng = SmallRng::seed_from_u64(options.seed);
@@ -313,78 +307,5 @@ impl NetflowGenerator {
             Arc::new(duration.finish()),
         ];
         RecordBatch::try_new(netflow_schema(), columns).ok()
-    }
-}
-
-/// The generator as a source: projects the declared columns and throttles to
-/// `'rows-per-second'`.
-pub(super) struct NetflowSource {
-    generator: NetflowGenerator,
-    rows_per_second: u64,
-    columns: Vec<usize>,
-    schema: SchemaRef,
-    batch_size: usize,
-    started: Option<Instant>,
-    /// Rows generated before this run (a restore): not paced again.
-    resumed_at: u64,
-}
-
-impl NetflowSource {
-    pub(super) fn new(
-        generator: NetflowGenerator,
-        options: NetflowOptions,
-        columns: Vec<usize>,
-        schema: SchemaRef,
-        batch_size: usize,
-    ) -> Self {
-        Self {
-            generator,
-            rows_per_second: options.rows_per_second,
-            columns,
-            schema,
-            batch_size: batch_size.max(1),
-            started: None,
-            resumed_at: 0,
-        }
-    }
-}
-
-impl Source for NetflowSource {
-    /// Rows generated so far: the generator is deterministic by seed, so a restore generates
-    /// them again and throws them away (about 10 M rows/s).
-    fn snapshot(&mut self) -> Result<StateSnapshot> {
-        Ok(position_state(self.generator.rows_generated()))
-    }
-
-    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
-        let position = position_of(&state)?;
-        while self.generator.rows_generated() < position {
-            let left = (position - self.generator.rows_generated()).min(8192) as usize;
-            if self.generator.next_batch(left).is_none() {
-                break;
-            }
-        }
-        self.resumed_at = self.generator.rows_generated();
-        Ok(())
-    }
-
-    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        let rows = if self.rows_per_second > 0 {
-            // About twenty batches a second, so throttled output flows smoothly.
-            self.batch_size.min((self.rows_per_second as usize / 20).max(1))
-        } else {
-            self.batch_size
-        };
-        let started = *self.started.get_or_insert_with(Instant::now);
-        if self.rows_per_second > 0 {
-            let paced = self.generator.rows_generated() - self.resumed_at;
-            let due = Duration::from_secs_f64(paced as f64 / self.rows_per_second as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        let Some(batch) = self.generator.next_batch(rows) else { return Ok(None) };
-        let batch = batch.project(&self.columns)?;
-        Ok(Some(RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?))
     }
 }

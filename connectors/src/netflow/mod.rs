@@ -11,36 +11,20 @@ mod generator;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use streamsql_engine::Result;
 use streamsql_engine::connector::{Connector, Delivery, OptionSpec, Role, Source, SourceContext, TableDef};
 use streamsql_engine::time::timestamp_type;
-use streamsql_engine::types::sql_name;
-use streamsql_engine::{Result, StreamError};
 
 pub use generator::{NetflowGenerator, NetflowOptions};
 
+use crate::generate::{COMMON_OPTIONS, GeneratorSource, SRC, column_mapping};
+
 pub struct NetflowConnector;
 
-const SRC: &[Role] = &[Role::Source];
-
 const OPTIONS: &[OptionSpec] = &[
-    OptionSpec {
-        key: "rows-per-second",
-        required: false,
-        roles: SRC,
-        help: "wall-clock rate limit; 0 (default) = as fast as possible",
-    },
-    OptionSpec {
-        key: "number-of-rows",
-        required: false,
-        roles: SRC,
-        help: "stop after this many rows (default: unbounded)",
-    },
-    OptionSpec {
-        key: "seed",
-        required: false,
-        roles: SRC,
-        help: "random seed (default 42); the same seed gives the same rows",
-    },
+    COMMON_OPTIONS[0],
+    COMMON_OPTIONS[1],
+    COMMON_OPTIONS[2],
     OptionSpec {
         key: "start-time",
         required: false,
@@ -80,40 +64,6 @@ pub fn netflow_schema() -> SchemaRef {
     ]))
 }
 
-/// The generator's column indices for each declared column, checking names and types.
-fn column_mapping(table: &TableDef) -> Result<Vec<usize>> {
-    let full = netflow_schema();
-    table
-        .schema
-        .fields()
-        .iter()
-        .map(|declared| {
-            let (index, field) = full.column_with_name(declared.name()).ok_or_else(|| {
-                StreamError::Config(format!(
-                    "table '{}': the netflow generator has no column '{}'; its columns are {}",
-                    table.name,
-                    declared.name(),
-                    describe(&full)
-                ))
-            })?;
-            if field.data_type() != declared.data_type() {
-                return Err(StreamError::Config(format!(
-                    "table '{}': column '{}' is declared {} but the netflow generator produces {}",
-                    table.name,
-                    declared.name(),
-                    declared.data_type(),
-                    field.data_type()
-                )));
-            }
-            Ok(index)
-        })
-        .collect()
-}
-
-fn describe(schema: &Schema) -> String {
-    schema.fields().iter().map(|f| format!("{} {}", f.name(), sql_name(f.data_type()))).collect::<Vec<_>>().join(", ")
-}
-
 impl Connector for NetflowConnector {
     fn name(&self) -> &'static str {
         "netflow"
@@ -138,16 +88,17 @@ impl Connector for NetflowConnector {
 
     fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
         NetflowOptions::parse(table)?;
-        column_mapping(table)?;
+        column_mapping(table, &netflow_schema(), "netflow generator")?;
         Ok(())
     }
 
     fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>> {
         let options = NetflowOptions::parse(table)?;
-        let columns = column_mapping(table)?;
-        Ok(Box::new(generator::NetflowSource::new(
-            NetflowGenerator::new(options.clone()),
-            options,
+        let columns = column_mapping(table, &netflow_schema(), "netflow generator")?;
+        let rows_per_second = options.rows_per_second;
+        Ok(Box::new(GeneratorSource::new(
+            NetflowGenerator::new(options),
+            rows_per_second,
             columns,
             table.schema.clone(),
             ctx.batch_size,
