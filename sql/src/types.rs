@@ -124,6 +124,11 @@ pub fn implicitly_castable(from: &DataType, to: &DataType) -> bool {
         (Timestamp(_, _), Timestamp(TimeUnit::Millisecond, None)) => true,
         (Decimal128(p1, s1), Decimal128(p2, s2)) => s2 >= s1 && (p2 - *s2 as u8) >= (p1 - *s1 as u8),
         (Decimal128(..), Float64) => true,
+        // Arrays whose elements widen (an ARRAY column's element field is named "element",
+        // DataFusion's array results name it "item").
+        (List(a), List(b)) => {
+            (b.is_nullable() || !a.is_nullable()) && implicitly_castable(a.data_type(), b.data_type())
+        }
         (f, Decimal128(p, s)) if integer_digits(f).is_some() => integer_digits(f).is_some_and(|d| p - *s as u8 >= d),
         (f, Float32 | Float64) if integer_digits(f).is_some() => true,
         (f, t) if integer_width(f).is_some() && integer_width(t).is_some() => integer_width(f) <= integer_width(t),

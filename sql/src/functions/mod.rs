@@ -36,6 +36,7 @@ mod args;
 pub mod calls;
 mod conditional;
 pub mod docs;
+pub mod forecast;
 mod hash;
 mod java_format;
 mod json;
@@ -83,6 +84,7 @@ pub fn with_flink_functions(builder: SessionStateBuilder) -> SessionState {
     let variance =
         datafusion::functions_aggregate::variance::var_samp_udaf().as_ref().clone().with_aliases(["variance"]);
     let _previous = state.register_udaf(Arc::new(variance));
+    let _previous = state.register_udaf(Arc::new(forecast::forecast()));
     state.add_analyzer_rule(Arc::new(rewrite::LazyBranches));
     state
 }

@@ -559,7 +559,7 @@ pub fn lower(plan: &LogicalPlan) -> SqlResult<Stream> {
         }
         LogicalPlan::Join(join) => super::join::lower_join(join, None),
         LogicalPlan::Window(window) => {
-            refuse_python_aggregates(&window.window_expr, "OVER (frames drop rows as they slide)")?;
+            refuse_row_keeping_aggregates(&window.window_expr, "OVER (frames drop rows as they slide)", true)?;
             super::over::lower_over(window)
         }
         LogicalPlan::Union(union) => {
@@ -738,7 +738,11 @@ fn key_field(output_schema: &Schema, i: usize) -> SqlResult<Arc<Field>> {
 
 /// A GROUP BY without a window: state per key, results emitted as a changelog.
 fn lower_updating_aggregate(aggregate: &datafusion::logical_expr::Aggregate, stream: Stream) -> SqlResult<Stream> {
-    refuse_python_aggregates(&aggregate.aggr_expr, "an aggregation without a window (its groups never end)")?;
+    refuse_row_keeping_aggregates(
+        &aggregate.aggr_expr,
+        "an aggregation without a window (its groups never end)",
+        false,
+    )?;
     let input_schema = aggregate.input.schema();
     let output_schema = aggregate.schema.as_arrow();
     let mut key_exprs = Vec::new();
@@ -789,6 +793,9 @@ fn aggregate_calls(
             let context = PhysicalPlanningContext::default();
             let lowered =
                 LoweredAggregateBuilder::new(&expr, input_schema, physical_input, &props, &context).build()?;
+            // Accumulators are made per group while the job runs: one made now reports what
+            // their arguments get wrong (FORECAST's constants) when the query is planned.
+            lowered.aggregate.create_accumulator()?;
             Ok(AggregateCall::new(lowered.aggregate, lowered.filter))
         })
         .collect()
@@ -910,29 +917,35 @@ fn current_watermark_calls(exprs: &[&Expr]) -> SqlResult<Vec<Vec<Expr>>> {
     Ok(calls)
 }
 
-/// Python aggregates keep a group's rows until the group is emitted: only windows end groups.
-fn refuse_python_aggregates(exprs: &[Expr], place: &str) -> SqlResult<()> {
+/// Python aggregates and FORECAST keep a group's rows until the group is emitted: only windows
+/// end groups. Python aggregates cannot take rows back out either, so `retracting` places (OVER
+/// frames) refuse them alone.
+fn refuse_row_keeping_aggregates(exprs: &[Expr], place: &str, retracting: bool) -> SqlResult<()> {
+    let refused = |udaf: &datafusion::logical_expr::AggregateUDF| {
+        crate::functions::python::is_python_aggregate(udaf) || (!retracting && udaf.name() == "forecast")
+    };
     for expr in exprs {
-        let mut python = None;
+        let mut found = None;
         expr.apply(|e| {
             match e {
-                Expr::AggregateFunction(call) if crate::functions::python::is_python_aggregate(&call.func) => {
-                    python = Some(call.func.name().to_string());
+                Expr::AggregateFunction(call) if refused(&call.func) => {
+                    found = Some(call.func.name().to_string());
                 }
                 Expr::WindowFunction(call) => {
                     if let datafusion::logical_expr::WindowFunctionDefinition::AggregateUDF(udaf) = &call.fun
-                        && crate::functions::python::is_python_aggregate(udaf)
+                        && refused(udaf)
                     {
-                        python = Some(udaf.name().to_string());
+                        found = Some(udaf.name().to_string());
                     }
                 }
                 _ => {}
             }
             Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
         })?;
-        if let Some(name) = python {
+        if let Some(name) = found {
+            let what = if name == "forecast" { "FORECAST".to_string() } else { format!("the Python aggregate {name}") };
             return Err(SqlError::new(format!(
-                "the Python aggregate {name} runs over windows only, not in {place}; aggregate per window \
+                "{what} runs over windows only, not in {place}; aggregate per window \
                  (GROUP BY window_start, window_end, ...)"
             )));
         }
