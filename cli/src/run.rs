@@ -254,7 +254,7 @@ pub async fn run_script(
     for report in &reports {
         let m = report.metrics;
         errln!(
-            "{}: {} rows in, {} rows out, {} late rows dropped{}, {} bad records skipped{}{}",
+            "{}: {} rows in, {} rows out, {} late rows dropped{}, {} bad records skipped{}{}{}",
             report.name,
             m.rows_in,
             m.rows_out,
@@ -267,6 +267,11 @@ pub async fn run_script(
             m.bad_records,
             if m.rows_missing_fields > 0 {
                 format!(", {} rows missing JSON fields (read as NULL)", m.rows_missing_fields)
+            } else {
+                String::new()
+            },
+            if m.source_errors > 0 {
+                format!(", {} source requests failed after retries", m.source_errors)
             } else {
                 String::new()
             },

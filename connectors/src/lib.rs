@@ -7,6 +7,7 @@
 //! | `file`      | yes    | yes  | [`file`]      |
 //! | `netflow`   | yes    |      | [`netflow`]   |
 //! | `nexmark`   | yes    |      | [`nexmark`]   |
+//! | `http`      | yes    |      | `http` (polls a JSON API, or replays recorded polls; feature `http`) |
 //! | `http-log`  | yes    |      | [`http_log`] (web requests with incidents) |
 //! | `transactions` | yes |      | [`transactions`] (card transactions with fraud labels) |
 //! | `print`     |        | yes  | [`print`]     |
@@ -32,6 +33,8 @@ pub mod file;
 pub mod flight;
 pub mod format;
 pub mod generate;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod http_log;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -61,6 +64,8 @@ impl Connectors {
                 Arc::new(nexmark::NexmarkConnector),
                 Arc::new(transactions::TransactionsConnector),
                 Arc::new(http_log::HttpLogConnector),
+                #[cfg(feature = "http")]
+                Arc::new(http::HttpConnector),
                 Arc::new(print::PrintConnector),
                 Arc::new(blackhole::BlackholeConnector),
                 #[cfg(feature = "cassandra")]

@@ -17,6 +17,8 @@ pub struct PipelineMetrics {
     pub bad_records: AtomicU64,
     /// JSON records read that lacked a declared field (read as NULL).
     pub rows_missing_fields: AtomicU64,
+    /// Source requests that failed after their retries (an HTTP poll), logged and counted.
+    pub source_errors: AtomicU64,
     /// The last watermark the source announced (ms since the epoch).
     pub watermark: AtomicI64,
 }
@@ -30,6 +32,7 @@ impl Default for PipelineMetrics {
             late_rows_routed: AtomicU64::new(0),
             bad_records: AtomicU64::new(0),
             rows_missing_fields: AtomicU64::new(0),
+            source_errors: AtomicU64::new(0),
             watermark: AtomicI64::new(crate::time::WATERMARK_MIN),
         }
     }
@@ -45,6 +48,7 @@ impl PipelineMetrics {
             late_rows_routed: self.late_rows_routed.load(Ordering::Relaxed),
             bad_records: self.bad_records.load(Ordering::Relaxed),
             rows_missing_fields: self.rows_missing_fields.load(Ordering::Relaxed),
+            source_errors: self.source_errors.load(Ordering::Relaxed),
             watermark: self.watermark.load(Ordering::Relaxed),
         }
     }
@@ -65,6 +69,8 @@ pub struct MetricsSnapshot {
     pub bad_records: u64,
     /// JSON records read that lacked a declared field (read as NULL).
     pub rows_missing_fields: u64,
+    /// Source requests that failed after their retries.
+    pub source_errors: u64,
     pub watermark: i64,
 }
 

@@ -25,9 +25,11 @@ pub fn mask_secrets(text: &str, options: &[(String, String)]) -> String {
     text
 }
 
-/// Option keys whose values are not shown (`'password'`), so DESCRIBE output can be shared.
+/// Option keys whose values are not shown (`'password'`, `'s3.secret-key'`, `'header.Authorization'`,
+/// `'header.X-Api-Key'`), so DESCRIBE output can be shared.
 fn is_secret(key: &str) -> bool {
-    key.to_ascii_lowercase().contains("password") || key.to_ascii_lowercase().contains("secret")
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "authorization", "api-key", "apikey"].iter().any(|word| key.contains(word))
 }
 
 /// A duration in the largest unit that divides it (`5 s`, `1 min`, `250 ms`).
