@@ -8,6 +8,7 @@
 //! | `netflow`   | yes    |      | [`netflow`]   |
 //! | `nexmark`   | yes    |      | [`nexmark`]   |
 //! | `http`      | yes    |      | `http` (polls a JSON API, or replays recorded polls; feature `http`) |
+//! | `http-ingest` | yes  |      | `http` (applications POST JSON rows; feature `http`) |
 //! | `http-log`  | yes    |      | [`http_log`] (web requests with incidents) |
 //! | `transactions` | yes |      | [`transactions`] (card transactions with fraud labels) |
 //! | `print`     |        | yes  | [`print`]     |
@@ -66,6 +67,8 @@ impl Connectors {
                 Arc::new(http_log::HttpLogConnector),
                 #[cfg(feature = "http")]
                 Arc::new(http::HttpConnector),
+                #[cfg(feature = "http")]
+                Arc::new(http::HttpIngestConnector),
                 Arc::new(print::PrintConnector),
                 Arc::new(blackhole::BlackholeConnector),
                 #[cfg(feature = "cassandra")]

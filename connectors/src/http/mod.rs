@@ -1,3 +1,5 @@
+//! `'connector' = 'http-ingest'` ([`ingest`]) takes rows POSTed by applications.
+//!
 //! `'connector' = 'http'`: rows polled from a JSON API (a GET every `'poll.interval'`), or
 //! replayed from a file of recorded responses.
 //!
@@ -20,6 +22,7 @@
 //! and the source ends after the last one; a replay is deterministic, so it is checkpointed by
 //! its position. A live API cannot be read again: a pipeline with checkpoints refuses it.
 
+pub mod ingest;
 mod json_path;
 mod poll;
 
@@ -32,6 +35,7 @@ use streamsql_engine::connector::{
 use streamsql_engine::time::{parse_duration_ms, timestamp_type};
 use streamsql_engine::{Result, StreamError};
 
+pub use ingest::{HttpIngestConnector, IngestOptions};
 pub use json_path::JsonPath;
 
 use crate::format::OnError;
