@@ -435,6 +435,12 @@ pub trait Connector: Send + Sync {
     /// Checks option values and the declared schema, without touching the outside world.
     fn validate(&self, table: &TableDef, role: Role) -> Result<()>;
 
+    /// Checks that `table`, a [`ChangelogMode::Native`] sink, can apply updating results (an
+    /// upserting sink needs the key to upsert and delete by).
+    fn validate_updating(&self, _table: &TableDef) -> Result<()> {
+        Ok(())
+    }
+
     /// Checks the table against the outside world when a pipeline using it is planned: a
     /// database table exists with matching columns (or is created, if the options say so).
     /// May block on the network while it checks.

@@ -1065,7 +1065,10 @@ impl LatePlan {
 /// column in front when it appends them, an error when it cannot take them.
 fn changelog_sink(sink: BoundTable) -> SqlResult<BoundTable> {
     match sink.connector.changelog() {
-        ChangelogMode::Native => Ok(sink),
+        ChangelogMode::Native => {
+            sink.connector.validate_updating(&sink.table).map_err(|e| SqlError::new(e.to_string()))?;
+            Ok(sink)
+        }
         ChangelogMode::OpColumn => Ok(BoundTable { table: sink.table.with_op_column(), connector: sink.connector }),
         ChangelogMode::Unsupported => Err(SqlError::new(format!(
             "'{}' (connector '{}') takes only append-only results, but this query is an updating aggregate \

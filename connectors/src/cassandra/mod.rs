@@ -10,7 +10,11 @@
 //!
 //! - When a pipeline is planned, the table is checked (columns and types) or, with
 //!   `'create-table' = 'true'`, created: the first PRIMARY KEY column is the partition key, the
-//!   rest are clustering columns.
+//!   rest are clustering columns, ascending unless `'clustering-order'` says otherwise
+//!   (`'ts DESC'`).
+//! - Updating results (an aggregation without a window) are applied by the PRIMARY KEY: the last
+//!   change of each key in a batch is written, an upsert for `+I`/`+U`, a delete for `-D`.
+//! - `'sink.ttl'` (`'7 d'`) gives written rows a time to live.
 //! - Writes are prepared `INSERT`s (upserts, so replays are idempotent), token-aware, at most
 //!   `'max-concurrent-requests'` in flight; a batch is written before the next is taken, which
 //!   backpressures the pipeline. Timeouts, unavailability and lost connections are retried with
@@ -23,7 +27,9 @@ mod writer;
 
 use std::future::Future;
 
-use streamsql_engine::connector::{ChangelogMode, Connector, Delivery, OptionSpec, Role, Sink, TableDef};
+use streamsql_engine::connector::{
+    ChangelogMode, Connector, Delivery, OptionSpec, Role, Sink, TableDef, split_changes,
+};
 use streamsql_engine::{Result, StreamError};
 
 pub use options::CassandraOptions;
@@ -50,9 +56,20 @@ impl Connector for CassandraConnector {
         role == Role::Sink
     }
 
-    /// Upserting changes by primary key (and deleting on `-D`) is not built yet.
+    /// Updating results are applied by PRIMARY KEY: upserts for `+I`/`+U`, deletes for `-D`.
     fn changelog(&self) -> ChangelogMode {
-        ChangelogMode::Unsupported
+        ChangelogMode::Native
+    }
+
+    fn validate_updating(&self, table: &TableDef) -> Result<()> {
+        if table.primary_key.is_empty() {
+            return Err(StreamError::Config(format!(
+                "table '{}' takes updating results (an aggregation without a window), which the Cassandra sink \
+                 applies by key: declare PRIMARY KEY (the GROUP BY columns) NOT ENFORCED",
+                table.name
+            )));
+        }
+        Ok(())
     }
 
     fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
@@ -89,17 +106,21 @@ impl Connector for CassandraConnector {
     }
 
     fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(CassandraSink { writer: CassandraWriter::open(table)? }))
+        Ok(Box::new(CassandraSink { writer: CassandraWriter::open(table)?, columns: table.schema.fields().len() }))
     }
 }
 
 struct CassandraSink {
     writer: CassandraWriter,
+    columns: usize,
 }
 
 impl Sink for CassandraSink {
     fn write(&mut self, batch: &arrow::record_batch::RecordBatch) -> Result<()> {
-        self.writer.write_batch(batch)
+        match split_changes(batch, self.columns)? {
+            (rows, Some(ops)) => self.writer.write_changes(&rows, &ops),
+            (rows, None) => self.writer.write_batch(&rows),
+        }
     }
 
     fn finish(&mut self) -> Result<()> {

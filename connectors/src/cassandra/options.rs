@@ -7,6 +7,7 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{ConnectionError, ConnectionPoolError, MetadataError, NewSessionError};
 use scylla::statement::Consistency;
 use streamsql_engine::connector::{OptionSpec, Role, TableDef};
+use streamsql_engine::time::parse_duration_ms;
 use streamsql_engine::{Result, StreamError};
 
 const SINK: &[Role] = &[Role::Sink];
@@ -29,10 +30,22 @@ pub(super) const OPTIONS: &[OptionSpec] = &[
     OptionSpec { key: "username", required: false, roles: SINK, help: "user for password authentication" },
     OptionSpec { key: "password", required: false, roles: SINK, help: "password for password authentication" },
     OptionSpec {
+        key: "sink.ttl",
+        required: false,
+        roles: SINK,
+        help: "time to live of written rows: '7 d', '12 h', '3600 s' (default: none)",
+    },
+    OptionSpec {
         key: "ttl",
         required: false,
         roles: SINK,
-        help: "time to live of written rows, in seconds (default: none)",
+        help: "time to live of written rows, in seconds (the older spelling of 'sink.ttl')",
+    },
+    OptionSpec {
+        key: "clustering-order",
+        required: false,
+        roles: SINK,
+        help: "with 'create-table': the clustering columns' order, e.g. 'ts DESC' (default ascending)",
     },
     OptionSpec {
         key: "max-concurrent-requests",
@@ -72,6 +85,38 @@ pub(super) const OPTIONS: &[OptionSpec] = &[
     },
 ];
 
+/// Cassandra's longest TTL (20 years).
+const MAX_TTL_SECONDS: u32 = 630_720_000;
+
+/// `'clustering-order'` = `'ts DESC, id ASC'`: clustering columns of the PRIMARY KEY, in key order.
+fn clustering_order(table: &TableDef, text: &str) -> Result<Vec<(String, bool)>> {
+    let config =
+        |message: String| StreamError::Config(format!("table '{}': option 'clustering-order': {message}", table.name));
+    let clustering: Vec<&String> = table.primary_key.iter().skip(1).collect();
+    if clustering.is_empty() {
+        return Err(config("the PRIMARY KEY has no clustering columns (those after the first)".into()));
+    }
+    let mut order = Vec::new();
+    for part in text.split(',') {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let (column, descending) = match words.as_slice() {
+            [column] => (*column, false),
+            [column, direction] if direction.eq_ignore_ascii_case("asc") => (*column, false),
+            [column, direction] if direction.eq_ignore_ascii_case("desc") => (*column, true),
+            _ => return Err(config(format!("expected 'column [ASC|DESC], ...', got '{}'", part.trim()))),
+        };
+        let column = column.to_ascii_lowercase();
+        if clustering.get(order.len()).is_none_or(|c| **c != column) {
+            return Err(config(format!(
+                "name the clustering columns in key order ({}), got '{column}'",
+                clustering.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        order.push((column, descending));
+    }
+    Ok(order)
+}
+
 const CONSISTENCIES: &[&str] =
     &["ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"];
 
@@ -84,6 +129,8 @@ pub struct CassandraOptions {
     pub consistency: Consistency,
     pub credentials: Option<(String, String)>,
     pub ttl_seconds: Option<u32>,
+    /// `(column, descending)` of `'clustering-order'`, for a created table.
+    pub clustering_order: Vec<(String, bool)>,
     pub max_concurrent_requests: usize,
     pub create_table: bool,
     pub replication: String,
@@ -134,15 +181,39 @@ impl CassandraOptions {
                 )));
             }
         };
-        let ttl_seconds = match opts.get("ttl") {
-            None => None,
-            Some(_) => Some(opts.parse::<u32>("ttl", 0, "a whole number of seconds").and_then(|t| {
-                if t == 0 {
-                    Err(StreamError::Config(format!("table '{}': option 'ttl' must be at least 1 second", table.name)))
+        let ttl_seconds = match (opts.get("sink.ttl"), opts.get("ttl")) {
+            (None, None) => None,
+            (Some(_), Some(_)) => {
+                return Err(StreamError::Config(format!("table '{}': give 'sink.ttl' or 'ttl', not both", table.name)));
+            }
+            (Some(text), None) => {
+                let ms = parse_duration_ms(text).filter(|ms| *ms >= 1000 && ms % 1000 == 0).ok_or_else(|| {
+                    StreamError::Config(format!(
+                        "table '{}': option 'sink.ttl' must be whole seconds of at least 1 s, like '7 d' or '3600 s', got '{text}'",
+                        table.name
+                    ))
+                })?;
+                Some(u32::try_from(ms / 1000).ok().filter(|s| *s <= MAX_TTL_SECONDS).ok_or_else(|| {
+                    StreamError::Config(format!(
+                        "table '{}': option 'sink.ttl' is longer than Cassandra's 20 years",
+                        table.name
+                    ))
+                })?)
+            }
+            (None, Some(_)) => Some(opts.parse::<u32>("ttl", 0, "a whole number of seconds").and_then(|t| {
+                if t == 0 || t > MAX_TTL_SECONDS {
+                    Err(StreamError::Config(format!(
+                        "table '{}': option 'ttl' must be between 1 second and 20 years",
+                        table.name
+                    )))
                 } else {
                     Ok(t)
                 }
             })?),
+        };
+        let clustering_order = match opts.get("clustering-order") {
+            None => Vec::new(),
+            Some(text) => clustering_order(table, text)?,
         };
         let max_concurrent_requests = opts.parse("max-concurrent-requests", 64usize, "a positive integer")?;
         if max_concurrent_requests == 0 {
@@ -168,6 +239,7 @@ impl CassandraOptions {
             consistency,
             credentials,
             ttl_seconds,
+            clustering_order,
             max_concurrent_requests,
             create_table: opts.parse("create-table", false, "'true' or 'false'")?,
             replication: opts
@@ -187,7 +259,14 @@ impl CassandraOptions {
 
     /// Connects to the cluster, with an error that names the hosts.
     pub async fn connect(&self) -> Result<Session> {
-        let mut builder = SessionBuilder::new().known_nodes(&self.hosts).connection_timeout(self.connect_timeout);
+        // Client-side timestamps that only rise: an upsert after a delete of the same key wins
+        // whichever node coordinates it.
+        let mut builder = SessionBuilder::new()
+            .known_nodes(&self.hosts)
+            .connection_timeout(self.connect_timeout)
+            .timestamp_generator(std::sync::Arc::new(
+                scylla::policies::timestamp_generator::MonotonicTimestampGenerator::new(),
+            ));
         if let Some((user, password)) = &self.credentials {
             builder = builder.user(user, password);
         }

@@ -48,7 +48,21 @@ pub fn create_table_cql(options: &CassandraOptions, table: &TableDef) -> String 
         Some((partition, clustering)) => format!("(({partition}), {})", clustering.join(", ")),
         None => "()".into(),
     };
-    format!("CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY {primary})", options.qualified_table(), columns.join(", "))
+    let order = if options.clustering_order.is_empty() {
+        String::new()
+    } else {
+        let columns: Vec<String> = options
+            .clustering_order
+            .iter()
+            .map(|(c, descending)| format!("\"{c}\" {}", if *descending { "DESC" } else { "ASC" }))
+            .collect();
+        format!(" WITH CLUSTERING ORDER BY ({})", columns.join(", "))
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY {primary}){order}",
+        options.qualified_table(),
+        columns.join(", ")
+    )
 }
 
 fn cql_error(what: &str, options: &CassandraOptions, e: impl std::fmt::Display) -> StreamError {

@@ -1,9 +1,13 @@
 //! Writing batches into Cassandra: prepared upserts, bounded concurrency, retries with backoff.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::{ArrayRef, Int8Array, UInt32Array};
+use arrow::compute::take_record_batch;
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use scylla::client::session::Session;
@@ -11,6 +15,7 @@ use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlValue;
 use streamsql_engine::connector::TableDef;
+use streamsql_engine::operators::aggregate::ChangeOp;
 use streamsql_engine::{Result, StreamError};
 
 use super::convert;
@@ -28,6 +33,10 @@ pub struct CassandraWriter {
     runtime: tokio::runtime::Runtime,
     session: Arc<Session>,
     insert: Arc<PreparedStatement>,
+    /// `DELETE ... WHERE key = ?`, when the table has a PRIMARY KEY (for updating results).
+    delete: Option<Arc<PreparedStatement>>,
+    /// Indices of the PRIMARY KEY columns.
+    key_columns: Vec<usize>,
     rows_written: u64,
     latencies: Vec<Duration>,
 }
@@ -46,21 +55,36 @@ impl CassandraWriter {
         let marks = vec!["?"; columns.len()].join(", ");
         let ttl = if options.ttl_seconds.is_some() { " USING TTL ?" } else { "" };
         let cql = format!("INSERT INTO {} ({}) VALUES ({marks}){ttl}", options.qualified_table(), columns.join(", "));
-        let (session, insert) = runtime.block_on(async {
+        let key_columns: Vec<usize> = table.primary_key.iter().filter_map(|k| table.schema.index_of(k).ok()).collect();
+        let delete_cql = (!key_columns.is_empty() && key_columns.len() == table.primary_key.len()).then(|| {
+            let conditions: Vec<String> = table.primary_key.iter().map(|k| format!("\"{k}\" = ?")).collect();
+            format!("DELETE FROM {} WHERE {}", options.qualified_table(), conditions.join(" AND "))
+        });
+        let (session, insert, delete) = runtime.block_on(async {
             let session = options.connect().await?;
-            let mut insert = session.prepare(cql.as_str()).await.map_err(|e| {
-                StreamError::Config(format!("Cassandra at {}: cannot prepare {cql}: {e}", options.hosts.join(", ")))
-            })?;
-            insert.set_consistency(options.consistency);
-            insert.set_is_idempotent(true);
-            insert.set_request_timeout(Some(options.request_timeout));
-            Ok::<_, StreamError>((session, insert))
+            let prepare = async |cql: &str| {
+                let mut statement = session.prepare(cql).await.map_err(|e| {
+                    StreamError::Config(format!("Cassandra at {}: cannot prepare {cql}: {e}", options.hosts.join(", ")))
+                })?;
+                statement.set_consistency(options.consistency);
+                statement.set_is_idempotent(true);
+                statement.set_request_timeout(Some(options.request_timeout));
+                Ok::<_, StreamError>(statement)
+            };
+            let insert = prepare(&cql).await?;
+            let delete = match &delete_cql {
+                Some(cql) => Some(Arc::new(prepare(cql).await?)),
+                None => None,
+            };
+            Ok::<_, StreamError>((session, insert, delete))
         })?;
         Ok(Self {
             options,
             runtime,
             session: Arc::new(session),
             insert: Arc::new(insert),
+            delete,
+            key_columns,
             rows_written: 0,
             latencies: Vec::new(),
         })
@@ -73,6 +97,48 @@ impl CassandraWriter {
         let latencies = self.runtime.block_on(write_rows(&self.session, &self.insert, rows, &self.options))?;
         let room = MAX_SAMPLES.saturating_sub(self.latencies.len());
         self.latencies.extend(latencies.into_iter().take(room));
+        self.rows_written += count as u64;
+        Ok(())
+    }
+
+    /// Applies a batch of changes (`ops`, one [`ChangeOp`] per row): the last change of each
+    /// key in the batch is written, an upsert for `+I`/`+U`, a delete for `-D` and for a `-U`
+    /// that no `+U` follows in the batch (a filter after an aggregate drops the `+U` of a row
+    /// that no longer qualifies; when the `+U` comes in the next batch it writes the row again).
+    /// Only the last change per key is sent because the writes of a batch run concurrently;
+    /// batches are written in order.
+    pub fn write_changes(&mut self, batch: &RecordBatch, ops: &Int8Array) -> Result<()> {
+        let Some(delete) = self.delete.clone() else {
+            return Err(StreamError::Internal(
+                "updating results reached a Cassandra sink without a PRIMARY KEY".into(),
+            ));
+        };
+        let key_fields: Vec<SortField> =
+            self.key_columns.iter().map(|&c| SortField::new(batch.schema().field(c).data_type().clone())).collect();
+        let converter = RowConverter::new(key_fields)?;
+        let keys: Vec<ArrayRef> = self.key_columns.iter().map(|&c| batch.column(c).clone()).collect();
+        let keys = converter.convert_columns(&keys)?;
+        let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            last.insert(keys.row(row).data(), row);
+        }
+        let mut rows: Vec<usize> = last.into_values().collect();
+        rows.sort_unstable();
+        let mut deletes = Vec::new();
+        let mut upserts = Vec::new();
+        for row in rows {
+            match ChangeOp::from_i8(ops.value(row))? {
+                ChangeOp::Delete | ChangeOp::UpdateBefore => deletes.push(row),
+                _ => upserts.push(row),
+            }
+        }
+        let pick = |rows: Vec<usize>| UInt32Array::from_iter_values(rows.into_iter().map(|r| r as u32));
+        let upserts = take_record_batch(batch, &pick(upserts))?;
+        let deletes = take_record_batch(&batch.project(&self.key_columns)?, &pick(deletes))?;
+        self.write_batch(&upserts)?;
+        let rows = convert::rows(&deletes, None)?;
+        let count = rows.len();
+        self.runtime.block_on(write_rows(&self.session, &delete, rows, &self.options))?;
         self.rows_written += count as u64;
         Ok(())
     }
