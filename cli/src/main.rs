@@ -13,6 +13,7 @@ mod repl;
 mod run;
 mod serve;
 mod terminal_sink;
+mod vars;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,11 @@ struct Args {
     /// Run these SQL statements (separated by `;`) until their pipelines finish, then exit.
     #[arg(short = 'e', long = "execute", value_name = "SQL")]
     execute: Option<String>,
+
+    /// Set a script variable: `${NAME}` and `${NAME:-default}` in -f, -e and piped statements
+    /// become VALUE (else the environment variable NAME, else the default). Repeatable.
+    #[arg(short = 'D', long = "define", value_name = "NAME=VALUE", value_parser = vars::parse_define)]
+    define: Vec<(String, String)>,
 
     /// Instances of each aggregation, unless the statements say `SET 'parallelism.default'`.
     #[arg(short = 'p', long, value_name = "N")]
@@ -184,7 +190,9 @@ fn run(args: Args) -> ExitCode {
             None
         }
     };
+    let variables = args.define.iter().cloned().collect();
     let context = run::Context {
+        variables,
         registry: streamsql_connectors::registry_with_live(&catalog),
         catalog,
         flight,

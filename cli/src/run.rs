@@ -31,6 +31,8 @@ pub struct Context {
     pub state_dir: Option<String>,
     /// `--from-scratch`: earlier checkpoints are removed instead of resumed from.
     pub from_scratch: bool,
+    /// `-D name=value`: script variables (`${name}`).
+    pub variables: std::collections::BTreeMap<String, String>,
 }
 
 impl Context {
@@ -103,6 +105,14 @@ pub async fn run_script(
     parallelism: Option<usize>,
     format: Option<OutputFormat>,
 ) -> ExitCode {
+    let sql = match crate::vars::substitute(sql, &context.variables) {
+        Ok(sql) => sql,
+        Err(e) => {
+            errln!("error: {shown}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sql = sql.as_str();
     let mut session = Session::new(context.registry.clone());
     if let Err(e) = session.set_checkpoint_defaults(context.state_dir.clone(), context.from_scratch) {
         errln!("streamsql: --state-dir: {}", e.message());
