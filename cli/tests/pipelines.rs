@@ -59,8 +59,7 @@ fn number(value: &Value) -> f64 {
 fn fraud_features_equal_the_handbooks_pandas_code() {
     let dir = scratch("fraud");
     let out = dir.display().to_string();
-    let defines =
-        [("out", out), ("days", "40".into()), ("customers", "500".into()), ("terminals", "1000".into())];
+    let defines = [("out", out), ("days", "40".into()), ("customers", "500".into()), ("terminals", "1000".into())];
     run_pipeline("fraud.sql", &defines);
     let transactions = dir.join("fraud_transactions.jsonl");
     let reference = dir.join("reference.jsonl");
@@ -107,7 +106,10 @@ fn fraud_features_equal_the_handbooks_pandas_code() {
             }
             let (got, wanted) = (number(value), number(&want[column]));
             let close = (got - wanted).abs() <= 1e-9 * wanted.abs().max(1.0);
-            assert!(close || tied.contains(&id), "transaction {id}: {column} is {got}, the handbook's code says {wanted}");
+            assert!(
+                close || tied.contains(&id),
+                "transaction {id}: {column} is {got}, the handbook's code says {wanted}"
+            );
             compared += 1;
         }
     }
@@ -115,4 +117,120 @@ fn fraud_features_equal_the_handbooks_pandas_code() {
     // The features mean something: frauds happen, risk is seen on compromised terminals.
     let risky = features.iter().filter(|r| number(&r["terminal_id_risk_30day_window"]) > 0.0).count();
     assert!(risky > 100, "{risky} transactions with a terminal risk");
+}
+
+/// Milliseconds of a sink timestamp (`YYYY-MM-DD HH:MM:SS.fff`).
+fn millis(text: &str) -> i64 {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.3f")
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .and_utc()
+        .timestamp_millis()
+}
+
+#[test]
+fn http_monitor_alerts_equal_a_direct_computation_and_find_every_incident() {
+    let dir = scratch("http-monitor");
+    let out = dir.display().to_string();
+    let rows = "144000";
+    run_pipeline("http-monitor.sql", &[("out", out), ("rows", rows.into())]);
+    // The same requests, straight from the generator (same options as the pipeline's table).
+    let events = dir.join("events.jsonl");
+    let dump = format!(
+        "CREATE TABLE e WITH ('connector' = 'http-log', 'number-of-rows' = '{rows}', 'event-time.rows-per-second' = '20', 'seed' = '42');
+         CREATE TABLE f (ts TIMESTAMP(3), method STRING, path STRING, status INT, latency_ms DOUBLE, incident STRING)
+           WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');
+         INSERT INTO f SELECT ts, method, path, status, latency_ms, incident FROM e;",
+        events.display()
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_streamsql")).arg("-e").arg(dump).output().expect("streamsql");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let events = read_jsonl(&events);
+
+    // HOP(1 min, 2 min): per window end and endpoint, (requests, errors, latency sum). No row is
+    // late: the generator's disorder (500 ms) is within the watermark's second.
+    const MINUTE: i64 = 60_000;
+    type Endpoint = (String, String);
+    let mut windows: BTreeMap<(Endpoint, i64), (i64, i64, f64)> = BTreeMap::new();
+    let mut totals: HashMap<i64, i64> = HashMap::new();
+    for event in &events {
+        let ts = millis(event["ts"].as_str().expect("ts"));
+        let endpoint =
+            (event["method"].as_str().expect("method").to_string(), event["path"].as_str().expect("path").to_string());
+        let error = event["status"].as_i64().expect("status") >= 500;
+        let first_end = ts - ts.rem_euclid(MINUTE) + MINUTE;
+        for end in [first_end, first_end + MINUTE] {
+            let entry = windows.entry((endpoint.clone(), end)).or_default();
+            entry.0 += 1;
+            entry.1 += i64::from(error);
+            entry.2 += number(&event["latency_ms"]);
+            *totals.entry(end).or_default() += 1;
+        }
+    }
+    // Each endpoint's windows in order, compared with the one two before (LAG(x, 2)).
+    let mut expected: BTreeMap<(i64, String, String), String> = BTreeMap::new();
+    let mut by_endpoint: BTreeMap<Endpoint, Vec<(i64, i64, i64, f64, f64)>> = BTreeMap::new();
+    for ((endpoint, end), (requests, errors, latency)) in &windows {
+        let share = *requests as f64 / totals[end] as f64;
+        by_endpoint.entry(endpoint.clone()).or_default().push((
+            *end,
+            *requests,
+            *errors,
+            latency / *requests as f64,
+            share,
+        ));
+    }
+    for ((method, path), series) in &by_endpoint {
+        for pair in series.windows(3) {
+            let (_, prev_requests, prev_errors, prev_latency, prev_share) = pair[0];
+            let (end, requests, errors, latency, share) = pair[2];
+            let alert = if errors >= 10
+                && errors * 5 >= requests
+                && errors as f64 / requests as f64 > 3.0 * prev_errors as f64 / prev_requests as f64
+            {
+                Some("error_spike")
+            } else if requests >= 50 && requests * 2 >= prev_requests * 3 && share * 3.0 >= prev_share * 4.0 {
+                Some("traffic_burst")
+            } else if prev_requests >= 50 && requests * 2 <= prev_requests && share * 4.0 <= prev_share * 3.0 {
+                Some("traffic_drop")
+            } else if latency > 3.0 * prev_latency {
+                Some("latency_jump")
+            } else {
+                None
+            };
+            if let Some(alert) = alert {
+                expected.insert((end, method.clone(), path.clone()), alert.to_string());
+            }
+        }
+    }
+    let alerts: BTreeMap<(i64, String, String), String> = read_jsonl(&dir.join("http_alerts.jsonl"))
+        .iter()
+        .map(|a| {
+            let key = (
+                millis(a["window_end"].as_str().expect("window_end")),
+                a["method"].as_str().expect("method").to_string(),
+                a["path"].as_str().expect("path").to_string(),
+            );
+            (key, a["alert"].as_str().expect("alert").to_string())
+        })
+        .collect();
+    assert_eq!(alerts, expected);
+
+    // Every labelled incident is seen on its endpoint within 3 minutes of its start.
+    let mut incidents: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for event in events.iter().filter(|e| e["incident"].is_string()) {
+        let ts = millis(event["ts"].as_str().expect("ts"));
+        let span = incidents
+            .entry((
+                event["incident"].as_str().expect("kind").to_string(),
+                event["path"].as_str().expect("path").to_string(),
+            ))
+            .or_insert((ts, ts));
+        span.0 = span.0.min(ts);
+        span.1 = span.1.max(ts);
+    }
+    assert!(incidents.len() >= 2, "{incidents:?}");
+    for ((kind, path), (start, _)) in &incidents {
+        let seen = alerts.keys().any(|(end, _, p)| p == path && *end > *start && *end <= start + 3 * MINUTE + 60_000);
+        assert!(seen, "the {kind} on {path} from {start} raised no alert: {alerts:?}");
+    }
 }

@@ -3,14 +3,15 @@
 //!
 //! Each row is one request: `request_id`, `ts`, `method`, `path`, `status`, `latency_ms`,
 //! `bytes`, `client_ip`, `user_agent` and `incident`. Event time advances steadily
-//! (`'event-time.rows-per-second'`) and each row lags the leading edge by up to
-//! `'max-out-of-orderness'` ms, as in the netflow generator.
+//! (`'event-time.rows-per-second'`, twice as fast in rows during a burst) and each row lags the
+//! leading edge by up to `'max-out-of-orderness'` ms, as in the netflow generator.
 //!
 //! Normal traffic spreads over eight endpoints by fixed weights, with log-normal latencies around
 //! each endpoint's median and a few 4xx/5xx answers. Incidents: event time is cut into quarters
 //! of an hour; in each quarter, with probability 0.6, one endpoint has an incident of 2 to 5
 //! minutes starting in the first 10 minutes, of one of three kinds:
-//! - `burst`: half of all requests go to that endpoint (its count jumps);
+//! - `burst`: the endpoint gets as many extra requests as all endpoints together get (the
+//!   request rate doubles; the other endpoints keep theirs);
 //! - `outage`: 90 % of its requests answer 503, fast (its error rate jumps, latency falls);
 //! - `slow`: its latency is ten times the usual.
 //!
@@ -207,6 +208,8 @@ pub struct HttpLogGenerator {
     clients: Vec<String>,
     /// The incident schedule of the quarter last asked for.
     quarter: Option<(i64, Option<Incident>)>,
+    /// The leading edge of event time, in ms from the start.
+    clock: f64,
 }
 
 impl HttpLogGenerator {
@@ -231,7 +234,7 @@ impl HttpLogGenerator {
                 total
             })
             .collect();
-        Self { options, rng, next_row: 0, cumulative, clients, quarter: None }
+        Self { options, rng, next_row: 0, cumulative, clients, quarter: None, clock: 0.0 }
     }
 
     fn incident_at(&mut self, offset: i64) -> Option<Incident> {
@@ -281,14 +284,18 @@ impl RowGenerator for HttpLogGenerator {
         for _ in 0..rows {
             let i = self.next_row;
             self.next_row += 1;
-            let edge = (i as i128 * 1000 / self.options.event_rows_per_second as i128) as i64;
+            let edge = self.clock as i64;
             let lag = if disorder > 0 { self.rng.random_range(0..=disorder) } else { 0 };
             let offset = edge.saturating_sub(lag);
             let now = self.incident_at(offset);
+            let burst = self.incident_at(edge).filter(|i| i.kind == Kind::Burst);
+            let step = 1000.0 / self.options.event_rows_per_second as f64;
+            // A burst doubles the rate: every other row is one of the burst's extra requests.
+            self.clock += if burst.is_some() { step / 2.0 } else { step };
             let pick = self.rng.random_range(0..total_weight);
             let mut e = self.cumulative.partition_point(|&c| c <= pick);
             let burst_draw: f64 = self.rng.random();
-            if let Some(burst) = now.filter(|i| i.kind == Kind::Burst)
+            if let Some(burst) = burst
                 && burst_draw < 0.5
             {
                 e = burst.endpoint;
