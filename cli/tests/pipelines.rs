@@ -234,3 +234,156 @@ fn http_monitor_alerts_equal_a_direct_computation_and_find_every_incident() {
         assert!(seen, "the {kind} on {path} from {start} raised no alert: {alerts:?}");
     }
 }
+
+/// Per recorded poll of `pipelines/data/coinlore-tickers.jsonl` (the first `polls`): its time
+/// in seconds and each coin's (id, name, price).
+fn recorded_prices(polls: usize) -> Vec<(i64, Vec<(String, String, f64)>)> {
+    read_jsonl(&repo().join("pipelines/data/coinlore-tickers.jsonl"))
+        .into_iter()
+        .take(polls)
+        .map(|poll| {
+            let time = millis(&format!("{}.000", poll["poll_time"].as_str().expect("poll_time"))) / 1000;
+            let coins = poll["body"]["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|c| {
+                    let price: f64 = c["price_usd"].as_str().expect("price").parse().expect("a number");
+                    (c["id"].as_str().expect("id").to_string(), c["name"].as_str().expect("name").to_string(), price)
+                })
+                .collect();
+            (time, coins)
+        })
+        .collect()
+}
+
+#[test]
+fn crypto_prices_are_the_replayed_polls() {
+    let dir = scratch("crypto");
+    let started = chrono::Utc::now().naive_utc();
+    run_pipeline("crypto.sql", &[("out", dir.display().to_string()), ("interval", "10 ms".into())]);
+    let mut expected: Vec<(String, i64, String, f64)> = recorded_prices(usize::MAX)
+        .into_iter()
+        .flat_map(|(time, coins)| coins.into_iter().map(move |(id, name, price)| (id, time, name, price)))
+        .collect();
+    let rows = read_jsonl(&dir.join("crypto_prices.jsonl"));
+    let mut got: Vec<(String, i64, String, f64)> = rows
+        .iter()
+        .map(|r| {
+            let processed = chrono::NaiveDateTime::parse_from_str(
+                r["processing_time"].as_str().expect("time"),
+                "%Y-%m-%d %H:%M:%S%.3f",
+            )
+            .expect("processing_time");
+            assert!(processed >= started - chrono::Duration::seconds(1), "processing time is when it ran");
+            (
+                r["id"].as_str().unwrap().into(),
+                r["ts"].as_i64().unwrap(),
+                r["name"].as_str().unwrap().into(),
+                number(&r["price_usd"]),
+            )
+        })
+        .collect();
+    expected.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+    got.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+    assert_eq!(expected.len(), 600);
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn crypto_polls_a_misbehaving_api_into_cassandra() {
+    for service in ["scripts/cassandra.sh", "scripts/kafka.sh"] {
+        let started = Command::new(repo().join(service)).arg("start").status().expect("start script");
+        assert!(started.success(), "{service} start failed");
+    }
+    const POLLS: usize = 4;
+    let mut server = Command::new("python3")
+        .arg(repo().join("tests/python/price_server.py"))
+        .arg(repo().join("pipelines/data/coinlore-tickers.jsonl"))
+        .arg(POLLS.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("price server");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().expect("stdout")), &mut line)
+        .expect("port");
+    let port = line.trim().strip_prefix("port ").expect("port line").to_string();
+    let table = format!("prices_{}", std::process::id());
+    let job = Command::new(env!("CARGO_BIN_EXE_streamsql"))
+        .current_dir(repo())
+        .args(["-f", "pipelines/crypto.sql", "-D", "mode=services", "-D", "interval=1500 ms", "-D", "timeout=1 s"])
+        .arg("-D")
+        .arg(format!("url=http://127.0.0.1:{port}/api/tickers/"))
+        .arg("-D")
+        .arg(format!("table={table}"))
+        .arg("-D")
+        .arg(format!("topic=crypto.{table}"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("streamsql");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let rows = runtime.block_on(async {
+        let session = scylla::client::session_builder::SessionBuilder::new()
+            .known_node("127.0.0.1:9042")
+            .build()
+            .await
+            .expect("connect to Cassandra");
+        let query = format!("SELECT id, ts, name, price_usd, processing_time FROM crypto.{table}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            type Row = (String, i64, String, f64, scylla::value::CqlTimestamp);
+            let rows: Vec<Row> = match session.query_unpaged(query.as_str(), &[]).await {
+                Ok(result) => result
+                    .into_rows_result()
+                    .expect("rows")
+                    .rows::<Row>()
+                    .expect("typed")
+                    .map(|r| r.expect("row"))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            if rows.len() >= POLLS * 10 || std::time::Instant::now() > deadline {
+                // The newest poll of a coin comes first: CLUSTERING ORDER BY (ts DESC).
+                let order = format!("SELECT ts FROM crypto.{table} WHERE id = '90'");
+                let times: Vec<i64> = session
+                    .query_unpaged(order.as_str(), &[])
+                    .await
+                    .expect("by id")
+                    .into_rows_result()
+                    .expect("rows")
+                    .rows::<(i64,)>()
+                    .expect("typed")
+                    .map(|r| r.expect("row").0)
+                    .collect();
+                assert!(times.windows(2).all(|w| w[0] > w[1]), "{times:?}");
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    // SIGTERM: the job stops gracefully.
+    let _ = Command::new("kill").arg("-TERM").arg(job.id().to_string()).status();
+    let output = job.wait_with_output().expect("streamsql exits");
+    let _ = server.kill();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut got: Vec<(String, i64, String, f64)> =
+        rows.into_iter().map(|(id, ts, name, price, _)| (id, ts, name, price)).collect();
+    let mut expected: Vec<(String, i64, String, f64)> = recorded_prices(POLLS)
+        .into_iter()
+        .enumerate()
+        .flat_map(|(_, (_, coins))| coins.into_iter().map(|(id, name, price)| (id, name, price)).collect::<Vec<_>>())
+        .map(|(id, name, price)| (id, 0, name, price))
+        .collect();
+    // Poll times are the wall clock of this run: compare the prices, then the times' count.
+    let polls: HashSet<i64> = got.iter().map(|r| r.1).collect();
+    assert_eq!(polls.len(), POLLS, "one ts per poll that answered ({stderr})");
+    for row in &mut got {
+        row.1 = 0;
+    }
+    got.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+    expected.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+    assert_eq!(got, expected, "{stderr}");
+    // The malformed answer was skipped and counted; the 500 and the slow answer were retried.
+    assert!(stderr.contains("1 bad records skipped"), "{stderr}");
+}

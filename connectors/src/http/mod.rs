@@ -21,6 +21,10 @@
 //! `n` of a file of recorded polls, `{"poll_time": "2024-05-01 12:00:00", "body": ...}` each,
 //! and the source ends after the last one; a replay is deterministic, so it is checkpointed by
 //! its position. A live API cannot be read again: a pipeline with checkpoints refuses it.
+//!
+//! Each pipeline that reads an `http` table polls on its own: to poll an API once for several
+//! queries, write the polled rows to a Kafka topic and read that (as `pipelines/crypto.sql`
+//! does).
 
 pub mod ingest;
 mod json_path;
