@@ -387,3 +387,126 @@ fn crypto_polls_a_misbehaving_api_into_cassandra() {
     // The malformed answer was skipped and counted; the 500 and the slow answer were retried.
     assert!(stderr.contains("1 bad records skipped"), "{stderr}");
 }
+
+#[test]
+fn ip_features_equal_a_direct_computation_and_forecasts_statsmodels() {
+    let dir = scratch("ip-features");
+    let rows = "400000";
+    run_pipeline("ip-features.sql", &[("out", dir.display().to_string()), ("rows", rows.into())]);
+    // The same flows, straight from the generator (the pipeline table's options).
+    let flows_file = dir.join("flows.jsonl");
+    let dump = format!(
+        "CREATE TABLE g WITH ('connector' = 'netflow', 'number-of-rows' = '{rows}', 'event-time.rows-per-second' = '500',
+                              'max-out-of-orderness' = '800', 'seed' = '2016');
+         CREATE TABLE f (ts TIMESTAMP(3), src_ip STRING, dst_ip STRING, dst_port INT, bytes_in BIGINT, bytes_out BIGINT)
+           WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');
+         INSERT INTO f SELECT ts, src_ip, dst_ip, dst_port, bytes_in, bytes_out FROM g;",
+        flows_file.display()
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_streamsql")).arg("-e").arg(dump).output().expect("streamsql");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // Per IP and minute (no row is late: the disorder, 800 ms, is within the watermark's second).
+    #[derive(Default)]
+    struct Minute {
+        flows: i64,
+        dst_ips: HashSet<String>,
+        dst_ports: HashSet<i64>,
+        bytes_in: i64,
+        bytes_out: i64,
+    }
+    let mut minutes: BTreeMap<(String, i64), Minute> = BTreeMap::new();
+    for flow in read_jsonl(&flows_file) {
+        let ts = millis(flow["ts"].as_str().expect("ts"));
+        let end = ts - ts.rem_euclid(60_000) + 60_000;
+        let minute = minutes.entry((flow["src_ip"].as_str().expect("ip").to_string(), end)).or_default();
+        minute.flows += 1;
+        minute.dst_ips.insert(flow["dst_ip"].as_str().expect("dst_ip").to_string());
+        minute.dst_ports.insert(flow["dst_port"].as_i64().expect("port"));
+        minute.bytes_in += flow["bytes_in"].as_i64().expect("bytes");
+        minute.bytes_out += flow["bytes_out"].as_i64().expect("bytes");
+    }
+    // Per IP, its minutes in order: (end, [flows, unq_dst_ip, unq_dst_port, bytes_in, bytes_out]).
+    let mut series: BTreeMap<String, Vec<(i64, [f64; 5])>> = BTreeMap::new();
+    for ((ip, end), m) in &minutes {
+        let values =
+            [m.flows as f64, m.dst_ips.len() as f64, m.dst_ports.len() as f64, m.bytes_in as f64, m.bytes_out as f64];
+        series.entry(ip.clone()).or_default().push((*end, values));
+    }
+    let mut expected: BTreeMap<(String, i64), [f64; 10]> = BTreeMap::new();
+    for (ip, points) in &series {
+        for (i, (end, values)) in points.iter().enumerate() {
+            let frame = &points[i.saturating_sub(9)..=i];
+            let mut row = [0.0; 10];
+            row[..5].copy_from_slice(values);
+            for k in 0..5 {
+                row[5 + k] = frame.iter().map(|p| p.1[k]).sum::<f64>() / frame.len() as f64;
+            }
+            expected.insert((ip.clone(), *end), row);
+        }
+    }
+    let columns = [
+        "flows",
+        "unq_dst_ip",
+        "unq_dst_port",
+        "bytes_in",
+        "bytes_out",
+        "avg_flows_10min",
+        "avg_unq_dst_ip_10min",
+        "avg_unq_dst_port_10min",
+        "avg_bytes_in_10min",
+        "avg_bytes_out_10min",
+    ];
+    let features = read_jsonl(&dir.join("ip_features.jsonl"));
+    assert_eq!(features.len(), expected.len());
+    for row in &features {
+        let key = (row["src_ip"].as_str().expect("ip").to_string(), millis(row["window_end"].as_str().expect("end")));
+        let want = expected.get(&key).unwrap_or_else(|| panic!("unexpected {key:?}"));
+        for (column, wanted) in columns.iter().zip(want) {
+            let got = number(&row[*column]);
+            assert!((got - wanted).abs() <= 1e-9 * wanted.abs().max(1.0), "{key:?} {column}: {got}, expected {wanted}");
+        }
+    }
+
+    // Forecasts: statsmodels' Holt on the IP's last 30 minutes, for a sample of rows with at
+    // least 10 points.
+    let forecasts = read_jsonl(&dir.join("ip_forecasts.jsonl"));
+    assert_eq!(forecasts.len(), expected.len());
+    let mut cases = Vec::new();
+    let mut ours = Vec::new();
+    for row in forecasts.iter().step_by(23) {
+        let ip = row["src_ip"].as_str().expect("ip");
+        let end = millis(row["window_end"].as_str().expect("end"));
+        let points = &series[ip];
+        let at = points.iter().position(|p| p.0 == end).expect("the minute exists");
+        if at < 9 {
+            continue;
+        }
+        let frame = &points[at.saturating_sub(29)..=at];
+        for (k, column) in [(0, "next_flows"), (1, "next_unq_dst_ip")] {
+            let values: Vec<f64> = frame.iter().map(|p| p.1[k]).collect();
+            let got: Vec<f64> = row[column].as_array().expect("array").iter().map(number).collect();
+            cases.push(serde_json::json!({"values": values, "h": 3}));
+            ours.push((format!("{ip} {end} {column}"), values, got));
+        }
+    }
+    assert!(cases.len() >= 40, "{} forecasts sampled", cases.len());
+    let mut child = Command::new(reference_python())
+        .arg(repo().join("tests/python/holt_reference.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python");
+    serde_json::to_writer(child.stdin.take().expect("stdin"), &Value::from(cases)).expect("cases");
+    let answers: Vec<Value> =
+        serde_json::from_slice(&child.wait_with_output().expect("holt_reference.py").stdout).expect("JSON");
+    for ((what, values, got), answer) in ours.iter().zip(&answers) {
+        let reference: Vec<f64> =
+            answer["forecast"].as_array().unwrap_or_else(|| panic!("{what}: {answer}")).iter().map(number).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let spread = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt().max(1e-6);
+        for (a, b) in got.iter().zip(&reference) {
+            assert!((a - b).abs() <= 1e-3 * spread, "{what}: ours {got:?}, statsmodels {reference:?}");
+        }
+    }
+}
