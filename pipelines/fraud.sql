@@ -69,10 +69,10 @@ CREATE TABLE tx_topic_services (
   tx_fraud_scenario INT
 ) WITH (
   'connector' = 'kafka',
-  'topic' = 'fraud.transactions',
+  'topic' = '${topic:-fraud.transactions}',
   'properties.bootstrap.servers' = '${kafka:-127.0.0.1:9092}',
   'format' = 'json',
-  'key.format' = 'raw',
+  'key.format' = 'json',
   'key.fields' = 'customer_id',
   'sink.create-topic' = 'true',
   'sink.create-topic.partitions' = '4'
@@ -93,10 +93,11 @@ CREATE TABLE tx_in_services (
   WATERMARK FOR tx_datetime AS tx_datetime - INTERVAL '1' SECOND
 ) WITH (
   'connector' = 'kafka',
-  'topic' = 'fraud.transactions',
+  'topic' = '${topic:-fraud.transactions}',
   'properties.bootstrap.servers' = '${kafka:-127.0.0.1:9092}',
   'properties.group.id' = 'streamsql-fraud',
   'scan.startup.mode' = 'earliest-offset',
+  'scan.bounded.mode' = '${bounded:-unbounded}',
   'format' = 'json'
 );
 
@@ -131,7 +132,7 @@ CREATE TABLE tx_store_services (
   'connector' = 'cassandra',
   'hosts' = '${cassandra:-127.0.0.1:9042}',
   'keyspace' = 'fraud',
-  'table' = 'transactions',
+  'table' = '${tx_table:-transactions}',
   'create-table' = 'true'
 );
 
@@ -188,7 +189,7 @@ CREATE TABLE features_services (
   'connector' = 'cassandra',
   'hosts' = '${cassandra:-127.0.0.1:9042}',
   'keyspace' = 'fraud',
-  'table' = 'features',
+  'table' = '${features_table:-features}',
   'create-table' = 'true'
 );
 

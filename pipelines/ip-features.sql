@@ -70,6 +70,7 @@ CREATE TABLE flows_services (
   'topic' = '${flows_topic:-netflow.ip-flows}',
   'properties.bootstrap.servers' = '${kafka:-127.0.0.1:9092}',
   'scan.startup.mode' = 'earliest-offset',
+  'scan.bounded.mode' = '${bounded:-unbounded}',
   'format' = 'json'
 );
 

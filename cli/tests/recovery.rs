@@ -7,6 +7,9 @@
 //! `STREAMSQL_RECOVERY_KILLS` sets the number of kills per job (default 10; the README's long
 //! run uses 20).
 
+mod common;
+use common::committed_values;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -485,29 +488,6 @@ fn a_kafka_reader_killed_at_random_points_resumes_from_its_offsets() {
 fn fresh_topic(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// Every record value of `topic` in partition and offset order, read by an independent client
-/// (confluent-kafka, `tests/python/kafka_records.py`) with `isolation.level=read_committed`; it
-/// fails when a transaction left open holds readers back.
-fn committed_values(topic: &str) -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = Command::new("bash").arg(root.join("scripts/kafka-client.sh")).arg("python").output().expect("venv");
-    assert!(python.status.success(), "scripts/kafka-client.sh python: {}", stderr(&python));
-    let python = String::from_utf8_lossy(&python.stdout).trim().to_string();
-    let output = Command::new(python)
-        .arg(root.join("tests/python/kafka_records.py"))
-        .args(["127.0.0.1:9092", "consume", topic])
-        .output()
-        .expect("run kafka_records.py");
-    assert!(output.status.success(), "reading {topic}: {}", stderr(&output));
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| {
-            let record: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
-            record["value"].as_str().expect("a value").to_string()
-        })
-        .collect()
 }
 
 /// Runs `killed_job` until it has been killed `kills` times, each kill after a new checkpoint
