@@ -9,7 +9,8 @@
 --
 -- With the real services: the application (or its logging middleware) POSTs its request events
 -- as JSON to http://127.0.0.1:8088/events (one object, an array or NDJSON; 202 when taken, 503
--- with Retry-After when the pipeline is behind); alerts go to the Kafka topic http.alerts and the
+-- with Retry-After when the pipeline is behind); they are published to the Kafka topic
+-- http.requests, which the monitoring reads; alerts go to the Kafka topic http.alerts and the
 -- live table, which Flight SQL clients query while the job runs (--flight).
 --   scripts/kafka.sh start
 --   streamsql -f pipelines/http-monitor.sql -D mode=services --flight      (runs until Ctrl-C)
@@ -40,7 +41,37 @@ CREATE TABLE events_embedded (
   'seed' = '${seed:-42}'
 );
 
--- Requests POSTed by the application.
+-- Requests POSTed by the application, and the Kafka topic they are published to: one pipeline
+-- takes the POSTs (an http-ingest table has one listener), the others read the topic.
+CREATE TABLE posted_services (
+  ts TIMESTAMP(3),
+  method STRING,
+  path STRING,
+  status INT,
+  latency_ms DOUBLE,
+  client_ip STRING,
+  user_agent STRING
+) WITH (
+  'connector' = 'http-ingest',
+  'listen' = '${listen:-127.0.0.1:8088}',
+  'path' = '/events'
+);
+
+CREATE VIEW posted_embedded AS
+SELECT ts, method, path, status, latency_ms, client_ip, user_agent FROM events_embedded;
+
+CREATE TABLE requests_topic_embedded (ts TIMESTAMP(3), method STRING, path STRING, status INT, latency_ms DOUBLE,
+  client_ip STRING, user_agent STRING) WITH ('connector' = 'blackhole');
+CREATE TABLE requests_topic_services (ts TIMESTAMP(3), method STRING, path STRING, status INT, latency_ms DOUBLE,
+  client_ip STRING, user_agent STRING)
+WITH (
+  'connector' = 'kafka',
+  'topic' = '${requests_topic:-http.requests}',
+  'properties.bootstrap.servers' = '${kafka:-127.0.0.1:9092}',
+  'format' = 'json',
+  'sink.create-topic' = 'true'
+);
+
 CREATE TABLE events_services (
   ts TIMESTAMP(3),
   method STRING,
@@ -51,9 +82,11 @@ CREATE TABLE events_services (
   user_agent STRING,
   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
 ) WITH (
-  'connector' = 'http-ingest',
-  'listen' = '${listen:-127.0.0.1:8088}',
-  'path' = '/events'
+  'connector' = 'kafka',
+  'topic' = '${requests_topic:-http.requests}',
+  'properties.bootstrap.servers' = '${kafka:-127.0.0.1:9092}',
+  'scan.startup.mode' = 'earliest-offset',
+  'format' = 'json'
 );
 
 CREATE TABLE alerts_embedded (
@@ -86,7 +119,7 @@ CREATE TABLE alerts_services (
   prev_latency_ms DOUBLE
 ) WITH (
   'connector' = 'kafka',
-  'topic' = 'http.alerts',
+  'topic' = '${alerts_topic:-http.alerts}',
   'properties.bootstrap.servers' = '${kafka:-127.0.0.1:9092}',
   'format' = 'json',
   'sink.create-topic' = 'true'
@@ -144,9 +177,15 @@ WHERE prev_requests IS NOT NULL;
 
 CREATE VIEW alerts AS SELECT * FROM classified WHERE alert IS NOT NULL;
 
+-- 1. POSTed requests into the topic (services only; the generator is read directly).
+-- First, so the topic exists (the sink creates it) before the readers are planned.
+INSERT INTO requests_topic_${mode:-embedded}
+SELECT * FROM posted_${mode:-embedded};
+
 -- Live tables for the console and Flight SQL: the alerts, and the counts behind them.
 CREATE MATERIALIZED VIEW http_alerts WITH ('retention' = '1 DAY') AS SELECT * FROM alerts;
 CREATE MATERIALIZED VIEW http_endpoint_counts WITH ('retention' = '1 HOUR') AS
 SELECT window_end, method, path, requests, errors, avg_latency_ms FROM endpoint_counts;
 
+-- 2. The alerts.
 INSERT INTO alerts_${mode:-embedded} SELECT * FROM alerts;

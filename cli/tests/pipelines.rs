@@ -209,32 +209,33 @@ fn millis(text: &str) -> i64 {
         .timestamp_millis()
 }
 
-#[test]
-fn http_monitor_alerts_equal_a_direct_computation_and_find_every_incident() {
-    let dir = scratch("http-monitor");
-    let out = dir.display().to_string();
-    let rows = "144000";
-    run_pipeline("http-monitor.sql", &[("out", out), ("rows", rows.into())]);
-    // The same requests, straight from the generator (same options as the pipeline's table).
+/// The generator's requests as `pipelines/http-monitor.sql` declares them, `rows` of them.
+fn http_events(dir: &Path, rows: &str) -> Vec<Map<String, Value>> {
     let events = dir.join("events.jsonl");
     let dump = format!(
         "CREATE TABLE e WITH ('connector' = 'http-log', 'number-of-rows' = '{rows}', 'event-time.rows-per-second' = '20', 'seed' = '42');
-         CREATE TABLE f (ts TIMESTAMP(3), method STRING, path STRING, status INT, latency_ms DOUBLE, incident STRING)
+         CREATE TABLE f (ts TIMESTAMP(3), method STRING, path STRING, status INT, latency_ms DOUBLE, client_ip STRING,
+                         user_agent STRING, incident STRING)
            WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json');
-         INSERT INTO f SELECT ts, method, path, status, latency_ms, incident FROM e;",
+         INSERT INTO f SELECT ts, method, path, status, latency_ms, client_ip, user_agent, incident FROM e;",
         events.display()
     );
     let output = Command::new(env!("CARGO_BIN_EXE_streamsql")).arg("-e").arg(dump).output().expect("streamsql");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let events = read_jsonl(&events);
+    read_jsonl(&events)
+}
 
-    // HOP(1 min, 2 min): per window end and endpoint, (requests, errors, latency sum). No row is
-    // late: the generator's disorder (500 ms) is within the watermark's second.
+type AlertKey = (i64, String, String);
+
+/// The alerts of `pipelines/http-monitor.sql` computed directly from `events`: HOP(1 min, 2 min)
+/// counts per endpoint, each window against the one two before, by the pipeline's rules. No
+/// row is late: the generator's disorder (500 ms) is within the watermark's second.
+fn http_alerts_expected(events: &[Map<String, Value>]) -> BTreeMap<AlertKey, String> {
     const MINUTE: i64 = 60_000;
     type Endpoint = (String, String);
     let mut windows: BTreeMap<(Endpoint, i64), (i64, i64, f64)> = BTreeMap::new();
     let mut totals: HashMap<i64, i64> = HashMap::new();
-    for event in &events {
+    for event in events {
         let ts = millis(event["ts"].as_str().expect("ts"));
         let endpoint =
             (event["method"].as_str().expect("method").to_string(), event["path"].as_str().expect("path").to_string());
@@ -248,8 +249,6 @@ fn http_monitor_alerts_equal_a_direct_computation_and_find_every_incident() {
             *totals.entry(end).or_default() += 1;
         }
     }
-    // Each endpoint's windows in order, compared with the one two before (LAG(x, 2)).
-    let mut expected: BTreeMap<(i64, String, String), String> = BTreeMap::new();
     let mut by_endpoint: BTreeMap<Endpoint, Vec<(i64, i64, i64, f64, f64)>> = BTreeMap::new();
     for ((endpoint, end), (requests, errors, latency)) in &windows {
         let share = *requests as f64 / totals[end] as f64;
@@ -261,6 +260,7 @@ fn http_monitor_alerts_equal_a_direct_computation_and_find_every_incident() {
             share,
         ));
     }
+    let mut expected = BTreeMap::new();
     for ((method, path), series) in &by_endpoint {
         for pair in series.windows(3) {
             let (_, prev_requests, prev_errors, prev_latency, prev_share) = pair[0];
@@ -284,8 +284,11 @@ fn http_monitor_alerts_equal_a_direct_computation_and_find_every_incident() {
             }
         }
     }
-    let alerts: BTreeMap<(i64, String, String), String> = read_jsonl(&dir.join("http_alerts.jsonl"))
-        .iter()
+    expected
+}
+
+fn alert_rows(rows: &[Map<String, Value>]) -> BTreeMap<AlertKey, String> {
+    rows.iter()
         .map(|a| {
             let key = (
                 millis(a["window_end"].as_str().expect("window_end")),
@@ -294,27 +297,118 @@ fn http_monitor_alerts_equal_a_direct_computation_and_find_every_incident() {
             );
             (key, a["alert"].as_str().expect("alert").to_string())
         })
-        .collect();
-    assert_eq!(alerts, expected);
+        .collect()
+}
+
+const HTTP_ROWS: &str = "144000";
+
+#[test]
+fn http_monitor_alerts_equal_a_direct_computation_and_find_every_incident() {
+    let dir = scratch("http-monitor");
+    run_pipeline("http-monitor.sql", &[("out", dir.display().to_string()), ("rows", HTTP_ROWS.into())]);
+    let events = http_events(&dir, HTTP_ROWS);
+    let alerts = alert_rows(&read_jsonl(&dir.join("http_alerts.jsonl")));
+    assert_eq!(alerts, http_alerts_expected(&events));
 
     // Every labelled incident is seen on its endpoint within 3 minutes of its start.
-    let mut incidents: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    let mut incidents: BTreeMap<(String, String), i64> = BTreeMap::new();
     for event in events.iter().filter(|e| e["incident"].is_string()) {
         let ts = millis(event["ts"].as_str().expect("ts"));
-        let span = incidents
-            .entry((
-                event["incident"].as_str().expect("kind").to_string(),
-                event["path"].as_str().expect("path").to_string(),
-            ))
-            .or_insert((ts, ts));
-        span.0 = span.0.min(ts);
-        span.1 = span.1.max(ts);
+        let key =
+            (event["incident"].as_str().expect("kind").to_string(), event["path"].as_str().expect("path").to_string());
+        let start = incidents.entry(key).or_insert(ts);
+        *start = (*start).min(ts);
     }
     assert!(incidents.len() >= 2, "{incidents:?}");
-    for ((kind, path), (start, _)) in &incidents {
-        let seen = alerts.keys().any(|(end, _, p)| p == path && *end > *start && *end <= start + 3 * MINUTE + 60_000);
+    for ((kind, path), start) in &incidents {
+        let seen = alerts.keys().any(|(end, _, p)| p == path && *end > *start && *end <= start + 4 * 60_000);
         assert!(seen, "the {kind} on {path} from {start} raised no alert: {alerts:?}");
     }
+}
+
+#[test]
+fn http_monitor_takes_posted_events_and_sends_alerts_to_kafka() {
+    start_services(&["kafka"]);
+    let dir = scratch("http-monitor-services");
+    let events = http_events(&dir, HTTP_ROWS);
+    let expected = http_alerts_expected(&events);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
+    let topic = format!("http.alerts.{}.{}", std::process::id(), port);
+    let mut job = Command::new(env!("CARGO_BIN_EXE_streamsql"))
+        .current_dir(repo())
+        .args(["-f", "pipelines/http-monitor.sql", "-D", "mode=services"])
+        .arg("-D")
+        .arg(format!("listen=127.0.0.1:{port}"))
+        .arg("-D")
+        .arg(format!("alerts_topic={topic}"))
+        .arg("-D")
+        .arg(format!("requests_topic={topic}.requests"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("streamsql");
+    // The application's middleware: NDJSON batches of 500 events, retried on 503; then one
+    // request an hour later, so event time moves past every window.
+    let url = format!("http://127.0.0.1:{port}/events");
+    let mut lines: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.remove("incident");
+            Value::Object(e).to_string()
+        })
+        .collect();
+    let last = millis(events.last().expect("events")["ts"].as_str().expect("ts"));
+    let later = chrono::DateTime::from_timestamp_millis(last + 3_600_000).expect("time").naive_utc();
+    lines.push(
+        serde_json::json!({"ts": later.format("%Y-%m-%d %H:%M:%S%.3f").to_string(), "method": "GET", "path": "/health",
+                           "status": 200, "latency_ms": 1.0, "client_ip": "10.0.0.1", "user_agent": "probe"})
+        .to_string(),
+    );
+    let mut retried = 0;
+    for chunk in lines.chunks(500) {
+        let body = chunk.join("\n");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let answer = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--data-binary", "@-", &url])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut curl| {
+                    use std::io::Write;
+                    curl.stdin.take().expect("stdin").write_all(body.as_bytes())?;
+                    curl.wait_with_output()
+                })
+                .expect("curl");
+            match String::from_utf8_lossy(&answer.stdout).as_ref() {
+                "202" => break,
+                code if std::time::Instant::now() < deadline => {
+                    retried += usize::from(code == "503");
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                code => panic!("POST answered {code}"),
+            }
+        }
+    }
+    // Alerts arrive once the last request's time closes the windows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let alerts = loop {
+        let rows: Vec<Map<String, Value>> = common::committed_values(&topic)
+            .iter()
+            .map(|v| match serde_json::from_str(v) {
+                Ok(Value::Object(object)) => object,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        if rows.len() >= expected.len() || std::time::Instant::now() > deadline {
+            break alert_rows(&rows);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let _ = Command::new("kill").arg("-TERM").arg(job.id().to_string()).status();
+    let status = job.wait().expect("streamsql exits");
+    assert!(status.code() == Some(143) || status.success(), "{status:?}");
+    assert_eq!(alerts, expected, "({retried} requests retried after 503)");
 }
 
 /// Per recorded poll of `pipelines/data/coinlore-tickers.jsonl` (the first `polls`): its time

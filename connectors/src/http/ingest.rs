@@ -15,6 +15,10 @@
 //! batch. `ts TIMESTAMP(3) METADATA FROM 'ingest-time'` is when the request was accepted.
 //! Accepted rows live in memory until the pipeline reads them: they are not checkpointed, so a
 //! pipeline with checkpoints refuses this source, and a crash loses what was queued.
+//!
+//! A table has one listener, so one pipeline reads it: to feed several queries, write the rows
+//! to a Kafka topic and read that (as `pipelines/http-monitor.sql` does). A second pipeline
+//! opening the same address is refused with a message that says so.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -298,8 +302,15 @@ struct IngestSource {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// The addresses this process's ingest sources listen on.
+fn listening() -> std::sync::MutexGuard<'static, std::collections::HashSet<SocketAddr>> {
+    static LISTENING: std::sync::OnceLock<Mutex<std::collections::HashSet<SocketAddr>>> = std::sync::OnceLock::new();
+    LISTENING.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Drop for IngestSource {
     fn drop(&mut self) {
+        listening().remove(&self.shared.options.listen);
         self.shared.lock().closed = true;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -363,7 +374,15 @@ impl Connector for HttpIngestConnector {
 
     fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>> {
         let options = IngestOptions::parse(table)?;
+        if !listening().insert(options.listen) {
+            return Err(StreamError::Config(format!(
+                "table '{}': {} is already taken by another pipeline reading an http-ingest table; one pipeline \
+                 reads each listener: write its rows to a Kafka topic and have the other queries read that",
+                table.name, options.listen
+            )));
+        }
         let listener = std::net::TcpListener::bind(options.listen).map_err(|e| {
+            listening().remove(&options.listen);
             StreamError::Config(format!("table '{}': cannot listen on {}: {e}", table.name, options.listen))
         })?;
         let io = |context: &str| {
