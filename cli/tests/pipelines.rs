@@ -249,7 +249,9 @@ fn http_alerts_expected(events: &[Map<String, Value>]) -> BTreeMap<AlertKey, Str
             *totals.entry(end).or_default() += 1;
         }
     }
-    let mut by_endpoint: BTreeMap<Endpoint, Vec<(i64, i64, i64, f64, f64)>> = BTreeMap::new();
+    /// (window end, requests, errors, mean latency, share of all requests)
+    type Window = (i64, i64, i64, f64, f64);
+    let mut by_endpoint: BTreeMap<Endpoint, Vec<Window>> = BTreeMap::new();
     for ((endpoint, end), (requests, errors, latency)) in &windows {
         let share = *requests as f64 / totals[end] as f64;
         by_endpoint.entry(endpoint.clone()).or_default().push((
@@ -413,7 +415,10 @@ fn http_monitor_takes_posted_events_and_sends_alerts_to_kafka() {
 
 /// Per recorded poll of `pipelines/data/coinlore-tickers.jsonl` (the first `polls`): its time
 /// in seconds and each coin's (id, name, price).
-fn recorded_prices(polls: usize) -> Vec<(i64, Vec<(String, String, f64)>)> {
+/// (id, name, price) of one coin in one poll.
+type Price = (String, String, f64);
+
+fn recorded_prices(polls: usize) -> Vec<(i64, Vec<Price>)> {
     read_jsonl(&repo().join("pipelines/data/coinlore-tickers.jsonl"))
         .into_iter()
         .take(polls)
@@ -539,13 +544,13 @@ fn crypto_polls_a_misbehaving_api_into_cassandra() {
     let _ = Command::new("kill").arg("-TERM").arg(job.id().to_string()).status();
     let output = job.wait_with_output().expect("streamsql exits");
     let _ = server.kill();
+    let _ = server.wait();
     let stderr = String::from_utf8_lossy(&output.stderr);
     let mut got: Vec<(String, i64, String, f64)> =
         rows.into_iter().map(|(id, ts, name, price, _)| (id, ts, name, price)).collect();
     let mut expected: Vec<(String, i64, String, f64)> = recorded_prices(POLLS)
         .into_iter()
-        .enumerate()
-        .flat_map(|(_, (_, coins))| coins.into_iter().map(|(id, name, price)| (id, name, price)).collect::<Vec<_>>())
+        .flat_map(|(_, coins)| coins)
         .map(|(id, name, price)| (id, 0, name, price))
         .collect();
     // Poll times are the wall clock of this run: compare the prices, then the times' count.

@@ -172,7 +172,7 @@ async fn hop_windows_forecast_as_statsmodels_does() {
         let start = parse_sink_timestamp(row["window_start"].as_str().expect("window_start")).expect("timestamp");
         let mut points =
             series.get(&(key.clone(), start)).unwrap_or_else(|| panic!("unexpected window {row:?}")).clone();
-        points.sort_by(|a, b| a.0.cmp(&b.0));
+        points.sort_by_key(|p| p.0);
         let y: Vec<f64> = points.iter().map(|p| p.1).collect();
         assert_eq!(row["n"].as_i64(), Some(y.len() as i64));
         cases.push(json!({"values": y, "h": 3}));
@@ -229,7 +229,7 @@ async fn over_frames_forecast_as_statsmodels_does() {
         let ts = parse_sink_timestamp(row["ts"].as_str().expect("ts")).expect("timestamp");
         let mut frame: Vec<(i64, f64)> =
             by_key[key].iter().copied().filter(|&(t, _)| t >= ts - 20 * MINUTE && t <= ts).collect();
-        frame.sort_by(|a, b| a.0.cmp(&b.0));
+        frame.sort_by_key(|p| p.0);
         let y: Vec<f64> = frame.iter().map(|p| p.1).collect();
         cases.push(json!({"values": y, "h": 2, "alpha": 0.6, "beta": 0.3}));
         expected.push((format!("{key} {}", format_millis(ts)), y, forecast_of(row, "f")));

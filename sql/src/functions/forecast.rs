@@ -275,10 +275,10 @@ fn fit(y: &[f64]) -> (f64, f64) {
     const STEPS: usize = 20;
     let at = |i: usize, j: usize| (i as f64 / STEPS as f64, j as f64 / STEPS as f64);
     let mut grid = vec![vec![f64::INFINITY; STEPS + 1]; STEPS + 1];
-    for i in 0..=STEPS {
-        for j in 0..=i {
+    for (i, row) in grid.iter_mut().enumerate() {
+        for (j, cell) in row.iter_mut().enumerate().take(i + 1) {
             let (a, b) = at(i, j);
-            grid[i][j] = sse(a, b);
+            *cell = sse(a, b);
         }
     }
     let mut valleys: Vec<(f64, usize, usize)> = Vec::new();
