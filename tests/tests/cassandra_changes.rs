@@ -142,3 +142,60 @@ fn updating_results_need_a_primary_key_and_the_order_names_clustering_columns() 
     let message = streamsql_tests::describe_sql_error(&streamsql_tests::plan(&wrong_order).expect_err("order"));
     assert!(message.contains("clustering columns in key order (ts)"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_are_written_in_the_types_of_a_table_declared_in_cql() {
+    cassandra::ensure_running();
+    let dir = TestDir::new("cassandra-declared");
+    let table = cassandra::unique_table("declared");
+    let session = cassandra::connect().await;
+    cassandra::execute(
+        &session,
+        &format!(
+            "CREATE TABLE {KEYSPACE}.{table} (id bigint, seen timestamp, n bigint, small int, name ascii, v double,
+               PRIMARY KEY (id, seen)) WITH CLUSTERING ORDER BY (seen DESC)"
+        ),
+    )
+    .await;
+    let rows = [
+        serde_json::json!({"id": 1, "seen": "2024-01-01 00:00:01", "n": 7, "small": 3, "name": "plain", "v": 1.5}),
+        serde_json::json!({"id": 1, "seen": "2024-01-01 00:00:02", "n": -2147483648, "small": -1, "name": "", "v": -0.25}),
+    ];
+    streamsql_tests::write_jsonl(&dir.file("in.jsonl"), rows.iter());
+    let columns = "id INT, seen TIMESTAMP(3), n INT, small SMALLINT, name STRING, v FLOAT";
+    let script_with = |input: &str, sink_columns: &str| {
+        format!(
+            "CREATE TABLE src ({columns}) WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');
+             CREATE TABLE dst ({sink_columns})
+               WITH ('connector' = 'cassandra', 'hosts' = '{HOSTS}', 'keyspace' = '{KEYSPACE}', 'table' = '{table}');
+             INSERT INTO dst SELECT * FROM src;"
+        )
+    };
+    let script = |input: &str| script_with(input, columns);
+    run_script(&script(&dir.sql_path("in.jsonl")))
+        .await
+        .expect("INT into bigint, FLOAT into double, STRING into ascii");
+    let written = cassandra::select_rows(&session, &table, &["id", "seen", "n", "small", "name", "v"]).await;
+    let shown: Vec<String> = written.iter().map(|r| streamsql_tests::show_row(r)).collect();
+    assert_eq!(
+        shown,
+        [
+            "[1, 2024-01-01 00:00:02.000, -2147483648, -1, \"\", -0.25]",
+            "[1, 2024-01-01 00:00:01.000, 7, 3, \"plain\", 1.5]",
+        ],
+        "newest first (the table's clustering order)"
+    );
+    // A value an ascii column cannot hold fails the pipeline, naming it.
+    streamsql_tests::write_jsonl(
+        &dir.file("bad.jsonl"),
+        [serde_json::json!({"id": 2, "seen": "2024-01-01 00:00:03", "n": 1, "small": 1, "name": "héllo", "v": 0.0})]
+            .iter(),
+    );
+    let error = run_script(&script(&dir.sql_path("bad.jsonl"))).await.expect_err("not ASCII").to_string();
+    assert!(error.contains("'héllo' is not ASCII"), "{error}");
+    // A narrower column than the values is refused when the pipeline is planned.
+    let narrow =
+        script_with(&dir.sql_path("in.jsonl"), "id INT, seen TIMESTAMP(3), n INT, small BIGINT, name STRING, v FLOAT");
+    let message = streamsql_tests::describe_sql_error(&streamsql_tests::plan(&narrow).expect_err("bigint into int"));
+    assert!(message.contains("column 'small' is int"), "{message}");
+}

@@ -230,17 +230,18 @@ fn limit_forms_a_stream_cannot_run_are_refused() {
 }
 
 #[test]
-fn updating_results_into_an_append_only_upsert_sink_are_refused() {
+fn updating_results_into_cassandra_without_a_key_are_refused() {
     let dir = TestDir::new("plan-updating-cassandra");
     let sql = format!(
-        "{}CREATE TABLE per_key (k STRING, event_count BIGINT, PRIMARY KEY (k) NOT ENFORCED)\n\
+        "{}CREATE TABLE per_key (k STRING, event_count BIGINT)\n\
            WITH ('connector' = 'cassandra', 'hosts' = '127.0.0.1:1', 'keyspace' = 'ks', 'table' = 't');\n\
          INSERT INTO per_key SELECT k, COUNT(*) FROM events GROUP BY k;\n",
         events_ddl(&dir)
     );
-    // Refused while planning, before Cassandra (not running on port 1) is contacted.
+    // Refused while planning, before Cassandra (not running on port 1) is contacted: changes
+    // are applied by key, and there is none.
     let error = expect_err(&sql);
-    assert_mentions(&error, &["updating aggregate", "GROUP BY without a window", "'live'"]);
+    assert_mentions(&error, &["updating results", "declare PRIMARY KEY"]);
 }
 
 #[test]

@@ -41,13 +41,33 @@ fn cell(column: &ArrayRef, row: usize) -> Result<Option<CqlValue>> {
     }))
 }
 
-/// Every row of `batch` as bound values, optionally followed by the TTL.
-pub fn rows(batch: &RecordBatch, ttl: Option<u32>) -> Result<Vec<Vec<Option<CqlValue>>>> {
+/// `value` as the Cassandra column's type `cql` (see [`super::schema::writable`]): integers and
+/// floats widened, text as ascii (refused unless it is ASCII).
+fn widen(value: CqlValue, cql: &str) -> Result<CqlValue> {
+    Ok(match (value, cql) {
+        (CqlValue::TinyInt(v), "smallint") => CqlValue::SmallInt(i16::from(v)),
+        (CqlValue::TinyInt(v), "int") => CqlValue::Int(i32::from(v)),
+        (CqlValue::TinyInt(v), "bigint") => CqlValue::BigInt(i64::from(v)),
+        (CqlValue::SmallInt(v), "int") => CqlValue::Int(i32::from(v)),
+        (CqlValue::SmallInt(v), "bigint") => CqlValue::BigInt(i64::from(v)),
+        (CqlValue::Int(v), "bigint") => CqlValue::BigInt(i64::from(v)),
+        (CqlValue::Float(v), "double") => CqlValue::Double(f64::from(v)),
+        (CqlValue::Text(s), "ascii") if s.is_ascii() => CqlValue::Ascii(s),
+        (CqlValue::Text(s), "ascii") => {
+            return Err(StreamError::Data(format!("the value '{s}' is not ASCII, and its Cassandra column is ascii")));
+        }
+        (value, _) => value,
+    })
+}
+
+/// Every row of `batch` as bound values in the types of the Cassandra columns they go to
+/// (`cql`, one per column), optionally followed by the TTL.
+pub fn rows(batch: &RecordBatch, cql: &[String], ttl: Option<u32>) -> Result<Vec<Vec<Option<CqlValue>>>> {
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         let mut values = Vec::with_capacity(batch.num_columns() + 1);
-        for column in batch.columns() {
-            values.push(cell(column, row)?);
+        for (column, cql) in batch.columns().iter().zip(cql) {
+            values.push(cell(column, row)?.map(|v| widen(v, cql)).transpose()?);
         }
         if let Some(ttl) = ttl {
             values.push(Some(CqlValue::Int(ttl as i32)));

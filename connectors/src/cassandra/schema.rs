@@ -80,9 +80,8 @@ pub async fn create(session: &Session, options: &CassandraOptions, table: &Table
     Ok(())
 }
 
-/// Checks that the table exists, has every sink column with the right type, and that every
-/// key column of the Cassandra table is written.
-pub async fn check(session: &Session, options: &CassandraOptions, table: &TableDef) -> Result<()> {
+/// The Cassandra table's columns: name → (CQL type, kind); empty when the table does not exist.
+pub async fn columns(session: &Session, options: &CassandraOptions) -> Result<HashMap<String, (String, String)>> {
     let query = "SELECT column_name, type, kind FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?";
     let rows = session
         .query_unpaged(query, (&options.keyspace, &options.table))
@@ -93,8 +92,31 @@ pub async fn check(session: &Session, options: &CassandraOptions, table: &TableD
     let mut columns: HashMap<String, (String, String)> = HashMap::new();
     for row in rows.rows::<(String, String, String)>().map_err(|e| cql_error("reading the table schema", options, e))? {
         let (name, cql_type, kind) = row.map_err(|e| cql_error("reading the table schema", options, e))?;
-        columns.insert(name, (cql_type, kind));
+        columns.insert(name, (cql_type.to_ascii_lowercase(), kind));
     }
+    Ok(columns)
+}
+
+/// Whether a column of `data_type` can be written into a Cassandra column of type `cql`: its
+/// own type, or one that holds every value of it (INT into bigint, FLOAT into double, STRING
+/// into varchar or ascii; an ASCII column refuses a non-ASCII value when it is written).
+pub fn writable(cql: &str, data_type: &DataType) -> bool {
+    let cql = cql.to_ascii_lowercase();
+    let cql = cql.as_str();
+    match data_type {
+        DataType::Utf8 => matches!(cql, "text" | "varchar" | "ascii"),
+        DataType::Int8 => matches!(cql, "tinyint" | "smallint" | "int" | "bigint"),
+        DataType::Int16 => matches!(cql, "smallint" | "int" | "bigint"),
+        DataType::Int32 => matches!(cql, "int" | "bigint"),
+        DataType::Float32 => matches!(cql, "float" | "double"),
+        other => cql_type(other) == Some(cql),
+    }
+}
+
+/// Checks that the table exists, has every sink column with a type it can be written to, and
+/// that every key column of the Cassandra table is written.
+pub async fn check(session: &Session, options: &CassandraOptions, table: &TableDef) -> Result<()> {
+    let columns = columns(session, options).await?;
     if columns.is_empty() {
         return Err(StreamError::Config(format!(
             "Cassandra table {}.{} does not exist at {}; create it with\n    {};\n  or set 'create-table' = 'true' on table '{}'",
@@ -119,7 +141,7 @@ pub async fn check(session: &Session, options: &CassandraOptions, table: &TableD
                     field.name()
                 )));
             }
-            Some((actual, _)) if !same_type(actual, expected) => {
+            Some((actual, _)) if !writable(actual, field.data_type()) => {
                 return Err(StreamError::Config(format!(
                     "table '{}': column '{}' is {} in Cassandra table {}.{}, but the sink writes {expected}",
                     table.name,
@@ -141,10 +163,4 @@ pub async fn check(session: &Session, options: &CassandraOptions, table: &TableD
         }
     }
     Ok(())
-}
-
-/// `varchar` is an alias of `text`.
-fn same_type(actual: &str, expected: &str) -> bool {
-    let normal = |t: &str| if t == "varchar" { "text".to_string() } else { t.to_ascii_lowercase() };
-    normal(actual) == normal(expected)
 }

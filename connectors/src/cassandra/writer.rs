@@ -18,8 +18,8 @@ use streamsql_engine::connector::TableDef;
 use streamsql_engine::operators::aggregate::ChangeOp;
 use streamsql_engine::{Result, StreamError};
 
-use super::convert;
 use super::options::CassandraOptions;
+use super::{convert, schema};
 
 /// Latency samples kept for percentiles (the first this many writes).
 const MAX_SAMPLES: usize = 1 << 20;
@@ -37,6 +37,8 @@ pub struct CassandraWriter {
     delete: Option<Arc<PreparedStatement>>,
     /// Indices of the PRIMARY KEY columns.
     key_columns: Vec<usize>,
+    /// The Cassandra type of each column, which values are written as.
+    cql_types: Vec<String>,
     rows_written: u64,
     latencies: Vec<Duration>,
 }
@@ -60,8 +62,9 @@ impl CassandraWriter {
             let conditions: Vec<String> = table.primary_key.iter().map(|k| format!("\"{k}\" = ?")).collect();
             format!("DELETE FROM {} WHERE {}", options.qualified_table(), conditions.join(" AND "))
         });
-        let (session, insert, delete) = runtime.block_on(async {
+        let (session, insert, delete, existing) = runtime.block_on(async {
             let session = options.connect().await?;
+            let existing = schema::columns(&session, &options).await?;
             let prepare = async |cql: &str| {
                 let mut statement = session.prepare(cql).await.map_err(|e| {
                     StreamError::Config(format!("Cassandra at {}: cannot prepare {cql}: {e}", options.hosts.join(", ")))
@@ -76,8 +79,19 @@ impl CassandraWriter {
                 Some(cql) => Some(Arc::new(prepare(cql).await?)),
                 None => None,
             };
-            Ok::<_, StreamError>((session, insert, delete))
+            Ok::<_, StreamError>((session, insert, delete, existing))
         })?;
+        // The table as it is (declared in CQL or created from the DDL): values are written in
+        // its column types.
+        let cql_types = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| match existing.get(f.name()) {
+                Some((cql, _)) => cql.clone(),
+                None => schema::cql_type(f.data_type()).unwrap_or("blob").to_string(),
+            })
+            .collect();
         Ok(Self {
             options,
             runtime,
@@ -85,6 +99,7 @@ impl CassandraWriter {
             insert: Arc::new(insert),
             delete,
             key_columns,
+            cql_types,
             rows_written: 0,
             latencies: Vec::new(),
         })
@@ -92,7 +107,7 @@ impl CassandraWriter {
 
     /// Writes every row of `batch`; returns once all are acknowledged.
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
-        let rows = convert::rows(batch, self.options.ttl_seconds)?;
+        let rows = convert::rows(batch, &self.cql_types, self.options.ttl_seconds)?;
         let count = rows.len();
         let latencies = self.runtime.block_on(write_rows(&self.session, &self.insert, rows, &self.options))?;
         let room = MAX_SAMPLES.saturating_sub(self.latencies.len());
@@ -136,7 +151,8 @@ impl CassandraWriter {
         let upserts = take_record_batch(batch, &pick(upserts))?;
         let deletes = take_record_batch(&batch.project(&self.key_columns)?, &pick(deletes))?;
         self.write_batch(&upserts)?;
-        let rows = convert::rows(&deletes, None)?;
+        let key_types: Vec<String> = self.key_columns.iter().map(|&c| self.cql_types[c].clone()).collect();
+        let rows = convert::rows(&deletes, &key_types, None)?;
         let count = rows.len();
         self.runtime.block_on(write_rows(&self.session, &delete, rows, &self.options))?;
         self.rows_written += count as u64;
