@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The reference implementations that streamsql's statistical functions are checked against:
-# statsmodels (Python) in a venv of its own, for FORECAST's Holt model.
+# The reference implementations and parsers streamsql's results are checked with, in a Python venv
+# of its own: statsmodels (FORECAST's Holt model), pandas (the fraud handbook's features),
+# prometheus_client (the /metrics text format).
 #
 #   scripts/stats-reference.sh ensure     create/update the venv if needed
 #   scripts/stats-reference.sh python     ensure, then print the venv's python path
@@ -30,7 +31,7 @@ ensure() {
   take_lock "$CACHE_ROOT/stats-reference.lock"
   # --only-binary: numpy and scipy from source would need compilers; fail clearly instead.
   ensure_venv "$VENV" "$REQUIREMENTS" "${STATS_PYTHON:-python3}" \
-    'statsmodels.tsa.holtwinters' \
+    'statsmodels.tsa.holtwinters, pandas, prometheus_client.parser' \
     "statsmodels installed into $VENV does not import" \
     --only-binary :all:
   release_lock

@@ -3,15 +3,19 @@
 //! - no arguments, on a terminal: the interactive shell ([`repl`]);
 //! - `-f FILE`, `-e SQL`, or statements piped to standard input: run them ([`run`]) and exit;
 //! - `--flight [ADDR]` with any of those, or `serve`: also serve live tables over Flight SQL
-//!   ([`serve`]), and keep serving after bounded pipelines finish, until Ctrl-C or SIGTERM.
+//!   ([`serve`]), and keep serving after bounded pipelines finish, until Ctrl-C or SIGTERM;
+//! - `--http [ADDR]`: the HTTP console with `/metrics` ([`console`]); on a terminal, a status
+//!   line while pipelines run ([`status`]).
 
 #[macro_use]
 mod stdio;
 
+mod console;
 mod output;
 mod repl;
 mod run;
 mod serve;
+mod status;
 mod terminal_sink;
 mod vars;
 
@@ -47,6 +51,11 @@ struct Args {
     #[arg(short = 'D', long = "define", value_name = "NAME=VALUE", value_parser = vars::parse_define)]
     define: Vec<(String, String)>,
 
+    /// No status line (pipelines, events/s, watermark lag, late rows) on a terminal's stderr
+    /// while -f or -e pipelines run.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+
     /// Instances of each aggregation, unless the statements say `SET 'parallelism.default'`.
     #[arg(short = 'p', long, value_name = "N")]
     parallelism: Option<usize>,
@@ -62,8 +71,13 @@ struct Args {
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_FLIGHT_ADDR, global = true)]
     flight: Option<std::net::SocketAddr>,
 
+    /// Serve the HTTP console on ADDR [default: 127.0.0.1:8080]: `/metrics` (Prometheus text
+    /// format); keeps serving after bounded pipelines finish, until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_HTTP_ADDR, global = true)]
+    http: Option<std::net::SocketAddr>,
+
     /// Require this token from Flight SQL clients (as a bearer token, or as the password of
-    /// Basic auth).
+    /// Basic auth) and from HTTP console clients (as a bearer token).
     #[arg(long, value_name = "TOKEN", env = "STREAMSQL_FLIGHT_TOKEN", global = true, hide_env_values = true)]
     flight_token: Option<String>,
 
@@ -149,13 +163,16 @@ fn main() -> ExitCode {
 /// warnings (a node it could not reach) come before our own error saying what happened.
 const DEFAULT_LOG_FILTER: &str = "warn,scylla=error";
 
+/// Where `--http` serves without an address: loopback only.
+const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
 fn run(args: Args) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| stdio::LogWriter)
         // Colours only for a person at a terminal, not in files and pipes.
         .with_ansi(std::io::stderr().is_terminal())
         // Its own report of a failed write uses eprintln!, which panics on a closed stderr.
@@ -183,8 +200,8 @@ fn run(args: Args) -> ExitCode {
             limits: query_limits,
         }),
         (None, None) => {
-            if args.flight_token.is_some() {
-                errln!("streamsql: --flight-token needs --flight");
+            if args.flight_token.is_some() && args.http.is_none() {
+                errln!("streamsql: --flight-token needs --flight or --http");
                 return ExitCode::from(2);
             }
             None
@@ -193,6 +210,9 @@ fn run(args: Args) -> ExitCode {
     let variables = args.define.iter().cloned().collect();
     let context = run::Context {
         variables,
+        http: args.http,
+        http_token: args.flight_token.clone(),
+        status_line: !args.quiet && std::io::stderr().is_terminal(),
         registry: streamsql_connectors::registry_with_live(&catalog),
         catalog,
         flight,

@@ -33,6 +33,11 @@ pub struct Context {
     pub from_scratch: bool,
     /// `-D name=value`: script variables (`${name}`).
     pub variables: std::collections::BTreeMap<String, String>,
+    /// `--http`: where the HTTP console (`/metrics`) listens, and the token it requires.
+    pub http: Option<std::net::SocketAddr>,
+    pub http_token: Option<String>,
+    /// Whether to draw the status line (stderr is a terminal, no --quiet).
+    pub status_line: bool,
 }
 
 impl Context {
@@ -208,15 +213,34 @@ pub async fn run_script(
     if server.is_none() && pipelines.iter().any(|p| p.sink.connector.name() == "live") {
         errln!("streamsql: note: live tables are kept in memory for Flight SQL clients; add --flight to query them");
     }
-    if pipelines.is_empty() && server.is_none() {
+    let board = Arc::new(crate::console::Board::default());
+    let console = match context.http {
+        Some(address) => match crate::console::start(address, context.http_token.clone(), board.clone()).await {
+            Ok(console) => {
+                errln!("streamsql: metrics on http://{}/metrics", console.address);
+                Some(console)
+            }
+            Err(e) => {
+                errln!("streamsql: cannot serve the HTTP console on {address}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    if pipelines.is_empty() && server.is_none() && console.is_none() {
         if !printed {
             errln!("streamsql: {shown} has no INSERT INTO or SELECT statement; nothing to run");
         }
         return ExitCode::SUCCESS;
     }
 
+    let names: Vec<String> = pipelines.iter().map(|p| p.name.clone()).collect();
     let running: Vec<_> = pipelines.into_iter().map(runtime::start).collect();
     let controls: Vec<_> = running.iter().map(|p| p.control()).collect();
+    for (name, control) in names.into_iter().zip(&controls) {
+        board.add(name, control.clone());
+    }
+    let status = context.status_line.then(|| tokio::spawn(crate::status::refresh(board.clone())));
     let mut joins = tokio::task::JoinSet::new();
     for (index, pipeline) in running.into_iter().enumerate() {
         joins.spawn(async move { (index, pipeline.join().await) });
@@ -229,6 +253,9 @@ pub async fn run_script(
         tokio::select! {
             next = joins.join_next() => {
                 let Some(joined) = next else { break };
+                if let Ok((index, _)) = &joined {
+                    board.ended(*index);
+                }
                 match joined {
                     Ok((_, Ok(report))) => reports.push(report),
                     Ok((index, Err(e))) => {
@@ -260,6 +287,10 @@ pub async fn run_script(
                 }
             }
         }
+    }
+    if let Some(status) = status {
+        status.abort();
+        crate::stdio::clear_status();
     }
     for report in &reports {
         let m = report.metrics;
@@ -296,6 +327,18 @@ pub async fn run_script(
         if let Some(last) = report.last_checkpoint {
             errln!("  last {last}");
         }
+    }
+    if let Some(console) = &console
+        && server.is_none()
+        && !failed
+        && stopped.is_none()
+    {
+        errln!(
+            "streamsql: {}; serving metrics on http://{}/metrics until Ctrl-C or SIGTERM",
+            if reports.is_empty() { "no pipelines" } else { "pipelines finished" },
+            console.address
+        );
+        interrupted().await;
     }
     if let Some(server) = server {
         if !failed && stopped.is_none() {

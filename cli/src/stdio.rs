@@ -8,15 +8,59 @@
 
 use std::fmt::Arguments;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Writes to standard output; a closed or failing stdout is ignored.
 pub fn write_out(args: Arguments<'_>) {
     let _ = std::io::stdout().lock().write_fmt(args);
 }
 
+/// Whether the status line ([`write_status`]) is on the terminal now: other output clears it
+/// first, and the next refresh draws it again below.
+static STATUS_SHOWN: AtomicBool = AtomicBool::new(false);
+
+/// Clears the status line, if it is shown, on the locked stderr.
+fn clear_status_on(stderr: &mut impl Write) {
+    if STATUS_SHOWN.swap(false, Ordering::Relaxed) {
+        let _ = stderr.write_all(b"\r\x1b[2K");
+    }
+}
+
 /// Writes to standard error; a closed or failing stderr is ignored.
 pub fn write_err(args: Arguments<'_>) {
-    let _ = std::io::stderr().lock().write_fmt(args);
+    let mut stderr = std::io::stderr().lock();
+    clear_status_on(&mut stderr);
+    let _ = stderr.write_fmt(args);
+}
+
+/// Draws `line` as the status line: on the terminal's last line, replaced by the next one.
+pub fn write_status(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "\r\x1b[2K{line}");
+    let _ = stderr.flush();
+    STATUS_SHOWN.store(true, Ordering::Relaxed);
+}
+
+/// Removes the status line.
+pub fn clear_status() {
+    let mut stderr = std::io::stderr().lock();
+    clear_status_on(&mut stderr);
+    let _ = stderr.flush();
+}
+
+/// Standard error for the log: clears the status line before a log line.
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut stderr = std::io::stderr().lock();
+        clear_status_on(&mut stderr);
+        stderr.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().lock().flush()
+    }
 }
 
 /// `print!` that never panics.
