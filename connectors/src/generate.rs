@@ -1,14 +1,16 @@
 //! What the seeded generators (`netflow`, `transactions`, `http-log`) share: the options every
-//! one takes, the check of declared columns against the columns a generator produces, and the
+//! one takes, the check of declared columns against the columns a generator produces, the
 //! source that paces a generator to `'rows-per-second'`, projects the declared columns and
-//! checkpoints its position.
+//! checkpoints its position, and the connector around it ([`GeneratorConnector`], given a
+//! [`GeneratorKind`]).
 
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use streamsql_engine::checkpoint::{position_of, position_state};
-use streamsql_engine::connector::{OptionSpec, Role, Source, TableDef};
+use streamsql_engine::connector::{Connector, Delivery, OptionSpec, Role, Source, SourceContext, TableDef};
 use streamsql_engine::operator::StateSnapshot;
 use streamsql_engine::types::sql_name;
 use streamsql_engine::{Result, StreamError};
@@ -110,6 +112,33 @@ pub(crate) fn column_mapping(table: &TableDef, full: &Schema, generator: &str) -
         .collect()
 }
 
+/// `n` addresses of public-looking IPv4 hosts, drawn from `rng`.
+pub(crate) fn random_hosts(rng: &mut rand::rngs::SmallRng, n: usize) -> Vec<String> {
+    use rand::Rng;
+    (0..n)
+        .map(|_| {
+            format!(
+                "{}.{}.{}.{}",
+                rng.random_range(11..=223),
+                rng.random_range(0..=255),
+                rng.random_range(0..=255),
+                rng.random_range(1..=254)
+            )
+        })
+        .collect()
+}
+
+/// Running totals of `weights`, to draw an index with probability proportional to its weight
+/// (`cumulative.partition_point(|&c| c <= draw)` for a draw below the last total).
+pub(crate) fn cumulative_weights(weights: impl Iterator<Item = u32>) -> Vec<u32> {
+    weights
+        .scan(0, |total, weight| {
+            *total += weight;
+            Some(*total)
+        })
+        .collect()
+}
+
 /// A deterministic generator of rows: the same options give the same rows, whatever the batch
 /// sizes asked for.
 pub trait RowGenerator: Send {
@@ -191,4 +220,78 @@ impl<G: RowGenerator> Source for GeneratorSource<G> {
         let batch = batch.project(&self.columns)?;
         Ok(Some(RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?))
     }
+}
+
+/// What makes a seeded generator a connector: its name, options, columns and generator.
+pub trait GeneratorKind: Send + Sync + 'static {
+    /// The value of `'connector'`.
+    const NAME: &'static str;
+    /// How messages name it: "the netflow generator".
+    const DESCRIPTION: &'static str;
+    type Options;
+    type Generator: RowGenerator + 'static;
+
+    fn options() -> &'static [OptionSpec];
+    /// Every column the generator produces.
+    fn schema() -> SchemaRef;
+    fn parse(table: &TableDef) -> Result<Self::Options>;
+    /// The wall-clock pace of `options`; 0 = as fast as possible.
+    fn rows_per_second(options: &Self::Options) -> u64;
+    fn generator(options: Self::Options) -> Self::Generator;
+}
+
+/// A generator as a connector: a source only, deterministic by seed (so checkpointed by its
+/// position), with any subset of its columns declared.
+pub struct GeneratorConnector<K>(PhantomData<K>);
+
+impl<K> Default for GeneratorConnector<K> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<K: GeneratorKind> Connector for GeneratorConnector<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn options(&self) -> &'static [OptionSpec] {
+        K::options()
+    }
+
+    fn supports(&self, role: Role) -> bool {
+        role == Role::Source
+    }
+
+    /// Deterministic by seed: a restore generates the same rows again from its position.
+    fn delivery(&self, _table: &TableDef, _role: Role) -> Delivery {
+        Delivery::ExactlyOnce
+    }
+
+    fn default_schema(&self) -> Option<SchemaRef> {
+        Some(K::schema())
+    }
+
+    fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
+        K::parse(table)?;
+        column_mapping(table, &K::schema(), K::DESCRIPTION)?;
+        Ok(())
+    }
+
+    fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>> {
+        let options = K::parse(table)?;
+        let columns = column_mapping(table, &K::schema(), K::DESCRIPTION)?;
+        let rate = K::rows_per_second(&options);
+        Ok(Box::new(GeneratorSource::new(K::generator(options), rate, columns, table.schema.clone(), ctx.batch_size)))
+    }
+}
+
+/// Every row a generator makes, asked for `batch` rows at a time, as one batch (for tests).
+#[cfg(test)]
+pub(crate) fn generate_all(mut generator: impl RowGenerator, batch: usize, schema: &SchemaRef) -> RecordBatch {
+    let mut batches = Vec::new();
+    while let Some(b) = generator.next_batch(batch) {
+        batches.push(b);
+    }
+    arrow::compute::concat_batches(schema, &batches).expect("batches of one schema")
 }

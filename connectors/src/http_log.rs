@@ -26,13 +26,17 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use streamsql_engine::connector::{Connector, Delivery, OptionSpec, Role, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{OptionSpec, TableDef};
 use streamsql_engine::time::timestamp_type;
 use streamsql_engine::{Result, StreamError};
 
-use crate::generate::{COMMON_OPTIONS, CommonOptions, GeneratorSource, RowGenerator, SRC, column_mapping, start_time};
+use crate::generate::{
+    COMMON_OPTIONS, CommonOptions, GeneratorConnector, GeneratorKind, RowGenerator, SRC, cumulative_weights,
+    random_hosts, start_time,
+};
 
-pub struct HttpLogConnector;
+/// The connector.
+pub type HttpLogConnector = GeneratorConnector<HttpLog>;
 
 const OPTIONS: &[OptionSpec] = &[
     COMMON_OPTIONS[0],
@@ -215,25 +219,8 @@ pub struct HttpLogGenerator {
 impl HttpLogGenerator {
     pub fn new(options: HttpLogOptions) -> Self {
         let mut rng = SmallRng::seed_from_u64(options.common.seed);
-        let clients = (0..CLIENTS)
-            .map(|_| {
-                format!(
-                    "{}.{}.{}.{}",
-                    rng.random_range(11..=223),
-                    rng.random_range(0..=255),
-                    rng.random_range(0..=255),
-                    rng.random_range(1..=254)
-                )
-            })
-            .collect();
-        let mut total = 0;
-        let cumulative = ENDPOINTS
-            .iter()
-            .map(|e| {
-                total += e.weight;
-                total
-            })
-            .collect();
+        let clients = random_hosts(&mut rng, CLIENTS);
+        let cumulative = cumulative_weights(ENDPOINTS.iter().map(|e| e.weight));
         Self { options, rng, next_row: 0, cumulative, clients, quarter: None, clock: 0.0 }
     }
 
@@ -358,45 +345,33 @@ impl RowGenerator for HttpLogGenerator {
     }
 }
 
-impl Connector for HttpLogConnector {
-    fn name(&self) -> &'static str {
-        "http-log"
-    }
+/// `'connector' = 'http-log'`.
+pub struct HttpLog;
 
-    fn options(&self) -> &'static [OptionSpec] {
+impl GeneratorKind for HttpLog {
+    const NAME: &'static str = "http-log";
+    const DESCRIPTION: &'static str = "http-log generator";
+    type Options = HttpLogOptions;
+    type Generator = HttpLogGenerator;
+
+    fn options() -> &'static [OptionSpec] {
         OPTIONS
     }
 
-    fn supports(&self, role: Role) -> bool {
-        role == Role::Source
+    fn schema() -> SchemaRef {
+        http_log_schema()
     }
 
-    /// Deterministic by seed: a restore generates the same rows again from its position.
-    fn delivery(&self, _table: &TableDef, _role: Role) -> Delivery {
-        Delivery::ExactlyOnce
+    fn parse(table: &TableDef) -> Result<HttpLogOptions> {
+        HttpLogOptions::parse(table)
     }
 
-    fn default_schema(&self) -> Option<SchemaRef> {
-        Some(http_log_schema())
+    fn rows_per_second(options: &HttpLogOptions) -> u64 {
+        options.common.rows_per_second
     }
 
-    fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
-        HttpLogOptions::parse(table)?;
-        column_mapping(table, &http_log_schema(), "http-log generator")?;
-        Ok(())
-    }
-
-    fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>> {
-        let options = HttpLogOptions::parse(table)?;
-        let columns = column_mapping(table, &http_log_schema(), "http-log generator")?;
-        let rate = options.common.rows_per_second;
-        Ok(Box::new(GeneratorSource::new(
-            HttpLogGenerator::new(options),
-            rate,
-            columns,
-            table.schema.clone(),
-            ctx.batch_size,
-        )))
+    fn generator(options: HttpLogOptions) -> HttpLogGenerator {
+        HttpLogGenerator::new(options)
     }
 }
 
@@ -405,18 +380,13 @@ mod tests {
     use std::collections::HashMap;
 
     use arrow::array::{Array, AsArray};
-    use arrow::compute::concat_batches;
     use arrow::datatypes::{Float64Type, Int32Type};
 
     use super::*;
+    use crate::generate::generate_all;
 
     fn generate(options: HttpLogOptions, batch: usize) -> RecordBatch {
-        let mut generator = HttpLogGenerator::new(options);
-        let mut batches = Vec::new();
-        while let Some(b) = generator.next_batch(batch) {
-            batches.push(b);
-        }
-        concat_batches(&http_log_schema(), &batches).unwrap()
+        generate_all(HttpLogGenerator::new(options), batch, &http_log_schema())
     }
 
     fn two_hours() -> HttpLogOptions {

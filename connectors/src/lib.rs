@@ -61,10 +61,10 @@ impl Connectors {
         Self {
             connectors: vec![
                 Arc::new(file::FileConnector),
-                Arc::new(netflow::NetflowConnector),
+                Arc::new(netflow::NetflowConnector::default()),
                 Arc::new(nexmark::NexmarkConnector),
-                Arc::new(transactions::TransactionsConnector),
-                Arc::new(http_log::HttpLogConnector),
+                Arc::new(transactions::TransactionsConnector::default()),
+                Arc::new(http_log::HttpLogConnector::default()),
                 #[cfg(feature = "http")]
                 Arc::new(http::HttpConnector),
                 #[cfg(feature = "http")]

@@ -32,13 +32,16 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use streamsql_engine::connector::{Connector, Delivery, OptionSpec, Role, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{OptionSpec, TableDef};
 use streamsql_engine::time::timestamp_type;
 use streamsql_engine::{Result, StreamError};
 
-use crate::generate::{COMMON_OPTIONS, CommonOptions, GeneratorSource, RowGenerator, SRC, column_mapping, start_time};
+use crate::generate::{
+    COMMON_OPTIONS, CommonOptions, GeneratorConnector, GeneratorKind, RowGenerator, SRC, start_time,
+};
 
-pub struct TransactionsConnector;
+/// The connector.
+pub type TransactionsConnector = GeneratorConnector<Transactions>;
 
 const OPTIONS: &[OptionSpec] = &[
     COMMON_OPTIONS[0],
@@ -378,63 +381,46 @@ impl RowGenerator for TransactionsGenerator {
     }
 }
 
-impl Connector for TransactionsConnector {
-    fn name(&self) -> &'static str {
-        "transactions"
-    }
+/// `'connector' = 'transactions'`.
+pub struct Transactions;
 
-    fn options(&self) -> &'static [OptionSpec] {
+impl GeneratorKind for Transactions {
+    const NAME: &'static str = "transactions";
+    const DESCRIPTION: &'static str = "transactions generator";
+    type Options = TransactionsOptions;
+    type Generator = TransactionsGenerator;
+
+    fn options() -> &'static [OptionSpec] {
         OPTIONS
     }
 
-    fn supports(&self, role: Role) -> bool {
-        role == Role::Source
+    fn schema() -> SchemaRef {
+        transactions_schema()
     }
 
-    /// Deterministic by seed: a restore generates the same rows again from its position.
-    fn delivery(&self, _table: &TableDef, _role: Role) -> Delivery {
-        Delivery::ExactlyOnce
+    fn parse(table: &TableDef) -> Result<TransactionsOptions> {
+        TransactionsOptions::parse(table)
     }
 
-    fn default_schema(&self) -> Option<SchemaRef> {
-        Some(transactions_schema())
+    fn rows_per_second(options: &TransactionsOptions) -> u64 {
+        options.common.rows_per_second
     }
 
-    fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
-        TransactionsOptions::parse(table)?;
-        column_mapping(table, &transactions_schema(), "transactions generator")?;
-        Ok(())
-    }
-
-    fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>> {
-        let options = TransactionsOptions::parse(table)?;
-        let columns = column_mapping(table, &transactions_schema(), "transactions generator")?;
-        let rate = options.common.rows_per_second;
-        Ok(Box::new(GeneratorSource::new(
-            TransactionsGenerator::new(options),
-            rate,
-            columns,
-            table.schema.clone(),
-            ctx.batch_size,
-        )))
+    fn generator(options: TransactionsOptions) -> TransactionsGenerator {
+        TransactionsGenerator::new(options)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::generate::generate_all;
     use arrow::array::{AsArray, Float64Array, Int32Array, Int64Array};
-    use arrow::compute::concat_batches;
     use arrow::datatypes::{Int32Type, Int64Type};
 
     use super::*;
 
     fn generate(options: TransactionsOptions, batch: usize) -> RecordBatch {
-        let mut generator = TransactionsGenerator::new(options);
-        let mut batches = Vec::new();
-        while let Some(b) = generator.next_batch(batch) {
-            batches.push(b);
-        }
-        concat_batches(&transactions_schema(), &batches).unwrap()
+        generate_all(TransactionsGenerator::new(options), batch, &transactions_schema())
     }
 
     fn small(days: u64) -> TransactionsOptions {

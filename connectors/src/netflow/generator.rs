@@ -10,7 +10,7 @@ use streamsql_engine::connector::TableDef;
 use streamsql_engine::{Result, StreamError};
 
 use super::netflow_schema;
-use crate::generate::{CommonOptions, RowGenerator, start_time};
+use crate::generate::{CommonOptions, RowGenerator, cumulative_weights, random_hosts, start_time};
 
 /// Parsed generator options.
 #[derive(Debug, Clone)]
@@ -213,25 +213,8 @@ impl NetflowGenerator {
     pub fn new(options: NetflowOptions) -> Self {
         let mut rng = SmallRng::seed_from_u64(options.seed);
         let src_ips = (0..SOURCE_HOSTS).map(|i| format!("10.0.{}.{}", 1 + i / 250, 1 + i % 250)).collect();
-        let dst_ips = (0..DESTINATION_HOSTS)
-            .map(|_| {
-                format!(
-                    "{}.{}.{}.{}",
-                    rng.random_range(11..=223),
-                    rng.random_range(0..=255),
-                    rng.random_range(0..=255),
-                    rng.random_range(1..=254)
-                )
-            })
-            .collect();
-        let mut total = 0;
-        let cumulative = APPS
-            .iter()
-            .map(|a| {
-                total += a.weight;
-                total
-            })
-            .collect();
+        let dst_ips = random_hosts(&mut rng, DESTINATION_HOSTS);
+        let cumulative = cumulative_weights(APPS.iter().map(|a| a.weight));
         Self { options, rng, next_row: 0, cumulative, src_ips, dst_ips }
     }
 

@@ -12,14 +12,15 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use streamsql_engine::Result;
-use streamsql_engine::connector::{Connector, Delivery, OptionSpec, Role, Source, SourceContext, TableDef};
+use streamsql_engine::connector::{OptionSpec, TableDef};
 use streamsql_engine::time::timestamp_type;
 
 pub use generator::{NetflowGenerator, NetflowOptions};
 
-use crate::generate::{COMMON_OPTIONS, GeneratorSource, SRC, column_mapping};
+use crate::generate::{COMMON_OPTIONS, GeneratorConnector, GeneratorKind, SRC};
 
-pub struct NetflowConnector;
+/// The connector.
+pub type NetflowConnector = GeneratorConnector<Netflow>;
 
 const OPTIONS: &[OptionSpec] = &[
     COMMON_OPTIONS[0],
@@ -64,44 +65,32 @@ pub fn netflow_schema() -> SchemaRef {
     ]))
 }
 
-impl Connector for NetflowConnector {
-    fn name(&self) -> &'static str {
-        "netflow"
-    }
+/// `'connector' = 'netflow'`.
+pub struct Netflow;
 
-    fn options(&self) -> &'static [OptionSpec] {
+impl GeneratorKind for Netflow {
+    const NAME: &'static str = "netflow";
+    const DESCRIPTION: &'static str = "netflow generator";
+    type Options = NetflowOptions;
+    type Generator = NetflowGenerator;
+
+    fn options() -> &'static [OptionSpec] {
         OPTIONS
     }
 
-    fn supports(&self, role: Role) -> bool {
-        role == Role::Source
+    fn schema() -> SchemaRef {
+        netflow_schema()
     }
 
-    /// Deterministic by seed: a restore generates the same rows again from its position.
-    fn delivery(&self, _table: &TableDef, _role: Role) -> Delivery {
-        Delivery::ExactlyOnce
+    fn parse(table: &TableDef) -> Result<NetflowOptions> {
+        NetflowOptions::parse(table)
     }
 
-    fn default_schema(&self) -> Option<SchemaRef> {
-        Some(netflow_schema())
+    fn rows_per_second(options: &NetflowOptions) -> u64 {
+        options.rows_per_second
     }
 
-    fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
-        NetflowOptions::parse(table)?;
-        column_mapping(table, &netflow_schema(), "netflow generator")?;
-        Ok(())
-    }
-
-    fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>> {
-        let options = NetflowOptions::parse(table)?;
-        let columns = column_mapping(table, &netflow_schema(), "netflow generator")?;
-        let rows_per_second = options.rows_per_second;
-        Ok(Box::new(GeneratorSource::new(
-            NetflowGenerator::new(options),
-            rows_per_second,
-            columns,
-            table.schema.clone(),
-            ctx.batch_size,
-        )))
+    fn generator(options: NetflowOptions) -> NetflowGenerator {
+        NetflowGenerator::new(options)
     }
 }
