@@ -749,7 +749,9 @@ impl Session {
     /// the caller with the session's state.
     fn plan_constant(&self, query: &Query) -> SqlResult<LogicalPlan> {
         let planner = self.catalog.planner();
-        Ok(planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone())))?)
+        let plan = planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone())))?;
+        reject_time_number_casts(&plan, query)?;
+        Ok(plan)
     }
 
     /// Plans a query with DataFusion and runs its analyzer (type coercion), not its optimizer:
@@ -761,6 +763,7 @@ impl Session {
         let plan = planner.sql_statement_to_plan(SqlStatement::Query(Box::new(query.clone())))?;
         let state = self.catalog.state();
         let plan = state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {})?;
+        reject_time_number_casts(&plan, query)?;
         decorrelate_subqueries(plan)
     }
 
@@ -1325,6 +1328,83 @@ fn take_limit(query: &Query) -> SqlResult<(Query, Option<(u64, Span)>)> {
 }
 
 /// ORDER BY and LIMIT at the top of a streaming query, reported where they are written.
+/// `CAST` between a timestamp or date and a number, which Flink refuses: the number's unit
+/// would be a guess (a TIMESTAMP literal casts to nanoseconds, a TIMESTAMP(3) column to
+/// milliseconds), a silently wrong answer. Refused where the CAST is written, with what to write.
+fn reject_time_number_casts(plan: &LogicalPlan, query: &Query) -> SqlResult<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Cast, ExprSchemable, TryCast};
+    use datafusion::sql::sqlparser::ast::{DataType as SqlType, Expr as SqlExpr, Spanned, visit_expressions};
+    let is_time = |t: &DataType| matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64);
+    let is_number = |t: &DataType| t.is_numeric();
+    // (from a time to a number?) of the first such cast in the plan.
+    let mut found: Option<bool> = None;
+    plan.apply(|node| {
+        let schema = node.inputs().first().map(|i| i.schema().clone()).unwrap_or_else(|| node.schema().clone());
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                let (inner, to) = match e {
+                    Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field }) => {
+                        (expr, field.data_type())
+                    }
+                    _ => return Ok(TreeNodeRecursion::Continue),
+                };
+                if let Ok(from) = inner.get_type(schema.as_ref()) {
+                    if is_time(&from) && is_number(to) {
+                        found = Some(true);
+                    } else if is_number(&from) && matches!(to, DataType::Timestamp(..)) {
+                        found = Some(false);
+                    }
+                }
+                Ok(if found.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+            })?;
+            if found.is_some() {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let Some(to_number) = found else { return Ok(()) };
+    let message = if to_number {
+        "CAST of a TIMESTAMP or DATE to a number is not supported (as in Flink): its unit would be a guess; \
+         for seconds since the epoch write UNIX_TIMESTAMP(CAST(ts AS STRING)) or \
+         TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', ts)"
+    } else {
+        "CAST of a number to a TIMESTAMP is not supported (as in Flink): its unit would be a guess; \
+         write TO_TIMESTAMP_LTZ(n, 3) for epoch milliseconds or TO_TIMESTAMP_LTZ(n, 0) for seconds"
+    };
+    // Where: the first CAST written to a number (or to a timestamp) type.
+    let written = visit_expressions(query, |expr| match expr {
+        SqlExpr::Cast { data_type, .. } => {
+            let numeric = matches!(
+                data_type,
+                SqlType::TinyInt(_)
+                    | SqlType::SmallInt(_)
+                    | SqlType::Int(_)
+                    | SqlType::Integer(_)
+                    | SqlType::BigInt(_)
+                    | SqlType::Float(_)
+                    | SqlType::Real
+                    | SqlType::Double(_)
+                    | SqlType::DoublePrecision
+                    | SqlType::Decimal(_)
+                    | SqlType::Numeric(_)
+            );
+            let timestamp = matches!(data_type, SqlType::Timestamp(..));
+            if (to_number && numeric) || (!to_number && timestamp) {
+                ControlFlow::Break(expr.span())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    Err(match written {
+        ControlFlow::Break(span) => SqlError::at_span(message, span),
+        ControlFlow::Continue(()) => SqlError::new(message),
+    })
+}
+
 fn reject_unbounded_clauses(query: &Query) -> SqlResult<()> {
     if let Some(order_by) = &query.order_by {
         return Err(SqlError::at_span(ORDER_BY_UNSUPPORTED, order_by.span()));

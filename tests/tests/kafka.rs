@@ -283,21 +283,29 @@ async fn a_single_partition_topic_gives_the_file_results() {
     }
 }
 
-/// Runs `sql` (one unbounded pipeline) for `run`, calling `meanwhile` after `after`, then stops
-/// it; the report.
-async fn run_for(
+/// Runs the one pipeline of `sql` until `ready` holds of its counters (or `patience` passes),
+/// then runs `meanwhile`, then waits until `done` holds (or `patience` passes again), and stops
+/// it. Waiting on the counters, not on fixed times, keeps a loaded machine from failing it.
+async fn run_until(
     sql: &str,
-    after: Duration,
+    ready: impl Fn(&streamsql_engine::metrics::MetricsSnapshot) -> bool,
     meanwhile: impl FnOnce() + Send + 'static,
-    run: Duration,
+    done: impl Fn(&streamsql_engine::metrics::MetricsSnapshot) -> bool,
+    patience: Duration,
 ) -> streamsql_engine::runtime::PipelineReport {
     let mut specs = plan(sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
     assert_eq!(specs.len(), 1);
     let running = streamsql_engine::runtime::start(specs.remove(0));
     let control = running.control();
-    tokio::time::sleep(after).await;
+    let wait = async |until: &dyn Fn(&streamsql_engine::metrics::MetricsSnapshot) -> bool| {
+        let deadline = tokio::time::Instant::now() + patience;
+        while !until(&control.metrics()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    wait(&ready).await;
     tokio::task::spawn_blocking(meanwhile).await.expect("meanwhile");
-    tokio::time::sleep(run.saturating_sub(after)).await;
+    wait(&done).await;
     control.cancel();
     running.join().await.expect("the pipeline ends when stopped")
 }
@@ -329,16 +337,19 @@ async fn an_empty_partition_holds_windows_back_unless_it_is_idle() {
         // once the windows have closed: it is late, counted and dropped.
         let late_topic = topic.clone();
         let with_idle = idle.is_some();
-        let report = run_for(
+        // Without the idle timeout nothing may come out: give it 4 s to show it does not.
+        // With it, the 8 windows come out, then the late row is sent and dropped.
+        let report = run_until(
             &sql,
-            Duration::from_secs(4),
+            move |m| with_idle && m.rows_out >= 8,
             move || {
                 if with_idle {
                     let late = Ev { ts: BASE_MS + 10, k: "beta", v: 1 };
                     produce(&late_topic, &[Record::new(1, None, &ev_json(&late))]);
                 }
             },
-            Duration::from_secs(7),
+            move |m| with_idle && m.late_rows >= 1,
+            if with_idle { Duration::from_secs(30) } else { Duration::from_secs(2) },
         )
         .await;
         let windows: Vec<(i64, i64)> = read_jsonl(&dir.file(&out))

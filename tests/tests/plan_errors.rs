@@ -665,3 +665,29 @@ fn session_and_cumulate_forms_that_cannot_run_say_why() {
     );
     plan(&ok).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
 }
+
+#[test]
+fn casts_between_times_and_numbers_are_refused_where_written() {
+    let dir = TestDir::new("plan-time-casts");
+    // A TIMESTAMP literal would cast to nanoseconds, a TIMESTAMP(3) column to milliseconds:
+    // Flink refuses both, and so do we, saying what to write, at the CAST's operand.
+    let cases = [
+        ("SELECT k, CAST(ts AS BIGINT) FROM events;\n", "ts AS BIGINT", "TIMESTAMPDIFF(SECOND"),
+        ("SELECT k, v + CAST(CAST(ts AS DATE) AS INT) FROM events;\n", "ts AS DATE", "UNIX_TIMESTAMP"),
+        ("SELECT k, CAST(v AS TIMESTAMP(3)) FROM events;\n", "v AS TIMESTAMP", "TO_TIMESTAMP_LTZ(n, 3)"),
+    ];
+    for (query, at, hint) in cases {
+        let sql = format!("{}{query}", events_ddl(&dir));
+        let error = expect_err(&sql);
+        assert_mentions(&error, &["not supported (as in Flink)", hint]);
+        assert_eq!(error.location(), Some(position_of(&sql, at)), "{}", describe_sql_error(&error));
+    }
+    let constant = plan("SELECT CAST(TIMESTAMP '2024-05-01 12:00:00' AS BIGINT);").expect_err("a literal too");
+    assert!(describe_sql_error(&constant).contains("not supported (as in Flink)"));
+    // Within times, within numbers, and to and from text stay allowed.
+    plan(&format!(
+        "{}SELECT k, CAST(ts AS DATE) AS d, CAST(v AS DOUBLE) AS x, CAST(ts AS STRING) AS s, CAST('2024-01-01 00:00:00' AS TIMESTAMP(3)) AS t FROM events;\n",
+        events_ddl(&dir)
+    ))
+    .expect("other casts plan");
+}
