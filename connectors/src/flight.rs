@@ -14,7 +14,6 @@ use arrow_flight::error::FlightError;
 use arrow_flight::{FlightClient, FlightDescriptor, PutResult};
 use futures::TryStreamExt;
 use streamsql_engine::connector::{Connector, OptionSpec, Role, Sink, TableDef};
-use streamsql_engine::time::parse_duration_ms;
 use streamsql_engine::{Result, StreamError};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -50,20 +49,6 @@ struct FlightOptions {
     retry_for: Duration,
 }
 
-fn duration(table: &TableDef, key: &str, default: Duration) -> Result<Duration> {
-    match table.opts().get(key) {
-        None => Ok(default),
-        Some(text) => {
-            parse_duration_ms(text).filter(|ms| *ms > 0).map(|ms| Duration::from_millis(ms as u64)).ok_or_else(|| {
-                StreamError::Config(format!(
-                    "table '{}': option '{key}' must be a duration such as '10 s', got '{text}'",
-                    table.name
-                ))
-            })
-        }
-    }
-}
-
 impl FlightOptions {
     fn parse(table: &TableDef) -> Result<Self> {
         let opts = table.opts();
@@ -89,8 +74,8 @@ impl FlightOptions {
         Ok(Self {
             uri,
             path,
-            timeout: duration(table, "timeout", Duration::from_secs(30))?,
-            retry_for: duration(table, "retry.max-duration", Duration::from_secs(60))?,
+            timeout: table.opts().duration("timeout", Duration::from_secs(30))?,
+            retry_for: table.opts().duration("retry.max-duration", Duration::from_secs(60))?,
         })
     }
 }

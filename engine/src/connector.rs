@@ -288,6 +288,20 @@ impl Options<'_> {
         }
     }
 
+    /// A positive duration option (`'30 s'`, `'500 ms'`), or `default` when it is absent.
+    pub fn duration(&self, key: &str, default: std::time::Duration) -> Result<std::time::Duration> {
+        let Some(text) = self.get(key) else { return Ok(default) };
+        crate::time::parse_duration_ms(text)
+            .filter(|ms| *ms > 0)
+            .map(|ms| std::time::Duration::from_millis(ms as u64))
+            .ok_or_else(|| {
+                StreamError::Config(format!(
+                    "table '{}': option '{key}' must be a positive duration such as '10 s' or '500 ms', got '{text}'",
+                    self.table.name
+                ))
+            })
+    }
+
     /// An option that must be one of `choices` (compared case-insensitively).
     pub fn choice(&self, key: &str, choices: &[&'static str], default: &'static str) -> Result<&'static str> {
         let Some(v) = self.get(key) else {

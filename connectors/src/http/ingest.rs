@@ -41,6 +41,7 @@ use streamsql_engine::metrics::PipelineMetrics;
 use streamsql_engine::time::timestamp_type;
 use streamsql_engine::{Result, StreamError};
 
+use super::json_path::kind;
 use crate::format::decode::{FieldValue, JsonColumns, RecordDecoder};
 use crate::generate::SRC;
 
@@ -247,17 +248,6 @@ fn objects(body: &[u8]) -> std::result::Result<Vec<Map<String, Value>>, String> 
                 })
                 .collect()
         }
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

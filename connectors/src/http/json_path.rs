@@ -82,7 +82,7 @@ impl JsonPath {
                     },
                     (Step::Every, Value::Array(items)) => next.extend(items),
                     (Step::Every, Value::Object(object)) => next.extend(object.values()),
-                    (_, other) => return Err(self.missing(i, &format!("a {} instead", kind(other)))),
+                    (_, other) => return Err(self.missing(i, &format!("{} instead", kind(other)))),
                 }
             }
             current = next;
@@ -95,14 +95,15 @@ impl JsonPath {
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+/// What a JSON value is, for messages: "a number", "an object".
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

@@ -36,7 +36,7 @@ use arrow::datatypes::DataType;
 use streamsql_engine::connector::{
     Connector, Delivery, MetadataSpec, OptionSpec, Role, Source, SourceContext, TableDef, metadata_key,
 };
-use streamsql_engine::time::{parse_duration_ms, timestamp_type};
+use streamsql_engine::time::timestamp_type;
 use streamsql_engine::{Result, StreamError};
 
 pub use ingest::{HttpIngestConnector, IngestOptions};
@@ -129,16 +129,6 @@ pub struct HttpOptions {
     pub headers: Vec<(String, String)>,
 }
 
-fn duration(table: &TableDef, key: &str, default: &str) -> Result<Duration> {
-    let text = table.opts().get(key).unwrap_or(default).to_string();
-    parse_duration_ms(&text).filter(|ms| *ms > 0).map(|ms| Duration::from_millis(ms as u64)).ok_or_else(|| {
-        StreamError::Config(format!(
-            "table '{}': option '{key}' must be a positive duration like '30 s' or '500 ms', got '{text}'",
-            table.name
-        ))
-    })
-}
-
 impl HttpOptions {
     pub fn parse(table: &TableDef) -> Result<Self> {
         let opts = table.opts();
@@ -191,12 +181,12 @@ impl HttpOptions {
         }
         Ok(Self {
             endpoint,
-            poll_interval: duration(table, "poll.interval", "30 s")?,
+            poll_interval: opts.duration("poll.interval", Duration::from_secs(30))?,
             path,
             on_error: OnError::from_choice(opts.choice("format.on-error", OnError::CHOICES, "fail")?),
-            timeout: duration(table, "request.timeout", "10 s")?,
+            timeout: opts.duration("request.timeout", Duration::from_secs(10))?,
             attempts,
-            backoff: duration(table, "retry.backoff", "1 s")?,
+            backoff: opts.duration("retry.backoff", Duration::from_secs(1))?,
             number_of_polls,
             headers,
         })

@@ -31,7 +31,7 @@ use streamsql_engine::{Result, StreamError};
 pub use generator::NexmarkGenerator;
 pub use model::{EventKind, EventSequence};
 
-use crate::format::parse::timestamp_millis;
+use crate::generate::start_time;
 
 pub struct NexmarkConnector;
 
@@ -138,12 +138,7 @@ impl NexmarkOptions {
         if events_per_second == 0 {
             return Err(config("option 'events-per-second' must be a positive integer".into()));
         }
-        let start_time_ms = match opts.get("start-time") {
-            None => d.start_time_ms,
-            Some(text) => timestamp_millis(text).ok_or_else(|| {
-                config(format!("option 'start-time' must be a timestamp like '2015-07-15 00:00:00', got '{text}'"))
-            })?,
-        };
+        let start_time_ms = start_time(table, d.start_time_ms, "2015-07-15 00:00:00")?;
         let delay_probability = opts.parse("delayed-event.probability", d.delay_probability, "a number from 0 to 1")?;
         if !(0.0..=1.0).contains(&delay_probability) {
             return Err(config(format!(
