@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use streamsql_engine::connector::{ChangelogMode, Connector, OptionSpec, Role, Sink, TableDef, split_changes};
-use streamsql_engine::live::{LiveCatalog, LiveTable, LiveTableOptions, Retention};
+use streamsql_engine::live::{Chart, ChartKind, LiveCatalog, LiveTable, LiveTableOptions, Retention};
 use streamsql_engine::time::parse_duration_ms;
 use streamsql_engine::{Result, StreamError};
 
@@ -33,6 +33,31 @@ const OPTIONS: &[OptionSpec] = &[
         required: false,
         roles: &[Role::Sink],
         help: "keep at most this many of the newest append-only rows",
+    },
+    OptionSpec {
+        key: "chart",
+        required: false,
+        roles: &[Role::Sink],
+        help: "how the web console (--http) draws the table: 'line', 'area', 'bar', 'value' or 'table' \
+               (default: line over window_start when the table has windows, else bar per key)",
+    },
+    OptionSpec {
+        key: "chart.x",
+        required: false,
+        roles: &[Role::Sink],
+        help: "the chart's time axis (line, area, value: a TIMESTAMP column) or categories (bar)",
+    },
+    OptionSpec {
+        key: "chart.y",
+        required: false,
+        roles: &[Role::Sink],
+        help: "the numeric column the chart draws (default: the first numeric column not used otherwise)",
+    },
+    OptionSpec {
+        key: "chart.series",
+        required: false,
+        roles: &[Role::Sink],
+        help: "line, area: the column whose values are drawn as separate lines (default: the first STRING column)",
     },
 ];
 
@@ -80,12 +105,116 @@ fn table_options(table: &TableDef) -> Result<LiveTableOptions> {
             .map(Some)
             .ok_or_else(|| error("option 'max-rows' must be a positive number of rows".into()))?,
     };
-    let primary_key = table
+    let primary_key: Vec<usize> = table
         .primary_key
         .iter()
         .map(|k| table.schema.index_of(k).map_err(|_| error(format!("PRIMARY KEY column '{k}' is not a column"))))
         .collect::<Result<_>>()?;
-    Ok(LiveTableOptions { primary_key, retention: Retention { max_age, max_rows } })
+    let chart = chart(table, &primary_key)?;
+    Ok(LiveTableOptions { primary_key, retention: Retention { max_age, max_rows }, chart })
+}
+
+/// The table's chart: as declared by `'chart'`, `'chart.x'`, `'chart.y'` and `'chart.series'`,
+/// the columns left out chosen from the table's; without `'chart'`, the kind that suits the
+/// table (a line over its windows, a bar per key, a table).
+fn chart(table: &TableDef, primary_key: &[usize]) -> Result<Chart> {
+    let opts = table.opts();
+    let error = |message: String| StreamError::Config(format!("table '{}': {message}", table.name));
+    let schema = &table.schema;
+    let is_time = |t: &DataType| matches!(t, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64);
+    let is_number = |t: &DataType| t.is_numeric();
+    let is_text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let column = |key: &str, wanted: &dyn Fn(&DataType) -> bool, what: &str| -> Result<Option<String>> {
+        let Some(name) = opts.get(key) else { return Ok(None) };
+        match schema.column_with_name(name) {
+            Some((_, f)) if wanted(f.data_type()) => Ok(Some(name.to_string())),
+            Some((_, f)) => Err(error(format!("'{key}' '{name}' is {}, not {what}", f.data_type()))),
+            None => Err(error(format!(
+                "'{key}' '{name}' is not a column; the columns are {}",
+                schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    };
+    let first = |wanted: &dyn Fn(&DataType) -> bool, skip: &[Option<String>]| {
+        schema
+            .fields()
+            .iter()
+            .find(|f| wanted(f.data_type()) && !skip.iter().flatten().any(|s| s == f.name()))
+            .map(|f| f.name().to_string())
+    };
+    let declared = match opts.get("chart") {
+        None => None,
+        Some(text) => {
+            Some(ChartKind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(text.trim())).ok_or_else(|| {
+                error(format!("option 'chart' must be one of 'line', 'area', 'bar', 'value' or 'table', got '{text}'"))
+            })?)
+        }
+    };
+    let window = ["window_start", "window_end"]
+        .into_iter()
+        .find(|w| schema.column_with_name(w).is_some_and(|(_, f)| is_time(f.data_type())))
+        .map(str::to_string);
+    let key = primary_key.first().map(|&i| schema.field(i).name().to_string());
+    let kind = match declared {
+        Some(kind) => kind,
+        None if opts.get("chart.x").is_some()
+            || opts.get("chart.y").is_some()
+            || opts.get("chart.series").is_some() =>
+        {
+            return Err(error(
+                "'chart.x', 'chart.y' and 'chart.series' need 'chart' (line, area, bar or value)".into(),
+            ));
+        }
+        None if first(&is_number, &[]).is_none() => ChartKind::Table,
+        None if window.is_some() => ChartKind::Line,
+        None if key.is_some() || first(&is_text, &[]).is_some() => ChartKind::Bar,
+        None => ChartKind::Table,
+    };
+    let mut chart = Chart { kind, x: None, y: None, series: None };
+    match kind {
+        ChartKind::Table => {
+            if let Some(key) = ["chart.x", "chart.y", "chart.series"].into_iter().find(|k| opts.get(k).is_some()) {
+                return Err(error(format!("'{key}' does not apply to 'chart' = 'table'")));
+            }
+        }
+        ChartKind::Line | ChartKind::Area | ChartKind::Value => {
+            chart.x = column("chart.x", &is_time, "a TIMESTAMP or DATE")?.or(window).or_else(|| first(&is_time, &[]));
+            if chart.x.is_none() && kind != ChartKind::Value {
+                return Err(error(format!(
+                    "a '{}' chart needs a TIMESTAMP column for its time axis, and the table has none",
+                    kind.name()
+                )));
+            }
+            if kind == ChartKind::Value {
+                if opts.get("chart.series").is_some() {
+                    return Err(error("'chart.series' does not apply to 'chart' = 'value'".into()));
+                }
+            } else {
+                chart.series = column("chart.series", &|_| true, "a column")?.or_else(|| first(&is_text, &[]));
+            }
+            chart.y = column("chart.y", &is_number, "a number")?
+                .or_else(|| first(&is_number, &[chart.x.clone(), chart.series.clone()]));
+        }
+        ChartKind::Bar => {
+            if opts.get("chart.series").is_some() {
+                return Err(error(
+                    "'chart.series' does not apply to 'chart' = 'bar' (its categories are 'chart.x')".into(),
+                ));
+            }
+            chart.x = column("chart.x", &|_| true, "a column")?.or(key).or_else(|| first(&is_text, &[]));
+            if chart.x.is_none() {
+                return Err(error("a 'bar' chart needs a column for its categories ('chart.x')".into()));
+            }
+            chart.y = column("chart.y", &is_number, "a number")?.or_else(|| first(&is_number, &[chart.x.clone()]));
+        }
+    }
+    if kind != ChartKind::Table && chart.y.is_none() {
+        return Err(error(format!(
+            "a '{}' chart needs a numeric column to draw ('chart.y'), and the table has none",
+            kind.name()
+        )));
+    }
+    Ok(chart)
 }
 
 impl Connector for LiveConnector {

@@ -17,6 +17,7 @@
 //! table.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::{Array, AsArray, BooleanArray, Int8Array, RecordBatch};
@@ -42,14 +43,67 @@ pub struct LiveTableOptions {
     /// Indices of PRIMARY KEY columns; empty when there is none.
     pub primary_key: Vec<usize>,
     pub retention: Retention,
+    /// How the web console draws the table.
+    pub chart: Chart,
+}
+
+/// The kinds of chart the web console draws a live table as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChartKind {
+    /// A line per series over a time column.
+    Line,
+    /// Stacked areas per series over a time column.
+    Area,
+    /// A bar per category: an updating aggregate's latest value per key.
+    Bar,
+    /// The latest value of one column, with a sparkline of its history.
+    Value,
+    /// Rows only.
+    #[default]
+    Table,
+}
+
+impl ChartKind {
+    pub const ALL: [ChartKind; 5] =
+        [ChartKind::Line, ChartKind::Area, ChartKind::Bar, ChartKind::Value, ChartKind::Table];
+
+    /// Its name in `WITH ('chart' = ...)`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChartKind::Line => "line",
+            ChartKind::Area => "area",
+            ChartKind::Bar => "bar",
+            ChartKind::Value => "value",
+            ChartKind::Table => "table",
+        }
+    }
+}
+
+/// A live table's chart: its kind and the columns it draws, resolved when the table is declared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chart {
+    pub kind: ChartKind,
+    /// The horizontal axis (line, area: a TIMESTAMP column) or the categories (bar).
+    pub x: Option<String>,
+    /// The value drawn.
+    pub y: Option<String>,
+    /// The column whose values are separate lines or areas, each in its own colour.
+    pub series: Option<String>,
 }
 
 /// The tables of one process, by name.
-#[derive(Default)]
 pub struct LiveCatalog {
     tables: RwLock<BTreeMap<String, Arc<LiveTable>>>,
     /// Held shared while a batch is applied, exclusively while a snapshot is taken.
     gate: Arc<RwLock<()>>,
+    /// Counts the batches applied to any table, for readers waiting on changes.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for LiveCatalog {
+    fn default() -> Self {
+        Self { tables: RwLock::default(), gate: Arc::default(), changes: Arc::new(tokio::sync::watch::Sender::new(0)) }
+    }
 }
 
 /// One table in a snapshot.
@@ -93,6 +147,8 @@ impl LiveCatalog {
             options,
             gate: self.gate.clone(),
             state: Mutex::new(State::Empty),
+            version: AtomicU64::new(0),
+            changes: self.changes.clone(),
         });
         tables.insert(name.to_string(), table.clone());
         Ok(table)
@@ -104,6 +160,16 @@ impl LiveCatalog {
             Ok(tables) => tables.values().map(|t| (t.name.clone(), t.schema.clone())).collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// The table `name`, if it exists.
+    pub fn table(&self, name: &str) -> Option<Arc<LiveTable>> {
+        self.tables.read().ok()?.get(name).cloned()
+    }
+
+    /// A receiver that sees a change whenever a batch has been applied to any table.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Every table's rows at one instant.
@@ -127,6 +193,9 @@ pub struct LiveTable {
     options: LiveTableOptions,
     gate: Arc<RwLock<()>>,
     state: Mutex<State>,
+    /// Batches applied so far.
+    version: AtomicU64,
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 enum State {
@@ -143,6 +212,22 @@ impl LiveTable {
 
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    pub fn options(&self) -> &LiveTableOptions {
+        &self.options
+    }
+
+    /// How many batches have changed the table; rises with every change.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// This table's rows now, with the version they are at.
+    pub fn snapshot(&self) -> Result<(u64, Vec<RecordBatch>)> {
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        let version = self.version();
+        Ok((version, state.batches(&self.schema)?))
     }
 
     /// Appends rows (append-only results), or upserts them when the table has a key.
@@ -175,7 +260,7 @@ impl LiveTable {
                 State::Append(AppendRows::default())
             };
         }
-        match (&mut *state, ops) {
+        let applied = match (&mut *state, ops) {
             (State::Append(rows), None) => rows.push(batch.clone(), &self.options.retention),
             (State::Keyed(rows), ops) => rows.apply(batch, ops),
             (State::Append(_), Some(_)) => Err(StreamError::Config(format!(
@@ -183,7 +268,13 @@ impl LiveTable {
                 self.name
             ))),
             (State::Empty, _) => Err(StreamError::Internal("live table layout not chosen".into())),
+        };
+        if applied.is_ok() {
+            self.version.fetch_add(1, Ordering::AcqRel);
+            drop(state);
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
+        applied
     }
 }
 

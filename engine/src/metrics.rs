@@ -87,6 +87,8 @@ pub struct OperatorMetrics {
     pub late_rows: AtomicU64,
     /// Of those, per input of a join (left, right).
     pub late_by_input: [AtomicU64; 2],
+    /// Nanoseconds its instances waited for room downstream: its output edge was full.
+    pub backpressured_ns: AtomicU64,
 }
 
 impl OperatorMetrics {
@@ -103,6 +105,7 @@ impl OperatorMetrics {
             rows_out: self.rows_out.load(Ordering::Relaxed),
             late_rows: self.late_rows.load(Ordering::Relaxed),
             late_by_input: [0, 1].map(|i| self.late_by_input[i].load(Ordering::Relaxed)),
+            backpressured_ns: self.backpressured_ns.load(Ordering::Relaxed),
         }
     }
 }
@@ -118,6 +121,8 @@ pub struct OperatorSnapshot {
     pub late_rows: u64,
     /// A join's late rows per input (left, right).
     pub late_by_input: [u64; 2],
+    /// Nanoseconds its instances (together) waited for room downstream.
+    pub backpressured_ns: u64,
 }
 
 impl std::fmt::Display for OperatorSnapshot {

@@ -441,4 +441,51 @@ impl PipelineSpec {
     pub fn stages(&self) -> Vec<&Stage> {
         self.inputs.iter().flat_map(|n| n.stages()).collect()
     }
+
+    /// The pipeline's graph: its sources and stages numbered as `EXPLAIN` and the counters
+    /// number them (inputs first), then the sink.
+    pub fn graph(&self) -> Vec<GraphNode> {
+        fn walk(node: &Node, out: &mut Vec<GraphNode>) -> usize {
+            match node {
+                Node::Source { source, .. } => out.push(GraphNode {
+                    name: format!("source {}", source.table.name),
+                    instances: node.instances(),
+                    inputs: Vec::new(),
+                }),
+                Node::Stage { stage, inputs, .. } => {
+                    let fed = inputs
+                        .iter()
+                        .map(|input| {
+                            let from = walk(&input.node, out);
+                            let edge = match stage.input_edge(input.input) {
+                                _ if node.instances() == 1 => "forward",
+                                Edge::Hash(_) => "hash",
+                                Edge::Broadcast => "broadcast",
+                                Edge::Rebalance => "rebalance",
+                            };
+                            (from, edge)
+                        })
+                        .collect();
+                    out.push(GraphNode { name: stage.name().to_string(), instances: node.instances(), inputs: fed });
+                }
+            }
+            out.len() - 1
+        }
+        let mut graph = Vec::new();
+        let fed = self.inputs.iter().map(|node| (walk(node, &mut graph), "forward")).collect();
+        graph.push(GraphNode { name: format!("sink {}", self.sink.table.name), instances: 1, inputs: fed });
+        graph
+    }
+}
+
+/// One node of a pipeline's graph ([`PipelineSpec::graph`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphNode {
+    /// What it is, as its counters name it: `source flows`, `window aggregate`, `sink counts`.
+    pub name: String,
+    /// How many tasks run it.
+    pub instances: usize,
+    /// The nodes feeding it (their indices in the graph), each with how rows travel:
+    /// `forward`, `hash`, `broadcast` or `rebalance`.
+    pub inputs: Vec<(usize, &'static str)>,
 }

@@ -391,6 +391,7 @@ impl Spawner<'_> {
                 let (source, chain, batch_size) = (source.clone(), chain.clone(), self.batch_size);
                 let instances = outputs.len();
                 for (instance, mut output) in outputs.into_iter().enumerate() {
+                    output.count_backpressure(counters.clone());
                     let shared = shared.clone();
                     let (source, chain, counters) = (source.clone(), chain.clone(), counters.clone());
                     let restored = self.restored(node_index, instance)?;
@@ -447,6 +448,7 @@ impl Spawner<'_> {
                 let counters = Arc::new(OperatorMetrics::new(stage.name().to_string()));
                 self.operators.push(counters.clone());
                 for (instance, (channels, mut output)) in channels.into_iter().zip(outputs).enumerate() {
+                    output.count_backpressure(counters.clone());
                     let shared = self.shared.clone();
                     let restored = self.restored(node_index, instance)?;
                     let checkpointer = shared

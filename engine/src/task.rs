@@ -3,6 +3,7 @@
 //! [`crate::operator`] for the protocol it guarantees.
 
 use std::future::poll_fn;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
@@ -24,27 +25,69 @@ pub struct Output {
     router: Option<HashRouter>,
     /// A rebalance edge: the target of the next batch (round robin); `None` for other edges.
     next: Option<usize>,
+    /// The sending node's counters, where time spent waiting for a full channel is added.
+    counters: Option<Arc<OperatorMetrics>>,
+}
+
+/// Sends `message` to `target`, adding the time spent waiting for room (backpressure) to
+/// `counters`.
+async fn send_to(
+    target: &mpsc::Sender<Message>,
+    message: Message,
+    counters: Option<&OperatorMetrics>,
+) -> std::result::Result<(), mpsc::error::SendError<Message>> {
+    match counters {
+        Some(counters) if target.capacity() == 0 => {
+            let waited = std::time::Instant::now();
+            let sent = target.send(message).await;
+            counters.backpressured_ns.fetch_add(waited.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            sent
+        }
+        _ => target.send(message).await,
+    }
+}
+
+/// [`send_to`] from a blocking thread.
+fn send_blocking_to(
+    target: &mpsc::Sender<Message>,
+    message: Message,
+    counters: Option<&OperatorMetrics>,
+) -> std::result::Result<(), mpsc::error::SendError<Message>> {
+    match counters {
+        Some(counters) if target.capacity() == 0 => {
+            let waited = std::time::Instant::now();
+            let sent = target.blocking_send(message);
+            counters.backpressured_ns.fetch_add(waited.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            sent
+        }
+        _ => target.blocking_send(message),
+    }
 }
 
 impl Output {
     /// Every batch to `target` (a forward edge, or the fan-in into a sink).
     pub fn forward(target: mpsc::Sender<Message>) -> Self {
-        Self { targets: vec![target], router: None, next: None }
+        Self { targets: vec![target], router: None, next: None, counters: None }
     }
 
     /// Each row to the target its keys hash to.
     pub fn hash(router: HashRouter, targets: Vec<mpsc::Sender<Message>>) -> Self {
-        Self { targets, router: Some(router), next: None }
+        Self { targets, router: Some(router), next: None, counters: None }
     }
 
     /// Every batch to every target (a broadcast edge).
     pub fn broadcast(targets: Vec<mpsc::Sender<Message>>) -> Self {
-        Self { targets, router: None, next: None }
+        Self { targets, router: None, next: None, counters: None }
     }
 
     /// Each batch to the next target in turn (a rebalance edge: rows that may go anywhere).
     pub fn rebalance(targets: Vec<mpsc::Sender<Message>>) -> Self {
-        Self { targets, router: None, next: Some(0) }
+        Self { targets, router: None, next: Some(0), counters: None }
+    }
+
+    /// Time spent waiting for room downstream is added to `counters` (the sending node's).
+    pub fn count_backpressure(&mut self, counters: Arc<OperatorMetrics>) {
+        self.counters = Some(counters);
     }
 
     /// A rebalance edge's target for the next batch.
@@ -56,46 +99,50 @@ impl Output {
 
     /// Sends rows on; false when downstream has gone away (the pipeline is stopping).
     pub async fn send_batch(&mut self, batch: RecordBatch) -> Result<bool> {
+        let counters = self.counters.clone();
+        let counters = counters.as_deref();
         if let Some(router) = self.router.as_mut() {
             for (target, piece) in router.route(batch)? {
-                if self.targets[target].send(Message::Batch(piece)).await.is_err() {
+                if send_to(&self.targets[target], Message::Batch(piece), counters).await.is_err() {
                     return Ok(false);
                 }
             }
             return Ok(true);
         }
         if let Some(turn) = self.take_turn() {
-            return Ok(self.targets[turn].send(Message::Batch(batch)).await.is_ok());
+            return Ok(send_to(&self.targets[turn], Message::Batch(batch), counters).await.is_ok());
         }
         let Some((last, others)) = self.targets.split_last() else { return Ok(false) };
         for target in others {
-            if target.send(Message::Batch(batch.clone())).await.is_err() {
+            if send_to(target, Message::Batch(batch.clone()), counters).await.is_err() {
                 return Ok(false);
             }
         }
-        Ok(last.send(Message::Batch(batch)).await.is_ok())
+        Ok(send_to(last, Message::Batch(batch), counters).await.is_ok())
     }
 
     /// [`Output::send_batch`] from a blocking thread (a source task).
     pub fn send_batch_blocking(&mut self, batch: RecordBatch) -> Result<bool> {
+        let counters = self.counters.clone();
+        let counters = counters.as_deref();
         if let Some(router) = self.router.as_mut() {
             for (target, piece) in router.route(batch)? {
-                if self.targets[target].blocking_send(Message::Batch(piece)).is_err() {
+                if send_blocking_to(&self.targets[target], Message::Batch(piece), counters).is_err() {
                     return Ok(false);
                 }
             }
             return Ok(true);
         }
         if let Some(turn) = self.take_turn() {
-            return Ok(self.targets[turn].blocking_send(Message::Batch(batch)).is_ok());
+            return Ok(send_blocking_to(&self.targets[turn], Message::Batch(batch), counters).is_ok());
         }
         let Some((last, others)) = self.targets.split_last() else { return Ok(false) };
         for target in others {
-            if target.blocking_send(Message::Batch(batch.clone())).is_err() {
+            if send_blocking_to(target, Message::Batch(batch.clone()), counters).is_err() {
                 return Ok(false);
             }
         }
-        Ok(last.blocking_send(Message::Batch(batch)).is_ok())
+        Ok(send_blocking_to(last, Message::Batch(batch), counters).is_ok())
     }
 
     /// Sends a watermark, barrier or end to every target; false when one has gone away.
