@@ -18,8 +18,9 @@
 -- Kafka, and the other pipelines read the topic. Bad answers are retried (5xx, timeouts) or
 -- skipped and counted (malformed JSON), not fatal.
 --
--- Chart: crypto_prices as a line chart of price_usd over polled, one line per name;
--- crypto_5min as a bar chart of avg_price_usd per name.
+-- Charts in the web console (--http, http://127.0.0.1:8080/), declared on the live tables below:
+-- crypto_prices as a line of price_usd over polled per name; crypto_5min as a bar of
+-- avg_price_usd per name.
 
 SET 'parallelism.default' = '2';
 
@@ -128,11 +129,16 @@ SELECT id, name, price_usd,
 FROM in_${mode:-embedded};
 
 -- Every price as polled, for a line chart per coin.
-CREATE MATERIALIZED VIEW crypto_prices WITH ('retention' = '1 DAY') AS
+CREATE MATERIALIZED VIEW crypto_prices WITH (
+  'retention' = '1 DAY',
+  'chart' = 'line', 'chart.x' = 'polled', 'chart.y' = 'price_usd', 'chart.series' = 'name'
+) AS
 SELECT name, symbol, price_usd, polled FROM in_${mode:-embedded};
 
 -- Average, lowest and highest price per coin over 5 minutes.
-CREATE MATERIALIZED VIEW crypto_5min WITH ('retention' = '1 DAY') AS
+CREATE MATERIALIZED VIEW crypto_5min WITH (
+  'retention' = '1 DAY', 'chart' = 'bar', 'chart.x' = 'name', 'chart.y' = 'avg_price_usd'
+) AS
 SELECT window_start, window_end, name, AVG(price_usd) AS avg_price_usd,
        MIN(price_usd) AS low_usd, MAX(price_usd) AS high_usd, COUNT(*) AS polls
 FROM TABLE(TUMBLE(TABLE in_${mode:-embedded}, DESCRIPTOR(polled), INTERVAL '5' MINUTE))

@@ -18,8 +18,8 @@
 --        "path": "/api/cart", "status": 200, "latency_ms": 12.5, "client_ip": "10.0.0.1",
 --        "user_agent": "curl/8.5"}'
 --
--- Chart: http_alerts as a table; http_endpoint_counts as a line chart of requests over
--- window_end, one line per path.
+-- Charts in the web console (--http, http://127.0.0.1:8080/), declared on the live tables below:
+-- http_alerts as a table; http_endpoint_counts as a line of requests over window_end per path.
 
 SET 'parallelism.default' = '2';
 
@@ -183,8 +183,11 @@ INSERT INTO requests_topic_${mode:-embedded}
 SELECT * FROM posted_${mode:-embedded};
 
 -- Live tables for the console and Flight SQL: the alerts, and the counts behind them.
-CREATE MATERIALIZED VIEW http_alerts WITH ('retention' = '1 DAY') AS SELECT * FROM alerts;
-CREATE MATERIALIZED VIEW http_endpoint_counts WITH ('retention' = '1 HOUR') AS
+CREATE MATERIALIZED VIEW http_alerts WITH ('retention' = '1 DAY', 'chart' = 'table') AS SELECT * FROM alerts;
+CREATE MATERIALIZED VIEW http_endpoint_counts WITH (
+  'retention' = '1 HOUR',
+  'chart' = 'line', 'chart.x' = 'window_end', 'chart.y' = 'requests', 'chart.series' = 'path'
+) AS
 SELECT window_end, method, path, requests, errors, avg_latency_ms FROM endpoint_counts;
 
 -- 2. The alerts.

@@ -15,8 +15,8 @@
 --   scripts/kafka.sh start
 --   streamsql -f pipelines/ip-features.sql -D mode=services --flight   (runs until Ctrl-C)
 --
--- Chart: ip_minutes as a line chart of unq_dst_ip over window_end, one line per src_ip;
--- ip_forecasts as a table.
+-- Charts in the web console (--http, http://127.0.0.1:8080/), declared on the live tables below:
+-- ip_minutes as a line of unq_dst_ip over window_end per src_ip; ip_forecasts as a table.
 
 SET 'parallelism.default' = '2';
 
@@ -187,7 +187,10 @@ INSERT INTO features_${mode:-embedded} SELECT * FROM ip_features;
 INSERT INTO forecasts_${mode:-embedded} SELECT * FROM ip_forecast;
 
 -- Live tables: each IP's minutes over the last hour, and its latest forecast.
-CREATE MATERIALIZED VIEW ip_minutes WITH ('retention' = '1 HOUR') AS
+CREATE MATERIALIZED VIEW ip_minutes WITH (
+  'retention' = '1 HOUR',
+  'chart' = 'line', 'chart.x' = 'window_end', 'chart.y' = 'unq_dst_ip', 'chart.series' = 'src_ip'
+) AS
 SELECT window_end, src_ip, flows, unq_dst_ip, unq_dst_port, bytes_in, bytes_out FROM ip_minute;
 
-CREATE MATERIALIZED VIEW ip_forecasts WITH ('retention' = '1 HOUR') AS SELECT * FROM ip_forecast;
+CREATE MATERIALIZED VIEW ip_forecasts WITH ('retention' = '1 HOUR', 'chart' = 'table') AS SELECT * FROM ip_forecast;

@@ -1,5 +1,8 @@
--- Network flows into live tables, queried over Flight SQL while the job runs.
---   streamsql -f pipelines/netflow-live.sql --flight          (serves on 127.0.0.1:50051)
+-- Network flows into live tables, watched in the web console and queried over Flight SQL while
+-- the job runs.
+--   streamsql -f pipelines/netflow-live.sql --http --flight
+-- then open http://127.0.0.1:8080/ (the pipelines, a live chart of flows per type, a query box);
+-- Flight SQL serves on 127.0.0.1:50051.
 -- then, from Python (pip install adbc-driver-flightsql pyarrow):
 --   import adbc_driver_flightsql.dbapi as flight_sql
 --   with flight_sql.connect("grpc://127.0.0.1:50051") as conn, conn.cursor() as cur:
@@ -28,14 +31,19 @@ CREATE TABLE flows (
   'seed' = '2016'
 );
 
--- Windowed results append; the last hour of event time is kept.
-CREATE MATERIALIZED VIEW flow_counts WITH ('retention' = '1 HOUR') AS
+-- Windowed results append; the last hour of event time is kept. The console draws a line of
+-- flows per second for each flow type.
+CREATE MATERIALIZED VIEW flow_counts WITH (
+  'retention' = '1 HOUR',
+  'chart' = 'line', 'chart.x' = 'window_start', 'chart.y' = 'flows', 'chart.series' = 'flow_type'
+) AS
 SELECT window_start, window_end, flow_type, COUNT(*) AS flows, SUM(bytes_in) AS bytes_in
-FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '5' SECOND))
+FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '1' SECOND))
 GROUP BY window_start, window_end, flow_type;
 
--- An updating aggregate: one row per source address, changed in place.
-CREATE MATERIALIZED VIEW src_activity AS
+-- An updating aggregate: one row per source address, changed in place; drawn as a bar per
+-- address of its flows.
+CREATE MATERIALIZED VIEW src_activity WITH ('chart' = 'bar', 'chart.x' = 'src_ip', 'chart.y' = 'flows') AS
 SELECT src_ip, COUNT(*) AS flows, SUM(bytes_in) AS bytes_in, COUNT(DISTINCT dst_ip) AS unq_dst_ip
 FROM flows
 GROUP BY src_ip;
@@ -46,7 +54,7 @@ CREATE TABLE protocol_bytes (
   flows BIGINT,
   avg_bytes_in DOUBLE,
   PRIMARY KEY (protocol) NOT ENFORCED
-) WITH ('connector' = 'live');
+) WITH ('connector' = 'live', 'chart' = 'bar', 'chart.y' = 'avg_bytes_in');
 
 INSERT INTO protocol_bytes
 SELECT protocol, COUNT(*), AVG(bytes_in) FROM flows GROUP BY protocol;

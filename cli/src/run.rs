@@ -143,10 +143,13 @@ pub async fn run_script(
     };
     let mut pipelines = Vec::new();
     let mut starts = Vec::new();
+    // Per pipeline: its SQL and EXPLAIN's text, for the console.
+    let mut infos = Vec::new();
     let mut printed = false;
     for statement in statements {
         let kind = statement.statement.kind();
         let start = statement.start;
+        let text = statement.text.trim().to_string();
         let outcome = match session.execute_statement(sql, statement) {
             Ok(outcome) => outcome,
             Err(e) => return report_error(e),
@@ -154,6 +157,7 @@ pub async fn run_script(
         match outcome {
             Outcome::Done(_) => {}
             Outcome::Insert(spec) => {
+                infos.push(pipeline_info(&spec, text, false));
                 pipelines.push(spec);
                 starts.push(start);
             }
@@ -161,6 +165,7 @@ pub async fn run_script(
                 if let Some(format) = format {
                     show_on_terminal(&mut spec, format);
                 }
+                infos.push(pipeline_info(&spec, text, true));
                 pipelines.push(spec);
                 starts.push(start);
             }
@@ -210,14 +215,17 @@ pub async fn run_script(
         Ok(server) => server,
         Err(code) => return code,
     };
-    if server.is_none() && pipelines.iter().any(|p| p.sink.connector.name() == "live") {
-        errln!("streamsql: note: live tables are kept in memory for Flight SQL clients; add --flight to query them");
+    if server.is_none() && context.http.is_none() && pipelines.iter().any(|p| p.sink.connector.name() == "live") {
+        errln!(
+            "streamsql: note: live tables are kept in memory for Flight SQL clients and the web console; add --flight \
+             or --http to see them"
+        );
     }
     let board = Arc::new(crate::console::Board::default());
     let console = match context.http {
-        Some(address) => match crate::console::start(address, context.http_token.clone(), board.clone()).await {
+        Some(address) => match crate::console::start(address, console_config(&context, board.clone())).await {
             Ok(console) => {
-                errln!("streamsql: metrics on http://{}/metrics", console.address);
+                errln!("streamsql: console on http://{0}/ · metrics on http://{0}/metrics", console.address);
                 Some(console)
             }
             Err(e) => {
@@ -237,8 +245,8 @@ pub async fn run_script(
     let names: Vec<String> = pipelines.iter().map(|p| p.name.clone()).collect();
     let running: Vec<_> = pipelines.into_iter().map(runtime::start).collect();
     let controls: Vec<_> = running.iter().map(|p| p.control()).collect();
-    for (name, control) in names.into_iter().zip(&controls) {
-        board.add(name, control.clone());
+    for ((name, info), control) in names.into_iter().zip(infos).zip(&controls) {
+        board.add(name, info, control.clone());
     }
     let status = context.status_line.then(|| tokio::spawn(crate::status::refresh(board.clone())));
     let mut joins = tokio::task::JoinSet::new();
@@ -357,6 +365,27 @@ pub async fn run_script(
         _ if failed => ExitCode::FAILURE,
         Some(signal) => ExitCode::from(signal.exit_code()),
         None => ExitCode::SUCCESS,
+    }
+}
+
+/// What the console shows of `spec` besides its counters; `query` when its sink is the terminal.
+fn pipeline_info(spec: &PipelineSpec, sql: String, query: bool) -> crate::console::PipelineInfo {
+    crate::console::PipelineInfo {
+        sql,
+        plan: streamsql_sql::explain::explain(spec, query),
+        graph: spec.graph(),
+        parallelism: spec.parallelism,
+    }
+}
+
+/// The console over `board` and this context's live tables.
+pub fn console_config(context: &Context, board: Arc<crate::console::Board>) -> crate::console::ConsoleConfig {
+    crate::console::ConsoleConfig {
+        board,
+        catalog: context.catalog.clone(),
+        queries: streamsql_flight::QueryEngine::new(context.catalog.clone(), context.query_limits)
+            .with_functions(crate::serve::flink_functions()),
+        token: context.http_token.clone(),
     }
 }
 
