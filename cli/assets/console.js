@@ -126,6 +126,7 @@ function showPipelines(data) {
       ['parallelism', p.parallelism],
     ];
     if (p.source_errors) stats.push(['failed source requests', thousands(p.source_errors)]);
+    if (p.sink_retries) stats.push(['sink retries', thousands(p.sink_retries)]);
     if (p.checkpoints) {
       const k = p.last_checkpoint;
       stats.push(['last checkpoint', k ? `#${k.id} · ${bytes(k.bytes)} · ${k.duration_ms} ms` : 'none yet']);
@@ -171,7 +172,7 @@ function drawGraph(p, before, seconds) {
     const d = depthOf(node);
     (columns[d] = columns[d] || []).push(node);
   }
-  const W = 210, H = 62, GAP_X = 70, GAP_Y = 14;
+  const W = 250, H = 62, GAP_X = 70, GAP_Y = 14;
   const place = new Map();
   columns.forEach((nodes, c) => nodes.forEach((node, r) => place.set(node.id, { x: 10 + c * (W + GAP_X), y: 10 + r * (H + GAP_Y) })));
   const width = 20 + columns.length * (W + GAP_X) - GAP_X;
@@ -202,7 +203,11 @@ function drawGraph(p, before, seconds) {
     g.append(svg('text', { x: 8, y: 16, 'font-weight': 600 }, `[${node.id}] ${node.name}` + (node.instances > 1 ? ` ×${node.instances}` : '')));
     g.append(svg('text', { x: 8, y: 33 }, `in ${thousands(node.rows_in)} · out ${thousands(node.rows_out)}`));
     const r = rate(node, 'rows_in');
-    g.append(svg('text', { x: 8, y: 50 }, (r === null ? '' : `${thousands(r)} rows/s in`) + (node.late_rows ? ` · ${thousands(node.late_rows)} late` : '')));
+    const extra = [];
+    if (node.late_rows) extra.push(`${thousands(node.late_rows)} late`);
+    if (node.state_bytes) extra.push(`state ${bytes(node.state_bytes)}`);
+    if (node.batches) extra.push(`${(1000 * node.batch_seconds_sum / node.batches).toFixed(2)} ms/batch`);
+    g.append(svg('text', { x: 8, y: 50 }, [r === null ? '' : `${thousands(r)} rows/s`, ...extra].filter(Boolean).join(' · ')));
     root.append(g);
   }
   return root;

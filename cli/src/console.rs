@@ -16,6 +16,10 @@
 //! | `streamsql_pipeline_last_checkpoint_id`, `..._last_checkpoint_duration_seconds`, `..._last_checkpoint_size_bytes` | gauge | `pipeline`, `statement` |
 //! | `streamsql_operator_rows_in_total`, `..._rows_out_total`, `..._late_rows_total` | counter | `pipeline`, `operator` (`[3] window aggregate`) |
 //! | `streamsql_operator_backpressured_seconds_total` | counter (time its instances waited for room downstream) | `pipeline`, `operator` |
+//! | `streamsql_pipeline_sink_retries_total` | counter (writes the sink retried after a failure) | `pipeline`, `statement` |
+//! | `streamsql_operator_state_bytes` | gauge (estimated memory of a stage's state, sampled each second) | `pipeline`, `operator` |
+//! | `streamsql_operator_batch_seconds` | histogram (time a stage took per input batch) | `pipeline`, `operator` |
+//! | `streamsql_connector_errors_total` | counter | `pipeline`, `role` (`source`, `sink`), `table`, `connector`, `kind` (`bad_record`, `missing_field`, `failed_request`, `retry`) |
 //!
 //! The counters are the ones the end-of-run report prints. With `--flight-token` set, `/api` and
 //! `/metrics` need `Authorization: Bearer <token>` (or, where a browser cannot send a header,
@@ -40,6 +44,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use streamsql_engine::live::LiveCatalog;
+use streamsql_engine::metrics::BATCH_SECONDS_BUCKETS;
 use streamsql_engine::pipeline::GraphNode;
 use streamsql_engine::runtime::PipelineControl;
 use streamsql_engine::time::{WATERMARK_MAX, WATERMARK_MIN};
@@ -266,6 +271,9 @@ fn pipelines_json(board: &Board) -> Value {
                         "rows_out": rows_out,
                         "late_rows": counters.map_or(0, |o| o.late_rows),
                         "backpressured_ms": counters.map_or(0, |o| o.backpressured_ns / 1_000_000),
+                        "state_bytes": counters.map(|o| o.state_bytes),
+                        "batches": counters.map(|o| o.batch_seconds.count()),
+                        "batch_seconds_sum": counters.map(|o| o.batch_seconds.sum_seconds),
                     })
                 })
                 .collect();
@@ -290,6 +298,12 @@ fn pipelines_json(board: &Board) -> Value {
                 "late_rows": m.late_rows,
                 "bad_records": m.bad_records,
                 "source_errors": m.source_errors,
+                "sink_retries": m.sink_retries,
+                "connectors": entry.control.connectors().iter().map(|c| json!({
+                    "table": c.table, "connector": c.connector, "role": c.role,
+                    "bad_records": c.bad_records, "rows_missing_fields": c.rows_missing_fields,
+                    "source_errors": c.source_errors, "sink_retries": c.sink_retries,
+                })).collect::<Vec<_>>(),
                 "watermark_ms": watermark(&entry.control),
                 "watermark_lag_ms": watermark(&entry.control).map(|w| now - w),
                 "checkpoints": entry.control.checkpoints(),
@@ -506,7 +520,7 @@ fn label(value: &str) -> String {
 /// The text exposition of every pipeline's counters at `now_ms`.
 fn render(pipelines: &[Entry], now_ms: i64) -> String {
     type Value = fn(&Entry, i64) -> Option<f64>;
-    let families: [(&str, &str, &str, Value); 13] = [
+    let families: [(&str, &str, &str, Value); 14] = [
         ("streamsql_pipeline_rows_in_total", "counter", "Rows read by the pipeline's sources.", |e, _| {
             Some(e.control.metrics().rows_in as f64)
         }),
@@ -530,6 +544,12 @@ fn render(pipelines: &[Entry], now_ms: i64) -> String {
             "counter",
             "Source requests that failed after their retries.",
             |e, _| Some(e.control.metrics().source_errors as f64),
+        ),
+        (
+            "streamsql_pipeline_sink_retries_total",
+            "counter",
+            "Writes the sink retried after a failure (a service outage).",
+            |e, _| Some(e.control.metrics().sink_retries as f64),
         ),
         ("streamsql_pipeline_running", "gauge", "1 while the pipeline runs, 0 once it ended.", |e, _| {
             Some(if e.running { 1.0 } else { 0.0 })
@@ -589,6 +609,62 @@ fn render(pipelines: &[Entry], now_ms: i64) -> String {
                 let operator = format!("[{}] {}", op.label, op.name);
                 let _ =
                     writeln!(out, "{name}{{pipeline=\"{}\",operator=\"{}\"}} {}", i + 1, label(&operator), value(op));
+            }
+        }
+    }
+    let stages = || {
+        operators.iter().enumerate().flat_map(|(i, ops)| {
+            ops.iter()
+                .filter(|o| !o.name.starts_with("source "))
+                .map(move |o| (i + 1, format!("[{}] {}", o.label, o.name), o))
+        })
+    };
+    let name = "streamsql_operator_state_bytes";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Estimated memory of a stage's state (groups, accumulators, rows kept), sampled each second.\n# TYPE {name} gauge"
+    );
+    for (pipeline, operator, op) in stages() {
+        let _ = writeln!(out, "{name}{{pipeline=\"{pipeline}\",operator=\"{}\"}} {}", label(&operator), op.state_bytes);
+    }
+    let name = "streamsql_operator_batch_seconds";
+    let _ = writeln!(out, "# HELP {name} Time a stage took to process one input batch.\n# TYPE {name} histogram");
+    for (pipeline, operator, op) in stages() {
+        let labels = format!("pipeline=\"{pipeline}\",operator=\"{}\"", label(&operator));
+        let mut cumulative = 0;
+        for (bound, count) in BATCH_SECONDS_BUCKETS.iter().zip(&op.batch_seconds.buckets) {
+            cumulative += count;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", op.batch_seconds.count());
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", op.batch_seconds.sum_seconds);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", op.batch_seconds.count());
+    }
+    let name = "streamsql_connector_errors_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Errors per source and sink table: bad records skipped (bad_record), JSON rows missing a \
+         field (missing_field), requests failed after retries (failed_request), writes retried (retry).\n# TYPE {name} counter"
+    );
+    for (i, entry) in pipelines.iter().enumerate() {
+        for c in entry.control.connectors() {
+            let kinds: &[(&str, u64)] = match c.role {
+                "sink" => &[("retry", c.sink_retries)],
+                _ => &[
+                    ("bad_record", c.bad_records),
+                    ("missing_field", c.rows_missing_fields),
+                    ("failed_request", c.source_errors),
+                ],
+            };
+            for (kind, value) in kinds {
+                let _ = writeln!(
+                    out,
+                    "{name}{{pipeline=\"{}\",role=\"{}\",table=\"{}\",connector=\"{}\",kind=\"{kind}\"}} {value}",
+                    i + 1,
+                    c.role,
+                    label(&c.table),
+                    label(&c.connector)
+                );
             }
         }
     }

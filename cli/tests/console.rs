@@ -135,6 +135,24 @@ fn metrics_equal_the_end_of_run_report() {
         }
     }
     assert!(checked >= 6, "{report:#?}");
+    // Every stage: a batch-time histogram whose count is the batches it took, and its state size.
+    let stages: Vec<_> = samples
+        .keys()
+        .filter(|(name, _)| name == "streamsql_operator_batch_seconds_count")
+        .map(|(_, labels)| labels.clone())
+        .collect();
+    assert!(stages.len() >= 2, "{stages:?}");
+    for labels in stages {
+        let pairs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert!(value("streamsql_operator_batch_seconds_count", &pairs) > 0.0, "{labels:?}");
+        let mut inf = pairs.clone();
+        inf.push(("le", "+Inf"));
+        assert_eq!(
+            value("streamsql_operator_batch_seconds_bucket", &inf),
+            value("streamsql_operator_batch_seconds_count", &pairs)
+        );
+        assert!(samples.contains_key(&("streamsql_operator_state_bytes".to_string(), labels.clone())), "{labels:?}");
+    }
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     assert!(child.wait().expect("exit").success(), "SIGTERM after the pipelines finished: exit 0");
 }
@@ -374,4 +392,41 @@ fn a_chart_the_table_cannot_draw_is_refused_at_plan_time() {
     refused("'chart' = 'line'", &["a 'line' chart needs a TIMESTAMP column"]);
     refused("'chart.y' = 'flows'", &["need 'chart'"]);
     refused("'chart' = 'table', 'chart.y' = 'flows'", &["'chart.y' does not apply to 'chart' = 'table'"]);
+}
+
+#[test]
+fn bad_records_are_counted_per_source_table() {
+    let dir = std::env::temp_dir().join(format!("streamsql-console-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, "{\"k\": \"a\", \"v\": 1}\nnot json\n{\"k\": \"b\", \"v\": 2}\n{\"k\": 3\n").expect("input");
+    let sql = format!(
+        "CREATE TABLE events (k STRING, v BIGINT) WITH ('connector' = 'file', 'path' = '{}', 'format' = 'json', \
+           'format.on-error' = 'skip');
+         CREATE TABLE quiet (src_ip STRING, bytes_in BIGINT) WITH ('connector' = 'netflow', 'number-of-rows' = '5');
+         CREATE TABLE out (k STRING, v BIGINT) WITH ('connector' = 'blackhole');
+         INSERT INTO out SELECT k, v FROM events UNION ALL SELECT src_ip, bytes_in FROM quiet;",
+        input.display()
+    );
+    let (child, lines) = start(&["-e", &sql, "--http", "127.0.0.1:0"]);
+    let url = console_url(&lines);
+    let report = lines_until(&lines, "serving metrics on");
+    let samples = scrape(&format!("{url}/metrics"), None);
+    let errors = |table: &str, kind: &str| {
+        samples
+            .iter()
+            .find(|((name, labels), _)| {
+                name == "streamsql_connector_errors_total"
+                    && labels.get("table").map(String::as_str) == Some(table)
+                    && labels.get("kind").map(String::as_str) == Some(kind)
+            })
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no {kind} errors of {table} in {samples:#?}"))
+    };
+    assert_eq!(errors("events", "bad_record"), 2.0);
+    assert_eq!(errors("quiet", "bad_record"), 0.0);
+    assert_eq!(errors("out", "retry"), 0.0);
+    let line = report.iter().find(|l| l.starts_with("INSERT INTO out:")).expect("report");
+    assert_eq!(count(line, "bad records skipped"), 2.0, "{line}");
+    stop(child);
 }

@@ -6,6 +6,7 @@
 //! (backpressure); other errors, or running out of time, fail the pipeline with the server's
 //! message. A batch is never split across calls.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
@@ -107,7 +108,7 @@ impl Connector for FlightConnector {
                 .timeout(options.timeout)
                 .connect_lazy()
         };
-        Ok(Box::new(FlightSink { table: table.name.clone(), options, runtime, channel }))
+        Ok(Box::new(FlightSink { table: table.name.clone(), options, runtime, channel, retries: Arc::default() }))
     }
 }
 
@@ -116,6 +117,8 @@ struct FlightSink {
     options: FlightOptions,
     runtime: tokio::runtime::Runtime,
     channel: Channel,
+    /// DoPuts retried after a failure.
+    retries: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Whether a failed DoPut may succeed when tried again.
@@ -150,6 +153,7 @@ impl Sink for FlightSink {
                 Ok(_) => return Ok(()),
                 Err(e) if retryable(&e) && started.elapsed() + backoff < self.options.retry_for => {
                     tracing::warn!(table = %self.table, error = %e, "DoPut failed; retrying in {backoff:?}");
+                    self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -165,5 +169,9 @@ impl Sink for FlightSink {
 
     fn finish(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    fn retries(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        Some(self.retries.clone())
     }
 }

@@ -137,6 +137,12 @@ pub trait Sink: Send {
     fn cancel(&mut self) -> Result<()> {
         self.finish()
     }
+
+    /// The sink's count of writes it retried after a failure (a service outage), which it
+    /// updates as it retries, for the metrics; `None` for sinks that do not retry.
+    fn retries(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        None
+    }
 }
 
 /// Whether a table is read from or written to.
@@ -354,7 +360,8 @@ pub struct OptionSpec {
 pub struct SourceContext {
     /// Largest number of rows per batch.
     pub batch_size: usize,
-    /// Counters; sources add skipped bad records here.
+    /// The source table's error counters: bad records skipped, rows missing fields, failed
+    /// requests (they count towards the pipeline's too).
     pub metrics: Arc<PipelineMetrics>,
     /// Which instance of the table's reader this is, of `instances` (always 0 of 1 unless the
     /// connector is [`Connector::partitioned`]); a partitioned source reads its share.

@@ -185,4 +185,15 @@ pub trait Operator: Send {
     fn on_commit(&mut self, _epoch: Epoch) -> Result<()> {
         Ok(())
     }
+
+    /// An estimate of the memory the operator's state holds, in bytes (rows kept, groups and
+    /// their accumulators, indexes); sampled about once a second for the metrics.
+    fn state_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// The memory `batches` hold (buffers shared between slices count once per slice).
+pub fn batches_bytes<'a>(batches: impl IntoIterator<Item = &'a RecordBatch>) -> usize {
+    batches.into_iter().map(RecordBatch::get_array_memory_size).sum()
 }

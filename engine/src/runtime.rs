@@ -30,7 +30,9 @@ use crate::checkpoint::{CheckpointStats, Checkpoints, NodeCheckpointer};
 use crate::connector::{ChangelogMode, Pulled, Sink, SourceContext};
 use crate::error::{Result, StreamError};
 use crate::message::Message;
-use crate::metrics::{MetricsSnapshot, OperatorMetrics, OperatorSnapshot, PipelineMetrics};
+use crate::metrics::{
+    ConnectorMetrics, ConnectorSnapshot, MetricsSnapshot, OperatorMetrics, OperatorSnapshot, PipelineMetrics,
+};
 use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::aggregate::ChangeOp;
 use crate::operators::aggregate::updating::op_field;
@@ -56,9 +58,25 @@ struct Shared {
     operators: OnceLock<Vec<Arc<OperatorMetrics>>>,
     /// The pipeline's checkpoints, when it takes them.
     checkpoints: Option<Arc<Checkpoints>>,
+    /// Error counters per source table and the sink.
+    connectors: OnceLock<Vec<ConnectorMetrics>>,
 }
 
 impl Shared {
+    /// The pipeline's counters, its connectors' errors included.
+    fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let mut snapshot = self.metrics.snapshot();
+        for connector in self.connectors.get().map(Vec::as_slice).unwrap_or_default() {
+            snapshot.add_errors(&connector.counters.snapshot());
+            snapshot.sink_retries += connector.retries.get().map_or(0, |r| r.load(Ordering::Relaxed));
+        }
+        snapshot
+    }
+
+    fn connectors(&self) -> Vec<ConnectorSnapshot> {
+        self.connectors.get().map(Vec::as_slice).unwrap_or_default().iter().map(ConnectorMetrics::snapshot).collect()
+    }
+
     fn source_watermark(&self, source: usize, watermark: i64) {
         if let Some(slot) = self.source_watermarks.get(source) {
             slot.store(watermark, Ordering::Relaxed);
@@ -102,7 +120,7 @@ impl PipelineControl {
 
     /// The pipeline's counters at this moment.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.shared.metrics.snapshot()
+        self.shared.metrics_snapshot()
     }
 
     /// The counters of each source and stage at this moment, numbered as `EXPLAIN` numbers them.
@@ -113,6 +131,11 @@ impl PipelineControl {
     /// Whether the pipeline takes checkpoints.
     pub fn checkpoints(&self) -> bool {
         self.shared.checkpoints.is_some()
+    }
+
+    /// The error counters of each source table and of the sink, at this moment.
+    pub fn connectors(&self) -> Vec<ConnectorSnapshot> {
+        self.shared.connectors()
     }
 
     /// The last complete checkpoint, if the pipeline takes them and one completed.
@@ -226,7 +249,7 @@ impl RunningPipeline {
             Some(e) => Err(e),
             None => Ok(PipelineReport {
                 name: self.name.clone(),
-                metrics: self.shared.metrics.snapshot(),
+                metrics: self.shared.metrics_snapshot(),
                 operators: self.shared.operators(),
                 cancelled,
                 restored_from: checkpoints.as_ref().and_then(|c| c.restored_epoch()),
@@ -256,6 +279,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         metrics: Arc::new(PipelineMetrics::default()),
         source_watermarks: (0..sources).map(|_| AtomicI64::new(WATERMARK_MIN)).collect(),
         operators: OnceLock::new(),
+        connectors: OnceLock::new(),
         checkpoints: opened.as_ref().ok().cloned().flatten(),
     });
     if let Err(e) = opened {
@@ -273,8 +297,15 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         }));
         late_tx
     });
-    let mut spawner =
-        Spawner { shared: &shared, batch_size: spec.batch_size, tasks, sources: 0, operators: Vec::new(), late };
+    let mut spawner = Spawner {
+        shared: &shared,
+        batch_size: spec.batch_size,
+        tasks,
+        sources: 0,
+        operators: Vec::new(),
+        late,
+        connectors: Vec::new(),
+    };
     // Upstream instances send into one channel the sink reads. With checkpoints, each sends
     // into a channel of its own, and an aligner task aligns their barriers before that channel
     // (sinks block on their I/O, some in runtimes of their own, so they cannot run the async
@@ -319,6 +350,15 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
     spawner.late = None;
     let sink_node = spawner.operators.len();
     let _ = shared.operators.set(spawner.operators);
+    let sink_retries = Arc::new(OnceLock::new());
+    spawner.connectors.push(ConnectorMetrics {
+        table: spec.sink.table.name.clone(),
+        connector: spec.sink.connector.name().to_string(),
+        role: "sink",
+        counters: Arc::default(),
+        retries: sink_retries.clone(),
+    });
+    let _ = shared.connectors.set(spawner.connectors);
     let mut tasks = spawner.tasks;
     let restored = shared.checkpoints.as_ref().map(|c| c.restore_state(sink_node, 0)).transpose();
     match restored {
@@ -326,7 +366,12 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
             let shared = shared.clone();
             let spec = spec.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                let place = SinkPlace { upstream: upstream_ends, node: sink_node, restored: restored.flatten() };
+                let place = SinkPlace {
+                    upstream: upstream_ends,
+                    node: sink_node,
+                    restored: restored.flatten(),
+                    retries: sink_retries,
+                };
                 let run = || run_sink(&spec, sink_rx, place, &shared);
                 if let Err(e) = unwound("the sink", run) {
                     shared.fail(e);
@@ -367,6 +412,8 @@ struct Spawner<'a> {
     operators: Vec<Arc<OperatorMetrics>>,
     /// Into the late-rows sink, for stages that route late rows.
     late: Option<mpsc::Sender<Message>>,
+    /// Error counters of the sources spawned so far.
+    connectors: Vec<ConnectorMetrics>,
 }
 
 impl Spawner<'_> {
@@ -387,13 +434,22 @@ impl Spawner<'_> {
                 let node_index = self.operators.len();
                 let counters = Arc::new(OperatorMetrics::new(format!("source {}", source.table.name)));
                 self.operators.push(counters.clone());
+                let errors = Arc::new(PipelineMetrics::default());
+                self.connectors.push(ConnectorMetrics {
+                    table: source.table.name.clone(),
+                    connector: source.connector.name().to_string(),
+                    role: "source",
+                    counters: errors.clone(),
+                    retries: Arc::default(),
+                });
                 let shared = self.shared.clone();
                 let (source, chain, batch_size) = (source.clone(), chain.clone(), self.batch_size);
                 let instances = outputs.len();
                 for (instance, mut output) in outputs.into_iter().enumerate() {
                     output.count_backpressure(counters.clone());
                     let shared = shared.clone();
-                    let (source, chain, counters) = (source.clone(), chain.clone(), counters.clone());
+                    let (source, chain, counters, errors) =
+                        (source.clone(), chain.clone(), counters.clone(), errors.clone());
                     let restored = self.restored(node_index, instance)?;
                     self.tasks.push(tokio::task::spawn_blocking(move || {
                         // The error is recorded before the channels close, so downstream tasks
@@ -407,7 +463,7 @@ impl Spawner<'_> {
                         };
                         let ctx = SourceContext {
                             batch_size,
-                            metrics: shared.metrics.clone(),
+                            metrics: errors,
                             instance,
                             instances,
                             checkpoints: shared.checkpoints.is_some(),
@@ -719,12 +775,17 @@ struct SinkPlace {
     upstream: usize,
     node: usize,
     restored: Option<StateSnapshot>,
+    /// Where the sink's count of retried writes goes once it is open.
+    retries: Arc<OnceLock<Arc<std::sync::atomic::AtomicU64>>>,
 }
 
 /// Sink task: strips hidden columns, writes; at an (aligned) barrier, flushes and stores the
 /// sink's snapshot; finishes after every upstream ended. Blocking thread.
 fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: SinkPlace, shared: &Shared) -> Result<()> {
     let mut sink: Box<dyn Sink> = spec.sink.connector.open_sink(&spec.sink.table)?;
+    if let Some(retries) = sink.retries() {
+        let _ = place.retries.set(retries);
+    }
     let schema = spec.sink.table.schema.clone();
     let layout = SinkLayout::of(spec);
     let mut ends = 0;

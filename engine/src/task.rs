@@ -161,6 +161,9 @@ impl Output {
     }
 }
 
+/// How often a task samples its operator's state size for the metrics (at most; after messages).
+const STATE_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What a task needs besides its channels.
 pub struct TaskContext<'a> {
     /// Which instance of its operator this task runs (0-based).
@@ -202,6 +205,8 @@ pub async fn run_operator(
     let mut sent_watermark = i64::MIN;
     let mut emitter = Emitter::default();
     let mut next_input = 0;
+    // When the state's size is next sampled for the metrics.
+    let mut next_sample: Option<std::time::Instant> = None;
 
     loop {
         let skip: Vec<bool> = ended.iter().zip(&aligning).map(|(e, a)| *e || *a).collect();
@@ -224,10 +229,15 @@ pub async fn run_operator(
         match message {
             Message::Batch(batch) => {
                 idle[channel] = false;
-                if let Some(counters) = ctx.operator {
-                    PipelineMetrics::add(&counters.rows_in, batch.num_rows());
+                match ctx.operator {
+                    Some(counters) => {
+                        PipelineMetrics::add(&counters.rows_in, batch.num_rows());
+                        let started = std::time::Instant::now();
+                        operator.on_batch(input_of[channel], batch, &mut emitter)?;
+                        counters.batch_seconds.observe(started.elapsed());
+                    }
+                    None => operator.on_batch(input_of[channel], batch, &mut emitter)?,
                 }
-                operator.on_batch(input_of[channel], batch, &mut emitter)?
             }
             Message::Watermark(w) => {
                 idle[channel] = false;
@@ -280,6 +290,15 @@ pub async fn run_operator(
         if rose {
             watermark = minimum;
             operator.on_watermark(watermark, &mut emitter)?;
+        }
+        if let Some(counters) = ctx.operator {
+            let now = std::time::Instant::now();
+            if next_sample.is_none_or(|at| now >= at) {
+                counters.set_state_bytes(ctx.instance, operator.state_bytes());
+                // A state that takes long to measure (many keys) is measured less often, so
+                // that measuring costs at most about 1 % of the task's time.
+                next_sample = Some(now + STATE_SAMPLE_INTERVAL.max(now.elapsed() * 100));
+            }
         }
         // Results first, then the watermark that released them.
         if !send_emitted(&mut emitter, output, ctx).await? {

@@ -32,6 +32,8 @@ async fn the_sink_rides_out_an_outage_and_writes_every_row() {
     tokio::task::spawn_blocking(|| cassandra::run_script("stop", true)).await.expect("stop");
     tokio::time::sleep(Duration::from_secs(12)).await;
     let during = control.metrics().rows_out;
+    // The sink's retries show while the outage lasts, not only once it is over.
+    let retries_during = control.metrics().sink_retries;
     tokio::task::spawn_blocking(|| cassandra::run_script("start", true)).await.expect("restart");
     let outage = down.elapsed();
 
@@ -39,6 +41,10 @@ async fn the_sink_rides_out_an_outage_and_writes_every_row() {
     assert_eq!(report.metrics.rows_out, ROWS);
     assert!(outage > Duration::from_secs(10), "outage lasted {outage:?}");
     assert!(during < ROWS, "the pipeline must have waited during the outage");
+    assert!(retries_during > 0, "no sink retries counted during the outage");
+    let sink = control.connectors().into_iter().find(|c| c.role == "sink").expect("the sink's counters");
+    assert_eq!((sink.connector.as_str(), sink.sink_retries), ("cassandra", report.metrics.sink_retries));
+    assert!(report.metrics.sink_retries >= retries_during);
 
     let session = cassandra::connect().await;
     let rows = cassandra::select_rows(&session, &table, &["flow_id"]).await;

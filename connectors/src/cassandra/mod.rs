@@ -127,6 +127,10 @@ impl Sink for CassandraSink {
         self.writer.finish();
         Ok(())
     }
+
+    fn retries(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        Some(self.writer.retries())
+    }
 }
 
 /// Runs a future to completion from synchronous code, inside or outside a tokio runtime, on a

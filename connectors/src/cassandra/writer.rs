@@ -41,6 +41,8 @@ pub struct CassandraWriter {
     cql_types: Vec<String>,
     rows_written: u64,
     latencies: Vec<Duration>,
+    /// Writes retried after a failure, for the metrics.
+    retries: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl CassandraWriter {
@@ -102,6 +104,7 @@ impl CassandraWriter {
             cql_types,
             rows_written: 0,
             latencies: Vec::new(),
+            retries: Arc::default(),
         })
     }
 
@@ -109,7 +112,8 @@ impl CassandraWriter {
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let rows = convert::rows(batch, &self.cql_types, self.options.ttl_seconds)?;
         let count = rows.len();
-        let latencies = self.runtime.block_on(write_rows(&self.session, &self.insert, rows, &self.options))?;
+        let latencies =
+            self.runtime.block_on(write_rows(&self.session, &self.insert, rows, &self.options, &self.retries))?;
         let room = MAX_SAMPLES.saturating_sub(self.latencies.len());
         self.latencies.extend(latencies.into_iter().take(room));
         self.rows_written += count as u64;
@@ -154,7 +158,7 @@ impl CassandraWriter {
         let key_types: Vec<String> = self.key_columns.iter().map(|&c| self.cql_types[c].clone()).collect();
         let rows = convert::rows(&deletes, &key_types, None)?;
         let count = rows.len();
-        self.runtime.block_on(write_rows(&self.session, &delete, rows, &self.options))?;
+        self.runtime.block_on(write_rows(&self.session, &delete, rows, &self.options, &self.retries))?;
         self.rows_written += count as u64;
         Ok(())
     }
@@ -170,6 +174,11 @@ impl CassandraWriter {
         sorted.sort_unstable();
         let last = sorted.len().checked_sub(1)?;
         sorted.get(((p / 100.0) * last as f64).round() as usize).copied()
+    }
+
+    /// The count of writes retried after a failure, updated while it retries.
+    pub fn retries(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.retries.clone()
     }
 
     /// Logs what was written.
@@ -190,6 +199,7 @@ async fn write_rows(
     insert: &PreparedStatement,
     rows: Vec<Vec<Option<CqlValue>>>,
     options: &CassandraOptions,
+    retries: &std::sync::atomic::AtomicU64,
 ) -> Result<Vec<Duration>> {
     let mut latencies = Vec::with_capacity(rows.len());
     let mut rows = rows.into_iter();
@@ -197,7 +207,7 @@ async fn write_rows(
     loop {
         while in_flight.len() < options.max_concurrent_requests {
             match rows.next() {
-                Some(row) => in_flight.push(write_row(session, insert, row, options)),
+                Some(row) => in_flight.push(write_row(session, insert, row, options, retries)),
                 None => break,
             }
         }
@@ -236,6 +246,7 @@ async fn write_row(
     insert: &PreparedStatement,
     row: Vec<Option<CqlValue>>,
     options: &CassandraOptions,
+    retries: &std::sync::atomic::AtomicU64,
 ) -> Result<Duration> {
     let started = Instant::now();
     let mut backoff = FIRST_BACKOFF;
@@ -253,6 +264,7 @@ async fn write_row(
                     );
                     warned = true;
                 }
+                retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }

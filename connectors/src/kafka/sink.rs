@@ -93,6 +93,8 @@ pub(super) struct KafkaSink {
     message_timeout: Option<Duration>,
     /// Exactly once: what is held back for transactions.
     transactions: Option<Transactions>,
+    /// Transactions written again after an abort, for the metrics.
+    retries: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The exactly-once sink's records between their write and their transaction.
@@ -296,6 +298,7 @@ impl KafkaSink {
             next_partition: 0,
             message_timeout,
             transactions,
+            retries: Arc::default(),
         })
     }
 
@@ -481,6 +484,10 @@ impl Sink for KafkaSink {
     fn abort(&mut self) -> Result<()> {
         self.cancel()
     }
+
+    fn retries(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        Some(self.retries.clone())
+    }
 }
 
 impl KafkaSink {
@@ -501,6 +508,7 @@ impl KafkaSink {
                 Ok(()) => break,
                 Err(TransactionFailure::Abortable(e)) if attempt < TRANSACTION_ATTEMPTS => {
                     tracing::warn!("table '{}': transaction aborted, writing it again: {e}", self.table);
+                    self.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.producer
                         .abort_transaction(TRANSACTION_TIMEOUT)
                         .map_err(|e| kafka_error(&self.table, &what, e))?;

@@ -541,6 +541,21 @@ impl JoinOperator {
 }
 
 impl Operator for JoinOperator {
+    fn state_bytes(&self) -> usize {
+        self.sides
+            .iter()
+            .map(|side| {
+                // The indexes by their size and one key's length: walking every key would cost
+                // as much as the state is large.
+                let index = |map: &HashMap<Box<[u8]>, Vec<(usize, usize)>>| {
+                    let key = map.keys().next().map_or(0, |k| k.len());
+                    map.capacity() * (size_of::<(Box<[u8]>, Vec<(usize, usize)>)>() + 1) + map.len() * (key + 16)
+                };
+                crate::operator::batches_bytes(&side.batches) + index(&side.index) + index(&side.by_value)
+            })
+            .sum()
+    }
+
     fn name(&self) -> &str {
         match (&self.spec.interval, &self.spec.lookup) {
             (Some(_), _) => "interval join",

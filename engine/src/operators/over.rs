@@ -101,6 +101,11 @@ pub(crate) struct Holding {
 }
 
 impl Holding {
+    /// Memory the rows held back hold.
+    pub(crate) fn bytes(&self) -> usize {
+        crate::operator::batches_bytes(self.pending.iter().map(|(_, batch)| batch))
+    }
+
     pub(crate) fn new(late: Option<Arc<LateOutput>>) -> Self {
         Self { pending: Vec::new(), schema: None, watermark: WATERMARK_MIN, late }
     }
@@ -598,6 +603,10 @@ pub(crate) fn hidden_column(batch: &RecordBatch, name: &str) -> Result<ArrayRef>
 }
 
 impl Operator for OverOperator {
+    fn state_bytes(&self) -> usize {
+        crate::operator::batches_bytes(self.history.values().chain(self.held.values())) + self.holding.bytes()
+    }
+
     fn name(&self) -> &str {
         "over aggregate"
     }

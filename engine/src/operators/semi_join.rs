@@ -71,6 +71,12 @@ impl SemiJoinOperator {
 }
 
 impl Operator for SemiJoinOperator {
+    fn state_bytes(&self) -> usize {
+        self.right_keys.iter().next().map_or(0, |k| k.len() + 16) * self.right_keys.len()
+            + self.right_keys.capacity() * size_of::<Box<[u8]>>()
+            + self.pending.values().map(crate::operator::batches_bytes).sum::<usize>()
+    }
+
     fn name(&self) -> &str {
         "semi join"
     }

@@ -171,6 +171,11 @@ impl TopNOperator {
 }
 
 impl Operator for TopNOperator {
+    fn state_bytes(&self) -> usize {
+        crate::operator::batches_bytes(&self.arena)
+            + self.live * (self.tops.values().flatten().next().map_or(0, |e| e.key.as_ref().len()) + size_of::<Entry>())
+    }
+
     fn name(&self) -> &str {
         "top-n"
     }

@@ -249,6 +249,10 @@ impl WindowJoinOperator {
 }
 
 impl Operator for WindowJoinOperator {
+    fn state_bytes(&self) -> usize {
+        self.windows.iter().flat_map(|w| w.values()).map(crate::operator::batches_bytes).sum()
+    }
+
     fn name(&self) -> &str {
         "window join"
     }

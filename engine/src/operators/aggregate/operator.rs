@@ -101,6 +101,10 @@ fn at_processing_time(batch: RecordBatch, now: i64) -> Result<RecordBatch> {
 }
 
 impl Operator for WindowOperator {
+    fn state_bytes(&self) -> usize {
+        self.aggregator.state_bytes()
+    }
+
     fn name(&self) -> &str {
         "window aggregate"
     }
@@ -205,6 +209,13 @@ impl UpdatingOperator {
 }
 
 impl Operator for UpdatingOperator {
+    fn state_bytes(&self) -> usize {
+        match &self.aggregator {
+            Updating::Append(a) => a.state_bytes(),
+            Updating::Changelog(a) => a.state_bytes(),
+        }
+    }
+
     fn name(&self) -> &str {
         "updating aggregate"
     }

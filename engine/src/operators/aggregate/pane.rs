@@ -18,6 +18,14 @@ pub(super) enum Groups {
 }
 
 impl Groups {
+    /// Memory the group keys hold.
+    pub(super) fn size(&self) -> usize {
+        match self {
+            Groups::Single { .. } => 0,
+            Groups::Keyed(values, _) => values.size(),
+        }
+    }
+
     pub(super) fn new(spec: &AggregateSpec) -> Result<Self> {
         if spec.key_fields.is_empty() {
             return Ok(Groups::Single { seen: false });
@@ -94,6 +102,17 @@ pub(super) struct PaneInput<'a> {
 }
 
 impl Pane {
+    /// Memory the pane holds: its groups, accumulators and sealed chunks.
+    pub(super) fn size(&self) -> usize {
+        let sealed: usize = self
+            .sealed
+            .iter()
+            .flat_map(|chunk| chunk.keys.iter().chain(chunk.states.iter().flatten()))
+            .map(|array| array.get_array_memory_size())
+            .sum();
+        self.groups.size() + self.accumulators.iter().map(|a| a.size()).sum::<usize>() + sealed
+    }
+
     pub(super) fn new(spec: &AggregateSpec) -> Result<Self> {
         Ok(Self { groups: Groups::new(spec)?, accumulators: new_accumulators(spec)?, sealed: Vec::new() })
     }

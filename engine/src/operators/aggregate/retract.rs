@@ -187,6 +187,21 @@ pub struct RetractingAggregator {
 }
 
 impl RetractingAggregator {
+    /// Memory the keys (twice: rows and index), accumulators and emitted values hold.
+    pub fn state_bytes(&self) -> usize {
+        let keys: usize = self.key_rows.iter().map(|k| 2 * k.as_ref().len() + 64).sum();
+        let groups: usize = self
+            .groups
+            .iter()
+            .map(|g| {
+                g.accumulators.iter().map(|a| a.size()).sum::<usize>()
+                    + g.emitted.iter().flatten().map(ScalarValue::size).sum::<usize>()
+                    + size_of::<Group>()
+            })
+            .sum();
+        keys + groups
+    }
+
     pub fn new(spec: Arc<AggregateSpec>) -> Result<Self> {
         if spec.outputs.iter().any(|o| !matches!(o, GroupOutput::Key(_))) {
             return Err(StreamError::Internal("aggregation over an updating input with window columns".into()));

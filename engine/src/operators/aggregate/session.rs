@@ -234,6 +234,10 @@ impl SessionOperator {
 }
 
 impl Operator for SessionOperator {
+    fn state_bytes(&self) -> usize {
+        self.open.values().map(|s| crate::operator::batches_bytes(&s.rows)).sum::<usize>() + self.holding.bytes()
+    }
+
     fn name(&self) -> &str {
         "session window aggregate"
     }

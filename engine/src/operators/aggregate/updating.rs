@@ -117,6 +117,15 @@ pub struct UpdatingAggregator {
 }
 
 impl UpdatingAggregator {
+    /// Memory the groups, their accumulators and what was emitted per group hold.
+    pub fn state_bytes(&self) -> usize {
+        self.groups.size()
+            + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+            + self.emitted.iter().map(|a| a.get_array_memory_size()).sum::<usize>()
+            + self.changed.capacity()
+            + self.changed_list.capacity() * size_of::<u32>()
+    }
+
     pub fn new(spec: Arc<AggregateSpec>) -> Result<Self> {
         let keys = spec.outputs.iter().filter(|o| matches!(o, GroupOutput::Key(_))).count();
         if keys != spec.outputs.len() {

@@ -42,6 +42,11 @@ pub struct WindowAggregator {
 }
 
 impl WindowAggregator {
+    /// Memory the open panes hold.
+    pub fn state_bytes(&self) -> usize {
+        self.panes.values().map(Pane::size).sum()
+    }
+
     /// `row_watermarks`: whether the rows come from one input, in its order (see
     /// [`WindowAggregator::process_batch`]).
     pub fn new(spec: Arc<AggregateSpec>, row_watermarks: bool) -> Result<Self> {
