@@ -234,6 +234,7 @@ async function refreshTables() {
     ? tables.map((t) => el('li', {}, link(t), ` — ${t.chart.kind === 'table' ? 'a table' : `a ${t.chart.kind} chart`} of ${describeChart(t.chart)}`))
     : [el('li', { class: 'muted', text: 'No live tables yet.' })]));
   $('table-list').replaceChildren(...tables.map((t) => el('li', {}, link(t))));
+  feature();
   if (view.page === 'tables' && !view.table) route();
   markActive();
 }
@@ -302,6 +303,26 @@ function chooseChart(chart, columns) {
   }
   if (!has(out.y)) out.y = of('number', [out.x, out.series]);
   return out;
+}
+
+// The pipelines page opens on the first live table that has a chart, drawn as it declares.
+const featured = { source: null, name: null };
+
+function feature() {
+  const table = tables.find((t) => t.chart.kind !== 'table');
+  if (!table || featured.name === table.name) return;
+  if (featured.source) featured.source.close();
+  featured.name = table.name;
+  $('featured').hidden = false;
+  $('featured-title').textContent = `${table.name} — ${describeChart(table.chart)}`;
+  $('featured-title').href = '#/tables/' + encodeURIComponent(table.name);
+  featured.source = new EventSource(api(`/api/tables/${encodeURIComponent(table.name)}/events?limit=2000`));
+  featured.source.onmessage = (event) => {
+    const data = JSON.parse(event.data);
+    if (data.error) return;
+    const drawn = drawChart($('featured-chart'), data.columns, data.rows, chooseChart(table.chart, data.columns), 300000);
+    $('featured-note').textContent = drawn.note || '';
+  };
 }
 
 // --- charts -------------------------------------------------------------------------------

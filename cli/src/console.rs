@@ -97,6 +97,15 @@ impl Board {
         }
     }
 
+    /// Marks pipeline `index` as stopped before its input ended (by the shell's STOP PIPELINE
+    /// or Ctrl-C as much as by the console's button).
+    pub fn stopped(&self, index: usize) {
+        if let Some(entry) = self.lock().get_mut(index) {
+            entry.running = false;
+            entry.stopped = true;
+        }
+    }
+
     /// Stops pipeline `index` (after a final checkpoint, when it takes them); false when there
     /// is no such pipeline running.
     fn stop(&self, index: usize) -> bool {

@@ -56,6 +56,11 @@ struct Args {
     #[arg(short = 'q', long)]
     quiet: bool,
 
+    /// More log lines on stderr: -v what pipelines and connectors do (info), -vv debug, -vvv
+    /// trace. RUST_LOG, when set, takes precedence (e.g. RUST_LOG=streamsql_connectors=debug).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
     /// Instances of each aggregation, unless the statements say `SET 'parallelism.default'`.
     #[arg(short = 'p', long, value_name = "N")]
     parallelism: Option<usize>,
@@ -168,10 +173,14 @@ const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 
 fn run(args: Args) -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(match args.verbose {
+                0 => DEFAULT_LOG_FILTER,
+                1 => "info,scylla=warn",
+                2 => "debug,scylla=info,rdkafka=info,hyper=info,h2=info,tower=info",
+                _ => "trace",
+            })
+        }))
         .with_writer(|| stdio::LogWriter)
         // Colours only for a person at a terminal, not in files and pipes.
         .with_ansi(std::io::stderr().is_terminal())

@@ -261,8 +261,10 @@ pub async fn run_script(
         tokio::select! {
             next = joins.join_next() => {
                 let Some(joined) = next else { break };
-                if let Ok((index, _)) = &joined {
-                    board.ended(*index);
+                match &joined {
+                    Ok((index, Ok(report))) if report.cancelled => board.stopped(*index),
+                    Ok((index, _)) => board.ended(*index),
+                    Err(_) => {}
                 }
                 match joined {
                     Ok((_, Ok(report))) => reports.push(report),
@@ -369,7 +371,7 @@ pub async fn run_script(
 }
 
 /// What the console shows of `spec` besides its counters; `query` when its sink is the terminal.
-fn pipeline_info(spec: &PipelineSpec, sql: String, query: bool) -> crate::console::PipelineInfo {
+pub fn pipeline_info(spec: &PipelineSpec, sql: String, query: bool) -> crate::console::PipelineInfo {
     crate::console::PipelineInfo {
         sql,
         plan: streamsql_sql::explain::explain(spec, query),

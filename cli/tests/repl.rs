@@ -34,6 +34,28 @@ fn shell(name: &str) -> Shell {
     shell
 }
 
+/// `streamsql --http 127.0.0.1:0` on a terminal, at its first prompt, and the console's URL.
+fn shell_with_console(name: &str) -> (Shell, String) {
+    let dir = scratch(name);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_streamsql"));
+    command.args(["--http", "127.0.0.1:0"]);
+    command.env("HOME", &dir).env("STREAMSQL_HISTORY", dir.join("history")).env("TERM", "xterm");
+    let mut shell = Session::spawn(command).expect("spawn streamsql on a pty");
+    shell.get_process_mut().set_window_size(200, 50).expect("size the terminal");
+    shell.set_expect_timeout(Some(TIMEOUT));
+    let found = shell.expect(Regex("console on (http://[0-9.:]+)/")).expect("the console's address");
+    let url = String::from_utf8_lossy(found.matches().nth(1).expect("url")).into_owned();
+    shell.expect(PROMPT).expect("the first prompt");
+    (shell, url)
+}
+
+/// `GET url` as JSON.
+fn get_json(url: &str) -> serde_json::Value {
+    let output = Command::new("curl").args(["-s", url]).output().expect("curl");
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
 /// What rustyline writes when it hands over an entered line (bracketed paste off). The prompt
 /// also appears in redraws while a line is typed, so answers are read from this mark on.
 const ENTERED: &str = "\x1b[?2004l";
@@ -193,6 +215,34 @@ fn materialized_views_are_queried_in_the_shell_as_they_fill() {
     assert!(mixed.contains("cannot read live tables") && mixed.contains("together with streams"), "{mixed}");
     shell.send_line("exit").expect("type exit");
     shell.expect(Eof).expect("the shell exits");
+}
+
+#[test]
+fn the_web_console_shows_the_shells_pipelines_and_live_tables() {
+    let (mut shell, url) = shell_with_console("console");
+    run(&mut shell, FLOWS);
+    let started = run(
+        &mut shell,
+        "CREATE MATERIALIZED VIEW per_type AS SELECT flow_type, COUNT(*) AS n FROM flows GROUP BY flow_type;",
+    );
+    assert!(started.contains("pipeline 1 started"), "{started}");
+    let pipelines = get_json(&format!("{url}/api/pipelines"));
+    assert_eq!(pipelines["pipelines"][0]["state"], "running", "{pipelines}");
+    assert!(pipelines["pipelines"][0]["sql"].as_str().expect("sql").starts_with("CREATE MATERIALIZED VIEW per_type"));
+    let tables = get_json(&format!("{url}/api/tables"));
+    assert_eq!(tables["tables"][0]["name"], "per_type", "{tables}");
+    assert_eq!(tables["tables"][0]["chart"]["kind"], "bar", "{tables}");
+
+    // Stopped in the shell, the console says so.
+    assert!(run(&mut shell, "STOP PIPELINE 1;").contains("stopping pipeline 1"));
+    let deadline = Instant::now() + TIMEOUT;
+    while get_json(&format!("{url}/api/pipelines"))["pipelines"][0]["state"] != "stopped" {
+        assert!(Instant::now() < deadline, "the console still shows pipeline 1 running");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    submit(&mut shell, "quit");
+    shell.expect(Eof).expect("the shell exits");
+    assert_exit_success(&shell);
 }
 
 #[test]

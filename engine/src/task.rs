@@ -29,22 +29,31 @@ pub struct Output {
     counters: Option<Arc<OperatorMetrics>>,
 }
 
-/// Sends `message` to `target`, adding the time spent waiting for room (backpressure) to
-/// `counters`.
+/// When `target` is full, the moment a send to it starts waiting, for [`waited`].
+fn waiting<'a>(
+    target: &mpsc::Sender<Message>,
+    counters: Option<&'a OperatorMetrics>,
+) -> Option<(std::time::Instant, &'a OperatorMetrics)> {
+    counters.filter(|_| target.capacity() == 0).map(|c| (std::time::Instant::now(), c))
+}
+
+/// Adds the time a send waited for room (backpressure) to the sender's counters.
+fn waited(since: Option<(std::time::Instant, &OperatorMetrics)>) {
+    if let Some((at, counters)) = since {
+        counters.backpressured_ns.fetch_add(at.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Sends `message` to `target`, counting the time spent waiting for room in `counters`.
 async fn send_to(
     target: &mpsc::Sender<Message>,
     message: Message,
     counters: Option<&OperatorMetrics>,
 ) -> std::result::Result<(), mpsc::error::SendError<Message>> {
-    match counters {
-        Some(counters) if target.capacity() == 0 => {
-            let waited = std::time::Instant::now();
-            let sent = target.send(message).await;
-            counters.backpressured_ns.fetch_add(waited.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            sent
-        }
-        _ => target.send(message).await,
-    }
+    let since = waiting(target, counters);
+    let sent = target.send(message).await;
+    waited(since);
+    sent
 }
 
 /// [`send_to`] from a blocking thread.
@@ -53,15 +62,10 @@ fn send_blocking_to(
     message: Message,
     counters: Option<&OperatorMetrics>,
 ) -> std::result::Result<(), mpsc::error::SendError<Message>> {
-    match counters {
-        Some(counters) if target.capacity() == 0 => {
-            let waited = std::time::Instant::now();
-            let sent = target.blocking_send(message);
-            counters.backpressured_ns.fetch_add(waited.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            sent
-        }
-        _ => target.blocking_send(message),
-    }
+    let since = waiting(target, counters);
+    let sent = target.blocking_send(message);
+    waited(since);
+    sent
 }
 
 impl Output {

@@ -128,7 +128,26 @@ pub fn run(runtime: Runtime, context: Context, parallelism: Option<usize>, forma
         errln!("streamsql: --parallelism: {}", e.message());
         return ExitCode::from(2);
     }
-    let pipelines = Pipelines::new(runtime.handle().clone(), notices);
+    let mut pipelines = Pipelines::new(runtime.handle().clone(), notices);
+    // The web console (with --http) shows the shell's pipelines and live tables while it runs.
+    let _console = match context.http {
+        Some(address) => {
+            let board = Arc::new(crate::console::Board::default());
+            let config = crate::run::console_config(&context, board.clone());
+            match runtime.block_on(crate::console::start(address, config)) {
+                Ok(console) => {
+                    errln!("streamsql: console on http://{0}/ · metrics on http://{0}/metrics", console.address);
+                    pipelines = pipelines.with_board(board);
+                    Some(console)
+                }
+                Err(e) => {
+                    errln!("streamsql: cannot serve the HTTP console on {address}: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => None,
+    };
     let live =
         QueryEngine::new(context.catalog.clone(), context.query_limits).with_functions(crate::serve::flink_functions());
     let mut shell = Shell { runtime, live, session, pipelines, names, format };

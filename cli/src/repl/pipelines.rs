@@ -19,6 +19,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::notice::Notices;
+use crate::console::Board;
 
 /// How a pipeline stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub struct Pipelines {
     runtime: Handle,
     notices: Notices,
     entries: Vec<Entry>,
+    /// The web console's (with --http): every pipeline is shown there too.
+    board: Option<Arc<Board>>,
 }
 
 impl Drop for Pipelines {
@@ -62,21 +65,41 @@ impl Drop for Pipelines {
 
 impl Pipelines {
     pub fn new(runtime: Handle, notices: Notices) -> Self {
-        Self { runtime, notices, entries: Vec::new() }
+        Self { runtime, notices, entries: Vec::new(), board: None }
+    }
+
+    /// Shows every pipeline started from now on in the web console too.
+    pub fn with_board(mut self, board: Arc<Board>) -> Self {
+        self.board = Some(board);
+        self
     }
 
     /// Starts `spec` in the background; returns its id.
     pub fn start(&mut self, spec: PipelineSpec, statement: String) -> u64 {
         let id = self.entries.len() as u64 + 1;
         let _context = self.runtime.enter();
+        let info = self.board.as_ref().map(|_| crate::run::pipeline_info(&spec, statement.clone(), false));
+        let name = spec.name.clone();
         let running = runtime::start(spec);
         let control = running.control();
+        // The board numbers pipelines as the shell does: it has every one the shell started.
+        let board = self.board.clone();
+        if let (Some(board), Some(info)) = (&board, info) {
+            board.add(name, info, control.clone());
+        }
         let state = Arc::new(Mutex::new(State::Running));
         let task = {
             let state = state.clone();
             let notices = self.notices.clone();
             self.runtime.spawn(async move {
-                let ended = match running.join().await {
+                let joined = running.join().await;
+                if let Some(board) = &board {
+                    match &joined {
+                        Ok(report) if report.cancelled => board.stopped(id as usize - 1),
+                        _ => board.ended(id as usize - 1),
+                    }
+                }
+                let ended = match joined {
                     Ok(report) if report.cancelled => State::Stopped,
                     Ok(report) => {
                         let m = report.metrics;
