@@ -187,7 +187,7 @@ impl Stage {
             Stage::Aggregate(stage) if stage.changelog_input => Err(StreamError::Config(
                 "an updating aggregate over an updating input cannot be checkpointed yet".into(),
             )),
-            Stage::TopN(_) => Ok(()),
+            Stage::TopN(_) | Stage::Over(_) => Ok(()),
             Stage::Join(stage) if stage.spec.kind != JoinKind::LeftSemi => stage.spec.checkpointable(stage.state_ttl),
             _ => Err(StreamError::Config(format!("the {} operator cannot be checkpointed yet", self.name()))),
         }
@@ -398,7 +398,10 @@ impl PipelineSpec {
                     out.push(NodeEntry {
                         name: stage.name().to_string(),
                         instances: node.instances(),
-                        rescalable: matches!(stage, Stage::Aggregate(_) | Stage::Join(_) | Stage::TopN(_)),
+                        rescalable: matches!(
+                            stage,
+                            Stage::Aggregate(_) | Stage::Join(_) | Stage::TopN(_) | Stage::Over(_)
+                        ),
                     });
                 }
             }

@@ -27,9 +27,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array, UInt64Array,
+};
 use arrow::compute::{SortColumn, concat, concat_batches, filter_record_batch, lexsort_to_indices, take};
-use arrow::datatypes::{Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType, UInt64Type};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::common::utils::evaluate_partition_ranges;
@@ -38,7 +40,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::window::{PlainAggregateWindowExpr, SlidingAggregateWindowExpr, WindowExpr};
 
 use crate::error::{Result, StreamError};
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
+use crate::operators::exchange::owned_rows;
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MAX, WATERMARK_MIN, WM_COLUMN, hidden_fields};
@@ -627,5 +630,166 @@ impl Operator for OverOperator {
 
     fn output_watermark(&self, watermark: i64) -> i64 {
         self.held_index.first().map_or(watermark, |(ts, _)| watermark.min(*ts))
+    }
+
+    /// The rows the watermark has not passed; per partition its history, with where each slid
+    /// aggregate's accumulator stands in it (`slides`, one batch per `history` batch, one row
+    /// per function), and the rows LEAD holds back; the watermark. An accumulator is stored as
+    /// the rows it holds: a restore adds them to a fresh one.
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
+        let slides_schema = Arc::new(Schema::new(vec![
+            Field::new("lo", DataType::UInt64, true),
+            Field::new("hi", DataType::UInt64, true),
+        ]));
+        let mut history = Vec::with_capacity(self.history.len());
+        let mut slides = Vec::with_capacity(self.history.len());
+        for (key, rows) in &self.history {
+            let states = self.slides.get(key);
+            let at = |i: usize| states.and_then(|s| s.get(i)).and_then(Option::as_ref);
+            let n = self.spec.functions.len();
+            let lo = UInt64Array::from_iter((0..n).map(|i| at(i).map(|s| s.lo as u64)));
+            let hi = UInt64Array::from_iter((0..n).map(|i| at(i).map(|s| s.hi as u64)));
+            history.push(rows.clone());
+            slides.push(RecordBatch::try_new(slides_schema.clone(), vec![Arc::new(lo), Arc::new(hi)])?);
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
+        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.holding.watermark]))])?;
+        Ok(StateSnapshot {
+            tables: vec![
+                ("pending".into(), self.holding.held_rows()),
+                ("history".into(), history),
+                ("slides".into(), slides),
+                ("held".into(), self.held.values().cloned().collect()),
+                ("progress".into(), vec![progress]),
+            ],
+            rescaled: None,
+        })
+    }
+
+    /// Takes back an [`OverOperator::snapshot`] (after a change of parallelism: the rows and
+    /// partitions of the keys this instance owns).
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        let watermark = state
+            .table("progress")
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
+            .max()
+            .unwrap_or(WATERMARK_MIN);
+        let (history, slides) = (state.table("history"), state.table("slides"));
+        if history.len() != slides.len() {
+            return Err(StreamError::Config(format!(
+                "the over aggregate's checkpoint has {} partitions and {} slide positions",
+                history.len(),
+                slides.len()
+            )));
+        }
+        self.history.clear();
+        self.held.clear();
+        self.slides.clear();
+        self.held_index.clear();
+        let mut pending = Vec::new();
+        for batch in state.table("pending") {
+            pending.push(self.owned(batch, state.rescaled)?);
+        }
+        let mut positions = HashMap::new();
+        for (rows, slide) in history.iter().zip(slides) {
+            let Some(key) = self.key_if_owned(rows, state.rescaled)? else { continue };
+            positions.insert(key.clone(), slide.clone());
+            self.history.insert(key, rows.clone());
+        }
+        for rows in state.table("held") {
+            let Some(key) = self.key_if_owned(rows, state.rescaled)? else { continue };
+            self.held_index.insert((first_time(rows)?, key.clone()));
+            self.held.insert(key, rows.clone());
+        }
+        let schema =
+            pending.iter().chain(self.history.values()).chain(self.held.values()).map(RecordBatch::schema).next();
+        let Some(schema) = schema else {
+            self.holding.watermark = self.holding.watermark.max(watermark);
+            return Ok(());
+        };
+        self.holding.restore(schema.clone(), pending, watermark)?;
+        self.swept_at = self.holding.watermark;
+        // Each slid accumulator takes the rows it held again: [lo, hi) of the partition's
+        // history followed by its held rows, as the next release sees them.
+        for (key, position) in positions {
+            let (lo, hi) =
+                (position.column(0).as_primitive::<UInt64Type>(), position.column(1).as_primitive::<UInt64Type>());
+            let mut states = self.new_slides()?;
+            if !states.iter().any(Option::is_some) {
+                continue;
+            }
+            let parts: Vec<RecordBatch> =
+                [self.history.get(&key), self.held.get(&key)].into_iter().flatten().cloned().collect();
+            let partition = concat_batches(&schema, &parts)?;
+            for (i, (state, function)) in states.iter_mut().zip(&self.spec.functions).enumerate() {
+                let Some(state) = state else { continue };
+                if i >= lo.len() || lo.is_null(i) || hi.is_null(i) {
+                    continue;
+                }
+                let (from, to) = (lo.value(i) as usize, hi.value(i) as usize);
+                if from > to || to > partition.num_rows() {
+                    return Err(StreamError::Config(format!(
+                        "the over aggregate's checkpoint holds rows {from}..{to} of a partition of {}",
+                        partition.num_rows()
+                    )));
+                }
+                if to > from {
+                    let args = function.evaluate_args(&partition)?;
+                    let rows: Vec<ArrayRef> = args.iter().map(|a| a.slice(from, to - from)).collect();
+                    state.accumulator.update_batch(&rows)?;
+                }
+                (state.lo, state.hi) = (from, to);
+            }
+            self.slides.insert(key, states);
+        }
+        Ok(())
+    }
+}
+
+impl OverOperator {
+    /// The rows of `batch` whose partitions this instance owns (all of them unless `rescaled`).
+    fn owned(&self, batch: &RecordBatch, rescaled: Option<(usize, usize)>) -> Result<RecordBatch> {
+        let Some((instance, parallelism)) = rescaled else { return Ok(batch.clone()) };
+        let keys = self.key_columns(batch)?;
+        let owned = BooleanArray::from(owned_rows(&keys, batch.num_rows(), instance, parallelism)?);
+        Ok(filter_record_batch(batch, &owned)?)
+    }
+
+    fn key_columns(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        Ok(self
+            .spec
+            .partition_by
+            .iter()
+            .map(|e| e.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())))
+            .collect::<datafusion::error::Result<Vec<_>>>()?)
+    }
+
+    /// The partition of `rows` (one partition's rows, not empty), unless another instance owns
+    /// it after a change of parallelism (`rescaled`).
+    fn key_if_owned(
+        &mut self,
+        rows: &RecordBatch,
+        rescaled: Option<(usize, usize)>,
+    ) -> Result<Option<Option<OwnedRow>>> {
+        if rows.num_rows() == 0 {
+            return Ok(None);
+        }
+        let keys = self.key_columns(&rows.slice(0, 1))?;
+        if let Some((instance, parallelism)) = rescaled
+            && !owned_rows(&keys, 1, instance, parallelism)?[0]
+        {
+            return Ok(None);
+        }
+        if keys.is_empty() {
+            return Ok(Some(None));
+        }
+        if self.keys.is_none() {
+            let fields = keys.iter().map(|k| SortField::new(k.data_type().clone())).collect();
+            self.keys = Some(RowConverter::new(fields)?);
+        }
+        let converted = self.keys.as_ref().map(|c| c.convert_columns(&keys)).transpose()?;
+        Ok(Some(converted.map(|r| r.row(0).owned())))
     }
 }
