@@ -8,10 +8,14 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
+use arrow::array::{AsArray, BooleanArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use streamsql_engine::connector::{ChangelogMode, Connector, OptionSpec, Role, Sink, TableDef, split_changes};
-use streamsql_engine::live::{Chart, ChartKind, LiveCatalog, LiveTable, LiveTableOptions, Retention};
+use streamsql_engine::connector::{
+    ChangelogMode, Connector, Delivery, OptionSpec, Role, Sink, TableDef, split_changes,
+};
+use streamsql_engine::live::{Chart, ChartKind, LiveCatalog, LiveRows, LiveTableOptions, Retention, Writer};
+use streamsql_engine::operator::StateSnapshot;
 use streamsql_engine::time::parse_duration_ms;
 use streamsql_engine::{Result, StreamError};
 
@@ -233,18 +237,60 @@ impl Connector for LiveConnector {
     fn validate(&self, table: &TableDef, _role: Role) -> Result<()> {
         table_options(table).map(|_| ())
     }
+    /// A checkpoint holds the table's rows, and a restart puts them back before the results
+    /// after the checkpoint arrive again: every result is in the table once.
+    fn delivery(&self, _table: &TableDef, role: Role) -> Delivery {
+        match role {
+            Role::Sink => Delivery::ExactlyOnce,
+            _ => Delivery::Unsupported,
+        }
+    }
     fn open_sink(&self, table: &TableDef) -> Result<Box<dyn Sink>> {
         let live = self.catalog.get_or_create(&table.name, table.schema.clone(), table_options(table)?)?;
-        Ok(Box::new(LiveSink { columns: table.schema.fields().len(), table: live }))
+        Ok(Box::new(LiveSink { columns: table.schema.fields().len(), table: live.writer() }))
     }
 }
 
 struct LiveSink {
-    table: Arc<LiveTable>,
+    table: Writer,
     columns: usize,
 }
 
+impl LiveSink {
+    /// A checkpoint holds the whole table: it must be this pipeline's alone.
+    fn only_writer(&self) -> Result<()> {
+        match self.table.writers() {
+            1 => Ok(()),
+            n => Err(StreamError::Config(format!(
+                "checkpoints: live table '{}' is written by {n} pipelines; a checkpoint of one of them cannot \
+                 hold it (write each pipeline's results to a table of its own)",
+                self.table.name()
+            ))),
+        }
+    }
+}
+
 impl Sink for LiveSink {
+    /// The table's rows and whether they are kept by key.
+    fn snapshot(&mut self) -> Result<StateSnapshot> {
+        self.only_writer()?;
+        let rows = self.table.checkpoint_rows()?;
+        let Some(keyed) = rows.keyed else { return Ok(StateSnapshot::default()) };
+        let schema = Arc::new(Schema::new(vec![Field::new("keyed", DataType::Boolean, false)]));
+        let layout = RecordBatch::try_new(schema, vec![Arc::new(BooleanArray::from(vec![keyed]))])?;
+        Ok(StateSnapshot {
+            tables: vec![("layout".into(), vec![layout]), ("rows".into(), rows.batches)],
+            rescaled: None,
+        })
+    }
+
+    /// Puts the rows of a [`LiveSink::snapshot`] back in the table.
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        self.only_writer()?;
+        let keyed = state.table("layout").iter().find(|b| b.num_rows() > 0).map(|b| b.column(0).as_boolean().value(0));
+        self.table.restore_rows(LiveRows { keyed, batches: state.table("rows").to_vec() })
+    }
+
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match split_changes(batch, self.columns)? {
             (rows, Some(ops)) => self.table.apply_changes(&rows, &ops),
@@ -253,6 +299,95 @@ impl Sink for LiveSink {
     }
 
     fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{Int64Array, StringArray};
+
+    use super::*;
+
+    fn table(name: &str, primary_key: &[&str]) -> TableDef {
+        TableDef {
+            name: name.into(),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("n", DataType::Int64, false),
+            ])),
+            options: BTreeMap::from([("connector".to_string(), "live".to_string())]),
+            watermark: None,
+            primary_key: primary_key.iter().map(|k| k.to_string()).collect(),
+            computed: Vec::new(),
+        }
+    }
+
+    fn rows(table: &TableDef, rows: &[(&str, i64)]) -> RecordBatch {
+        let keys: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let values: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        RecordBatch::try_new(
+            table.schema.clone(),
+            vec![Arc::new(StringArray::from(keys)), Arc::new(Int64Array::from(values))],
+        )
+        .expect("batch")
+    }
+
+    fn contents(catalog: &LiveCatalog, name: &str) -> Vec<(String, i64)> {
+        let (_, batches) = catalog.table(name).expect("table").snapshot().expect("snapshot");
+        let mut out = Vec::new();
+        for b in batches {
+            let (k, n) = (b.column(0).as_string::<i32>(), b.column(1).as_primitive::<arrow::datatypes::Int64Type>());
+            out.extend((0..b.num_rows()).map(|i| (k.value(i).to_string(), n.value(i))));
+        }
+        out.sort();
+        out
+    }
+
+    /// A restarted process's sink puts the checkpointed rows back, appended or by key; the rows
+    /// written after the checkpoint are not in it.
+    #[test]
+    fn a_checkpoint_brings_the_table_back() -> Result<()> {
+        for key in [&[][..], &["k"][..]] {
+            let def = table("t", key);
+            let catalog = LiveCatalog::new();
+            let mut sink = LiveConnector::new(catalog.clone()).open_sink(&def)?;
+            sink.write(&rows(&def, &[("a", 1), ("b", 2)]))?;
+            sink.write(&rows(&def, &[("a", 3)]))?;
+            let state = sink.snapshot()?;
+            sink.write(&rows(&def, &[("c", 9)]))?;
+            let before = contents(&catalog, "t");
+            drop(sink);
+
+            let restarted = LiveCatalog::new();
+            let mut sink = LiveConnector::new(restarted.clone()).open_sink(&def)?;
+            sink.restore(state)?;
+            let expected = if key.is_empty() {
+                vec![("a".into(), 1), ("a".into(), 3), ("b".into(), 2)]
+            } else {
+                vec![("a".into(), 3), ("b".into(), 2)]
+            };
+            assert_eq!(contents(&restarted, "t"), expected, "key {key:?}");
+            sink.write(&rows(&def, &[("c", 9)]))?;
+            assert_eq!(contents(&restarted, "t"), before, "key {key:?}");
+        }
+        Ok(())
+    }
+
+    /// A checkpoint holds the whole table: one written by two pipelines is refused, by name.
+    #[test]
+    fn a_table_two_pipelines_write_is_not_checkpointed() -> Result<()> {
+        let def = table("shared", &[]);
+        let catalog = LiveCatalog::new();
+        let connector = LiveConnector::new(catalog);
+        let mut first = connector.open_sink(&def)?;
+        let second = connector.open_sink(&def)?;
+        let error = first.snapshot().expect_err("refused").to_string();
+        assert!(error.contains("live table 'shared' is written by 2 pipelines"), "{error}");
+        drop(second);
+        assert!(first.snapshot().is_ok());
         Ok(())
     }
 }

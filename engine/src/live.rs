@@ -17,7 +17,7 @@
 //! table.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::{Array, AsArray, BooleanArray, Int8Array, RecordBatch};
@@ -149,6 +149,7 @@ impl LiveCatalog {
             state: Mutex::new(State::Empty),
             version: AtomicU64::new(0),
             changes: self.changes.clone(),
+            writers: AtomicUsize::new(0),
         });
         tables.insert(name.to_string(), table.clone());
         Ok(table)
@@ -196,6 +197,33 @@ pub struct LiveTable {
     /// Batches applied so far.
     version: AtomicU64,
     changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Sinks writing to the table now ([`LiveTable::writer`]).
+    writers: AtomicUsize,
+}
+
+/// A sink's hold on a [`LiveTable`] it writes to; counted while it lives.
+pub struct Writer {
+    table: Arc<LiveTable>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.table.writers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl std::ops::Deref for Writer {
+    type Target = LiveTable;
+    fn deref(&self) -> &LiveTable {
+        &self.table
+    }
+}
+
+/// A live table's rows as a checkpoint holds them: how they are laid out (`None`: nothing
+/// written yet; `Some(true)`: kept by key) and the rows.
+pub struct LiveRows {
+    pub keyed: Option<bool>,
+    pub batches: Vec<RecordBatch>,
 }
 
 enum State {
@@ -228,6 +256,57 @@ impl LiveTable {
         let mut state = self.state.lock().map_err(|_| poisoned())?;
         let version = self.version();
         Ok((version, state.batches(&self.schema)?))
+    }
+
+    /// A hold for a sink that writes to the table.
+    pub fn writer(self: &Arc<Self>) -> Writer {
+        self.writers.fetch_add(1, Ordering::AcqRel);
+        Writer { table: self.clone() }
+    }
+
+    /// Sinks writing to the table now.
+    pub fn writers(&self) -> usize {
+        self.writers.load(Ordering::Acquire)
+    }
+
+    /// The table's rows and layout, for a checkpoint of the one pipeline writing to it.
+    pub fn checkpoint_rows(&self) -> Result<LiveRows> {
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        let keyed = match &*state {
+            State::Empty => None,
+            State::Append(_) => Some(false),
+            State::Keyed(_) => Some(true),
+        };
+        Ok(LiveRows { keyed, batches: state.batches(&self.schema)? })
+    }
+
+    /// Replaces the table's rows with those of a [`LiveTable::checkpoint_rows`] (a restart
+    /// resuming from a checkpoint): appended again, or inserted by key.
+    pub fn restore_rows(&self, rows: LiveRows) -> Result<()> {
+        let _shared = self.gate.read().map_err(|_| poisoned())?;
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
+        let mut restored = match rows.keyed {
+            None => State::Empty,
+            Some(false) => State::Append(AppendRows::default()),
+            Some(true) => State::Keyed(Box::new(KeyedRows::new(&self.schema, &self.options.primary_key)?)),
+        };
+        for batch in rows.batches.iter().filter(|b| b.num_rows() > 0) {
+            match &mut restored {
+                State::Append(append) => append.push(batch.clone(), &self.options.retention)?,
+                State::Keyed(keyed) => keyed.apply(batch, None)?,
+                State::Empty => {
+                    return Err(StreamError::Config(format!(
+                        "live table '{}': the checkpoint holds rows but no layout",
+                        self.name
+                    )));
+                }
+            }
+        }
+        *state = restored;
+        self.version.fetch_add(1, Ordering::AcqRel);
+        drop(state);
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
     }
 
     /// Appends rows (append-only results), or upserts them when the table has a key.

@@ -178,7 +178,6 @@ impl Stage {
         }
     }
 
-    /// What it is, for reports: `window aggregate`, `updating aggregate`, `join`.
     /// Whether the operator takes part in checkpoints (`snapshot`/`restore`); `Err` says which
     /// cannot yet.
     pub fn checkpointable(&self) -> Result<()> {
@@ -189,10 +188,14 @@ impl Stage {
             )),
             Stage::TopN(_) | Stage::Over(_) => Ok(()),
             Stage::Join(stage) if stage.spec.kind != JoinKind::LeftSemi => stage.spec.checkpointable(stage.state_ttl),
+            // A semi join (of append-only inputs, without a TTL: the planner refuses the others):
+            // the right side's keys and the left rows waiting for them.
+            Stage::Join(_) => Ok(()),
             _ => Err(StreamError::Config(format!("the {} operator cannot be checkpointed yet", self.name()))),
         }
     }
 
+    /// What it is, for reports: `window aggregate`, `updating aggregate`, `join`.
     pub fn name(&self) -> &'static str {
         match self {
             Stage::Aggregate(stage) if stage.spec.window.is_some_and(|w| w.kind == WindowKind::Session) => {
@@ -203,6 +206,7 @@ impl Stage {
             Stage::Join(stage) if stage.spec.window.is_some() => "window join",
             Stage::Join(stage) if stage.spec.interval.is_some() => "interval join",
             Stage::Join(stage) if stage.spec.lookup.is_some() => "lookup join",
+            Stage::Join(stage) if stage.spec.kind == JoinKind::LeftSemi => "semi join",
             Stage::Join(_) => "join",
             Stage::Over(_) => "over aggregate",
             Stage::TopN(_) => "top-n",
@@ -401,7 +405,7 @@ impl PipelineSpec {
                         rescalable: matches!(
                             stage,
                             Stage::Aggregate(_) | Stage::Join(_) | Stage::TopN(_) | Stage::Over(_)
-                        ),
+                        ) && !matches!(stage, Stage::Join(join) if join.spec.kind == JoinKind::LeftSemi),
                     });
                 }
             }

@@ -18,13 +18,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::UInt32Array;
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, UInt32Array};
 use arrow::compute::{concat_batches, take};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 
 use crate::error::{Result, StreamError};
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::join::JoinSpec;
 use crate::operators::stateless::StatelessChain;
 
@@ -131,4 +132,71 @@ impl Operator for SemiJoinOperator {
     fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) -> Result<()> {
         Ok(())
     }
+
+    /// The right side's keys (`right_keys`, in row format), and the left rows waiting for a
+    /// match with their keys in a last column (`pending`), in arrival order per key.
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
+        let key_field = || Field::new(KEY_COLUMN, DataType::Binary, false);
+        let keys = BinaryArray::from_iter_values(self.right_keys.iter());
+        let right = RecordBatch::try_new(Arc::new(Schema::new(vec![key_field()])), vec![Arc::new(keys)])?;
+        let mut rows = Vec::new();
+        let mut row_keys = Vec::new();
+        for (key, waiting) in &self.pending {
+            for row in waiting {
+                rows.push(row.clone());
+                row_keys.push(key.as_ref());
+            }
+        }
+        let mut pending = Vec::new();
+        if !rows.is_empty() {
+            let waiting = concat_batches(&self.spec.output_schema, &rows)?;
+            let mut fields: Vec<Field> = waiting.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(key_field());
+            let mut columns = waiting.columns().to_vec();
+            columns.push(Arc::new(BinaryArray::from_iter_values(row_keys)) as ArrayRef);
+            pending.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?);
+        }
+        Ok(StateSnapshot {
+            tables: vec![("right_keys".into(), vec![right]), ("pending".into(), pending)],
+            rescaled: None,
+        })
+    }
+
+    /// Takes back a [`SemiJoinOperator::snapshot`] (at the same parallelism: the right keys are
+    /// kept after the cast to the join's key types, not as the exchange routed them).
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        if state.rescaled.is_some() {
+            return Err(StreamError::Config("the semi join's state cannot be spread over other instances".into()));
+        }
+        self.right_keys.clear();
+        self.pending.clear();
+        for batch in state.table("right_keys") {
+            let keys = batch.column(0).as_binary_opt::<i32>().ok_or_else(|| bad_state("right_keys"))?;
+            self.right_keys.extend(keys.iter().flatten().map(Box::<[u8]>::from));
+        }
+        for batch in state.table("pending") {
+            let last = batch.num_columns().checked_sub(1).ok_or_else(|| bad_state("pending"))?;
+            let keys = batch.column(last).as_binary_opt::<i32>().ok_or_else(|| bad_state("pending"))?;
+            let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+            let rows = RecordBatch::try_new_with_options(
+                self.spec.output_schema.clone(),
+                batch.columns()[..last].to_vec(),
+                &options,
+            )?;
+            for i in 0..rows.num_rows() {
+                if keys.is_null(i) {
+                    return Err(bad_state("pending"));
+                }
+                self.pending.entry(keys.value(i).into()).or_default().push(rows.slice(i, 1));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The column of a checkpoint's `pending` rows that holds their keys.
+const KEY_COLUMN: &str = "__semi_join_key";
+
+fn bad_state(table: &str) -> StreamError {
+    StreamError::Config(format!("the semi join's checkpoint table '{table}' is not one it wrote"))
 }
