@@ -136,6 +136,24 @@ impl Holding {
         Ok(())
     }
 
+    /// The watermark, as a checkpoint table (`progress`).
+    pub(crate) fn progress(&self) -> Result<RecordBatch> {
+        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
+        Ok(RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.watermark]))])?)
+    }
+
+    /// The largest watermark of a checkpoint's [`Holding::progress`] tables (one per former
+    /// instance after a change of parallelism).
+    pub(crate) fn restored_watermark(state: &StateSnapshot) -> i64 {
+        state
+            .table("progress")
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .filter_map(|b| b.column(0).as_primitive_opt::<Int64Type>().map(|w| w.value(0)))
+            .max()
+            .unwrap_or(WATERMARK_MIN)
+    }
+
     /// Holds the rows of `batch` that are not late; counts and routes the others.
     pub(crate) fn admit(&mut self, batch: RecordBatch, out: &mut Emitter) -> Result<()> {
         let n = batch.num_rows();
@@ -652,15 +670,13 @@ impl Operator for OverOperator {
             history.push(rows.clone());
             slides.push(RecordBatch::try_new(slides_schema.clone(), vec![Arc::new(lo), Arc::new(hi)])?);
         }
-        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
-        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.holding.watermark]))])?;
         Ok(StateSnapshot {
             tables: vec![
                 ("pending".into(), self.holding.held_rows()),
                 ("history".into(), history),
                 ("slides".into(), slides),
                 ("held".into(), self.held.values().cloned().collect()),
-                ("progress".into(), vec![progress]),
+                ("progress".into(), vec![self.holding.progress()?]),
             ],
             rescaled: None,
         })
@@ -669,13 +685,7 @@ impl Operator for OverOperator {
     /// Takes back an [`OverOperator::snapshot`] (after a change of parallelism: the rows and
     /// partitions of the keys this instance owns).
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
-        let watermark = state
-            .table("progress")
-            .iter()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
-            .max()
-            .unwrap_or(WATERMARK_MIN);
+        let watermark = Holding::restored_watermark(&state);
         let (history, slides) = (state.table("history"), state.table("slides"));
         if history.len() != slides.len() {
             return Err(StreamError::Config(format!(
@@ -690,7 +700,7 @@ impl Operator for OverOperator {
         self.held_index.clear();
         let mut pending = Vec::new();
         for batch in state.table("pending") {
-            pending.push(self.owned(batch, state.rescaled)?);
+            pending.push(owned_part(batch, &self.spec.partition_by, state.rescaled)?);
         }
         let mut positions = HashMap::new();
         for (rows, slide) in history.iter().zip(slides) {
@@ -748,24 +758,28 @@ impl Operator for OverOperator {
     }
 }
 
+/// The values of `keys` over `batch`.
+pub(crate) fn evaluate_keys(keys: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    Ok(keys
+        .iter()
+        .map(|e| e.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())))
+        .collect::<datafusion::error::Result<Vec<_>>>()?)
+}
+
+/// The rows of `batch` whose `keys` this instance owns after a change of parallelism
+/// (`rescaled`: instance, parallelism); all of them otherwise.
+pub(crate) fn owned_part(
+    batch: &RecordBatch,
+    keys: &[Arc<dyn PhysicalExpr>],
+    rescaled: Option<(usize, usize)>,
+) -> Result<RecordBatch> {
+    let Some((instance, parallelism)) = rescaled else { return Ok(batch.clone()) };
+    let keys = evaluate_keys(keys, batch)?;
+    let owned = BooleanArray::from(owned_rows(&keys, batch.num_rows(), instance, parallelism)?);
+    Ok(filter_record_batch(batch, &owned)?)
+}
+
 impl OverOperator {
-    /// The rows of `batch` whose partitions this instance owns (all of them unless `rescaled`).
-    fn owned(&self, batch: &RecordBatch, rescaled: Option<(usize, usize)>) -> Result<RecordBatch> {
-        let Some((instance, parallelism)) = rescaled else { return Ok(batch.clone()) };
-        let keys = self.key_columns(batch)?;
-        let owned = BooleanArray::from(owned_rows(&keys, batch.num_rows(), instance, parallelism)?);
-        Ok(filter_record_batch(batch, &owned)?)
-    }
-
-    fn key_columns(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
-        Ok(self
-            .spec
-            .partition_by
-            .iter()
-            .map(|e| e.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())))
-            .collect::<datafusion::error::Result<Vec<_>>>()?)
-    }
-
     /// The partition of `rows` (one partition's rows, not empty), unless another instance owns
     /// it after a change of parallelism (`rescaled`).
     fn key_if_owned(
@@ -776,7 +790,7 @@ impl OverOperator {
         if rows.num_rows() == 0 {
             return Ok(None);
         }
-        let keys = self.key_columns(&rows.slice(0, 1))?;
+        let keys = evaluate_keys(&self.spec.partition_by, &rows.slice(0, 1))?;
         if let Some((instance, parallelism)) = rescaled
             && !owned_rows(&keys, 1, instance, parallelism)?[0]
         {

@@ -16,11 +16,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, TimestampMillisecondArray,
-};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, RecordBatchOptions, TimestampMillisecondArray};
 use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices};
-use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, Schema, SchemaRef, TimestampMillisecondType};
+use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef, TimestampMillisecondType};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::utils::evaluate_partition_ranges;
 use datafusion::physical_expr::PhysicalExpr;
@@ -31,11 +29,10 @@ use super::pane::{Pane, PaneInput};
 use super::spec::AggregateSpec;
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
-use crate::operators::exchange::owned_rows;
-use crate::operators::over::{Holding, compact, hidden_column, take_batch};
+use crate::operators::over::{Holding, compact, evaluate_keys, hidden_column, owned_part, take_batch};
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
-use crate::time::{TS_COLUMN, WATERMARK_MIN, hidden_fields, timestamp_type};
+use crate::time::{TS_COLUMN, hidden_fields, timestamp_type};
 
 /// A session that may still grow: its bounds so far and its rows.
 struct OpenSession {
@@ -257,13 +254,11 @@ impl Operator for SessionOperator {
     /// one session: a key has one open session at most) and the watermark.
     fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
         let open: Vec<RecordBatch> = self.open.values().flat_map(|session| session.rows.iter().cloned()).collect();
-        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
-        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.holding.watermark]))])?;
         Ok(StateSnapshot {
             tables: vec![
                 ("pending".into(), self.holding.held_rows()),
                 ("open".into(), open),
-                ("progress".into(), vec![progress]),
+                ("progress".into(), vec![self.holding.progress()?]),
             ],
             rescaled: None,
         })
@@ -272,21 +267,15 @@ impl Operator for SessionOperator {
     /// Takes back a [`SessionOperator::snapshot`] (after a change of parallelism: the rows and
     /// sessions of the keys this instance owns).
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
-        let watermark = state
-            .table("progress")
-            .iter()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| b.column(0).as_primitive::<Int64Type>().value(0))
-            .max()
-            .unwrap_or(WATERMARK_MIN);
+        let watermark = Holding::restored_watermark(&state);
         let mut pending = Vec::new();
         for batch in state.table("pending") {
-            pending.push(self.owned(batch, state.rescaled)?);
+            pending.push(owned_part(batch, &self.spec.key_exprs, state.rescaled)?);
         }
         // The open sessions' rows by key, in their order.
         let mut sessions: HashMap<Option<OwnedRow>, Vec<RecordBatch>> = HashMap::new();
         for batch in state.table("open") {
-            let rows = self.owned(batch, state.rescaled)?;
+            let rows = owned_part(batch, &self.spec.key_exprs, state.rescaled)?;
             if rows.num_rows() == 0 {
                 continue;
             }
@@ -317,26 +306,9 @@ impl Operator for SessionOperator {
 }
 
 impl SessionOperator {
-    /// The rows of `batch` whose keys this instance owns (all of them unless `rescaled`).
-    fn owned(&self, batch: &RecordBatch, rescaled: Option<(usize, usize)>) -> Result<RecordBatch> {
-        let Some((instance, parallelism)) = rescaled else { return Ok(batch.clone()) };
-        let keys = self.key_columns(batch)?;
-        let owned = BooleanArray::from(owned_rows(&keys, batch.num_rows(), instance, parallelism)?);
-        Ok(arrow::compute::filter_record_batch(batch, &owned)?)
-    }
-
-    fn key_columns(&self, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
-        Ok(self
-            .spec
-            .key_exprs
-            .iter()
-            .map(|e| e.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())))
-            .collect::<datafusion::error::Result<Vec<_>>>()?)
-    }
-
     /// The session key of the first row of `rows` (`None` without keys).
     fn key_of_first(&mut self, rows: &RecordBatch) -> Result<Option<OwnedRow>> {
-        let keys = self.key_columns(&rows.slice(0, 1))?;
+        let keys = evaluate_keys(&self.spec.key_exprs, &rows.slice(0, 1))?;
         if keys.is_empty() {
             return Ok(None);
         }
