@@ -104,11 +104,11 @@ impl JoinSpec {
             .collect()
     }
 
-    /// Whether a checkpoint can hold this join's state: an INNER regular or interval join of
-    /// append-only inputs (its state is the kept rows of each side, keyed by the join keys over
-    /// the visible columns). Outer joins (match counts), joins of changelogs, lookup and window
-    /// joins, and joins with a state TTL (`state_ttl`, whose clock a restore cannot carry) are
-    /// refused, naming the join.
+    /// Whether a checkpoint can hold this join's state: a regular or interval join (inner or
+    /// outer) of append-only inputs (its state is the kept rows of each side, keyed by the join
+    /// keys over the visible columns, with an outer join's match counts). Joins of changelogs,
+    /// lookup and window joins, and joins with a state TTL (`state_ttl`, whose clock a restore
+    /// cannot carry) are refused, naming the join.
     pub fn checkpointable(&self, state_ttl: Option<std::time::Duration>) -> Result<()> {
         let what = if self.interval.is_some() { "interval join" } else { "join" };
         let refuse = |why: &str| Err(StreamError::Config(format!("the {what} operator cannot be checkpointed {why}")));
@@ -117,9 +117,6 @@ impl JoinSpec {
         }
         if self.lookup.is_some() {
             return Err(StreamError::Config("the lookup join operator cannot be checkpointed yet".into()));
-        }
-        if self.kind != JoinKind::Inner {
-            return refuse("as an outer join yet");
         }
         if self.updating_inputs.contains(&true) {
             return refuse("over an updating input yet");
@@ -655,6 +652,7 @@ impl Operator for JoinOperator {
     /// `_expiry`) and the operator watermark. See [`JoinSpec::checkpointable`].
     fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
         self.spec.checkpointable(self.state_ttl)?;
+        let outer = self.spec.kind != JoinKind::Inner;
         let mut tables = Vec::new();
         for (input, name) in [(0, "left"), (1, "right")] {
             let side = &self.sides[input];
@@ -672,11 +670,20 @@ impl Operator for JoinOperator {
                     .iter()
                     .map(|&row| Some(side.row_expiry[batch].get(row as usize).copied().unwrap_or(i64::MAX)))
                     .collect();
+                // An outer join's match counts: whether a row is padded, and when a padded row
+                // is taken back.
+                let matches: Option<UInt32Array> = outer.then(|| {
+                    rows.iter().map(|&row| side.matches.get(batch).and_then(|m| m.get(row as usize)).copied()).collect()
+                });
                 let kept = arrow::compute::take_record_batch(&side.batches[batch], &UInt32Array::from(rows))?;
                 let mut fields: Vec<Field> = kept.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
                 fields.push(Field::new(EXPIRY_COLUMN, DataType::Int64, false));
                 let mut columns = kept.columns().to_vec();
                 columns.push(Arc::new(expiry));
+                if let Some(matches) = matches {
+                    fields.push(Field::new(MATCHES_COLUMN, DataType::UInt32, true));
+                    columns.push(Arc::new(matches));
+                }
                 batches.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?);
             }
             tables.push((name.to_string(), batches));
@@ -692,10 +699,11 @@ impl Operator for JoinOperator {
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
         self.spec.checkpointable(self.state_ttl)?;
         self.sides = [SideState::default(), SideState::default()];
+        let outer = self.spec.kind != JoinKind::Inner;
         for (input, name) in [(0, "left"), (1, "right")] {
             let visible_columns = self.side(input).visible;
             for batch in state.table(name) {
-                if batch.num_columns() != visible_columns + 1 {
+                if batch.num_columns() != visible_columns + 1 + usize::from(outer) {
                     return Err(StreamError::Config(format!(
                         "the {} operator's checkpoint has {} columns on its {name} side, the query {}",
                         self.name(),
@@ -707,6 +715,7 @@ impl Operator for JoinOperator {
                     batch.project(&(0..visible_columns).collect::<Vec<_>>())?,
                     batch.column(visible_columns).as_primitive::<Int64Type>().clone(),
                 );
+                let mut matches = outer.then(|| batch.column(visible_columns + 1).clone());
                 if let Some((instance, parallelism)) = state.rescaled {
                     // The exchange hashes the key expressions' values before any cast.
                     let routed = self
@@ -718,6 +727,7 @@ impl Operator for JoinOperator {
                     let owned = BooleanArray::from(owned_rows(&routed, visible.num_rows(), instance, parallelism)?);
                     visible = filter_record_batch(&visible, &owned)?;
                     expiry = filter(&expiry, &owned)?.as_primitive::<Int64Type>().clone();
+                    matches = matches.map(|m| filter(&m, &owned)).transpose()?;
                 }
                 if visible.num_rows() == 0 {
                     continue;
@@ -725,7 +735,21 @@ impl Operator for JoinOperator {
                 let keys = self.keys(input, &visible)?;
                 let rows = self.converter.convert_columns(&keys)?;
                 let row_expiry = self.spec.interval.map(|_| expiry.values().to_vec());
-                self.keep(input, visible, &keys, &rows, row_expiry, Vec::new())?;
+                let matches = match matches {
+                    Some(m) => m
+                        .as_primitive_opt::<arrow::datatypes::UInt32Type>()
+                        .ok_or_else(|| {
+                            StreamError::Config(format!(
+                                "the {} operator's checkpoint has no match counts on its {name} side",
+                                self.name()
+                            ))
+                        })?
+                        .iter()
+                        .map(|m| m.unwrap_or(0))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                self.keep(input, visible, &keys, &rows, row_expiry, matches)?;
             }
         }
         for progress in state.table("progress") {
@@ -739,6 +763,10 @@ impl Operator for JoinOperator {
 
 /// The column of a join snapshot holding each kept row's expiry time.
 const EXPIRY_COLUMN: &str = "_expiry";
+
+/// The column of an outer join's snapshot holding how many rows of the other side each kept
+/// row has matched.
+const MATCHES_COLUMN: &str = "_matches";
 
 impl JoinOperator {
     /// Rows arriving on `input`: joined with the other side's kept rows, then kept.
@@ -1204,14 +1232,39 @@ mod tests {
         Ok(())
     }
 
+    /// An outer join's match counts come back with its rows: a restored LEFT JOIN takes back
+    /// the padded row a first match replaces, and pads nothing twice, as the original does.
     #[test]
-    fn outer_joins_and_joins_with_a_ttl_are_not_checkpointed() {
-        let mut outer = operator();
-        let mut spec = (*outer.spec).clone();
-        spec.kind = JoinKind::Left;
-        outer.spec = Arc::new(spec);
-        let message = outer.snapshot(1).expect_err("outer").to_string();
-        assert!(message.contains("the join operator cannot be checkpointed as an outer join yet"), "{message}");
+    fn a_restored_outer_join_continues_as_the_original() -> Result<()> {
+        let left_join = || {
+            let mut join = operator();
+            let mut spec = (*join.spec).clone();
+            spec.kind = JoinKind::Left;
+            join.spec = Arc::new(spec);
+            join
+        };
+        let shown = |out: &Emitter| -> Result<String> {
+            Ok(arrow::util::pretty::pretty_format_batches(out.batches())?.to_string())
+        };
+        let mut original = left_join();
+        let mut out = Emitter::default();
+        original.on_batch(0, side_batch(&[Some(1), Some(2)], "l"), &mut out)?;
+        original.on_batch(1, side_batch(&[Some(2)], "r"), &mut out)?;
+        let state = original.snapshot(1)?;
+        let mut restored = left_join();
+        restored.restore(state)?;
+        for (input, keys, tag) in [(1, &[Some(1), Some(2)][..], "s"), (0, &[Some(1)][..], "m")] {
+            let (mut expected, mut actual) = (Emitter::default(), Emitter::default());
+            original.on_batch(input, side_batch(keys, tag), &mut expected)?;
+            restored.on_batch(input, side_batch(keys, tag), &mut actual)?;
+            assert_eq!(shown(&actual)?, shown(&expected)?, "input {input}");
+            assert!(!expected.batches().is_empty());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn joins_with_a_ttl_are_not_checkpointed() {
         let mut aged = operator().with_state_ttl(Some(std::time::Duration::from_secs(5)));
         let message = aged.snapshot(1).expect_err("ttl").to_string();
         assert!(message.contains("'table.exec.state.ttl'"), "{message}");
