@@ -1139,6 +1139,48 @@ fn an_outer_interval_join_killed_at_random_points_folds_to_the_same_rows() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A LEFT window join (Flink's, over two TUMBLE tables), killed at random points and finished
+/// at another parallelism: the rows of the windows not joined yet come back, so each window's
+/// results are written once.
+#[test]
+fn a_window_join_killed_at_random_points_writes_every_window_once() {
+    let dir = scratch("window-join");
+    let rows = rows_for_kills(kills());
+    let sql = |out: &str, parallelism: usize| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             CREATE TABLE probes (ts TIMESTAMP(3), src_ip STRING, bytes_in BIGINT,
+               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+             WITH ('connector' = 'netflow', 'number-of-rows' = '{}', 'rows-per-second' = '2000',
+               'event-time.rows-per-second' = '20', 'seed' = '12');
+             CREATE TABLE joined (window_start TIMESTAMP(3), src_ip STRING, flow_bytes BIGINT, probe_bytes BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO joined SELECT l.window_start, l.src_ip, l.bytes_in, r.bytes_in
+             FROM (SELECT * FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '5' SECOND))) AS l
+             LEFT JOIN (SELECT * FROM TABLE(TUMBLE(TABLE probes, DESCRIPTOR(ts), INTERVAL '5' SECOND))) AS r
+             ON l.src_ip = r.src_ip AND l.window_start = r.window_start AND l.window_end = r.window_end;",
+            source(rows),
+            rows / 50,
+            dir.join(out).display()
+        )
+    };
+    let expected = reference_run(&dir, &sql("reference.csv", 2), "reference.csv");
+    let padded = expected.iter().filter(|line| line.ends_with(',')).count();
+    assert!(expected.len() > 100_000 && padded > 10_000, "{padded} padded of {}", expected.len());
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
+    let finish = job(&dir, "finish", &sql("killed.csv", 3));
+    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 233);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint") && report.contains("window join"), "{report}");
+    let actual = lines(&dir.join("killed.csv"));
+    assert_eq!(actual.len(), expected.len(), "rows written: {report}");
+    assert_eq!(sorted(actual), sorted(expected));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn session_windows_killed_at_random_points_write_every_session_once() {
     let dir = scratch("session");

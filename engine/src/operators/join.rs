@@ -106,14 +106,15 @@ impl JoinSpec {
 
     /// Whether a checkpoint can hold this join's state: a regular or interval join (inner or
     /// outer) of append-only inputs (its state is the kept rows of each side, keyed by the join
-    /// keys over the visible columns, with an outer join's match counts). Joins of changelogs,
-    /// lookup and window joins, and joins with a state TTL (`state_ttl`, whose clock a restore
+    /// keys over the visible columns, with an outer join's match counts), and a window join.
+    /// Joins of changelogs, lookup joins, and joins with a state TTL (`state_ttl`, whose clock a restore
     /// cannot carry) are refused, naming the join.
     pub fn checkpointable(&self, state_ttl: Option<std::time::Duration>) -> Result<()> {
         let what = if self.interval.is_some() { "interval join" } else { "join" };
         let refuse = |why: &str| Err(StreamError::Config(format!("the {what} operator cannot be checkpointed {why}")));
         if self.window.is_some() {
-            return Err(StreamError::Config("the window join operator cannot be checkpointed yet".into()));
+            // Its state is each window's rows, which it stores itself (`WindowJoinOperator`).
+            return Ok(());
         }
         if self.lookup.is_some() {
             return Err(StreamError::Config("the lookup join operator cannot be checkpointed yet".into()));

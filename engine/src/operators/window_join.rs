@@ -26,16 +26,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
-use arrow::compute::{cast, concat_batches, take};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
+};
+use arrow::compute::{cast, concat_batches, filter_record_batch, take};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::record_batch::RecordBatchOptions;
 use arrow::row::{RowConverter, SortField};
 
 use super::aggregate::WindowShape;
 use super::join::JoinSpec;
 use crate::error::{Result, StreamError};
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
+use crate::operators::exchange::owned_rows;
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WM_COLUMN};
@@ -324,4 +327,88 @@ impl Operator for WindowJoinOperator {
             }
         }
     }
+
+    /// Each side's rows of the windows not joined yet (visible columns, then the window's end
+    /// as `_window_end`) and the operator watermark.
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
+        let mut tables = Vec::new();
+        for (side, name) in [(0, "left"), (1, "right")] {
+            let mut batches = Vec::new();
+            for (end, rows) in &self.windows[side] {
+                for batch in rows.iter().filter(|b| b.num_rows() > 0) {
+                    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+                    fields.push(Field::new(WINDOW_END_COLUMN, DataType::Int64, false));
+                    let mut columns = batch.columns().to_vec();
+                    columns.push(Arc::new(Int64Array::from_value(*end, batch.num_rows())));
+                    batches.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?);
+                }
+            }
+            tables.push((name.to_string(), batches));
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
+        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.watermark]))])?;
+        tables.push(("progress".to_string(), vec![progress]));
+        Ok(StateSnapshot { tables, rescaled: None })
+    }
+
+    /// Keeps the rows of a [`WindowJoinOperator::snapshot`] again (after a change of
+    /// parallelism: the rows whose keys this instance owns, as the hash exchange routes them).
+    fn restore(&mut self, state: StateSnapshot) -> Result<()> {
+        self.windows = [BTreeMap::new(), BTreeMap::new()];
+        for (side, name) in [(0, "left"), (1, "right")] {
+            let visible = if side == 0 { self.spec.left.visible } else { self.spec.right.visible };
+            for batch in state.table(name) {
+                if batch.num_columns() != visible + 1 {
+                    return Err(StreamError::Config(format!(
+                        "the window join operator's checkpoint has {} columns on its {name} side, the query {visible}",
+                        batch.num_columns().saturating_sub(1)
+                    )));
+                }
+                let ends = batch
+                    .column(visible)
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| {
+                        StreamError::Config(format!(
+                            "the window join's checkpoint has no window ends on its {name} side"
+                        ))
+                    })?
+                    .clone();
+                let mut rows = batch.project(&(0..visible).collect::<Vec<_>>())?;
+                let mut ends = ends;
+                if let Some((instance, parallelism)) = state.rescaled {
+                    // The exchange hashes the key expressions' values before any cast.
+                    let exprs = if side == 0 { &self.spec.left.keys } else { &self.spec.right.keys };
+                    let routed = exprs
+                        .iter()
+                        .map(|key| key.evaluate(&rows)?.into_array(rows.num_rows()))
+                        .collect::<datafusion::error::Result<Vec<_>>>()?;
+                    let owned = BooleanArray::from(owned_rows(&routed, rows.num_rows(), instance, parallelism)?);
+                    rows = filter_record_batch(&rows, &owned)?;
+                    ends = arrow::compute::filter(&ends, &owned)?.as_primitive::<Int64Type>().clone();
+                }
+                // A snapshot's batch holds one window's rows.
+                let mut by_end: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+                for (row, end) in ends.values().iter().enumerate() {
+                    by_end.entry(*end).or_default().push(row as u32);
+                }
+                for (end, at) in by_end {
+                    let part = if at.len() == rows.num_rows() {
+                        rows.clone()
+                    } else {
+                        arrow::compute::take_record_batch(&rows, &UInt32Array::from(at))?
+                    };
+                    self.windows[side].entry(end).or_default().push(part);
+                }
+            }
+        }
+        for progress in state.table("progress") {
+            if progress.num_rows() > 0 {
+                self.watermark = self.watermark.max(progress.column(0).as_primitive::<Int64Type>().value(0));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// The column of a window join's snapshot holding the end of each row's window.
+const WINDOW_END_COLUMN: &str = "_window_end";
