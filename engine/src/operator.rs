@@ -39,6 +39,10 @@
 //! - **Cancellation.** Dropping the task drops the operator mid-call; operators hold no
 //!   resources that need more than `Drop`.
 
+use std::sync::Arc;
+
+use arrow::array::{AsArray, Int64Array};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Result, StreamError};
@@ -119,6 +123,23 @@ impl StateSnapshot {
     /// The batches of `table` (none when the snapshot has no such table, or it was empty).
     pub fn table(&self, table: &str) -> &[RecordBatch] {
         self.tables.iter().find(|(t, _)| t == table).map(|(_, b)| b.as_slice()).unwrap_or_default()
+    }
+
+    /// An operator's watermark as the `progress` table its snapshot holds.
+    pub fn progress(watermark: i64) -> Result<(String, Vec<RecordBatch>)> {
+        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![watermark]))])?;
+        Ok(("progress".to_string(), vec![batch]))
+    }
+
+    /// The largest watermark of the `progress` tables (one per former instance after a change
+    /// of parallelism); `None` without one.
+    pub fn watermark(&self) -> Option<i64> {
+        self.table("progress")
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .filter_map(|b| b.column(0).as_primitive_opt::<Int64Type>().map(|w| w.value(0)))
+            .max()
     }
 }
 

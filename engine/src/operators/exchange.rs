@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, UInt32Array};
+use arrow::array::{ArrayRef, BooleanArray, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
@@ -53,6 +53,21 @@ pub fn owned_rows(keys: &[ArrayRef], rows: usize, instance: usize, parallelism: 
     let mut hashes = vec![0; rows];
     create_hashes(keys, &RandomState::with_seed(KEY_HASH_SEED), &mut hashes)?;
     Ok(hashes.iter().map(|h| instance_of(key_group(*h), parallelism) == instance).collect())
+}
+
+/// [`owned_rows`] of `batch`, its keys the values of `keys` (as the exchange hashes them,
+/// before any cast), as a filter.
+pub fn owned_filter(
+    batch: &RecordBatch,
+    keys: &[Arc<dyn PhysicalExpr>],
+    instance: usize,
+    parallelism: usize,
+) -> Result<BooleanArray> {
+    let keys = keys
+        .iter()
+        .map(|e| e.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    Ok(BooleanArray::from(owned_rows(&keys, batch.num_rows(), instance, parallelism)?))
 }
 
 /// Routes rows to `partitions` outputs by hash of `keys`; without keys every row goes to 0.

@@ -35,7 +35,7 @@ use datafusion::physical_expr::utils::collect_columns;
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::aggregate::updating::{ChangeOp, OP_COLUMN, with_op_column};
-use crate::operators::exchange::owned_rows;
+use crate::operators::exchange::owned_filter;
 use crate::operators::stateless::{StatelessChain, evaluate_predicate};
 use crate::operators::window_join::{JoinKind, WindowJoin};
 use crate::pipeline::LateOutput;
@@ -689,9 +689,7 @@ impl Operator for JoinOperator {
             }
             tables.push((name.to_string(), batches));
         }
-        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
-        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.watermark]))])?;
-        tables.push(("progress".to_string(), vec![progress]));
+        tables.push(StateSnapshot::progress(self.watermark)?);
         Ok(StateSnapshot { tables, rescaled: None })
     }
 
@@ -718,14 +716,7 @@ impl Operator for JoinOperator {
                 );
                 let mut matches = outer.then(|| batch.column(visible_columns + 1).clone());
                 if let Some((instance, parallelism)) = state.rescaled {
-                    // The exchange hashes the key expressions' values before any cast.
-                    let routed = self
-                        .side(input)
-                        .keys
-                        .iter()
-                        .map(|key| key.evaluate(&visible)?.into_array(visible.num_rows()))
-                        .collect::<datafusion::error::Result<Vec<_>>>()?;
-                    let owned = BooleanArray::from(owned_rows(&routed, visible.num_rows(), instance, parallelism)?);
+                    let owned = owned_filter(&visible, &self.side(input).keys, instance, parallelism)?;
                     visible = filter_record_batch(&visible, &owned)?;
                     expiry = filter(&expiry, &owned)?.as_primitive::<Int64Type>().clone();
                     matches = matches.map(|m| filter(&m, &owned)).transpose()?;
@@ -753,10 +744,8 @@ impl Operator for JoinOperator {
                 self.keep(input, visible, &keys, &rows, row_expiry, matches)?;
             }
         }
-        for progress in state.table("progress") {
-            if progress.num_rows() > 0 {
-                self.watermark = self.watermark.max(progress.column(0).as_primitive::<Int64Type>().value(0));
-            }
+        if let Some(watermark) = state.watermark() {
+            self.watermark = self.watermark.max(watermark);
         }
         Ok(())
     }

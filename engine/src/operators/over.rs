@@ -41,7 +41,7 @@ use datafusion::physical_expr::window::{PlainAggregateWindowExpr, SlidingAggrega
 
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
-use crate::operators::exchange::owned_rows;
+use crate::operators::exchange::{owned_filter, owned_rows};
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MAX, WATERMARK_MIN, WM_COLUMN, hidden_fields};
@@ -134,24 +134,6 @@ impl Holding {
             self.pending.push((min, batch));
         }
         Ok(())
-    }
-
-    /// The watermark, as a checkpoint table (`progress`).
-    pub(crate) fn progress(&self) -> Result<RecordBatch> {
-        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
-        Ok(RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.watermark]))])?)
-    }
-
-    /// The largest watermark of a checkpoint's [`Holding::progress`] tables (one per former
-    /// instance after a change of parallelism).
-    pub(crate) fn restored_watermark(state: &StateSnapshot) -> i64 {
-        state
-            .table("progress")
-            .iter()
-            .filter(|b| b.num_rows() > 0)
-            .filter_map(|b| b.column(0).as_primitive_opt::<Int64Type>().map(|w| w.value(0)))
-            .max()
-            .unwrap_or(WATERMARK_MIN)
     }
 
     /// Holds the rows of `batch` that are not late; counts and routes the others.
@@ -676,7 +658,7 @@ impl Operator for OverOperator {
                 ("history".into(), history),
                 ("slides".into(), slides),
                 ("held".into(), self.held.values().cloned().collect()),
-                ("progress".into(), vec![self.holding.progress()?]),
+                StateSnapshot::progress(self.holding.watermark)?,
             ],
             rescaled: None,
         })
@@ -685,7 +667,7 @@ impl Operator for OverOperator {
     /// Takes back an [`OverOperator::snapshot`] (after a change of parallelism: the rows and
     /// partitions of the keys this instance owns).
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
-        let watermark = Holding::restored_watermark(&state);
+        let watermark = state.watermark().unwrap_or(WATERMARK_MIN);
         let (history, slides) = (state.table("history"), state.table("slides"));
         if history.len() != slides.len() {
             return Err(StreamError::Config(format!(
@@ -774,9 +756,7 @@ pub(crate) fn owned_part(
     rescaled: Option<(usize, usize)>,
 ) -> Result<RecordBatch> {
     let Some((instance, parallelism)) = rescaled else { return Ok(batch.clone()) };
-    let keys = evaluate_keys(keys, batch)?;
-    let owned = BooleanArray::from(owned_rows(&keys, batch.num_rows(), instance, parallelism)?);
-    Ok(filter_record_batch(batch, &owned)?)
+    Ok(filter_record_batch(batch, &owned_filter(batch, keys, instance, parallelism)?)?)
 }
 
 impl OverOperator {

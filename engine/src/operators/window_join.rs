@@ -26,9 +26,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::{cast, concat_batches, filter_record_batch, take};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::record_batch::RecordBatchOptions;
@@ -38,7 +36,7 @@ use super::aggregate::WindowShape;
 use super::join::JoinSpec;
 use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
-use crate::operators::exchange::owned_rows;
+use crate::operators::exchange::owned_filter;
 use crate::operators::stateless::StatelessChain;
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WM_COLUMN};
@@ -345,9 +343,7 @@ impl Operator for WindowJoinOperator {
             }
             tables.push((name.to_string(), batches));
         }
-        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
-        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.watermark]))])?;
-        tables.push(("progress".to_string(), vec![progress]));
+        tables.push(StateSnapshot::progress(self.watermark)?);
         Ok(StateSnapshot { tables, rescaled: None })
     }
 
@@ -376,13 +372,8 @@ impl Operator for WindowJoinOperator {
                 let mut rows = batch.project(&(0..visible).collect::<Vec<_>>())?;
                 let mut ends = ends;
                 if let Some((instance, parallelism)) = state.rescaled {
-                    // The exchange hashes the key expressions' values before any cast.
-                    let exprs = if side == 0 { &self.spec.left.keys } else { &self.spec.right.keys };
-                    let routed = exprs
-                        .iter()
-                        .map(|key| key.evaluate(&rows)?.into_array(rows.num_rows()))
-                        .collect::<datafusion::error::Result<Vec<_>>>()?;
-                    let owned = BooleanArray::from(owned_rows(&routed, rows.num_rows(), instance, parallelism)?);
+                    let keys = if side == 0 { &self.spec.left.keys } else { &self.spec.right.keys };
+                    let owned = owned_filter(&rows, keys, instance, parallelism)?;
                     rows = filter_record_batch(&rows, &owned)?;
                     ends = arrow::compute::filter(&ends, &owned)?.as_primitive::<Int64Type>().clone();
                 }
@@ -401,10 +392,8 @@ impl Operator for WindowJoinOperator {
                 }
             }
         }
-        for progress in state.table("progress") {
-            if progress.num_rows() > 0 {
-                self.watermark = self.watermark.max(progress.column(0).as_primitive::<Int64Type>().value(0));
-            }
+        if let Some(watermark) = state.watermark() {
+            self.watermark = self.watermark.max(watermark);
         }
         Ok(())
     }

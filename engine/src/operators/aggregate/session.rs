@@ -258,7 +258,7 @@ impl Operator for SessionOperator {
             tables: vec![
                 ("pending".into(), self.holding.held_rows()),
                 ("open".into(), open),
-                ("progress".into(), vec![self.holding.progress()?]),
+                StateSnapshot::progress(self.holding.watermark)?,
             ],
             rescaled: None,
         })
@@ -267,7 +267,7 @@ impl Operator for SessionOperator {
     /// Takes back a [`SessionOperator::snapshot`] (after a change of parallelism: the rows and
     /// sessions of the keys this instance owns).
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
-        let watermark = Holding::restored_watermark(&state);
+        let watermark = state.watermark().unwrap_or(crate::time::WATERMARK_MIN);
         let mut pending = Vec::new();
         for batch in state.table("pending") {
             pending.push(owned_part(batch, &self.spec.key_exprs, state.rescaled)?);

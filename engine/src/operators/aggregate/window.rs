@@ -335,9 +335,10 @@ impl WindowAggregator {
                 panes.push(chunk_columns(vec![lead("pane_start", start), lead("pane_floor", floor)], chunk)?);
             }
         }
-        let schema = Arc::new(Schema::new(vec![Field::new("watermark", DataType::Int64, false)]));
-        let progress = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![self.watermark]))])?;
-        Ok(StateSnapshot { tables: vec![("panes".into(), panes), ("progress".into(), vec![progress])], rescaled: None })
+        Ok(StateSnapshot {
+            tables: vec![("panes".into(), panes), StateSnapshot::progress(self.watermark)?],
+            rescaled: None,
+        })
     }
 
     /// Takes the panes and the watermark of a [`WindowAggregator::snapshot`] (after a change of
@@ -367,10 +368,8 @@ impl WindowAggregator {
             }
         }
         // Every former instance saw the same watermarks before the barrier: one value.
-        for progress in state.table("progress") {
-            if progress.num_rows() > 0 {
-                self.watermark = self.watermark.max(progress.column(0).as_primitive::<Int64Type>().value(0));
-            }
+        if let Some(watermark) = state.watermark() {
+            self.watermark = self.watermark.max(watermark);
         }
         Ok(())
     }
