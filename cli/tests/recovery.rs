@@ -591,7 +591,9 @@ fn windows_into_kafka_exactly_once_survive_kills_with_nothing_lost_or_repeated()
              INSERT INTO counts SELECT window_start, window_end, flow_type, COUNT(*), SUM(bytes_in)
              FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '2' SECOND))
              GROUP BY window_start, window_end, flow_type;",
-            source(rows_for_kills(kills()))
+            // Each run waits for a new checkpoint, which waits for the transactional producer
+            // to start (a second or more when the broker is busy): rows for twice the kills.
+            source(2 * rows_for_kills(kills()))
         )
     };
     // Killed at parallelism 1, finished at 4 from the last parallelism-1 checkpoint.
