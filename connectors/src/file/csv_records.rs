@@ -38,6 +38,8 @@ pub(super) struct CsvRecords {
     lines: LineReader,
     /// Lines read ahead while looking for the end of a quoted field, to be read again.
     pending: VecDeque<Line>,
+    /// The buffer of the line a record starts on, kept from one record to the next.
+    current: Line,
     splitter: FieldSplitter,
     delimiter: u8,
     max_record_bytes: usize,
@@ -48,6 +50,7 @@ impl CsvRecords {
         Ok(Self {
             lines: LineReader::new(path, file, max_record_bytes)?,
             pending: VecDeque::new(),
+            current: Line::default(),
             splitter: FieldSplitter::new(delimiter),
             delimiter,
             max_record_bytes,
@@ -73,11 +76,11 @@ impl CsvRecords {
     fn next_any(&mut self) -> Result<Option<Result<Record<'_>, BadRecord>>> {
         let Some(line) = self.read_record()? else { return Ok(None) };
         Ok(Some(match line {
-            Ok(line) => self
-                .splitter
-                .fields()
-                .map(|fields| Record { line, fields })
-                .map_err(|reason| BadRecord { line, reason }),
+            Ok((line, plain)) => {
+                let fields =
+                    if plain { self.splitter.plain_fields(&self.current.bytes) } else { self.splitter.fields() };
+                fields.map(|fields| Record { line, fields }).map_err(|reason| BadRecord { line, reason })
+            }
             Err(bad) => Err(bad),
         }))
     }
@@ -100,21 +103,46 @@ impl CsvRecords {
         }
     }
 
-    /// Feeds the splitter the lines of the next record and returns its first line number.
-    fn read_record(&mut self) -> Result<Option<Result<u64, BadRecord>>> {
-        let first = loop {
-            match self.next_line()? {
-                None => return Ok(None),
-                Some(line) if line.is_blank(Some(self.delimiter)) => {}
-                Some(line) => break line,
+    /// Reads the next line into `line`; `false` at the end of the file.
+    fn next_line_into(&mut self, line: &mut Line) -> Result<bool> {
+        match self.pending.pop_front() {
+            Some(pending) => {
+                *line = pending;
+                Ok(true)
             }
-        };
+            None => self.lines.next_line_into(line),
+        }
+    }
+
+    /// Feeds the splitter the lines of the next record and returns its first line number, and
+    /// whether the record is that one line without quotes, split in place
+    /// ([`FieldSplitter::split_plain`]; the line is then `self.current`).
+    fn read_record(&mut self) -> Result<Option<Result<(u64, bool), BadRecord>>> {
+        let mut first = std::mem::take(&mut self.current);
+        let record = self.read_record_from(&mut first);
+        self.current = first;
+        record
+    }
+
+    /// [`CsvRecords::read_record`], with `first` the buffer for the record's first line.
+    fn read_record_from(&mut self, first: &mut Line) -> Result<Option<Result<(u64, bool), BadRecord>>> {
+        loop {
+            if !self.next_line_into(first)? {
+                return Ok(None);
+            }
+            if !first.is_blank(Some(self.delimiter)) {
+                break;
+            }
+        }
         let start = first.number;
         if first.too_long {
             return Ok(Some(Err(BadRecord {
                 line: start,
                 reason: format!("the line is longer than 'csv.max-record-bytes' ({} bytes)", self.max_record_bytes),
             })));
+        }
+        if self.splitter.split_plain(&first.bytes) {
+            return Ok(Some(Ok((start, true))));
         }
         self.splitter.start();
         let mut progress = self.splitter.feed_line(&first.bytes);
@@ -123,7 +151,7 @@ impl CsvRecords {
         let mut taken: Vec<Line> = Vec::new();
         let reason = loop {
             match progress {
-                Ok(Progress::Complete) => return Ok(Some(Ok(start))),
+                Ok(Progress::Complete) => return Ok(Some(Ok((start, false)))),
                 Ok(Progress::InQuotes) => {}
                 Err(reason) => match taken.last() {
                     None => break reason,

@@ -11,7 +11,11 @@ use std::io::{BufRead, BufReader, ErrorKind};
 
 use streamsql_engine::{Result, StreamError};
 
+/// How much of the file is read at a time.
+const READ_BUFFER_BYTES: usize = 256 << 10;
+
 /// One physical line.
+#[derive(Default)]
 pub(super) struct Line {
     /// 1-based line number in the file.
     pub number: u64,
@@ -47,7 +51,7 @@ impl LineReader {
         let metadata = file.metadata().map_err(|e| StreamError::io(format!("reading '{path}'"), e))?;
         Ok(Self {
             path: path.to_string(),
-            reader: BufReader::new(file),
+            reader: BufReader::with_capacity(READ_BUFFER_BYTES, file),
             regular: metadata.is_file(),
             opened_len_bytes: metadata.len(),
             offset_bytes: 0,
@@ -58,8 +62,14 @@ impl LineReader {
 
     /// The next line, `None` at the end of the file.
     pub(super) fn next_line(&mut self) -> Result<Option<Line>> {
-        let mut bytes = Vec::new();
-        let mut too_long = false;
+        let mut line = Line { number: 0, bytes: Vec::new(), too_long: false };
+        Ok(self.next_line_into(&mut line)?.then_some(line))
+    }
+
+    /// Reads the next line into `line`, reusing its buffer; `false` at the end of the file.
+    pub(super) fn next_line_into(&mut self, line: &mut Line) -> Result<bool> {
+        line.bytes.clear();
+        line.too_long = false;
         let mut started = false;
         loop {
             let buffer = match self.reader.fill_buf() {
@@ -74,18 +84,18 @@ impl LineReader {
                     continue;
                 }
                 if !started {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 break;
             }
             started = true;
-            let newline = buffer.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', buffer);
             let chunk = &buffer[..newline.unwrap_or(buffer.len())];
-            let room = self.max_line_bytes.saturating_sub(bytes.len());
+            let room = self.max_line_bytes.saturating_sub(line.bytes.len());
             if chunk.len() > room {
-                too_long = true;
+                line.too_long = true;
             }
-            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            line.bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
             let consumed = chunk.len() + usize::from(newline.is_some());
             self.reader.consume(consumed);
             self.offset_bytes += consumed as u64;
@@ -94,7 +104,8 @@ impl LineReader {
             }
         }
         self.line += 1;
-        Ok(Some(Line { number: self.line, bytes, too_long }))
+        line.number = self.line;
+        Ok(true)
     }
 
     /// Called where reading found nothing more: `true` when the file has grown since (read on);

@@ -182,6 +182,12 @@ fn decode_json(
 ) -> std::result::Result<(), String> {
     let text =
         std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1))?;
+    if let Some(values) = columns.read_object(text, table) {
+        decoder.push(|i| values[i].as_ref().map_or(FieldValue::Missing, FieldValue::Json))?;
+        columns.count_missing_values();
+        return Ok(());
+    }
+    // Not an object: parsed again to say what it is.
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(object)) => {
             let fields = columns.fields(&object, table);

@@ -43,11 +43,13 @@ pub struct FieldSplitter {
     /// Where each finished field ends in `text`.
     ends: Vec<usize>,
     state: State,
+    /// The fields of a line split by [`FieldSplitter::split_plain`], as ranges of that line.
+    ranges: Vec<(usize, usize)>,
 }
 
 impl FieldSplitter {
     pub fn new(delimiter: u8) -> Self {
-        Self { delimiter, text: Vec::new(), ends: Vec::new(), state: State::FieldStart }
+        Self { delimiter, text: Vec::new(), ends: Vec::new(), state: State::FieldStart, ranges: Vec::new() }
     }
 
     /// Forgets the previous record.
@@ -64,6 +66,24 @@ impl FieldSplitter {
             Some((b'\r', body)) => (body, true),
             _ => (line, false),
         };
+        // A record's line without quotes (the common case): the fields are the text between
+        // delimiters, found a word at a time rather than stepped through byte by byte.
+        if self.state == State::FieldStart && self.ends.is_empty() && memchr::memchr(b'"', body).is_none() {
+            let mut start = 0;
+            for at in memchr::memchr_iter(self.delimiter, body) {
+                self.text.extend_from_slice(&body[start..at]);
+                self.ends.push(self.text.len());
+                start = at + 1;
+            }
+            self.text.extend_from_slice(&body[start..]);
+            self.ends.push(self.text.len());
+            return Ok(Progress::Complete);
+        }
+        self.feed_bytewise(body, carriage_return)
+    }
+
+    /// [`FieldSplitter::feed_line`] through the state machine, `body` without the `\r`.
+    fn feed_bytewise(&mut self, body: &[u8], carriage_return: bool) -> Result<Progress, String> {
         for &byte in body {
             self.step(byte)?;
         }
@@ -83,9 +103,44 @@ impl FieldSplitter {
     /// valid UTF-8.
     pub fn fields(&self) -> Result<Fields<'_>, String> {
         match std::str::from_utf8(&self.text) {
-            Ok(text) => Ok(Fields { text, ends: &self.ends }),
+            Ok(text) => Ok(Fields { text, bounds: Bounds::Ends(&self.ends) }),
             Err(e) => {
                 let field = self.ends.iter().take_while(|&&end| end <= e.valid_up_to()).count() + 1;
+                Err(format!("field {field} is not valid UTF-8"))
+            }
+        }
+    }
+
+    /// Splits a whole record's line that has no quote (the common case) without copying it:
+    /// its fields are then [`FieldSplitter::plain_fields`] of the same line, as
+    /// [`FieldSplitter::feed_line`] and [`FieldSplitter::fields`] would give them. `false` when
+    /// the line has a quote; nothing is split then.
+    pub fn split_plain(&mut self, line: &[u8]) -> bool {
+        let body = match line.split_last() {
+            Some((b'\r', body)) => body,
+            _ => line,
+        };
+        let (delimiter, ranges) = (self.delimiter, &mut self.ranges);
+        ranges.clear();
+        let mut start = 0;
+        for at in memchr::memchr2_iter(delimiter, b'"', body) {
+            if body[at] == b'"' {
+                return false;
+            }
+            ranges.push((start, at));
+            start = at + 1;
+        }
+        ranges.push((start, body.len()));
+        true
+    }
+
+    /// The fields [`FieldSplitter::split_plain`] found in `line`; an error names the first field
+    /// that is not valid UTF-8.
+    pub fn plain_fields<'a>(&'a self, line: &'a [u8]) -> Result<Fields<'a>, String> {
+        match std::str::from_utf8(line) {
+            Ok(text) => Ok(Fields { text, bounds: Bounds::Ranges(&self.ranges) }),
+            Err(e) => {
+                let field = self.ranges.iter().take_while(|&&(_, end)| end <= e.valid_up_to()).count() + 1;
                 Err(format!("field {field} is not valid UTF-8"))
             }
         }
@@ -126,23 +181,37 @@ impl FieldSplitter {
 #[derive(Debug, Clone, Copy)]
 pub struct Fields<'a> {
     text: &'a str,
-    ends: &'a [usize],
+    bounds: Bounds<'a>,
+}
+
+/// Where the fields are in the text.
+#[derive(Debug, Clone, Copy)]
+enum Bounds<'a> {
+    /// Unescaped fields back to back: where each ends.
+    Ends(&'a [usize]),
+    /// The line itself: each field's range.
+    Ranges(&'a [(usize, usize)]),
 }
 
 impl<'a> Fields<'a> {
     /// Field `i` (0-based), if the record has it.
     pub fn get(&self, i: usize) -> Option<&'a str> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let (start, end) = match self.bounds {
+            Bounds::Ends(ends) => (if i == 0 { 0 } else { ends[i.checked_sub(1)?] }, *ends.get(i)?),
+            Bounds::Ranges(ranges) => *ranges.get(i)?,
+        };
         self.text.get(start..end)
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        match self.bounds {
+            Bounds::Ends(ends) => ends.len(),
+            Bounds::Ranges(ranges) => ranges.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.len() == 0
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
@@ -176,6 +245,37 @@ mod tests {
         assert_eq!(split(&[b"a\"b,c"]), Ok(vec!["a\"b".into(), "c".into()]));
     }
 
+    /// Lines without quotes, split a word at a time, give the state machine's fields.
+    #[test]
+    fn plain_lines_split_as_the_state_machine_splits_them() {
+        let alphabet: [&[u8]; 6] = [b"a", b",", b" ", b"\r", "\u{e9}".as_bytes(), b"\t"];
+        let mut state: u64 = 7;
+        for _ in 0..20_000 {
+            let mut line = Vec::new();
+            let mut next = || {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                state >> 33
+            };
+            for _ in 0..next() % 24 {
+                line.extend_from_slice(alphabet[(next() % 6) as usize]);
+            }
+            let (mut fast, mut slow) = (FieldSplitter::new(b','), FieldSplitter::new(b','));
+            fast.start();
+            slow.start();
+            assert_eq!(fast.feed_line(&line), Ok(Progress::Complete));
+            let (body, carriage_return) = match line.split_last() {
+                Some((b'\r', body)) => (body, true),
+                _ => (&line[..], false),
+            };
+            assert_eq!(slow.feed_bytewise(body, carriage_return), Ok(Progress::Complete));
+            assert_eq!((&fast.text, &fast.ends), (&slow.text, &slow.ends), "{line:?}");
+            let mut plain = FieldSplitter::new(b',');
+            assert!(plain.split_plain(&line));
+            let fields: Vec<&str> = plain.plain_fields(&line).expect("UTF-8").iter().collect();
+            assert_eq!(fields, slow.fields().expect("UTF-8").iter().collect::<Vec<_>>(), "{line:?}");
+        }
+    }
+
     #[test]
     fn quoted_fields_span_lines() {
         assert_eq!(
@@ -193,5 +293,8 @@ mod tests {
     #[test]
     fn invalid_utf8_names_the_field() {
         assert_eq!(split(&[b"ok,\xff\xfe,x"]), Err("field 2 is not valid UTF-8".to_string()));
+        let mut splitter = FieldSplitter::new(b',');
+        assert!(splitter.split_plain(b"ok,\xff\xfe,x"));
+        assert_eq!(splitter.plain_fields(b"ok,\xff\xfe,x").err(), Some("field 2 is not valid UTF-8".to_string()));
     }
 }

@@ -22,6 +22,9 @@ use streamsql_engine::{Result, StreamError};
 
 use super::parse;
 
+/// The timestamps a TIMESTAMP(3) column takes: years 0 to 9999, in epoch milliseconds.
+const TIMESTAMP_RANGE_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
+
 /// One decoded value, before it is appended.
 #[derive(Debug, Clone, PartialEq)]
 enum Cell {
@@ -104,7 +107,11 @@ impl Builder {
 
     /// Converts text (a CSV field or a JSON string) into a cell of this column's type.
     fn cell_from_text(&self, text: &str) -> Option<Cell> {
-        if !matches!(self, Builder::Utf8(_)) && text.trim().is_empty() {
+        if let Builder::Utf8(_) = self {
+            return Some(Cell::Str(text.to_string()));
+        }
+        let trimmed = parse::trim(text);
+        if trimmed.is_empty() {
             return Some(Cell::Null);
         }
         Some(match self {
@@ -113,15 +120,72 @@ impl Builder {
                 Cell::Nested(normalize(&serde_json::from_str::<Value>(text).ok()?, data_type)?)
             }
             Builder::Utf8(_) => Cell::Str(text.to_string()),
-            Builder::Boolean(_) => Cell::Bool(parse::boolean(text)?),
+            Builder::Boolean(_) => Cell::Bool(parse::boolean(trimmed)?),
             Builder::Int8(_) | Builder::Int16(_) | Builder::Int32(_) | Builder::Int64(_) => {
-                Cell::Int(text.trim().parse().ok()?)
+                Cell::Int(trimmed.parse().ok()?)
             }
-            Builder::Float32(_) | Builder::Float64(_) => Cell::Float(text.trim().parse().ok()?),
-            Builder::Decimal(_, p, s) => Cell::Decimal(parse::decimal(text, *p, *s)?),
-            Builder::Date32(_) => Cell::Date(parse::date_days(text)?),
-            Builder::Timestamp(_) => Cell::Millis(parse::timestamp_millis(text)?),
+            Builder::Float32(_) | Builder::Float64(_) => Cell::Float(trimmed.parse().ok()?),
+            Builder::Decimal(_, p, s) => Cell::Decimal(parse::decimal(trimmed, *p, *s)?),
+            Builder::Date32(_) => Cell::Date(parse::date_days(trimmed)?),
+            Builder::Timestamp(_) => Cell::Millis(parse::timestamp_millis(trimmed)?),
         })
+    }
+
+    /// Reads `text` into this column: `false` (nothing appended) when it is not a value of
+    /// the column's type. The common types are read without making a [`Cell`].
+    fn append_text(&mut self, text: &str) -> bool {
+        match self {
+            Builder::Utf8(b) => b.append_value(text),
+            Builder::Int64(b) => match parse::trim(text) {
+                "" => b.append_null(),
+                trimmed => match trimmed.parse() {
+                    Ok(v) => b.append_value(v),
+                    Err(_) => return false,
+                },
+            },
+            Builder::Int32(b) => match parse::trim(text) {
+                "" => b.append_null(),
+                trimmed => match trimmed.parse::<i64>().ok().and_then(|v| i32::try_from(v).ok()) {
+                    Some(v) => b.append_value(v),
+                    None => return false,
+                },
+            },
+            Builder::Timestamp(b) => match parse::trim(text) {
+                "" => b.append_null(),
+                trimmed => match parse::timestamp_millis(trimmed) {
+                    Some(ms) if TIMESTAMP_RANGE_MS.contains(&ms) => b.append_value(ms),
+                    _ => return false,
+                },
+            },
+            builder => match builder.cell_from_text(text) {
+                Some(cell) if builder.fits(&cell) => builder.append_cell(cell),
+                _ => return false,
+            },
+        }
+        true
+    }
+
+    /// Reads a JSON value into this column, as [`Builder::append_text`] reads text.
+    fn append_json(&mut self, value: &Value) -> bool {
+        match (&mut *self, value) {
+            (Builder::Utf8(b), Value::String(text)) => b.append_value(text),
+            // A nested column's value is never a string (`cell_from_json` says so).
+            (builder, Value::String(text)) if !matches!(builder, Builder::Nested(..)) => {
+                return builder.append_text(text);
+            }
+            (builder, value) => match builder.cell_from_json(value) {
+                Some(cell) if builder.fits(&cell) => builder.append_cell(cell),
+                _ => return false,
+            },
+        }
+        true
+    }
+
+    fn append_cell(&mut self, cell: Cell) {
+        match cell {
+            Cell::Null => self.append_null(),
+            cell => self.append(cell),
+        }
     }
 
     /// Converts a JSON value into a cell of this column's type.
@@ -165,7 +229,7 @@ impl Builder {
     /// Whether `cell` fits this column (integer ranges, timestamps within years 0..9999).
     fn fits(&self, cell: &Cell) -> bool {
         match (self, cell) {
-            (Builder::Timestamp(_), Cell::Millis(ms)) => (-62_167_219_200_000..=253_402_300_799_999).contains(ms),
+            (Builder::Timestamp(_), Cell::Millis(ms)) => TIMESTAMP_RANGE_MS.contains(ms),
             (Builder::Int8(_), Cell::Int(v)) => i8::try_from(*v).is_ok(),
             (Builder::Int16(_), Cell::Int(v)) => i16::try_from(*v).is_ok(),
             (Builder::Int32(_), Cell::Int(v)) => i32::try_from(*v).is_ok(),
@@ -325,10 +389,15 @@ fn nested_array(data_type: &DataType, values: Vec<Value>) -> Result<ArrayRef> {
 }
 
 /// Builds batches of `schema` from records, one record at a time.
+///
+/// A record's values are appended column by column as they are read; when one cannot be read,
+/// the rest of the row is filled with NULLs and the row is left out of the batch when it is
+/// finished, so a rejected record never reaches a batch.
 pub struct RecordDecoder {
     schema: SchemaRef,
     builders: Vec<Builder>,
-    cells: Vec<Cell>,
+    /// Rows in the builders that were rejected, in order.
+    rejected: Vec<usize>,
 }
 
 /// A field of a record, as the format sees it.
@@ -350,40 +419,45 @@ impl RecordDecoder {
                 })
             })
             .collect::<Result<_>>()?;
-        let cells = Vec::with_capacity(schema.fields().len());
-        Ok(Self { schema, builders, cells })
+        Ok(Self { schema, builders, rejected: Vec::new() })
     }
 
     /// Rows decoded and not yet taken by [`RecordDecoder::finish`].
     pub fn rows(&self) -> usize {
-        self.builders.first().map_or(0, Builder::len)
+        self.builders.first().map_or(0, Builder::len) - self.rejected.len()
     }
 
     /// Decodes one record given a function from column index to its field. On error nothing is
     /// appended and the reason names the column.
     pub fn push<'a>(&mut self, field: impl Fn(usize) -> FieldValue<'a>) -> std::result::Result<(), String> {
-        self.cells.clear();
-        for (i, builder) in self.builders.iter().enumerate() {
-            let (cell, shown) = match field(i) {
-                FieldValue::Missing => (Some(Cell::Null), String::new()),
-                FieldValue::Text(t) => (builder.cell_from_text(t), t.to_string()),
-                FieldValue::Json(v) => (builder.cell_from_json(v), v.to_string()),
-            };
-            match cell {
-                Some(cell) if builder.fits(&cell) => self.cells.push(cell),
-                _ => {
-                    return Err(format!(
-                        "column '{}': cannot read {shown} as {}",
-                        self.schema.field(i).name(),
-                        builder.type_name()
-                    ));
+        for i in 0..self.builders.len() {
+            let value = field(i);
+            let builder = &mut self.builders[i];
+            let appended = match &value {
+                FieldValue::Missing => {
+                    builder.append_null();
+                    true
                 }
-            }
-        }
-        for (builder, cell) in self.builders.iter_mut().zip(self.cells.drain(..)) {
-            match cell {
-                Cell::Null => builder.append_null(),
-                cell => builder.append(cell),
+                FieldValue::Text(text) => builder.append_text(text),
+                FieldValue::Json(json) => builder.append_json(json),
+            };
+            if !appended {
+                let reason = format!(
+                    "column '{}': cannot read {} as {}",
+                    self.schema.field(i).name(),
+                    match value {
+                        FieldValue::Missing => String::new(),
+                        FieldValue::Text(text) => text.to_string(),
+                        FieldValue::Json(json) => json.to_string(),
+                    },
+                    builder.type_name()
+                );
+                let row = builder.len();
+                for builder in &mut self.builders[i..] {
+                    builder.append_null();
+                }
+                self.rejected.push(row);
+                return Err(reason);
             }
         }
         Ok(())
@@ -391,8 +465,17 @@ impl RecordDecoder {
 
     /// The rows decoded so far as a batch (and starts a new one).
     pub fn finish(&mut self) -> Result<RecordBatch> {
+        let rows = self.builders.first().map_or(0, Builder::len);
         let columns = self.builders.iter_mut().map(Builder::finish).collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        if self.rejected.is_empty() {
+            return Ok(batch);
+        }
+        let mut keep = vec![true; rows];
+        for row in self.rejected.drain(..) {
+            keep[row] = false;
+        }
+        Ok(arrow::compute::filter_record_batch(&batch, &arrow::array::BooleanArray::from(keep))?)
     }
 }
 
@@ -421,6 +504,9 @@ pub struct JsonColumns {
     /// Where such records are counted for the end-of-run report, while counting is on.
     metrics: Option<Arc<streamsql_engine::metrics::PipelineMetrics>>,
     counting: bool,
+    /// The values [`JsonColumns::read_object`] read, and the keys it found that are no column.
+    values: Vec<Option<Value>>,
+    other_keys: Vec<String>,
 }
 
 impl JsonColumns {
@@ -434,6 +520,8 @@ impl JsonColumns {
             records_missing: 0,
             metrics: None,
             counting: true,
+            values: Vec::new(),
+            other_keys: Vec::new(),
             names,
         }
     }
@@ -471,11 +559,50 @@ impl JsonColumns {
         fields
     }
 
+    /// The values of the columns in the JSON object `text`, `None` where its key is absent
+    /// (keys that are not columns are skipped unread), as [`JsonColumns::fields`] finds them in
+    /// the parsed object, without building the object. `None` when `text` is not a JSON object
+    /// (parse it as a [`Value`] to say why). Count the record with
+    /// [`JsonColumns::count_missing_values`] once it is decoded.
+    pub fn read_object(&mut self, text: &str, table: &str) -> Option<&[Option<Value>]> {
+        self.values.clear();
+        self.values.resize(self.names.len(), None);
+        self.other_keys.clear();
+        let seed = ObjectSeed { by_name: &self.by_name, values: &mut self.values, other_keys: &mut self.other_keys };
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        serde::de::DeserializeSeed::deserialize(seed, &mut deserializer).ok()?;
+        deserializer.end().ok()?;
+        for key in std::mem::take(&mut self.other_keys) {
+            if let Some(&i) = self.by_folded_name.get(&key.to_lowercase())
+                && !std::mem::replace(&mut self.warned[i], true)
+            {
+                tracing::warn!(
+                    "table '{table}': JSON key \"{key}\" is not column \"{}\", which differs only in case; keys \
+                     match columns as declared, so the column is read as NULL where the key is written \"{key}\" \
+                     (declare the column as \"{key}\" to read it)",
+                    self.names[i]
+                );
+            }
+        }
+        Some(&self.values)
+    }
+
+    /// [`JsonColumns::count_missing`] of the values [`JsonColumns::read_object`] gave.
+    pub fn count_missing_values(&mut self) {
+        let values = std::mem::take(&mut self.values);
+        self.count_absent(|i| values[i].is_some());
+        self.values = values;
+    }
+
     /// Counts the columns a decoded record lacked (`fields` as [`JsonColumns::fields`] gave them).
     pub fn count_missing(&mut self, fields: &[Option<&Value>]) {
+        self.count_absent(|i| fields[i].is_some());
+    }
+
+    fn count_absent(&mut self, present: impl Fn(usize) -> bool) {
         let mut any_missing = false;
-        for (i, field) in fields.iter().enumerate() {
-            if field.is_none() {
+        for i in 0..self.names.len() {
+            if !present(i) {
                 self.missing[i] += 1;
                 any_missing = true;
             }
@@ -506,5 +633,151 @@ impl JsonColumns {
             if self.records_missing == 1 { "" } else { "s" },
             fields.join(", ")
         ))
+    }
+}
+
+/// Reads a JSON object's values of the columns ([`JsonColumns::read_object`]): a key is looked
+/// up without being allocated, the values of other keys are skipped.
+struct ObjectSeed<'s> {
+    by_name: &'s HashMap<String, usize>,
+    values: &'s mut [Option<Value>],
+    other_keys: &'s mut Vec<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ObjectSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjectSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed { by_name: self.by_name })? {
+            match key {
+                Key::Column(i) => self.values[i] = Some(map.next_value()?),
+                Key::Other(name) => {
+                    self.other_keys.push(name);
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Key {
+    Column(usize),
+    Other(String),
+}
+
+/// A key of a JSON object: a column's index, or another key.
+struct KeySeed<'s> {
+    by_name: &'s HashMap<String, usize>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeySeed<'_> {
+    type Value = Key;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> std::result::Result<Key, E> {
+        Ok(match self.by_name.get(key) {
+            Some(&i) => Key::Column(i),
+            None => Key::Other(key.to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int32Array, Int64Array, StringArray};
+    use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("port", DataType::Int32, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("bytes", DataType::Int64, true),
+        ]))
+    }
+
+    /// A record rejected at its third or last column leaves nothing in the batch: the columns
+    /// before it, appended already, are cut with it.
+    #[test]
+    fn a_rejected_record_leaves_no_trace_in_the_batch() {
+        let mut decoder = RecordDecoder::new(schema()).expect("decoder");
+        let records: [[&str; 4]; 5] = [
+            ["a", "1", "2024-01-01 00:00:00.001", "10"],
+            ["b", "2", "not a time", "20"],
+            ["c", " 3 ", "2024-01-01 00:00:00.003", ""],
+            ["d", "4", "2024-01-01 00:00:00.004", "x"],
+            ["e", "99999999999", "2024-01-01 00:00:00.005", "50"],
+        ];
+        let mut errors = Vec::new();
+        for record in &records {
+            if let Err(reason) = decoder.push(|i| FieldValue::Text(record[i])) {
+                errors.push(reason);
+            }
+        }
+        assert_eq!(decoder.rows(), 2);
+        assert_eq!(
+            errors,
+            [
+                "column 'ts': cannot read not a time as TIMESTAMP(3) (YYYY-MM-DD HH:MM:SS[.fff], ISO-8601 or epoch \
+                 milliseconds)",
+                "column 'bytes': cannot read x as BIGINT",
+                "column 'port': cannot read 99999999999 as INT",
+            ]
+        );
+        let batch = decoder.finish().expect("batch");
+        assert_eq!(batch.column(0).as_string::<i32>(), &StringArray::from(vec!["a", "c"]));
+        assert_eq!(batch.column(1).as_primitive::<Int32Type>(), &Int32Array::from(vec![1, 3]));
+        let ts = batch.column(2).as_primitive::<TimestampMillisecondType>();
+        assert_eq!(ts.values().to_vec(), vec![1_704_067_200_001, 1_704_067_200_003]);
+        assert_eq!(batch.column(3).as_primitive::<Int64Type>(), &Int64Array::from(vec![Some(10), None]));
+        // The next batch starts clean.
+        decoder.push(|i| FieldValue::Text(records[0][i])).expect("a good record");
+        assert_eq!(decoder.finish().expect("batch").num_rows(), 1);
+    }
+
+    /// Columns are read from a JSON object without building it: keys as declared, the last of
+    /// a repeated key, other keys skipped; what is not an object is left to the caller.
+    #[test]
+    fn json_objects_are_read_column_by_column() {
+        let mut columns = JsonColumns::new(&schema());
+        let values = columns
+            .read_object(r#"{"port": 1, "name": "a", "extra": {"deep": [1e999]}, "Bytes": 3, "port": 2}"#, "t")
+            .expect("an object")
+            .to_vec();
+        assert_eq!(values, [Some(Value::from("a")), Some(Value::from(2)), None, None]);
+        columns.count_missing_values();
+        assert_eq!(
+            columns.missing_summary().as_deref(),
+            Some(r#"1 row missing field(s), read as NULL: "ts" (1), "bytes" (1)"#)
+        );
+        assert!(columns.read_object("[1, 2]", "t").is_none());
+        assert!(columns.read_object(r#"{"port": 1"#, "t").is_none());
+        assert!(columns.read_object(r#"{"port": 1} {}"#, "t").is_none());
     }
 }
