@@ -6,6 +6,7 @@
 //! cargo run --release -p streamsql-bench -- --cassandra    # needs scripts/cassandra.sh start
 //! cargo run --release -p streamsql-bench -- --live         # live tables over Flight SQL
 //! cargo run --release -p streamsql-bench -- --kafka        # needs scripts/kafka.sh start
+//! cargo run --release -p streamsql-bench -- --ingest       # reading CSV / JSON files
 //! ```
 //!
 //! Each case runs in a child process (the binary re-runs itself with `--case`), so its peak RSS
@@ -15,6 +16,7 @@
 mod cases;
 mod cassandra;
 mod checkpoints;
+mod ingest;
 mod kafka;
 mod live;
 mod memory;
@@ -39,6 +41,11 @@ struct Options {
     checkpoint_case: Option<String>,
     checkpoint_groups: bool,
     cycles: usize,
+    /// `--ingest`: reading CSV and JSON files.
+    ingest: bool,
+    /// Children of `--ingest`: the case and the directory of its files.
+    ingest_case: Option<ingest::IngestCase>,
+    dir: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -53,6 +60,9 @@ fn parse_args() -> anyhow::Result<Options> {
         checkpoint_case: None,
         checkpoint_groups: false,
         cycles: 40,
+        ingest: false,
+        ingest_case: None,
+        dir: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -67,11 +77,17 @@ fn parse_args() -> anyhow::Result<Options> {
                 options.checkpoint_case = Some(args.next().context("--checkpoint-case needs an interval")?)
             }
             "--checkpoint-groups" => options.checkpoint_groups = true,
+            "--ingest" => options.ingest = true,
+            "--ingest-case" => {
+                options.ingest_case =
+                    Some(ingest::IngestCase::parse(&args.next().context("--ingest-case needs a value")?)?)
+            }
+            "--dir" => options.dir = Some(args.next().context("--dir needs a directory")?.into()),
             "--cycles" => options.cycles = args.next().context("--cycles needs a number")?.parse()?,
             "--case" => options.case = Some(Case::parse(&args.next().context("--case needs a value")?)?),
             "--help" | "-h" => {
                 println!(
-                    "streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka | --checkpoints [--cycles N]]"
+                    "streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka | --ingest | --checkpoints [--cycles N]]"
                 );
                 std::process::exit(0);
             }
@@ -86,6 +102,20 @@ fn main() -> anyhow::Result<()> {
     if let Some(case) = options.case {
         let result = cases::run_case(case, options.rows)?;
         println!("{}", serde_json::to_string(&result.to_json())?);
+        return Ok(());
+    }
+    if let Some(case) = options.ingest_case {
+        let dir = options.dir.context("--ingest-case needs --dir")?;
+        println!("{}", ingest::run_case(case, &dir, options.rows)?);
+        return Ok(());
+    }
+    if options.ingest {
+        let table = ingest::run(options.rows, options.dir.as_deref())?;
+        println!("{table}");
+        if options.write {
+            report::write_section(&table, "ingest")?;
+            eprintln!("wrote BENCHMARKS.md");
+        }
         return Ok(());
     }
     if let Some(interval) = &options.checkpoint_case {
