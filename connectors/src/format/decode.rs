@@ -52,7 +52,8 @@ enum Builder {
     Float64(Float64Builder),
     Decimal(Decimal128Builder, u8, i8),
     Date32(Date32Builder),
-    Timestamp(TimestampMillisecondBuilder),
+    /// With the minute of the last timestamp read, which the next one likely shares.
+    Timestamp(TimestampMillisecondBuilder, parse::MinuteCache),
     /// ROW, ARRAY and MAP columns: normalized JSON values, made into an array by Arrow's JSON
     /// decoder when the batch is finished.
     Nested(DataType, Vec<Value>),
@@ -73,7 +74,9 @@ impl Builder {
                 Builder::Decimal(Decimal128Builder::new().with_precision_and_scale(*p, *s)?, *p, *s)
             }
             DataType::Date32 => Builder::Date32(Date32Builder::new()),
-            DataType::Timestamp(TimeUnit::Millisecond, None) => Builder::Timestamp(TimestampMillisecondBuilder::new()),
+            DataType::Timestamp(TimeUnit::Millisecond, None) => {
+                Builder::Timestamp(TimestampMillisecondBuilder::new(), parse::MinuteCache::default())
+            }
             nested @ (DataType::Struct(_) | DataType::List(_) | DataType::Map(..)) => {
                 // Every leaf type must be one we read.
                 for leaf in leaf_types(nested) {
@@ -100,7 +103,7 @@ impl Builder {
             Builder::Float64(_) => "DOUBLE".into(),
             Builder::Decimal(_, p, s) => format!("DECIMAL({p}, {s})"),
             Builder::Date32(_) => "DATE (YYYY-MM-DD)".into(),
-            Builder::Timestamp(_) => "TIMESTAMP(3) (YYYY-MM-DD HH:MM:SS[.fff], ISO-8601 or epoch milliseconds)".into(),
+            Builder::Timestamp(..) => "TIMESTAMP(3) (YYYY-MM-DD HH:MM:SS[.fff], ISO-8601 or epoch milliseconds)".into(),
             Builder::Nested(data_type, _) => streamsql_engine::types::sql_name(data_type),
         }
     }
@@ -127,7 +130,7 @@ impl Builder {
             Builder::Float32(_) | Builder::Float64(_) => Cell::Float(trimmed.parse().ok()?),
             Builder::Decimal(_, p, s) => Cell::Decimal(parse::decimal(trimmed, *p, *s)?),
             Builder::Date32(_) => Cell::Date(parse::date_days(trimmed)?),
-            Builder::Timestamp(_) => Cell::Millis(parse::timestamp_millis(trimmed)?),
+            Builder::Timestamp(..) => Cell::Millis(parse::timestamp_millis(trimmed)?),
         })
     }
 
@@ -150,9 +153,9 @@ impl Builder {
                     None => return false,
                 },
             },
-            Builder::Timestamp(b) => match parse::trim(text) {
+            Builder::Timestamp(b, minute) => match parse::trim(text) {
                 "" => b.append_null(),
-                trimmed => match parse::timestamp_millis(trimmed) {
+                trimmed => match parse::timestamp_millis_in(trimmed, minute) {
                     Some(ms) if TIMESTAMP_RANGE_MS.contains(&ms) => b.append_value(ms),
                     _ => return false,
                 },
@@ -209,11 +212,11 @@ impl Builder {
                 | Builder::Int16(_)
                 | Builder::Int32(_)
                 | Builder::Int64(_)
-                | Builder::Timestamp(_) => {
+                | Builder::Timestamp(..) => {
                     let i = n
                         .as_i64()
                         .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))?;
-                    Some(if matches!(self, Builder::Timestamp(_)) { Cell::Millis(i) } else { Cell::Int(i) })
+                    Some(if matches!(self, Builder::Timestamp(..)) { Cell::Millis(i) } else { Cell::Int(i) })
                 }
                 Builder::Float32(_) | Builder::Float64(_) => Some(Cell::Float(n.as_f64()?)),
                 Builder::Utf8(_) | Builder::Decimal(..) => self.cell_from_text(&n.to_string()),
@@ -229,7 +232,7 @@ impl Builder {
     /// Whether `cell` fits this column (integer ranges, timestamps within years 0..9999).
     fn fits(&self, cell: &Cell) -> bool {
         match (self, cell) {
-            (Builder::Timestamp(_), Cell::Millis(ms)) => TIMESTAMP_RANGE_MS.contains(ms),
+            (Builder::Timestamp(..), Cell::Millis(ms)) => TIMESTAMP_RANGE_MS.contains(ms),
             (Builder::Int8(_), Cell::Int(v)) => i8::try_from(*v).is_ok(),
             (Builder::Int16(_), Cell::Int(v)) => i16::try_from(*v).is_ok(),
             (Builder::Int32(_), Cell::Int(v)) => i32::try_from(*v).is_ok(),
@@ -249,7 +252,7 @@ impl Builder {
             (Builder::Float64(b), Cell::Float(v)) => b.append_value(v),
             (Builder::Decimal(b, ..), Cell::Decimal(v)) => b.append_value(v),
             (Builder::Date32(b), Cell::Date(v)) => b.append_value(v),
-            (Builder::Timestamp(b), Cell::Millis(v)) => b.append_value(v),
+            (Builder::Timestamp(b, _), Cell::Millis(v)) => b.append_value(v),
             (Builder::Nested(_, values), Cell::Nested(v)) => values.push(v),
             (builder, _) => builder.append_null(),
         }
@@ -267,7 +270,7 @@ impl Builder {
             Builder::Float64(b) => b.append_null(),
             Builder::Decimal(b, ..) => b.append_null(),
             Builder::Date32(b) => b.append_null(),
-            Builder::Timestamp(b) => b.append_null(),
+            Builder::Timestamp(b, _) => b.append_null(),
             Builder::Nested(_, values) => values.push(Value::Null),
         }
     }
@@ -285,7 +288,7 @@ impl Builder {
             Builder::Float64(b) => Arc::new(b.finish()),
             Builder::Decimal(b, ..) => Arc::new(b.finish()),
             Builder::Date32(b) => Arc::new(b.finish()),
-            Builder::Timestamp(b) => Arc::new(b.finish()),
+            Builder::Timestamp(b, _) => Arc::new(b.finish()),
         })
     }
 
@@ -301,7 +304,7 @@ impl Builder {
             Builder::Float64(b) => b.len(),
             Builder::Decimal(b, ..) => b.len(),
             Builder::Date32(b) => b.len(),
-            Builder::Timestamp(b) => b.len(),
+            Builder::Timestamp(b, _) => b.len(),
             Builder::Nested(_, values) => values.len(),
         }
     }

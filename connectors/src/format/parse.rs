@@ -49,8 +49,15 @@ fn formatted_timestamp_millis(text: &str) -> Option<i64> {
 /// The most common form, `YYYY-MM-DD HH:MM:SS[.f]` (or with `T`) with up to 9 fraction digits
 /// and a valid date and time, read directly; `None` for anything else, which
 /// [`formatted_timestamp_millis`] then reads (it gives the same value for these texts).
+#[inline]
 fn plain_timestamp_millis(text: &[u8]) -> Option<i64> {
-    if text.len() < 19
+    Some(minute_millis(text.get(..17)?)? + second_millis(&text[17..])?)
+}
+
+/// The minute a text in the form of [`plain_timestamp_millis`] starts with (`YYYY-MM-DD HH:MM:`),
+/// as epoch milliseconds.
+fn minute_millis(text: &[u8]) -> Option<i64> {
+    if text.len() != 17
         || text[4] != b'-'
         || text[7] != b'-'
         || !matches!(text[10], b' ' | b'T')
@@ -59,30 +66,73 @@ fn plain_timestamp_millis(text: &[u8]) -> Option<i64> {
     {
         return None;
     }
-    let digit = |i: usize| text[i].is_ascii_digit().then(|| i64::from(text[i] - b'0'));
-    let two = |i: usize| Some(digit(i)? * 10 + digit(i + 1)?);
-    let year = two(0)? * 100 + two(2)?;
-    let (month, day, hour, minute, second) = (two(5)?, two(8)?, two(11)?, two(14)?, two(17)?);
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
+    let mut digits = [0u8; 12];
+    let mut all_digits = true;
+    for (digit, at) in digits.iter_mut().zip([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15]) {
+        *digit = text[at].wrapping_sub(b'0');
+        all_digits &= *digit <= 9;
+    }
+    if !all_digits {
         return None;
     }
-    let millis = match &text[19..] {
+    let two = |i: usize| i64::from(digits[i] * 10 + digits[i + 1]);
+    let year = two(0) * 100 + two(2);
+    let (month, day, hour, minute) = (two(4), two(6), two(8), two(10));
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 {
+        return None;
+    }
+    Some((days_from_civil(year, month, day) * 1_440 + hour * 60 + minute) * 60_000)
+}
+
+/// The rest of a text in the form of [`plain_timestamp_millis`] (`SS[.f]`), as milliseconds.
+#[inline]
+fn second_millis(text: &[u8]) -> Option<i64> {
+    let [tens, ones, rest @ ..] = text else { return None };
+    let (tens, ones) = (tens.wrapping_sub(b'0'), ones.wrapping_sub(b'0'));
+    if tens > 5 || ones > 9 {
+        return None;
+    }
+    let millis = match rest {
         [] => 0,
         [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) && fraction.iter().all(u8::is_ascii_digit) => {
             fraction.iter().chain(b"00").take(3).fold(0, |ms, &b| ms * 10 + i64::from(b - b'0'))
         }
         _ => return None,
     };
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second;
-    Some(seconds * 1_000 + millis)
+    Some(i64::from(tens * 10 + ones) * 1_000 + millis)
 }
 
+/// The minute of the last timestamp [`timestamp_millis_in`] read directly.
+#[derive(Debug, Default)]
+pub struct MinuteCache {
+    /// Its text (`YYYY-MM-DD HH:MM:`) and its epoch milliseconds; `None` before the first.
+    minute: Option<([u8; 17], i64)>,
+}
+
+/// [`timestamp_millis`], reading the date and time to the minute only when they differ from the
+/// last timestamp's (a stream's timestamps mostly share their minute with the previous one).
+pub fn timestamp_millis_in(text: &str, cache: &mut MinuteCache) -> Option<i64> {
+    let text = trim(text);
+    let bytes = text.as_bytes();
+    if let (Some(prefix), Some((cached, millis))) = (bytes.get(..17), &cache.minute)
+        && prefix == cached
+        && let Some(seconds) = second_millis(&bytes[17..])
+    {
+        return Some(millis + seconds);
+    }
+    if let Some(prefix) = bytes.get(..17)
+        && let Some(minute) = minute_millis(prefix)
+        && let Some(seconds) = second_millis(&bytes[17..])
+    {
+        let mut key = [0; 17];
+        key.copy_from_slice(prefix);
+        cache.minute = Some((key, minute));
+        return Some(minute + seconds);
+    }
+    formatted_timestamp_millis(text)
+}
+
+#[inline]
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
         2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
@@ -93,6 +143,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 }
 
 /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's algorithm).
+#[inline]
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
@@ -184,6 +235,7 @@ mod tests {
             state % bound
         };
         let mut direct = 0;
+        let mut cache = MinuteCache::default();
         for _ in 0..200_000 {
             let fraction: String = (0..next(11)).map(|_| char::from(b'0' + next(10) as u8)).collect();
             let text = format!(
@@ -202,7 +254,14 @@ mod tests {
                 direct += 1;
             }
             assert_eq!(timestamp_millis(&text), formatted_timestamp_millis(&text), "{text}");
+            assert_eq!(timestamp_millis_in(&text, &mut cache), formatted_timestamp_millis(&text), "{text}");
             assert!(fast.is_none() || fast == formatted_timestamp_millis(&text), "{text}");
+            // Another second of the same minute: read from the cached minute.
+            if let Some(minute) = text.get(..17) {
+                let same_minute = format!("{minute}{:02}.{}", next(62), next(1000));
+                let cached = timestamp_millis_in(&same_minute, &mut cache);
+                assert_eq!(cached, formatted_timestamp_millis(&same_minute), "{same_minute} after {text}");
+            }
         }
         assert!(direct > 50_000, "only {direct} texts were read directly");
     }
