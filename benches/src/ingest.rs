@@ -73,7 +73,7 @@ impl IngestCase {
             if self.format == FileFormat::Csv { "CSV" } else { "JSON lines" },
             match (self.query, self.batch) {
                 (Query::Scan, false) => "read every row (into a blackhole)",
-                (Query::Scan, true) => "read every row (`COUNT(*)`)",
+                (Query::Scan, true) => "read every row (`COUNT` of each column)",
                 (Query::Tumble, _) => "TUMBLE 5 s, COUNT(*) per flow_type",
             },
             if self.batch { "DataFusion batch" } else { "streamsql" },
