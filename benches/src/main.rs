@@ -7,6 +7,7 @@
 //! cargo run --release -p streamsql-bench -- --live         # live tables over Flight SQL
 //! cargo run --release -p streamsql-bench -- --kafka        # needs scripts/kafka.sh start
 //! cargo run --release -p streamsql-bench -- --ingest       # reading CSV / JSON files
+//! cargo run --release -p streamsql-bench -- --nexmark      # pipelines/nexmark/, parallelism 1 and 2
 //! ```
 //!
 //! Each case runs in a child process (the binary re-runs itself with `--case`), so its peak RSS
@@ -20,6 +21,7 @@ mod ingest;
 mod kafka;
 mod live;
 mod memory;
+mod nexmark;
 mod report;
 
 use std::process::Command;
@@ -46,6 +48,9 @@ struct Options {
     /// Children of `--ingest`: the case and the directory of its files.
     ingest_case: Option<ingest::IngestCase>,
     dir: Option<std::path::PathBuf>,
+    /// `--nexmark`: the Nexmark queries; its children run one `NAME:PARALLELISM` each.
+    nexmark: bool,
+    nexmark_case: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -63,6 +68,8 @@ fn parse_args() -> anyhow::Result<Options> {
         ingest: false,
         ingest_case: None,
         dir: None,
+        nexmark: false,
+        nexmark_case: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -82,12 +89,16 @@ fn parse_args() -> anyhow::Result<Options> {
                 options.ingest_case =
                     Some(ingest::IngestCase::parse(&args.next().context("--ingest-case needs a value")?)?)
             }
+            "--nexmark" => options.nexmark = true,
+            "--nexmark-case" => {
+                options.nexmark_case = Some(args.next().context("--nexmark-case needs NAME:PARALLELISM")?)
+            }
             "--dir" => options.dir = Some(args.next().context("--dir needs a directory")?.into()),
             "--cycles" => options.cycles = args.next().context("--cycles needs a number")?.parse()?,
             "--case" => options.case = Some(Case::parse(&args.next().context("--case needs a value")?)?),
             "--help" | "-h" => {
                 println!(
-                    "streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka | --ingest | --checkpoints [--cycles N]]"
+                    "streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka | --ingest | --nexmark | --checkpoints [--cycles N]]"
                 );
                 std::process::exit(0);
             }
@@ -107,6 +118,19 @@ fn main() -> anyhow::Result<()> {
     if let Some(case) = options.ingest_case {
         let dir = options.dir.context("--ingest-case needs --dir")?;
         println!("{}", ingest::run_case(case, &dir, options.rows)?);
+        return Ok(());
+    }
+    if let Some(case) = &options.nexmark_case {
+        println!("{}", nexmark::run_case(case, options.rows as u64)?);
+        return Ok(());
+    }
+    if options.nexmark {
+        let table = nexmark::run(options.rows as u64)?;
+        println!("{table}");
+        if options.write {
+            report::write_section(&table, "nexmark")?;
+            eprintln!("wrote BENCHMARKS.md");
+        }
         return Ok(());
     }
     if options.ingest {

@@ -1,7 +1,9 @@
 //! Decoding text records into Arrow columns.
 //!
-//! A [`RecordDecoder`] turns one record at a time into typed cells; only when every cell of the
-//! record is valid are they appended, so a skipped record leaves no trace in the batch.
+//! A [`RecordDecoder`] appends one record at a time, each value straight into its column's
+//! builder (the common types without an intermediate cell); a record with a value it cannot
+//! read is finished with NULLs and its row cut from the batch when the batch is made, so a
+//! skipped record leaves no trace in the batch.
 //!
 //! Fields are found by the column names as declared ([`declared_name`]): a JSON object's keys
 //! are matched case-sensitively, as in Flink, by [`JsonColumns`], which also counts the

@@ -3,7 +3,8 @@
 //! - [`csv_fields`]: CSV syntax, one physical line at a time, so a reader can bound a quoted
 //!   field and resynchronise after a damaged one.
 //! - [`decode`]: text records → typed Arrow columns, one record at a time, so a bad record is
-//!   rejected whole (never half-appended) and reported with its position.
+//!   rejected whole (its row is cut from the batch before anyone sees it) and reported with its
+//!   position.
 //! - [`encode`]: Arrow batches → JSON lines / CSV text.
 //! - [`parse`]: the value syntaxes we accept (timestamps, decimals, dates, booleans).
 
