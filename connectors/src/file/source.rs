@@ -8,7 +8,8 @@
 //!
 //! Columns are found by their names as declared: JSON keys case-sensitively, with the rows
 //! lacking a declared key (read as NULL) reported when the input ends; CSV header fields
-//! exactly or, failing that, in other case.
+//! exactly or, failing that, in other case. The values of JSON keys that are no column are
+//! skipped: only their JSON syntax is checked.
 
 use std::fs::File;
 use std::sync::Arc;
