@@ -550,18 +550,25 @@ impl JsonColumns {
         for (key, value) in object {
             if let Some(&i) = self.by_name.get(key) {
                 fields[i] = Some(value);
-            } else if let Some(&i) = self.by_folded_name.get(&key.to_lowercase())
-                && !std::mem::replace(&mut self.warned[i], true)
-            {
-                tracing::warn!(
-                    "table '{table}': JSON key \"{key}\" is not column \"{}\", which differs only in case; keys \
-                     match columns as declared, so the column is read as NULL where the key is written \"{key}\" \
-                     (declare the column as \"{key}\" to read it)",
-                    self.names[i]
-                );
+            } else {
+                self.other_key(key, table);
             }
         }
         fields
+    }
+
+    /// Warns, once per column, about a key that is no column but differs from one only in case.
+    fn other_key(&mut self, key: &str, table: &str) {
+        if let Some(&i) = self.by_folded_name.get(&key.to_lowercase())
+            && !std::mem::replace(&mut self.warned[i], true)
+        {
+            tracing::warn!(
+                "table '{table}': JSON key \"{key}\" is not column \"{}\", which differs only in case; keys \
+                 match columns as declared, so the column is read as NULL where the key is written \"{key}\" \
+                 (declare the column as \"{key}\" to read it)",
+                self.names[i]
+            );
+        }
     }
 
     /// The values of the columns in the JSON object `text`, `None` where its key is absent
@@ -578,16 +585,7 @@ impl JsonColumns {
         serde::de::DeserializeSeed::deserialize(seed, &mut deserializer).ok()?;
         deserializer.end().ok()?;
         for key in std::mem::take(&mut self.other_keys) {
-            if let Some(&i) = self.by_folded_name.get(&key.to_lowercase())
-                && !std::mem::replace(&mut self.warned[i], true)
-            {
-                tracing::warn!(
-                    "table '{table}': JSON key \"{key}\" is not column \"{}\", which differs only in case; keys \
-                     match columns as declared, so the column is read as NULL where the key is written \"{key}\" \
-                     (declare the column as \"{key}\" to read it)",
-                    self.names[i]
-                );
-            }
+            self.other_key(&key, table);
         }
         Some(&self.values)
     }
