@@ -8,6 +8,7 @@
 //! cargo run --release -p streamsql-bench -- --kafka        # needs scripts/kafka.sh start
 //! cargo run --release -p streamsql-bench -- --ingest       # reading CSV / JSON files
 //! cargo run --release -p streamsql-bench -- --nexmark      # pipelines/nexmark/, parallelism 1 and 2
+//! cargo run --release -p streamsql-bench -- --flink        # the same queries beside Flink 1.20 (needs mvn, java)
 //! ```
 //!
 //! Each case runs in a child process (the binary re-runs itself with `--case`), so its peak RSS
@@ -17,6 +18,7 @@
 mod cases;
 mod cassandra;
 mod checkpoints;
+mod flink;
 mod ingest;
 mod kafka;
 mod live;
@@ -51,6 +53,12 @@ struct Options {
     /// `--nexmark`: the Nexmark queries; its children run one `NAME:PARALLELISM` each.
     nexmark: bool,
     nexmark_case: Option<String>,
+    /// `--flink`: Nexmark beside Flink, for `--queries` (default: all but q13) at `--parallelism`.
+    flink: bool,
+    queries: Option<Vec<String>>,
+    parallelism: usize,
+    /// Children of `--flink`: a script to run and measure.
+    script_case: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -70,6 +78,10 @@ fn parse_args() -> anyhow::Result<Options> {
         dir: None,
         nexmark: false,
         nexmark_case: None,
+        flink: false,
+        queries: None,
+        parallelism: 1,
+        script_case: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -93,12 +105,19 @@ fn parse_args() -> anyhow::Result<Options> {
             "--nexmark-case" => {
                 options.nexmark_case = Some(args.next().context("--nexmark-case needs NAME:PARALLELISM")?)
             }
+            "--flink" => options.flink = true,
+            "--queries" => {
+                let list = args.next().context("--queries needs a list such as q0,q5")?;
+                options.queries = Some(list.split(',').map(|q| q.trim().to_string()).collect());
+            }
+            "--parallelism" => options.parallelism = args.next().context("--parallelism needs a number")?.parse()?,
+            "--script-case" => options.script_case = Some(args.next().context("--script-case needs a file")?.into()),
             "--dir" => options.dir = Some(args.next().context("--dir needs a directory")?.into()),
             "--cycles" => options.cycles = args.next().context("--cycles needs a number")?.parse()?,
             "--case" => options.case = Some(Case::parse(&args.next().context("--case needs a value")?)?),
             "--help" | "-h" => {
                 println!(
-                    "streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka | --ingest | --nexmark | --checkpoints [--cycles N]]"
+                    "streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka | --ingest | --nexmark | --flink [--queries q0,q5] [--parallelism N] | --checkpoints [--cycles N]]"
                 );
                 std::process::exit(0);
             }
@@ -122,6 +141,22 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(case) = &options.nexmark_case {
         println!("{}", nexmark::run_case(case, options.rows as u64)?);
+        return Ok(());
+    }
+    if let Some(script) = &options.script_case {
+        println!("{}", flink::run_script_case(script)?);
+        return Ok(());
+    }
+    if options.flink {
+        let rows = if options.rows == 10_000_000 { 2_000_000 } else { options.rows as u64 };
+        let queries =
+            options.queries.clone().unwrap_or_else(|| (0..=22).filter(|&q| q != 13).map(|q| format!("q{q}")).collect());
+        let table = flink::run(rows, &queries, options.parallelism)?;
+        println!("{table}");
+        if options.write {
+            report::write_section(&table, "flink")?;
+            eprintln!("wrote BENCHMARKS.md");
+        }
         return Ok(());
     }
     if options.nexmark {
