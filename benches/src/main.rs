@@ -127,6 +127,16 @@ fn parse_args() -> anyhow::Result<Options> {
     Ok(options)
 }
 
+/// Prints a results table and, unless `--no-write`, puts it in its section of BENCHMARKS.md.
+fn publish(table: &str, section: &str, write: bool) -> anyhow::Result<()> {
+    println!("{table}");
+    if write {
+        report::write_section(table, section)?;
+        eprintln!("wrote BENCHMARKS.md");
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let options = parse_args()?;
     if let Some(case) = options.case {
@@ -152,29 +162,17 @@ fn main() -> anyhow::Result<()> {
         let queries =
             options.queries.clone().unwrap_or_else(|| (0..=22).filter(|&q| q != 13).map(|q| format!("q{q}")).collect());
         let table = flink::run(rows, &queries, options.parallelism)?;
-        println!("{table}");
-        if options.write {
-            report::write_section(&table, "flink")?;
-            eprintln!("wrote BENCHMARKS.md");
-        }
+        publish(&table, "flink", options.write)?;
         return Ok(());
     }
     if options.nexmark {
         let table = nexmark::run(options.rows as u64)?;
-        println!("{table}");
-        if options.write {
-            report::write_section(&table, "nexmark")?;
-            eprintln!("wrote BENCHMARKS.md");
-        }
+        publish(&table, "nexmark", options.write)?;
         return Ok(());
     }
     if options.ingest {
         let table = ingest::run(options.rows, options.dir.as_deref())?;
-        println!("{table}");
-        if options.write {
-            report::write_section(&table, "ingest")?;
-            eprintln!("wrote BENCHMARKS.md");
-        }
+        publish(&table, "ingest", options.write)?;
         return Ok(());
     }
     if let Some(interval) = &options.checkpoint_case {
@@ -187,33 +185,21 @@ fn main() -> anyhow::Result<()> {
     }
     if options.checkpoints {
         let table = checkpoints::run(options.rows, options.cycles, 3)?;
-        println!("{table}");
-        if options.write {
-            report::write_section(&table, "checkpoints")?;
-            eprintln!("wrote BENCHMARKS.md");
-        }
+        publish(&table, "checkpoints", options.write)?;
         return Ok(());
     }
     if options.cassandra {
         let rows = if options.rows == 10_000_000 { 500_000 } else { options.rows as u64 };
         eprintln!("writing {rows} rows into Cassandra at 127.0.0.1:9042 ...");
         let table = cassandra::markdown(&cassandra::run(rows)?);
-        println!("{table}");
-        if options.write {
-            report::write_section(&table, "cassandra")?;
-            eprintln!("wrote BENCHMARKS.md");
-        }
+        publish(&table, "cassandra", options.write)?;
         return Ok(());
     }
     if options.kafka {
         let rows = if options.rows == 10_000_000 { 2_000_000 } else { options.rows as u64 };
         eprintln!("{rows} rows through Kafka at 127.0.0.1:9092 ...");
         let table = kafka::markdown(&kafka::run(rows)?);
-        println!("{table}");
-        if options.write {
-            report::write_section(&table, "kafka")?;
-            eprintln!("wrote BENCHMARKS.md");
-        }
+        publish(&table, "kafka", options.write)?;
         return Ok(());
     }
     if options.live {
@@ -231,11 +217,7 @@ fn main() -> anyhow::Result<()> {
             }
             anyhow::Ok(live::markdown(rows, &latency, &fresh))
         })?;
-        println!("{table}");
-        if options.write {
-            report::write_section(&table, "live")?;
-            eprintln!("wrote BENCHMARKS.md");
-        }
+        publish(&table, "live", options.write)?;
         return Ok(());
     }
     let exe = std::env::current_exe()?;
@@ -259,11 +241,5 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let table = report::markdown(&results, options.rows);
-    println!("{table}");
-    if options.write {
-        report::write_section(&table, "results")?;
-        eprintln!("wrote BENCHMARKS.md");
-    }
-    Ok(())
+    publish(&report::markdown(&results, options.rows), "results", options.write)
 }
