@@ -24,21 +24,19 @@ use streamsql_engine::{Result, StreamError};
 
 use super::FileOptions;
 use super::csv_records::{BadRecord, CsvRecords};
-use super::lines::LineReader;
-use crate::format::decode::{FieldValue, JsonColumns, RecordDecoder, declared_name};
+use super::lines::{Line, LineReader};
+use crate::format::decode::{FieldValue, JsonColumns, JsonField, RecordDecoder, declared_name};
 use crate::format::{Format, OnError};
 
 enum Reader {
     Json {
         lines: LineReader,
         columns: JsonColumns,
+        /// The buffer each line is read into.
+        line: Line,
     },
     /// `positions[i]`: the header field of column `i`; `fields`: how many the header has.
-    Csv {
-        records: CsvRecords,
-        positions: Vec<usize>,
-        fields: usize,
-    },
+    Csv { records: CsvRecords, positions: Vec<usize>, fields: usize },
 }
 
 pub(super) struct FileSource {
@@ -66,6 +64,7 @@ impl FileSource {
             Format::Json => Reader::Json {
                 lines: LineReader::new(&options.path, file, usize::MAX)?,
                 columns: JsonColumns::new(&table.schema).with_metrics(ctx.metrics.clone()),
+                line: Line::default(),
             },
             Format::Csv => {
                 let mut records = CsvRecords::new(&options.path, file, options.delimiter, options.max_record_bytes)?;
@@ -131,8 +130,10 @@ impl FileSource {
     /// Reads one record; `false` at the end of the file.
     fn read_record(&mut self) -> Result<bool> {
         let outcome = match &mut self.reader {
-            Reader::Json { lines, columns } => {
-                let Some(line) = lines.next_line()? else { return Ok(false) };
+            Reader::Json { lines, columns, line } => {
+                if !lines.next_line_into(line)? {
+                    return Ok(false);
+                }
                 if line.is_blank(None) {
                     return Ok(true);
                 }
@@ -184,8 +185,8 @@ fn decode_json(
     let text =
         std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1))?;
     if let Some(values) = columns.read_object(text, table) {
-        decoder.push(|i| values[i].as_ref().map_or(FieldValue::Missing, FieldValue::Json))?;
-        columns.count_missing_values();
+        decoder.push(|i| values[i].as_ref().map_or(FieldValue::Missing, JsonField::field))?;
+        columns.count_missing_of(|i| values[i].is_some());
         return Ok(());
     }
     // Not an object: parsed again to say what it is.

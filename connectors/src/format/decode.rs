@@ -173,15 +173,22 @@ impl Builder {
     /// Reads a JSON value into this column, as [`Builder::append_text`] reads text.
     fn append_json(&mut self, value: &Value) -> bool {
         match (&mut *self, value) {
-            (Builder::Utf8(b), Value::String(text)) => b.append_value(text),
-            // A nested column's value is never a string (`cell_from_json` says so).
-            (builder, Value::String(text)) if !matches!(builder, Builder::Nested(..)) => {
-                return builder.append_text(text);
-            }
+            (builder, Value::String(text)) => return builder.append_json_str(text),
             (builder, value) => match builder.cell_from_json(value) {
                 Some(cell) if builder.fits(&cell) => builder.append_cell(cell),
                 _ => return false,
             },
+        }
+        true
+    }
+
+    /// Reads a JSON string value into this column: as text, except into a nested column,
+    /// whose value is never a string (`cell_from_json` says so).
+    fn append_json_str(&mut self, text: &str) -> bool {
+        match self {
+            Builder::Utf8(b) => b.append_value(text),
+            Builder::Nested(..) => return false,
+            builder => return builder.append_text(text),
         }
         true
     }
@@ -410,6 +417,8 @@ pub enum FieldValue<'a> {
     Missing,
     Text(&'a str),
     Json(&'a Value),
+    /// A JSON string value, read as `Json(Value::String(..))` would be, without the `Value`.
+    JsonStr(&'a str),
 }
 
 impl RecordDecoder {
@@ -445,6 +454,7 @@ impl RecordDecoder {
                 }
                 FieldValue::Text(text) => builder.append_text(text),
                 FieldValue::Json(json) => builder.append_json(json),
+                FieldValue::JsonStr(text) => builder.append_json_str(text),
             };
             if !appended {
                 let reason = format!(
@@ -454,6 +464,7 @@ impl RecordDecoder {
                         FieldValue::Missing => String::new(),
                         FieldValue::Text(text) => text.to_string(),
                         FieldValue::Json(json) => json.to_string(),
+                        FieldValue::JsonStr(text) => Value::from(text).to_string(),
                     },
                     builder.type_name()
                 );
@@ -509,8 +520,7 @@ pub struct JsonColumns {
     /// Where such records are counted for the end-of-run report, while counting is on.
     metrics: Option<Arc<streamsql_engine::metrics::PipelineMetrics>>,
     counting: bool,
-    /// The values [`JsonColumns::read_object`] read, and the keys it found that are no column.
-    values: Vec<Option<Value>>,
+    /// The keys [`JsonColumns::read_object`] found that are no column.
     other_keys: Vec<String>,
 }
 
@@ -525,7 +535,6 @@ impl JsonColumns {
             records_missing: 0,
             metrics: None,
             counting: true,
-            values: Vec::new(),
             other_keys: Vec::new(),
             names,
         }
@@ -573,28 +582,32 @@ impl JsonColumns {
 
     /// The values of the columns in the JSON object `text`, `None` where its key is absent
     /// (keys that are not columns are skipped unread), as [`JsonColumns::fields`] finds them in
-    /// the parsed object, without building the object. `None` when `text` is not a JSON object
-    /// (parse it as a [`Value`] to say why). Count the record with
-    /// [`JsonColumns::count_missing_values`] once it is decoded.
-    pub fn read_object(&mut self, text: &str, table: &str) -> Option<&[Option<Value>]> {
-        self.values.clear();
-        self.values.resize(self.names.len(), None);
+    /// the parsed object, without building the object (string values are borrowed from `text`
+    /// where they have no escapes). `None` when `text` is not a JSON object (parse it as a
+    /// [`Value`] to say why). Count the record with [`JsonColumns::count_missing_of`] once it
+    /// is decoded.
+    pub fn read_object<'a>(&mut self, text: &'a str, table: &str) -> Option<Vec<Option<JsonField<'a>>>> {
+        let mut values = Vec::new();
+        values.resize_with(self.names.len(), || None);
         self.other_keys.clear();
-        let seed = ObjectSeed { by_name: &self.by_name, values: &mut self.values, other_keys: &mut self.other_keys };
+        let seed = ObjectSeed {
+            names: &self.names,
+            by_name: &self.by_name,
+            values: &mut values,
+            other_keys: &mut self.other_keys,
+        };
         let mut deserializer = serde_json::Deserializer::from_str(text);
         serde::de::DeserializeSeed::deserialize(seed, &mut deserializer).ok()?;
         deserializer.end().ok()?;
         for key in std::mem::take(&mut self.other_keys) {
             self.other_key(&key, table);
         }
-        Some(&self.values)
+        Some(values)
     }
 
-    /// [`JsonColumns::count_missing`] of the values [`JsonColumns::read_object`] gave.
-    pub fn count_missing_values(&mut self) {
-        let values = std::mem::take(&mut self.values);
-        self.count_absent(|i| values[i].is_some());
-        self.values = values;
+    /// Counts the columns a decoded record lacked: those for which `present` is false.
+    pub fn count_missing_of(&mut self, present: impl Fn(usize) -> bool) {
+        self.count_absent(present);
     }
 
     /// Counts the columns a decoded record lacked (`fields` as [`JsonColumns::fields`] gave them).
@@ -641,13 +654,14 @@ impl JsonColumns {
 
 /// Reads a JSON object's values of the columns ([`JsonColumns::read_object`]): a key is looked
 /// up without being allocated, the values of other keys are skipped.
-struct ObjectSeed<'s> {
+struct ObjectSeed<'s, 'de> {
+    names: &'s [String],
     by_name: &'s HashMap<String, usize>,
-    values: &'s mut [Option<Value>],
+    values: &'s mut [Option<JsonField<'de>>],
     other_keys: &'s mut Vec<String>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for ObjectSeed<'_> {
+impl<'de> serde::de::DeserializeSeed<'de> for ObjectSeed<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<(), D::Error> {
@@ -655,7 +669,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for ObjectSeed<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for ObjectSeed<'_> {
+impl<'de> serde::de::Visitor<'de> for ObjectSeed<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -663,9 +677,9 @@ impl<'de> serde::de::Visitor<'de> for ObjectSeed<'_> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while let Some(key) = map.next_key_seed(KeySeed { by_name: self.by_name })? {
+        while let Some(key) = map.next_key_seed(KeySeed { names: self.names, by_name: self.by_name })? {
             match key {
-                Key::Column(i) => self.values[i] = Some(map.next_value()?),
+                Key::Column(i) => self.values[i] = Some(map.next_value_seed(FieldSeed)?),
                 Key::Other(name) => {
                     self.other_keys.push(name);
                     map.next_value::<serde::de::IgnoredAny>()?;
@@ -681,10 +695,99 @@ enum Key {
     Other(String),
 }
 
+/// A column's value in a JSON object: a string (borrowed when it has no escapes) or any other
+/// value.
+#[derive(Debug, PartialEq)]
+pub enum JsonField<'a> {
+    Str(std::borrow::Cow<'a, str>),
+    Other(Value),
+}
+
+impl<'a> JsonField<'a> {
+    /// As a field of a record.
+    pub fn field(&self) -> FieldValue<'_> {
+        match self {
+            JsonField::Str(text) => FieldValue::JsonStr(text),
+            JsonField::Other(value) => FieldValue::Json(value),
+        }
+    }
+}
+
+/// Reads a [`JsonField`]: every value as serde_json's `Value` reads it, but a string without a
+/// `String` made for it when it can be borrowed.
+struct FieldSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldSeed {
+    type Value = JsonField<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldSeed {
+    type Value = JsonField<'de>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(JsonField::Str(std::borrow::Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> std::result::Result<Self::Value, E> {
+        Ok(JsonField::Str(std::borrow::Cow::Owned(text.to_string())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> std::result::Result<Self::Value, E> {
+        Ok(JsonField::Str(std::borrow::Cow::Owned(text)))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, value: bool) -> std::result::Result<Self::Value, E> {
+        Ok(JsonField::Other(Value::Bool(value)))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> std::result::Result<Self::Value, E> {
+        Ok(JsonField::Other(Value::from(value)))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> std::result::Result<Self::Value, E> {
+        Ok(JsonField::Other(Value::from(value)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> std::result::Result<Self::Value, E> {
+        Ok(JsonField::Other(serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number)))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(JsonField::Other(Value::Null))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(JsonField::Other(Value::Null))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> std::result::Result<Self::Value, A::Error> {
+        use serde::Deserialize;
+        Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(JsonField::Other)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<Self::Value, A::Error> {
+        use serde::Deserialize;
+        Value::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(JsonField::Other)
+    }
+}
+
 /// A key of a JSON object: a column's index, or another key.
 struct KeySeed<'s> {
+    names: &'s [String],
     by_name: &'s HashMap<String, usize>,
 }
+
+/// Up to this many columns, a key is found by comparing it with each name (cheaper than hashing
+/// it); beyond, by the hash map.
+const SCANNED_COLUMNS: usize = 16;
 
 impl<'de> serde::de::DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Key;
@@ -702,10 +805,12 @@ impl<'de> serde::de::Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> std::result::Result<Key, E> {
-        Ok(match self.by_name.get(key) {
-            Some(&i) => Key::Column(i),
-            None => Key::Other(key.to_string()),
-        })
+        let column = if self.names.len() <= SCANNED_COLUMNS {
+            self.names.iter().position(|name| name == key)
+        } else {
+            self.by_name.get(key).copied()
+        };
+        Ok(column.map_or_else(|| Key::Other(key.to_string()), Key::Column))
     }
 }
 
@@ -770,11 +875,13 @@ mod tests {
     fn json_objects_are_read_column_by_column() {
         let mut columns = JsonColumns::new(&schema());
         let values = columns
-            .read_object(r#"{"port": 1, "name": "a", "extra": {"deep": [1e999]}, "Bytes": 3, "port": 2}"#, "t")
-            .expect("an object")
-            .to_vec();
-        assert_eq!(values, [Some(Value::from("a")), Some(Value::from(2)), None, None]);
-        columns.count_missing_values();
+            .read_object(r#"{"port": 1, "name": "a\"b", "extra": {"deep": [1e999]}, "Bytes": 3, "port": 2.5}"#, "t")
+            .expect("an object");
+        assert_eq!(values, [Some(JsonField::Str("a\"b".into())), Some(JsonField::Other(Value::from(2.5))), None, None]);
+        columns.count_missing_of(|i| values[i].is_some());
+        let nested = columns.read_object(r#"{"ts": [1, {"a": null}], "name": "plain"}"#, "t").expect("an object");
+        assert_eq!(nested[2], Some(JsonField::Other(serde_json::json!([1, {"a": null}]))));
+        assert!(matches!(&nested[0], Some(JsonField::Str(std::borrow::Cow::Borrowed("plain")))));
         assert_eq!(
             columns.missing_summary().as_deref(),
             Some(r#"1 row missing field(s), read as NULL: "ts" (1), "bytes" (1)"#)
