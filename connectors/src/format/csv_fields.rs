@@ -67,16 +67,12 @@ impl FieldSplitter {
             _ => (line, false),
         };
         // A record's line without quotes (the common case): the fields are the text between
-        // delimiters, found a word at a time rather than stepped through byte by byte.
-        if self.state == State::FieldStart && self.ends.is_empty() && memchr::memchr(b'"', body).is_none() {
-            let mut start = 0;
-            for at in memchr::memchr_iter(self.delimiter, body) {
-                self.text.extend_from_slice(&body[start..at]);
+        // delimiters, found by `split_plain` rather than stepped through byte by byte.
+        if self.state == State::FieldStart && self.ends.is_empty() && self.split_plain(line) {
+            for &(start, end) in &self.ranges {
+                self.text.extend_from_slice(&line[start..end]);
                 self.ends.push(self.text.len());
-                start = at + 1;
             }
-            self.text.extend_from_slice(&body[start..]);
-            self.ends.push(self.text.len());
             return Ok(Progress::Complete);
         }
         self.feed_bytewise(body, carriage_return)

@@ -112,11 +112,8 @@ impl Builder {
 
     /// Converts text (a CSV field or a JSON string) into a cell of this column's type.
     fn cell_from_text(&self, text: &str) -> Option<Cell> {
-        if let Builder::Utf8(_) = self {
-            return Some(Cell::Str(text.to_string()));
-        }
         let trimmed = parse::trim(text);
-        if trimmed.is_empty() {
+        if trimmed.is_empty() && !matches!(self, Builder::Utf8(_)) {
             return Some(Cell::Null);
         }
         Some(match self {
@@ -441,8 +438,8 @@ impl RecordDecoder {
         self.builders.first().map_or(0, Builder::len) - self.rejected.len()
     }
 
-    /// Decodes one record given a function from column index to its field. On error nothing is
-    /// appended and the reason names the column.
+    /// Decodes one record given a function from column index to its field. On error the record
+    /// leaves nothing in the batch and the reason names the column.
     pub fn push<'a>(&mut self, field: impl Fn(usize) -> FieldValue<'a>) -> std::result::Result<(), String> {
         for i in 0..self.builders.len() {
             let value = field(i);
@@ -605,17 +602,13 @@ impl JsonColumns {
         Some(values)
     }
 
-    /// Counts the columns a decoded record lacked: those for which `present` is false.
-    pub fn count_missing_of(&mut self, present: impl Fn(usize) -> bool) {
-        self.count_absent(present);
-    }
-
     /// Counts the columns a decoded record lacked (`fields` as [`JsonColumns::fields`] gave them).
     pub fn count_missing(&mut self, fields: &[Option<&Value>]) {
-        self.count_absent(|i| fields[i].is_some());
+        self.count_missing_of(|i| fields[i].is_some());
     }
 
-    fn count_absent(&mut self, present: impl Fn(usize) -> bool) {
+    /// Counts the columns a decoded record lacked: those for which `present` is false.
+    pub fn count_missing_of(&mut self, present: impl Fn(usize) -> bool) {
         let mut any_missing = false;
         for i in 0..self.names.len() {
             if !present(i) {
