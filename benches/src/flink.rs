@@ -10,37 +10,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use streamsql_connectors::Connectors;
-use streamsql_engine::runtime;
-use streamsql_sql::Session;
 
-use crate::cases::{cpu_seconds, peak_rss_bytes};
+use crate::cases::peak_rss_bytes;
+use crate::nexmark::{TABLES, run_script};
 
 /// Events of the input that measures Flink's start-up.
 const WARM_UP_EVENTS: u64 = 1_000;
-
-/// The columns of the three kinds of events, as `pipelines/nexmark/` declares them.
-const TABLES: [(&str, &str); 3] = [
-    (
-        "person",
-        "id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR, state VARCHAR, \
-         dateTime TIMESTAMP(3), extra VARCHAR",
-    ),
-    (
-        "auction",
-        "id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT, dateTime TIMESTAMP(3), \
-         expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR",
-    ),
-    (
-        "bid",
-        "auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR",
-    ),
-];
 
 fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -77,16 +55,8 @@ fn generate(dir: &Path, events: u64) -> anyhow::Result<()> {
             dir.join(format!("{name}.jsonl")).display()
         ));
     }
-    let mut session = Session::new(Arc::new(Connectors::builtin()));
-    let pipelines = session.execute(&sql).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let running: Vec<_> = pipelines.into_iter().map(runtime::start).collect();
-        for pipeline in running {
-            pipeline.join().await?;
-        }
-        anyhow::Ok(())
-    })
+    run_script(&sql)?.map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    Ok(())
 }
 
 /// The part of a query file after its three tables: its sink (and views) and its INSERT.
@@ -99,22 +69,10 @@ fn query_part(name: &str) -> anyhow::Result<String> {
 
 /// Runs a script in this process (a child of `run`): its measurements as JSON.
 pub fn run_script_case(path: &Path) -> anyhow::Result<Value> {
-    let sql = std::fs::read_to_string(path)?;
-    let mut session = Session::new(Arc::new(Connectors::builtin()));
-    let pipelines = session.execute(&sql).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let cpu_before = cpu_seconds();
-    let started = Instant::now();
-    let rows = runtime.block_on(async {
-        let running: Vec<_> = pipelines.into_iter().map(runtime::start).collect();
-        let mut rows = 0;
-        for pipeline in running {
-            rows += pipeline.join().await?.metrics.rows_out;
-        }
-        anyhow::Ok(rows)
-    })?;
+    let measured = run_script(&std::fs::read_to_string(path)?)?.map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    let rows: u64 = measured.reports.iter().map(|r| r.metrics.rows_out).sum();
     Ok(json!({
-        "wall_seconds": started.elapsed().as_secs_f64(), "cpu_seconds": cpu_seconds() - cpu_before,
+        "wall_seconds": measured.wall_seconds, "cpu_seconds": measured.cpu_seconds,
         "result_rows": rows, "peak_rss_bytes": peak_rss_bytes(),
     }))
 }

@@ -19,6 +19,24 @@ use streamsql_sql::Session;
 
 use crate::cases::{cpu_seconds, peak_rss_bytes};
 
+/// The columns of the three kinds of events, as `pipelines/nexmark/` declares them.
+pub(crate) const TABLES: [(&str, &str); 3] = [
+    (
+        "person",
+        "id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR, state VARCHAR, \
+         dateTime TIMESTAMP(3), extra VARCHAR",
+    ),
+    (
+        "auction",
+        "id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT, dateTime TIMESTAMP(3), \
+         expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR",
+    ),
+    (
+        "bid",
+        "auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR",
+    ),
+];
+
 /// The queries, in order, and the generator alone.
 fn names() -> Vec<String> {
     let mut names = vec!["generator".to_string()];
@@ -36,20 +54,14 @@ fn script(name: &str, events: u64, parallelism: usize) -> anyhow::Result<String>
     let sql = if name == "generator" {
         // The three tables of any query, each into its own blackhole.
         let q0 = std::fs::read_to_string(dir.join("q0.sql"))?;
-        let tables = q0.split("CREATE TABLE nexmark_q0").next().context("q0.sql has no sink")?.to_string();
-        format!(
-            "{tables}
-             CREATE TABLE person_out (id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR,
-               city VARCHAR, state VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR) WITH ('connector' = 'blackhole');
-             CREATE TABLE auction_out (id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT,
-               reserve BIGINT, dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT,
-               extra VARCHAR) WITH ('connector' = 'blackhole');
-             CREATE TABLE bid_out (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
-               dateTime TIMESTAMP(3), extra VARCHAR) WITH ('connector' = 'blackhole');
-             INSERT INTO person_out SELECT * FROM person;
-             INSERT INTO auction_out SELECT * FROM auction;
-             INSERT INTO bid_out SELECT * FROM bid;"
-        )
+        let mut sql = q0.split("CREATE TABLE nexmark_q0").next().context("q0.sql has no sink")?.to_string();
+        for (table, columns) in TABLES {
+            sql.push_str(&format!(
+                "CREATE TABLE {table}_out ({columns}) WITH ('connector' = 'blackhole');
+                 INSERT INTO {table}_out SELECT * FROM {table};\n"
+            ));
+        }
+        sql
     } else {
         std::fs::read_to_string(dir.join(format!("{name}.sql"))).with_context(|| format!("reading {name}.sql"))?
     };
@@ -61,14 +73,20 @@ fn script(name: &str, events: u64, parallelism: usize) -> anyhow::Result<String>
     ))
 }
 
-/// One query at one parallelism, in this process: its measurements as JSON.
-pub fn run_case(case: &str, events: u64) -> anyhow::Result<Value> {
-    let (name, parallelism) = case.split_once(':').context("a case is NAME:PARALLELISM")?;
-    let sql = script(name, events, parallelism.parse()?)?;
+/// The pipelines of a script, run to their end together: their reports, and the wall and CPU
+/// seconds they took (planning not included).
+pub(crate) struct Measured {
+    pub reports: Vec<runtime::PipelineReport>,
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+}
+
+/// Plans `sql` and runs its pipelines, measured; `Ok(Err(reason))` when planning refuses it.
+pub(crate) fn run_script(sql: &str) -> anyhow::Result<Result<Measured, String>> {
     let mut session = Session::new(Arc::new(Connectors::builtin()));
-    let pipelines = match session.execute(&sql) {
+    let pipelines = match session.execute(sql) {
         Ok(pipelines) => pipelines,
-        Err(e) => return Ok(json!({ "refused": e.to_string().lines().next().unwrap_or("").to_string() })),
+        Err(e) => return Ok(Err(e.to_string())),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let cpu_before = cpu_seconds();
@@ -81,12 +99,20 @@ pub fn run_case(case: &str, events: u64) -> anyhow::Result<Value> {
         }
         anyhow::Ok(reports)
     })?;
-    let wall_seconds = started.elapsed().as_secs_f64();
-    let cpu_seconds = cpu_seconds() - cpu_before;
-    let late_rows: u64 = reports.iter().map(|r| r.metrics.late_rows).sum();
-    let result_rows: u64 = reports.iter().map(|r| r.metrics.rows_out).sum();
+    Ok(Ok(Measured { reports, wall_seconds: started.elapsed().as_secs_f64(), cpu_seconds: cpu_seconds() - cpu_before }))
+}
+
+/// One query at one parallelism, in this process: its measurements as JSON.
+pub fn run_case(case: &str, events: u64) -> anyhow::Result<Value> {
+    let (name, parallelism) = case.split_once(':').context("a case is NAME:PARALLELISM")?;
+    let measured = match run_script(&script(name, events, parallelism.parse()?)?)? {
+        Ok(measured) => measured,
+        Err(reason) => return Ok(json!({ "refused": reason.lines().next().unwrap_or("").to_string() })),
+    };
+    let late_rows: u64 = measured.reports.iter().map(|r| r.metrics.late_rows).sum();
+    let result_rows: u64 = measured.reports.iter().map(|r| r.metrics.rows_out).sum();
     Ok(json!({
-        "events": events, "wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds,
+        "events": events, "wall_seconds": measured.wall_seconds, "cpu_seconds": measured.cpu_seconds,
         "result_rows": result_rows, "late_rows": late_rows, "peak_rss_bytes": peak_rss_bytes(),
     }))
 }

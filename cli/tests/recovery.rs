@@ -61,6 +61,17 @@ fn source(rows: u64) -> String {
     )
 }
 
+/// A second generated stream over the same source IPs, sparser than [`source`] (20 rows per
+/// second of event time).
+fn probes(rows: u64) -> String {
+    format!(
+        "CREATE TABLE probes (ts TIMESTAMP(3), src_ip STRING, bytes_in BIGINT,
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH ('connector' = 'netflow', 'number-of-rows' = '{rows}', 'rows-per-second' = '2000',
+           'event-time.rows-per-second' = '20', 'seed' = '12');"
+    )
+}
+
 fn job(dir: &Path, name: &str, sql: &str) -> PathBuf {
     let path = dir.join(format!("{name}.sql"));
     std::fs::write(&path, sql).expect("write job");
@@ -1035,10 +1046,7 @@ fn a_semi_join_killed_at_random_points_writes_every_row_once() {
             "SET 'execution.checkpointing.interval' = '100 ms';
              SET 'parallelism.default' = '2';
              {}
-             CREATE TABLE probes (ts TIMESTAMP(3), src_ip STRING, bytes_in BIGINT,
-               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
-             WITH ('connector' = 'netflow', 'number-of-rows' = '{}', 'rows-per-second' = '2000',
-               'event-time.rows-per-second' = '20', 'seed' = '12');
+             {}
              CREATE TABLE matched (ts TIMESTAMP(3), src_ip STRING, flow_type STRING, bytes_in BIGINT)
              WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
              INSERT INTO matched SELECT ts, src_ip, flow_type, bytes_in FROM flows
@@ -1046,7 +1054,7 @@ fn a_semi_join_killed_at_random_points_writes_every_row_once() {
             source(rows),
             // Rare probes: the subquery's keys turn up over the first part of the run, while
             // rows with other keys wait.
-            rows / 50,
+            probes(rows / 50),
             dir.join(out).display()
         )
     };
@@ -1153,10 +1161,7 @@ fn a_window_join_killed_at_random_points_writes_every_window_once() {
             "SET 'execution.checkpointing.interval' = '100 ms';
              SET 'parallelism.default' = '{parallelism}';
              {}
-             CREATE TABLE probes (ts TIMESTAMP(3), src_ip STRING, bytes_in BIGINT,
-               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
-             WITH ('connector' = 'netflow', 'number-of-rows' = '{}', 'rows-per-second' = '2000',
-               'event-time.rows-per-second' = '20', 'seed' = '12');
+             {}
              CREATE TABLE joined (window_start TIMESTAMP(3), src_ip STRING, flow_bytes BIGINT, probe_bytes BIGINT)
              WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
              INSERT INTO joined SELECT l.window_start, l.src_ip, l.bytes_in, r.bytes_in
@@ -1164,7 +1169,7 @@ fn a_window_join_killed_at_random_points_writes_every_window_once() {
              LEFT JOIN (SELECT * FROM TABLE(TUMBLE(TABLE probes, DESCRIPTOR(ts), INTERVAL '5' SECOND))) AS r
              ON l.src_ip = r.src_ip AND l.window_start = r.window_start AND l.window_end = r.window_end;",
             source(rows),
-            rows / 50,
+            probes(rows / 50),
             dir.join(out).display()
         )
     };
