@@ -30,7 +30,7 @@ use crate::checkpoint::{CheckpointConfig, Delivery, NodeEntry};
 use crate::connector::{Connector, Role, TableDef};
 use crate::error::{Result, StreamError};
 use crate::operator::Operator;
-use crate::operators::aggregate::{AggregateSpec, WindowKind, aggregate_operator};
+use crate::operators::aggregate::{AggregateSpec, LocalWindowAggregate, WindowKind, aggregate_operator};
 use crate::operators::join::{JoinOperator, JoinSpec};
 use crate::operators::over::{OverOperator, OverStage};
 use crate::operators::semi_join::SemiJoinOperator;
@@ -69,6 +69,22 @@ pub struct AggregateStage {
     /// along the input (false for a `UNION ALL`). See
     /// [`WindowAggregator::process_batch`](crate::operators::aggregate::WindowAggregator::process_batch).
     pub row_watermarks: bool,
+    /// Whether batches are pre-aggregated before the exchange (`'table.optimizer.agg-phase-strategy'`).
+    pub phases: AggPhases,
+}
+
+/// `'table.optimizer.agg-phase-strategy'`: whether a window aggregation with several instances
+/// pre-aggregates each batch before the exchange (see
+/// [`LocalWindowAggregate`](crate::operators::aggregate::LocalWindowAggregate)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AggPhases {
+    /// `AUTO`: pre-aggregate until the first rows show that it does not pay.
+    #[default]
+    Auto,
+    /// `ONE_PHASE`: every row crosses the exchange.
+    One,
+    /// `TWO_PHASE`: always pre-aggregate.
+    Two,
 }
 
 /// One column of the late-rows sink (`SET 'late-rows.sink'`).
@@ -224,6 +240,22 @@ impl Stage {
             },
             Stage::Aggregate(_) | Stage::Over(_) | Stage::TopN(_) => Edge::Hash(self.input_keys(input)),
         }
+    }
+
+    /// The first phase of a two-phase aggregation, run before the exchange by each task that
+    /// feeds the stage: for TUMBLE, HOP and CUMULATE windows over event time whose late rows
+    /// are only counted (a late-rows sink needs the rows themselves), unless `ONE_PHASE`.
+    pub fn pre_aggregation(&self) -> Result<Option<LocalWindowAggregate>> {
+        let Stage::Aggregate(stage) = self else { return Ok(None) };
+        let eligible = stage.spec.window.is_some_and(|w| w.kind != WindowKind::Session && !w.processing_time)
+            && stage.late.is_none()
+            && !stage.changelog_input;
+        Ok(match stage.phases {
+            _ if !eligible => None,
+            AggPhases::One => None,
+            AggPhases::Two => Some(LocalWindowAggregate::new(stage.spec.clone())?),
+            AggPhases::Auto => Some(LocalWindowAggregate::new(stage.spec.clone())?.adaptive()),
+        })
     }
 
     /// The keys rows arriving on `input` are routed by.

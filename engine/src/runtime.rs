@@ -490,14 +490,20 @@ impl Spawner<'_> {
                                 targets.push(tx);
                                 instance.push((input.input, rx));
                             }
-                            match &edge {
+                            Ok(match &edge {
                                 _ if parallelism == 1 => Output::forward(targets.remove(0)),
-                                Edge::Hash(keys) => Output::hash(HashRouter::new(keys.clone(), parallelism), targets),
+                                Edge::Hash(keys) => {
+                                    let output = Output::hash(HashRouter::new(keys.clone(), parallelism), targets);
+                                    match stage.pre_aggregation()? {
+                                        Some(local) => output.pre_aggregating(local, parallelism),
+                                        None => output,
+                                    }
+                                }
                                 Edge::Broadcast => Output::broadcast(targets),
                                 Edge::Rebalance => Output::rebalance(targets),
-                            }
+                            })
                         })
-                        .collect();
+                        .collect::<Result<Vec<_>>>()?;
                     self.spawn(&input.node, upstream)?;
                 }
                 let node_index = self.operators.len();

@@ -14,6 +14,7 @@ use crate::error::{Result, StreamError};
 use crate::message::Message;
 use crate::metrics::{OperatorMetrics, PipelineMetrics};
 use crate::operator::{Checkpointer, Emitter, Epoch, Operator};
+use crate::operators::aggregate::{LocalWindowAggregate, represented_rows};
 use crate::operators::exchange::HashRouter;
 use crate::time::WATERMARK_MAX;
 
@@ -23,6 +24,10 @@ use crate::time::WATERMARK_MAX;
 pub struct Output {
     targets: Vec<mpsc::Sender<Message>>,
     router: Option<HashRouter>,
+    /// A hash edge into a two-phase aggregation: batches are pre-aggregated, and the partial
+    /// rows routed by their own key columns. (In a mutex only so that an `Output` is `Sync`, as
+    /// the futures borrowing it across `await`s must be `Send`; only its task locks it.)
+    pre_aggregation: Option<std::sync::Mutex<(LocalWindowAggregate, HashRouter)>>,
     /// A rebalance edge: the target of the next batch (round robin); `None` for other edges.
     next: Option<usize>,
     /// The sending node's counters, where time spent waiting for a full channel is added.
@@ -71,22 +76,46 @@ fn send_blocking_to(
 impl Output {
     /// Every batch to `target` (a forward edge, or the fan-in into a sink).
     pub fn forward(target: mpsc::Sender<Message>) -> Self {
-        Self { targets: vec![target], router: None, next: None, counters: None }
+        Self { targets: vec![target], router: None, pre_aggregation: None, next: None, counters: None }
     }
 
     /// Each row to the target its keys hash to.
     pub fn hash(router: HashRouter, targets: Vec<mpsc::Sender<Message>>) -> Self {
-        Self { targets, router: Some(router), next: None, counters: None }
+        Self { targets, router: Some(router), pre_aggregation: None, next: None, counters: None }
     }
 
     /// Every batch to every target (a broadcast edge).
     pub fn broadcast(targets: Vec<mpsc::Sender<Message>>) -> Self {
-        Self { targets, router: None, next: None, counters: None }
+        Self { targets, router: None, pre_aggregation: None, next: None, counters: None }
     }
 
     /// Each batch to the next target in turn (a rebalance edge: rows that may go anywhere).
     pub fn rebalance(targets: Vec<mpsc::Sender<Message>>) -> Self {
-        Self { targets, router: None, next: Some(0), counters: None }
+        Self { targets, router: None, pre_aggregation: None, next: Some(0), counters: None }
+    }
+
+    /// Pre-aggregates batches with `local` before they are routed (a hash edge into a two-phase
+    /// aggregation of `parallelism` instances).
+    pub fn pre_aggregating(mut self, local: LocalWindowAggregate, parallelism: usize) -> Self {
+        let router = HashRouter::new(local.key_columns(), parallelism);
+        self.pre_aggregation = Some(std::sync::Mutex::new((local, router)));
+        self
+    }
+
+    /// The pieces of `batch` a hash edge sends (pre-aggregated first on a two-phase edge), or
+    /// the batch itself on other edges.
+    fn route(&mut self, batch: RecordBatch) -> Result<std::result::Result<Vec<(usize, RecordBatch)>, RecordBatch>> {
+        if let Some(pre) = self.pre_aggregation.as_mut() {
+            let (local, router) =
+                pre.get_mut().map_err(|_| StreamError::Internal("a pre-aggregation panicked".into()))?;
+            if let Some(partial) = local.aggregate(&batch)? {
+                return Ok(Ok(router.route(partial)?));
+            }
+        }
+        match self.router.as_mut() {
+            Some(router) => Ok(Ok(router.route(batch)?)),
+            None => Ok(Err(batch)),
+        }
     }
 
     /// Time spent waiting for room downstream is added to `counters` (the sending node's).
@@ -105,14 +134,17 @@ impl Output {
     pub async fn send_batch(&mut self, batch: RecordBatch) -> Result<bool> {
         let counters = self.counters.clone();
         let counters = counters.as_deref();
-        if let Some(router) = self.router.as_mut() {
-            for (target, piece) in router.route(batch)? {
-                if send_to(&self.targets[target], Message::Batch(piece), counters).await.is_err() {
-                    return Ok(false);
+        let batch = match self.route(batch)? {
+            Ok(pieces) => {
+                for (target, piece) in pieces {
+                    if send_to(&self.targets[target], Message::Batch(piece), counters).await.is_err() {
+                        return Ok(false);
+                    }
                 }
+                return Ok(true);
             }
-            return Ok(true);
-        }
+            Err(batch) => batch,
+        };
         if let Some(turn) = self.take_turn() {
             return Ok(send_to(&self.targets[turn], Message::Batch(batch), counters).await.is_ok());
         }
@@ -129,14 +161,17 @@ impl Output {
     pub fn send_batch_blocking(&mut self, batch: RecordBatch) -> Result<bool> {
         let counters = self.counters.clone();
         let counters = counters.as_deref();
-        if let Some(router) = self.router.as_mut() {
-            for (target, piece) in router.route(batch)? {
-                if send_blocking_to(&self.targets[target], Message::Batch(piece), counters).is_err() {
-                    return Ok(false);
+        let batch = match self.route(batch)? {
+            Ok(pieces) => {
+                for (target, piece) in pieces {
+                    if send_blocking_to(&self.targets[target], Message::Batch(piece), counters).is_err() {
+                        return Ok(false);
+                    }
                 }
+                return Ok(true);
             }
-            return Ok(true);
-        }
+            Err(batch) => batch,
+        };
         if let Some(turn) = self.take_turn() {
             return Ok(send_blocking_to(&self.targets[turn], Message::Batch(batch), counters).is_ok());
         }
@@ -235,7 +270,7 @@ pub async fn run_operator(
                 idle[channel] = false;
                 match ctx.operator {
                     Some(counters) => {
-                        PipelineMetrics::add(&counters.rows_in, batch.num_rows());
+                        PipelineMetrics::add(&counters.rows_in, represented_rows(&batch));
                         let started = std::time::Instant::now();
                         operator.on_batch(input_of[channel], batch, &mut emitter)?;
                         counters.batch_seconds.observe(started.elapsed());

@@ -16,7 +16,7 @@ use streamsql_engine::operators::join::JoinSpec;
 use streamsql_engine::operators::over::OverSpec;
 use streamsql_engine::operators::stateless::StatelessOp;
 use streamsql_engine::operators::top_n::TopNSpec;
-use streamsql_engine::pipeline::{AggregateStage, BoundTable, Node, PipelineSpec, Stage};
+use streamsql_engine::pipeline::{AggPhases, AggregateStage, BoundTable, Node, PipelineSpec, Stage};
 
 use crate::catalog::WINDOW_COLUMNS;
 use crate::describe::{duration, options_text, watermark_text};
@@ -140,6 +140,30 @@ impl Lines {
             format!("hash{from} on ({}) to {parallelism} aggregation instances", keys.join(", "))
         };
         self.line("exchange", format!("{prefix}{exchange}"));
+        if parallelism > 1 {
+            match Stage::Aggregate(stage.clone()).pre_aggregation() {
+                Ok(Some(_)) => self.line(
+                    "",
+                    match stage.phases {
+                        AggPhases::Two => {
+                            "two phases: each batch is pre-aggregated per pane and key before the exchange"
+                        }
+                        _ => {
+                            "two phases: each batch is pre-aggregated per pane and key before the exchange, unless \
+                             the first 100,000 rows show it does not pay"
+                        }
+                    }
+                    .into(),
+                ),
+                _ if agg.window.is_some() && stage.phases != AggPhases::One => self.line(
+                    "",
+                    "one phase: every row crosses the exchange (a late-rows sink, a SESSION or processing-time \
+                     window)"
+                        .into(),
+                ),
+                _ => {}
+            }
+        }
         match &agg.window {
             Some(shape) => self.line("window", window_text(shape)),
             None => self.line(

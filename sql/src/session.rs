@@ -31,7 +31,7 @@ use streamsql_engine::operators::stateless::StatelessChain;
 use streamsql_engine::operators::top_n::TopNStage;
 use streamsql_engine::operators::window_join::JoinKind;
 use streamsql_engine::pipeline::{
-    AggregateStage, BoundTable, JoinStage, LateColumn, LateOutput, Node, PipelineSpec, Stage, StageInput,
+    AggPhases, AggregateStage, BoundTable, JoinStage, LateColumn, LateOutput, Node, PipelineSpec, Stage, StageInput,
 };
 use streamsql_engine::time::{hidden_fields, parse_duration_ms};
 
@@ -80,6 +80,9 @@ pub struct Settings {
     pub from_scratch: bool,
     /// `'python.executable'` and `'python.files'`: how Python functions run.
     pub python: PythonConfig,
+    /// `'table.optimizer.agg-phase-strategy'`: whether window aggregations pre-aggregate
+    /// before the exchange.
+    pub agg_phases: AggPhases,
 }
 
 impl Default for Settings {
@@ -98,6 +101,7 @@ impl Default for Settings {
             checkpoint_timeout: Duration::from_secs(600),
             from_scratch: false,
             python: PythonConfig::default(),
+            agg_phases: AggPhases::Auto,
         }
     }
 }
@@ -116,6 +120,12 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
     ("parallelism.default", "number of instances of each aggregation (default 1)"),
     ("execution.batch-size", "largest number of rows per source batch (default 8192)"),
+    (
+        "table.optimizer.agg-phase-strategy",
+        "with parallelism above 1, whether TUMBLE/HOP/CUMULATE aggregations pre-aggregate each batch before the \
+         exchange: 'AUTO' (default: until the first 100,000 rows show it does not pay), 'TWO_PHASE' (always) or \
+         'ONE_PHASE' (never)",
+    ),
     (
         "update-interval",
         "how often a GROUP BY without a window emits each changed key, e.g. '500 ms' (default '1 s'; '0' emits after every batch)",
@@ -657,6 +667,18 @@ impl Session {
         match key {
             "parallelism.default" => self.settings.parallelism = at_most(positive(value)?, MAX_PARALLELISM)?,
             "execution.batch-size" => self.settings.batch_size = at_most(positive(value)?, MAX_BATCH_SIZE)?,
+            "table.optimizer.agg-phase-strategy" => {
+                self.settings.agg_phases = match value.trim().to_uppercase().as_str() {
+                    "AUTO" => AggPhases::Auto,
+                    "ONE_PHASE" => AggPhases::One,
+                    "TWO_PHASE" => AggPhases::Two,
+                    _ => {
+                        return Err(SqlError::new(format!(
+                            "SET '{key}' needs 'AUTO', 'ONE_PHASE' or 'TWO_PHASE', got '{value}'"
+                        )));
+                    }
+                }
+            }
             "update-interval" => {
                 let ms = parse_duration_ms(value).ok_or_else(|| {
                     SqlError::new(format!("SET '{key}' needs a duration such as '500 ms' or '2 s', got '{value}'"))
@@ -935,6 +957,7 @@ impl Session {
                             // One node in, in one order: its rows' watermarks rise along the input.
                             row_watermarks: matches!(&stage_inputs[..], [only] if only.node.ordered()),
                             late: late_output,
+                            phases: self.settings.agg_phases,
                         })
                     }
                     PlannedStage::Over(spec, input) => {

@@ -273,6 +273,7 @@ fn explain_shows_the_graph() {
         "source     [1] a (connector 'file'",
         "source     [2] b (connector 'file'",
         "exchange   [3] hash from [2] on (k) to 4 aggregation instances",
+        "           two phases: each batch is pre-aggregated per pane and key before the exchange",
         "window     TUMBLE size 1 s",
         "exchange   [4] hash left from [1] on (k), right from [3] on (k) to 4 join instances",
         "join       inner join on (k) = (k)",
@@ -282,6 +283,18 @@ fn explain_shows_the_graph() {
     }
     assert!(lines.iter().any(|l| l.contains("filter v > n")), "the residual condition after the join:\n{text}");
     assert!(text.contains("every row of both sides is kept"), "{text}");
+
+    // Flink's key turns the first phase off, and only its three values are taken.
+    let one_phase = plan(&format!("SET 'table.optimizer.agg-phase-strategy' = 'ONE_PHASE';\n{sql}"))
+        .unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+    let one_phase = streamsql_sql::explain::explain(&one_phase[0], false);
+    assert!(!one_phase.contains("two phases"), "{one_phase}");
+    let error = plan(&format!("SET 'table.optimizer.agg-phase-strategy' = 'SOMETIMES';\n{sql}")).expect_err("refused");
+    assert!(
+        describe_sql_error(&error).contains("'AUTO', 'ONE_PHASE' or 'TWO_PHASE'"),
+        "{}",
+        describe_sql_error(&error)
+    );
 
     // Window results joined on their window: rows leave as the watermark passes it.
     let windowed = |t: &str| {

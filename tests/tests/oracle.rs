@@ -156,6 +156,8 @@ struct Case {
     window: Window,
     delay_ms: i64,
     query: Query,
+    /// `SET 'table.optimizer.agg-phase-strategy'` (default: AUTO).
+    phases: Option<&'static str>,
     /// Window over `CREATE VIEW filtered AS SELECT * FROM events WHERE <this>` instead of over
     /// `events`.
     view_filter: Option<&'static str>,
@@ -163,7 +165,7 @@ struct Case {
 
 impl Case {
     fn new(name: &'static str, window: Window, delay_s: i64, query: Query) -> Self {
-        Case { name, window, delay_ms: delay_s * 1000, query, view_filter: None }
+        Case { name, window, delay_ms: delay_s * 1000, query, phases: None, view_filter: None }
     }
 
     /// The expression after `WATERMARK FOR ts AS`.
@@ -194,9 +196,11 @@ fn script(case: &Case, dir: &TestDir, out: &str, columns: &str, parallelism: usi
         Some(filter) => (format!("CREATE VIEW filtered AS SELECT * FROM events WHERE {filter};\n"), "filtered"),
         None => (String::new(), "events"),
     };
+    let phases = case.phases.map(|p| format!("SET 'table.optimizer.agg-phase-strategy' = '{p}';\n"));
     format!(
         "SET 'parallelism.default' = '{parallelism}';\n\
          SET 'execution.batch-size' = '{batch}';\n\
+         {phases}\
          CREATE TABLE events (\n  {EVENT_COLUMNS},\n  WATERMARK FOR ts AS {watermark}\n\
          ) WITH ('connector' = 'file', 'path' = '{input}', 'format' = 'json');\n\
          {view}\
@@ -204,6 +208,7 @@ fn script(case: &Case, dir: &TestDir, out: &str, columns: &str, parallelism: usi
          INSERT INTO out\n{query};\n",
         input = dir.sql_path("in.jsonl"),
         output = dir.sql_path(out),
+        phases = phases.unwrap_or_default(),
         query = case.query.streaming_sql(source, case.window),
     )
 }
@@ -349,6 +354,17 @@ async fn cumulate_matches_oracle() {
 async fn hop_with_uneven_size_matches_oracle() {
     let window = Window::Hop { slide_s: 2, size_s: 5 };
     check(Case::new("hop-2s-5s", window, 2, all_aggregates()), SCENARIOS, FULL_MATRIX).await;
+}
+
+/// Every row across the exchange (ONE_PHASE) and every batch pre-aggregated before it
+/// (TWO_PHASE, which AUTO also does for inputs this small) give the same results and late rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_and_two_phases_match_oracle() {
+    for phases in ["ONE_PHASE", "TWO_PHASE"] {
+        let window = Window::Hop { slide_s: 2, size_s: 6 };
+        let case = Case { phases: Some(phases), ..Case::new("hop-2s-6s-phases", window, 2, all_aggregates()) };
+        check(case, SCENARIOS, SMALL_MATRIX).await;
+    }
 }
 
 /// No GROUP BY key besides the window: one group per window.

@@ -6,15 +6,19 @@ use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
 use arrow::compute::take;
 use arrow::record_batch::RecordBatch;
 
+use super::pane::chunk_of;
 use super::spec::AggregateSpec;
-use crate::error::Result;
+use crate::error::{Result, StreamError};
 use crate::operators::stateless::evaluate_predicate;
 
 /// Evaluated inputs of one batch.
 pub(super) struct BatchInputs {
     pub keys: Vec<ArrayRef>,
+    /// Per aggregate call, its arguments; of partial rows, its accumulator states.
     pub args: Vec<Vec<ArrayRef>>,
     pub filters: Vec<Option<BooleanArray>>,
+    /// Partial rows of a first phase ([`super::local`]): `args` are states to merge.
+    pub partial: bool,
 }
 
 impl BatchInputs {
@@ -33,7 +37,17 @@ impl BatchInputs {
             .iter()
             .map(|a| a.filter.as_ref().map(|f| evaluate_predicate(f, batch)).transpose())
             .collect::<Result<_>>()?;
-        Ok(Self { keys, args, filters })
+        Ok(Self { keys, args, filters, partial: false })
+    }
+
+    /// Partial rows of a first phase ([`super::local`]): keys and accumulator states, no filters
+    /// (the first phase applied them).
+    pub(super) fn partial(spec: &AggregateSpec, batch: &RecordBatch) -> Result<Self> {
+        let chunk = chunk_of(spec, batch, 0)?;
+        if chunk.states.iter().any(Vec::is_empty) {
+            return Err(StreamError::Internal("partial rows without the state of every aggregate".into()));
+        }
+        Ok(Self { keys: chunk.keys, args: chunk.states, filters: vec![None; spec.aggregates.len()], partial: true })
     }
 
     pub(super) fn slice(&self, offset: usize, len: usize) -> Self {
@@ -41,6 +55,7 @@ impl BatchInputs {
             keys: self.keys.iter().map(|a| a.slice(offset, len)).collect(),
             args: self.args.iter().map(|v| v.iter().map(|a| a.slice(offset, len)).collect()).collect(),
             filters: self.filters.iter().map(|f| f.as_ref().map(|f| f.slice(offset, len))).collect(),
+            partial: self.partial,
         }
     }
 
@@ -59,6 +74,7 @@ impl BatchInputs {
                 .iter()
                 .map(|f| f.as_ref().map(|f| take(f, &idx, None).map(|a| a.as_boolean().clone())).transpose())
                 .collect::<Result<_, _>>()?,
+            partial: self.partial,
         })
     }
 }

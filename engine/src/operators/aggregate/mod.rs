@@ -69,10 +69,19 @@
 //!           a pane is dropped when the last window containing it has been emitted.
 //! ```
 //!
+//! # Two phases
+//!
+//! With several instances, a TUMBLE, HOP or CUMULATE window over event time is aggregated in two
+//! phases: each batch is pre-aggregated before the hash exchange, per segment, pane and key
+//! ([`local`]), and the instances merge those partial rows into their panes. The partial rows
+//! carry what the contract above needs (pane, watermark, how many rows they stand for), so the
+//! results and the late-row counts are those of one phase.
+//!
 //! [`GroupValues`]: datafusion::physical_plan::aggregates::group_values::GroupValues
 //! [`GroupsAccumulator`]: datafusion::logical_expr::GroupsAccumulator
 
 mod inputs;
+pub mod local;
 pub mod operator;
 mod pane;
 pub mod retract;
@@ -81,6 +90,7 @@ mod spec;
 pub mod updating;
 mod window;
 
+pub use local::{LocalWindowAggregate, ROWS_COLUMN, represented_rows};
 pub use operator::{UpdatingOperator, WindowOperator, aggregate_operator};
 pub use retract::{RetractingAggregator, check_retractable};
 pub use session::SessionOperator;

@@ -125,6 +125,22 @@ impl Pane {
         Ok(())
     }
 
+    /// Merges partial rows (a first phase's keys and accumulator states, in `input.args`).
+    pub(super) fn merge(&mut self, input: PaneInput<'_>, scratch: &mut Vec<usize>) -> Result<()> {
+        let total = self.groups.intern(input.keys, input.rows, scratch)?;
+        for (acc, states) in self.accumulators.iter_mut().zip(input.args) {
+            acc.merge_batch(states, scratch, total)?;
+        }
+        Ok(())
+    }
+
+    /// The live state as a chunk, leaving the pane empty; `None` when it holds no groups.
+    pub(super) fn take_live(&mut self) -> Result<Option<SealedChunk>> {
+        let sealed = self.sealed.len();
+        self.sealed()?;
+        Ok(if self.sealed.len() > sealed { self.sealed.pop() } else { None })
+    }
+
     /// A pane holding `chunks` (restored from a checkpoint).
     pub(super) fn restored(spec: &AggregateSpec, chunks: Vec<SealedChunk>) -> Result<Self> {
         Ok(Self { groups: Groups::new(spec)?, accumulators: new_accumulators(spec)?, sealed: chunks })

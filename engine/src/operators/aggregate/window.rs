@@ -9,6 +9,7 @@ use arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::EmitTo;
 
 use super::inputs::BatchInputs;
+use super::local::ROWS_COLUMN;
 use super::pane::{Pane, PaneInput, chunk_columns, chunk_of, chunk_rows, merge_chunks};
 use super::spec::{AggregateSpec, WindowKind, WindowShape, floor_to};
 use crate::error::{Result, StreamError};
@@ -16,6 +17,27 @@ use crate::operator::StateSnapshot;
 use crate::operators::exchange::owned_rows;
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WATERMARK_MIN, WM_COLUMN, hidden_fields};
+
+/// The hidden event time and watermark columns of a window's input batch (found by name, not
+/// position: an operator with several inputs sees them wherever its input's schema has them).
+pub(super) fn event_time_columns(batch: &RecordBatch) -> Result<(TimestampMillisecondArray, Int64Array)> {
+    let hidden = |name: &str| {
+        batch
+            .schema()
+            .index_of(name)
+            .map(|i| batch.column(i).clone())
+            .map_err(|_| StreamError::Internal(format!("window input without the hidden {name} column")))
+    };
+    let ts = hidden(TS_COLUMN)?
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or_else(|| StreamError::Internal(format!("{TS_COLUMN} is not a millisecond timestamp")))?
+        .clone();
+    let wm = hidden(WM_COLUMN)?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| StreamError::Internal(format!("{WM_COLUMN} is not BIGINT")))?
+        .clone();
+    Ok((ts, wm))
+}
 
 /// Window aggregation state of one instance. See the [module docs](super) for the contract.
 pub struct WindowAggregator {
@@ -120,32 +142,37 @@ impl WindowAggregator {
     /// close windows another still feeds) windows close only as the operator watermark rises
     /// ([`WindowAggregator::advance`]), and a row joins all its windows or none (TUMBLE, and
     /// windows over window results, which are never late; the planner refuses HOP there).
+    ///
+    /// The batch may instead hold partial rows of a first phase ([`super::local`]): each is
+    /// judged as its rows would have been, merged into its pane, or counted as `_rows` late rows.
     pub fn process_batch(&mut self, batch: &RecordBatch, out: &mut Vec<RecordBatch>) -> Result<()> {
         let n = batch.num_rows();
         if n == 0 {
             return Ok(());
         }
-        // Found by name, not position: an operator with several inputs sees them wherever its
-        // input's schema has them.
-        let hidden = |name: &str| {
-            batch
-                .schema()
-                .index_of(name)
-                .map(|i| batch.column(i).clone())
-                .map_err(|_| StreamError::Internal(format!("window input without the hidden {name} column")))
-        };
-        let ts = hidden(TS_COLUMN)?;
-        let ts = ts
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(|| StreamError::Internal(format!("{TS_COLUMN} is not a millisecond timestamp")))?
-            .clone();
-        let wm = hidden(WM_COLUMN)?;
-        let wm = wm
-            .as_primitive_opt::<Int64Type>()
-            .ok_or_else(|| StreamError::Internal(format!("{WM_COLUMN} is not BIGINT")))?
-            .clone();
+        let (ts, wm) = event_time_columns(batch)?;
         let wm = wm.values();
-        let inputs = BatchInputs::evaluate(&self.spec, batch)?;
+        // Partial rows of a first phase stand for `_rows` rows each.
+        let weights = match batch.schema().index_of(ROWS_COLUMN) {
+            Ok(i) => Some(
+                batch
+                    .column(i)
+                    .as_primitive_opt::<Int64Type>()
+                    .ok_or_else(|| StreamError::Internal(format!("{ROWS_COLUMN} is not BIGINT")))?
+                    .clone(),
+            ),
+            Err(_) => None,
+        };
+        let inputs = match &weights {
+            Some(_) if self.late.is_some() => {
+                return Err(StreamError::Internal(
+                    "pre-aggregated rows reached a window that writes late rows to a sink".into(),
+                ));
+            }
+            Some(_) => BatchInputs::partial(&self.spec, batch)?,
+            None => BatchInputs::evaluate(&self.spec, batch)?,
+        };
+        let weights = weights.as_ref().map(|w| w.values().as_ref());
 
         let mut start = 0;
         while start < n {
@@ -158,18 +185,20 @@ impl WindowAggregator {
             if self.row_watermarks {
                 self.advance(segment_wm, out)?;
             }
-            self.add_rows(&ts, &inputs, start, end, segment_wm)?;
+            self.add_rows(&ts, &inputs, weights, start, end, segment_wm)?;
             start = end;
         }
         self.route_late(batch)
     }
 
     /// Rows `[start, end)` all see `watermark`: every window ending at or before it is closed to
-    /// them (their own `_wm` lies between the same two window ends).
+    /// them (their own `_wm` lies between the same two window ends). A row stands for
+    /// `weights[row]` rows (partial rows) or one.
     fn add_rows(
         &mut self,
         ts: &TimestampMillisecondArray,
         inputs: &BatchInputs,
+        weights: Option<&[i64]>,
         start: usize,
         end: usize,
         watermark: i64,
@@ -193,7 +222,7 @@ impl WindowAggregator {
         for row in start..end {
             let t = values[row];
             if ts.is_null(row) || shape.last_window_end(t) <= watermark {
-                self.late_rows += 1;
+                self.late_rows += weights.map_or(1, |w| w[row].max(0) as u64);
                 if self.late.is_some() {
                     self.late_at.push(row as u32);
                 }
@@ -234,7 +263,10 @@ impl WindowAggregator {
             std::collections::btree_map::Entry::Vacant(e) => e.insert(Pane::new(&self.spec)?),
         };
         let input = PaneInput { rows, keys: &piece.keys, args: &piece.args, filters: &piece.filters };
-        pane.update(input, &mut self.scratch)
+        match piece.partial {
+            true => pane.merge(input, &mut self.scratch),
+            false => pane.update(input, &mut self.scratch),
+        }
     }
 
     /// Moves the watermark to `watermark`, emitting every window that ends at or before it.
