@@ -26,6 +26,10 @@ mod memory;
 mod nexmark;
 mod report;
 
+/// The binary's allocator (see the workspace manifest).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::Command;
 
 use anyhow::{Context, bail};

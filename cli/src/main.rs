@@ -19,6 +19,10 @@ mod status;
 mod terminal_sink;
 mod vars;
 
+/// See the workspace manifest for why not glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
