@@ -207,7 +207,9 @@ pub fn run_case(case: Case, rows: usize) -> anyhow::Result<CaseResult> {
 }
 
 async fn run_streaming(case: Case, batches: Vec<RecordBatch>) -> anyhow::Result<usize> {
-    let registry = Connectors::builtin().with(Arc::new(MemoryConnector::new(batches)));
+    // Read by `parallelism` source instances, as a topic with a partition per instance would be.
+    let source = MemoryConnector { partitioned: true, ..MemoryConnector::new(batches) };
+    let registry = Connectors::builtin().with(Arc::new(source));
     let mut session = Session::new(Arc::new(registry));
     let window = match case.window {
         Window::Tumble5s => "TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '5' SECOND)",

@@ -101,7 +101,7 @@ pub fn groups_case(rows: usize) -> anyhow::Result<Value> {
         dir.display()
     );
     let plan = |hold: Duration| -> anyhow::Result<_> {
-        let connector = MemoryConnector { batches: batches.clone(), cycles: 1, hold };
+        let connector = MemoryConnector { batches: batches.clone(), cycles: 1, hold, partitioned: false };
         let mut session = Session::new(Arc::new(Connectors::builtin().with(Arc::new(connector))));
         session.execute(&sql).map_err(|e| anyhow::anyhow!("{e}"))?.pop().context("no pipeline")
     };

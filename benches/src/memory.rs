@@ -4,6 +4,11 @@
 //! previous cycle's (long runs without the memory of long inputs); with `hold` the source stays
 //! open, sending nothing, that long after its last batch (so a checkpoint can see the final
 //! state). Positions are checkpointed as the number of batches returned.
+//!
+//! With `partitioned`, the table is read by as many source instances as the pipeline's
+//! parallelism, as a topic with one partition per instance would be: instance `i` of `n` reads
+//! batches `i`, `i + n`, `i + 2n`, ... (DataFusion's batch scan of the same batches splits them
+//! among its partitions the same way).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,18 +25,22 @@ pub struct MemoryConnector {
     pub batches: Arc<Vec<RecordBatch>>,
     pub cycles: usize,
     pub hold: Duration,
+    pub partitioned: bool,
 }
 
 impl MemoryConnector {
     pub fn new(batches: Vec<RecordBatch>) -> Self {
-        Self { batches: Arc::new(batches), cycles: 1, hold: Duration::ZERO }
+        Self { batches: Arc::new(batches), cycles: 1, hold: Duration::ZERO, partitioned: false }
     }
 }
 
 struct MemorySource {
     batches: Arc<Vec<RecordBatch>>,
-    /// Batches returned so far, over all cycles.
+    /// Batches this instance returned so far, over all cycles.
     returned: usize,
+    /// This instance reads every `instances`-th batch from the `instance`-th on.
+    instance: usize,
+    instances: usize,
     cycles: usize,
     /// The event-time column and how far each cycle shifts it.
     event_time: Option<(usize, i64)>,
@@ -40,7 +49,9 @@ struct MemorySource {
 }
 
 impl MemorySource {
-    fn batch(&self, index: usize) -> Result<Option<RecordBatch>> {
+    /// The `returned`-th batch of this instance.
+    fn batch(&self, returned: usize) -> Result<Option<RecordBatch>> {
+        let index = self.instance + returned * self.instances;
         let n = self.batches.len().max(1);
         if index >= n * self.cycles {
             return Ok(None);
@@ -97,6 +108,9 @@ impl Connector for MemoryConnector {
     fn supports(&self, role: Role) -> bool {
         role == Role::Source
     }
+    fn partitioned(&self, _table: &TableDef) -> bool {
+        self.partitioned
+    }
     fn delivery(&self, _table: &TableDef, _role: Role) -> Delivery {
         Delivery::ExactlyOnce
     }
@@ -108,7 +122,7 @@ impl Connector for MemoryConnector {
             _ => Ok(()),
         }
     }
-    fn open_source(&self, table: &TableDef, _ctx: &SourceContext) -> Result<Box<dyn Source>> {
+    fn open_source(&self, table: &TableDef, ctx: &SourceContext) -> Result<Box<dyn Source>> {
         // Re-label the batches with the declared (nullable) schema once, outside the timed loop.
         let batches = self
             .batches
@@ -116,7 +130,8 @@ impl Connector for MemoryConnector {
             .map(|b| RecordBatch::try_new(table.schema.clone(), b.columns().to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         // Each cycle starts 10 s after the previous one's last event time.
-        let event_time = table.watermark.as_ref().map(|w| w.column).and_then(|column| {
+        let cycles = self.cycles.max(1);
+        let event_time = table.watermark.as_ref().map(|w| w.column).filter(|_| cycles > 1).and_then(|column| {
             let (mut low, mut high) = (i64::MAX, i64::MIN);
             for batch in &batches {
                 let ts = batch.column(column).as_primitive::<TimestampMillisecondType>();
@@ -128,7 +143,9 @@ impl Connector for MemoryConnector {
         Ok(Box::new(MemorySource {
             batches: Arc::new(batches),
             returned: 0,
-            cycles: self.cycles.max(1),
+            instance: ctx.instance,
+            instances: ctx.instances.max(1),
+            cycles,
             event_time,
             hold: self.hold,
             ended_at: None,
