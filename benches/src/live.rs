@@ -14,14 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use futures::TryStreamExt;
 use streamsql_connectors::Connectors;
 use streamsql_connectors::live::LiveConnector;
 use streamsql_connectors::netflow::{NetflowGenerator, NetflowOptions};
-use streamsql_engine::connector::{Connector, OptionSpec, Role, Source, SourceContext, TableDef};
 use streamsql_engine::live::{LiveCatalog, LiveTableOptions};
 use streamsql_engine::operators::aggregate::ChangeOp;
 use streamsql_engine::runtime;
@@ -29,11 +28,13 @@ use streamsql_flight::{FlightSqlServer, QueryLimits};
 use streamsql_sql::Session;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::clock::ClockConnector;
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     if samples.is_empty() {
         return f64::NAN;
@@ -133,75 +134,6 @@ pub async fn query_latency(rows: u64, runs: usize) -> anyhow::Result<Vec<Latency
     Ok(results)
 }
 
-/// `'connector' = 'clock'`: `rows-per-second` rows of `(k, emitted_at)`, in batches every
-/// millisecond or so, with `emitted_at` the wall-clock time the batch was made.
-struct ClockConnector;
-
-const CLOCK_OPTIONS: &[OptionSpec] = &[
-    OptionSpec { key: "rows-per-second", required: true, roles: &[Role::Source], help: "steady input rate" },
-    OptionSpec { key: "seconds", required: true, roles: &[Role::Source], help: "how long to produce rows" },
-];
-
-struct ClockSource {
-    rate: u64,
-    started: Instant,
-    until: Duration,
-    produced: u64,
-    schema: arrow::datatypes::SchemaRef,
-}
-
-impl Source for ClockSource {
-    fn next_batch(&mut self) -> streamsql_engine::Result<Option<RecordBatch>> {
-        loop {
-            let elapsed = self.started.elapsed();
-            if elapsed >= self.until {
-                return Ok(None);
-            }
-            let due = (elapsed.as_secs_f64() * self.rate as f64) as u64;
-            if due > self.produced {
-                let n = (due - self.produced).min(8192) as usize;
-                let first = self.produced as i64;
-                self.produced += n as u64;
-                let keys = Int64Array::from_iter_values((first..first + n as i64).map(|i| i % 1000));
-                let at = Int64Array::from_value(now_ms(), n);
-                return Ok(Some(RecordBatch::try_new(self.schema.clone(), vec![Arc::new(keys), Arc::new(at)])?));
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
-    }
-}
-
-impl Connector for ClockConnector {
-    fn name(&self) -> &'static str {
-        "clock"
-    }
-    fn options(&self) -> &'static [OptionSpec] {
-        CLOCK_OPTIONS
-    }
-    fn supports(&self, role: Role) -> bool {
-        role == Role::Source
-    }
-    fn default_schema(&self) -> Option<arrow::datatypes::SchemaRef> {
-        Some(Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, true),
-            Field::new("emitted_at", DataType::Int64, true),
-        ])))
-    }
-    fn validate(&self, _table: &TableDef, _role: Role) -> streamsql_engine::Result<()> {
-        Ok(())
-    }
-    fn open_source(&self, table: &TableDef, _ctx: &SourceContext) -> streamsql_engine::Result<Box<dyn Source>> {
-        let opts = table.opts();
-        Ok(Box::new(ClockSource {
-            rate: opts.parse("rows-per-second", 1000, "a number")?,
-            until: Duration::from_secs(opts.parse("seconds", 10, "a number")?),
-            started: Instant::now(),
-            produced: 0,
-            schema: table.schema.clone(),
-        }))
-    }
-}
-
 /// Freshness at one input rate and update interval.
 pub struct FreshnessResult {
     pub rate: u64,
@@ -213,8 +145,9 @@ pub struct FreshnessResult {
 
 pub async fn freshness(rate: u64, update_interval: &'static str, seconds: u64) -> anyhow::Result<FreshnessResult> {
     let catalog = LiveCatalog::new();
-    let registry =
-        Connectors::builtin().with(Arc::new(LiveConnector::new(catalog.clone()))).with(Arc::new(ClockConnector));
+    let registry = Connectors::builtin()
+        .with(Arc::new(LiveConnector::new(catalog.clone())))
+        .with(Arc::new(ClockConnector::default()));
     let mut session = Session::new(Arc::new(registry));
     let sql = format!(
         "SET 'update-interval' = '{update_interval}';\n\

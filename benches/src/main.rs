@@ -5,6 +5,7 @@
 //! cargo run --release -p streamsql-bench -- --rows 2000000 --no-write
 //! cargo run --release -p streamsql-bench -- --cassandra    # needs scripts/cassandra.sh start
 //! cargo run --release -p streamsql-bench -- --live         # live tables over Flight SQL
+//! cargo run --release -p streamsql-bench -- --latency      # latency at 100,000 events/s
 //! cargo run --release -p streamsql-bench -- --kafka        # needs scripts/kafka.sh start
 //! cargo run --release -p streamsql-bench -- --ingest       # reading CSV / JSON files
 //! cargo run --release -p streamsql-bench -- --nexmark      # pipelines/nexmark/, parallelism 1 and 2
@@ -18,9 +19,11 @@
 mod cases;
 mod cassandra;
 mod checkpoints;
+mod clock;
 mod flink;
 mod ingest;
 mod kafka;
+mod latency;
 mod live;
 mod memory;
 mod nexmark;
@@ -42,6 +45,8 @@ struct Options {
     case: Option<Case>,
     cassandra: bool,
     live: bool,
+    /// `--latency`: watermark-to-emit and event-to-live-table at a steady rate.
+    latency: bool,
     kafka: bool,
     /// `--checkpoints`: what checkpoints cost.
     checkpoints: bool,
@@ -72,6 +77,7 @@ fn parse_args() -> anyhow::Result<Options> {
         case: None,
         cassandra: false,
         live: false,
+        latency: false,
         kafka: false,
         checkpoints: false,
         checkpoint_case: None,
@@ -94,6 +100,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--no-write" => options.write = false,
             "--cassandra" => options.cassandra = true,
             "--live" => options.live = true,
+            "--latency" => options.latency = true,
             "--kafka" => options.kafka = true,
             "--checkpoints" => options.checkpoints = true,
             "--checkpoint-case" => {
@@ -121,7 +128,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--case" => options.case = Some(Case::parse(&args.next().context("--case needs a value")?)?),
             "--help" | "-h" => {
                 println!(
-                    "streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --kafka | --ingest | --nexmark | --flink [--queries q0,q5] [--parallelism N] | --checkpoints [--cycles N]]"
+                    "streamsql-bench [--rows N] [--no-write] [--cassandra | --live | --latency | --kafka | --ingest | --nexmark | --flink [--queries q0,q5] [--parallelism N] | --checkpoints [--cycles N]]"
                 );
                 std::process::exit(0);
             }
@@ -222,6 +229,27 @@ fn main() -> anyhow::Result<()> {
             anyhow::Ok(live::markdown(rows, &latency, &fresh))
         })?;
         publish(&table, "live", options.write)?;
+        return Ok(());
+    }
+    if options.latency {
+        let seconds = 30;
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let results = runtime.block_on(async {
+            let mut results = Vec::new();
+            for (query, parallelism) in [
+                (latency::Query::Tumble { delay_ms: 0 }, 1),
+                (latency::Query::Tumble { delay_ms: 0 }, 2),
+                (latency::Query::Tumble { delay_ms: 100 }, 1),
+                (latency::Query::IntervalJoin, 1),
+                (latency::Query::IntervalJoin, 2),
+            ] {
+                results.push(latency::run(query, parallelism, seconds).await?);
+            }
+            anyhow::Ok(results)
+        })?;
+        publish(&latency::markdown(&results, seconds, &load), "latency", options.write)?;
         return Ok(());
     }
     let exe = std::env::current_exe()?;
