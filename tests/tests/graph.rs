@@ -405,6 +405,56 @@ async fn late_rows_go_to_the_late_rows_sink() {
     }
 }
 
+/// A SESSION window holds only the columns its keys and aggregates read, and still routes its
+/// late rows whole: `v` and `ts`, which it does not read, reach the late-rows sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_route_their_late_rows_whole() {
+    let dir = TestDir::new("graph-late-sessions");
+    // Every 7th row after the 300th goes 30 s back: behind its own watermark (1 s delay).
+    let base = 1_704_067_200_000_i64;
+    let (mut text, mut late_expected) = (String::new(), 0_u64);
+    let rows = 2_000;
+    for i in 0..rows as i64 {
+        let back = if i % 7 == 6 && i > 300 { 30_000 } else { 0 };
+        late_expected += u64::from(back > 0);
+        let ts = streamsql_engine::time::format_millis(base + i * 100 - back);
+        let _ = writeln!(text, r#"{{"ts":"{ts}","k":"k{}","v":{i}}}"#, i % 3);
+    }
+    write_text(&dir.file("a.jsonl"), &text);
+    for (parallelism, batch_size) in [(1, 1), (4, 8192)] {
+        let (out, late) =
+            (format!("out-{parallelism}-{batch_size}.jsonl"), format!("late-{parallelism}-{batch_size}.jsonl"));
+        let sql = format!(
+            "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch_size}';\n{a}\
+             CREATE TABLE counts (k STRING, n BIGINT) WITH ('connector' = 'file', 'path' = '{out}', 'format' = 'json');\n\
+             CREATE TABLE late_rows (operator STRING, v BIGINT, k STRING, ts TIMESTAMP(3))\n\
+             \x20 WITH ('connector' = 'file', 'path' = '{late}', 'format' = 'json');\n\
+             SET 'late-rows.sink' = 'late_rows';\n\
+             INSERT INTO counts SELECT k, COUNT(*) FROM TABLE(SESSION(TABLE a PARTITION BY k, DESCRIPTOR(ts), \
+             INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;\n",
+            a = table("a", &dir.sql_path("a.jsonl")),
+            out = dir.sql_path(&out),
+            late = dir.sql_path(&late),
+        );
+        let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+        let reports = run_specs(specs).await.expect("runs");
+        let m = reports[0].metrics;
+        let label = format!("parallelism {parallelism}, batch size {batch_size}");
+        assert_eq!((m.late_rows, m.late_rows_routed), (late_expected, late_expected), "{label}");
+        let counted: i64 = read_jsonl(&dir.file(&out)).iter().map(|r| r["n"].as_i64().expect("n")).sum();
+        let routed = read_jsonl(&dir.file(&late));
+        assert_eq!(counted as usize + routed.len(), rows, "{label}: every row counted or routed");
+        for row in &routed {
+            let v = row["v"].as_i64().unwrap_or_else(|| panic!("{label}: v arrives whole: {row:?}"));
+            assert_eq!(v % 7, 6, "{label}: only the rows that went back are late: {row:?}");
+            assert_eq!(row["k"], format!("k{}", v % 3), "{label}");
+            assert_eq!(row["operator"], "window aggregate (SESSION gap 1 s)", "{label}");
+            let ts = streamsql_tests::parse_sink_timestamp(row["ts"].as_str().expect("ts")).expect("a timestamp");
+            assert_eq!(ts, base + v * 100 - 30_000, "{label}");
+        }
+    }
+}
+
 /// Interval and window joins route the rows they drop as late too, per input.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_route_their_late_rows() {

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions, UInt32Array, UInt64Array,
+    new_null_array,
 };
 use arrow::compute::{SortColumn, concat, concat_batches, filter_record_batch, lexsort_to_indices, take};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimestampMillisecondType, UInt64Type};
@@ -94,13 +95,24 @@ pub struct OverStage {
 /// Rows held until the watermark passes them (OVER, sessions). A row behind its own watermark
 /// or the operator's (`ts < max(wm(r), watermark)`), or without an event time, is late: counted
 /// and routed to the late-rows sink when it arrives.
+///
+/// An operator that reads only some columns says which ([`Holding::reading_only`]); the others
+/// are held as NULLs once a row is admitted (a late row goes to the late-rows sink whole), so
+/// wide rows (long strings nobody reads) are not copied each time held rows are sorted, taken
+/// and concatenated.
 pub(crate) struct Holding {
     /// Rows not yet passed by the watermark, with their smallest event time.
     pending: Vec<(i64, RecordBatch)>,
-    /// The schema of input batches (the first one's; later ones are read by position).
+    /// The schema of held rows: the input's (the first batch's; later ones are read by
+    /// position), with the columns held as NULLs made nullable.
     schema: Option<SchemaRef>,
     pub(crate) watermark: i64,
     late: Option<Arc<LateOutput>>,
+    /// The input columns the operator reads (the hidden event-time columns always are);
+    /// `None`: all of them.
+    reads: Option<BTreeSet<usize>>,
+    /// Per column held as NULLs: an all-NULL array as long as the longest batch so far, sliced.
+    nulls: HashMap<usize, ArrayRef>,
 }
 
 impl Holding {
@@ -110,7 +122,56 @@ impl Holding {
     }
 
     pub(crate) fn new(late: Option<Arc<LateOutput>>) -> Self {
-        Self { pending: Vec::new(), schema: None, watermark: WATERMARK_MIN, late }
+        Self { pending: Vec::new(), schema: None, watermark: WATERMARK_MIN, late, reads: None, nulls: HashMap::new() }
+    }
+
+    /// Holds only `columns` (input column indices) and the hidden event-time columns; the rest
+    /// become NULLs when admitted. Before the first row.
+    pub(crate) fn reading_only(mut self, columns: BTreeSet<usize>) -> Self {
+        self.reads = Some(columns);
+        self
+    }
+
+    /// Whether column `i` of `schema` is held as it came.
+    fn holds(&self, schema: &Schema, i: usize) -> bool {
+        let hidden = || [TS_COLUMN, WM_COLUMN].contains(&schema.field(i).name().as_str());
+        self.reads.as_ref().is_none_or(|reads| reads.contains(&i)) || hidden()
+    }
+
+    /// The schema of held rows for input `schema`: the columns not read made nullable.
+    fn held_schema(&self, schema: &SchemaRef) -> SchemaRef {
+        if self.reads.is_none() {
+            return schema.clone();
+        }
+        let fields: Vec<Field> = (0..schema.fields().len())
+            .map(|i| {
+                let field = schema.field(i).clone();
+                if self.holds(schema, i) { field } else { field.with_nullable(true) }
+            })
+            .collect();
+        Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    }
+
+    /// `batch` with the columns not read replaced by NULLs.
+    fn prune(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        if self.reads.is_none() {
+            return Ok(batch);
+        }
+        let schema = batch.schema();
+        let n = batch.num_rows();
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for (i, column) in batch.columns().iter().enumerate() {
+            if self.holds(&schema, i) {
+                columns.push(column.clone());
+                continue;
+            }
+            let nulls = self.nulls.entry(i).or_insert_with(|| new_null_array(column.data_type(), 0));
+            if nulls.len() < n {
+                *nulls = new_null_array(column.data_type(), n);
+            }
+            columns.push(nulls.slice(0, n));
+        }
+        Ok(RecordBatch::try_new_with_options(schema, columns, &RecordBatchOptions::new().with_row_count(Some(n)))?)
     }
 
     /// The schema of the rows held, once one arrived.
@@ -125,7 +186,7 @@ impl Holding {
 
     /// Holds `rows` again (of a [`Holding::held_rows`]), behind `watermark`; `schema`: the input's.
     pub(crate) fn restore(&mut self, schema: SchemaRef, rows: Vec<RecordBatch>, watermark: i64) -> Result<()> {
-        self.schema = Some(schema);
+        self.schema = Some(self.held_schema(&schema));
         self.watermark = self.watermark.max(watermark);
         self.pending.clear();
         for batch in rows.into_iter().filter(|b| b.num_rows() > 0) {
@@ -142,7 +203,14 @@ impl Holding {
         if n == 0 {
             return Ok(());
         }
-        let schema = self.schema.get_or_insert_with(|| batch.schema()).clone();
+        let schema = match &self.schema {
+            Some(schema) => schema.clone(),
+            None => {
+                let schema = self.held_schema(&batch.schema());
+                self.schema = Some(schema.clone());
+                schema
+            }
+        };
         let batch = if batch.schema() == schema {
             batch
         } else {
@@ -180,6 +248,7 @@ impl Holding {
         }
         let kept = if late.is_empty() { batch } else { filter_record_batch(&batch, &keep)? };
         if kept.num_rows() > 0 {
+            let kept = self.prune(kept)?;
             self.pending.push((min, kept));
         }
         Ok(())
