@@ -36,7 +36,7 @@ use crate::error::{Result, StreamError};
 use crate::operator::{Emitter, Epoch, Operator, StateSnapshot};
 use crate::operators::aggregate::updating::{ChangeOp, OP_COLUMN, with_op_column};
 use crate::operators::exchange::owned_filter;
-use crate::operators::stateless::{StatelessChain, evaluate_predicate};
+use crate::operators::stateless::{StatelessChain, StatelessOp, evaluate_predicate};
 use crate::operators::window_join::{JoinKind, WindowJoin};
 use crate::pipeline::LateOutput;
 use crate::time::{TS_COLUMN, WM_COLUMN};
@@ -275,6 +275,37 @@ pub struct JoinOperator {
     /// The operator watermark: interval joins expire rows by it, so a row behind it is late
     /// even if its own `_wm` is not (an idle input's row, see [`crate::message::Message::Idle`]).
     watermark: i64,
+    /// Per joined column, whether the `ON` condition or the post chain reads it: the others are
+    /// made NULL rather than copied from the two sides (see [`joined_columns_read`]).
+    reads: Vec<bool>,
+}
+
+/// Which joined columns (left visible, then right visible) the outer join condition and the
+/// post chain read: the post chain's filters and its first projection (everything after a
+/// projection reads the projection's outputs). All of them when the chain never projects.
+fn joined_columns_read(spec: &JoinSpec, post: &StatelessChain) -> Vec<bool> {
+    let width = spec.output_schema.fields().len();
+    let mut reads = vec![false; width];
+    let mut mark = |expr: &Arc<dyn PhysicalExpr>| {
+        for column in collect_columns(expr) {
+            if let Some(read) = reads.get_mut(column.index()) {
+                *read = true;
+            }
+        }
+    };
+    if let Some(condition) = &spec.condition {
+        mark(condition);
+    }
+    for op in post.ops() {
+        match op {
+            StatelessOp::Filter(predicate) => mark(predicate),
+            StatelessOp::Project { exprs, .. } => {
+                exprs.iter().for_each(&mut mark);
+                return reads;
+            }
+        }
+    }
+    vec![true; width]
 }
 
 impl JoinOperator {
@@ -293,7 +324,9 @@ impl JoinOperator {
         let [left_values, right_values] = value_converters;
         let value_converters = [left_values.transpose()?, right_values.transpose()?];
         let changelog_schema = spec.is_changelog().then(|| with_op_column(&spec.output_schema));
+        let reads = joined_columns_read(&spec, &post);
         Ok(Self {
+            reads,
             spec,
             post,
             converter,
@@ -391,18 +424,28 @@ impl JoinOperator {
     fn joined(&self, input: usize, probe: &RecordBatch, pairs: &[Pick]) -> Result<RecordBatch> {
         let fields = self.spec.output_schema.fields();
         let kept = &self.sides[1 - input].batches;
-        let probe_rows = UInt32Array::from(pairs.iter().map(|(row, _)| *row).collect::<Vec<_>>());
+        let n = pairs.len();
+        // Where each side's columns are among the joined ones.
+        let (probe_offset, kept_offset) =
+            if input == 0 { (0, self.spec.left.visible) } else { (self.spec.left.visible, 0) };
+        // A column nothing reads is NULL (the joined schema is all nullable).
+        let unread = |at: usize| (!self.reads[at]).then(|| new_null_array(fields[at].data_type(), n));
         let probe_columns = if pairs.iter().all(|(row, _)| row.is_none()) {
-            let offset = if input == 0 { 0 } else { self.spec.left.visible };
-            (0..self.side(input).visible).map(|c| new_null_array(fields[offset + c].data_type(), pairs.len())).collect()
+            (0..self.side(input).visible).map(|c| new_null_array(fields[probe_offset + c].data_type(), n)).collect()
         } else {
-            probe.columns().iter().map(|c| take(c.as_ref(), &probe_rows, None)).collect::<Result<Vec<_>, _>>()?
+            let probe_rows = UInt32Array::from(pairs.iter().map(|(row, _)| *row).collect::<Vec<_>>());
+            probe
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(c, column)| match unread(probe_offset + c) {
+                    Some(nulls) => Ok(nulls),
+                    None => take(column.as_ref(), &probe_rows, None),
+                })
+                .collect::<Result<Vec<_>, _>>()?
         };
         let kept_columns = if pairs.iter().all(|(_, at)| at.is_none()) {
-            let offset = if input == 0 { self.spec.left.visible } else { 0 };
-            (0..self.side(1 - input).visible)
-                .map(|c| new_null_array(fields[offset + c].data_type(), pairs.len()))
-                .collect()
+            (0..self.side(1 - input).visible).map(|c| new_null_array(fields[kept_offset + c].data_type(), n)).collect()
         } else {
             let kept_rows: Vec<(usize, usize)> = pairs
                 .iter()
@@ -417,9 +460,12 @@ impl JoinOperator {
             let kept_rows: Vec<(usize, usize)> =
                 kept_rows.iter().map(|(b, r)| (used.binary_search(b).unwrap_or_default(), *r)).collect();
             (0..self.side(1 - input).visible)
-                .map(|c| {
-                    let arrays: Vec<&dyn Array> = used.iter().map(|b| kept[*b].column(c).as_ref()).collect();
-                    interleave(&arrays, &kept_rows)
+                .map(|c| match unread(kept_offset + c) {
+                    Some(nulls) => Ok(nulls),
+                    None => {
+                        let arrays: Vec<&dyn Array> = used.iter().map(|b| kept[*b].column(c).as_ref()).collect();
+                        interleave(&arrays, &kept_rows)
+                    }
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
@@ -428,7 +474,7 @@ impl JoinOperator {
         Ok(RecordBatch::try_new_with_options(
             self.spec.output_schema.clone(),
             columns,
-            &RecordBatchOptions::new().with_row_count(Some(pairs.len())),
+            &RecordBatchOptions::new().with_row_count(Some(n)),
         )?)
     }
 
