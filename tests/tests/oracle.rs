@@ -60,7 +60,7 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 /// `SET 'parallelism.default'`, `SET 'execution.batch-size'`.
-const FULL_MATRIX: &[(usize, usize)] = &[(1, 1), (1, 1000), (3, 2), (4, 1), (4, 7), (4, 1000)];
+const FULL_MATRIX: &[(usize, usize)] = &[(1, 1), (1, 1000), (2, 8192), (3, 2), (4, 1), (4, 7), (4, 1000)];
 const SMALL_MATRIX: &[(usize, usize)] = &[(1, 1), (4, 7), (4, 1000)];
 
 const KEYS: &[&str] = &["alpha", "beta", "gamma", "delta", "epsilon"];

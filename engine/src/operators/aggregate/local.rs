@@ -221,13 +221,12 @@ impl LocalWindowAggregate {
                 columns.push(state);
             }
         }
-        let repeat = |f: fn(&Piece) -> Option<i64>| {
-            pieces.iter().flat_map(move |p| std::iter::repeat_n(f(p), p.chunk.groups)).collect::<Vec<_>>()
-        };
         fields.push(Field::new(TS_COLUMN, timestamp_type(), true));
-        columns.push(Arc::new(TimestampMillisecondArray::from(repeat(|p| p.pane))));
+        let panes = pieces.iter().flat_map(|p| std::iter::repeat_n(p.pane, p.chunk.groups));
+        columns.push(Arc::new(panes.collect::<TimestampMillisecondArray>()));
         fields.push(Field::new(WM_COLUMN, DataType::Int64, false));
-        columns.push(Arc::new(Int64Array::from_iter_values(repeat(|p| Some(p.watermark)).into_iter().flatten())));
+        let watermarks = pieces.iter().flat_map(|p| std::iter::repeat_n(p.watermark, p.chunk.groups));
+        columns.push(Arc::new(Int64Array::from_iter_values(watermarks)));
         fields.push(Field::new(ROWS_COLUMN, DataType::Int64, false));
         columns.push(Arc::new(Int64Array::from_iter_values(pieces.iter().flat_map(|p| p.rows.iter().copied()))));
         Ok(RecordBatch::try_new_with_options(
