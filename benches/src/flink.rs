@@ -130,8 +130,13 @@ fn fetch_flink() -> anyhow::Result<PathBuf> {
 /// Runs a Flink script: (CPU seconds, wall seconds, peak RSS bytes) of the whole JVM.
 fn run_flink(lib: &Path, script: &Path, parallelism: usize) -> anyhow::Result<(f64, f64, u64)> {
     let flink = repo_dir().join("benches/flink");
+    // Flink unpacks a 21 MB RPC jar into the JVM's temporary directory on every start and does
+    // not always remove it: keep it in the run's directory, which goes when the run ends.
+    let tmp = script.parent().context("a script without a directory")?.join("java-tmp");
+    std::fs::create_dir_all(&tmp)?;
     let output = Command::new("/usr/bin/time")
         .args(["-f", "peak-rss-kib %M", "java", "-Xmx4g"])
+        .arg(format!("-Djava.io.tmpdir={}", tmp.display()))
         .args(JAVA_FLAGS)
         .arg(format!("-Dlog4j2.configurationFile={}", flink.join("log4j2.properties").display()))
         .arg("-cp")
