@@ -355,11 +355,14 @@ fn explain_shows_the_graph() {
 }
 
 /// `SET 'late-rows.sink'`: rows a window drops as late are written there, by column name, with
-/// the operator and pipeline that dropped them; rows counted + rows routed = rows in.
+/// the operator and pipeline that dropped them; rows counted + rows routed = rows in. A SESSION
+/// window holds only the columns its keys and aggregates read, and still routes late rows whole
+/// (`V` and `ts`, which it does not read, reach the sink).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_rows_go_to_the_late_rows_sink() {
     let dir = TestDir::new("graph-late");
-    // Every 7th row goes 30 s back: late for the 10 s windows, with a 1 s delay.
+    // Every 7th row goes 30 s back: late for the 10 s windows, with a 1 s delay, and behind its
+    // own watermark for the sessions.
     let base = 1_704_067_200_000_i64;
     let mut text = String::new();
     let mut late_expected = 0;
@@ -371,86 +374,50 @@ async fn late_rows_go_to_the_late_rows_sink() {
         let _ = writeln!(text, r#"{{"ts":"{}","k":"k{}","v":{i}}}"#, streamsql_engine::time::format_millis(ts), i % 3);
     }
     write_text(&dir.file("in.jsonl"), &text);
-    for (parallelism, batch_size) in [(1, 1), (4, 64), (2, 8192)] {
-        let (out, late) =
-            (format!("out-{parallelism}-{batch_size}.jsonl"), format!("late-{parallelism}-{batch_size}.jsonl"));
-        let sql = format!(
-            "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch_size}';\n{input}\
-             CREATE TABLE counts (k STRING, n BIGINT) WITH ('connector' = 'file', 'path' = '{out}', 'format' = 'json');\n\
-             CREATE TABLE late_rows (operator STRING, V BIGINT, ts TIMESTAMP(3), pipeline STRING)\n\
-             \x20 WITH ('connector' = 'file', 'path' = '{late}', 'format' = 'json');\n\
-             SET 'late-rows.sink' = 'late_rows';\n\
-             INSERT INTO counts SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n\
-             GROUP BY k, window_start, window_end;\n",
-            input = table("events", &dir.sql_path("in.jsonl")),
-            out = dir.sql_path(&out),
-            late = dir.sql_path(&late),
-        );
-        let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
-        let reports = run_specs(specs).await.expect("runs");
-        let m = reports[0].metrics;
-        let label = format!("parallelism {parallelism}, batch size {batch_size}");
-        assert_eq!((m.late_rows, m.late_rows_routed), (late_expected as u64, late_expected as u64), "{label}");
-        let counted: i64 = read_jsonl(&dir.file(&out)).iter().map(|r| r["n"].as_i64().expect("n")).sum();
-        let routed = read_jsonl(&dir.file(&late));
-        assert_eq!(counted as usize + routed.len(), rows, "{label}: every row counted or routed");
-        for row in &routed {
-            let v = row["V"].as_i64().expect("V, as the late-rows table declares it");
-            assert_eq!(v % 7, 6, "{label}: only the rows that went back are late: {row:?}");
-            assert_eq!(row["operator"], "window aggregate (TUMBLE size 10 s)", "{label}");
-            assert_eq!(row["pipeline"], "INSERT INTO counts", "{label}");
-            let ts = streamsql_tests::parse_sink_timestamp(row["ts"].as_str().expect("ts")).expect("a timestamp");
-            assert_eq!(ts, 1_704_067_200_000 + v * 100 - 30_000, "{label}");
-        }
-    }
-}
-
-/// A SESSION window holds only the columns its keys and aggregates read, and still routes its
-/// late rows whole: `v` and `ts`, which it does not read, reach the late-rows sink.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_route_their_late_rows_whole() {
-    let dir = TestDir::new("graph-late-sessions");
-    // Every 7th row after the 300th goes 30 s back: behind its own watermark (1 s delay).
-    let base = 1_704_067_200_000_i64;
-    let (mut text, mut late_expected) = (String::new(), 0_u64);
-    let rows = 2_000;
-    for i in 0..rows as i64 {
-        let back = if i % 7 == 6 && i > 300 { 30_000 } else { 0 };
-        late_expected += u64::from(back > 0);
-        let ts = streamsql_engine::time::format_millis(base + i * 100 - back);
-        let _ = writeln!(text, r#"{{"ts":"{ts}","k":"k{}","v":{i}}}"#, i % 3);
-    }
-    write_text(&dir.file("a.jsonl"), &text);
-    for (parallelism, batch_size) in [(1, 1), (4, 8192)] {
-        let (out, late) =
-            (format!("out-{parallelism}-{batch_size}.jsonl"), format!("late-{parallelism}-{batch_size}.jsonl"));
-        let sql = format!(
-            "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch_size}';\n{a}\
-             CREATE TABLE counts (k STRING, n BIGINT) WITH ('connector' = 'file', 'path' = '{out}', 'format' = 'json');\n\
-             CREATE TABLE late_rows (operator STRING, v BIGINT, k STRING, ts TIMESTAMP(3))\n\
-             \x20 WITH ('connector' = 'file', 'path' = '{late}', 'format' = 'json');\n\
-             SET 'late-rows.sink' = 'late_rows';\n\
-             INSERT INTO counts SELECT k, COUNT(*) FROM TABLE(SESSION(TABLE a PARTITION BY k, DESCRIPTOR(ts), \
-             INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;\n",
-            a = table("a", &dir.sql_path("a.jsonl")),
-            out = dir.sql_path(&out),
-            late = dir.sql_path(&late),
-        );
-        let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
-        let reports = run_specs(specs).await.expect("runs");
-        let m = reports[0].metrics;
-        let label = format!("parallelism {parallelism}, batch size {batch_size}");
-        assert_eq!((m.late_rows, m.late_rows_routed), (late_expected, late_expected), "{label}");
-        let counted: i64 = read_jsonl(&dir.file(&out)).iter().map(|r| r["n"].as_i64().expect("n")).sum();
-        let routed = read_jsonl(&dir.file(&late));
-        assert_eq!(counted as usize + routed.len(), rows, "{label}: every row counted or routed");
-        for row in &routed {
-            let v = row["v"].as_i64().unwrap_or_else(|| panic!("{label}: v arrives whole: {row:?}"));
-            assert_eq!(v % 7, 6, "{label}: only the rows that went back are late: {row:?}");
-            assert_eq!(row["k"], format!("k{}", v % 3), "{label}");
-            assert_eq!(row["operator"], "window aggregate (SESSION gap 1 s)", "{label}");
-            let ts = streamsql_tests::parse_sink_timestamp(row["ts"].as_str().expect("ts")).expect("a timestamp");
-            assert_eq!(ts, base + v * 100 - 30_000, "{label}");
+    let windows = [
+        ("window aggregate (TUMBLE size 10 s)", "TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND)"),
+        (
+            "window aggregate (SESSION gap 1 s)",
+            "SESSION(TABLE events PARTITION BY k, DESCRIPTOR(ts), INTERVAL '1' SECOND)",
+        ),
+    ];
+    for (n, (operator, window)) in windows.iter().enumerate() {
+        for (parallelism, batch_size) in [(1, 1), (4, 64), (2, 8192)] {
+            let (out, late) = (
+                format!("out-{n}-{parallelism}-{batch_size}.jsonl"),
+                format!("late-{n}-{parallelism}-{batch_size}.jsonl"),
+            );
+            let sql = format!(
+                "SET 'parallelism.default' = '{parallelism}';\nSET 'execution.batch-size' = '{batch_size}';\n{input}\
+                 CREATE TABLE counts (k STRING, n BIGINT) WITH ('connector' = 'file', 'path' = '{out}', 'format' = 'json');\n\
+                 CREATE TABLE late_rows (operator STRING, V BIGINT, k STRING, ts TIMESTAMP(3), pipeline STRING)\n\
+                 \x20 WITH ('connector' = 'file', 'path' = '{late}', 'format' = 'json');\n\
+                 SET 'late-rows.sink' = 'late_rows';\n\
+                 INSERT INTO counts SELECT k, COUNT(*) FROM TABLE({window})\n\
+                 GROUP BY k, window_start, window_end;\n",
+                input = table("events", &dir.sql_path("in.jsonl")),
+                out = dir.sql_path(&out),
+                late = dir.sql_path(&late),
+            );
+            let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
+            let reports = run_specs(specs).await.expect("runs");
+            let m = reports[0].metrics;
+            let label = format!("{operator} at parallelism {parallelism}, batch size {batch_size}");
+            assert_eq!((m.late_rows, m.late_rows_routed), (late_expected as u64, late_expected as u64), "{label}");
+            let counted: i64 = read_jsonl(&dir.file(&out)).iter().map(|r| r["n"].as_i64().expect("n")).sum();
+            let routed = read_jsonl(&dir.file(&late));
+            assert_eq!(counted as usize + routed.len(), rows, "{label}: every row counted or routed");
+            for row in &routed {
+                let v = row["V"]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{label}: V, as the late-rows table declares it: {row:?}"));
+                assert_eq!(v % 7, 6, "{label}: only the rows that went back are late: {row:?}");
+                assert_eq!(row["k"], format!("k{}", v % 3), "{label}");
+                assert_eq!(row["operator"], *operator, "{label}");
+                assert_eq!(row["pipeline"], "INSERT INTO counts", "{label}");
+                let ts = streamsql_tests::parse_sink_timestamp(row["ts"].as_str().expect("ts")).expect("a timestamp");
+                assert_eq!(ts, base + v * 100 - 30_000, "{label}");
+            }
         }
     }
 }
