@@ -102,8 +102,7 @@ impl Kept {
         }
     }
 
-    /// The rows of `sessions`, session after session, as one batch of `schema`; also how many
-    /// rows each session has in it.
+    /// The rows of `sessions`, session after session, as one batch of `schema`.
     fn gather<'a>(&self, schema: &SchemaRef, sessions: impl Iterator<Item = &'a OpenSession>) -> Result<RecordBatch> {
         let mut order: HashMap<u64, usize> = HashMap::new();
         let mut batches: Vec<&RecordBatch> = Vec::new();
