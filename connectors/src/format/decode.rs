@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
     Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -284,58 +284,27 @@ impl Builder {
     /// The values appended so far as an array; the builder starts again with room for as many
     /// (and, for strings, as many bytes), so a batch does not grow its buffers from nothing.
     fn finish(&mut self) -> Result<ArrayRef> {
-        fn again<B, A: Array + 'static>(b: &mut B, array: A, fresh: impl FnOnce(usize) -> B) -> ArrayRef {
-            *b = fresh(array.len());
-            Arc::new(array)
-        }
+        use std::mem::replace;
         Ok(match self {
             Builder::Nested(data_type, values) => nested_array(data_type, std::mem::take(values))?,
             Builder::Utf8(b) => {
-                let array = b.finish();
-                let bytes = array.value_data().len();
-                again(b, array, |n| StringBuilder::with_capacity(n, bytes))
+                let fresh = StringBuilder::with_capacity(b.len(), b.values_slice().len());
+                Arc::new(replace(b, fresh).finish())
             }
-            Builder::Boolean(b) => {
-                let array = b.finish();
-                again(b, array, BooleanBuilder::with_capacity)
-            }
-            Builder::Int8(b) => {
-                let array = b.finish();
-                again(b, array, Int8Builder::with_capacity)
-            }
-            Builder::Int16(b) => {
-                let array = b.finish();
-                again(b, array, Int16Builder::with_capacity)
-            }
-            Builder::Int32(b) => {
-                let array = b.finish();
-                again(b, array, Int32Builder::with_capacity)
-            }
-            Builder::Int64(b) => {
-                let array = b.finish();
-                again(b, array, Int64Builder::with_capacity)
-            }
-            Builder::Float32(b) => {
-                let array = b.finish();
-                again(b, array, Float32Builder::with_capacity)
-            }
-            Builder::Float64(b) => {
-                let array = b.finish();
-                again(b, array, Float64Builder::with_capacity)
-            }
+            Builder::Boolean(b) => Arc::new(replace(b, BooleanBuilder::with_capacity(b.len())).finish()),
+            Builder::Int8(b) => Arc::new(replace(b, Int8Builder::with_capacity(b.len())).finish()),
+            Builder::Int16(b) => Arc::new(replace(b, Int16Builder::with_capacity(b.len())).finish()),
+            Builder::Int32(b) => Arc::new(replace(b, Int32Builder::with_capacity(b.len())).finish()),
+            Builder::Int64(b) => Arc::new(replace(b, Int64Builder::with_capacity(b.len())).finish()),
+            Builder::Float32(b) => Arc::new(replace(b, Float32Builder::with_capacity(b.len())).finish()),
+            Builder::Float64(b) => Arc::new(replace(b, Float64Builder::with_capacity(b.len())).finish()),
             Builder::Decimal(b, p, s) => {
-                let array = b.finish();
-                let fresh = Decimal128Builder::with_capacity(array.len()).with_precision_and_scale(*p, *s)?;
-                *b = fresh;
-                Arc::new(array)
+                let fresh = Decimal128Builder::with_capacity(b.len()).with_precision_and_scale(*p, *s)?;
+                Arc::new(replace(b, fresh).finish())
             }
-            Builder::Date32(b) => {
-                let array = b.finish();
-                again(b, array, Date32Builder::with_capacity)
-            }
+            Builder::Date32(b) => Arc::new(replace(b, Date32Builder::with_capacity(b.len())).finish()),
             Builder::Timestamp(b, _) => {
-                let array = b.finish();
-                again(b, array, TimestampMillisecondBuilder::with_capacity)
+                Arc::new(replace(b, TimestampMillisecondBuilder::with_capacity(b.len())).finish())
             }
         })
     }
