@@ -1188,6 +1188,45 @@ fn a_window_join_killed_at_random_points_writes_every_window_once() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Nexmark q5's shape over the flows: each window's busiest source IPs, found by joining the
+/// counts per IP with their maximum per window, two uses of one table that share one read of
+/// it. Killed at random points and finished at another parallelism, each window's rows are
+/// written once: the shared read resumes from the one position both uses stored.
+#[test]
+fn a_self_join_sharing_one_read_killed_at_random_points_writes_every_row_once() {
+    let dir = scratch("self-join");
+    let sql = |out: &str, parallelism: usize| {
+        let counts = "SELECT window_start, window_end, src_ip, COUNT(*) AS flows
+             FROM TABLE(HOP(TABLE flows, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '3' SECOND))
+             GROUP BY window_start, window_end, src_ip";
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             CREATE TABLE busiest (window_start TIMESTAMP(3), src_ip STRING, flows BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO busiest SELECT c.window_start, c.src_ip, c.flows
+             FROM ({counts}) AS c
+             JOIN (SELECT window_start, window_end, MAX(flows) AS most FROM ({counts}) GROUP BY window_start, window_end) AS m
+             ON c.window_start = m.window_start AND c.window_end = m.window_end AND c.flows >= m.most;",
+            source(rows_for_kills(kills())),
+            dir.join(out).display()
+        )
+    };
+    let expected = reference_run(&dir, &sql("reference.csv", 2), "reference.csv");
+    assert!(expected.len() > 300, "{} result rows", expected.len());
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
+    let finish = job(&dir, "finish", &sql("killed.csv", 3));
+    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 97);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    let actual = lines(&dir.join("killed.csv"));
+    assert_eq!(actual.len(), expected.len(), "rows written: {report}");
+    assert_eq!(sorted(actual), sorted(expected));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn session_windows_killed_at_random_points_write_every_session_once() {
     let dir = scratch("session");

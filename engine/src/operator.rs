@@ -105,7 +105,7 @@ impl Emitter {
 
 /// An operator's state as Arrow: named tables of rows (window panes, accumulator states, join
 /// buffers…), each to be written as Arrow IPC or Parquet by the checkpoint store.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateSnapshot {
     pub tables: Vec<(String, Vec<RecordBatch>)>,
     /// Set on a restore at another parallelism: the state of every former instance, of which

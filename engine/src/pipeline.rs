@@ -45,6 +45,21 @@ pub struct BoundTable {
     pub connector: Arc<dyn Connector>,
 }
 
+impl BoundTable {
+    /// Whether `other` is this table, declared the same way: nodes reading it can share one
+    /// read of it (see [`PipelineSpec::reuse_sources`]).
+    pub fn same_table(&self, other: &BoundTable) -> bool {
+        let (a, b) = (&self.table, &other.table);
+        a.name == b.name
+            && self.connector.name() == other.connector.name()
+            && a.options == b.options
+            && a.schema == b.schema
+            && a.watermark == b.watermark
+            && a.primary_key == b.primary_key
+            && a.computed.iter().map(|c| (c.index, &c.text)).eq(b.computed.iter().map(|c| (c.index, &c.text)))
+    }
+}
+
 impl std::fmt::Debug for BoundTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.table.name, self.connector.name())
@@ -368,6 +383,9 @@ pub struct PipelineSpec {
     pub checkpoint: Option<CheckpointConfig>,
     /// `LIMIT n`: the pipeline ends once its sink has written `n` rows.
     pub limit: Option<u64>,
+    /// Whether source nodes reading the same table share one read of it, decoded once
+    /// (`'table.optimizer.reuse-source-enabled'`, on by default as in Flink).
+    pub reuse_sources: bool,
 }
 
 impl PipelineSpec {
@@ -400,6 +418,7 @@ impl PipelineSpec {
             batch_size,
             checkpoint: None,
             limit: None,
+            reuse_sources: true,
         }
     }
 

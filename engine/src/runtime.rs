@@ -7,7 +7,8 @@
 //! ```
 //!
 //! The tasks are built from the spec's tree of [`Node`]s (see [`crate::pipeline`]): one task per
-//! source, `parallelism` tasks per stage (each runs [`run_operator`]), one sink task.
+//! source table read (per instance of a partitioned source), which feeds every node reading
+//! that table; `parallelism` tasks per stage (each runs [`run_operator`]); one sink task.
 //!
 //! - A failure anywhere records the first error and cancels the pipeline; [`RunningPipeline::join`]
 //!   returns that error.
@@ -305,6 +306,8 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         operators: Vec::new(),
         late,
         connectors: Vec::new(),
+        reads: Vec::new(),
+        reuse_sources: spec.reuse_sources,
     };
     // Upstream instances send into one channel the sink reads. With checkpoints, each sends
     // into a channel of its own, and an aligner task aligns their barriers before that channel
@@ -328,6 +331,9 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         if let Err(e) = spawner.spawn(node, outputs) {
             shared.fail(e);
         }
+    }
+    if let Err(e) = spawner.spawn_reads() {
+        shared.fail(e);
     }
     if !aligned.is_empty() {
         upstream_ends += 1;
@@ -414,6 +420,44 @@ struct Spawner<'a> {
     late: Option<mpsc::Sender<Message>>,
     /// Error counters of the sources spawned so far.
     connectors: Vec<ConnectorMetrics>,
+    /// The source tables read so far, each spawned once the whole graph is walked
+    /// ([`Spawner::spawn_reads`]).
+    reads: Vec<SourceRead>,
+    /// Whether nodes that read the same table share one read of it
+    /// (`'table.optimizer.reuse-source-enabled'`).
+    reuse_sources: bool,
+}
+
+/// One read of a source table: its tasks (one per instance) decode it once and feed every node
+/// that reads the table, each through its own fused chain (a self-join reads its table once,
+/// as Flink's reused source scan does).
+struct SourceRead {
+    source: BoundTable,
+    /// The table's error counters, counted once however many nodes read it.
+    errors: Arc<PipelineMetrics>,
+    readers: Vec<NodeReader>,
+}
+
+impl SourceRead {
+    /// Whether a node reading `source` on `instances` tasks can share this read: the same
+    /// table, declared the same way, read by as many instances.
+    fn serves(&self, source: &BoundTable, instances: usize) -> bool {
+        self.source.same_table(source) && self.readers[0].outputs.len() == instances
+    }
+}
+
+/// A source node: the chain it runs over its table's batches, and where each of its instances
+/// sends them.
+struct NodeReader {
+    chain: StatelessChain,
+    outputs: Vec<Output>,
+    /// Its first slot in the shared watermarks (one per instance).
+    index: usize,
+    /// Its node number, for checkpoints.
+    node: usize,
+    counters: Arc<OperatorMetrics>,
+    /// The state each instance resumes from.
+    restored: Vec<Option<StateSnapshot>>,
 }
 
 impl Spawner<'_> {
@@ -434,46 +478,23 @@ impl Spawner<'_> {
                 let node_index = self.operators.len();
                 let counters = Arc::new(OperatorMetrics::new(format!("source {}", source.table.name)));
                 self.operators.push(counters.clone());
-                let errors = Arc::new(PipelineMetrics::default());
-                self.connectors.push(ConnectorMetrics {
-                    table: source.table.name.clone(),
-                    connector: source.connector.name().to_string(),
-                    role: "source",
-                    counters: errors.clone(),
-                    retries: Arc::default(),
-                });
-                let shared = self.shared.clone();
-                let (source, chain, batch_size) = (source.clone(), chain.clone(), self.batch_size);
-                let instances = outputs.len();
-                for (instance, mut output) in outputs.into_iter().enumerate() {
-                    output.count_backpressure(counters.clone());
-                    let shared = shared.clone();
-                    let (source, chain, counters, errors) =
-                        (source.clone(), chain.clone(), counters.clone(), errors.clone());
-                    let restored = self.restored(node_index, instance)?;
-                    self.tasks.push(tokio::task::spawn_blocking(move || {
-                        // The error is recorded before the channels close, so downstream tasks
-                        // that see them close know the pipeline failed.
-                        let place = SourcePlace {
-                            index: index + instance,
-                            node: node_index,
-                            instance,
-                            counters: &counters,
-                            restored,
-                        };
-                        let ctx = SourceContext {
-                            batch_size,
-                            metrics: errors,
-                            instance,
-                            instances,
-                            checkpoints: shared.checkpoints.is_some(),
-                        };
-                        let run = || run_source(&source, &chain, ctx, &mut output, place, &shared);
-                        if let Err(e) = unwound("the source", run) {
-                            shared.fail(e);
-                        }
-                        drop(output);
-                    }));
+                let restored = (0..outputs.len()).map(|i| self.restored(node_index, i)).collect::<Result<_>>()?;
+                let reader = NodeReader { chain: chain.clone(), outputs, index, node: node_index, counters, restored };
+                let instances = reader.outputs.len();
+                let reuse = self.reuse_sources;
+                match self.reads.iter_mut().find(|read| reuse && read.serves(source, instances)) {
+                    Some(read) => read.readers.push(reader),
+                    None => {
+                        let errors = Arc::new(PipelineMetrics::default());
+                        self.connectors.push(ConnectorMetrics {
+                            table: source.table.name.clone(),
+                            connector: source.connector.name().to_string(),
+                            role: "source",
+                            counters: errors.clone(),
+                            retries: Arc::default(),
+                        });
+                        self.reads.push(SourceRead { source: source.clone(), errors, readers: vec![reader] });
+                    }
                 }
             }
             Node::Stage { stage, inputs, .. } => {
@@ -553,6 +574,65 @@ impl Spawner<'_> {
     }
 }
 
+impl Spawner<'_> {
+    /// Spawns the tasks of every source read: instance *i* of a read feeds instance *i* of each
+    /// node reading its table.
+    fn spawn_reads(&mut self) -> Result<()> {
+        for read in std::mem::take(&mut self.reads) {
+            let SourceRead { source, errors, readers } = read;
+            let instances = readers[0].outputs.len();
+            let mut per_instance: Vec<Vec<SourceOutput>> = (0..instances).map(|_| Vec::new()).collect();
+            let mut restored: Vec<Vec<Option<StateSnapshot>>> = (0..instances).map(|_| Vec::new()).collect();
+            for reader in readers {
+                let NodeReader { chain, outputs, index, node, counters, restored: states } = reader;
+                for (instance, (mut output, state)) in outputs.into_iter().zip(states).enumerate() {
+                    output.count_backpressure(counters.clone());
+                    per_instance[instance].push(SourceOutput {
+                        chain: chain.clone(),
+                        output,
+                        watermark_slot: index + instance,
+                        node,
+                        counters: counters.clone(),
+                        open: true,
+                    });
+                    restored[instance].push(state);
+                }
+            }
+            for (instance, (mut outputs, states)) in per_instance.into_iter().zip(restored).enumerate() {
+                // Nodes sharing a read share its position: a checkpoint holds the same state for each.
+                if states.iter().any(|state| state != &states[0]) {
+                    return Err(StreamError::Config(format!(
+                        "the checkpoint holds different positions for the nodes reading table '{}', which this \
+                         version reads once for all of them; start with --from-scratch, or SET \
+                         'table.optimizer.reuse-source-enabled' = 'false' to resume",
+                        source.table.name
+                    )));
+                }
+                let restored = states.into_iter().next().flatten();
+                let (shared, source, errors, batch_size) =
+                    (self.shared.clone(), source.clone(), errors.clone(), self.batch_size);
+                self.tasks.push(tokio::task::spawn_blocking(move || {
+                    // The error is recorded before the channels close, so downstream tasks
+                    // that see them close know the pipeline failed.
+                    let ctx = SourceContext {
+                        batch_size,
+                        metrics: errors,
+                        instance,
+                        instances,
+                        checkpoints: shared.checkpoints.is_some(),
+                    };
+                    let run = || run_source(&source, ctx, &mut outputs, SourcePlace { instance, restored }, &shared);
+                    if let Err(e) = unwound("the source", run) {
+                        shared.fail(e);
+                    }
+                    drop(outputs);
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs `work`, turning a panic into an error that fails the pipeline: recorded before the
 /// task's channels close, like any other error (a connector's bug must not pass for the end of
 /// its input).
@@ -567,14 +647,30 @@ fn unwound<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-/// Where a source task reports: its index among the pipeline's sources, its node and instance
-/// (for checkpoints), its counters, and the state it resumes from.
-struct SourcePlace<'a> {
-    index: usize,
-    node: usize,
+/// Where a source task starts: its instance and the state it resumes from.
+struct SourcePlace {
     instance: usize,
-    counters: &'a OperatorMetrics,
     restored: Option<StateSnapshot>,
+}
+
+/// A node a source task feeds: its fused chain, its output, its slot among the pipeline's
+/// source watermarks, its node number (for checkpoints) and its counters.
+struct SourceOutput {
+    chain: StatelessChain,
+    output: Output,
+    watermark_slot: usize,
+    node: usize,
+    counters: Arc<OperatorMetrics>,
+    /// Whether downstream still takes its messages.
+    open: bool,
+}
+
+impl SourceOutput {
+    /// Sends `message` to every instance downstream; false once downstream is gone.
+    fn send_all(&mut self, message: &Message) -> bool {
+        self.open = self.open && self.output.send_all_blocking(message.clone());
+        self.open
+    }
 }
 
 /// Table of a source's snapshot holding its partitions' watermarks.
@@ -591,17 +687,15 @@ fn source_snapshot(
     Ok(state)
 }
 
-/// Source task: decode, assign watermarks (one per partition), run the fused chain, send on.
-/// Blocking thread.
+/// Source task: decode, assign watermarks (one per partition), run each node's fused chain,
+/// send on. Blocking thread.
 fn run_source(
     bound: &BoundTable,
-    chain: &StatelessChain,
     ctx: SourceContext,
-    output: &mut Output,
-    place: SourcePlace<'_>,
+    outputs: &mut [SourceOutput],
+    place: SourcePlace,
     shared: &Shared,
 ) -> Result<()> {
-    let index = place.index;
     let table = &bound.table;
     // The connector reads the table's physical columns; computed ones are added here.
     let mut source = bound.connector.open_source(&table.physical(), &ctx)?;
@@ -620,6 +714,14 @@ fn run_source(
     let mut barrier: Epoch = 0;
     // Whether downstream was told this reader is idle (and not told otherwise since).
     let mut idle = false;
+    // Sends `message` to every node; false once none takes messages any more.
+    let send_all = |outputs: &mut [SourceOutput], message: Message| {
+        let mut open = false;
+        for output in outputs.iter_mut() {
+            open |= output.send_all(&message);
+        }
+        open
+    };
 
     loop {
         if shared.is_cancelled() {
@@ -630,8 +732,10 @@ fn run_source(
             if requested > barrier {
                 barrier = requested;
                 let state = source_snapshot(source.as_mut(), &watermarks)?;
-                checkpoints.store(place.node, place.instance, requested, &state)?;
-                if !output.send_all_blocking(Message::Barrier(requested)) {
+                for output in outputs.iter() {
+                    checkpoints.store(output.node, place.instance, requested, &state)?;
+                }
+                if !send_all(outputs, Message::Barrier(requested)) {
                     return Ok(());
                 }
             }
@@ -641,41 +745,53 @@ fn run_source(
             Pulled::Nothing => {}
             Pulled::Rows { partition, batch } => {
                 PipelineMetrics::add(&shared.metrics.rows_in, batch.num_rows());
-                PipelineMetrics::add(&place.counters.rows_in, batch.num_rows());
                 let batch = watermarks.assign(partition, table.compute(batch)?)?;
                 idle = false;
-                if let Some(batch) = chain.apply(batch)? {
-                    PipelineMetrics::add(&place.counters.rows_out, batch.num_rows());
-                    // Time spent waiting for downstream (backpressure) does not count as idle.
-                    let blocked = std::time::Instant::now();
-                    if !output.send_batch_blocking(batch)? {
-                        return Ok(());
+                // Time spent waiting for downstream (backpressure) does not count as idle.
+                let blocked = std::time::Instant::now();
+                let mut open = false;
+                for output in outputs.iter_mut().filter(|output| output.open) {
+                    PipelineMetrics::add(&output.counters.rows_in, batch.num_rows());
+                    if let Some(rows) = output.chain.apply(batch.clone())? {
+                        PipelineMetrics::add(&output.counters.rows_out, rows.num_rows());
+                        output.open = output.output.send_batch_blocking(rows)?;
                     }
-                    watermarks.pause(blocked.elapsed());
+                    open |= output.open;
                 }
+                if !open {
+                    return Ok(());
+                }
+                watermarks.pause(blocked.elapsed());
             }
         }
         let now = std::time::Instant::now();
         if let Some(watermark) = watermarks.advanced(now) {
             idle = false;
-            shared.source_watermark(index, watermark);
-            if !output.send_all_blocking(Message::Watermark(watermark)) {
+            for output in outputs.iter() {
+                shared.source_watermark(output.watermark_slot, watermark);
+            }
+            if !send_all(outputs, Message::Watermark(watermark)) {
                 return Ok(());
             }
         } else if !idle && watermarks.all_idle(now) {
             // Every partition of this reader is idle: downstream stops waiting for it.
             idle = true;
-            if !output.send_all_blocking(Message::Idle) {
+            if !send_all(outputs, Message::Idle) {
                 return Ok(());
             }
         }
     }
-    shared.source_watermark(index, WATERMARK_MAX);
+    for output in outputs.iter() {
+        shared.source_watermark(output.watermark_slot, WATERMARK_MAX);
+    }
     if let Some(checkpoints) = checkpoints {
         // At its end, the source stands in for every later checkpoint: a restore reads no more.
-        checkpoints.finished(place.node, place.instance, source_snapshot(source.as_mut(), &watermarks)?)?;
+        let state = source_snapshot(source.as_mut(), &watermarks)?;
+        for output in outputs.iter() {
+            checkpoints.finished(output.node, place.instance, state.clone())?;
+        }
     }
-    output.send_all_blocking(Message::End);
+    send_all(outputs, Message::End);
     Ok(())
 }
 

@@ -23,7 +23,12 @@ use crate::describe::{duration, options_text, watermark_text};
 
 /// Renders `spec`; `query` says whether its sink is the caller's screen (a bare SELECT).
 pub fn explain(spec: &PipelineSpec, query: bool) -> String {
-    let mut out = Lines { text: String::new(), numbered: spec.sources().len() > 1 || spec.stages().len() > 1, next: 0 };
+    let mut out = Lines {
+        text: String::new(),
+        numbered: spec.sources().len() > 1 || spec.stages().len() > 1,
+        next: 0,
+        reads: spec.reuse_sources.then(Vec::new),
+    };
     out.line(
         "pipeline",
         format!("{} (parallelism {}, batches of up to {} rows)", spec.name, spec.parallelism, spec.batch_size),
@@ -52,23 +57,38 @@ pub fn explain(spec: &PipelineSpec, query: bool) -> String {
 
 /// The text being written; in a graph of more than one source or stage, each node is numbered
 /// (`[1]`) so that edges can name it.
-struct Lines {
+struct Lines<'a> {
     text: String,
     numbered: bool,
     next: usize,
+    /// The source nodes written so far, with their labels and instances, when nodes reading
+    /// the same table share one read of it.
+    reads: Option<Vec<(String, &'a BoundTable, usize)>>,
 }
 
-impl Lines {
+impl<'a> Lines<'a> {
     fn line(&mut self, stage: &str, text: String) {
         let _ = writeln!(self.text, "{stage:<10} {text}");
     }
 
     /// Writes `node` after everything upstream of it; returns its label (`[3]`).
-    fn node(&mut self, node: &Node) -> String {
+    fn node(&mut self, node: &'a Node) -> String {
         match node {
             Node::Source { source, chain: ops, instances } => {
                 let label = self.label();
                 self.line("source", format!("{}{}", self.prefix(&label), table(source)));
+                if let Some(reads) = &mut self.reads {
+                    let first = reads.iter().find(|(_, read, n)| read.same_table(source) && n == instances);
+                    match first {
+                        Some((first, _, _)) => {
+                            let text = format!(
+                                "shares the read of {first}: each batch is decoded once for every node reading the table"
+                            );
+                            self.line("", text);
+                        }
+                        None => reads.push((label.clone(), source, *instances)),
+                    }
+                }
                 if source.connector.partitioned(&source.table) {
                     self.line(
                         "",

@@ -83,6 +83,9 @@ pub struct Settings {
     /// `'table.optimizer.agg-phase-strategy'`: whether window aggregations pre-aggregate
     /// before the exchange.
     pub agg_phases: AggPhases,
+    /// `'table.optimizer.reuse-source-enabled'`: whether the nodes of a query that read the
+    /// same table share one read of it.
+    pub reuse_sources: bool,
 }
 
 impl Default for Settings {
@@ -102,6 +105,7 @@ impl Default for Settings {
             from_scratch: false,
             python: PythonConfig::default(),
             agg_phases: AggPhases::Auto,
+            reuse_sources: true,
         }
     }
 }
@@ -125,6 +129,11 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "with parallelism above 1, whether TUMBLE/HOP/CUMULATE aggregations pre-aggregate each batch before the \
          exchange: 'AUTO' (default: until the first 100,000 rows show it does not pay), 'TWO_PHASE' (always) or \
          'ONE_PHASE' (never)",
+    ),
+    (
+        "table.optimizer.reuse-source-enabled",
+        "whether a query that reads a table more than once (a self-join) reads and decodes it once for all its \
+         uses: 'true' (default) or 'false'",
     ),
     (
         "update-interval",
@@ -679,6 +688,13 @@ impl Session {
                     }
                 }
             }
+            "table.optimizer.reuse-source-enabled" => {
+                self.settings.reuse_sources = match value.trim().to_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(SqlError::new(format!("SET '{key}' needs 'true' or 'false', got '{value}'"))),
+                }
+            }
             "update-interval" => {
                 let ms = parse_duration_ms(value).ok_or_else(|| {
                     SqlError::new(format!("SET '{key}' needs a duration such as '500 ms' or '2 s', got '{value}'"))
@@ -837,6 +853,7 @@ impl Session {
             batch_size: self.settings.batch_size,
             checkpoint: self.checkpoint_config()?,
             limit: limit.map(|(n, _)| n),
+            reuse_sources: self.settings.reuse_sources,
         };
         if spec.checkpoint.is_none()
             && spec.sink.connector.delivery(&spec.sink.table, Role::Sink) == Delivery::Transactional
