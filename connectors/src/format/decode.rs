@@ -171,6 +171,11 @@ impl Builder {
     fn append_json(&mut self, value: &Value) -> bool {
         match (&mut *self, value) {
             (builder, Value::String(text)) => return builder.append_json_str(text),
+            // What `cell_from_json` makes of an integer, without the cell.
+            (Builder::Int64(b), Value::Number(n)) if n.is_i64() || n.is_u64() => match n.as_i64() {
+                Some(v) => b.append_value(v),
+                None => return false,
+            },
             (builder, value) => match builder.cell_from_json(value) {
                 Some(cell) if builder.fits(&cell) => builder.append_cell(cell),
                 _ => return false,
@@ -598,15 +603,12 @@ impl JsonColumns {
         let mut values = Vec::new();
         values.resize_with(self.names.len(), || None);
         self.other_keys.clear();
-        let seed = ObjectSeed {
-            names: &self.names,
-            by_name: &self.by_name,
-            values: &mut values,
-            other_keys: &mut self.other_keys,
-        };
-        let mut deserializer = serde_json::Deserializer::from_str(text);
-        serde::de::DeserializeSeed::deserialize(seed, &mut deserializer).ok()?;
-        deserializer.end().ok()?;
+        let columns = Columns { names: &self.names, by_name: &self.by_name };
+        if scan_plain_object(text, columns, &mut values, &mut self.other_keys).is_none() {
+            values.iter_mut().for_each(|value| *value = None);
+            self.other_keys.clear();
+            read_object_with_serde(text, columns, &mut values, &mut self.other_keys)?;
+        }
         for key in std::mem::take(&mut self.other_keys) {
             self.other_key(&key, table);
         }
@@ -656,11 +658,163 @@ impl JsonColumns {
     }
 }
 
-/// Reads a JSON object's values of the columns ([`JsonColumns::read_object`]): a key is looked
-/// up without being allocated, the values of other keys are skipped.
-struct ObjectSeed<'s, 'de> {
+/// The columns of a table, to find a key's column.
+#[derive(Clone, Copy)]
+struct Columns<'s> {
     names: &'s [String],
     by_name: &'s HashMap<String, usize>,
+}
+
+/// Up to this many columns, a key is found by comparing it with each name (cheaper than hashing
+/// it); beyond, by the hash map.
+const SCANNED_COLUMNS: usize = 16;
+
+impl Columns<'_> {
+    fn of(&self, key: &str) -> Option<usize> {
+        if self.names.len() <= SCANNED_COLUMNS {
+            self.names.iter().position(|name| name == key)
+        } else {
+            self.by_name.get(key).copied()
+        }
+    }
+}
+
+/// Reads the JSON object `text` with serde_json into `values` (by column) and `other_keys`;
+/// `None` when it is not a JSON object.
+fn read_object_with_serde<'a>(
+    text: &'a str,
+    columns: Columns<'_>,
+    values: &mut [Option<JsonField<'a>>],
+    other_keys: &mut Vec<String>,
+) -> Option<()> {
+    let seed = ObjectSeed { columns, values, other_keys };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde::de::DeserializeSeed::deserialize(seed, &mut deserializer).ok()?;
+    deserializer.end().ok()
+}
+
+/// Reads the JSON object `text` as [`read_object_with_serde`] does, without serde, where the
+/// object is plain: keys without escapes; values that are strings without escapes (or control
+/// characters, which make them invalid), integers of up to 18 digits, `true`, `false` or `null`
+/// (any other number is read by serde_json itself). `None` at anything else (an escape, an
+/// array or object value, invalid JSON), with `values` and `other_keys` partly filled: the
+/// caller reads the object again with serde_json, which also says what is wrong with it.
+fn scan_plain_object<'a>(
+    text: &'a str,
+    columns: Columns<'_>,
+    values: &mut [Option<JsonField<'a>>],
+    other_keys: &mut Vec<String>,
+) -> Option<()> {
+    let bytes = text.as_bytes();
+    let mut at = skip_whitespace(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = skip_whitespace(bytes, at + 1);
+    if bytes.get(at) == Some(&b'}') {
+        return (skip_whitespace(bytes, at + 1) == bytes.len()).then_some(());
+    }
+    let mut next_column = 0;
+    loop {
+        if bytes.get(at) != Some(&b'"') {
+            return None;
+        }
+        let key_end = plain_string_end(bytes, at + 1)?;
+        let key = &text[at + 1..key_end];
+        at = skip_whitespace(bytes, key_end + 1);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        at = skip_whitespace(bytes, at + 1);
+        let (value, end) = match *bytes.get(at)? {
+            b'"' => {
+                let value_end = plain_string_end(bytes, at + 1)?;
+                (JsonField::Str(std::borrow::Cow::Borrowed(&text[at + 1..value_end])), value_end + 1)
+            }
+            b't' if bytes[at..].starts_with(b"true") => (JsonField::Other(Value::Bool(true)), at + 4),
+            b'f' if bytes[at..].starts_with(b"false") => (JsonField::Other(Value::Bool(false)), at + 5),
+            b'n' if bytes[at..].starts_with(b"null") => (JsonField::Other(Value::Null), at + 4),
+            b'-' | b'0'..=b'9' => scan_number(text, at)?,
+            _ => return None,
+        };
+        // Keys mostly come in the columns' order: the column after the last key's first.
+        let column = match columns.names.get(next_column) {
+            Some(name) if name == key => Some(next_column),
+            _ => columns.of(key),
+        };
+        match column {
+            Some(i) => {
+                values[i] = Some(value);
+                next_column = i + 1;
+            }
+            None => other_keys.push(key.to_string()),
+        }
+        at = skip_whitespace(bytes, end);
+        match bytes.get(at) {
+            Some(b',') => at = skip_whitespace(bytes, at + 1),
+            Some(b'}') => return (skip_whitespace(bytes, at + 1) == bytes.len()).then_some(()),
+            _ => return None,
+        }
+    }
+}
+
+/// The first byte at or after `at` that is not JSON whitespace.
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// Where the string whose contents start at `at` ends (its closing quote), if it has no escape
+/// and no control character before it.
+fn plain_string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let end = at + memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+    // Both passes run many bytes at a time; `fold` does not stop early, so it vectorizes.
+    let control = bytes[at..end].iter().fold(false, |control, &b| control | (b < 0x20));
+    (bytes[end] == b'"' && !control).then_some(end)
+}
+
+/// The number starting at `at` and where it ends: an integer of up to 18 digits read here,
+/// any other by serde_json as it reads numbers in an object.
+fn scan_number(text: &str, at: usize) -> Option<(JsonField<'static>, usize)> {
+    let bytes = text.as_bytes();
+    let negative = bytes[at] == b'-';
+    let digits_start = at + usize::from(negative);
+    let mut end = digits_start;
+    let mut magnitude = 0_u64;
+    while let Some(&b) = bytes.get(end)
+        && b.is_ascii_digit()
+    {
+        magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+        end += 1;
+    }
+    let digits = end - digits_start;
+    let plain = (1..=18).contains(&digits)
+        && !matches!(bytes.get(end), Some(b'.' | b'e' | b'E' | b'-' | b'+'))
+        && (digits == 1 || bytes[digits_start] != b'0')
+        // serde_json reads -0 as a float.
+        && !(negative && magnitude == 0);
+    if plain {
+        let value = if negative { Value::from(-(magnitude as i64)) } else { Value::from(magnitude) };
+        return Some((JsonField::Other(value), end));
+    }
+    while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = bytes.get(end) {
+        end += 1;
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(&text[at..end]);
+    let field = serde::de::DeserializeSeed::deserialize(FieldSeed, &mut deserializer).ok()?;
+    deserializer.end().ok()?;
+    match field {
+        JsonField::Other(value) => Some((JsonField::Other(value), end)),
+        JsonField::Str(_) => None,
+    }
+}
+
+/// Reads a JSON object's values of the columns ([`read_object_with_serde`]): a key is looked
+/// up without being allocated, the values of other keys are skipped.
+struct ObjectSeed<'s, 'de> {
+    columns: Columns<'s>,
     values: &'s mut [Option<JsonField<'de>>],
     other_keys: &'s mut Vec<String>,
 }
@@ -681,7 +835,7 @@ impl<'de> serde::de::Visitor<'de> for ObjectSeed<'_, 'de> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
-        while let Some(key) = map.next_key_seed(KeySeed { names: self.names, by_name: self.by_name })? {
+        while let Some(key) = map.next_key_seed(KeySeed { columns: self.columns })? {
             match key {
                 Key::Column(i) => self.values[i] = Some(map.next_value_seed(FieldSeed)?),
                 Key::Other(name) => {
@@ -785,13 +939,8 @@ impl<'de> serde::de::Visitor<'de> for FieldSeed {
 
 /// A key of a JSON object: a column's index, or another key.
 struct KeySeed<'s> {
-    names: &'s [String],
-    by_name: &'s HashMap<String, usize>,
+    columns: Columns<'s>,
 }
-
-/// Up to this many columns, a key is found by comparing it with each name (cheaper than hashing
-/// it); beyond, by the hash map.
-const SCANNED_COLUMNS: usize = 16;
 
 impl<'de> serde::de::DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Key;
@@ -809,12 +958,7 @@ impl<'de> serde::de::Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> std::result::Result<Key, E> {
-        let column = if self.names.len() <= SCANNED_COLUMNS {
-            self.names.iter().position(|name| name == key)
-        } else {
-            self.by_name.get(key).copied()
-        };
-        Ok(column.map_or_else(|| Key::Other(key.to_string()), Key::Column))
+        Ok(self.columns.of(key).map_or_else(|| Key::Other(key.to_string()), Key::Column))
     }
 }
 
@@ -893,5 +1037,116 @@ mod tests {
         assert!(columns.read_object("[1, 2]", "t").is_none());
         assert!(columns.read_object(r#"{"port": 1"#, "t").is_none());
         assert!(columns.read_object(r#"{"port": 1} {}"#, "t").is_none());
+    }
+
+    /// A random JSON-ish line: an object of keys that are columns or not (some escaped, some in
+    /// other case) with values of every kind (integers with leading zeros, -0 and 20 digits,
+    /// floats and exponents, strings with escapes and control characters, nested values,
+    /// misspelt literals), in varied whitespace, then sometimes damaged (cut short, a byte put
+    /// in, garbage after).
+    fn random_line(rng: &mut rand::rngs::SmallRng) -> String {
+        use rand::Rng;
+        const KEYS: &[&str] =
+            &["name", "port", "ts", "bytes", "other", "Name", "", "na\\u006de", "\\\"q", "ünï", "tab\\there"];
+        const VALUES: &[&str] = &[
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "007",
+            "-007",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "12345678901234567890",
+            "-9223372036854775808",
+            "1.5",
+            "-0.0",
+            "1e5",
+            "1E+2",
+            "2.",
+            "1.e3",
+            ".5",
+            "1e400",
+            "-",
+            "+1",
+            "1-2",
+            "\"plain\"",
+            "\"\"",
+            "\"with \\\"quote\\\"\"",
+            "\"line\\nbreak\"",
+            "\"\\u00e9t\u{e9}\"",
+            "\"raw\u{1}control\"",
+            "\"raw\ttab\"",
+            "\"2024-01-01 00:00:00.001\"",
+            "\"a long string that takes more than eight bytes\"",
+            "true",
+            "false",
+            "null",
+            "nul",
+            "truex",
+            "[1,2]",
+            "{\"a\":1}",
+            "[",
+            "\"unterminated",
+        ];
+        const SPACES: &[&str] = &["", "", " ", "\t", "\r\n ", "\u{a0}"];
+        let space = |rng: &mut rand::rngs::SmallRng| SPACES[rng.random_range(0..SPACES.len())];
+        let mut line = format!("{}{{", space(rng));
+        for i in 0..rng.random_range(0..6) {
+            if i > 0 {
+                line.push_str(if rng.random_bool(0.97) { "," } else { "" });
+            }
+            let key = KEYS[rng.random_range(0..KEYS.len())];
+            let value = VALUES[rng.random_range(0..VALUES.len())];
+            let colon = if rng.random_bool(0.98) { ":" } else { "" };
+            line.push_str(&format!("{}\"{key}\"{}{colon}{}{value}{}", space(rng), space(rng), space(rng), space(rng)));
+        }
+        line.push_str(if rng.random_bool(0.97) { "}" } else { ",}" });
+        line.push_str(space(rng));
+        match rng.random_range(0..10) {
+            0 => {
+                let cut = rng.random_range(0..=line.len());
+                line.truncate((0..=cut).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0));
+            }
+            1 => {
+                let at = (0..=rng.random_range(0..=line.len())).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+                line.insert(at, ['"', ',', ':', '}', '\\', 'x', '\u{0}'][rng.random_range(0..7)]);
+            }
+            2 => line.push_str(" x"),
+            _ => {}
+        }
+        line
+    }
+
+    /// The plain scan reads every object it accepts exactly as serde_json does, and accepts no
+    /// line serde_json rejects, over seeded random lines, valid and not.
+    #[test]
+    fn the_plain_scan_reads_objects_as_serde_json_does() {
+        use rand::SeedableRng;
+        let json = JsonColumns::new(&schema());
+        let columns = Columns { names: &json.names, by_name: &json.by_name };
+        let (mut scanned, mut valid) = (0, 0);
+        for seed in [1_u64, 2, 3] {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            for _ in 0..100_000 {
+                let line = random_line(&mut rng);
+                let (mut by_serde, mut serde_keys) = (Vec::new(), Vec::new());
+                by_serde.resize_with(4, || None);
+                let serde_read = read_object_with_serde(&line, columns, &mut by_serde, &mut serde_keys);
+                let (mut by_scan, mut scan_keys) = (Vec::new(), Vec::new());
+                by_scan.resize_with(4, || None);
+                let scan_read = scan_plain_object(&line, columns, &mut by_scan, &mut scan_keys);
+                valid += usize::from(serde_read.is_some());
+                if scan_read.is_some() {
+                    scanned += 1;
+                    assert!(serde_read.is_some(), "seed {seed}: the scan accepted {line:?}, which serde_json rejects");
+                    assert_eq!(by_scan, by_serde, "seed {seed}: {line:?}");
+                    assert_eq!(scan_keys, serde_keys, "seed {seed}: {line:?}");
+                }
+            }
+        }
+        // Most valid lines are plain; the rest fall back to serde_json.
+        assert!(scanned > valid / 2 && valid > 20_000, "{scanned} of {valid} valid lines scanned");
     }
 }
