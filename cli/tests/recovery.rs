@@ -1086,6 +1086,63 @@ fn a_semi_join_killed_at_random_points_writes_every_row_once() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A LEFT lookup join of the flows with a CSV table of host names, killed at random points: the
+/// table's rows come back from the checkpoint (its file source, restored at its end, reads
+/// nothing more), so every flow is written once, named or padded. Every instance holds the whole
+/// table, so another parallelism is refused, naming the operator.
+#[test]
+fn a_lookup_join_killed_at_random_points_writes_every_row_once() {
+    let dir = scratch("lookup");
+    let mut hosts = String::from("src_ip,host\n");
+    for i in 1..=200 {
+        hosts.push_str(&format!("10.0.1.{i},host-{i}\n"));
+    }
+    std::fs::write(dir.join("hosts.csv"), hosts).expect("write the table");
+    let rows = rows_for_kills(kills());
+    let sql = |out: &str, parallelism: usize| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             CREATE TABLE hosts (src_ip STRING, host STRING)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             CREATE TABLE named (ts TIMESTAMP(3), src_ip STRING, host STRING, bytes_in BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO named SELECT f.ts, f.src_ip, h.host, f.bytes_in
+             FROM flows f LEFT JOIN hosts AS h ON f.src_ip = h.src_ip;",
+            source(rows),
+            dir.join("hosts.csv").display(),
+            dir.join(out).display()
+        )
+    };
+    let expected = reference_run(&dir, &sql("reference.csv", 2), "reference.csv");
+    let padded = expected.iter().filter(|line| line.split(',').nth(2) == Some("")).count();
+    assert_eq!(expected.len() as u64, rows + 1, "every flow once, after the header");
+    assert!(padded > 1000 && padded < expected.len() / 2, "{padded} padded of {}", expected.len());
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
+    let (killed, report) = run_with_kills(&killed_job, &state, kills(), 61);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint") && report.contains("lookup join"), "{report}");
+    let actual = lines(&dir.join("killed.csv"));
+    assert_eq!(actual.len(), expected.len(), "rows written: {report}");
+    assert_eq!(sorted(actual), sorted(expected));
+
+    let other = dir.join("other-state");
+    let mut child = start(&killed_job, &other);
+    while latest_checkpoint(&other).is_none() {
+        assert!(child.try_wait().expect("poll").is_none(), "the job ended before a checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let wider = job(&dir, "wider", &sql("wider.csv", 3));
+    let output = run_once(&wider, &other);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("('lookup join') ran 2 instance(s) then and 3 now"), "{}", stderr(&output));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A changelog written as CSV lines (`op` first) folded into the rows it leaves, with their
 /// multiplicity.
 fn folded(lines: Vec<String>) -> BTreeMap<String, i64> {
@@ -1110,13 +1167,27 @@ fn folded(lines: Vec<String>) -> BTreeMap<String, i64> {
 /// first match arrives and no row is padded twice; the folded changelog equals the reference's.
 #[test]
 fn an_outer_interval_join_killed_at_random_points_folds_to_the_same_rows() {
-    let dir = scratch("outer");
+    outer_interval_join_survives_kills("outer", "", 144);
+}
+
+/// The same under `'table.exec.state.ttl'` (an hour, so that no row ages out in the test): the
+/// kept rows come back with when they were kept, at another parallelism too.
+#[test]
+fn an_outer_interval_join_with_a_state_ttl_killed_at_random_points_folds_to_the_same_rows() {
+    outer_interval_join_survives_kills("outer-ttl", "SET 'table.exec.state.ttl' = '1 h';", 145);
+}
+
+/// [`an_outer_interval_join_killed_at_random_points_folds_to_the_same_rows`], with `settings`
+/// added to the job.
+fn outer_interval_join_survives_kills(name: &str, settings: &str, seed: u64) {
+    let dir = scratch(name);
     // Runs of 0.6-1.4 s: long enough for probes to meet flows kept in the checkpoint.
     let rows = 150_000 * kills() as u64 + 100_000;
     let sql = |out: &str, parallelism: usize| {
         format!(
             "SET 'execution.checkpointing.interval' = '100 ms';
              SET 'parallelism.default' = '{parallelism}';
+             {settings}
              CREATE TABLE flows (ts TIMESTAMP(3), src_ip STRING, flow_type STRING, bytes_in BIGINT,
                WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
              WITH ('connector' = 'netflow', 'number-of-rows' = '{rows}', 'rows-per-second' = '100000',
@@ -1140,7 +1211,7 @@ fn an_outer_interval_join_killed_at_random_points_folds_to_the_same_rows() {
     let state = dir.join("state");
     let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
     let finish = job(&dir, "finish", &sql("killed.csv", 3));
-    let (killed, report) = run_with_kills_after(&killed_job, &finish, &state, kills(), 144, (600, 1400));
+    let (killed, report) = run_with_kills_after(&killed_job, &finish, &state, kills(), seed, (600, 1400));
     assert_eq!(killed, kills());
     assert!(report.contains("resumed from checkpoint"), "{report}");
     let actual = folded(lines(&dir.join("killed.csv")));

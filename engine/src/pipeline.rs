@@ -218,7 +218,7 @@ impl Stage {
                 "an updating aggregate over an updating input cannot be checkpointed yet".into(),
             )),
             Stage::TopN(_) | Stage::Over(_) => Ok(()),
-            Stage::Join(stage) if stage.spec.kind != JoinKind::LeftSemi => stage.spec.checkpointable(stage.state_ttl),
+            Stage::Join(stage) if stage.spec.kind != JoinKind::LeftSemi => stage.spec.checkpointable(),
             // A semi join (of append-only inputs, without a TTL: the planner refuses the others):
             // the right side's keys and the left rows waiting for them.
             Stage::Join(_) => Ok(()),
@@ -453,10 +453,13 @@ impl PipelineSpec {
                     out.push(NodeEntry {
                         name: stage.name().to_string(),
                         instances: node.instances(),
+                        // A semi join keeps keys after their cast; every instance of a lookup
+                        // join holds the whole table (and its stream rows are not keyed).
                         rescalable: matches!(
                             stage,
                             Stage::Aggregate(_) | Stage::Join(_) | Stage::TopN(_) | Stage::Over(_)
-                        ) && !matches!(stage, Stage::Join(join) if join.spec.kind == JoinKind::LeftSemi),
+                        ) && !matches!(stage, Stage::Join(join)
+                            if join.spec.kind == JoinKind::LeftSemi || join.spec.lookup.is_some()),
                     });
                 }
             }

@@ -106,24 +106,23 @@ impl JoinSpec {
 
     /// Whether a checkpoint can hold this join's state: a regular or interval join (inner or
     /// outer) of append-only inputs (its state is the kept rows of each side, keyed by the join
-    /// keys over the visible columns, with an outer join's match counts), and a window join.
-    /// Joins of changelogs, lookup joins, and joins with a state TTL (`state_ttl`, whose clock a restore
-    /// cannot carry) are refused, naming the join.
-    pub fn checkpointable(&self, state_ttl: Option<std::time::Duration>) -> Result<()> {
-        let what = if self.interval.is_some() { "interval join" } else { "join" };
+    /// keys over the visible columns, with an outer join's match counts and, under a state TTL,
+    /// when each row was kept), a lookup join (the same, and whether its table is read: then
+    /// only the table's rows are kept), and a window join. Joins of changelogs are refused,
+    /// naming the join.
+    pub fn checkpointable(&self) -> Result<()> {
+        let what = match (self.interval, self.lookup) {
+            (Some(_), _) => "interval join",
+            (None, Some(_)) => "lookup join",
+            (None, None) => "join",
+        };
         let refuse = |why: &str| Err(StreamError::Config(format!("the {what} operator cannot be checkpointed {why}")));
         if self.window.is_some() {
             // Its state is each window's rows, which it stores itself (`WindowJoinOperator`).
             return Ok(());
         }
-        if self.lookup.is_some() {
-            return Err(StreamError::Config("the lookup join operator cannot be checkpointed yet".into()));
-        }
         if self.updating_inputs.contains(&true) {
             return refuse("over an updating input yet");
-        }
-        if state_ttl.is_some_and(|ttl| !ttl.is_zero()) {
-            return refuse("with 'table.exec.state.ttl' yet");
         }
         for input in 0..2 {
             let side = self.side(input);
@@ -696,10 +695,13 @@ impl Operator for JoinOperator {
     }
 
     /// Each side's kept rows (visible columns, then an interval join's expiry time per row as
-    /// `_expiry`) and the operator watermark. See [`JoinSpec::checkpointable`].
+    /// `_expiry`, an outer join's match counts as `_matches`, and under a state TTL when the
+    /// row was kept as `_kept_at`, wall-clock epoch milliseconds) and the operator watermark.
+    /// See [`JoinSpec::checkpointable`].
     fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
-        self.spec.checkpointable(self.state_ttl)?;
+        self.spec.checkpointable()?;
         let outer = self.spec.kind != JoinKind::Inner;
+        let clock = WallClock::now();
         let mut tables = Vec::new();
         for (input, name) in [(0, "left"), (1, "right")] {
             let side = &self.sides[input];
@@ -722,6 +724,7 @@ impl Operator for JoinOperator {
                 let matches: Option<UInt32Array> = outer.then(|| {
                     rows.iter().map(|&row| side.matches.get(batch).and_then(|m| m.get(row as usize)).copied()).collect()
                 });
+                let rows_kept = rows.len();
                 let kept = arrow::compute::take_record_batch(&side.batches[batch], &UInt32Array::from(rows))?;
                 let mut fields: Vec<Field> = kept.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
                 fields.push(Field::new(EXPIRY_COLUMN, DataType::Int64, false));
@@ -731,31 +734,61 @@ impl Operator for JoinOperator {
                     fields.push(Field::new(MATCHES_COLUMN, DataType::UInt32, true));
                     columns.push(Arc::new(matches));
                 }
+                if let Some(&kept_at) = side.kept_at.get(batch).filter(|_| self.ages_out()) {
+                    fields.push(Field::new(KEPT_AT_COLUMN, DataType::Int64, false));
+                    columns.push(Arc::new(Int64Array::from_value(clock.epoch_ms(kept_at), rows_kept)));
+                }
                 batches.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?);
             }
             tables.push((name.to_string(), batches));
         }
         tables.push(StateSnapshot::progress(self.watermark)?);
+        if self.spec.lookup.is_some() {
+            let schema = Arc::new(Schema::new(vec![Field::new("table_read", DataType::Boolean, false)]));
+            let read = BooleanArray::from(vec![self.table_complete]);
+            tables.push((LOOKUP_TABLE.to_string(), vec![RecordBatch::try_new(schema, vec![Arc::new(read)])?]));
+        }
         Ok(StateSnapshot { tables, rescaled: None })
     }
 
     /// Keeps the rows of a [`JoinOperator::snapshot`] again (after a change of parallelism: the
-    /// rows whose keys this instance owns, routed as the hash exchange routes them).
+    /// rows whose keys this instance owns, routed as the hash exchange routes them). Under a
+    /// state TTL, rows keep their age (the time the job was down counts, as the TTL is wall
+    /// time), and rows that have outlived it are not kept.
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
-        self.spec.checkpointable(self.state_ttl)?;
+        self.spec.checkpointable()?;
         self.sides = [SideState::default(), SideState::default()];
         let outer = self.spec.kind != JoinKind::Inner;
+        let clock = WallClock::now();
         for (input, name) in [(0, "left"), (1, "right")] {
             let visible_columns = self.side(input).visible;
+            // Kept in the order they were kept (the TTL drops the oldest first), also when the
+            // batches come from several former instances.
+            let mut pieces = Vec::new();
             for batch in state.table(name) {
-                if batch.num_columns() != visible_columns + 1 + usize::from(outer) {
+                let kept_at = batch.schema().index_of(KEPT_AT_COLUMN).ok();
+                let columns = batch.num_columns() - usize::from(kept_at.is_some());
+                if columns != visible_columns + 1 + usize::from(outer) {
                     return Err(StreamError::Config(format!(
                         "the {} operator's checkpoint has {} columns on its {name} side, the query {}",
                         self.name(),
-                        batch.num_columns().saturating_sub(1),
+                        columns.saturating_sub(1),
                         visible_columns
                     )));
                 }
+                let kept_at = kept_at.map(|column| batch.column(column).as_primitive::<Int64Type>().value(0));
+                pieces.push((kept_at, batch));
+            }
+            pieces.sort_by_key(|(kept_at, _)| kept_at.unwrap_or(i64::MAX));
+            for (kept_at, batch) in pieces {
+                let kept_at = match (kept_at, self.state_ttl.filter(|_| self.ages_out())) {
+                    (Some(ms), Some(ttl)) => match clock.instant(ms, ttl) {
+                        Some(at) => Some(at),
+                        // Past its TTL already: gone.
+                        None => continue,
+                    },
+                    _ => None,
+                };
                 let (mut visible, mut expiry) = (
                     batch.project(&(0..visible_columns).collect::<Vec<_>>())?,
                     batch.column(visible_columns).as_primitive::<Int64Type>().clone(),
@@ -787,13 +820,60 @@ impl Operator for JoinOperator {
                         .collect(),
                     None => Vec::new(),
                 };
+                let before = self.sides[input].batches.len();
                 self.keep(input, visible, &keys, &rows, row_expiry, matches)?;
+                if let (Some(at), true) = (kept_at, self.sides[input].batches.len() > before) {
+                    *self.sides[input].kept_at.last_mut().expect("a batch was kept") = at;
+                }
             }
         }
         if let Some(watermark) = state.watermark() {
             self.watermark = self.watermark.max(watermark);
         }
+        if self.spec.lookup.is_some() {
+            // Its table's source, restored at its end, reads nothing more and ends again.
+            self.table_complete = state
+                .table(LOOKUP_TABLE)
+                .iter()
+                .filter_map(|b| b.column(0).as_boolean_opt())
+                .any(|read| read.iter().any(|r| r == Some(true)));
+        }
         Ok(())
+    }
+}
+
+/// The table of a lookup join's snapshot saying whether its table was read to the end.
+const LOOKUP_TABLE: &str = "lookup";
+
+/// The wall clock and the operator's clock (tokio's, which tests pause) read at one moment:
+/// to store a kept row's processing time in a checkpoint, and to take it back in another
+/// process.
+struct WallClock {
+    now: tokio::time::Instant,
+    epoch_ms: i64,
+}
+
+impl WallClock {
+    fn now() -> Self {
+        let epoch_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Self { now: tokio::time::Instant::now(), epoch_ms }
+    }
+
+    /// `at` in wall-clock epoch milliseconds.
+    fn epoch_ms(&self, at: tokio::time::Instant) -> i64 {
+        let age = self.now.saturating_duration_since(at).as_millis();
+        self.epoch_ms.saturating_sub(i64::try_from(age).unwrap_or(i64::MAX))
+    }
+
+    /// The instant of epoch milliseconds `ms`, unless it is `ttl` or more ago.
+    fn instant(&self, ms: i64, ttl: std::time::Duration) -> Option<tokio::time::Instant> {
+        let age = std::time::Duration::from_millis(u64::try_from(self.epoch_ms.saturating_sub(ms)).unwrap_or(0));
+        if age >= ttl {
+            return None;
+        }
+        Some(self.now.checked_sub(age).unwrap_or(self.now))
     }
 }
 
@@ -803,6 +883,10 @@ const EXPIRY_COLUMN: &str = "_expiry";
 /// The column of an outer join's snapshot holding how many rows of the other side each kept
 /// row has matched.
 const MATCHES_COLUMN: &str = "_matches";
+
+/// The column of a join snapshot, under a state TTL, holding when each row was kept (wall
+/// clock, epoch milliseconds).
+const KEPT_AT_COLUMN: &str = "_kept_at";
 
 impl JoinOperator {
     /// Rows arriving on `input`: joined with the other side's kept rows, then kept.
@@ -1299,11 +1383,40 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn joins_with_a_ttl_are_not_checkpointed() {
-        let mut aged = operator().with_state_ttl(Some(std::time::Duration::from_secs(5)));
-        let message = aged.snapshot(1).expect_err("ttl").to_string();
-        assert!(message.contains("'table.exec.state.ttl'"), "{message}");
+    /// Under a state TTL, kept rows keep their age through a snapshot and restore: a row kept
+    /// 8 s before the snapshot, with a TTL of 10 s, is dropped 2 s after the restore, the newer
+    /// one stays and matches; a row past its TTL when the snapshot is restored is not kept.
+    #[tokio::test(start_paused = true)]
+    async fn a_join_under_a_ttl_restores_its_rows_with_their_age() -> Result<()> {
+        let ttl = Some(std::time::Duration::from_secs(10));
+        let mut join = operator().with_state_ttl(ttl);
+        let mut out = Emitter::default();
+        join.on_batch(0, side_batch(&[Some(1)], "old"), &mut out)?;
+        tokio::time::advance(std::time::Duration::from_secs(8)).await;
+        join.on_batch(0, side_batch(&[Some(2)], "new"), &mut out)?;
+        let state = join.snapshot(1)?;
+        let mut restored = operator().with_state_ttl(ttl);
+        restored.restore(state)?;
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        restored.on_timer(&mut out)?;
+        assert_eq!(restored.sides[0].rows(), 2, "9 s old: both kept");
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        assert!(restored.next_timer().is_some_and(|at| at <= tokio::time::Instant::now()));
+        restored.on_timer(&mut out)?;
+        assert_eq!(restored.sides[0].rows(), 1, "10 s old: dropped");
+        let mut joined = Emitter::default();
+        restored.on_batch(1, side_batch(&[Some(1), Some(2)], "r"), &mut joined)?;
+        assert_eq!(pairs(&joined), [("new0".to_string(), "r1".to_string())]);
+
+        // The original, 11 s after its first row, without a timer since: a snapshot holds both
+        // rows, and a restore keeps only the one within the TTL.
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        let state = join.snapshot(2)?;
+        assert_eq!(state.table("left").iter().map(RecordBatch::num_rows).sum::<usize>(), 2);
+        let mut late = operator().with_state_ttl(ttl);
+        late.restore(state)?;
+        assert_eq!(late.sides[0].rows(), 1);
+        Ok(())
     }
 
     #[tokio::test(start_paused = true)]
