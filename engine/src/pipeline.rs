@@ -214,9 +214,9 @@ impl Stage {
     pub fn checkpointable(&self) -> Result<()> {
         match self {
             Stage::Aggregate(stage) if !stage.changelog_input => Ok(()),
-            Stage::Aggregate(stage) if stage.changelog_input => Err(StreamError::Config(
-                "an updating aggregate over an updating input cannot be checkpointed yet".into(),
-            )),
+            Stage::Aggregate(stage) if stage.changelog_input => {
+                crate::operators::aggregate::retract::check_checkpointable(&stage.spec).map_err(StreamError::Config)
+            }
             Stage::TopN(_) | Stage::Over(_) => Ok(()),
             Stage::Join(stage) if stage.spec.kind != JoinKind::LeftSemi => stage.spec.checkpointable(),
             // A semi join (of append-only inputs, without a TTL: the planner refuses the others):

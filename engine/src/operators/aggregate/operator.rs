@@ -253,20 +253,14 @@ impl Operator for UpdatingOperator {
     fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
         match &mut self.aggregator {
             Updating::Append(a) => a.snapshot(),
-            Updating::Changelog(_) => Err(StreamError::Config(
-                "an updating aggregate over an updating input cannot be checkpointed yet".into(),
-            )),
+            Updating::Changelog(a) => a.snapshot(),
         }
     }
 
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
         match &mut self.aggregator {
             Updating::Append(a) => a.restore(&state)?,
-            Updating::Changelog(_) => {
-                return Err(StreamError::Config(
-                    "an updating aggregate over an updating input cannot be restored from a checkpoint yet".into(),
-                ));
-            }
+            Updating::Changelog(a) => a.restore(&state)?,
         }
         // Changes not emitted before the checkpoint are emitted after the update interval.
         if self.has_changes() && !self.update_interval.is_zero() {
