@@ -1258,6 +1258,44 @@ fn outer_interval_join_survives_kills(name: &str, settings: &str, seed: u64) {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A LEFT join of two updating aggregates (flows and probes per source IP), killed at random
+/// points and finished at another parallelism: each side's kept rows come back, so every `-U`
+/// finds the row it takes back and the folded changelog equals the reference's.
+#[test]
+fn a_join_of_updating_inputs_killed_at_random_points_folds_to_the_same_rows() {
+    let dir = scratch("updating-join");
+    let rows = rows_for_kills(kills());
+    let sql = |out: &str, parallelism: usize| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'update-interval' = '50 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             {}
+             CREATE TABLE both_counts (src_ip STRING, flows BIGINT, probes BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             INSERT INTO both_counts SELECT f.src_ip, f.n, p.n
+             FROM (SELECT src_ip, COUNT(*) AS n FROM flows GROUP BY src_ip) AS f
+             LEFT JOIN (SELECT src_ip, COUNT(*) AS n FROM probes WHERE bytes_in > 8000 GROUP BY src_ip) AS p
+             ON f.src_ip = p.src_ip;",
+            source(rows),
+            probes(rows / 50),
+            dir.join(out).display()
+        )
+    };
+    let expected = folded(reference_run(&dir, &sql("reference.csv", 2), "reference.csv"));
+    assert!(expected.len() > 200, "{} rows", expected.len());
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
+    let finish = job(&dir, "finish", &sql("killed.csv", 3));
+    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 71);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    let actual = folded(lines(&dir.join("killed.csv")));
+    assert!(actual == expected, "the folded changelog differs from the reference's: {report}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A LEFT window join (Flink's, over two TUMBLE tables), killed at random points and finished
 /// at another parallelism: the rows of the windows not joined yet come back, so each window's
 /// results are written once.

@@ -104,12 +104,13 @@ impl JoinSpec {
             .collect()
     }
 
-    /// Whether a checkpoint can hold this join's state: a regular or interval join (inner or
-    /// outer) of append-only inputs (its state is the kept rows of each side, keyed by the join
-    /// keys over the visible columns, with an outer join's match counts and, under a state TTL,
-    /// when each row was kept), a lookup join (the same, and whether its table is read: then
-    /// only the table's rows are kept), and a window join. Joins of changelogs are refused,
-    /// naming the join.
+    /// Whether a checkpoint can hold this join's state: a regular or interval join, inner or
+    /// outer, of append-only or updating inputs (its state is the kept rows of each side, keyed
+    /// by the join keys over the visible columns, with an outer join's match counts and, under
+    /// a state TTL, when each row was kept; an updating input's index of rows by value is built
+    /// again from them), a lookup join (the same, and whether its table is read: then only the
+    /// table's rows are kept), and a window join. A key over hidden columns is refused, naming
+    /// the join.
     pub fn checkpointable(&self) -> Result<()> {
         let what = match (self.interval, self.lookup) {
             (Some(_), _) => "interval join",
@@ -120,9 +121,6 @@ impl JoinSpec {
         if self.window.is_some() {
             // Its state is each window's rows, which it stores itself (`WindowJoinOperator`).
             return Ok(());
-        }
-        if self.updating_inputs.contains(&true) {
-            return refuse("over an updating input yet");
         }
         for input in 0..2 {
             let side = self.side(input);
