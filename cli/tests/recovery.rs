@@ -159,6 +159,55 @@ fn reference_run(dir: &Path, sql: &str, out: &str) -> Vec<String> {
     lines(&dir.join(out))
 }
 
+/// Runs `sql(out, parallelism)` (a job writing the file `out` in `dir`) to its end at
+/// parallelism 2, the reference; then killed at [`kills`] random points at parallelism 2 and
+/// finished from its checkpoints at 3. Returns the reference's lines, the killed job's and the
+/// last run's report.
+fn killed_then_rescaled(
+    dir: &Path,
+    sql: impl Fn(&str, usize) -> String,
+    seed: u64,
+) -> (Vec<String>, Vec<String>, String) {
+    let expected = reference_run(dir, &sql("reference.csv", 2), "reference.csv");
+    let state = dir.join("state");
+    let killed_job = job(dir, "killed", &sql("killed.csv", 2));
+    let finish = job(dir, "finish", &sql("killed.csv", 3));
+    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), seed);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    (expected, lines(&dir.join("killed.csv")), report)
+}
+
+/// [`killed_then_rescaled`], whose output must be the reference's lines (`what`), each once.
+/// Returns the reference's lines and the last run's report.
+fn killed_then_rescaled_writes_each_row_once(
+    dir: &Path,
+    sql: impl Fn(&str, usize) -> String,
+    seed: u64,
+    what: &str,
+) -> (Vec<String>, String) {
+    let (expected, actual, report) = killed_then_rescaled(dir, sql, seed);
+    assert_eq!(actual.len(), expected.len(), "{what} written: {report}");
+    assert_eq!(sorted(actual), sorted(expected.clone()));
+    (expected, report)
+}
+
+/// Runs `job` on a state directory of its own until it has a checkpoint, kills it, and runs
+/// `wider` (the job at another parallelism) from that checkpoint: it must fail, saying `refusal`.
+fn another_parallelism_is_refused(dir: &Path, job: &Path, wider: &Path, refusal: &str) {
+    let other = dir.join("other-state");
+    let mut child = start(job, &other);
+    while latest_checkpoint(&other).is_none() {
+        assert!(child.try_wait().expect("poll").is_none(), "the job ended before a checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let output = run_once(wider, &other);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains(refusal), "{}", stderr(&output));
+}
+
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
@@ -947,18 +996,8 @@ fn over_aggregates_killed_at_random_points_write_every_row_once() {
             dir.join(out).display()
         )
     };
-    let expected = reference_run(&dir, &sql("reference.csv", 2), "reference.csv");
+    let (expected, _) = killed_then_rescaled_writes_each_row_once(&dir, sql, 34, "rows");
     assert!(expected.len() > 100_000, "{} rows", expected.len());
-    // Killed at parallelism 2, finished at 3: each instance takes the partitions it owns now.
-    let state = dir.join("state");
-    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
-    let finish = job(&dir, "finish", &sql("killed.csv", 3));
-    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 34);
-    assert_eq!(killed, kills());
-    assert!(report.contains("resumed from checkpoint"), "{report}");
-    let actual = lines(&dir.join("killed.csv"));
-    assert_eq!(actual.len(), expected.len(), "rows written: {report}");
-    assert_eq!(sorted(actual), sorted(expected));
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -1108,19 +1147,9 @@ fn a_semi_join_killed_at_random_points_writes_every_row_once() {
     assert_eq!(sorted(actual), sorted(expected));
 
     // Its keys are kept after their cast: another parallelism is refused, naming the operator.
-    let other = dir.join("other-state");
-    let mut child = start(&killed_job, &other);
-    while latest_checkpoint(&other).is_none() {
-        assert!(child.try_wait().expect("poll").is_none(), "the job ended before a checkpoint");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
     let wider =
         job(&dir, "wider", &sql("wider.csv").replace("'parallelism.default' = '2'", "'parallelism.default' = '3'"));
-    let output = run_once(&wider, &other);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("('semi join') ran 2 instance(s) then and 3 now"), "{}", stderr(&output));
+    another_parallelism_is_refused(&dir, &killed_job, &wider, "('semi join') ran 2 instance(s) then and 3 now");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -1166,18 +1195,8 @@ fn a_lookup_join_killed_at_random_points_writes_every_row_once() {
     assert_eq!(actual.len(), expected.len(), "rows written: {report}");
     assert_eq!(sorted(actual), sorted(expected));
 
-    let other = dir.join("other-state");
-    let mut child = start(&killed_job, &other);
-    while latest_checkpoint(&other).is_none() {
-        assert!(child.try_wait().expect("poll").is_none(), "the job ended before a checkpoint");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
     let wider = job(&dir, "wider", &sql("wider.csv", 3));
-    let output = run_once(&wider, &other);
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("('lookup join') ran 2 instance(s) then and 3 now"), "{}", stderr(&output));
+    another_parallelism_is_refused(&dir, &killed_job, &wider, "('lookup join') ran 2 instance(s) then and 3 now");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -1283,15 +1302,9 @@ fn a_join_of_updating_inputs_killed_at_random_points_folds_to_the_same_rows() {
             dir.join(out).display()
         )
     };
-    let expected = folded(reference_run(&dir, &sql("reference.csv", 2), "reference.csv"));
+    let (expected, actual, report) = killed_then_rescaled(&dir, sql, 71);
+    let (expected, actual) = (folded(expected), folded(actual));
     assert!(expected.len() > 200, "{} rows", expected.len());
-    let state = dir.join("state");
-    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
-    let finish = job(&dir, "finish", &sql("killed.csv", 3));
-    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 71);
-    assert_eq!(killed, kills());
-    assert!(report.contains("resumed from checkpoint"), "{report}");
-    let actual = folded(lines(&dir.join("killed.csv")));
     assert!(actual == expected, "the folded changelog differs from the reference's: {report}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -1320,18 +1333,10 @@ fn a_window_join_killed_at_random_points_writes_every_window_once() {
             dir.join(out).display()
         )
     };
-    let expected = reference_run(&dir, &sql("reference.csv", 2), "reference.csv");
+    let (expected, report) = killed_then_rescaled_writes_each_row_once(&dir, sql, 233, "rows");
     let padded = expected.iter().filter(|line| line.ends_with(',')).count();
     assert!(expected.len() > 100_000 && padded > 10_000, "{padded} padded of {}", expected.len());
-    let state = dir.join("state");
-    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
-    let finish = job(&dir, "finish", &sql("killed.csv", 3));
-    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 233);
-    assert_eq!(killed, kills());
-    assert!(report.contains("resumed from checkpoint") && report.contains("window join"), "{report}");
-    let actual = lines(&dir.join("killed.csv"));
-    assert_eq!(actual.len(), expected.len(), "rows written: {report}");
-    assert_eq!(sorted(actual), sorted(expected));
+    assert!(report.contains("window join"), "{report}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -1360,17 +1365,8 @@ fn a_self_join_sharing_one_read_killed_at_random_points_writes_every_row_once() 
             dir.join(out).display()
         )
     };
-    let expected = reference_run(&dir, &sql("reference.csv", 2), "reference.csv");
+    let (expected, _) = killed_then_rescaled_writes_each_row_once(&dir, sql, 97, "rows");
     assert!(expected.len() > 300, "{} result rows", expected.len());
-    let state = dir.join("state");
-    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
-    let finish = job(&dir, "finish", &sql("killed.csv", 3));
-    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 97);
-    assert_eq!(killed, kills());
-    assert!(report.contains("resumed from checkpoint"), "{report}");
-    let actual = lines(&dir.join("killed.csv"));
-    assert_eq!(actual.len(), expected.len(), "rows written: {report}");
-    assert_eq!(sorted(actual), sorted(expected));
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -1392,18 +1388,8 @@ fn session_windows_killed_at_random_points_write_every_session_once() {
             dir.join(out).display()
         )
     };
-    let expected = reference_run(&dir, &sql("reference.csv", 2), "reference.csv");
+    // At parallelism 3, each instance takes the open sessions and held rows of the keys it owns.
+    let (expected, _) = killed_then_rescaled_writes_each_row_once(&dir, sql, 21, "sessions");
     assert!(expected.len() > 100, "{} sessions", expected.len());
-    // Killed at parallelism 2, finished at 3: each instance takes the open sessions and held
-    // rows of the keys it owns now.
-    let state = dir.join("state");
-    let killed_job = job(&dir, "killed", &sql("killed.csv", 2));
-    let finish = job(&dir, "finish", &sql("killed.csv", 3));
-    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 21);
-    assert_eq!(killed, kills());
-    assert!(report.contains("resumed from checkpoint"), "{report}");
-    let actual = lines(&dir.join("killed.csv"));
-    assert_eq!(actual.len(), expected.len(), "sessions written: {report}");
-    assert_eq!(sorted(actual), sorted(expected));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -5,6 +5,7 @@
 //!   updating aggregate (changelog with `op`) and `upsert-kafka`, compared with an oracle that
 //!   judges each row by the rows before it *in its partition*, at several parallelisms and batch
 //!   sizes;
+//! - a query that reads the topic twice (a self-join) reads each record once;
 //! - a single-partition topic gives exactly the results of the same rows read from a file;
 //! - an empty partition holds windows back, unless `'source.idle-timeout'` lets them close, and
 //!   a row that then comes for a closed window is late;
@@ -234,6 +235,53 @@ async fn four_partitions_of_disordered_late_and_bad_records_match_the_oracle() {
             }
         }
         assert_eq!(latest, totals, "{label}: upserts end as the totals");
+    }
+}
+
+/// A query that reads the topic twice (each window's counts per key beside the window's total,
+/// a self-join) reads each record once, on every reader at once: its records and bad records
+/// are counted once, and the joined windows are the oracle's, at one and at three readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_join_reads_each_partition_once() {
+    let partitions = generate(23, 4, 500);
+    let topic = new_topic("it-self", 4);
+    produce(&topic, &records(&partitions));
+    let (windows, _) = tumble_oracle(&partitions);
+    let mut totals: BTreeMap<i64, i64> = BTreeMap::new();
+    for ((start, _), (n, _)) in &windows {
+        *totals.entry(*start).or_default() += n;
+    }
+    let expected: BTreeMap<(i64, String), (i64, i64)> =
+        windows.iter().map(|((start, k), (n, _))| ((*start, k.clone()), (*n, totals[start]))).collect();
+    let dir = TestDir::new("kafka-self-join");
+    for parallelism in [1, 3] {
+        let label = format!("parallelism {parallelism}");
+        let out = format!("out-{parallelism}.jsonl");
+        let counts = "SELECT window_start, window_end, k, COUNT(*) AS n \
+             FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end, k";
+        let sql = format!(
+            "SET 'parallelism.default' = '{parallelism}';\n{src}\
+             CREATE TABLE out (window_start TIMESTAMP(3), k STRING, n BIGINT, total BIGINT)\n\
+             WITH ('connector' = 'file', 'path' = '{path}', 'format' = 'json');\n\
+             INSERT INTO out SELECT c.window_start, c.k, c.n, t.total FROM ({counts}) AS c\n\
+             JOIN (SELECT window_start, window_end, COUNT(*) AS total\n\
+             \x20 FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end) AS t\n\
+             ON c.window_start = t.window_start AND c.window_end = t.window_end;\n",
+            src = source_table(&topic, ", 'scan.bounded.mode' = 'latest-offset', 'format.on-error' = 'skip'"),
+            path = dir.sql_path(&out),
+        );
+        let reports = run_script(&sql).await.unwrap_or_else(|e| panic!("{label}: {e:#}"));
+        let m = reports[0].metrics;
+        let records = partitions.iter().map(Vec::len).sum::<usize>() as u64;
+        assert_eq!((m.rows_in + m.bad_records, m.bad_records), (records, bad_count(&partitions)), "{label}");
+        let mut actual = BTreeMap::new();
+        for row in read_jsonl(&dir.file(&out)) {
+            let start = parse_sink_timestamp(row["window_start"].as_str().expect("start")).expect("a timestamp");
+            let key = (start, row["k"].as_str().expect("k").to_string());
+            let value = (row["n"].as_i64().expect("n"), row["total"].as_i64().expect("total"));
+            assert!(actual.insert(key, value).is_none(), "{label}: a window and key twice");
+        }
+        assert_eq!(actual, expected, "{label}");
     }
 }
 
