@@ -764,7 +764,12 @@ impl Operator for JoinOperator {
             // batches come from several former instances.
             let mut pieces = Vec::new();
             for batch in state.table(name) {
-                let kept_at = batch.schema().index_of(KEPT_AT_COLUMN).ok();
+                // The last column, when there is one more than the rows and their expiry and
+                // match counts (a visible column may have the same name).
+                let last = batch.num_columns().saturating_sub(1);
+                let kept_at = (batch.num_columns() == visible_columns + 2 + usize::from(outer)
+                    && batch.schema().field(last).name() == KEPT_AT_COLUMN)
+                    .then_some(last);
                 let columns = batch.num_columns() - usize::from(kept_at.is_some());
                 if columns != visible_columns + 1 + usize::from(outer) {
                     return Err(StreamError::Config(format!(
@@ -774,7 +779,25 @@ impl Operator for JoinOperator {
                         visible_columns
                     )));
                 }
-                let kept_at = kept_at.map(|column| batch.column(column).as_primitive::<Int64Type>().value(0));
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                let kept_at = match kept_at {
+                    Some(column) => Some(
+                        batch
+                            .column(column)
+                            .as_primitive_opt::<Int64Type>()
+                            .ok_or_else(|| {
+                                StreamError::Config(format!(
+                                    "the {} operator's checkpoint has a '{KEPT_AT_COLUMN}' column of another type on \
+                                     its {name} side",
+                                    self.name()
+                                ))
+                            })?
+                            .value(0),
+                    ),
+                    None => None,
+                };
                 pieces.push((kept_at, batch));
             }
             pieces.sort_by_key(|(kept_at, _)| kept_at.unwrap_or(i64::MAX));
@@ -1414,6 +1437,24 @@ mod tests {
         let mut late = operator().with_state_ttl(ttl);
         late.restore(state)?;
         assert_eq!(late.sides[0].rows(), 1);
+        Ok(())
+    }
+
+    /// A visible column may be named as the snapshot's own `_kept_at` column: the restore takes
+    /// the snapshot's, the last, with a TTL or without.
+    #[tokio::test(start_paused = true)]
+    async fn a_column_named_kept_at_does_not_confuse_a_restore() -> Result<()> {
+        let batch = side_batch(&[Some(1), Some(2)], "x");
+        let schema =
+            Schema::new(vec![Field::new("k", DataType::Int64, true), Field::new(KEPT_AT_COLUMN, DataType::Utf8, true)]);
+        let batch = RecordBatch::try_new(Arc::new(schema), batch.columns().to_vec())?;
+        for ttl in [None, Some(std::time::Duration::from_secs(10))] {
+            let mut join = operator().with_state_ttl(ttl);
+            join.on_batch(0, batch.clone(), &mut Emitter::default())?;
+            let mut restored = operator().with_state_ttl(ttl);
+            restored.restore(join.snapshot(1)?)?;
+            assert_eq!(restored.sides[0].rows(), 2, "TTL {ttl:?}");
+        }
         Ok(())
     }
 

@@ -160,8 +160,9 @@ impl Operator for SemiJoinOperator {
                 .collect();
             right.push(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?);
         }
-        let cast_schema = Arc::new(Schema::new(vec![Field::new("cast", DataType::Boolean, false)]));
-        let cast = BooleanArray::from(vec![self.right_cast.unwrap_or(false)]);
+        // Unknown (NULL) until the right side's first batch.
+        let cast_schema = Arc::new(Schema::new(vec![Field::new("cast", DataType::Boolean, true)]));
+        let cast = BooleanArray::from(vec![self.right_cast]);
         let cast = RecordBatch::try_new(cast_schema, vec![Arc::new(cast)])?;
         let mut rows = Vec::new();
         let mut row_keys = Vec::new();
@@ -194,7 +195,11 @@ impl Operator for SemiJoinOperator {
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
         self.right_keys.clear();
         self.pending.clear();
-        let cast = state.table("right_cast").iter().any(|b| b.column(0).as_boolean().true_count() > 0);
+        let casts: Vec<&BooleanArray> =
+            state.table("right_cast").iter().filter_map(|b| b.column(0).as_boolean_opt()).collect();
+        let cast = casts.iter().any(|c| c.true_count() > 0);
+        // Known once any former instance had seen the right side's first batch.
+        let known = casts.iter().any(|c| c.len() > c.null_count());
         if let (Some(_), true) = (state.rescaled, cast) {
             return Err(StreamError::Config(
                 "the semi join's right keys are cast to the type they are compared as, so its state cannot be \
@@ -239,7 +244,7 @@ impl Operator for SemiJoinOperator {
                 }
             }
         }
-        self.right_cast = state.table("right_cast").first().map(|_| cast);
+        self.right_cast = known.then_some(cast);
         Ok(())
     }
 }
@@ -331,8 +336,11 @@ mod tests {
         assert_eq!(emitted(&actual), emitted(&expected));
         assert_eq!(emitted(&expected).len(), 40 + 10 + 10);
 
+        // Restored from a snapshot taken before its right side's first batch, it still finds
+        // out that the keys are cast.
         let int32 = DataType::Int32;
         let mut cast = operator();
+        cast.restore(operator().snapshot(1)?)?;
         cast.on_batch(1, batch(0..10, &int32, "r"), &mut out)?;
         let state = cast.snapshot(1)?;
         let error = operator().restore(StateSnapshot { tables: state.tables.clone(), rescaled: Some((0, 2)) });
