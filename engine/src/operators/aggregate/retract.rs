@@ -69,8 +69,134 @@ fn retracting_accumulator(call: &AggregateCall) -> Result<Box<dyn Accumulator>> 
             if !accumulator.supports_retract_batch() {
                 return Err(StreamError::Internal(format!("{name} cannot retract rows")));
             }
+            if call.function.is_distinct() {
+                return Ok(Box::new(CountedDistinct { inner: accumulator, converter: None, values: BTreeMap::new() }));
+            }
             Ok(accumulator)
         }
+    }
+}
+
+/// A retracting DISTINCT aggregate (DataFusion's, which computes it) beside the multiset of its
+/// values: DataFusion's exports its distinct values without how many rows hold each, so the
+/// multiset is the state a checkpoint keeps, and a restore gives each value back as many times.
+/// Nulls are left out of the multiset, as every DISTINCT aggregate ignores them.
+#[derive(Debug)]
+struct CountedDistinct {
+    inner: Box<dyn Accumulator>,
+    /// Made for the argument's type when the first values come.
+    converter: Option<RowConverter>,
+    values: BTreeMap<OwnedRow, u64>,
+}
+
+impl CountedDistinct {
+    /// The values of `column` in row format, with their validity.
+    fn rows(&mut self, column: &ArrayRef) -> datafusion::error::Result<arrow::row::Rows> {
+        if self.converter.is_none() {
+            self.converter = Some(RowConverter::new(vec![SortField::new(column.data_type().clone())])?);
+        }
+        let converter = self.converter.as_ref().expect("made above");
+        Ok(converter.convert_columns(std::slice::from_ref(column))?)
+    }
+
+    fn argument(values: &[ArrayRef]) -> datafusion::error::Result<&ArrayRef> {
+        match values {
+            [column] => Ok(column),
+            _ => Err(datafusion::error::DataFusionError::Internal("a DISTINCT aggregate of one argument".into())),
+        }
+    }
+}
+
+impl Accumulator for CountedDistinct {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion::error::Result<()> {
+        self.inner.update_batch(values)?;
+        let column = Self::argument(values)?.clone();
+        let rows = self.rows(&column)?;
+        for (i, row) in rows.iter().enumerate() {
+            if column.is_valid(i) {
+                *self.values.entry(row.owned()).or_insert(0) += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> datafusion::error::Result<()> {
+        self.inner.retract_batch(values)?;
+        let column = Self::argument(values)?.clone();
+        let rows = self.rows(&column)?;
+        for (i, row) in rows.iter().enumerate() {
+            if !column.is_valid(i) {
+                continue;
+            }
+            let row = row.owned();
+            match self.values.get_mut(&row) {
+                Some(count) if *count > 1 => *count -= 1,
+                Some(_) => {
+                    self.values.remove(&row);
+                }
+                None => {
+                    return Err(datafusion::error::DataFusionError::Internal(
+                        "a DISTINCT aggregate retracted a value it never held".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self) -> datafusion::error::Result<ScalarValue> {
+        self.inner.evaluate()
+    }
+
+    fn size(&self) -> usize {
+        self.inner.size()
+            + self.converter.as_ref().map_or(0, RowConverter::size)
+            + self.values.keys().map(|r| r.as_ref().len() + 48).sum::<usize>()
+    }
+
+    /// The multiset: its values and how many rows hold each, as two lists (empty lists, of
+    /// type Null, before any value came).
+    fn state(&mut self) -> datafusion::error::Result<Vec<ScalarValue>> {
+        let values = match &self.converter {
+            Some(converter) if !self.values.is_empty() => {
+                converter.convert_rows(self.values.keys().map(|row| row.row()))?.remove(0)
+            }
+            Some(_) | None => arrow::array::new_empty_array(&DataType::Null),
+        };
+        let counts: ArrayRef = Arc::new(UInt64Array::from(self.values.values().copied().collect::<Vec<_>>()));
+        Ok(vec![
+            SingleRowListArrayBuilder::new(values).build_list_scalar(),
+            SingleRowListArrayBuilder::new(counts).build_list_scalar(),
+        ])
+    }
+
+    /// Adds the multisets of [`CountedDistinct::state`]s: each value goes to DataFusion's
+    /// accumulator as many times as rows held it.
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion::error::Result<()> {
+        let [values, counts] = states else {
+            return Err(datafusion::error::DataFusionError::Internal("a DISTINCT state of another form".into()));
+        };
+        let (values, counts) = (values.as_list::<i32>(), counts.as_list::<i32>());
+        for state in 0..values.len() {
+            let (values, counts) = (values.value(state), counts.value(state));
+            if values.is_empty() {
+                continue;
+            }
+            let Some(counts) = counts.as_primitive_opt::<UInt64Type>() else {
+                return Err(datafusion::error::DataFusionError::Internal("DISTINCT counts of another type".into()));
+            };
+            let mut repeated = Vec::new();
+            for (i, count) in counts.values().iter().enumerate() {
+                repeated.extend(std::iter::repeat_n(i as u32, *count as usize));
+            }
+            let repeated = take(values.as_ref(), &UInt32Array::from(repeated), None)?;
+            self.update_batch(&[repeated])?;
+        }
+        Ok(())
     }
 }
 
@@ -192,13 +318,35 @@ impl Accumulator for MultisetExtreme {
     }
 }
 
+/// `values` with the empty lists of type Null (a DISTINCT aggregate's, before its first value
+/// told it its type) made empty lists of the type the others have, so they make one array.
+fn typed_lists(values: Vec<ScalarValue>) -> Vec<ScalarValue> {
+    let inner = |value: &ScalarValue| match value {
+        ScalarValue::List(list) => match list.data_type() {
+            DataType::List(field) => Some(field.data_type().clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(typed) = values.iter().filter_map(inner).find(|t| *t != DataType::Null) else { return values };
+    values
+        .into_iter()
+        .map(|value| match inner(&value) {
+            Some(DataType::Null) => {
+                SingleRowListArrayBuilder::new(arrow::array::new_empty_array(&typed)).build_list_scalar()
+            }
+            _ => value,
+        })
+        .collect()
+}
+
 /// Whether a checkpoint can hold the state of an aggregation over an updating input: every
-/// call but a DISTINCT one, whose retracting accumulator exports its distinct values without how
-/// many rows hold each (a retraction after a restore would then drop a value still held).
+/// call but a DISTINCT one of several arguments (a DISTINCT aggregate keeps the multiset of its
+/// one argument's values for the checkpoint, see [`CountedDistinct`]).
 pub fn check_checkpointable(spec: &AggregateSpec) -> std::result::Result<(), String> {
-    match spec.aggregates.iter().find(|call| call.function.is_distinct()) {
+    match spec.aggregates.iter().find(|call| call.function.is_distinct() && call.function.expressions().len() != 1) {
         Some(call) => Err(format!(
-            "{}(DISTINCT ...) over an updating input cannot be checkpointed yet",
+            "{}(DISTINCT ...) of several arguments over an updating input cannot be checkpointed yet",
             call.function.fun().name().to_ascii_uppercase()
         )),
         None => Ok(()),
@@ -313,7 +461,7 @@ impl RetractingAggregator {
                 }
             }
             for (j, values) in states.into_iter().enumerate() {
-                let state = ScalarValue::iter_to_array(values)?;
+                let state = ScalarValue::iter_to_array(typed_lists(values))?;
                 fields.push(Field::new(format!("s{i}_{j}"), state.data_type().clone(), true));
                 columns.push(state);
             }
@@ -695,81 +843,97 @@ mod tests {
         assert!(check_retractable(&call(avg_udaf(), "a")).is_ok());
     }
 
+    /// COUNT(DISTINCT v), SUM(DISTINCT v) and MAX(v) per `k`.
+    fn distinct_spec() -> Arc<AggregateSpec> {
+        let input = input_schema();
+        let call = |function: Arc<AggregateUDF>, alias: &str, distinct: bool| {
+            let v = col("v", &input).expect("column v");
+            let builder = AggregateExprBuilder::new(function, vec![v]).schema(input.clone()).alias(alias);
+            let expr = if distinct { builder.distinct() } else { builder }.build().expect("aggregate");
+            AggregateCall::new(Arc::new(expr), None)
+        };
+        let calls = vec![call(count_udaf(), "dn", true), call(sum_udaf(), "ds", true), call(max_udaf(), "mx", false)];
+        let mut fields = vec![Field::new("k", DataType::Utf8, true)];
+        fields.extend(calls.iter().map(|c| c.function.field().as_ref().clone().with_nullable(true)));
+        Arc::new(AggregateSpec {
+            window: None,
+            key_exprs: vec![col("k", &input).expect("column k")],
+            key_fields: vec![Arc::new(Field::new("k", DataType::Utf8, true))],
+            aggregates: calls,
+            outputs: vec![GroupOutput::Key(0)],
+            output_schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// The rows a flush emits, each column as text.
+    fn shown(agg: &mut RetractingAggregator) -> Vec<String> {
+        let mut out = Vec::new();
+        agg.flush(&mut out).expect("flush");
+        let text = |b: &RecordBatch, c: usize, r: usize| {
+            arrow::util::display::array_value_to_string(b.column(c), r).expect("a value as text")
+        };
+        out.iter()
+            .flat_map(|b| {
+                (0..b.num_rows())
+                    .map(move |r| (0..b.num_columns()).map(|c| text(b, c, r)).collect::<Vec<_>>().join(" "))
+            })
+            .collect()
+    }
+
     /// A snapshot taken at any point (after a flush or not, and taken twice) and restored into
     /// a fresh aggregator gives the same changes from then on as running straight through, over
-    /// seeded random changelogs of additions and retractions of earlier rows (some NULL).
+    /// seeded random changelogs of additions and retractions of earlier rows (some NULL), for
+    /// COUNT, SUM, AVG and MAX, and for COUNT and SUM DISTINCT.
     #[test]
     fn a_restored_aggregator_continues_as_the_original() -> Result<()> {
         use rand::{Rng, SeedableRng};
-        for seed in 0..40_u64 {
-            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-            let mut held: Vec<(String, Option<i64>)> = Vec::new();
-            let mut batches = Vec::new();
-            for _ in 0..30 {
-                let mut rows: Vec<(String, Option<i64>, ChangeOp)> = Vec::new();
-                for _ in 0..rng.random_range(1..20) {
-                    if !held.is_empty() && rng.random_bool(0.4) {
-                        let (k, v) = held.swap_remove(rng.random_range(0..held.len()));
-                        rows.push((k, v, if rng.random_bool(0.5) { UpdateBefore } else { Delete }));
-                    } else {
-                        let k = format!("k{}", rng.random_range(0..5));
-                        let v = rng.random_bool(0.9).then(|| rng.random_range(-50..50));
-                        held.push((k.clone(), v));
-                        rows.push((k, v, if rng.random_bool(0.5) { Insert } else { UpdateAfter }));
+        for (spec, label) in [(spec as fn() -> Arc<AggregateSpec>, "plain"), (distinct_spec, "distinct")] {
+            for seed in 0..40_u64 {
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+                let mut held: Vec<(String, Option<i64>)> = Vec::new();
+                let mut batches = Vec::new();
+                for _ in 0..30 {
+                    let mut rows: Vec<(String, Option<i64>, ChangeOp)> = Vec::new();
+                    for _ in 0..rng.random_range(1..20) {
+                        if !held.is_empty() && rng.random_bool(0.4) {
+                            let (k, v) = held.swap_remove(rng.random_range(0..held.len()));
+                            rows.push((k, v, if rng.random_bool(0.5) { UpdateBefore } else { Delete }));
+                        } else {
+                            let k = format!("k{}", rng.random_range(0..5));
+                            // Few distinct values, so DISTINCT sees values held by several rows.
+                            let v = rng.random_bool(0.9).then(|| rng.random_range(-8..8));
+                            held.push((k.clone(), v));
+                            rows.push((k, v, if rng.random_bool(0.5) { Insert } else { UpdateAfter }));
+                        }
+                    }
+                    let rows: Vec<(&str, Option<i64>, ChangeOp)> =
+                        rows.iter().map(|(k, v, op)| (k.as_str(), *v, *op)).collect();
+                    batches.push(batch(&rows));
+                }
+                let cut = rng.random_range(0..batches.len());
+                let (mut straight, mut resumed) =
+                    (RetractingAggregator::new(spec())?, RetractingAggregator::new(spec())?);
+                let (mut expected, mut actual) = (Vec::new(), Vec::new());
+                for (i, batch) in batches.iter().enumerate() {
+                    if i == cut {
+                        let state = resumed.snapshot()?;
+                        assert_eq!(resumed.snapshot()?, state, "{label} seed {seed}: a second snapshot differs");
+                        resumed = RetractingAggregator::new(spec())?;
+                        resumed.restore(&state)?;
+                    }
+                    straight.process_batch(batch)?;
+                    resumed.process_batch(batch)?;
+                    if rng.random_bool(0.5) {
+                        expected.extend(shown(&mut straight));
+                        actual.extend(shown(&mut resumed));
                     }
                 }
-                let rows: Vec<(&str, Option<i64>, ChangeOp)> =
-                    rows.iter().map(|(k, v, op)| (k.as_str(), *v, *op)).collect();
-                batches.push(batch(&rows));
+                expected.extend(shown(&mut straight));
+                actual.extend(shown(&mut resumed));
+                assert!(!expected.is_empty());
+                assert_eq!(actual, expected, "{label} seed {seed}, restored before batch {cut}");
             }
-            let cut = rng.random_range(0..batches.len());
-            let (mut straight, mut resumed) = (RetractingAggregator::new(spec())?, RetractingAggregator::new(spec())?);
-            let (mut expected, mut actual) = (Vec::new(), Vec::new());
-            for (i, batch) in batches.iter().enumerate() {
-                if i == cut {
-                    let state = resumed.snapshot()?;
-                    assert_eq!(resumed.snapshot()?, state, "seed {seed}: a second snapshot differs");
-                    resumed = RetractingAggregator::new(spec())?;
-                    resumed.restore(&state)?;
-                }
-                straight.process_batch(batch)?;
-                resumed.process_batch(batch)?;
-                if rng.random_bool(0.5) {
-                    expected.extend(changes(&mut straight));
-                    actual.extend(changes(&mut resumed));
-                }
-            }
-            expected.extend(changes(&mut straight));
-            actual.extend(changes(&mut resumed));
-            assert!(!expected.is_empty());
-            assert_eq!(actual, expected, "seed {seed}, restored before batch {cut}");
         }
         Ok(())
-    }
-
-    #[test]
-    fn distinct_calls_over_an_updating_input_are_not_checkpointed() {
-        let input = input_schema();
-        let v = col("v", &input).expect("column v");
-        let distinct = AggregateExprBuilder::new(count_udaf(), vec![v])
-            .schema(input)
-            .alias("d")
-            .distinct()
-            .build()
-            .expect("COUNT(DISTINCT)");
-        let base = spec();
-        let mut aggregates = base.aggregates.clone();
-        aggregates.push(AggregateCall::new(Arc::new(distinct), None));
-        let with_distinct = AggregateSpec {
-            window: None,
-            key_exprs: base.key_exprs.clone(),
-            key_fields: base.key_fields.clone(),
-            aggregates,
-            outputs: base.outputs.clone(),
-            output_schema: base.output_schema.clone(),
-        };
-        let error = check_checkpointable(&with_distinct).expect_err("DISTINCT");
-        assert!(error.contains("COUNT(DISTINCT ...) over an updating input cannot be checkpointed"), "{error}");
-        assert!(check_checkpointable(&base).is_ok());
     }
 }
