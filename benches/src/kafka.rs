@@ -109,6 +109,7 @@ pub fn run(rows: u64) -> anyhow::Result<Vec<KafkaResult>> {
         metrics: Arc::new(PipelineMetrics::default()),
         instance: 0,
         instances: 1,
+        parallelism: 1,
         checkpoints: false,
     };
     let mut read = 0_u64;

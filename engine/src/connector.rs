@@ -367,6 +367,9 @@ pub struct SourceContext {
     /// connector is [`Connector::partitioned`]); a partitioned source reads its share.
     pub instance: usize,
     pub instances: usize,
+    /// The pipeline's parallelism: a source read by one instance (a file) may decode on that
+    /// many threads, handing its rows on in their order.
+    pub parallelism: usize,
     /// Whether the pipeline checkpoints: the source's position then lives in checkpoints, and
     /// a source that would also record it elsewhere (Kafka group offsets) does not.
     pub checkpoints: bool,
@@ -433,6 +436,12 @@ pub trait Connector: Send + Sync {
     /// `parallelism` instances, each given its share of the partitions
     /// ([`SourceContext::instance`]).
     fn partitioned(&self, _table: &TableDef) -> bool {
+        false
+    }
+
+    /// Whether one instance reading `table` decodes it on [`SourceContext::parallelism`] threads,
+    /// handing its rows on in their order (a regular file): for `EXPLAIN`.
+    fn decodes_in_parallel(&self, _table: &TableDef) -> bool {
         false
     }
 

@@ -301,6 +301,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
     let mut spawner = Spawner {
         shared: &shared,
         batch_size: spec.batch_size,
+        parallelism: spec.parallelism,
         tasks,
         sources: 0,
         operators: Vec::new(),
@@ -411,6 +412,8 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
 struct Spawner<'a> {
     shared: &'a Arc<Shared>,
     batch_size: usize,
+    /// The pipeline's parallelism (a file source decodes on that many threads).
+    parallelism: usize,
     tasks: Vec<JoinHandle<()>>,
     /// Sources spawned so far (each one's index into the shared watermarks).
     sources: usize,
@@ -609,8 +612,8 @@ impl Spawner<'_> {
                     )));
                 }
                 let restored = states.into_iter().next().flatten();
-                let (shared, source, errors, batch_size) =
-                    (self.shared.clone(), source.clone(), errors.clone(), self.batch_size);
+                let (shared, source, errors, batch_size, parallelism) =
+                    (self.shared.clone(), source.clone(), errors.clone(), self.batch_size, self.parallelism);
                 self.tasks.push(tokio::task::spawn_blocking(move || {
                     // The error is recorded before the channels close, so downstream tasks
                     // that see them close know the pipeline failed.
@@ -619,6 +622,7 @@ impl Spawner<'_> {
                         metrics: errors,
                         instance,
                         instances,
+                        parallelism,
                         checkpoints: shared.checkpoints.is_some(),
                     };
                     let run = || run_source(&source, ctx, &mut outputs, SourcePlace { instance, restored }, &shared);

@@ -28,6 +28,7 @@ pub fn explain(spec: &PipelineSpec, query: bool) -> String {
         numbered: spec.sources().len() > 1 || spec.stages().len() > 1,
         next: 0,
         reads: spec.reuse_sources.then(Vec::new),
+        parallelism: spec.parallelism,
     };
     out.line(
         "pipeline",
@@ -64,6 +65,7 @@ struct Lines<'a> {
     /// The source nodes written so far, with their labels and instances, when nodes reading
     /// the same table share one read of it.
     reads: Option<Vec<(String, &'a BoundTable, usize)>>,
+    parallelism: usize,
 }
 
 impl<'a> Lines<'a> {
@@ -96,6 +98,13 @@ impl<'a> Lines<'a> {
                             "partitioned: {instances} reader(s), a watermark per partition, the source's is their minimum"
                         ),
                     );
+                }
+                if self.parallelism > 1
+                    && !source.connector.partitioned(&source.table)
+                    && source.connector.decodes_in_parallel(&source.table)
+                {
+                    let threads = self.parallelism;
+                    self.line("", format!("decoded on {threads} threads, a chunk of the file each at a time; rows go on in the file's order"));
                 }
                 match watermark_text(&source.table) {
                     Some(w) => self.line("", format!("watermark {w} (the largest event time seen, minus the delay)")),

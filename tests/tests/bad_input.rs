@@ -185,8 +185,14 @@ fn open_source(dir: &TestDir, input: &str, format: &str, metrics: &Arc<PipelineM
         primary_key: Vec::new(),
         computed: Vec::new(),
     };
-    let ctx =
-        SourceContext { batch_size: 100, metrics: metrics.clone(), instance: 0, instances: 1, checkpoints: false };
+    let ctx = SourceContext {
+        batch_size: 100,
+        metrics: metrics.clone(),
+        instance: 0,
+        instances: 1,
+        parallelism: 1,
+        checkpoints: false,
+    };
     FileConnector.open_source(&table, &ctx).unwrap_or_else(|e| panic!("{e}"))
 }
 

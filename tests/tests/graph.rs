@@ -538,6 +538,8 @@ async fn a_self_join_reads_its_table_once() {
         let specs = plan(&sql).unwrap_or_else(|e| panic!("{}", describe_sql_error(&e)));
         let text = streamsql_sql::explain::explain(&specs[0], false);
         assert_eq!(text.contains("shares the read of [1]"), reuse == "true", "{label}: {text}");
+        let threads = format!("decoded on {parallelism} threads");
+        assert_eq!(text.contains(&threads), parallelism > 1, "{label}: {text}");
         let reports = run_specs(specs).await.unwrap_or_else(|e| panic!("{label}: {e}"));
         let metrics = reports[0].metrics;
         let reads = if reuse == "true" { 1 } else { 2 };

@@ -12,13 +12,17 @@
 //!
 //! Each unclosed quote costs reading ahead up to the next quote character or
 //! `'csv.max-record-bytes'` (whichever comes first) a second time.
+//!
+//! Reading one chunk of a file ([`CsvRecords::chunk`]), a record whose quoted field is still
+//! open at the chunk's end is not judged: reading stops before it and [`CsvRecords::crossed`]
+//! says where it starts, since only the lines after the chunk can tell what it is.
 
 use std::collections::VecDeque;
 use std::fs::File;
 
 use streamsql_engine::{Result, StreamError};
 
-use super::lines::{Line, LineReader};
+use super::lines::{Line, LineReader, Place};
 use crate::format::csv_fields::{FieldSplitter, Fields, Progress};
 
 /// A record that cannot be used: where it began and why.
@@ -43,18 +47,49 @@ pub(super) struct CsvRecords {
     splitter: FieldSplitter,
     delimiter: u8,
     max_record_bytes: usize,
+    /// Whether the lines are one chunk of the file, not all that follow.
+    chunk: bool,
+    /// Reading a chunk: where the record that runs past its end starts.
+    crossed: Option<Place>,
 }
 
 impl CsvRecords {
     pub(super) fn new(path: &str, file: File, delimiter: u8, max_record_bytes: usize) -> Result<Self> {
-        Ok(Self {
-            lines: LineReader::new(path, file, max_record_bytes)?,
+        Ok(Self::from_lines(LineReader::new(path, file, max_record_bytes)?, delimiter, max_record_bytes))
+    }
+
+    /// The records in `lines` (made with `max_record_bytes` as their limit).
+    pub(super) fn from_lines(lines: LineReader, delimiter: u8, max_record_bytes: usize) -> Self {
+        Self {
+            lines,
             pending: VecDeque::new(),
             current: Line::default(),
             splitter: FieldSplitter::new(delimiter),
             delimiter,
             max_record_bytes,
-        })
+            chunk: false,
+            crossed: None,
+        }
+    }
+
+    /// The records of one chunk of the file, the lines in `lines`, which is not its end.
+    pub(super) fn chunk(lines: LineReader, delimiter: u8, max_record_bytes: usize) -> Self {
+        Self { chunk: true, ..Self::from_lines(lines, delimiter, max_record_bytes) }
+    }
+
+    /// Where the record starts that runs past the end of the chunk (reading ended before it).
+    pub(super) fn crossed(&self) -> Option<Place> {
+        self.crossed
+    }
+
+    /// Where the next record starts, when no line was read ahead (else `None`).
+    pub(super) fn place(&self) -> Option<Place> {
+        self.pending.is_empty().then(|| self.lines.place())
+    }
+
+    /// The file's length when it was opened, for a regular file.
+    pub(super) fn opened_len_bytes(&self) -> Option<u64> {
+        self.lines.opened_len_bytes()
     }
 
     /// Reads the header: the first record, whose fields are column names. Returns its line.
@@ -164,6 +199,11 @@ impl CsvRecords {
                 },
             }
             let Some(next) = self.next_line()? else {
+                if self.chunk {
+                    self.crossed = Some(Place { offset: first.offset, line: start - 1 });
+                    self.pending.clear();
+                    return Ok(None);
+                }
                 break "a quoted field opened on this line is not closed by the end of the file".to_string();
             };
             size_bytes += 1 + next.bytes.len();

@@ -6,7 +6,9 @@
 //!
 //! Reading (`source.rs`): physical lines (`lines.rs`, which notices a file shrinking under it) →
 //! records (a JSON line, or a CSV record from `csv_records.rs`, which bounds quoted fields) →
-//! rows, or bad records under `'format.on-error'`. No record is lost without being counted.
+//! rows, or bad records under `'format.on-error'`. No record is lost without being counted. At a
+//! parallelism above 1 a regular file is decoded on that many threads, a chunk each at a time,
+//! its rows handed on in the file's order (`parallel.rs`).
 //!
 //! Writing (`sink.rs`): rows go to a hidden part file next to `'path'`, flushed after every
 //! batch; when the pipeline ends the part file is renamed over `'path'`, so a rerun leaves the
@@ -17,6 +19,7 @@
 
 mod csv_records;
 mod lines;
+mod parallel;
 mod sink;
 mod source;
 
@@ -160,6 +163,11 @@ impl Connector for FileConnector {
     /// A file is read once, to its end.
     fn bounded(&self, _table: &TableDef) -> bool {
         true
+    }
+
+    /// A regular file is decoded a chunk at a time on threads (see `parallel.rs`).
+    fn decodes_in_parallel(&self, table: &TableDef) -> bool {
+        FileOptions::parse(table).is_ok_and(|options| std::fs::metadata(&options.path).is_ok_and(|m| m.is_file()))
     }
 
     fn supports(&self, _role: Role) -> bool {

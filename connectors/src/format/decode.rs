@@ -449,6 +449,11 @@ impl RecordDecoder {
         Ok(Self { schema, builders, rejected: Vec::new() })
     }
 
+    /// The schema of the batches it builds.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
     /// Rows decoded and not yet taken by [`RecordDecoder::finish`].
     pub fn rows(&self) -> usize {
         self.builders.first().map_or(0, Builder::len) - self.rejected.len()
@@ -633,6 +638,26 @@ impl JsonColumns {
             self.records_missing += 1;
             if let Some(metrics) = &self.metrics {
                 streamsql_engine::metrics::PipelineMetrics::add(&metrics.rows_missing_fields, 1);
+            }
+        }
+    }
+
+    /// Takes the records lacking a column's key counted so far, and for each column how many
+    /// lacked it (for [`JsonColumns::add_missing`] of another reader of the same table).
+    pub fn take_missing(&mut self) -> (u64, Vec<u64>) {
+        let columns = self.missing.len();
+        (std::mem::take(&mut self.records_missing), std::mem::replace(&mut self.missing, vec![0; columns]))
+    }
+
+    /// Counts records lacking columns' keys that another reader of the same table found.
+    pub fn add_missing(&mut self, records: u64, per_column: &[u64]) {
+        for (count, more) in self.missing.iter_mut().zip(per_column) {
+            *count += more;
+        }
+        if records > 0 && self.counting {
+            self.records_missing += records;
+            if let Some(metrics) = &self.metrics {
+                streamsql_engine::metrics::PipelineMetrics::add(&metrics.rows_missing_fields, records as usize);
             }
         }
     }
