@@ -41,31 +41,39 @@ pub struct IngestCase {
     pub format: FileFormat,
     pub query: Query,
     pub batch: bool,
+    /// streamsql's `'parallelism.default'` (a file is then decoded on that many threads);
+    /// DataFusion's target partitions (it splits the file into that many ranges).
+    pub parallelism: usize,
 }
 
 impl IngestCase {
-    pub const ALL: [IngestCase; 8] = [
-        IngestCase { format: FileFormat::Csv, query: Query::Scan, batch: false },
-        IngestCase { format: FileFormat::Csv, query: Query::Scan, batch: true },
-        IngestCase { format: FileFormat::Csv, query: Query::Tumble, batch: false },
-        IngestCase { format: FileFormat::Csv, query: Query::Tumble, batch: true },
-        IngestCase { format: FileFormat::Json, query: Query::Scan, batch: false },
-        IngestCase { format: FileFormat::Json, query: Query::Scan, batch: true },
-        IngestCase { format: FileFormat::Json, query: Query::Tumble, batch: false },
-        IngestCase { format: FileFormat::Json, query: Query::Tumble, batch: true },
-    ];
+    /// Every format, query and engine at parallelism 1, then at 2.
+    pub fn all() -> Vec<IngestCase> {
+        let mut cases = Vec::new();
+        for parallelism in [1, 2] {
+            for format in [FileFormat::Csv, FileFormat::Json] {
+                for query in [Query::Scan, Query::Tumble] {
+                    for batch in [false, true] {
+                        cases.push(IngestCase { format, query, batch, parallelism });
+                    }
+                }
+            }
+        }
+        cases
+    }
 
     pub fn to_arg(self) -> String {
         format!(
-            "{}:{}:{}",
+            "{}:{}:{}:p{}",
             if self.format == FileFormat::Csv { "csv" } else { "json" },
             if self.query == Query::Scan { "scan" } else { "tumble" },
-            if self.batch { "batch" } else { "stream" }
+            if self.batch { "batch" } else { "stream" },
+            self.parallelism
         )
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        IngestCase::ALL.into_iter().find(|c| c.to_arg() == text).with_context(|| format!("no ingest case {text}"))
+        IngestCase::all().into_iter().find(|c| c.to_arg() == text).with_context(|| format!("no ingest case {text}"))
     }
 
     fn label(self) -> (&'static str, &'static str, &'static str) {
@@ -148,11 +156,12 @@ async fn run_streaming(case: IngestCase, path: &Path) -> anyhow::Result<(u64, u6
             .to_string(),
     };
     let sql = format!(
-        "SET 'parallelism.default' = '1';
+        "SET 'parallelism.default' = '{}';
          CREATE TABLE flows (ts TIMESTAMP(3), dst_port INT, flow_type STRING, bytes_in BIGINT,
            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
            WITH ('connector' = 'file', 'path' = '{}', 'format' = '{format}');
          {query}",
+        case.parallelism,
         path.display()
     );
     let mut pipelines = session.execute(&sql).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -166,7 +175,7 @@ async fn run_streaming(case: IngestCase, path: &Path) -> anyhow::Result<(u64, u6
 }
 
 async fn run_batch(case: IngestCase, path: &Path) -> anyhow::Result<(u64, u64)> {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(case.parallelism));
     let schema = Schema::new(vec![
         Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
         Field::new("dst_port", DataType::Int32, true),
@@ -217,7 +226,7 @@ pub fn run(rows: usize, dir: Option<&Path>) -> anyhow::Result<String> {
     };
     let exe = std::env::current_exe()?;
     let mut lines = Vec::new();
-    for case in IngestCase::ALL {
+    for case in IngestCase::all() {
         eprintln!("running {} ...", case.to_arg());
         let output = Command::new(&exe)
             .args(["--ingest-case", &case.to_arg(), "--dir"])
@@ -236,7 +245,8 @@ pub fn run(rows: usize, dir: Option<&Path>) -> anyhow::Result<String> {
         let (wall, cpu) = (num("wall_seconds")?, num("cpu_seconds")?);
         let (format, query, engine) = case.label();
         let line = format!(
-            "| {format} | {query} | {engine} | {:.2} M | {:.2} M | {} | {} MiB |",
+            "| {format} | {query} | {engine} | {} | {:.2} M | {:.2} M | {} | {} MiB |",
+            case.parallelism,
             rows as f64 / wall / 1e6,
             rows as f64 / cpu.max(1e-9) / 1e6,
             num("result_rows")? as u64,
@@ -250,13 +260,13 @@ pub fn run(rows: usize, dir: Option<&Path>) -> anyhow::Result<String> {
     }
     let mut out = format!(
         "{rows} netflow rows (`ts`, `dst_port`, `flow_type`, `bytes_in`): CSV {} MiB, JSON lines {} MiB; \
-         parallelism 1, {} build.\n\n",
+         {} build.\n\n",
         csv_bytes >> 20,
         json_bytes >> 20,
         if cfg!(debug_assertions) { "debug (not representative)" } else { "release" }
     );
-    out.push_str("| file | query | engine | rows/s | rows/s per core | result rows | peak RSS |\n");
-    out.push_str("|---|---|---|---:|---:|---:|---:|\n");
+    out.push_str("| file | query | engine | parallelism | rows/s | rows/s per core | result rows | peak RSS |\n");
+    out.push_str("|---|---|---|---:|---:|---:|---:|---:|\n");
     for line in lines {
         out.push_str(&line);
         out.push('\n');
