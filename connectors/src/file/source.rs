@@ -330,9 +330,12 @@ impl FileSource {
     /// Reads one record on this thread; `false` at the end of the file.
     fn read_record(&mut self) -> Result<bool> {
         let read = self.records.read_record();
-        let skipped = std::mem::take(&mut self.records.skipped);
-        if !self.replaying {
-            PipelineMetrics::add(&self.metrics.bad_records, skipped as usize);
+        // The shared counter is touched only for a bad record, not for every record.
+        if self.records.skipped > 0 {
+            let skipped = std::mem::take(&mut self.records.skipped);
+            if !self.replaying {
+                PipelineMetrics::add(&self.metrics.bad_records, skipped as usize);
+            }
         }
         if read? {
             self.position += 1;
