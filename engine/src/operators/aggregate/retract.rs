@@ -77,6 +77,44 @@ fn retracting_accumulator(call: &AggregateCall) -> Result<Box<dyn Accumulator>> 
     }
 }
 
+/// Adds the non-NULL values of `column` (as `rows`) to a multiset: each value with how many
+/// rows hold it.
+fn add_to_multiset(values: &mut BTreeMap<OwnedRow, u64>, rows: &arrow::row::Rows, column: &ArrayRef) {
+    for (i, row) in rows.iter().enumerate() {
+        if column.is_valid(i) {
+            *values.entry(row.owned()).or_insert(0) += 1;
+        }
+    }
+}
+
+/// Takes the non-NULL values of `column` (as `rows`) out of a multiset, once each; `what`
+/// names the aggregate in the error for a value it never held.
+fn remove_from_multiset(
+    values: &mut BTreeMap<OwnedRow, u64>,
+    rows: &arrow::row::Rows,
+    column: &ArrayRef,
+    what: &str,
+) -> datafusion::error::Result<()> {
+    for (i, row) in rows.iter().enumerate() {
+        if !column.is_valid(i) {
+            continue;
+        }
+        let row = row.owned();
+        match values.get_mut(&row) {
+            Some(count) if *count > 1 => *count -= 1,
+            Some(_) => {
+                values.remove(&row);
+            }
+            None => {
+                return Err(datafusion::error::DataFusionError::Internal(format!(
+                    "{what} retracted a value it never held"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A retracting DISTINCT aggregate (DataFusion's, which computes it) beside the multiset of its
 /// values: DataFusion's exports its distinct values without how many rows hold each, so the
 /// multiset is the state a checkpoint keeps, and a restore gives each value back as many times.
@@ -112,11 +150,7 @@ impl Accumulator for CountedDistinct {
         self.inner.update_batch(values)?;
         let column = Self::argument(values)?.clone();
         let rows = self.rows(&column)?;
-        for (i, row) in rows.iter().enumerate() {
-            if column.is_valid(i) {
-                *self.values.entry(row.owned()).or_insert(0) += 1;
-            }
-        }
+        add_to_multiset(&mut self.values, &rows, &column);
         Ok(())
     }
 
@@ -124,24 +158,7 @@ impl Accumulator for CountedDistinct {
         self.inner.retract_batch(values)?;
         let column = Self::argument(values)?.clone();
         let rows = self.rows(&column)?;
-        for (i, row) in rows.iter().enumerate() {
-            if !column.is_valid(i) {
-                continue;
-            }
-            let row = row.owned();
-            match self.values.get_mut(&row) {
-                Some(count) if *count > 1 => *count -= 1,
-                Some(_) => {
-                    self.values.remove(&row);
-                }
-                None => {
-                    return Err(datafusion::error::DataFusionError::Internal(
-                        "a DISTINCT aggregate retracted a value it never held".into(),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        remove_from_multiset(&mut self.values, &rows, &column, "a DISTINCT aggregate")
     }
 
     fn supports_retract_batch(&self) -> bool {
@@ -235,37 +252,17 @@ impl Accumulator for MultisetExtreme {
     fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion::error::Result<()> {
         let column = &values[0];
         if let Some(rows) = self.rows(values)? {
-            for (i, row) in rows.iter().enumerate() {
-                if column.is_valid(i) {
-                    *self.values.entry(row.owned()).or_insert(0) += 1;
-                }
-            }
+            add_to_multiset(&mut self.values, &rows, column);
         }
         Ok(())
     }
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> datafusion::error::Result<()> {
         let column = &values[0];
-        if let Some(rows) = self.rows(values)? {
-            for (i, row) in rows.iter().enumerate() {
-                if !column.is_valid(i) {
-                    continue;
-                }
-                let row = row.owned();
-                match self.values.get_mut(&row) {
-                    Some(count) if *count > 1 => *count -= 1,
-                    Some(_) => {
-                        self.values.remove(&row);
-                    }
-                    None => {
-                        return Err(datafusion::error::DataFusionError::Internal(
-                            "MIN/MAX retracted a value it never held".into(),
-                        ));
-                    }
-                }
-            }
+        match self.rows(values)? {
+            Some(rows) => remove_from_multiset(&mut self.values, &rows, column, "MIN/MAX"),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn supports_retract_batch(&self) -> bool {
