@@ -337,6 +337,52 @@ fn typed_lists(values: Vec<ScalarValue>) -> Vec<ScalarValue> {
         .collect()
 }
 
+/// The `retracting` tables of several former instances as one batch. A DISTINCT state column
+/// of an instance whose accumulators never held a value is a list of Null (see
+/// [`typed_lists`]); it takes the list type another instance's column has.
+fn one_batch(batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let first = batches[0].schema();
+    if batches.iter().any(|b| b.num_columns() != first.fields().len()) {
+        return Err(StreamError::Config(
+            "the checkpoint's instances hold the aggregate over an updating input in different forms".into(),
+        ));
+    }
+    let null_list = |t: &DataType| matches!(t, DataType::List(f) if f.data_type() == &DataType::Null);
+    let fields: Vec<Field> = first
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(c, field)| {
+            let typed = batches.iter().map(|b| b.column(c).data_type()).find(|t| !null_list(t));
+            field.as_ref().clone().with_data_type(typed.unwrap_or(field.data_type()).clone())
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batches = batches
+        .iter()
+        .map(|batch| {
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(column, field)| match column.data_type() == field.data_type() {
+                    true => Ok(column.clone()),
+                    false if null_list(column.data_type()) => Ok(arrow::compute::cast(column, field.data_type())?),
+                    false => Err(StreamError::Config(format!(
+                        "the checkpoint's instances hold column '{}' of the aggregate over an updating input as {} \
+                         and {}",
+                        field.name(),
+                        column.data_type(),
+                        field.data_type()
+                    ))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+}
+
 /// Whether a checkpoint can hold the state of an aggregation over an updating input: every
 /// call but a DISTINCT one of several arguments (a DISTINCT aggregate keeps the multiset of its
 /// one argument's values for the checkpoint, see [`CountedDistinct`]).
@@ -472,8 +518,10 @@ impl RetractingAggregator {
     pub fn restore(&mut self, state: &StateSnapshot) -> Result<()> {
         check_checkpointable(&self.spec).map_err(StreamError::Config)?;
         let batches = state.table("retracting");
-        let Some(first) = batches.first() else { return Ok(()) };
-        let batch = arrow::compute::concat_batches(&first.schema(), batches)?;
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let batch = one_batch(batches)?;
         let width = self.spec.key_fields.len();
         let column = |name: &str| {
             batch.column_by_name(name).cloned().ok_or_else(|| {
@@ -931,6 +979,36 @@ mod tests {
                 assert_eq!(actual, expected, "{label} seed {seed}, restored before batch {cut}");
             }
         }
+        Ok(())
+    }
+
+    /// Instances restored together at another parallelism, one of whose DISTINCT accumulators
+    /// never held a value (its state a list of Null), continue as one aggregator that saw
+    /// every row.
+    #[test]
+    fn instances_whose_distinct_held_no_value_restore_together() -> Result<()> {
+        let nulls = batch(&[("a", None, Insert), ("a", None, Insert)]);
+        let values = batch(&[("b", Some(3), Insert), ("b", Some(3), Insert), ("b", Some(5), Insert)]);
+        let (mut empty, mut typed) =
+            (RetractingAggregator::new(distinct_spec())?, RetractingAggregator::new(distinct_spec())?);
+        empty.process_batch(&nulls)?;
+        typed.process_batch(&values)?;
+        let (mut straight, mut restored) =
+            (RetractingAggregator::new(distinct_spec())?, RetractingAggregator::new(distinct_spec())?);
+        straight.process_batch(&nulls)?;
+        straight.process_batch(&values)?;
+        let mut tables = empty.snapshot()?.tables;
+        for (table, batches) in typed.snapshot()?.tables {
+            tables.iter_mut().find(|(t, _)| *t == table).expect("the same table").1.extend(batches);
+        }
+        restored.restore(&StateSnapshot { tables, rescaled: Some((0, 1)) })?;
+        let more = batch(&[("b", Some(3), Delete), ("a", Some(7), Insert)]);
+        straight.process_batch(&more)?;
+        restored.process_batch(&more)?;
+        let (mut expected, mut actual) = (shown(&mut straight), shown(&mut restored));
+        expected.sort();
+        actual.sort();
+        assert_eq!(actual, expected);
         Ok(())
     }
 }
