@@ -453,13 +453,13 @@ impl PipelineSpec {
                     out.push(NodeEntry {
                         name: stage.name().to_string(),
                         instances: node.instances(),
-                        // Every instance of a lookup join holds the whole table (and its stream
-                        // rows are not keyed). A semi join whose right keys were cast refuses
-                        // when it restores.
+                        // A lookup join's instances each take the whole table of one former
+                        // instance, and deal its stream rows among them. A semi join whose right
+                        // keys were cast refuses when it restores.
                         rescalable: matches!(
                             stage,
                             Stage::Aggregate(_) | Stage::Join(_) | Stage::TopN(_) | Stage::Over(_)
-                        ) && !matches!(stage, Stage::Join(join) if join.spec.lookup.is_some()),
+                        ),
                     });
                 }
             }

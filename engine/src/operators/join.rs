@@ -306,6 +306,31 @@ fn joined_columns_read(spec: &JoinSpec, post: &StatelessChain) -> Vec<bool> {
 }
 
 impl JoinOperator {
+    /// How many batches of a lookup join's table each former instance wrote, from a snapshot
+    /// restored at another parallelism: the same for all, as each held the whole table.
+    fn lookup_table_batches(&self, state: &StateSnapshot) -> Result<usize> {
+        let refuse = |why: &str| {
+            StreamError::Config(format!(
+                "the lookup join's checkpoint cannot be spread over another number of instances: {why}; start at the \
+                 parallelism of the checkpoint, or with --from-scratch"
+            ))
+        };
+        let mut counts = Vec::new();
+        for batch in state.table(LOOKUP_TABLE) {
+            let column = batch
+                .column_by_name(LOOKUP_TABLE_BATCHES)
+                .and_then(|c| c.as_primitive_opt::<arrow::datatypes::UInt64Type>())
+                .ok_or_else(|| refuse("it was taken by an older version, which did not count its table's batches"))?;
+            counts.extend(column.values().iter().map(|&n| n as usize));
+        }
+        let table = state.table(if self.spec.lookup == Some(0) { "left" } else { "right" });
+        match counts.first() {
+            Some(&first) if counts.iter().all(|&n| n == first) && first * counts.len() == table.len() => Ok(first),
+            Some(_) => Err(refuse("its instances held different tables")),
+            None => Err(refuse("it holds no table")),
+        }
+    }
+
     pub fn new(spec: Arc<JoinSpec>, post: StatelessChain) -> Result<Self> {
         if spec.key_types.is_empty() {
             return Err(StreamError::Internal("a join without equality keys".into()));
@@ -741,16 +766,27 @@ impl Operator for JoinOperator {
             tables.push((name.to_string(), batches));
         }
         tables.push(StateSnapshot::progress(self.watermark)?);
-        if self.spec.lookup.is_some() {
-            let schema = Arc::new(Schema::new(vec![Field::new("table_read", DataType::Boolean, false)]));
-            let read = BooleanArray::from(vec![self.table_complete]);
-            tables.push((LOOKUP_TABLE.to_string(), vec![RecordBatch::try_new(schema, vec![Arc::new(read)])?]));
+        if let Some(table) = self.spec.lookup {
+            // How many batches of the table this instance wrote: every instance holds the same
+            // table, so a restore at another parallelism takes one instance's.
+            let table_batches = tables[table].1.len() as u64;
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("table_read", DataType::Boolean, false),
+                Field::new(LOOKUP_TABLE_BATCHES, DataType::UInt64, false),
+            ]));
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(BooleanArray::from(vec![self.table_complete])),
+                Arc::new(arrow::array::UInt64Array::from(vec![table_batches])),
+            ];
+            tables.push((LOOKUP_TABLE.to_string(), vec![RecordBatch::try_new(schema, columns)?]));
         }
         Ok(StateSnapshot { tables, rescaled: None })
     }
 
     /// Keeps the rows of a [`JoinOperator::snapshot`] again (after a change of parallelism: the
-    /// rows whose keys this instance owns, routed as the hash exchange routes them). Under a
+    /// rows whose keys this instance owns, routed as the hash exchange routes them; a lookup
+    /// join's whole table, as one former instance held it, and its share of the stream rows
+    /// kept for the table, dealt by batch as the stream's rebalance edge deals them). Under a
     /// state TTL, rows keep their age (the time the job was down counts, as the TTL is wall
     /// time), and rows that have outlived it are not kept.
     fn restore(&mut self, state: StateSnapshot) -> Result<()> {
@@ -758,12 +794,25 @@ impl Operator for JoinOperator {
         self.sides = [SideState::default(), SideState::default()];
         let outer = self.spec.kind != JoinKind::Inner;
         let clock = WallClock::now();
+        let table_batches = match (self.spec.lookup, state.rescaled) {
+            (Some(_), Some(_)) => Some(self.lookup_table_batches(&state)?),
+            _ => None,
+        };
         for (input, name) in [(0, "left"), (1, "right")] {
             let visible_columns = self.side(input).visible;
             // Kept in the order they were kept (the TTL drops the oldest first), also when the
             // batches come from several former instances.
             let mut pieces = Vec::new();
-            for batch in state.table(name) {
+            for (index, batch) in state.table(name).iter().enumerate() {
+                if let (Some(table_batches), Some((instance, parallelism))) = (table_batches, state.rescaled) {
+                    let kept = match self.spec.lookup == Some(input) {
+                        true => index < table_batches,
+                        false => index % parallelism == instance,
+                    };
+                    if !kept {
+                        continue;
+                    }
+                }
                 // The last column, when there is one more than the rows and their expiry and
                 // match counts (a visible column may have the same name).
                 let last = batch.num_columns().saturating_sub(1);
@@ -815,7 +864,7 @@ impl Operator for JoinOperator {
                     batch.column(visible_columns).as_primitive::<Int64Type>().clone(),
                 );
                 let mut matches = outer.then(|| batch.column(visible_columns + 1).clone());
-                if let Some((instance, parallelism)) = state.rescaled {
+                if let (Some((instance, parallelism)), None) = (state.rescaled, self.spec.lookup) {
                     let owned = owned_filter(&visible, &self.side(input).keys, instance, parallelism)?;
                     visible = filter_record_batch(&visible, &owned)?;
                     expiry = filter(&expiry, &owned)?.as_primitive::<Int64Type>().clone();
@@ -863,8 +912,10 @@ impl Operator for JoinOperator {
     }
 }
 
-/// The table of a lookup join's snapshot saying whether its table was read to the end.
+/// The table of a lookup join's snapshot saying whether its table was read to the end, and
+/// how many batches of it the snapshot holds.
 const LOOKUP_TABLE: &str = "lookup";
+const LOOKUP_TABLE_BATCHES: &str = "table_batches";
 
 /// The wall clock and the operator's clock (tokio's, which tests pause) read at one moment:
 /// to store a kept row's processing time in a checkpoint, and to take it back in another
@@ -1262,6 +1313,66 @@ mod tests {
         assert_eq!(join.sides[1].rows(), 2, "the table stays");
         let expected = [("early0", "t0"), ("late0", "t1")].map(|(l, r)| (l.to_string(), r.to_string()));
         assert_eq!(pairs(&out), expected);
+    }
+
+    /// A lookup join restored at another parallelism: each new instance holds the whole table
+    /// once, and the stream rows kept for the table (before it was complete) are each kept by
+    /// one instance, so together they emit what one instance that saw every row emits.
+    #[test]
+    fn a_lookup_join_restores_at_another_parallelism() -> Result<()> {
+        let table = [side_batch(&[Some(1), Some(2)], "t"), side_batch(&[Some(3), None], "u")];
+        let streams = [side_batch(&[Some(1), Some(3), Some(5)], "a"), side_batch(&[Some(2), Some(4)], "b")];
+        let mut formers = [operator_of(None, Some(1)), operator_of(None, Some(1))];
+        let mut before = Emitter::default();
+        for (instance, join) in formers.iter_mut().enumerate() {
+            join.on_batch(1, table[0].clone(), &mut before)?;
+            join.on_batch(0, streams[instance].clone(), &mut before)?;
+            join.on_batch(1, table[1].clone(), &mut before)?;
+        }
+        // As the checkpoint gives a new instance every former instance's tables, in order.
+        let mut tables: Vec<(String, Vec<RecordBatch>)> = Vec::new();
+        for join in &mut formers {
+            for (table, batches) in join.snapshot(1)?.tables {
+                match tables.iter_mut().find(|(t, _)| *t == table) {
+                    Some((_, all)) => all.extend(batches),
+                    None => tables.push((table, batches)),
+                }
+            }
+        }
+        for parallelism in [1, 3] {
+            let mut after = Emitter::default();
+            let mut held = 0;
+            for instance in 0..parallelism {
+                let mut join = operator_of(None, Some(1));
+                join.restore(StateSnapshot { tables: tables.clone(), rescaled: Some((instance, parallelism)) })?;
+                assert_eq!(join.sides[1].rows(), 3, "instance {instance} of {parallelism} holds the whole table");
+                held += join.sides[0].rows();
+                join.on_batch(1, side_batch(&[Some(4)], "v"), &mut after)?;
+                join.on_input_end(1, &mut after)?;
+                join.on_batch(0, side_batch(&[Some(instance as i64 + 1)], "c"), &mut after)?;
+            }
+            assert_eq!(held, 5, "every stream row kept for the table, once, at parallelism {parallelism}");
+            let mut actual = pairs(&before);
+            actual.extend(pairs(&after).into_iter().filter(|(l, _)| !l.starts_with('c')));
+            actual.sort();
+            let mut once = operator_of(None, Some(1));
+            let mut whole_after = Emitter::default();
+            for batch in [&table[0], &table[1]] {
+                once.on_batch(1, (*batch).clone(), &mut whole_after)?;
+            }
+            for stream in &streams {
+                once.on_batch(0, stream.clone(), &mut whole_after)?;
+            }
+            once.on_batch(1, side_batch(&[Some(4)], "v"), &mut whole_after)?;
+            assert_eq!(actual, pairs(&whole_after), "at parallelism {parallelism}");
+            let probes: Vec<(String, String)> = pairs(&after).into_iter().filter(|(l, _)| l.starts_with('c')).collect();
+            let expected_probes: Vec<(String, String)> = match parallelism {
+                1 => vec![("c0".into(), "t0".into())],
+                _ => vec![("c0".into(), "t0".into()), ("c0".into(), "t1".into()), ("c0".into(), "u0".into())],
+            };
+            assert_eq!(probes, expected_probes, "the table after the restore, at parallelism {parallelism}");
+        }
+        Ok(())
     }
 
     /// A batch of `(key, ts, wm)` rows with the hidden event-time columns.
