@@ -248,6 +248,53 @@ fn windows_killed_at_random_points_write_every_result_exactly_once() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// TUMBLE windows whose late rows go to a late-rows sink (a CSV file),
+/// killed at random points and finished at another parallelism: the late-rows sink takes part
+/// in checkpoints as the sink does, so both files hold what an uninterrupted run writes, each
+/// row once.
+#[test]
+fn a_late_rows_sink_killed_at_random_points_writes_every_late_row_once() {
+    let dir = scratch("late-rows");
+    let rows = rows_for_kills(kills());
+    let sql = |out: &str, late: &str, parallelism: usize| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             CREATE TABLE counts (window_start TIMESTAMP(3), flow_type STRING, flows BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             CREATE TABLE late_rows (operator STRING, ts TIMESTAMP(3), src_ip STRING, bytes_in BIGINT,
+               pipeline STRING)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             SET 'late-rows.sink' = 'late_rows';
+             INSERT INTO counts SELECT window_start, flow_type, COUNT(*)
+             FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+             GROUP BY window_start, window_end, flow_type;",
+            source(rows),
+            dir.join(out).display(),
+            dir.join(late).display()
+        )
+    };
+    let reference = job(&dir, "reference", &sql("reference.csv", "reference-late.csv", 2));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let (expected, expected_late) = (lines(&dir.join("reference.csv")), lines(&dir.join("reference-late.csv")));
+    assert!(expected_late.len() > 1000, "{} late rows", expected_late.len());
+
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql("killed.csv", "killed-late.csv", 2));
+    let finish = job(&dir, "finish", &sql("killed.csv", "killed-late.csv", 3));
+    let (killed, report) = run_with_kills_then(&killed_job, &finish, &state, kills(), 71);
+    assert_eq!(killed, kills());
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    let (actual, actual_late) = (lines(&dir.join("killed.csv")), lines(&dir.join("killed-late.csv")));
+    assert_eq!(actual_late.len(), expected_late.len(), "late rows written: {report}");
+    assert_eq!(sorted(actual_late), sorted(expected_late));
+    assert_eq!(actual.len(), expected.len(), "results written: {report}");
+    assert_eq!(sorted(actual), sorted(expected));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Applies a changelog (`op,key,values...` lines after the header) to a table by key; fails on
 /// a `+I` of a key already there or a `-U`/`-D` of a row that is not.
 fn apply_changelog(lines: &[String]) -> BTreeMap<String, String> {
@@ -453,20 +500,20 @@ fn a_changed_job_is_refused_naming_the_operator_and_another_parallelism_resumes(
 #[test]
 fn a_query_that_cannot_be_checkpointed_is_refused_at_plan_time() {
     let dir = scratch("unsupported");
+    // A named pipe cannot be read again after a restart.
+    let fifo = dir.join("flows.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(made.success(), "mkfifo");
     let path = job(
         &dir,
         "job",
         &format!(
             "SET 'execution.checkpointing.interval' = '1 s';
-             {}
-             CREATE TABLE out (flow_type STRING, n BIGINT) WITH ('connector' = 'blackhole');
-             CREATE TABLE late_rows (operator STRING, flow_type STRING, pipeline STRING)
-             WITH ('connector' = 'blackhole');
-             SET 'late-rows.sink' = 'late_rows';
-             INSERT INTO out SELECT flow_type, COUNT(*)
-             FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '1' SECOND))
-             GROUP BY flow_type, window_start, window_end;",
-            source(1000)
+             CREATE TABLE piped (src_ip STRING, bytes_in BIGINT)
+             WITH ('connector' = 'file', 'path' = '{}', 'format' = 'csv');
+             CREATE TABLE out (src_ip STRING, bytes_in BIGINT) WITH ('connector' = 'blackhole');
+             INSERT INTO out SELECT src_ip, bytes_in FROM piped;",
+            fifo.display()
         ),
     );
     let output = streamsql()
@@ -475,7 +522,7 @@ fn a_query_that_cannot_be_checkpointed_is_refused_at_plan_time() {
         .expect("run");
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains("the late-rows sink 'late_rows' cannot take part in checkpoints yet"),
+        stderr(&output).contains("source table 'piped' (connector 'file') cannot be checkpointed yet"),
         "{}",
         stderr(&output)
     );
@@ -687,6 +734,50 @@ fn windows_into_kafka_exactly_once_survive_kills_with_nothing_lost_or_repeated()
     // Killed at parallelism 1, finished at 4 from the last parallelism-1 checkpoint.
     let rows = kafka_equals_the_reference_after_kills(&dir, &topic, 2, sql, (1, 4), 31);
     assert!(rows > 100, "{rows} result rows");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Windows into one exactly-once Kafka topic and their late rows into another, killed after
+/// checkpoints at parallelism 2 and finished at 3: both sinks commit a checkpoint's output only
+/// once it is complete (the first to store waits for the other), so `read_committed` readers
+/// of both topics see what an uninterrupted run writes, each record once.
+#[test]
+fn windows_and_their_late_rows_into_kafka_exactly_once_survive_kills() {
+    ensure_kafka();
+    let dir = scratch("kafka-exactly-once-late");
+    let (topic, late_topic) = (fresh_topic("eos-late-results"), fresh_topic("eos-late-rows"));
+    let sql = |parallelism: usize, sink: &str, late: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+             SET 'parallelism.default' = '{parallelism}';
+             {}
+             CREATE TABLE counts (window_start TIMESTAMP(3), flow_type STRING, flows BIGINT) WITH ({sink});
+             CREATE TABLE late_rows (operator STRING, ts TIMESTAMP(3), src_ip STRING, bytes_in BIGINT) WITH ({late});
+             SET 'late-rows.sink' = 'late_rows';
+             INSERT INTO counts SELECT window_start, flow_type, COUNT(*)
+             FROM TABLE(TUMBLE(TABLE flows, DESCRIPTOR(ts), INTERVAL '2' SECOND))
+             GROUP BY window_start, window_end, flow_type;",
+            source(2 * rows_for_kills(kills()))
+        )
+    };
+    let file = |name: &str| format!("'connector' = 'file', 'path' = '{}', 'format' = 'json'", dir.join(name).display());
+    let reference = job(&dir, "reference", &sql(2, &file("reference.jsonl"), &file("reference-late.jsonl")));
+    let output = run_once(&reference, &dir.join("reference-state"));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let (expected, expected_late) = (lines(&dir.join("reference.jsonl")), lines(&dir.join("reference-late.jsonl")));
+    assert!(expected_late.len() > 1000, "{} late rows", expected_late.len());
+
+    let (kafka, late_kafka) = (exactly_once_kafka(&topic, "json", 2), exactly_once_kafka(&late_topic, "json", 2));
+    let state = dir.join("state");
+    let killed_job = job(&dir, "killed", &sql(2, &kafka, &late_kafka));
+    let finish = job(&dir, "finish", &sql(3, &kafka, &late_kafka));
+    let report = run_killed_after_checkpoints(&killed_job, &finish, &state, kills(), 47);
+    assert!(report.contains("resumed from checkpoint"), "{report}");
+    let (written, written_late) = (committed_values(&topic), committed_values(&late_topic));
+    assert_eq!(written_late.len(), expected_late.len(), "late rows committed (0 lost, 0 repeated): {report}");
+    assert_eq!(sorted(written_late), sorted(expected_late));
+    assert_eq!(written.len(), expected.len(), "results committed (0 lost, 0 repeated): {report}");
+    assert_eq!(sorted(written), sorted(expected));
     std::fs::remove_dir_all(&dir).ok();
 }
 

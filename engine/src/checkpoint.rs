@@ -13,7 +13,7 @@
 //!
 //! State lives under `<dir>/<pipeline>/chk-<epoch>/` as one Arrow IPC file per table of each
 //! participant's [`StateSnapshot`] (`n<node>-i<instance>-<table>.arrow`; nodes numbered as
-//! `EXPLAIN` numbers them, the sink last). A checkpoint without its manifest is incomplete and
+//! `EXPLAIN` numbers them, then the sink and the late-rows sink). A checkpoint without its manifest is incomplete and
 //! never read. `<dir>` is a local directory or `s3://bucket/prefix` ([`crate::state_store`]).
 //!
 //! Starting a pipeline whose state directory holds a complete checkpoint restores it: every
@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow::record_batch::RecordBatch;
@@ -178,6 +178,8 @@ pub struct Checkpoints {
     requested: AtomicU64,
     next_epoch: AtomicU64,
     progress: Mutex<Progress>,
+    /// Signalled when a checkpoint in flight completes or fails, and when the pipeline ends.
+    settled: Condvar,
     /// The checkpoint restored at start: its epoch and files.
     restored: Option<(Epoch, BTreeSet<String>)>,
     /// Instances of each node when the restored checkpoint was taken.
@@ -256,6 +258,7 @@ impl Checkpoints {
             requested: AtomicU64::new(0),
             next_epoch: AtomicU64::new(next),
             progress: Mutex::new(Progress::default()),
+            settled: Condvar::new(),
             restored,
             restored_instances,
         })
@@ -290,6 +293,27 @@ impl Checkpoints {
         self.lock().fatal.clone()
     }
 
+    /// Waits until checkpoint `epoch` (which the caller took part in) is complete, and says
+    /// whether it is: `false` when it failed or was given up, when the pipeline ended, or when
+    /// `stop` says to stop waiting (it is asked every 50 ms). For a pipeline with two sinks,
+    /// each of which commits its output only once a checkpoint is complete: the one that
+    /// stores first waits for the other, so it never commits output of a later checkpoint.
+    pub fn wait_complete(&self, epoch: Epoch, stop: impl Fn() -> bool) -> bool {
+        let mut progress = self.lock();
+        loop {
+            if progress.last.is_some_and(|last| last.epoch >= epoch) {
+                return true;
+            }
+            if !progress.in_flight.contains_key(&epoch) || progress.closed || stop() {
+                return false;
+            }
+            progress = match self.settled.wait_timeout(progress, Duration::from_millis(50)) {
+                Ok((progress, _)) => progress,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
     /// Whether a checkpoint is being taken.
     pub fn in_flight(&self) -> bool {
         !self.lock().in_flight.is_empty()
@@ -314,6 +338,7 @@ impl Checkpoints {
             let why = format!("not complete after {} s", self.config.timeout.as_secs());
             self.failed(&mut progress, epoch, &why);
             self.discard(epoch);
+            self.settled.notify_all();
         }
         let epoch = self.next_epoch.fetch_add(1, Ordering::AcqRel);
         progress
@@ -384,6 +409,7 @@ impl Checkpoints {
         let mut progress = self.lock();
         progress.closed = true;
         progress.in_flight.clear();
+        self.settled.notify_all();
         remove_all(self.store.as_ref())
     }
 
@@ -391,6 +417,7 @@ impl Checkpoints {
     pub fn release(&self) {
         let mut progress = self.lock();
         progress.closed = true;
+        self.settled.notify_all();
         if !std::mem::replace(&mut progress.released, true) {
             OPEN.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.root);
         }
@@ -425,6 +452,7 @@ impl Checkpoints {
             return;
         }
         let Some(flight) = progress.in_flight.remove(&epoch) else { return };
+        self.settled.notify_all();
         let written = match flight.failed {
             Some(why) => Err(why),
             None => self.write_manifest(epoch, flight.bytes).map_err(|e| e.to_string()),

@@ -423,8 +423,8 @@ impl PipelineSpec {
     }
 
     /// The nodes a checkpoint of this pipeline holds, numbered as `EXPLAIN` numbers them
-    /// (inputs before the stages they feed), the sink last; `Err` names the first that cannot
-    /// take part in checkpoints.
+    /// (inputs before the stages they feed), then the sink and the late-rows sink, if any;
+    /// `Err` names the first that cannot take part in checkpoints.
     pub fn checkpoint_nodes(&self) -> Result<Vec<NodeEntry>> {
         fn walk(node: &Node, out: &mut Vec<NodeEntry>) -> Result<()> {
             match node {
@@ -476,14 +476,22 @@ impl PipelineSpec {
                 self.sink.connector.name()
             )));
         }
-        if let Some(late) = &self.late_sink {
-            return Err(StreamError::Config(format!(
-                "checkpoints: the late-rows sink '{}' cannot take part in checkpoints yet (late rows before a \
-                 restart would be lost); SET 'late-rows.sink' = '' to run without it",
-                late.table.name
-            )));
-        }
         nodes.push(NodeEntry { name: format!("sink {}", self.sink.table.name), instances: 1, rescalable: false });
+        // The late-rows sink takes part as the sink does, after it.
+        if let Some(late) = &self.late_sink {
+            if late.connector.delivery(&late.table, Role::Sink) == Delivery::Unsupported {
+                return Err(StreamError::Config(format!(
+                    "checkpoints: the late-rows sink '{}' (connector '{}') cannot take part in checkpoints yet",
+                    late.table.name,
+                    late.connector.name()
+                )));
+            }
+            nodes.push(NodeEntry {
+                name: format!("late-rows sink {}", late.table.name),
+                instances: 1,
+                rescalable: false,
+            });
+        }
         Ok(nodes)
     }
 

@@ -287,24 +287,21 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         shared.fail(e);
         return RunningPipeline { name: spec.name, shared, tasks: Vec::new(), coordinator: None };
     }
-    let mut tasks = Vec::new();
-    let late = spec.late_sink.clone().map(|table| {
-        let (late_tx, late_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
-        let shared = shared.clone();
-        tasks.push(tokio::task::spawn_blocking(move || {
-            if let Err(e) = unwound("the late-rows sink", || run_late_sink(&table, late_rx, &shared)) {
-                shared.fail(e);
-            }
-        }));
-        late_tx
-    });
+    let (late, late_rx) = match &spec.late_sink {
+        Some(_) => {
+            let (late_tx, late_rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+            (Some(late_tx), Some(late_rx))
+        }
+        None => (None, None),
+    };
     let mut spawner = Spawner {
         shared: &shared,
         batch_size: spec.batch_size,
         parallelism: spec.parallelism,
-        tasks,
+        tasks: Vec::new(),
         sources: 0,
         operators: Vec::new(),
+        late_aligned: (late.is_some() && shared.checkpoints.is_some()).then(Vec::new),
         late,
         connectors: Vec::new(),
         reads: Vec::new(),
@@ -353,8 +350,30 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
         }));
     }
     drop(sink_tx);
-    // The late-rows sink ends when the last stage instance holding a sender has ended.
-    spawner.late = None;
+    // Without checkpoints the late-rows sink ends when the last stage instance holding a
+    // sender has ended; with them, an aligner aligns the barriers of the instances' channels
+    // before it, as for the sink.
+    let late_tx = spawner.late.take();
+    if let (Some(late_tx), Some(inputs)) = (late_tx, spawner.late_aligned.take()) {
+        let (shared, mut output) = (shared.clone(), Output::forward(late_tx));
+        spawner.tasks.push(tokio::spawn(async move {
+            if inputs.is_empty() {
+                // No stage routes late rows: the late-rows sink ends at once.
+                output.send_all(Message::End).await;
+                return;
+            }
+            let ctx = TaskContext {
+                instance: 0,
+                metrics: &shared.metrics,
+                checkpointer: Some(&PassOn),
+                operator: None,
+                late_rows: None,
+            };
+            if let Err(e) = run_operator(&mut Aligner, inputs, &mut output, &ctx).await {
+                shared.fail(e);
+            }
+        }));
+    }
     let sink_node = spawner.operators.len();
     let _ = shared.operators.set(spawner.operators);
     let sink_retries = Arc::new(OnceLock::new());
@@ -367,6 +386,22 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
     });
     let _ = shared.connectors.set(spawner.connectors);
     let mut tasks = spawner.tasks;
+    if let (Some(table), Some(late_rx)) = (spec.late_sink.clone(), late_rx) {
+        // The late-rows sink is the node after the sink in checkpoints.
+        let late_node = sink_node + 1;
+        match shared.checkpoints.as_ref().map(|c| c.restore_state(late_node, 0)).transpose() {
+            Ok(restored) => {
+                let shared = shared.clone();
+                tasks.push(tokio::task::spawn_blocking(move || {
+                    let place = LatePlace { node: late_node, restored: restored.flatten() };
+                    if let Err(e) = unwound("the late-rows sink", || run_late_sink(&table, late_rx, place, &shared)) {
+                        shared.fail(e);
+                    }
+                }));
+            }
+            Err(e) => shared.fail(e),
+        }
+    }
     let restored = shared.checkpoints.as_ref().map(|c| c.restore_state(sink_node, 0)).transpose();
     match restored {
         Ok(restored) => {
@@ -421,6 +456,9 @@ struct Spawner<'a> {
     operators: Vec<Arc<OperatorMetrics>>,
     /// Into the late-rows sink, for stages that route late rows.
     late: Option<mpsc::Sender<Message>>,
+    /// With checkpoints: the late-rows channel of each instance that routes late rows, for the
+    /// aligner before the late-rows sink (each instance gets a channel of its own).
+    late_aligned: Option<Vec<(usize, mpsc::Receiver<Message>)>>,
     /// Error counters of the sources spawned so far.
     connectors: Vec<ConnectorMetrics>,
     /// The source tables read so far, each spawned once the whole graph is walked
@@ -548,7 +586,7 @@ impl Spawner<'_> {
                         Stage::Over(o) => o.late.is_some(),
                         Stage::TopN(_) => false,
                     };
-                    let late = self.late.clone().filter(|_| routes_late);
+                    let late = if routes_late { self.late_sender() } else { None };
                     self.tasks.push(tokio::spawn(async move {
                         let ctx = TaskContext {
                             instance,
@@ -578,6 +616,20 @@ impl Spawner<'_> {
 }
 
 impl Spawner<'_> {
+    /// The sender into the late-rows sink for one more instance that routes late rows: with
+    /// checkpoints a channel of its own, which the late-rows aligner reads.
+    fn late_sender(&mut self) -> Option<mpsc::Sender<Message>> {
+        let late = self.late.as_ref()?;
+        match &mut self.late_aligned {
+            Some(inputs) => {
+                let (tx, rx) = mpsc::channel::<Message>(CHANNEL_CAPACITY);
+                inputs.push((0, rx));
+                Some(tx)
+            }
+            None => Some(late.clone()),
+        }
+    }
+
     /// Spawns the tasks of every source read: instance *i* of a read feeds instance *i* of each
     /// node reading its table.
     fn spawn_reads(&mut self) -> Result<()> {
@@ -943,9 +995,10 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
                         )));
                     };
                     checkpoints.store(place.node, 0, epoch, &sink.snapshot()?)?;
-                    // The sink stores last (every other participant stored before passing the
-                    // barrier on), so its store completes the checkpoint, unless it failed.
-                    if checkpoints.last().is_some_and(|last| last.epoch == epoch) {
+                    // Every other participant stored before passing the barrier on, so the
+                    // sink's store completes the checkpoint (unless it failed), or the
+                    // late-rows sink's does, which is not far behind.
+                    if checkpoints.wait_complete(epoch, || shared.has_failed() || shared.is_cancelled()) {
                         sink.checkpoint_complete(epoch)?;
                     }
                 }
@@ -983,19 +1036,59 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
     result.and(closed)
 }
 
+/// The late-rows sink's node in checkpoints and the state it resumes from.
+struct LatePlace {
+    node: usize,
+    restored: Option<StateSnapshot>,
+}
+
 /// The late-rows sink task: writes what stages route to it until every one of them has ended.
-/// Blocking thread.
-fn run_late_sink(bound: &BoundTable, mut input: mpsc::Receiver<Message>, shared: &Shared) -> Result<()> {
+/// With checkpoints it takes part in them as the sink does (its barriers aligned before it),
+/// and ends at the aligner's end. Blocking thread.
+fn run_late_sink(
+    bound: &BoundTable,
+    mut input: mpsc::Receiver<Message>,
+    place: LatePlace,
+    shared: &Shared,
+) -> Result<()> {
     let mut sink: Box<dyn Sink> = bound.connector.open_sink(&bound.table)?;
+    let mut ended = false;
     let result = (|| {
+        if let Some(state) = place.restored {
+            sink.restore(state)?;
+        }
         while let Some(message) = input.blocking_recv() {
-            if let Message::Batch(batch) = message {
-                sink.write(&batch)?;
+            match (message, &shared.checkpoints) {
+                (Message::Batch(batch), _) => sink.write(&batch)?,
+                (Message::Barrier(epoch), Some(checkpoints)) => {
+                    checkpoints.store(place.node, 0, epoch, &sink.snapshot()?)?;
+                    if checkpoints.wait_complete(epoch, || shared.has_failed() || shared.is_cancelled()) {
+                        sink.checkpoint_complete(epoch)?;
+                    }
+                }
+                (Message::End, Some(checkpoints)) => {
+                    ended = true;
+                    checkpoints.finished(place.node, 0, sink.snapshot()?)?;
+                    break;
+                }
+                (Message::Barrier(epoch), None) => {
+                    return Err(StreamError::Internal(format!(
+                        "checkpoint barrier {epoch} reached the late-rows sink of a pipeline without checkpoints"
+                    )));
+                }
+                _ => {}
             }
         }
         Ok(())
     })();
-    let closed = if result.is_err() || shared.has_failed() { sink.abort() } else { sink.finish() };
+    let closed = if result.is_err() || shared.has_failed() {
+        sink.abort()
+    } else if ended || shared.checkpoints.is_none() {
+        sink.finish()
+    } else {
+        // Stopped before its input ended: a restart from the last checkpoint writes the rest.
+        sink.cancel()
+    };
     result.and(closed)
 }
 

@@ -212,7 +212,8 @@ pub struct TaskContext<'a> {
     pub checkpointer: Option<&'a dyn Checkpointer>,
     /// The counters of the node this task is an instance of.
     pub operator: Option<&'a OperatorMetrics>,
-    /// Where late rows the operator routes go (the pipeline's late-rows sink), if anywhere.
+    /// Where late rows the operator routes go (the pipeline's late-rows sink), if anywhere;
+    /// with checkpoints, barriers and the end follow them there.
     pub late_rows: Option<&'a mpsc::Sender<Message>>,
 }
 
@@ -314,6 +315,9 @@ pub async fn run_operator(
                 if let Some(checkpointer) = ctx.checkpointer {
                     checkpointer.finished(ctx.instance, operator.snapshot(0)?)?;
                 }
+                if let Some(late) = ctx.late_rows {
+                    let _ = late.send(Message::End).await;
+                }
                 output.send_all(Message::End).await;
             }
             return Ok(());
@@ -361,6 +365,15 @@ pub async fn run_operator(
             };
             let state = operator.snapshot(epoch)?;
             checkpointer.store(operator.name(), ctx.instance, epoch, state)?;
+            // The late rows before the barrier were sent with the results before it. The
+            // late-rows sink's barrier goes first: the sink that stores first waits for the
+            // other to store (see `Checkpoints::wait_complete`), so the late-rows sink must
+            // not depend on the results' path to get its barrier.
+            if let Some(late) = ctx.late_rows
+                && late.send(Message::Barrier(epoch)).await.is_err()
+            {
+                return Ok(());
+            }
             if !output.send_all(Message::Barrier(epoch)).await {
                 return Ok(());
             }
