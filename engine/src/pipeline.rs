@@ -450,16 +450,13 @@ impl PipelineSpec {
                     }
                     stage.checkpointable().map_err(|e| StreamError::Config(format!("checkpoints: {e}")))?;
                     // Keyed state: every instance takes its key groups from all former instances.
+                    // A lookup join's instances each take the whole table of one former instance,
+                    // and deal its stream rows among them. A semi join whose right keys the
+                    // operator itself cast refuses when it restores.
                     out.push(NodeEntry {
                         name: stage.name().to_string(),
                         instances: node.instances(),
-                        // A lookup join's instances each take the whole table of one former
-                        // instance, and deal its stream rows among them. A semi join whose right
-                        // keys were cast refuses when it restores.
-                        rescalable: matches!(
-                            stage,
-                            Stage::Aggregate(_) | Stage::Join(_) | Stage::TopN(_) | Stage::Over(_)
-                        ),
+                        rescalable: true,
                     });
                 }
             }
@@ -469,28 +466,17 @@ impl PipelineSpec {
         for node in &self.inputs {
             walk(node, &mut nodes)?;
         }
-        if self.sink.connector.delivery(&self.sink.table, Role::Sink) == Delivery::Unsupported {
-            return Err(StreamError::Config(format!(
-                "checkpoints: sink table '{}' (connector '{}') cannot take part in checkpoints yet",
-                self.sink.table.name,
-                self.sink.connector.name()
-            )));
-        }
-        nodes.push(NodeEntry { name: format!("sink {}", self.sink.table.name), instances: 1, rescalable: false });
         // The late-rows sink takes part as the sink does, after it.
-        if let Some(late) = &self.late_sink {
-            if late.connector.delivery(&late.table, Role::Sink) == Delivery::Unsupported {
+        let sinks = std::iter::once(("sink", &self.sink)).chain(self.late_sink.iter().map(|l| ("late-rows sink", l)));
+        for (what, bound) in sinks {
+            if bound.connector.delivery(&bound.table, Role::Sink) == Delivery::Unsupported {
                 return Err(StreamError::Config(format!(
-                    "checkpoints: the late-rows sink '{}' (connector '{}') cannot take part in checkpoints yet",
-                    late.table.name,
-                    late.connector.name()
+                    "checkpoints: {what} table '{}' (connector '{}') cannot take part in checkpoints yet",
+                    bound.table.name,
+                    bound.connector.name()
                 )));
             }
-            nodes.push(NodeEntry {
-                name: format!("late-rows sink {}", late.table.name),
-                instances: 1,
-                rescalable: false,
-            });
+            nodes.push(NodeEntry { name: format!("{what} {}", bound.table.name), instances: 1, rescalable: false });
         }
         Ok(nodes)
     }

@@ -335,19 +335,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
     }
     if !aligned.is_empty() {
         upstream_ends += 1;
-        let (shared, mut output) = (shared.clone(), Output::forward(sink_tx.clone()));
-        spawner.tasks.push(tokio::spawn(async move {
-            let ctx = TaskContext {
-                instance: 0,
-                metrics: &shared.metrics,
-                checkpointer: Some(&PassOn),
-                operator: None,
-                late_rows: None,
-            };
-            if let Err(e) = run_operator(&mut Aligner, aligned, &mut output, &ctx).await {
-                shared.fail(e);
-            }
-        }));
+        spawner.tasks.push(spawn_aligner(&shared, aligned, sink_tx.clone()));
     }
     drop(sink_tx);
     // Without checkpoints the late-rows sink ends when the last stage instance holding a
@@ -355,24 +343,7 @@ pub fn start(spec: PipelineSpec) -> RunningPipeline {
     // before it, as for the sink.
     let late_tx = spawner.late.take();
     if let (Some(late_tx), Some(inputs)) = (late_tx, spawner.late_aligned.take()) {
-        let (shared, mut output) = (shared.clone(), Output::forward(late_tx));
-        spawner.tasks.push(tokio::spawn(async move {
-            if inputs.is_empty() {
-                // No stage routes late rows: the late-rows sink ends at once.
-                output.send_all(Message::End).await;
-                return;
-            }
-            let ctx = TaskContext {
-                instance: 0,
-                metrics: &shared.metrics,
-                checkpointer: Some(&PassOn),
-                operator: None,
-                late_rows: None,
-            };
-            if let Err(e) = run_operator(&mut Aligner, inputs, &mut output, &ctx).await {
-                shared.fail(e);
-            }
-        }));
+        spawner.tasks.push(spawn_aligner(&shared, inputs, late_tx));
     }
     let sink_node = spawner.operators.len();
     let _ = shared.operators.set(spawner.operators);
@@ -932,6 +903,32 @@ impl Operator for Aligner {
     fn snapshot(&mut self, _epoch: Epoch) -> Result<StateSnapshot> {
         Ok(StateSnapshot::default())
     }
+}
+
+/// Spawns an [`Aligner`] over `inputs` into `into` (a sink's channel); without inputs (no
+/// stage routes late rows) it only sends the end.
+fn spawn_aligner(
+    shared: &Arc<Shared>,
+    inputs: Vec<(usize, mpsc::Receiver<Message>)>,
+    into: mpsc::Sender<Message>,
+) -> JoinHandle<()> {
+    let (shared, mut output) = (shared.clone(), Output::forward(into));
+    tokio::spawn(async move {
+        if inputs.is_empty() {
+            output.send_all(Message::End).await;
+            return;
+        }
+        let ctx = TaskContext {
+            instance: 0,
+            metrics: &shared.metrics,
+            checkpointer: Some(&PassOn),
+            operator: None,
+            late_rows: None,
+        };
+        if let Err(e) = run_operator(&mut Aligner, inputs, &mut output, &ctx).await {
+            shared.fail(e);
+        }
+    })
 }
 
 /// The [`Aligner`]'s checkpointer: it has no state, so it stores nothing.
