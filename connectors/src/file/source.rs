@@ -158,7 +158,7 @@ impl Records {
             path: self.path.clone(),
             input: Input::None,
             layout: match &self.layout {
-                Layout::Json(_) => Layout::Json(JsonColumns::new(&schema)),
+                Layout::Json(columns) => Layout::Json(JsonColumns::new(&schema).sharing_warnings_with(columns)),
                 Layout::Csv { positions, fields } => Layout::Csv { positions: positions.clone(), fields: *fields },
             },
             decoder: RecordDecoder::new(schema)?,

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
@@ -529,8 +530,9 @@ pub struct JsonColumns {
     by_name: HashMap<String, usize>,
     /// Declared names lower-cased, to notice keys that differ in case only.
     by_folded_name: HashMap<String, usize>,
-    /// Whether a key differing from the column only in case was warned about.
-    warned: Vec<bool>,
+    /// Whether a key differing from the column only in case was warned about; shared by the
+    /// readers of one source (its decoding threads), so each warning comes once.
+    warned: Arc<[AtomicBool]>,
     /// Records without each column's key.
     missing: Vec<u64>,
     /// Records without at least one column's key.
@@ -548,7 +550,7 @@ impl JsonColumns {
         Self {
             by_name: names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect(),
             by_folded_name: names.iter().enumerate().map(|(i, n)| (n.to_lowercase(), i)).collect(),
-            warned: vec![false; names.len()],
+            warned: names.iter().map(|_| AtomicBool::new(false)).collect(),
             missing: vec![0; names.len()],
             records_missing: 0,
             metrics: None,
@@ -561,6 +563,15 @@ impl JsonColumns {
     /// Counts the records lacking a declared field in `metrics` too (`rows_missing_fields`).
     pub fn with_metrics(mut self, metrics: Arc<streamsql_engine::metrics::PipelineMetrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Warns about keys in other case only where `other` (another reader of the same source,
+    /// with the same columns) has not warned yet, and the other way round.
+    pub fn sharing_warnings_with(mut self, other: &JsonColumns) -> Self {
+        if other.warned.len() == self.warned.len() {
+            self.warned = other.warned.clone();
+        }
         self
     }
 
@@ -587,7 +598,7 @@ impl JsonColumns {
     /// Warns, once per column, about a key that is no column but differs from one only in case.
     fn other_key(&mut self, key: &str, table: &str) {
         if let Some(&i) = self.by_folded_name.get(&key.to_lowercase())
-            && !std::mem::replace(&mut self.warned[i], true)
+            && !self.warned[i].swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
                 "table '{table}': JSON key \"{key}\" is not column \"{}\", which differs only in case; keys \
@@ -1142,6 +1153,19 @@ mod tests {
             _ => {}
         }
         line
+    }
+
+    /// Readers of one source warn once, together, about a key in other case.
+    #[test]
+    fn readers_sharing_warnings_warn_once() {
+        let mut first = JsonColumns::new(&schema());
+        let mut second = JsonColumns::new(&schema()).sharing_warnings_with(&first);
+        let object: Map<String, Value> = serde_json::from_str(r#"{"Port": 1}"#).expect("an object");
+        assert!(!second.warned[1].load(Ordering::Relaxed));
+        first.fields(&object, "t");
+        assert!(second.warned[1].load(Ordering::Relaxed), "the first reader's warning counts for the second");
+        second.fields(&object, "t");
+        assert!(!first.warned[0].load(Ordering::Relaxed));
     }
 
     /// The plain scan reads every object it accepts exactly as serde_json does, and accepts no
