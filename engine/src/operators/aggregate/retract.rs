@@ -115,6 +115,42 @@ fn remove_from_multiset(
     Ok(())
 }
 
+/// A multiset as an accumulator's state: two single-row lists, its values (converted back by
+/// `converter`; an empty list of type `empty` when it holds none) and how many rows hold each.
+fn multiset_state(
+    values: &BTreeMap<OwnedRow, u64>,
+    converter: Option<&RowConverter>,
+    empty: &DataType,
+) -> datafusion::error::Result<Vec<ScalarValue>> {
+    let distinct = match converter {
+        Some(converter) if !values.is_empty() => converter.convert_rows(values.keys().map(|row| row.row()))?.remove(0),
+        Some(_) | None => arrow::array::new_empty_array(empty),
+    };
+    let counts: ArrayRef = Arc::new(UInt64Array::from(values.values().copied().collect::<Vec<_>>()));
+    Ok(vec![
+        SingleRowListArrayBuilder::new(distinct).build_list_scalar(),
+        SingleRowListArrayBuilder::new(counts).build_list_scalar(),
+    ])
+}
+
+/// The multisets of [`multiset_state`]s (a column of values lists and one of counts lists), as
+/// `(values, counts)` per state; `what` names the aggregate in errors.
+fn multiset_states(states: &[ArrayRef], what: &str) -> datafusion::error::Result<Vec<(ArrayRef, UInt64Array)>> {
+    let [values, counts] = states else {
+        return Err(datafusion::error::DataFusionError::Internal(format!("{what}'s state of another form")));
+    };
+    let (values, counts) = (values.as_list::<i32>(), counts.as_list::<i32>());
+    (0..values.len())
+        .map(|state| {
+            let counts = counts.value(state);
+            let Some(counts) = counts.as_primitive_opt::<UInt64Type>() else {
+                return Err(datafusion::error::DataFusionError::Internal(format!("{what}'s counts of another type")));
+            };
+            Ok((values.value(state), counts.clone()))
+        })
+        .collect()
+}
+
 /// A retracting DISTINCT aggregate (DataFusion's, which computes it) beside the multiset of its
 /// values: DataFusion's exports its distinct values without how many rows hold each, so the
 /// multiset is the state a checkpoint keeps, and a restore gives each value back as many times.
@@ -178,34 +214,16 @@ impl Accumulator for CountedDistinct {
     /// The multiset: its values and how many rows hold each, as two lists (empty lists, of
     /// type Null, before any value came).
     fn state(&mut self) -> datafusion::error::Result<Vec<ScalarValue>> {
-        let values = match &self.converter {
-            Some(converter) if !self.values.is_empty() => {
-                converter.convert_rows(self.values.keys().map(|row| row.row()))?.remove(0)
-            }
-            Some(_) | None => arrow::array::new_empty_array(&DataType::Null),
-        };
-        let counts: ArrayRef = Arc::new(UInt64Array::from(self.values.values().copied().collect::<Vec<_>>()));
-        Ok(vec![
-            SingleRowListArrayBuilder::new(values).build_list_scalar(),
-            SingleRowListArrayBuilder::new(counts).build_list_scalar(),
-        ])
+        multiset_state(&self.values, self.converter.as_ref(), &DataType::Null)
     }
 
     /// Adds the multisets of [`CountedDistinct::state`]s: each value goes to DataFusion's
     /// accumulator as many times as rows held it.
     fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion::error::Result<()> {
-        let [values, counts] = states else {
-            return Err(datafusion::error::DataFusionError::Internal("a DISTINCT state of another form".into()));
-        };
-        let (values, counts) = (values.as_list::<i32>(), counts.as_list::<i32>());
-        for state in 0..values.len() {
-            let (values, counts) = (values.value(state), counts.value(state));
+        for (values, counts) in multiset_states(states, "a DISTINCT aggregate")? {
             if values.is_empty() {
                 continue;
             }
-            let Some(counts) = counts.as_primitive_opt::<UInt64Type>() else {
-                return Err(datafusion::error::DataFusionError::Internal("DISTINCT counts of another type".into()));
-            };
             let mut repeated = Vec::new();
             for (i, count) in counts.values().iter().enumerate() {
                 repeated.extend(std::iter::repeat_n(i as u32, *count as usize));
@@ -284,28 +302,12 @@ impl Accumulator for MultisetExtreme {
 
     /// The multiset: its distinct values and how many rows hold each, as two lists.
     fn state(&mut self) -> datafusion::error::Result<Vec<ScalarValue>> {
-        let values = match self.values.is_empty() {
-            true => arrow::array::new_empty_array(&self.data_type),
-            false => self.converter.convert_rows(self.values.keys().map(|row| row.row()))?.remove(0),
-        };
-        let counts: ArrayRef = Arc::new(UInt64Array::from(self.values.values().copied().collect::<Vec<_>>()));
-        Ok(vec![
-            SingleRowListArrayBuilder::new(values).build_list_scalar(),
-            SingleRowListArrayBuilder::new(counts).build_list_scalar(),
-        ])
+        multiset_state(&self.values, Some(&self.converter), &self.data_type)
     }
 
     /// Adds the multisets of [`MultisetExtreme::state`]s.
     fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion::error::Result<()> {
-        let [values, counts] = states else {
-            return Err(datafusion::error::DataFusionError::Internal("a MIN/MAX state of another form".into()));
-        };
-        let (values, counts) = (values.as_list::<i32>(), counts.as_list::<i32>());
-        for state in 0..values.len() {
-            let (values, counts) = (values.value(state), counts.value(state));
-            let Some(counts) = counts.as_primitive_opt::<UInt64Type>() else {
-                return Err(datafusion::error::DataFusionError::Internal("MIN/MAX counts of another type".into()));
-            };
+        for (values, counts) in multiset_states(states, "MIN/MAX")? {
             let rows = self.converter.convert_columns(&[values])?;
             for (row, count) in rows.iter().zip(counts.values()) {
                 *self.values.entry(row.owned()).or_insert(0) += count;
@@ -803,9 +805,12 @@ mod tests {
     }
 
     fn spec() -> Arc<AggregateSpec> {
+        spec_of(vec![call(max_udaf(), "mx"), call(avg_udaf(), "av"), call(count_udaf(), "n"), call(sum_udaf(), "s")])
+    }
+
+    /// An aggregation of `calls` over [`input_schema`] grouped by `k`.
+    fn spec_of(calls: Vec<AggregateCall>) -> Arc<AggregateSpec> {
         let input = input_schema();
-        let calls =
-            vec![call(max_udaf(), "mx"), call(avg_udaf(), "av"), call(count_udaf(), "n"), call(sum_udaf(), "s")];
         let mut fields = vec![Field::new("k", DataType::Utf8, true)];
         fields.extend(calls.iter().map(|c| c.function.field().as_ref().clone().with_nullable(true)));
         Arc::new(AggregateSpec {
@@ -897,17 +902,7 @@ mod tests {
             let expr = if distinct { builder.distinct() } else { builder }.build().expect("aggregate");
             AggregateCall::new(Arc::new(expr), None)
         };
-        let calls = vec![call(count_udaf(), "dn", true), call(sum_udaf(), "ds", true), call(max_udaf(), "mx", false)];
-        let mut fields = vec![Field::new("k", DataType::Utf8, true)];
-        fields.extend(calls.iter().map(|c| c.function.field().as_ref().clone().with_nullable(true)));
-        Arc::new(AggregateSpec {
-            window: None,
-            key_exprs: vec![col("k", &input).expect("column k")],
-            key_fields: vec![Arc::new(Field::new("k", DataType::Utf8, true))],
-            aggregates: calls,
-            outputs: vec![GroupOutput::Key(0)],
-            output_schema: Arc::new(Schema::new(fields)),
-        })
+        spec_of(vec![call(count_udaf(), "dn", true), call(sum_udaf(), "ds", true), call(max_udaf(), "mx", false)])
     }
 
     /// The rows a flush emits, each column as text.
