@@ -855,14 +855,16 @@ impl Session {
             limit: limit.map(|(n, _)| n),
             reuse_sources: self.settings.reuse_sources,
         };
-        if spec.checkpoint.is_none()
-            && spec.sink.connector.delivery(&spec.sink.table, Role::Sink) == Delivery::Transactional
-        {
+        // The sink and the late-rows sink alike.
+        let transactional = std::iter::once(&spec.sink)
+            .chain(&spec.late_sink)
+            .find(|bound| bound.connector.delivery(&bound.table, Role::Sink) == Delivery::Transactional);
+        if let (None, Some(bound)) = (&spec.checkpoint, transactional) {
             return Err(SqlError::new(format!(
                 "table '{}' commits its output when a checkpoint completes (exactly once), so it needs \
                  checkpoints: SET 'execution.checkpointing.interval' = '10 s' and give a state directory \
                  (--state-dir DIR)",
-                spec.sink.table.name
+                bound.table.name
             )));
         }
         if spec.checkpoint.is_some() {

@@ -599,6 +599,13 @@ fn options_that_cannot_work_are_refused_by_name() {
             "needs checkpoints: SET 'execution.checkpointing.interval'",
         ),
         (
+            // An exactly-once late-rows sink would hold its rows until a checkpoint that never comes.
+            format!(
+                "CREATE TABLE late (operator STRING, src_ip STRING) WITH ({base}, 'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'it-late');\nCREATE TABLE f (ts TIMESTAMP(3), src_ip STRING, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = 'netflow');\nCREATE TABLE o (n BIGINT) WITH ('connector' = 'blackhole');\nSET 'late-rows.sink' = 'late';\nINSERT INTO o SELECT COUNT(*) FROM TABLE(TUMBLE(TABLE f, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end;"
+            ),
+            "table 'late' commits its output when a checkpoint completes (exactly once), so it needs checkpoints",
+        ),
+        (
             format!(
                 "CREATE TABLE t (a STRING) WITH ({base}, 'sink.transactional-id-prefix' = 'it');\nINSERT INTO t SELECT 'x';"
             ),
