@@ -985,20 +985,7 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
                     PipelineMetrics::add(&shared.metrics.rows_out, visible.num_rows());
                 }
                 Message::Watermark(_) | Message::Idle => {}
-                Message::Barrier(epoch) => {
-                    let Some(checkpoints) = &shared.checkpoints else {
-                        return Err(StreamError::Internal(format!(
-                            "checkpoint barrier {epoch} reached the sink of a pipeline without checkpoints"
-                        )));
-                    };
-                    checkpoints.store(place.node, 0, epoch, &sink.snapshot()?)?;
-                    // Every other participant stored before passing the barrier on, so the
-                    // sink's store completes the checkpoint (unless it failed), or the
-                    // late-rows sink's does, which is not far behind.
-                    if checkpoints.wait_complete(epoch, || shared.has_failed() || shared.is_cancelled()) {
-                        sink.checkpoint_complete(epoch)?;
-                    }
-                }
+                Message::Barrier(epoch) => sink_barrier(sink.as_mut(), "sink", place.node, epoch, shared)?,
                 Message::End => {
                     ends += 1;
                     if ends == place.upstream {
@@ -1033,6 +1020,23 @@ fn run_sink(spec: &PipelineSpec, mut input: mpsc::Receiver<Message>, place: Sink
     result.and(closed)
 }
 
+/// A sink (`what`, checkpoint node `node`) at an aligned barrier: stores its snapshot, then lets
+/// it commit once checkpoint `epoch` is complete. Every other participant stored before passing
+/// the barrier on, so this store completes the checkpoint (unless it failed), or the other
+/// sink's does, which is not far behind ([`Checkpoints::wait_complete`]).
+fn sink_barrier(sink: &mut dyn Sink, what: &str, node: usize, epoch: Epoch, shared: &Shared) -> Result<()> {
+    let Some(checkpoints) = &shared.checkpoints else {
+        return Err(StreamError::Internal(format!(
+            "checkpoint barrier {epoch} reached the {what} of a pipeline without checkpoints"
+        )));
+    };
+    checkpoints.store(node, 0, epoch, &sink.snapshot()?)?;
+    if checkpoints.wait_complete(epoch, || shared.has_failed() || shared.is_cancelled()) {
+        sink.checkpoint_complete(epoch)?;
+    }
+    Ok(())
+}
+
 /// The late-rows sink's node in checkpoints and the state it resumes from.
 struct LatePlace {
     node: usize,
@@ -1057,21 +1061,13 @@ fn run_late_sink(
         while let Some(message) = input.blocking_recv() {
             match (message, &shared.checkpoints) {
                 (Message::Batch(batch), _) => sink.write(&batch)?,
-                (Message::Barrier(epoch), Some(checkpoints)) => {
-                    checkpoints.store(place.node, 0, epoch, &sink.snapshot()?)?;
-                    if checkpoints.wait_complete(epoch, || shared.has_failed() || shared.is_cancelled()) {
-                        sink.checkpoint_complete(epoch)?;
-                    }
+                (Message::Barrier(epoch), _) => {
+                    sink_barrier(sink.as_mut(), "late-rows sink", place.node, epoch, shared)?
                 }
                 (Message::End, Some(checkpoints)) => {
                     ended = true;
                     checkpoints.finished(place.node, 0, sink.snapshot()?)?;
                     break;
-                }
-                (Message::Barrier(epoch), None) => {
-                    return Err(StreamError::Internal(format!(
-                        "checkpoint barrier {epoch} reached the late-rows sink of a pipeline without checkpoints"
-                    )));
                 }
                 _ => {}
             }
